@@ -1,0 +1,164 @@
+"""Tokenizers: a byte-level BPE trained on the train split, or a pretrained model's own.
+
+Both carry Textopia's special tokens and load as a transformers fast tokenizer
+(``PreTrainedTokenizerFast.from_pretrained(dir)``).
+
+Example format for decoder-only models (DESIGN.md)::
+
+    <|idea|> woman portrait <|prompt|> portrait of a beautiful woman ... <|endoftext|>
+
+The loss covers the prompt tokens and EOS; unconditional examples omit the idea part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from textopia.generation.base import TextopiaError
+
+EOS = "<|endoftext|>"
+PAD = "<|pad|>"
+IDEA = "<|idea|>"
+PROMPT = "<|prompt|>"
+SPECIAL_TOKENS = [EOS, PAD, IDEA, PROMPT]
+IGNORE_INDEX = -100  # label value that the loss skips (transformers' convention)
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int = 8192, min_frequency: int = 2):
+    """Train a byte-level BPE (GPT-2 style, prefix space added) on ``texts``.
+
+    Returns:
+        a ``transformers.PreTrainedTokenizerFast`` with :data:`SPECIAL_TOKENS`.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token=EOS,
+        bos_token=EOS,
+        pad_token=PAD,
+        additional_special_tokens=[IDEA, PROMPT],
+        model_max_length=1024,
+    )
+
+
+def load_hf_tokenizer(name_or_dir: str | Path):
+    """Load a transformers tokenizer and add Textopia's special tokens to it.
+
+    Raises:
+        TextopiaError: nothing loadable is there.
+    """
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(name_or_dir))
+    except Exception as e:
+        raise TextopiaError(f"cannot load a tokenizer from {name_or_dir}: {e}") from None
+    extra = {}
+    if tok.eos_token is None:
+        extra["eos_token"] = EOS
+    if tok.pad_token is None:
+        extra["pad_token"] = PAD
+    tok.add_special_tokens({**extra, "additional_special_tokens": [IDEA, PROMPT]})
+    return tok
+
+
+class PromptTokenizer:
+    """Textopia's view of a tokenizer: the special ids and the example layout.
+
+    Attributes:
+        hf: the underlying ``PreTrainedTokenizerFast``.
+        eos_id, pad_id, idea_id, prompt_id: ids of the special tokens.
+    """
+
+    def __init__(self, hf) -> None:
+        self.hf = hf
+        self.eos_id = hf.convert_tokens_to_ids(hf.eos_token)
+        self.pad_id = hf.convert_tokens_to_ids(hf.pad_token)
+        self.idea_id = hf.convert_tokens_to_ids(IDEA)
+        self.prompt_id = hf.convert_tokens_to_ids(PROMPT)
+        unk = getattr(hf, "unk_token_id", None)
+        if unk is not None and unk in (self.idea_id, self.prompt_id):
+            raise TextopiaError("tokenizer lacks Textopia's special tokens <|idea|> and <|prompt|>")
+
+    @classmethod
+    def from_dir(cls, path: str | Path) -> "PromptTokenizer":
+        """Load ``tokenizer.json`` (and its config) from a checkpoint or data directory.
+
+        Raises:
+            TextopiaError: the tokenizer file is missing or corrupt.
+        """
+        from transformers import PreTrainedTokenizerFast
+
+        path = Path(path)
+        if not (path / "tokenizer.json").is_file():
+            raise TextopiaError(f"missing tokenizer file: {path / 'tokenizer.json'}")
+        try:
+            hf = PreTrainedTokenizerFast.from_pretrained(str(path))
+        except Exception as e:
+            raise TextopiaError(f"corrupt tokenizer in {path}: {e}") from None
+        return cls(hf)
+
+    def save(self, path: str | Path) -> None:
+        """Write ``tokenizer.json``, ``tokenizer_config.json`` and the special tokens map."""
+        self.hf.save_pretrained(str(path))
+
+    def __len__(self) -> int:
+        return len(self.hf)
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` as it appears after a space, no special tokens added."""
+        return self.hf.encode(" " + text.strip(), add_special_tokens=False)
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        """:meth:`encode` for many texts at once (the Rust tokenizer's batch path)."""
+        return self.hf([" " + t.strip() for t in texts], add_special_tokens=False)["input_ids"]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text of ``ids`` with special tokens dropped and surrounding space stripped."""
+        return self.hf.decode(list(ids), skip_special_tokens=True).strip()
+
+    def context_ids(self, idea: str | None, prompt_prefix: str | None = None) -> list[int]:
+        """The ids the model is fed before it writes.
+
+        ``expand``: ``<|idea|> idea <|prompt|>``; ``continue``: ``<|prompt|> prefix``;
+        unconditional: ``<|prompt|>``.
+        """
+        ids: list[int] = []
+        if idea:
+            ids += [self.idea_id, *self.encode(idea)]
+        ids.append(self.prompt_id)
+        if prompt_prefix:
+            ids += self.encode(prompt_prefix)
+        return ids
+
+    def example(
+        self, prompt_ids: list[int], idea: str | None, max_length: int
+    ) -> tuple[list[int], list[int]]:
+        """One training example: ``(input_ids, labels)``, labels -100 outside prompt and EOS.
+
+        The prompt is cut to fit ``max_length`` (then it has no EOS: it did not end there).
+        """
+        context = self.context_ids(idea)
+        room = max_length - len(context)
+        if room < 2:  # an idea too long for the window: drop it
+            context = [self.prompt_id]
+            room = max_length - 1
+        body = prompt_ids + [self.eos_id]
+        body = body[:room]
+        input_ids = context + body
+        labels = [IGNORE_INDEX] * len(context) + body
+        return input_ids, labels

@@ -1,0 +1,157 @@
+"""The Generator interface: every model kind writes prompts through it.
+
+The CLI, the Python API and the web service only ever call :meth:`Generator.generate`;
+they never touch model classes.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Mode = Literal["expand", "continue"]
+
+
+class TextopiaError(Exception):
+    """A user error: bad input, a missing file, an unknown model. The CLI prints it on one line."""
+
+
+@dataclass(frozen=True)
+class DecodingSettings:
+    """How to sample.
+
+    Attributes:
+        mode: ``"expand"`` writes a prompt around an idea found anywhere in it; ``"continue"``
+            treats the text as the prompt's beginning.
+        temperature: softmax temperature (> 0); 1.0 leaves the distribution as is.
+        top_p: nucleus sampling mass in (0, 1]; 1.0 disables it (Holtzman et al. 2020).
+        top_k: keep the k most likely tokens; 0 disables it.
+        repetition_penalty: CTRL penalty (Keskar et al. 2019) on tokens already present; 1.0 is none.
+        max_new_tokens: cap on generated tokens per prompt (tokens of our tokenizer).
+        min_new_tokens: EOS is suppressed before this many tokens.
+        seed: RNG seed; the same seed and settings give the same prompts.
+        banned_words: words that must not appear in the output (case-insensitive, whole words).
+        rerank: in expand mode, oversample and prefer samples that use more of the idea's words.
+    """
+
+    mode: Mode = "expand"
+    temperature: float = 0.9
+    top_p: float = 0.95
+    top_k: int = 0
+    repetition_penalty: float = 1.1
+    max_new_tokens: int = 77
+    min_new_tokens: int = 12
+    seed: int | None = None
+    banned_words: tuple[str, ...] = ()
+    rerank: bool = True
+
+    def validate(self) -> None:
+        """Raise :class:`TextopiaError` naming the first out-of-range setting."""
+        if self.mode not in ("expand", "continue"):
+            raise TextopiaError(f"mode must be 'expand' or 'continue', got {self.mode!r}")
+        if not self.temperature > 0:
+            raise TextopiaError(f"temperature must be > 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise TextopiaError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            raise TextopiaError(f"top_k must be >= 0, got {self.top_k}")
+        if not self.repetition_penalty > 0:
+            raise TextopiaError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+        if self.max_new_tokens < 1:
+            raise TextopiaError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.min_new_tokens < 0:
+            raise TextopiaError(f"min_new_tokens must be >= 0, got {self.min_new_tokens}")
+
+
+@dataclass
+class Generation:
+    """One written prompt.
+
+    Attributes:
+        prompt: the cleaned prompt text (no special tokens, no broken word at the cut).
+        idea: the user's text it was written from (None for unconditional samples).
+        num_tokens: tokens the model generated for it (our tokenizer's tokens).
+        finished: True if the model ended it with EOS, False if it hit ``max_new_tokens``.
+        model: the name of the model that wrote it.
+        settings: the decoding settings used, as a plain dict.
+    """
+
+    prompt: str
+    idea: str | None
+    num_tokens: int
+    finished: bool
+    model: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Generator(abc.ABC):
+    """Writes prompts. Every model kind implements :meth:`generate`.
+
+    Attributes:
+        name: the model's name (an embedded model's name or the checkpoint directory).
+        kind: the registry name of the model family ("gpt", "lstm", ...).
+    """
+
+    name: str
+    kind: str
+
+    @abc.abstractmethod
+    def generate(
+        self,
+        idea: str | None,
+        n: int = 4,
+        *,
+        mode: Mode = "expand",
+        temperature: float = 0.9,
+        top_p: float = 0.95,
+        top_k: int = 0,
+        repetition_penalty: float = 1.1,
+        max_new_tokens: int = 77,
+        min_new_tokens: int = 12,
+        seed: int | None = None,
+        banned_words: list[str] | tuple[str, ...] = (),
+        rerank: bool = True,
+    ) -> list[Generation]:
+        """Write ``n`` different prompts from ``idea``.
+
+        Args:
+            idea: the user's short idea (expand mode) or the prompt's beginning (continue mode);
+                None or "" samples unconditionally.
+            n: how many distinct prompts to return (1..64).
+
+        Returns:
+            ``n`` :class:`Generation` objects, distinct after normalising case and spacing
+            (fewer only if the model cannot produce that many distinct prompts).
+
+        Raises:
+            TextopiaError: a setting is out of range or n < 1.
+        """
+
+    def info(self) -> dict[str, Any]:
+        """What the model is: name, kind, parameter count, and anything else worth showing."""
+        return {"name": self.name, "kind": self.kind}
+
+
+class LatentGenerator(Generator):
+    """A generator with a latent space (the text VAE and what builds on it).
+
+    The service shows its interpolation and variations views only for these.
+    """
+
+    @abc.abstractmethod
+    def reconstruct(self, prompt: str, *, seed: int | None = None) -> str:
+        """Encode ``prompt`` to its posterior mean and decode it greedily."""
+
+    @abc.abstractmethod
+    def interpolate(self, prompt_a: str, prompt_b: str, steps: int = 8) -> list[str]:
+        """Decode ``steps`` points on the spherical path between two posterior means (ends included)."""
+
+    @abc.abstractmethod
+    def variations(
+        self, prompt: str, n: int = 8, *, spread: float = 0.5, seed: int | None = None
+    ) -> list[str]:
+        """Decode ``n`` latents drawn around ``prompt``'s posterior (std scaled by ``spread``)."""

@@ -1,0 +1,136 @@
+"""The Generator for decoder-only language models (GPT, LSTM)."""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from dataclasses import asdict, replace
+from typing import Any
+
+import torch
+
+from textopia.data.ideas import content_words
+from textopia.data.tokenizer import PromptTokenizer
+from textopia.generation.base import DecodingSettings, Generation, Generator, TextopiaError
+from textopia.generation.decoding import clean_prompt, dedup_key, sample
+
+logger = logging.getLogger(__name__)
+
+MAX_N = 64
+OVERSAMPLE = 3  # expand mode with rerank: samples drawn per prompt returned
+MAX_ROUNDS = 4  # sampling rounds before returning fewer than n distinct prompts
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "es", "s", "ed"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def idea_coverage(idea: str, prompt: str) -> float:
+    """Share of the idea's content words (crudely stemmed) that appear in the prompt, in [0, 1]."""
+    wanted = {_stem(w) for w in content_words(idea)}
+    if not wanted:
+        return 1.0
+    have = {_stem(w) for w in content_words(prompt)}
+    return len(wanted & have) / len(wanted)
+
+
+class DecoderGenerator(Generator):
+    """Writes prompts with a decoder-only LM and :func:`textopia.generation.decoding.sample`.
+
+    Args:
+        model: the LM (eval mode).
+        tokenizer: its tokenizer.
+        meta: the checkpoint's Textopia settings (``kind``, ``model``, ...).
+        name: the model's name as the user gave it.
+    """
+
+    def __init__(self, model, tokenizer: PromptTokenizer, meta: dict[str, Any], name: str) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.meta = meta
+        self.name = name
+        self.kind = meta["kind"]
+        from textopia.models.gpt import max_positions
+
+        self.max_positions = max_positions(model) if hasattr(model, "config") else None
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "vocab_size": len(self.tokenizer),
+            "context_tokens": self.max_positions,
+        }
+
+    def generate(
+        self,
+        idea: str | None,
+        n: int = 4,
+        *,
+        mode: str = "expand",
+        temperature: float = 0.9,
+        top_p: float = 0.95,
+        top_k: int = 0,
+        repetition_penalty: float = 1.1,
+        max_new_tokens: int = 77,
+        min_new_tokens: int = 12,
+        seed: int | None = None,
+        banned_words: list[str] | tuple[str, ...] = (),
+        rerank: bool = True,
+    ) -> list[Generation]:
+        if not 1 <= n <= MAX_N:
+            raise TextopiaError(f"n must be between 1 and {MAX_N}, got {n}")
+        if idea is not None and not idea.strip():
+            raise TextopiaError("empty idea: give a few words, or no idea at all to sample unconditionally")
+        idea = " ".join(idea.split()) if idea else None
+        if mode == "continue" and not idea:
+            raise TextopiaError("continue mode needs the prompt's beginning; got an empty text")
+        if seed is None:
+            seed = random.SystemRandom().randrange(2**31)
+        settings = DecodingSettings(
+            mode=mode, temperature=temperature, top_p=top_p, top_k=top_k,
+            repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens,
+            min_new_tokens=min_new_tokens, seed=seed, banned_words=tuple(banned_words), rerank=rerank,
+        )
+        settings.validate()
+        if mode == "continue":
+            context = self.tokenizer.context_ids(None, prompt_prefix=idea)
+        else:
+            context = self.tokenizer.context_ids(idea)
+        if self.max_positions is not None and len(context) >= self.max_positions - 1:
+            raise TextopiaError(
+                f"the text is too long: {len(context)} tokens, the model reads at most {self.max_positions}"
+            )
+        reranking = rerank and mode == "expand" and bool(idea)
+        per_round = n * (OVERSAMPLE if reranking else 1)
+        banned = [re.compile(rf"(?<!\w){re.escape(w.strip())}(?!\w)", re.IGNORECASE) for w in banned_words if w.strip()]
+        generator = torch.Generator().manual_seed(seed)
+        seen: set[str] = set()
+        candidates: list[tuple[float, int, Generation]] = []
+        for _ in range(MAX_ROUNDS):
+            for new_ids, finished in sample(self.model, self.tokenizer, context, per_round, settings, generator, self.max_positions):
+                text = self.tokenizer.decode(new_ids)
+                if mode == "continue":
+                    text = f"{idea}{text}" if text[:1] in (",", ".") else f"{idea} {text}"
+                text = clean_prompt(text, finished)
+                key = dedup_key(text)
+                if not key or key in seen or any(p.search(text) for p in banned):
+                    continue
+                seen.add(key)
+                gen = Generation(prompt=text, idea=idea, num_tokens=len(new_ids) + (1 if finished else 0),
+                                 finished=finished, model=self.name, settings=asdict(settings))
+                score = idea_coverage(idea, text) if reranking else 0.0
+                candidates.append((score, len(candidates), gen))
+            if len(candidates) >= per_round or (not reranking and len(candidates) >= n):
+                break
+        # Best idea coverage first; among equals, sampling order (stable for a given seed).
+        candidates.sort(key=lambda c: (-c[0], c[1]))
+        out = [c[2] for c in candidates[:n]]
+        if len(out) < n:
+            logger.warning("only %d distinct prompts out of %d asked for", len(out), n)
+        return out

@@ -1,0 +1,78 @@
+"""``load``: an embedded model's name or a checkpoint directory -> a ready :class:`Generator`."""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from pathlib import Path
+
+from textopia.generation.base import Generator, TextopiaError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "default"
+
+
+def assets_dir() -> Path:
+    """The folder holding the embedded models (one checkpoint directory each)."""
+    return Path(str(resources.files("textopia") / "assets"))
+
+
+def embedded_models() -> list[str]:
+    """Names of the models shipped inside the package."""
+    root = assets_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "config.json").is_file())
+
+
+def resolve_model(name_or_dir: str | Path | None) -> Path:
+    """The checkpoint directory of an embedded model's name or a path.
+
+    Raises:
+        TextopiaError: neither an embedded model nor an existing directory.
+    """
+    name = str(name_or_dir or DEFAULT_MODEL)
+    if name in embedded_models():
+        return assets_dir() / name
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    known = ", ".join(embedded_models()) or "none installed"
+    raise TextopiaError(f"unknown model {name!r}: not an embedded model ({known}) nor a checkpoint directory")
+
+
+def _generator_classes() -> dict[str, type]:
+    from textopia.generation.decoder import DecoderGenerator
+
+    return {"decoder": DecoderGenerator}
+
+
+def load(name_or_dir: str | Path | None = None, *, device: str | None = None) -> Generator:
+    """Load a model for writing prompts.
+
+    Args:
+        name_or_dir: an embedded model's name (``"default"``) or a checkpoint directory;
+            None loads the default.
+        device: a torch device ("cpu", "cuda"); None picks CUDA when available.
+
+    Returns:
+        a :class:`Generator`.
+
+    Raises:
+        TextopiaError: unknown name, or a checkpoint file is missing or corrupt.
+    """
+    import torch
+
+    from textopia.models.checkpoint import load_checkpoint
+    from textopia.models.registry import get_spec
+
+    path = resolve_model(name_or_dir)
+    model, tokenizer, meta = load_checkpoint(path)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
+    spec = get_spec(meta["kind"])
+    cls = _generator_classes().get(spec.generator)
+    if cls is None:
+        raise TextopiaError(f"no generator for model kind {meta['kind']!r}")
+    return cls(model, tokenizer, meta, name=str(name_or_dir or DEFAULT_MODEL))

@@ -1,0 +1,136 @@
+"""Stand-in generators for tests and the load benchmark: no model, no torch, deterministic.
+
+They follow the :class:`~textopia.generation.base.Generator` contract (distinct prompts,
+seeded, banned words honoured, ``TextopiaError`` on bad settings) so the service can be tested
+without a trained model. Never used by the real service.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from typing import Any
+
+from textopia.generation.base import (
+    DecodingSettings,
+    Generation,
+    Generator,
+    LatentGenerator,
+    Mode,
+    TextopiaError,
+)
+
+_STYLES = (
+    "highly detailed", "digital painting", "trending on artstation", "sharp focus",
+    "volumetric lighting", "concept art", "by greg rutkowski", "octane render", "4k",
+    "matte painting", "cinematic", "golden hour", "intricate", "studio ghibli style",
+    "unreal engine", "soft light", "watercolor", "by alphonse mucha", "dramatic sky",
+)
+
+
+class FakeGenerator(Generator):
+    """Writes ``"<idea>, <style>, <style>…"`` prompts from a fixed list of styles.
+
+    Args:
+        name: the model's name.
+        kind: the model family it pretends to be.
+        delay_s: seconds to sleep per prompt, to stand in for a model's compute time.
+        fail_with: an exception to raise from :meth:`generate`, to test error handling.
+    """
+
+    def __init__(
+        self,
+        name: str = "fake",
+        kind: str = "gpt",
+        delay_s: float = 0.0,
+        fail_with: BaseException | None = None,
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self.delay_s = delay_s
+        self.fail_with = fail_with
+        self.calls: list[dict[str, Any]] = []
+
+    def generate(
+        self,
+        idea: str | None,
+        n: int = 4,
+        *,
+        mode: Mode = "expand",
+        temperature: float = 0.9,
+        top_p: float = 0.95,
+        top_k: int = 0,
+        repetition_penalty: float = 1.1,
+        max_new_tokens: int = 77,
+        min_new_tokens: int = 12,
+        seed: int | None = None,
+        banned_words: list[str] | tuple[str, ...] = (),
+        rerank: bool = True,
+    ) -> list[Generation]:
+        settings = DecodingSettings(
+            mode=mode, temperature=temperature, top_p=top_p, top_k=top_k,
+            repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens,
+            min_new_tokens=min_new_tokens, seed=seed, banned_words=tuple(banned_words),
+            rerank=rerank,
+        )
+        settings.validate()
+        if n < 1:
+            raise TextopiaError(f"n must be >= 1, got {n}")
+        self.calls.append({"idea": idea, "n": n, **settings.__dict__})
+        if self.fail_with is not None:
+            raise self.fail_with
+        rng = random.Random(seed)
+        banned = [w.lower() for w in banned_words]
+        styles = [s for s in _STYLES if not any(re.search(rf"\b{re.escape(b)}\b", s) for b in banned)]
+        base = " ".join((idea or "a scene").split())
+        out: list[Generation] = []
+        seen: set[str] = set()
+        for _ in range(n * 4):
+            if len(out) == n:
+                break
+            picked = rng.sample(styles, k=min(len(styles), rng.randint(2, 5)))
+            words = (base + ", " + ", ".join(picked)).split(" ")[:max_new_tokens]
+            prompt = " ".join(words)
+            if prompt.lower() in seen:
+                continue
+            seen.add(prompt.lower())
+            if self.delay_s:
+                time.sleep(self.delay_s)
+            out.append(
+                Generation(
+                    prompt=prompt, idea=idea, num_tokens=len(words),
+                    finished=len(words) < max_new_tokens, model=self.name,
+                    settings=dict(settings.__dict__),
+                )
+            )
+        return out
+
+    def info(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "parameters": 1234, "fake": True}
+
+
+class FakeLatentGenerator(FakeGenerator, LatentGenerator):
+    """A fake with a "latent space": interpolation mixes the two prompts' words."""
+
+    def __init__(self, name: str = "fake-vae", kind: str = "vae", delay_s: float = 0.0) -> None:
+        super().__init__(name=name, kind=kind, delay_s=delay_s)
+
+    def reconstruct(self, prompt: str, *, seed: int | None = None) -> str:
+        return " ".join(prompt.split())
+
+    def interpolate(self, prompt_a: str, prompt_b: str, steps: int = 8) -> list[str]:
+        if steps < 2:
+            raise TextopiaError(f"steps must be >= 2, got {steps}")
+        a, b = prompt_a.split(), prompt_b.split()
+        out = []
+        for i in range(steps):
+            t = i / (steps - 1)
+            out.append(" ".join(a[: round(len(a) * (1 - t))] + b[len(b) - round(len(b) * t):]))
+        return out
+
+    def variations(
+        self, prompt: str, n: int = 8, *, spread: float = 0.5, seed: int | None = None
+    ) -> list[str]:
+        rng = random.Random(seed)
+        return [f"{' '.join(prompt.split())}, {rng.choice(_STYLES)}" for _ in range(n)]

@@ -1,0 +1,182 @@
+"""Request and response bodies of the HTTP API, with the bounds that keep the service up.
+
+The bounds are part of the OpenAPI document at ``/openapi.json``; a request outside them is
+answered 422 before any model runs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints
+
+MAX_IDEA_CHARS = 500  # characters; a prompt of 77 CLIP tokens is about 400 characters
+MAX_N = 16  # prompts per request
+MAX_NEW_TOKENS = 128  # tokens of our tokenizer per prompt
+MAX_BANNED_WORDS = 64  # entries in banned_words
+MAX_WORD_CHARS = 64  # characters per banned word
+MAX_MODEL_NAME_CHARS = 256  # characters in a model name
+MAX_STEPS = 16  # interpolation points
+MAX_SEED = 2**32 - 1
+
+BannedWord = Annotated[str, StringConstraints(min_length=1, max_length=MAX_WORD_CHARS)]
+ModelName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_MODEL_NAME_CHARS)]
+PromptText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_IDEA_CHARS)]
+
+
+def _json_number(value: Any) -> Any:
+    """Refuse what pydantic would coerce to a number but JSON Schema does not call one."""
+    if isinstance(value, (bool, str)):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+# Numbers as JSON Schema reads them: 10.0 is an integer, but true and "10" are not numbers.
+JsonInt = Annotated[int, BeforeValidator(_json_number)]
+JsonFloat = Annotated[float, BeforeValidator(_json_number)]
+# Bounds before the validator, so that they reach the JSON schema inside ``Seed | None``.
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED), BeforeValidator(_json_number)]
+
+
+class _Strict(BaseModel):
+    """Unknown fields are an error, so a typo in a field's name is not silently ignored;
+    numbers and booleans are not coerced from strings (see :data:`JsonInt`, ``StrictBool``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class GenerateRequest(_Strict):
+    """What to write: the body of ``POST /v1/generate`` and of ``POST /invocations``."""
+
+    idea: str = Field(
+        "",
+        max_length=MAX_IDEA_CHARS,
+        description="A short idea (expand mode) or the prompt's beginning (continue mode); "
+        "empty writes prompts from nothing.",
+        examples=["a lighthouse in a storm"],
+    )
+    mode: Literal["expand", "continue"] = Field(
+        "expand", description="expand: write a prompt around the idea; continue: go on from it "
+        "(an empty idea is written from nothing in either mode)."
+    )
+    n: JsonInt = Field(4, ge=1, le=MAX_N, description="How many distinct prompts to write.")
+    temperature: JsonFloat = Field(0.9, ge=0.05, le=2.0, description="Softmax temperature.")
+    top_p: JsonFloat = Field(0.95, ge=0.01, le=1.0, description="Nucleus mass; 1 disables it.")
+    top_k: JsonInt = Field(0, ge=0, le=200, description="Keep the k likeliest tokens; 0 disables it.")
+    repetition_penalty: JsonFloat = Field(1.1, ge=1.0, le=2.0, description="CTRL penalty; 1 is none.")
+    max_new_tokens: JsonInt = Field(
+        77, ge=1, le=MAX_NEW_TOKENS, description="Cap on generated tokens per prompt."
+    )
+    seed: Seed | None = Field(
+        None, description="Same seed and settings give the same prompts; "
+        "a random one is drawn (and returned) when unset."
+    )
+    model: ModelName | None = Field(
+        None, description="A name from GET /v1/models; the default model when unset."
+    )
+    banned_words: list[BannedWord] = Field(
+        default_factory=list,
+        max_length=MAX_BANNED_WORDS,
+        description="Words that must not appear (whole words, any case), e.g. artist names.",
+        examples=[["greg rutkowski", "artstation"]],
+    )
+    safe_mode: StrictBool = Field(
+        True, description="Ban a list of NSFW words and drop prompts that still contain one."
+    )
+
+
+class PromptOut(BaseModel):
+    """One written prompt."""
+
+    prompt: str
+    num_tokens: int = Field(description="Tokens the model generated (our tokenizer).")
+    clip_tokens: int | None = Field(
+        None, description="CLIP tokens in the prompt, start and end tokens excluded (Stable "
+        "Diffusion 1.x reads at most 75); null when the CLIP tokenizer is not available."
+    )
+    finished: bool = Field(description="True if the model ended it, False if it hit the cap.")
+
+
+class Timing(BaseModel):
+    """Where a request's time went, in seconds."""
+
+    queue_s: float = Field(description="Waiting for a free worker, in seconds.")
+    generate_s: float = Field(description="Running the model, in seconds.")
+    total_s: float = Field(description="From the request's arrival to its answer, in seconds.")
+
+
+class GenerateResponse(BaseModel):
+    """The prompts written for one request."""
+
+    model: str
+    kind: str
+    seed: int = Field(description="The seed used; send it back to get the same prompts.")
+    idea: str
+    mode: Literal["expand", "continue"] = Field(description="The mode used.")
+    prompts: list[PromptOut]
+    dropped: int = Field(
+        0, description="Prompts removed because they held a banned or NSFW word."
+    )
+    timing: Timing
+
+
+class ModelInfo(BaseModel):
+    """One loaded model."""
+
+    name: str
+    kind: str = Field(description="Model family: gpt, lstm, vae, ...")
+    parameters: int | None = Field(None, description="Parameter count, when the model says it.")
+    latent: bool = Field(description="True for models with a latent space (interpolate, variations).")
+    default: bool = Field(description="True for the model used when a request names none.")
+    info: dict[str, Any] = Field(default_factory=dict, description="What the model says of itself.")
+
+
+class ModelsResponse(BaseModel):
+    """Every loaded model."""
+
+    default: str | None
+    models: list[ModelInfo]
+
+
+class InterpolateRequest(_Strict):
+    """Decode the path between two prompts' latents (VAE models only)."""
+
+    prompt_a: PromptText = Field(examples=["a castle on a hill, oil painting"])
+    prompt_b: PromptText = Field(examples=["a spaceship over a city, digital art"])
+    steps: JsonInt = Field(8, ge=2, le=MAX_STEPS, description="Points on the path, ends included.")
+    model: ModelName | None = Field(None, description="A latent model; the first one when unset.")
+    safe_mode: StrictBool = Field(True, description="Mask NSFW words in the decoded prompts.")
+
+
+class VariationsRequest(_Strict):
+    """Decode latents drawn around one prompt's posterior (VAE models only)."""
+
+    prompt: PromptText = Field(examples=["a castle on a hill, oil painting"])
+    n: JsonInt = Field(8, ge=1, le=MAX_N, description="How many variations.")
+    spread: JsonFloat = Field(0.5, ge=0.0, le=3.0, description="Scale of the posterior's std.")
+    seed: Seed | None = Field(None, description="Same seed, same variations; random when unset.")
+    model: ModelName | None = Field(None, description="A latent model; the first one when unset.")
+    safe_mode: StrictBool = Field(True, description="Drop variations that hold an NSFW word.")
+
+
+class LatentResponse(BaseModel):
+    """Prompts decoded from a latent space."""
+
+    model: str
+    prompts: list[str]
+    dropped: int = 0
+    timing: Timing
+
+
+class Status(BaseModel):
+    """Liveness or readiness."""
+
+    status: str
+    models: list[str] = Field(default_factory=list)
+
+
+class ErrorResponse(BaseModel):
+    """Every error: a message for people, and the invalid fields when there are any."""
+
+    error: str
+    details: list[dict[str, Any]] | None = None

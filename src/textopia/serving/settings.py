@@ -1,0 +1,67 @@
+"""Settings of the HTTP service, read from ``TEXTOPIA_*`` environment variables.
+
+Every field can be set by an environment variable named ``TEXTOPIA_`` plus the field's name in
+capitals, for example ``TEXTOPIA_MAX_CONCURRENCY=2`` or
+``TEXTOPIA_MODELS=runs/gpt-small,runs/vae`` (a comma-separated list or a JSON list).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class ServingSettings(BaseSettings):
+    """How the service runs: what it loads, where it listens, and the limits that keep it up.
+
+    Attributes:
+        host: address to listen on; ``127.0.0.1`` by default, ``0.0.0.0`` in the container.
+        port: TCP port to listen on (8080 in the container, as SageMaker expects).
+        models: checkpoint directories (or embedded model names) to load besides the default.
+        load_default: load the embedded default model (``textopia.DEFAULT_MODEL``).
+        default_model: the model used when a request names none; the embedded default (or the
+            first model loaded) when unset.
+        sagemaker_model_dir: loaded too when it holds a checkpoint (``config.json``): SageMaker
+            unpacks a model's artifacts there.
+        max_concurrency: generations that run at the same time (worker threads). Values above 1
+            need a thread-safe Generator; on a small CPU one is usually fastest.
+        queue_size: requests allowed to wait for a worker; beyond it the service answers 503.
+        request_timeout_s: the longest a request may wait and run, in seconds; then 504.
+        retry_after_s: the ``Retry-After`` value sent with a 503, in seconds.
+        max_body_bytes: the largest request body accepted, in bytes; then 413.
+        max_connections: open connections uvicorn accepts before answering 503 itself.
+        clip_tokens: count each prompt's CLIP tokens (the tokenizer loads in the background).
+        log_level: uvicorn's and the service's log level.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TEXTOPIA_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    models: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    load_default: bool = True
+    default_model: str | None = None
+    sagemaker_model_dir: Path = Path("/opt/ml/model")
+    max_concurrency: int = Field(default=1, ge=1, le=64)
+    queue_size: int = Field(default=64, ge=0, le=10_000)
+    request_timeout_s: float = Field(default=60.0, gt=0)
+    retry_after_s: int = Field(default=2, ge=1)
+    max_body_bytes: int = Field(default=16_384, ge=256)
+    max_connections: int | None = Field(default=1024, ge=1)
+    clip_tokens: bool = True
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _split_models(cls, value: Any) -> Any:
+        """Accept a JSON list or a comma-separated string (the usual form in an env file)."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value

@@ -1,0 +1,224 @@
+// Textopia's web page: calls the same JSON API as any program (same origin, no external assets).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+// POST a JSON body; resolve to the parsed answer or throw an Error with the server's message.
+async function postJSON(url, body) {
+  let response;
+  try {
+    response = await fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(body),
+    });
+  } catch (err) {
+    throw new Error("Cannot reach the server: " + err.message);
+  }
+  let data = null;
+  try {
+    data = await response.json();
+  } catch (err) {
+    data = null;
+  }
+  if (!response.ok) {
+    let message = (data && data.error) || "Request failed (HTTP " + response.status + ")";
+    const retry = response.headers.get("Retry-After");
+    if (response.status === 503 && retry) message += " (retry in " + retry + " s)";
+    throw new Error(message);
+  }
+  return data;
+}
+
+async function copyText(text, button) {
+  try {
+    if (navigator.clipboard && window.isSecureContext) {
+      await navigator.clipboard.writeText(text);
+    } else {
+      const area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.style.position = "fixed";
+      area.style.opacity = "0";
+      document.body.appendChild(area);
+      area.select();
+      document.execCommand("copy");
+      area.remove();
+    }
+    const label = button.dataset.label || button.textContent;
+    button.dataset.label = label;
+    button.textContent = "Copied";
+    setTimeout(() => { button.textContent = label; }, 1200);
+  } catch (err) {
+    showError("Could not copy: " + err.message);
+  }
+}
+
+// One list item: the text, an optional line of details, and a copy button.
+function resultItem(text, details) {
+  const item = document.createElement("li");
+  const body = document.createElement("div");
+  const p = document.createElement("p");
+  p.className = "prompt-text";
+  p.textContent = text;
+  body.appendChild(p);
+  if (details) {
+    const meta = document.createElement("span");
+    meta.className = "prompt-meta";
+    meta.textContent = details;
+    body.appendChild(meta);
+  }
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "copy";
+  button.textContent = "Copy";
+  button.setAttribute("aria-label", "Copy this prompt");
+  button.addEventListener("click", () => copyText(text, button));
+  item.append(body, button);
+  return item;
+}
+
+function bindOutput(inputId) {
+  const input = $(inputId);
+  const out = $(inputId + "-value");
+  const update = () => { out.textContent = input.value; };
+  input.addEventListener("input", update);
+  update();
+}
+
+function formatCount(n) {
+  if (n >= 1e9) return (n / 1e9).toFixed(1) + "B";
+  if (n >= 1e6) return (n / 1e6).toFixed(1) + "M";
+  if (n >= 1e3) return (n / 1e3).toFixed(1) + "k";
+  return String(n);
+}
+
+function fillSelect(select, models, defaultName) {
+  select.replaceChildren();
+  for (const m of models) {
+    const option = document.createElement("option");
+    option.value = m.name;
+    const size = m.parameters ? ", " + formatCount(m.parameters) + " params" : "";
+    option.textContent = m.name + " (" + m.kind + size + ")";
+    if (m.name === defaultName) option.selected = true;
+    select.appendChild(option);
+  }
+}
+
+async function loadModels() {
+  try {
+    const response = await fetch("/v1/models", { headers: { Accept: "application/json" } });
+    const data = await response.json();
+    if (!response.ok) throw new Error(data.error || "HTTP " + response.status);
+    fillSelect($("model"), data.models, data.default);
+    const latent = data.models.filter((m) => m.latent);
+    if (latent.length) {
+      fillSelect($("latent-model"), latent, latent[0].name);
+      $("latent").hidden = false;
+    }
+    $("status").textContent = data.models.length
+      ? data.models.length + " model" + (data.models.length > 1 ? "s" : "") + " loaded"
+      : "No model loaded yet";
+  } catch (err) {
+    $("status").textContent = "Could not list models: " + err.message;
+  }
+}
+
+function splitWords(text) {
+  return text.split(/[,\n]/).map((w) => w.trim()).filter((w) => w.length > 0).slice(0, 64);
+}
+
+async function generate(event) {
+  event.preventDefault();
+  const button = $("generate");
+  const idea = $("idea").value.trim();
+  const body = {
+    idea: idea,
+    mode: $("mode").value,
+    n: Number($("n").value),
+    temperature: Number($("temperature").value),
+    top_p: Number($("top_p").value),
+    banned_words: splitWords($("banned").value),
+    safe_mode: $("safe").checked,
+  };
+  if ($("model").value) body.model = $("model").value;
+  const seed = $("seed").value.trim();
+  if (seed !== "") body.seed = Number(seed);
+
+  showError("");
+  button.disabled = true;
+  button.textContent = "Writing…";
+  try {
+    const data = await postJSON("/v1/generate", body);
+    const list = $("results");
+    list.replaceChildren();
+    for (const p of data.prompts) {
+      const clip = p.clip_tokens === null ? "" : " · " + p.clip_tokens + " CLIP tokens";
+      list.appendChild(resultItem(p.prompt, p.num_tokens + " tokens" + clip));
+    }
+    let meta = data.model + " · seed " + data.seed + " · " + data.timing.total_s.toFixed(2) + " s";
+    if (data.dropped) meta += " · " + data.dropped + " dropped by the word filters";
+    if (!data.prompts.length) meta += " · no prompt passed the filters; try again";
+    $("meta").textContent = meta;
+    $("results-section").hidden = false;
+  } catch (err) {
+    showError(err.message);
+  } finally {
+    button.disabled = false;
+    button.textContent = "Write prompts";
+  }
+}
+
+async function latentCall(event, url, body, button, label) {
+  event.preventDefault();
+  showError("");
+  const buttonText = button.textContent;
+  button.disabled = true;
+  button.textContent = "Working…";
+  try {
+    if ($("latent-model").value) body.model = $("latent-model").value;
+    const data = await postJSON(url, body);
+    const list = $("latent-results");
+    list.replaceChildren();
+    const total = data.prompts.length;
+    data.prompts.forEach((text, i) => list.appendChild(resultItem(text, label + " " + (i + 1) + "/" + total)));
+    if (data.dropped) showError(data.dropped + " result(s) dropped by safe mode");
+  } catch (err) {
+    showError(err.message);
+  } finally {
+    button.disabled = false;
+    button.textContent = buttonText;
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  ["temperature", "top_p", "n", "steps", "spread"].forEach(bindOutput);
+  $("idea").addEventListener("input", () => { $("idea-count").textContent = $("idea").value.length; });
+  $("idea").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("generate-form").requestSubmit();
+  });
+  $("generate-form").addEventListener("submit", generate);
+  $("copy-all").addEventListener("click", (event) => {
+    const texts = Array.from(document.querySelectorAll("#results .prompt-text")).map((p) => p.textContent);
+    copyText(texts.join("\n"), event.currentTarget);
+  });
+  $("interpolate-form").addEventListener("submit", (event) => latentCall(event, "/v1/interpolate", {
+    prompt_a: $("prompt-a").value.trim(),
+    prompt_b: $("prompt-b").value.trim(),
+    steps: Number($("steps").value),
+    safe_mode: $("safe").checked,
+  }, $("interpolate"), "step"));
+  $("variations-form").addEventListener("submit", (event) => latentCall(event, "/v1/variations", {
+    prompt: $("variation-prompt").value.trim(),
+    n: Number($("n").value),
+    spread: Number($("spread").value),
+    safe_mode: $("safe").checked,
+  }, $("vary"), "variation"));
+  loadModels();
+});

@@ -1,0 +1,330 @@
+"""The one training loop, on HF Accelerate: the same code on a CPU, a GPU, or many processes.
+
+AdamW (Loshchilov & Hutter 2019), linear warmup and cosine decay, gradient clipping and
+accumulation, mixed precision where it is fast, periodic validation, JSONL metrics, atomic
+checkpoints with the full trainer state, and ``resume``. Launch on several processes with
+``accelerate launch`` or ``torchrun`` (see the README).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from textopia import __version__
+from textopia.data.batching import BucketBatchSampler, PromptDataset, collate
+from textopia.data.corpus import read_split
+from textopia.data.tokenizer import PromptTokenizer, load_hf_tokenizer
+from textopia.evaluation.likelihood import score_prompts
+from textopia.generation.base import TextopiaError
+from textopia.models.checkpoint import load_checkpoint, save_checkpoint
+from textopia.models.gpt import max_positions
+from textopia.models.registry import get_spec, make_config
+from textopia.training.config import ExperimentConfig
+from textopia.training.schedules import warmup_cosine_lr
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "trainer_state.json"
+OPTIMIZER_FILE = "optimizer.safetensors"
+RNG_FILE = "rng_state.safetensors"
+METRICS_FILE = "metrics.jsonl"
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True if this CPU has native bf16 matrix instructions (AVX512-BF16 or AMX).
+
+    Without them bf16 autocast is emulated and slow: on our 2-core AMD EPYC (AVX2 only) a 5M
+    GPT trained at 64 tokens/s in bf16 against 1,480 in fp32.
+    """
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str) -> str:
+    """Accelerate's ``mixed_precision`` for a config value ("auto", "fp32", "bf16", "fp16")."""
+    if precision == "auto":
+        if torch.cuda.is_available():
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if cpu_has_fast_bf16() else "no"
+    if precision in ("fp32", "no"):
+        return "no"
+    if precision in ("bf16", "fp16"):
+        return precision
+    raise TextopiaError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Decay matrices only (nanoGPT's rule): biases and norm gains are not decayed."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.dim() >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer state dict into tensors (for safetensors) and JSON."""
+    sd = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, st in sd["state"].items():
+        for key, value in st.items():
+            if torch.is_tensor(value):
+                tensors[f"state.{pid}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(pid), {})[key] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        _, pid, key = name.split(".", 2)
+        state.setdefault(int(pid), {})[key] = value
+    for pid, values in meta.get("scalars", {}).items():
+        state.setdefault(int(pid), {}).update(values)
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 over every parameter's bytes, in name order: equal iff the weights are identical."""
+    h = hashlib.sha256()
+    for name, p in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _build_tokenizer(model_cfg, data_dir: Path) -> PromptTokenizer:
+    init_from = getattr(model_cfg, "init_from", None)
+    if init_from:
+        return PromptTokenizer(load_hf_tokenizer(init_from))
+    return PromptTokenizer.from_dir(data_dir)
+
+
+class _Metrics:
+    """The metrics log: kept in memory (for checkpoints) and appended to ``out_dir/metrics.jsonl``."""
+
+    def __init__(self, out_dir: Path, enabled: bool, upto_step: int | None) -> None:
+        self.path = out_dir / METRICS_FILE
+        self.enabled = enabled
+        self.lines: list[str] = []
+        if upto_step is not None and self.path.is_file():
+            for line in self.path.read_text().splitlines():
+                try:
+                    if json.loads(line).get("step", 0) <= upto_step:
+                        self.lines.append(line)
+                except ValueError:
+                    continue
+
+    def log(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        line = json.dumps(record)
+        self.lines.append(line)
+        if self.path.parent.is_dir():
+            with self.path.open("a") as f:
+                f.write(line + "\n")
+
+    def write(self, directory: Path) -> None:
+        (directory / METRICS_FILE).write_text("".join(line + "\n" for line in self.lines))
+
+
+def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = True) -> Path:
+    """Train a model as ``config`` says and return the checkpoint directory.
+
+    With ``resume``, continue from the checkpoint in ``config.train.out_dir`` (weights,
+    optimizer, step, data position and RNG states); without a checkpoint there it starts afresh.
+
+    Raises:
+        TextopiaError: the data or the config is unusable.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    tc = config.train
+    accelerator = Accelerator(
+        mixed_precision=resolve_precision(tc.precision),
+        gradient_accumulation_steps=tc.grad_accum,
+        cpu=not torch.cuda.is_available(),  # lets torchrun / accelerate launch run gloo on CPUs
+    )
+    set_seed(tc.seed)
+    out_dir = Path(tc.out_dir)
+    data_dir = Path(config.data.dir)
+    kind = config.model.get("kind", "gpt")
+    spec = get_spec(kind)
+    model_cfg = make_config(kind, config.model)
+
+    state: dict[str, Any] | None = None
+    if resume and (out_dir / STATE_FILE).is_file():
+        model, tokenizer, _ = load_checkpoint(out_dir)
+        state = json.loads((out_dir / STATE_FILE).read_text())
+        logger.info("resuming from %s at step %d", out_dir, state["step"])
+    else:
+        tokenizer = _build_tokenizer(model_cfg, data_dir)
+        model = spec.build(model_cfg, tokenizer)
+    model.train()
+
+    train_prompts = read_split(data_dir, "train")[: config.data.train_limit]
+    valid_prompts = read_split(data_dir, "valid")[: config.data.valid_limit]
+    if not train_prompts:
+        raise TextopiaError(f"the train split in {data_dir} is empty")
+    context = max_positions(model) or config.data.max_length
+    max_length = min(config.data.max_length, context)
+    cache = data_dir / f"train.{len(tokenizer)}.ids.safetensors" if config.data.train_limit is None else None
+    dataset = PromptDataset(train_prompts, tokenizer, config.data, seed=tc.seed, ideas="random", cache=cache)
+    dataset.config.max_length = max_length
+    sampler = BucketBatchSampler(dataset.lengths(), tc.batch_size, seed=tc.seed)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_sampler=sampler, collate_fn=partial(collate, pad_id=tokenizer.pad_id)
+    )
+    optimizer = torch.optim.AdamW(
+        _param_groups(model, tc.weight_decay), lr=tc.lr, betas=(tc.beta1, tc.beta2)
+    )
+    if state is not None:
+        from safetensors.torch import load_file
+
+        _load_optimizer(optimizer, load_file(str(out_dir / OPTIMIZER_FILE)), state["optimizer"])
+        random.setstate(_tuple_state(state["rng"]["python"]))
+        torch.set_rng_state(load_file(str(out_dir / RNG_FILE))["torch"])
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+
+    meta = {
+        "kind": kind,
+        "model": vars(model_cfg).copy(),
+        "data": vars(config.data).copy(),
+        "train": vars(tc).copy(),
+        "num_parameters": sum(p.numel() for p in accelerator.unwrap_model(model).parameters()),
+        "version": __version__,
+    }
+    step = state["step"] if state else 0
+    epoch = state["epoch"] if state else 0
+    batch_in_epoch = state["batch_in_epoch"] if state else 0
+    metrics = _Metrics(out_dir, accelerator.is_main_process, upto_step=step if state else None)
+    if accelerator.is_main_process and not state and (out_dir / METRICS_FILE).is_file():
+        (out_dir / METRICS_FILE).unlink()  # a fresh run in an old directory starts a fresh log
+    elapsed_before = state.get("elapsed_s", 0.0) if state else 0.0
+    start = time.monotonic()
+
+    def save() -> None:
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            unwrapped = accelerator.unwrap_model(model)
+            tensors, opt_meta = _optimizer_tensors(optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer)
+            trainer_state = {
+                "step": step,
+                "epoch": epoch,
+                "batch_in_epoch": batch_in_epoch,
+                "elapsed_s": elapsed_before + time.monotonic() - start,
+                "optimizer": opt_meta,
+                "rng": {"python": random.getstate()},
+                "num_processes": accelerator.num_processes,
+            }
+
+            def write_extra(tmp: Path) -> None:
+                from safetensors.torch import save_file
+
+                save_file(tensors, str(tmp / OPTIMIZER_FILE))
+                save_file({"torch": torch.get_rng_state()}, str(tmp / RNG_FILE))
+                (tmp / STATE_FILE).write_text(json.dumps(trainer_state) + "\n")
+                metrics.write(tmp)
+
+            save_checkpoint(out_dir, unwrapped, tokenizer, meta, write_extra=write_extra)
+        accelerator.wait_for_everyone()
+
+    def validate() -> None:
+        if not valid_prompts or not accelerator.is_main_process:
+            return
+        with accelerator.autocast():
+            result = score_prompts(
+                accelerator.unwrap_model(model), tokenizer, valid_prompts, max_length=max_length,
+                batch_size=tc.batch_size, device=accelerator.device,
+            )
+        metrics.log({"step": step, "split": "valid", "ce_nats_per_token": result.ce_nats_per_token,
+                     "perplexity": result.perplexity, "tokens": result.tokens})
+        logger.info("step %d valid ce %.4f ppl %.2f", step, result.ce_nats_per_token, result.perplexity)
+
+    bar = None
+    if progress and accelerator.is_main_process:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=tc.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
+    window_tokens, window_loss, window_n, window_start = 0, 0.0, 0, time.monotonic()
+    done = step >= tc.max_steps
+    while not done:
+        sampler.set_epoch(epoch)
+        dataset.set_epoch(epoch)
+        batches = accelerator.skip_first_batches(loader, batch_in_epoch) if batch_in_epoch else loader
+        for batch in batches:
+            with accelerator.accumulate(model):
+                out = model(**batch)
+                accelerator.backward(out.loss)
+                if accelerator.sync_gradients:
+                    if tc.grad_clip > 0:
+                        accelerator.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                    lr = warmup_cosine_lr(step, lr=tc.lr, warmup_steps=tc.warmup_steps,
+                                          max_steps=tc.max_steps, min_lr_ratio=tc.min_lr_ratio)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            batch_in_epoch += 1
+            window_tokens += int(batch["attention_mask"].sum()) * accelerator.num_processes
+            window_loss += float(out.loss.detach())
+            window_n += 1
+            if not accelerator.sync_gradients:
+                continue
+            step += 1
+            if bar is not None:
+                bar.update(1)
+            if step % tc.log_every == 0 or step == tc.max_steps:
+                seconds = time.monotonic() - window_start
+                record = {"step": step, "split": "train", "loss": window_loss / window_n, "lr": lr,
+                          "tokens_per_s": window_tokens / max(seconds, 1e-9), "epoch": epoch,
+                          "elapsed_s": elapsed_before + time.monotonic() - start}
+                metrics.log(record)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:.0f}")
+                window_tokens, window_loss, window_n, window_start = 0, 0.0, 0, time.monotonic()
+            out_of_time = tc.max_minutes is not None and (elapsed_before + time.monotonic() - start) > 60 * tc.max_minutes
+            out_of_time = bool(accelerator.gather(torch.tensor([out_of_time], device=accelerator.device)).any())
+            done = step >= tc.max_steps or out_of_time
+            if tc.eval_every and (step % tc.eval_every == 0 or done):
+                validate()
+            if (tc.save_every and step % tc.save_every == 0) and not done:
+                save()
+            if done:
+                break
+        else:
+            epoch += 1
+            batch_in_epoch = 0
+    if bar is not None:
+        bar.close()
+    if accelerator.num_processes > 1:
+        from accelerate.utils import gather_object
+
+        digests = gather_object([weights_digest(accelerator.unwrap_model(model))])
+        metrics.log({"step": step, "split": "replicas", "num_processes": accelerator.num_processes,
+                     "weights_sha256": digests, "identical": len(set(digests)) == 1})
+    save()
+    accelerator.end_training()
+    return out_dir
+
+
+def _tuple_state(value: Any) -> Any:
+    """JSON turns Python's RNG state tuples into lists; turn them back."""
+    if isinstance(value, list):
+        return tuple(_tuple_state(v) for v in value)
+    return value

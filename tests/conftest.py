@@ -1,0 +1,71 @@
+"""Shared fixtures: a 2,000-prompt sample of the real corpus, a prepared data dir, a tiny model."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TEXTOPIA_SHARED", ROOT.parent / "shared"))
+CORPUS = SHARED / "data" / "sd-discord-2022" / "prompts.txt.gz"
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def tiny_overrides(data_dir: Path, out_dir: Path, **extra) -> list[str]:
+    """``--set`` overrides for a tiny GPT trained in seconds."""
+    values = {
+        "model.n_positions": 128, "model.n_embd": 32, "model.n_layer": 1, "model.n_head": 2,
+        "model.dropout": 0.0, "data.dir": str(data_dir), "data.max_length": 128, "data.valid_limit": 50,
+        "train.out_dir": str(out_dir), "train.batch_size": 16, "train.lr": 3e-3, "train.warmup_steps": 5,
+        "train.max_steps": 30, "train.eval_every": 15, "train.save_every": 15, "train.log_every": 5,
+    }
+    values.update(extra)
+    return [f"{k}={v}" for k, v in values.items()]
+
+
+@pytest.fixture(scope="session")
+def sample_corpus(tmp_path_factory) -> Path:
+    """The first 2,000 prompts of the real corpus, gzipped, as a user's file."""
+    if not CORPUS.is_file():
+        pytest.skip(f"shared corpus not found at {CORPUS}")
+    path = tmp_path_factory.mktemp("corpus") / "sample.txt.gz"
+    with gzip.open(CORPUS, "rt", encoding="utf-8") as src, gzip.open(path, "wt", encoding="utf-8") as dst:
+        for i, line in enumerate(src):
+            if i >= 2000:
+                break
+            dst.write(line)
+    return path
+
+
+@pytest.fixture(scope="session")
+def prepared(sample_corpus, tmp_path_factory) -> Path:
+    """``textopia prepare`` on the sample: splits plus a 1,000-token BPE."""
+    from textopia.cli import main
+
+    out = tmp_path_factory.mktemp("prepared") / "data"
+    assert main(["prepare", str(sample_corpus), "--out", str(out), "--vocab-size", "1000",
+                 "--valid-fraction", "0.05", "--test-fraction", "0.05"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(prepared, tmp_path_factory) -> Path:
+    """A tiny GPT trained for 30 steps on the sample."""
+    from textopia.training.config import load_config
+    from textopia.training.trainer import train
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    train(load_config(None, tiny_overrides(prepared, out)), progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tokenizer(prepared):
+    from textopia.data.tokenizer import PromptTokenizer
+
+    return PromptTokenizer.from_dir(prepared)

@@ -1,0 +1,67 @@
+import pytest
+
+import textopia
+from textopia.generation.base import TextopiaError
+from textopia.generation.decoding import clean_prompt, dedup_key
+
+
+def test_same_seed_same_prompts(tiny_checkpoint):
+    gen = textopia.load(str(tiny_checkpoint))
+    a = [g.prompt for g in gen.generate("castle on a hill", n=4, seed=7)]
+    b = [g.prompt for g in gen.generate("castle on a hill", n=4, seed=7)]
+    c = [g.prompt for g in gen.generate("castle on a hill", n=4, seed=8)]
+    assert a == b
+    assert a != c
+    assert len({dedup_key(p) for p in a}) == len(a) == 4
+
+
+def test_outputs_are_clean(tiny_checkpoint):
+    gen = textopia.load(str(tiny_checkpoint))
+    outs = gen.generate(None, n=6, seed=1, max_new_tokens=20)
+    for g in outs:
+        assert "<|" not in g.prompt and g.prompt == g.prompt.strip()
+        assert g.num_tokens <= 20 + 1 and g.model == str(tiny_checkpoint)
+        assert g.settings["seed"] == 1
+    cont = gen.generate("a portrait of", n=2, mode="continue", seed=0)
+    assert all(g.prompt.startswith("a portrait of") for g in cont)
+
+
+def test_banned_words_never_appear(tiny_checkpoint):
+    gen = textopia.load(str(tiny_checkpoint))
+    free = " ".join(g.prompt for g in gen.generate("portrait", n=8, seed=3, rerank=False)).lower().split()
+    common = max(set(free), key=free.count)  # the word the model likes most
+    outs = gen.generate("portrait", n=8, seed=3, banned_words=[common], rerank=False)
+    assert outs and all(common not in g.prompt.lower().split() for g in outs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(n=0), "n must be between 1 and 64"),
+        (dict(temperature=0), "temperature must be > 0"),
+        (dict(top_p=1.5), "top_p must be in"),
+        (dict(max_new_tokens=0), "max_new_tokens must be >= 1"),
+        (dict(mode="sideways"), "mode must be"),
+    ],
+)
+def test_bad_settings_are_named(tiny_checkpoint, kwargs, message):
+    gen = textopia.load(str(tiny_checkpoint))
+    with pytest.raises(TextopiaError, match=message):
+        gen.generate("a cat", **kwargs)
+
+
+def test_empty_idea_is_an_error_but_no_idea_samples_freely(tiny_checkpoint):
+    gen = textopia.load(str(tiny_checkpoint))
+    with pytest.raises(TextopiaError, match="empty idea"):
+        gen.generate("   ", n=1)
+    assert len(gen.generate(None, n=2, seed=0)) == 2
+
+
+def test_unknown_model_is_named():
+    with pytest.raises(TextopiaError, match="unknown model 'no-such-model'"):
+        textopia.load("no-such-model")
+
+
+def test_clean_prompt_drops_the_broken_word_at_the_cut():
+    assert clean_prompt("a castle ,  highly detailed, trending on artst", finished=False) == "a castle, highly detailed, trending on"
+    assert clean_prompt("a castle, 8k,", finished=True) == "a castle, 8k"

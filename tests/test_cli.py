@@ -1,0 +1,65 @@
+"""The CLI end to end on a 2,000-prompt sample of the real corpus: prepare -> train -> eval -> generate."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import tiny_overrides
+from textopia.cli import main
+
+
+def test_prepare_train_eval_generate(sample_corpus, tmp_path, capsys):
+    data = tmp_path / "data"
+    assert main(["prepare", str(sample_corpus), "--out", str(data), "--vocab-size", "800"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["rows_read"] == 2000 and summary["kept"] == sum(summary["splits"].values())
+    assert (data / "tokenizer.json").is_file()
+
+    run = tmp_path / "run"
+    args = ["train", "--no-progress"]
+    for kv in tiny_overrides(data, run):
+        args += ["--set", kv]
+    assert main(args) == 0
+    capsys.readouterr()
+
+    assert main(["eval", str(run), "--split", "test", "--json", "--unigram"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for key in ("ce_nats_per_token", "perplexity", "perplexity_per_word", "tokens", "words", "prompts"):
+        assert key in report
+    assert report["prompts"] == summary["splits"]["test"]
+    assert report["perplexity"] < report["unigram"]["perplexity"] * 1.5
+
+    assert main(["eval", str(run), "--data", str(sample_corpus), "--limit", "50", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["prompts"] == 50
+
+    assert main(["generate", "woman portrait", "-n", "3", "--seed", "0", "--model", str(run), "--json"]) == 0
+    outs = json.loads(capsys.readouterr().out)
+    assert len(outs) == 3 and all(o["prompt"] for o in outs)
+    assert main(["generate", "woman portrait", "-n", "3", "--seed", "0", "--model", str(run)]) == 0
+    assert capsys.readouterr().out.splitlines() == [o["prompt"] for o in outs]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["prepare", "/nonexistent/prompts.txt", "--out", "OUT"], "corpus not found: /nonexistent/prompts.txt"),
+        (["generate", "a cat", "--model", "no-such-model"], "unknown model 'no-such-model'"),
+        (["eval", "/nonexistent/ckpt"], "unknown model '/nonexistent/ckpt'"),
+        (["train", "--config", "/nonexistent.toml"], "config not found: /nonexistent.toml"),
+    ],
+)
+def test_user_errors_are_one_line(argv, message, tmp_path):
+    argv = [a.replace("OUT", str(tmp_path / "out")) for a in argv]
+    proc = subprocess.run([sys.executable, "-m", "textopia.cli", *argv], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("textopia: error: ") and message in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_empty_idea_on_the_command_line(tiny_checkpoint):
+    proc = subprocess.run([sys.executable, "-m", "textopia.cli", "generate", "", "--model", str(tiny_checkpoint)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "empty idea" in proc.stderr and "Traceback" not in proc.stderr

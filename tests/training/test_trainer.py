@@ -1,0 +1,93 @@
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.conftest import tiny_overrides
+from textopia.training import trainer as trainer_mod
+from textopia.training.config import load_config
+from textopia.training.schedules import warmup_cosine_lr
+from textopia.training.trainer import train, weights_digest
+
+
+def test_warmup_cosine_is_a_pure_function_of_step():
+    kw = dict(lr=1.0, warmup_steps=10, max_steps=110, min_lr_ratio=0.1)
+    assert warmup_cosine_lr(0, **kw) == pytest.approx(0.1)
+    assert warmup_cosine_lr(9, **kw) == pytest.approx(1.0)
+    assert warmup_cosine_lr(60, **kw) == pytest.approx(0.55)
+    assert warmup_cosine_lr(110, **kw) == pytest.approx(0.1)
+    assert warmup_cosine_lr(500, **kw) == pytest.approx(0.1)
+    values = [warmup_cosine_lr(s, **kw) for s in range(10, 111)]
+    assert all(a >= b for a, b in zip(values, values[1:]))
+
+
+def test_training_lowers_validation_loss_and_writes_a_checkpoint(tiny_checkpoint, tokenizer):
+    lines = [json.loads(x) for x in (tiny_checkpoint / "metrics.jsonl").read_text().splitlines()]
+    valid = [x for x in lines if x["split"] == "valid"]
+    train_lines = [x for x in lines if x["split"] == "train"]
+    assert len(valid) == 2 and train_lines[-1]["step"] == 30
+    assert valid[-1]["ce_nats_per_token"] < math.log(len(tokenizer)) - 0.5
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "trainer_state.json", "optimizer.safetensors"):
+        assert (tiny_checkpoint / name).is_file(), name
+    assert json.loads((tiny_checkpoint / "trainer_state.json").read_text())["step"] == 30
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(prepared, tmp_path, monkeypatch):
+    straight = train(load_config(None, tiny_overrides(prepared, tmp_path / "a", **{"train.max_steps": 20, "train.save_every": 10})), progress=False)
+
+    real_lr = trainer_mod.warmup_cosine_lr
+
+    def crash_at_step_13(step, **kw):
+        if step == 13:
+            raise KeyboardInterrupt("simulated interruption")
+        return real_lr(step, **kw)
+
+    config = load_config(None, tiny_overrides(prepared, tmp_path / "b", **{"train.max_steps": 20, "train.save_every": 10}))
+    monkeypatch.setattr(trainer_mod, "warmup_cosine_lr", crash_at_step_13)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, progress=False)
+    assert json.loads((tmp_path / "b" / "trainer_state.json").read_text())["step"] == 10
+    monkeypatch.setattr(trainer_mod, "warmup_cosine_lr", real_lr)
+    resumed = train(config, resume=True, progress=False)
+
+    from textopia.models.checkpoint import load_checkpoint
+
+    a, _, _ = load_checkpoint(straight)
+    b, _, _ = load_checkpoint(resumed)
+    assert weights_digest(a) == weights_digest(b)
+    steps = [json.loads(x)["step"] for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+             if json.loads(x)["split"] == "train"]
+    assert steps == sorted(set(steps))  # no duplicated log lines after the resume
+
+
+def test_bad_config_values_are_named(tmp_path):
+    from textopia.generation.base import TextopiaError
+
+    with pytest.raises(TextopiaError, match="unknown \\[train\\] settings: bogus"):
+        load_config(None, ["train.bogus=1"])
+    with pytest.raises(TextopiaError, match="config not found"):
+        load_config(tmp_path / "none.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model\n")
+    with pytest.raises(TextopiaError, match="invalid TOML"):
+        load_config(bad)
+
+
+@pytest.mark.slow
+def test_two_process_training_keeps_replicas_identical(prepared, tmp_path):
+    """Data parallelism for real: torchrun starts two CPU processes (gloo); DDP keeps them in step."""
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "-m", "textopia.cli", "train", "--no-progress",
+           *[a for kv in tiny_overrides(prepared, out, **{"train.max_steps": 8, "train.eval_every": 0, "train.save_every": 0, "train.batch_size": 8}) for a in ("--set", kv)]]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    replicas = [x for x in lines if x["split"] == "replicas"]
+    assert replicas and replicas[0]["num_processes"] == 2
+    assert len(replicas[0]["weights_sha256"]) == 2 and replicas[0]["identical"]
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["num_processes"] == 2 and state["step"] == 8
