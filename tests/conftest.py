@@ -69,3 +69,20 @@ def tokenizer(prepared):
     from textopia.data.tokenizer import PromptTokenizer
 
     return PromptTokenizer.from_dir(prepared)
+
+
+def tiny_lstm_overrides(data_dir: Path, out_dir: Path, **extra) -> list[str]:
+    """``--set`` overrides for a tiny LSTM LM: :func:`tiny_overrides` with LSTM sizes."""
+    values = {"model.kind": "lstm", "model.n_embd": 32, "model.n_hidden": 48, "model.n_layer": 1, **extra}
+    return [o for o in tiny_overrides(data_dir, out_dir, **values) if not o.startswith("model.n_head=")]
+
+
+@pytest.fixture(scope="session")
+def tiny_lstm_checkpoint(prepared, tmp_path_factory) -> Path:
+    """A tiny LSTM LM (tied embeddings through a 48->32 projection) trained for 30 steps on the sample."""
+    from textopia.training.config import load_config
+    from textopia.training.trainer import train
+
+    out = tmp_path_factory.mktemp("runs") / "tiny-lstm"
+    train(load_config(None, tiny_lstm_overrides(prepared, out)), progress=False)
+    return out

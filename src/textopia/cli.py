@@ -1,4 +1,4 @@
-"""The ``textopia`` command: prepare | train | eval | generate | export | serve.
+"""The ``textopia`` command: prepare | train | eval | compare | generate | export | serve.
 
 User errors (bad input, missing files, unknown models) print one line, ``textopia: error: ...``,
 and exit with status 2; no traceback.
@@ -32,6 +32,8 @@ def _add_prepare(sub) -> None:
     p.add_argument("--test-fraction", type=float, default=0.01)
     p.add_argument("--limit", type=int, help="read at most this many rows")
     p.add_argument("--vocab-size", type=int, default=8192, help="BPE vocabulary size (tokens)")
+    p.add_argument("--tokenizer", choices=["bpe", "word"], default="bpe",
+                   help="bpe: byte-level BPE of --vocab-size; word: whitespace words, all kept (PTB-style data)")
     p.add_argument("--no-tokenizer", action="store_true", help="do not train a tokenizer")
 
 
@@ -57,6 +59,37 @@ def _add_eval(sub) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--unigram", action="store_true", help="also score a unigram model of the train split")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_text_eval_args(p, samples=0)
+
+
+def _add_text_eval_args(p, samples: int) -> None:
+    """Options of the text figures (eval and compare): ideas, samples, seeds, decoding."""
+    g = p.add_argument_group("text figures (diversity, relevance, novelty, form of generated prompts)")
+    g.add_argument("--samples", type=int, default=samples,
+                   help=f"prompts to write per idea (default {samples}" + ("; 0: no text figures)" if not samples else ")"))
+    g.add_argument("--ideas-file", help="ideas, one per line (default: derived from the held-out split)")
+    g.add_argument("--num-ideas", type=int, default=100, help="ideas derived from the split when no file is given")
+    g.add_argument("--seed", type=int, default=0, help="seed of idea derivation; idea i is sampled with seed + i")
+    g.add_argument("--no-embedder", action="store_true", help="skip the MiniLM cosine relevance")
+    g.add_argument("--no-novelty", action="store_true", help="skip the training-set overlap figures")
+    g.add_argument("--no-clip", action="store_true", help="skip CLIP token counts")
+    g.add_argument("--temperature", type=float, help="decoding settings; default: the Generator's")
+    g.add_argument("--top-p", type=float)
+    g.add_argument("--top-k", type=int)
+    g.add_argument("--repetition-penalty", type=float)
+    g.add_argument("--max-new-tokens", type=int)
+
+
+def _add_compare(sub) -> None:
+    p = sub.add_parser("compare", help="evaluate several models on the same ideas and seeds; write tables and plots")
+    p.add_argument("models", nargs="+", metavar="MODEL", help="embedded models' names or checkpoint directories")
+    p.add_argument("--out", required=True, help="output directory (results.json, results.md, *.png)")
+    p.add_argument("--data-dir", help="prepared data directory (default: the one the first model was trained on)")
+    p.add_argument("--split", default="test", choices=["train", "valid", "test"],
+                   help="held-out split: likelihood, derived ideas and the human row")
+    p.add_argument("--likelihood-limit", type=int, help="score only the first N prompts of the split (0: none)")
+    p.add_argument("--batch-size", type=int, default=32)
+    _add_text_eval_args(p, samples=5)
 
 
 def _add_generate(sub) -> None:
@@ -97,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"textopia {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_prepare, _add_train, _add_eval, _add_generate, _add_export, _add_serve):
+    for add in (_add_prepare, _add_train, _add_eval, _add_compare, _add_generate, _add_export, _add_serve):
         add(sub)
     return parser
 
@@ -112,15 +145,18 @@ def cmd_prepare(args) -> None:
     )
     summary = prepare(args.sources, args.out, config)
     if not args.no_tokenizer:
-        _train_tokenizer_into(Path(args.out), read_split(args.out, "train"), args.vocab_size)
+        _train_tokenizer_into(Path(args.out), read_split(args.out, "train"), args.vocab_size, args.tokenizer)
     print(summary.to_json())
 
 
-def _train_tokenizer_into(out: Path, prompts: list[str], vocab_size: int) -> None:
-    from textopia.data.tokenizer import PromptTokenizer, train_bpe
+def _train_tokenizer_into(out: Path, prompts: list[str], vocab_size: int, kind: str = "bpe") -> None:
+    from textopia.data.tokenizer import PromptTokenizer, train_bpe, train_word_level
     from textopia.io import atomic_dir
 
-    tokenizer = PromptTokenizer(train_bpe(prompts, vocab_size=vocab_size))
+    if kind == "word":
+        tokenizer = PromptTokenizer(train_word_level(prompts))
+    else:
+        tokenizer = PromptTokenizer(train_bpe(prompts, vocab_size=vocab_size))
     with atomic_dir(out / ".tokenizer") as tmp:
         tokenizer.save(tmp)
     for f in (out / ".tokenizer").iterdir():
@@ -169,6 +205,8 @@ def cmd_eval(args) -> None:
     if args.unigram:
         base = unigram_baseline(tokenizer, read_split(data_dir, "train"), prompts, max_length=context)
         report["unigram"] = base.to_dict()
+    if args.samples > 0:
+        report.update(_text_eval(args, path, data_dir))
     if args.json:
         print(json.dumps(report))
         return
@@ -180,6 +218,59 @@ def cmd_eval(args) -> None:
     if args.unigram:
         u = report["unigram"]
         print(f"  unigram baseline   {u['ce_nats_per_token']:.4f} nats/token, perplexity {u['perplexity']:.2f}")
+    if args.samples > 0:
+        t = report["text"]
+        print(f"  text figures of {int(t['n_samples'])} prompts for {int(t['n_ideas'])} ideas "
+              f"({args.samples} asked per idea, seed {args.seed} + idea index):")
+        for key, value in t.items():
+            if key not in ("n_ideas", "n_samples"):
+                print(f"    {key:<26} " + ("–" if value is None else f"{value:.4f}"))
+
+
+def _decoding_args(args) -> dict:
+    names = ("temperature", "top_p", "top_k", "repetition_penalty", "max_new_tokens")
+    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+
+
+def _text_eval(args, path: Path, data_dir: Path) -> dict:
+    """The text figures of ``args.samples`` prompts per idea, for ``textopia eval``."""
+    from textopia.evaluation.compare import (
+        default_embedder,
+        generate_samples,
+        json_safe,
+        load_ideas,
+        text_figures,
+        training_index_for,
+    )
+    from textopia.generation.loader import load
+
+    split = args.split if not args.data else "test"
+    ideas, _ = load_ideas(args.ideas_file, data_dir=data_dir, split=split, num_ideas=args.num_ideas, seed=args.seed)
+    generator = load(path)
+    samples = generate_samples(generator, ideas, n_per_idea=args.samples, seed=args.seed,
+                               decoding=_decoding_args(args), progress=not args.json)
+    metrics, _ = text_figures(
+        samples, training_index=None if args.no_novelty else training_index_for(data_dir),
+        embedder=None if args.no_embedder else default_embedder(), clip_tokens=not args.no_clip,
+    )
+    return {"text": json_safe(metrics), "text_settings": {"ideas": args.ideas_file or f"derived from {split}",
+                                               "samples_per_idea": args.samples, "seed": args.seed,
+                                               "decoding": _decoding_args(args)},
+            "samples": samples}
+
+
+def cmd_compare(args) -> None:
+    from textopia.evaluation.compare import compare, markdown_report
+
+    results = compare(
+        args.models, args.out, ideas_file=args.ideas_file, num_ideas=args.num_ideas, n_per_idea=args.samples,
+        seed=args.seed, data_dir=args.data_dir, split=args.split, likelihood_limit=args.likelihood_limit,
+        batch_size=args.batch_size, training_index=None if args.no_novelty else "auto",
+        embedder=None if args.no_embedder else "auto", clip_tokens=not args.no_clip,
+        decoding=_decoding_args(args), progress=True,
+    )
+    print(markdown_report(results))
+    print(f"written to {args.out}: results.json, results.md, perplexity.png, diversity_relevance.png, lengths.png")
 
 
 def cmd_generate(args) -> None:
@@ -211,7 +302,7 @@ def cmd_serve(args) -> None:
 
 
 COMMANDS = {
-    "prepare": cmd_prepare, "train": cmd_train, "eval": cmd_eval, "generate": cmd_generate,
+    "prepare": cmd_prepare, "train": cmd_train, "eval": cmd_eval, "compare": cmd_compare, "generate": cmd_generate,
     "export": cmd_export, "serve": cmd_serve,
 }
 

@@ -55,6 +55,54 @@ def train_bpe(texts: Iterable[str], vocab_size: int = 8192, min_frequency: int =
     )
 
 
+UNK = "<unk>"  # out-of-vocabulary word of word-level vocabularies (PTB's own spelling)
+
+
+def train_word_level(texts: Iterable[str], vocab_size: int | None = None):
+    """Build a word-level vocabulary: whitespace-separated words, the most frequent kept.
+
+    Words are split on whitespace only (``WhitespaceSplit``, not ``Whitespace``, which would cut
+    "mr." and "hydro-quebec" at punctuation), case and punctuation kept. Words outside the
+    vocabulary map to ``<unk>``; a corpus that already spells its rare words ``<unk>`` (PTB)
+    shares that id. Decoding joins words with single spaces.
+
+    Args:
+        texts: the training texts.
+        vocab_size: entries in all, special tokens and ``<unk>`` included; None keeps every word.
+
+    Returns:
+        a ``transformers.PreTrainedTokenizerFast`` with :data:`SPECIAL_TOKENS` and ``<unk>``.
+    """
+    from collections import Counter
+
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(text.split())
+    vocab = {t: i for i, t in enumerate([*SPECIAL_TOKENS, UNK])}
+    # Most frequent first, ties alphabetical: the ids are a pure function of the word counts.
+    # (Built here rather than by tokenizers' WordLevelTrainer, which leaves a hole in the ids
+    # when the texts contain a special token such as PTB's "<unk>".)
+    words = sorted((w for w in counts if w not in vocab), key=lambda w: (-counts[w], w))
+    if vocab_size is not None:
+        words = words[: max(0, vocab_size - len(vocab))]
+    vocab.update({w: i for i, w in enumerate(words, start=len(vocab))})
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.add_special_tokens([*SPECIAL_TOKENS, UNK])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token=EOS,
+        bos_token=EOS,
+        pad_token=PAD,
+        unk_token=UNK,
+        additional_special_tokens=[IDEA, PROMPT],
+        model_max_length=1024,
+    )
+
+
 def load_hf_tokenizer(name_or_dir: str | Path):
     """Load a transformers tokenizer and add Textopia's special tokens to it.
 

@@ -78,9 +78,10 @@ def load_gpt(directory: Path, config: GPTConfig):
 
 
 def max_positions(model) -> int | None:
-    """The model's context length in tokens, if it has one."""
+    """The model's context length in tokens, if it has one (None for a model without ``.config``)."""
+    config = getattr(model, "config", None)
     for attr in ("n_positions", "max_position_embeddings"):
-        value = getattr(model.config, attr, None)
+        value = getattr(config, attr, None)
         if value:
             return int(value)
     return None

@@ -49,7 +49,7 @@ def register(spec: ModelSpec) -> ModelSpec:
 
 def _ensure_builtin() -> None:
     # Importing the family modules registers them.
-    from textopia.models import gpt  # noqa: F401
+    from textopia.models import gpt, lstm_lm  # noqa: F401
 
 
 def get_spec(kind: str) -> ModelSpec:
