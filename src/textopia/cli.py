@@ -103,7 +103,7 @@ def _add_generate(sub) -> None:
     p.add_argument("--top-k", type=int, default=0)
     p.add_argument("--repetition-penalty", type=float, default=1.1)
     p.add_argument("--max-new-tokens", type=int, default=77)
-    p.add_argument("--min-new-tokens", type=int, default=12)
+    p.add_argument("--min-new-tokens", type=int, default=16, help="EOS is suppressed before this many tokens")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--ban", action="append", default=[], metavar="WORD", help="a word the prompts must not contain")
     p.add_argument("--no-rerank", action="store_true", help="do not prefer samples that use more of the idea")
@@ -316,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would clutter one-line-per-prompt output
     try:
         COMMANDS[args.command](args)
     except TextopiaError as e:

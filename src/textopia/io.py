@@ -27,6 +27,15 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         raise
 
 
+def _publish_modes(root: Path) -> None:
+    """Give a finished temporary tree the modes a plain mkdir / open would (mkdtemp makes 0700)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(root, 0o777 & ~umask)
+    for path in root.rglob("*"):
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Build a directory in a temporary sibling and move it into place on success.
@@ -45,6 +54,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _publish_modes(tmp)
     old = None
     if path.exists():
         old = path.with_name(f".{path.name}.old-{os.getpid()}")

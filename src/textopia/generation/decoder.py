@@ -78,7 +78,7 @@ class DecoderGenerator(Generator):
         top_k: int = 0,
         repetition_penalty: float = 1.1,
         max_new_tokens: int = 77,
-        min_new_tokens: int = 12,
+        min_new_tokens: int = 16,
         seed: int | None = None,
         banned_words: list[str] | tuple[str, ...] = (),
         rerank: bool = True,

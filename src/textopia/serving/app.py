@@ -203,7 +203,7 @@ def _generate_work(
 ) -> tuple[list[PromptOut], int]:
     """Blocking: write the prompts, drop any holding a banned word, count CLIP tokens."""
     generations = model.generator.generate(
-        idea,
+        idea or None,  # no idea: an unconditional sample
         body.n,
         mode=body.mode,
         temperature=body.temperature,
