@@ -118,8 +118,8 @@ def _add_export(sub) -> None:
 
 def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="serve the web page and the JSON API")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default=None, help="address to listen on (default: TEXTOPIA_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="TCP port (default: TEXTOPIA_PORT or 8000)")
     p.add_argument("--models", nargs="*", default=[], help="checkpoint directories to load beside the default")
 
 
@@ -194,7 +194,7 @@ def cmd_eval(args) -> None:
     prompts = prompts[: args.limit]
     if not prompts:
         raise TextopiaError(f"no prompts to score in {source}")
-    context = (max_positions(model) if hasattr(model, "config") else None) or 256
+    context = max_positions(model) or 256
     started = time.monotonic()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)

@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from tests.conftest import tiny_overrides
 from textopia.training import trainer as trainer_mod

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import re
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import Any
 
 import torch
@@ -56,7 +56,7 @@ class DecoderGenerator(Generator):
         self.kind = meta["kind"]
         from textopia.models.gpt import max_positions
 
-        self.max_positions = max_positions(model) if hasattr(model, "config") else None
+        self.max_positions = max_positions(model)
 
     def info(self) -> dict[str, Any]:
         return {

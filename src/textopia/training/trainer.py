@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from textopia import __version__
-from textopia.data.batching import BucketBatchSampler, PromptDataset, collate
+from textopia.data.batching import BucketBatchSampler, ExampleConfig, PromptDataset, collate
 from textopia.data.corpus import read_split
 from textopia.data.tokenizer import PromptTokenizer, load_hf_tokenizer
 from textopia.evaluation.likelihood import score_prompts
@@ -184,8 +184,8 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
     context = max_positions(model) or config.data.max_length
     max_length = min(config.data.max_length, context)
     cache = data_dir / f"train.{len(tokenizer)}.ids.safetensors" if config.data.train_limit is None else None
-    dataset = PromptDataset(train_prompts, tokenizer, config.data, seed=tc.seed, ideas="random", cache=cache)
-    dataset.config.max_length = max_length
+    examples = ExampleConfig(p_unconditional=config.data.p_unconditional, max_length=max_length)
+    dataset = PromptDataset(train_prompts, tokenizer, examples, seed=tc.seed, ideas="random", cache=cache)
     sampler = BucketBatchSampler(dataset.lengths(), tc.batch_size, seed=tc.seed)
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=sampler, collate_fn=partial(collate, pad_id=tokenizer.pad_id)
