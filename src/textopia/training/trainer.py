@@ -121,6 +121,8 @@ class _Metrics:
         self.path = out_dir / METRICS_FILE
         self.enabled = enabled
         self.lines: list[str] = []
+        if enabled:
+            out_dir.mkdir(parents=True, exist_ok=True)  # so the log can be followed before the first save
         if upto_step is not None and self.path.is_file():
             for line in self.path.read_text().splitlines():
                 try:
@@ -134,9 +136,8 @@ class _Metrics:
             return
         line = json.dumps(record)
         self.lines.append(line)
-        if self.path.parent.is_dir():
-            with self.path.open("a") as f:
-                f.write(line + "\n")
+        with self.path.open("a") as f:
+            f.write(line + "\n")
 
     def write(self, directory: Path) -> None:
         (directory / METRICS_FILE).write_text("".join(line + "\n" for line in self.lines))
