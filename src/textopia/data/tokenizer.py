@@ -32,7 +32,6 @@ def train_bpe(texts: Iterable[str], vocab_size: int = 8192, min_frequency: int =
         a ``transformers.PreTrainedTokenizerFast`` with :data:`SPECIAL_TOKENS`.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
@@ -45,13 +44,16 @@ def train_bpe(texts: Iterable[str], vocab_size: int = 8192, min_frequency: int =
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer)
+    return _as_transformers(tok)
+
+
+def _as_transformers(tok, **extra):
+    """Wrap a ``tokenizers.Tokenizer`` as a transformers fast tokenizer with our special tokens."""
+    from transformers import PreTrainedTokenizerFast
+
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        eos_token=EOS,
-        bos_token=EOS,
-        pad_token=PAD,
-        additional_special_tokens=[IDEA, PROMPT],
-        model_max_length=1024,
+        tokenizer_object=tok, eos_token=EOS, bos_token=EOS, pad_token=PAD,
+        additional_special_tokens=[IDEA, PROMPT], model_max_length=1024, **extra,
     )
 
 
@@ -76,7 +78,6 @@ def train_word_level(texts: Iterable[str], vocab_size: int | None = None):
     from collections import Counter
 
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
 
     counts: Counter[str] = Counter()
     for text in texts:
@@ -92,15 +93,7 @@ def train_word_level(texts: Iterable[str], vocab_size: int | None = None):
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok.add_special_tokens([*SPECIAL_TOKENS, UNK])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        eos_token=EOS,
-        bos_token=EOS,
-        pad_token=PAD,
-        unk_token=UNK,
-        additional_special_tokens=[IDEA, PROMPT],
-        model_max_length=1024,
-    )
+    return _as_transformers(tok, unk_token=UNK)
 
 
 def load_hf_tokenizer(name_or_dir: str | Path):
