@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from textopia.generation.base import TextopiaError
+from textopia.generation.base import DecodingSettings, TextopiaError
 
 logger = logging.getLogger("textopia")
 
@@ -97,13 +97,14 @@ def _add_generate(sub) -> None:
     p.add_argument("idea", nargs="?", default=None, help="the idea (expand) or the prompt's beginning (continue)")
     p.add_argument("-n", type=int, default=4, help="number of prompts")
     p.add_argument("--model", default=None, help="an embedded model's name or a checkpoint directory")
-    p.add_argument("--mode", choices=["expand", "continue"], default="expand")
-    p.add_argument("--temperature", type=float, default=0.9)
-    p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--repetition-penalty", type=float, default=1.1)
-    p.add_argument("--max-new-tokens", type=int, default=77)
-    p.add_argument("--min-new-tokens", type=int, default=16, help="EOS is suppressed before this many tokens")
+    d = DecodingSettings()  # one source of the defaults: the Python API's
+    p.add_argument("--mode", choices=["expand", "continue"], default=d.mode)
+    p.add_argument("--temperature", type=float, default=d.temperature)
+    p.add_argument("--top-p", type=float, default=d.top_p)
+    p.add_argument("--top-k", type=int, default=d.top_k)
+    p.add_argument("--repetition-penalty", type=float, default=d.repetition_penalty)
+    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
+    p.add_argument("--min-new-tokens", type=int, default=d.min_new_tokens, help="EOS is suppressed before this many tokens")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--ban", action="append", default=[], metavar="WORD", help="a word the prompts must not contain")
     p.add_argument("--no-rerank", action="store_true", help="do not prefer samples that use more of the idea")
