@@ -86,3 +86,22 @@ def tiny_lstm_checkpoint(prepared, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "tiny-lstm"
     train(load_config(None, tiny_lstm_overrides(prepared, out)), progress=False)
     return out
+
+
+def tiny_vae_overrides(data_dir: Path, out_dir: Path, **extra) -> list[str]:
+    """``--set`` overrides for a tiny text VAE: :func:`tiny_overrides` with VAE sizes and losses."""
+    values = {"model.kind": "vae", "model.n_embd": 32, "model.n_hidden": 48, "model.n_hidden_enc": 16,
+              "model.latent_dim": 8, "model.free_bits": 0.1, "model.lambda_div": 10.0, "model.word_dropout": 0.2,
+              "model.kl_schedule": "cyclical", "model.kl_anneal_steps": 20, **extra}
+    return [o for o in tiny_overrides(data_dir, out_dir, **values) if not o.startswith("model.n_head=")]
+
+
+@pytest.fixture(scope="session")
+def tiny_vae_checkpoint(prepared, tmp_path_factory) -> Path:
+    """A tiny text VAE (8-d latent, free bits, MMD, word dropout, cyclical KL) trained for 30 steps."""
+    from textopia.training.config import load_config
+    from textopia.training.trainer import train
+
+    out = tmp_path_factory.mktemp("tiny-vae")
+    train(load_config(None, tiny_vae_overrides(prepared, out)), progress=False)
+    return out

@@ -25,7 +25,10 @@ class ModelSpec:
             for the default (build, then load ``model.safetensors`` strictly).
         save: ``save(model, directory)`` writing the weights, or None for the default
             (``model.safetensors`` through ``safetensors.torch.save_model``).
-        generator: which Generator serves it ("decoder": decoder-only LMs).
+        generator: which Generator serves it ("decoder": decoder-only LMs; "vae": the text VAE).
+        validate: ``validate(model, tokenizer, prompts, *, max_length, batch_size, device) ->
+            dict`` of figures logged at each periodic validation, or None for the exact CE of a
+            decoder-only LM.
     """
 
     name: str
@@ -34,6 +37,7 @@ class ModelSpec:
     load: Callable[[Any, Any], Any] | None = None
     save: Callable[[Any, Any], None] | None = None
     generator: str = "decoder"
+    validate: Callable[..., dict[str, Any]] | None = None
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -49,7 +53,7 @@ def register(spec: ModelSpec) -> ModelSpec:
 
 def _ensure_builtin() -> None:
     # Importing the family modules registers them.
-    from textopia.models import gpt, lstm_lm  # noqa: F401
+    from textopia.models import gpt, lstm_lm, text_vae  # noqa: F401
 
 
 def get_spec(kind: str) -> ModelSpec:

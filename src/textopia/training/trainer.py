@@ -29,7 +29,7 @@ from textopia.models.checkpoint import load_checkpoint, save_checkpoint
 from textopia.models.gpt import max_positions
 from textopia.models.registry import get_spec, make_config
 from textopia.training.config import ExperimentConfig
-from textopia.training.schedules import warmup_cosine_lr
+from textopia.training.schedules import kl_beta, warmup_cosine_lr
 
 logger = logging.getLogger(__name__)
 
@@ -248,6 +248,14 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
     def validate() -> None:
         if not valid_prompts or not accelerator.is_main_process:
             return
+        if spec.validate is not None:
+            with accelerator.autocast():
+                figures = spec.validate(accelerator.unwrap_model(model), tokenizer, valid_prompts,
+                                        max_length=max_length, batch_size=tc.batch_size, device=accelerator.device)
+            metrics.log({"step": step, "split": "valid", **figures})
+            logger.info("step %d valid %s", step, " ".join(f"{k} {v:.4g}" for k, v in figures.items()
+                                                           if isinstance(v, float)))
+            return
         with accelerator.autocast():
             result = score_prompts(
                 accelerator.unwrap_model(model), tokenizer, valid_prompts, max_length=max_length,
@@ -263,12 +271,26 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
 
         bar = tqdm(total=tc.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
     window_tokens, window_loss, window_n, window_start = 0, 0.0, 0, time.monotonic()
+    window_terms: dict[str, float] = {}
+    # A model with a KL term (the text VAE) gets its weight from the annealing schedule each step.
+    annealed = accelerator.unwrap_model(model)
+    annealed = annealed if hasattr(annealed, "kl_weight") else None
+
+    def set_kl_weight() -> None:
+        if annealed is not None:
+            annealed.kl_weight = kl_beta(
+                step, schedule=model_cfg.kl_schedule, beta_max=model_cfg.beta_max,
+                anneal_steps=model_cfg.kl_anneal_steps, cycles=model_cfg.kl_cycles,
+                ratio=model_cfg.kl_ratio, start=model_cfg.kl_start,
+            )
+
     done = step >= tc.max_steps
     while not done:
         sampler.set_epoch(epoch)
         dataset.set_epoch(epoch)
         batches = accelerator.skip_first_batches(loader, batch_in_epoch) if batch_in_epoch else loader
         for batch in batches:
+            set_kl_weight()
             with accelerator.accumulate(model):
                 out = model(**batch)
                 accelerator.backward(out.loss)
@@ -285,6 +307,8 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
             window_tokens += int(batch["attention_mask"].sum()) * accelerator.num_processes
             window_loss += float(out.loss.detach())
             window_n += 1
+            for key, value in (getattr(out, "metrics", None) or {}).items():
+                window_terms[key] = window_terms.get(key, 0.0) + value
             if not accelerator.sync_gradients:
                 continue
             step += 1
@@ -295,10 +319,12 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
                 record = {"step": step, "split": "train", "loss": window_loss / window_n, "lr": lr,
                           "tokens_per_s": window_tokens / max(seconds, 1e-9), "epoch": epoch,
                           "elapsed_s": elapsed_before + time.monotonic() - start}
+                record.update({key: value / window_n for key, value in window_terms.items()})
                 metrics.log(record)
                 if bar is not None:
                     bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:.0f}")
                 window_tokens, window_loss, window_n, window_start = 0, 0.0, 0, time.monotonic()
+                window_terms = {}
             out_of_time = tc.max_minutes is not None and (elapsed_before + time.monotonic() - start) > 60 * tc.max_minutes
             out_of_time = bool(accelerator.gather(torch.tensor([out_of_time], device=accelerator.device)).any())
             done = step >= tc.max_steps or out_of_time
