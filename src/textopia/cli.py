@@ -1,4 +1,5 @@
-"""The ``textopia`` command: prepare | train | eval | compare | generate | export | serve.
+"""The ``textopia`` command: prepare | train | eval | compare | generate | reconstruct | interpolate |
+variations | export | serve.
 
 User errors (bad input, missing files, unknown models) print one line, ``textopia: error: ...``,
 and exit with status 2; no traceback.
@@ -59,6 +60,11 @@ def _add_eval(sub) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--unigram", action="store_true", help="also score a unigram model of the train split")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    v = p.add_argument_group("VAE figures (He et al. 2019 protocol; VAE checkpoints only)")
+    v.add_argument("--iw-samples", type=int, default=500, help="importance samples per prompt for the NLL")
+    v.add_argument("--iw-limit", type=int, default=500,
+                   help="estimate the NLL on the first N prompts (K decoder passes each); 0: all")
+    v.add_argument("--bleu-limit", type=int, default=500, help="reconstruct the first N prompts for BLEU; 0: skip")
     _add_text_eval_args(p, samples=0)
 
 
@@ -111,6 +117,27 @@ def _add_generate(sub) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON list")
 
 
+def _add_latent(sub) -> None:
+    help_model = "a model with a latent space: an embedded name or a checkpoint directory (default: vae)"
+    p = sub.add_parser("reconstruct", help="encode prompts to their posterior mean and decode them (VAE)")
+    p.add_argument("prompts", nargs="+", metavar="PROMPT")
+    p.add_argument("--model", default="vae", help=help_model)
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p = sub.add_parser("interpolate", help="decode points on the spherical path between two prompts' latents (VAE)")
+    p.add_argument("prompt_a")
+    p.add_argument("prompt_b")
+    p.add_argument("--steps", type=int, default=8, help="points on the path, both ends included")
+    p.add_argument("--model", default="vae", help=help_model)
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p = sub.add_parser("variations", help="decode latents drawn around a prompt's posterior (VAE)")
+    p.add_argument("prompt")
+    p.add_argument("-n", type=int, default=8, help="number of variations")
+    p.add_argument("--spread", type=float, default=0.5, help="scale of the posterior's standard deviation")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--model", default="vae", help=help_model)
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+
+
 def _add_export(sub) -> None:
     p = sub.add_parser("export", help="copy a checkpoint without its trainer state (for shipping)")
     p.add_argument("checkpoint")
@@ -131,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"textopia {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_prepare, _add_train, _add_eval, _add_compare, _add_generate, _add_export, _add_serve):
+    for add in (_add_prepare, _add_train, _add_eval, _add_compare, _add_generate, _add_latent, _add_export, _add_serve):
         add(sub)
     return parser
 
@@ -199,6 +226,11 @@ def cmd_eval(args) -> None:
     started = time.monotonic()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)
+    from textopia.models.text_vae import TextVAE
+
+    if isinstance(model, TextVAE):
+        _eval_vae(args, model, tokenizer, prompts, source, context, started)
+        return
     result = score_prompts(model, tokenizer, prompts, ideas=args.ideas, batch_size=args.batch_size,
                            max_length=context, device=device, progress=not args.json)
     report = {"model": str(args.model), "source": source, "ideas": args.ideas, **result.to_dict(),
@@ -226,6 +258,36 @@ def cmd_eval(args) -> None:
         for key, value in t.items():
             if key not in ("n_ideas", "n_samples"):
                 print(f"    {key:<26} " + ("–" if value is None else f"{value:.4f}"))
+
+
+def _eval_vae(args, model, tokenizer, prompts, source, context, started) -> None:
+    from textopia.evaluation.vae_metrics import evaluate_vae
+
+    if args.ideas != "none" or args.samples > 0 or args.unigram:
+        raise TextopiaError("a VAE is scored on p(prompt) only: --ideas, --samples and --unigram do not apply "
+                            "(use `textopia compare` for its text figures)")
+    if args.iw_samples < 1:
+        raise TextopiaError(f"--iw-samples must be >= 1, got {args.iw_samples}")
+    r = evaluate_vae(model, tokenizer, prompts, iw_samples=args.iw_samples, iw_limit=args.iw_limit or None,
+                     bleu_limit=args.bleu_limit, batch_size=args.batch_size, max_length=context,
+                     progress=not args.json)
+    report = {"model": str(args.model), "source": source, **r, "seconds": round(time.monotonic() - started, 3)}
+    if args.json:
+        print(json.dumps(report))
+        return
+    print(f"{report['model']} on {source} ({r['prompts']} prompts, {r['tokens']} tokens)")
+    print(f"  ELBO               {r['elbo']:.3f} nats/prompt (reconstruction {r['recon']:.3f}, KL {r['kl']:.3f})")
+    print(f"  reconstruction CE  {r['recon_ce_per_token']:.4f} nats/token")
+    print(f"  IW-NLL (K={r['iw_samples']})     {r['nll']:.3f} nats/prompt, {r['nll_per_token']:.4f} nats/token, "
+          f"on {r['iw_prompts']} prompts")
+    print(f"  perplexity         {r['perplexity']:.2f} (IW-NLL), {r['elbo_perplexity']:.2f} (ELBO bound)")
+    print(f"  mutual information {r['mutual_information']:.3f} nats")
+    print(f"  active units       {r['active_units']} of {r['latent_dim']}")
+    if "bleu" in r:
+        print(f"  reconstruction     BLEU {r['bleu']:.2f}, exact match {r['exact_match']:.3f} "
+              f"({r['bleu_prompts']} prompts)")
+    for w in r["warnings"]:
+        print(f"  WARNING: {w}")
 
 
 def _decoding_args(args) -> dict:
@@ -290,6 +352,39 @@ def cmd_generate(args) -> None:
             print(g.prompt)
 
 
+def _latent_generator(name: str):
+    from textopia.generation.base import LatentGenerator
+    from textopia.generation.loader import load
+
+    generator = load(name)
+    if not isinstance(generator, LatentGenerator):
+        raise TextopiaError(f"model {name!r} ({generator.kind}) has no latent space; use a VAE, e.g. --model vae")
+    return generator
+
+
+def _print_texts(texts: list[str], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(texts, ensure_ascii=False))
+    else:
+        for text in texts:
+            print(text)
+
+
+def cmd_reconstruct(args) -> None:
+    generator = _latent_generator(args.model)
+    _print_texts([generator.reconstruct(p) for p in args.prompts], args.json)
+
+
+def cmd_interpolate(args) -> None:
+    generator = _latent_generator(args.model)
+    _print_texts(generator.interpolate(args.prompt_a, args.prompt_b, steps=args.steps), args.json)
+
+
+def cmd_variations(args) -> None:
+    generator = _latent_generator(args.model)
+    _print_texts(generator.variations(args.prompt, args.n, spread=args.spread, seed=args.seed), args.json)
+
+
 def cmd_export(args) -> None:
     from textopia.models.checkpoint import export_checkpoint
 
@@ -304,6 +399,7 @@ def cmd_serve(args) -> None:
 
 COMMANDS = {
     "prepare": cmd_prepare, "train": cmd_train, "eval": cmd_eval, "compare": cmd_compare, "generate": cmd_generate,
+    "reconstruct": cmd_reconstruct, "interpolate": cmd_interpolate, "variations": cmd_variations,
     "export": cmd_export, "serve": cmd_serve,
 }
 

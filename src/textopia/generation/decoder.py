@@ -67,6 +67,12 @@ class DecoderGenerator(Generator):
             "context_tokens": self.max_positions,
         }
 
+    def _sample(self, context: list[int], num: int, settings: DecodingSettings, generator: torch.Generator,
+                *, idea: str | None, mode: str) -> list[tuple[list[int], bool]]:
+        """Draw ``num`` continuations of ``context``: ``(new_ids, finished)`` each. Latent models
+        override this to fix a latent per sample before decoding."""
+        return sample(self.model, self.tokenizer, context, num, settings, generator, self.max_positions)
+
     def generate(
         self,
         idea: str | None,
@@ -113,7 +119,7 @@ class DecoderGenerator(Generator):
         seen: set[str] = set()
         candidates: list[tuple[float, int, Generation]] = []
         for _ in range(MAX_ROUNDS):
-            for new_ids, finished in sample(self.model, self.tokenizer, context, per_round, settings, generator, self.max_positions):
+            for new_ids, finished in self._sample(context, per_round, settings, generator, idea=idea, mode=mode):
                 text = self.tokenizer.decode(new_ids)
                 if mode == "continue":
                     text = f"{idea}{text}" if text[:1] in (",", ".") else f"{idea} {text}"

@@ -44,8 +44,9 @@ def resolve_model(name_or_dir: str | Path | None) -> Path:
 
 def _generator_classes() -> dict[str, type]:
     from textopia.generation.decoder import DecoderGenerator
+    from textopia.generation.vae import VAEGenerator
 
-    return {"decoder": DecoderGenerator}
+    return {"decoder": DecoderGenerator, "vae": VAEGenerator}
 
 
 def load(name_or_dir: str | Path | None = None, *, device: str | None = None) -> Generator:

@@ -1,0 +1,142 @@
+"""The Generator for the text VAE: prompts from latents, and what a latent space is good for.
+
+* ``generate(idea)``: z ~ N(0, I) (the prior), decoded by the VAE's decoder, which also reads the
+  idea (``<|idea|> idea <|prompt|>``, the same context as the language models) when one is given.
+  The latent chooses *which* prompt; the idea keeps it on topic.
+* ``reconstruct``: the prompt's posterior mean, decoded greedily.
+* ``interpolate``: greedy decodes along the spherical path between two posterior means
+  (slerp: Shoemake 1985; White 2016, "Sampling Generative Networks", for latent spaces).
+* ``variations``: z = μ + spread · σ · ε around a prompt's posterior, each decoded greedily.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+import torch
+
+from textopia.generation.base import DecodingSettings, LatentGenerator, TextopiaError
+from textopia.generation.decoder import DecoderGenerator
+from textopia.generation.decoding import clean_prompt, dedup_key, sample
+
+MAX_STEPS = 64
+MAX_VARIATIONS = 64
+GREEDY = DecodingSettings(temperature=1.0, top_p=1.0, top_k=1, repetition_penalty=1.0, min_new_tokens=0,
+                          max_new_tokens=77)
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between ``a`` and ``b`` (nz,) at fractions ``t`` (S,) -> (S, nz).
+
+    Follows the great circle when the vectors are not parallel, and the straight line when they
+    are (the angle is then too small to divide by).
+    """
+    a64, b64, t64 = a.double(), b.double(), t.double()[:, None]
+    cos = torch.dot(a64, b64) / (a64.norm() * b64.norm()).clamp(min=1e-12)
+    omega = torch.arccos(cos.clamp(-1.0, 1.0))
+    if float(torch.sin(omega)) < 1e-6:
+        out = (1 - t64) * a64 + t64 * b64
+    else:
+        out = (torch.sin((1 - t64) * omega) * a64 + torch.sin(t64 * omega) * b64) / torch.sin(omega)
+    return out.to(a.dtype)
+
+
+class VAEGenerator(DecoderGenerator, LatentGenerator):
+    """Writes prompts with a :class:`textopia.models.text_vae.TextVAE`.
+
+    Args:
+        model: the VAE (eval mode); tokenizer, meta, name: as for :class:`DecoderGenerator`.
+    """
+
+    def __init__(self, model, tokenizer, meta: dict[str, Any], name: str) -> None:
+        super().__init__(model, tokenizer, meta, name)
+        self.vae = model
+        self.latent_dim = int(model.config.latent_dim)
+
+    def info(self) -> dict[str, Any]:
+        out = super().info()
+        out["latent_dim"] = self.latent_dim
+        return out
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.vae.parameters()).device
+
+    # -- latents -------------------------------------------------------------------------------
+    def latents(self, num: int, generator: torch.Generator, *, idea: str | None = None) -> torch.Tensor:
+        """``num`` latents (num, nz) float32 to decode for ``idea``: here, draws from the prior N(0, I)."""
+        return torch.randn((num, self.latent_dim), generator=generator)
+
+    def _sample(self, context, num, settings, generator, *, idea, mode):
+        from textopia.models.text_vae import ConditionedDecoder
+
+        z = self.latents(num, generator, idea=idea if mode == "expand" else None).to(self.device)
+        return sample(ConditionedDecoder(self.vae, z), self.tokenizer, context, num, settings, generator,
+                      self.max_positions)
+
+    @torch.no_grad()
+    def encode(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The posterior of ``prompt``: ``(mu, logvar)``, each (nz,) float32.
+
+        Raises:
+            TextopiaError: the prompt is empty.
+        """
+        text = " ".join((prompt or "").split())
+        if not text:
+            raise TextopiaError("empty prompt: give the text to encode")
+        ids = self.tokenizer.encode(text) + [self.tokenizer.eos_id]
+        if self.max_positions is not None:
+            ids = ids[: self.max_positions - 1]
+        x = torch.tensor([ids], dtype=torch.long, device=self.device)
+        mu, logvar = self.vae.encode(x, torch.tensor([len(ids)]))
+        return mu[0].float().cpu(), logvar[0].float().cpu()
+
+    @torch.no_grad()
+    def decode_latents(self, z: torch.Tensor, *, idea: str | None = None, settings: DecodingSettings = GREEDY,
+                       seed: int = 0) -> list[str]:
+        """Decode each row of ``z`` (N, nz) float into a prompt (greedy by default)."""
+        from textopia.models.text_vae import ConditionedDecoder
+
+        context = self.tokenizer.context_ids(idea)
+        generator = torch.Generator().manual_seed(seed)
+        decoder = ConditionedDecoder(self.vae, z.float().to(self.device))
+        out = sample(decoder, self.tokenizer, context, z.size(0), settings, generator, self.max_positions)
+        return [clean_prompt(self.tokenizer.decode(ids), finished) for ids, finished in out]
+
+    # -- LatentGenerator -----------------------------------------------------------------------
+    def reconstruct(self, prompt: str, *, seed: int | None = None) -> str:
+        mu, _ = self.encode(prompt)
+        return self.decode_latents(mu[None, :])[0]
+
+    def interpolate(self, prompt_a: str, prompt_b: str, steps: int = 8) -> list[str]:
+        if not 2 <= steps <= MAX_STEPS:
+            raise TextopiaError(f"steps must be between 2 and {MAX_STEPS}, got {steps}")
+        mu_a, _ = self.encode(prompt_a)
+        mu_b, _ = self.encode(prompt_b)
+        path = slerp(mu_a, mu_b, torch.linspace(0.0, 1.0, steps))
+        return self.decode_latents(path)
+
+    def variations(self, prompt: str, n: int = 8, *, spread: float = 0.5, seed: int | None = None) -> list[str]:
+        if not 1 <= n <= MAX_VARIATIONS:
+            raise TextopiaError(f"n must be between 1 and {MAX_VARIATIONS}, got {n}")
+        if not (spread >= 0 and math.isfinite(spread)):
+            raise TextopiaError(f"spread must be a finite number >= 0, got {spread}")
+        if seed is None:
+            seed = random.SystemRandom().randrange(2**31)
+        mu, logvar = self.encode(prompt)
+        std = (0.5 * logvar).exp()
+        generator = torch.Generator().manual_seed(seed)
+        out: list[str] = []
+        seen: set[str] = set()
+        for _ in range(4):  # draw again where two latents decode to the same prompt
+            eps = torch.randn((2 * n, self.latent_dim), generator=generator)
+            for text in self.decode_latents(mu[None, :] + spread * std[None, :] * eps):
+                key = dedup_key(text)
+                if key and key not in seen:
+                    seen.add(key)
+                    out.append(text)
+            if len(out) >= n:
+                break
+        return out[:n]
