@@ -105,3 +105,19 @@ def tiny_vae_checkpoint(prepared, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny-vae")
     train(load_config(None, tiny_vae_overrides(prepared, out)), progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_diffusion_checkpoint(prepared, tiny_vae_checkpoint, tmp_path_factory) -> Path:
+    """A tiny latent diffusion model over :func:`tiny_vae_checkpoint`, trained for 30 steps."""
+    from textopia.training.config import load_config
+    from textopia.training.trainer import train
+
+    out = tmp_path_factory.mktemp("tiny-diffusion")
+    overrides = ["model.kind=latent-diffusion", f"model.vae_checkpoint={tiny_vae_checkpoint}", "model.n_hidden=32",
+                 "model.n_blocks=2", "model.idea_hidden=32", "model.time_dim=16", f"data.dir={prepared}",
+                 "data.train_limit=300", "data.valid_limit=20", "data.max_length=128", f"train.out_dir={out}",
+                 "train.max_steps=30", "train.batch_size=32", "train.eval_every=15", "train.save_every=0",
+                 "train.log_every=10", "train.warmup_steps=2"]
+    train(load_config(None, overrides), progress=False)
+    return out

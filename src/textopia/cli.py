@@ -114,6 +114,9 @@ def _add_generate(sub) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--ban", action="append", default=[], metavar="WORD", help="a word the prompts must not contain")
     p.add_argument("--no-rerank", action="store_true", help="do not prefer samples that use more of the idea")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="latent diffusion models: classifier-free guidance scale (0: ignore the idea; default 3)")
+    p.add_argument("--steps", type=int, default=None, help="latent diffusion models: DDIM steps (default 50)")
     p.add_argument("--json", action="store_true", help="print a JSON list")
 
 
@@ -340,10 +343,16 @@ def cmd_generate(args) -> None:
     from textopia.generation.loader import load
 
     generator = load(args.model)
+    extra = {k: v for k, v in (("guidance", args.guidance), ("steps", args.steps)) if v is not None}
+    import inspect
+
+    if extra and "guidance" not in inspect.signature(generator.generate).parameters:
+        raise TextopiaError(f"--guidance and --steps apply to latent diffusion models, not to {generator.kind!r}")
     gens = generator.generate(
         args.idea, args.n, mode=args.mode, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
         repetition_penalty=args.repetition_penalty, max_new_tokens=args.max_new_tokens,
         min_new_tokens=args.min_new_tokens, seed=args.seed, banned_words=args.ban, rerank=not args.no_rerank,
+        **extra,
     )
     if args.json:
         print(json.dumps([g.to_dict() for g in gens], ensure_ascii=False))

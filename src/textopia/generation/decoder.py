@@ -12,7 +12,12 @@ import torch
 
 from textopia.data.ideas import content_words
 from textopia.data.tokenizer import PromptTokenizer
-from textopia.generation.base import DecodingSettings, Generation, Generator, TextopiaError
+from textopia.generation.base import (
+    DecodingSettings,
+    Generation,
+    Generator,
+    TextopiaError,
+)
 from textopia.generation.decoding import clean_prompt, dedup_key, sample
 
 logger = logging.getLogger(__name__)

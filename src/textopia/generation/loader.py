@@ -44,9 +44,10 @@ def resolve_model(name_or_dir: str | Path | None) -> Path:
 
 def _generator_classes() -> dict[str, type]:
     from textopia.generation.decoder import DecoderGenerator
+    from textopia.generation.diffusion import DiffusionGenerator
     from textopia.generation.vae import VAEGenerator
 
-    return {"decoder": DecoderGenerator, "vae": VAEGenerator}
+    return {"decoder": DecoderGenerator, "vae": VAEGenerator, "diffusion": DiffusionGenerator}
 
 
 def load(name_or_dir: str | Path | None = None, *, device: str | None = None) -> Generator:

@@ -29,6 +29,8 @@ class ModelSpec:
         validate: ``validate(model, tokenizer, prompts, *, max_length, batch_size, device) ->
             dict`` of figures logged at each periodic validation, or None for the exact CE of a
             decoder-only LM.
+        trainer: which training loop fits it: "tokens" (the shared loop over tokenised examples)
+            or "latents" (the latent diffusion loop over a frozen VAE's latents).
     """
 
     name: str
@@ -38,6 +40,7 @@ class ModelSpec:
     save: Callable[[Any, Any], None] | None = None
     generator: str = "decoder"
     validate: Callable[..., dict[str, Any]] | None = None
+    trainer: str = "tokens"
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -53,7 +56,7 @@ def register(spec: ModelSpec) -> ModelSpec:
 
 def _ensure_builtin() -> None:
     # Importing the family modules registers them.
-    from textopia.models import gpt, lstm_lm, text_vae  # noqa: F401
+    from textopia.models import gpt, latent_diffusion, lstm_lm, text_vae  # noqa: F401
 
 
 def get_spec(kind: str) -> ModelSpec:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+
 try:
     import tomllib
 except ImportError:  # Python 3.10

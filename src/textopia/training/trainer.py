@@ -20,7 +20,12 @@ from typing import Any
 import torch
 
 from textopia import __version__
-from textopia.data.batching import BucketBatchSampler, ExampleConfig, PromptDataset, collate
+from textopia.data.batching import (
+    BucketBatchSampler,
+    ExampleConfig,
+    PromptDataset,
+    collate,
+)
 from textopia.data.corpus import read_split
 from textopia.data.tokenizer import PromptTokenizer, load_hf_tokenizer
 from textopia.evaluation.likelihood import score_prompts
@@ -152,6 +157,12 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
     Raises:
         TextopiaError: the data or the config is unusable.
     """
+    kind = config.model.get("kind", "gpt")
+    spec = get_spec(kind)
+    if spec.trainer == "latents":
+        from textopia.training.diffusion import train_diffusion
+
+        return train_diffusion(config, resume=resume, progress=progress)
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
@@ -164,8 +175,6 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
     set_seed(tc.seed)
     out_dir = Path(tc.out_dir)
     data_dir = Path(config.data.dir)
-    kind = config.model.get("kind", "gpt")
-    spec = get_spec(kind)
     model_cfg = make_config(kind, config.model)
 
     state: dict[str, Any] | None = None

@@ -1,0 +1,86 @@
+"""The Generator for latent diffusion: latents drawn by DDIM with guidance, decoded by the VAE.
+
+``generate(idea)`` draws each prompt's latent from the diffusion model conditioned on the idea
+(classifier-free guidance scale ``guidance``, ``steps`` DDIM steps) instead of from N(0, I), then
+the frozen VAE decoder writes the prompt. With ``idea_in_decoder`` (the default) the decoder also
+reads the idea, as for the VAE alone; without it the latent is the only conditioning, so the
+guidance scale alone trades relevance against diversity. Reconstruction, interpolation and
+variations are the VAE's own.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import torch
+
+from textopia.generation.base import Generation, TextopiaError
+from textopia.generation.vae import VAEGenerator
+
+DEFAULT_GUIDANCE = 3.0
+DEFAULT_STEPS = 50
+MAX_STEPS = 1000
+
+
+class DiffusionGenerator(VAEGenerator):
+    """Writes prompts with a :class:`textopia.models.latent_diffusion.LatentDiffusion`.
+
+    Args:
+        model: the latent diffusion model (its ``vae`` decodes); tokenizer, meta, name: as for
+            :class:`~textopia.generation.decoder.DecoderGenerator`.
+        guidance, steps: the defaults of :meth:`generate`.
+        idea_in_decoder: the VAE decoder also reads the idea (True) or only the latent (False).
+    """
+
+    def __init__(self, model, tokenizer, meta: dict[str, Any], name: str, *, guidance: float = DEFAULT_GUIDANCE,
+                 steps: int = DEFAULT_STEPS, idea_in_decoder: bool = True) -> None:
+        super().__init__(model.vae, tokenizer, meta, name)
+        self.diffusion = model
+        self.guidance = guidance
+        self.steps = steps
+        self.idea_in_decoder = idea_in_decoder
+        self._call = threading.local()  # per-call guidance and steps (the service calls from threads)
+
+    def info(self) -> dict[str, Any]:
+        out = super().info()
+        out.update(parameters=sum(p.numel() for p in self.diffusion.parameters()), guidance=self.guidance,
+                   steps=self.steps, scale_factor=self.diffusion.config.scale_factor)
+        return out
+
+    def latents(self, num: int, generator: torch.Generator, *, idea: str | None = None) -> torch.Tensor:
+        from textopia.models.latent_diffusion import idea_token_ids
+
+        guidance = getattr(self._call, "guidance", self.guidance)
+        steps = getattr(self._call, "steps", self.steps)
+        ids = None
+        if idea:
+            ids, _ = idea_token_ids(self.tokenizer, [idea], self.diffusion.config.max_idea_tokens)
+        return self.diffusion.sample_latents(ids, num, steps=steps, guidance=guidance, generator=generator).cpu()
+
+    def _sample(self, context, num, settings, generator, *, idea, mode):
+        if not self.idea_in_decoder and mode == "expand" and idea:
+            context = self.tokenizer.context_ids(None)
+        return super()._sample(context, num, settings, generator, idea=idea, mode=mode)
+
+    def generate(self, idea: str | None, n: int = 4, *, guidance: float | None = None, steps: int | None = None,
+                 **settings) -> list[Generation]:
+        """:meth:`Generator.generate`, plus the diffusion's ``guidance`` (>= 0) and DDIM ``steps``.
+
+        Raises:
+            TextopiaError: as for the other generators, or guidance < 0, or steps outside 1..1000.
+        """
+        guidance = self.guidance if guidance is None else float(guidance)
+        steps = self.steps if steps is None else int(steps)
+        if not guidance >= 0:
+            raise TextopiaError(f"guidance must be >= 0, got {guidance}")
+        if not 1 <= steps <= MAX_STEPS:
+            raise TextopiaError(f"steps must be between 1 and {MAX_STEPS}, got {steps}")
+        self._call.guidance, self._call.steps = guidance, steps
+        try:
+            out = super().generate(idea, n, **settings)
+        finally:
+            del self._call.guidance, self._call.steps
+        for g in out:
+            g.settings.update(guidance=guidance, steps=steps)
+        return out

@@ -1,0 +1,399 @@
+"""Latent diffusion over the text VAE's latents: "Stable Diffusion for text".
+
+A frozen :class:`~textopia.models.text_vae.TextVAE` maps a prompt to z (B, nz); a DDPM learns
+the distribution of z given an idea; sampling runs DDIM with classifier-free guidance and the
+VAE's decoder turns each z into a prompt::
+
+    training:  prompt ─▶ VAE encoder (frozen) ─▶ μ (B, nz) ─▶ z0 = scale_factor · μ
+               z_t = √ᾱ_t · z0 + √(1 − ᾱ_t) · ε,  t ~ U{0, T−1},  ε ~ N(0, I)
+               idea ─▶ idea encoder ─▶ c (B, H)  (the learned null idea with prob. p_uncond)
+               loss = ‖ε − ε_θ(z_t, t, c)‖²                     (or v for v-prediction)
+    sampling:  z_T ~ N(0, I) ─▶ DDIM steps with ε̂ = ε_u + g · (ε_c − ε_u) ─▶ z0 / scale_factor
+               ─▶ VAE decoder ─▶ prompt
+
+Sources: Ho et al. 2020, "Denoising Diffusion Probabilistic Models" (the ε objective, eq. 14);
+Song et al. 2021, "Denoising Diffusion Implicit Models" (the sampler, eq. 12, η = 0 is
+deterministic); Ho & Salimans 2022, "Classifier-Free Diffusion Guidance" (idea dropout and
+guidance, eq. 6; our guidance scale is their 1 + w); Rombach et al. 2022, "High-Resolution
+Image Synthesis with Latent Diffusion Models" (diffusion in a frozen autoencoder's latent space,
+the latent rescaled to unit variance by s = 1/σ̂ of the training latents); Salimans & Ho 2022,
+"Progressive Distillation for Fast Sampling of Diffusion Models" (v-prediction, §4); Nichol &
+Dhariwal 2021 (the cosine schedule, ``squaredcos_cap_v2``); Peebles & Xie 2023, "Scalable
+Diffusion Models with Transformers" (adaLN-Zero conditioning). The schedulers are diffusers'
+``DDPMScheduler`` and ``DDIMScheduler``, with ``clip_sample=False`` (z is not an image in [-1, 1]).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from textopia.generation.base import TextopiaError
+from textopia.models.registry import ModelSpec, register
+from textopia.models.text_vae import TextVAE, VAEConfig, build_vae
+
+SCHEDULER_CONFIG = "scheduler_config.json"
+
+
+@dataclass
+class DiffusionConfig:
+    """Sizes of the denoiser and the idea encoder, the noise schedule, and the frozen VAE."""
+
+    kind: str = "latent-diffusion"
+    n_hidden: int = 512  # H, width of the denoiser's residual blocks and of the idea vector
+    n_blocks: int = 6  # residual MLP blocks of the denoiser
+    time_dim: int = 128  # width of the sinusoidal timestep embedding (before its MLP)
+    dropout: float = 0.0  # inside each residual block
+    idea_hidden: int = 512  # hidden width of the idea encoder's MLP
+    max_idea_tokens: int = 32  # ideas are cut to this many tokens
+    num_train_timesteps: int = 1000  # T, steps of the forward (noising) process
+    beta_schedule: str = "squaredcos_cap_v2"  # diffusers' name; the cosine schedule of Nichol & Dhariwal 2021
+    prediction_type: str = "epsilon"  # what the denoiser predicts: "epsilon" or "v_prediction"
+    p_uncond: float = 0.1  # P(an idea is replaced by the null idea) in training (CFG)
+    scale_factor: float = 1.0  # z0 = scale_factor · VAE latent; set to 1/std of the training latents
+    vae: dict[str, Any] = field(default_factory=dict)  # the frozen VAE's VAEConfig, as a dict
+    vae_checkpoint: str | None = None  # where the VAE came from (provenance; its weights are in ours)
+
+
+def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
+    """Sinusoidal embedding of (B,) timesteps -> (B, dim) float32: [cos(t·f_i), sin(t·f_i)].
+
+    The Transformer's position encoding (Vaswani et al. 2017, §3.5) as DDPM uses it for t
+    (Ho et al. 2020, appendix B); frequencies f_i = max_period^(−i / (dim/2)).
+    """
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=timesteps.device, dtype=torch.float32) / half)
+    args = timesteps.float()[:, None] * freqs[None, :]  # (B, half)
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # (B, 2·half)
+    if dim % 2:
+        emb = F.pad(emb, (0, 1))
+    return emb
+
+
+class IdeaEncoder(nn.Module):
+    """An idea's tokens -> one vector c (B, H); no idea -> the learned null idea.
+
+    ::
+
+        ids (B, L) ─▶ embedding (B, L, E) ─▶ [mean; max] over non-pad tokens (B, 2E) ─▶ MLP ─▶ c (B, H)
+
+    Why a pooled bag of tokens: an idea is 1 to 4 words or two-word phrases in random order
+    (:func:`textopia.data.ideas.derive_idea` shuffles them), so an order-free encoder fits the
+    data and costs nothing; the mean says what the idea is about, the max keeps a rare word
+    from being averaged away. The embedding has the VAE's width and starts as a copy of the
+    VAE's table (the training script does this), which already places related words close
+    together; it stays trainable. The null idea is a learned vector, the unconditional branch
+    of classifier-free guidance (Ho & Salimans 2022, §3.2).
+
+    Args:
+        vocab_size: ``len(tokenizer)``; n_embd: E, the VAE's embedding width; hidden: MLP width;
+        out_dim: H; pad_id: the padding token (ignored by the pooling).
+    """
+
+    def __init__(self, vocab_size: int, n_embd: int, hidden: int, out_dim: int, pad_id: int) -> None:
+        super().__init__()
+        self.pad_id = pad_id
+        self.embed = nn.Embedding(vocab_size, n_embd)
+        self.mlp = nn.Sequential(nn.Linear(2 * n_embd, hidden), nn.SiLU(), nn.Linear(hidden, out_dim))
+        self.null = nn.Parameter(torch.randn(out_dim) * 0.02)  # (H,) the "no idea" vector
+
+    def forward(self, ids: torch.Tensor | None, has_idea: torch.Tensor | None = None,
+                batch_size: int | None = None) -> torch.Tensor:
+        """Encode ideas.
+
+        Args:
+            ids: (B, L) int64 idea tokens padded with ``pad_id``, or None (no idea at all).
+            has_idea: (B,) bool; False rows get the null idea (so do rows with no token).
+            batch_size: B when ``ids`` is None.
+
+        Returns:
+            c: (B, H) float32.
+        """
+        if ids is None:
+            return self.null[None, :].expand(int(batch_size or 1), -1)
+        mask = ids != self.pad_id  # (B, L)
+        keep = mask.any(dim=1) if has_idea is None else has_idea & mask.any(dim=1)  # (B,)
+        x = self.embed(ids).float()  # (B, L, E)
+        m = mask[..., None].float()
+        mean = (x * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)  # (B, E)
+        mx = x.masked_fill(~mask[..., None], float("-inf")).amax(dim=1)  # (B, E)
+        mx = torch.where(mask.any(dim=1, keepdim=True), mx, torch.zeros_like(mx))
+        c = self.mlp(torch.cat([mean, mx], dim=-1))  # (B, H)
+        return torch.where(keep[:, None], c, self.null[None, :].to(c.dtype))
+
+
+class AdaLNBlock(nn.Module):
+    """A residual MLP block whose LayerNorm is modulated by the conditioning (adaLN-Zero).
+
+    ``h + gate(c) ⊙ MLP(LN(h) ⊙ (1 + scale(c)) + shift(c))``; shift, scale and gate start at
+    zero, so every block starts as the identity (Peebles & Xie 2023, §3.2).
+    """
+
+    def __init__(self, width: int, dropout: float) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width, elementwise_affine=False)
+        self.mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Dropout(dropout), nn.Linear(width, width))
+        self.modulation = nn.Linear(width, 3 * width)
+        nn.init.zeros_(self.modulation.weight)
+        nn.init.zeros_(self.modulation.bias)
+
+    def forward(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """h: (B, H) hidden state; c: (B, H) conditioning (time + idea), already through SiLU."""
+        shift, scale, gate = self.modulation(c).chunk(3, dim=-1)  # each (B, H)
+        return h + gate * self.mlp(self.norm(h) * (1 + scale) + shift)
+
+
+class Denoiser(nn.Module):
+    """ε_θ(z_t, t, c) (or v_θ): a residual MLP conditioned through adaLN in every block.
+
+    ::
+
+        z_t (B, nz) ─▶ Linear ─▶ h (B, H) ─▶ [AdaLNBlock(h, c)] × n_blocks ─▶ adaLN ─▶ Linear ─▶ (B, nz)
+        c = MLP(sinusoid(t)) + idea vector  (B, H)
+
+    Why an MLP: z is one flat nz-vector (32 numbers) with no sequence or spatial structure, so
+    attention or convolutions (the U-Net of image LDMs) have nothing to exploit; what matters
+    is that t and the idea reach every layer, which adaLN does. The output layer starts at zero
+    (the first prediction is 0, the mean of ε), as do the block gates.
+    """
+
+    def __init__(self, nz: int, width: int, n_blocks: int, time_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.time_dim = time_dim
+        self.time_mlp = nn.Sequential(nn.Linear(time_dim, width), nn.SiLU(), nn.Linear(width, width))
+        self.inp = nn.Linear(nz, width)
+        self.blocks = nn.ModuleList(AdaLNBlock(width, dropout) for _ in range(n_blocks))
+        self.final_norm = nn.LayerNorm(width, elementwise_affine=False)
+        self.final_modulation = nn.Linear(width, 2 * width)
+        self.out = nn.Linear(width, nz)
+        for layer in (self.final_modulation, self.out):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, z: torch.Tensor, timesteps: torch.Tensor, idea: torch.Tensor) -> torch.Tensor:
+        """z: (B, nz) noisy latents; timesteps: (B,) int64 in [0, T); idea: (B, H). Returns (B, nz)."""
+        c = F.silu(self.time_mlp(timestep_embedding(timesteps, self.time_dim)) + idea)  # (B, H)
+        h = self.inp(z)  # (B, H)
+        for block in self.blocks:
+            h = block(h, c)
+        shift, scale = self.final_modulation(c).chunk(2, dim=-1)
+        return self.out(self.final_norm(h) * (1 + scale) + shift)  # (B, nz)
+
+
+class LatentDiffusion(nn.Module):
+    """The frozen VAE, the idea encoder and the denoiser.
+
+    Args:
+        config: the sizes, schedule and the VAE's config (``config.vae``).
+        vae: the VAE (its weights are frozen here: ``requires_grad`` False, always in eval mode).
+        vocab_size: ``len(tokenizer)``; pad_id: the tokenizer's pad id.
+
+    Attributes:
+        config: the :class:`DiffusionConfig`.
+    """
+
+    def __init__(self, config: DiffusionConfig, vae: TextVAE, vocab_size: int, pad_id: int) -> None:
+        super().__init__()
+        if min(config.n_hidden, config.n_blocks, config.time_dim, config.idea_hidden, config.max_idea_tokens) < 1:
+            raise TextopiaError("n_hidden, n_blocks, time_dim, idea_hidden and max_idea_tokens must be >= 1")
+        if config.prediction_type not in ("epsilon", "v_prediction"):
+            raise TextopiaError(f"prediction_type must be epsilon or v_prediction, got {config.prediction_type!r}")
+        if not 0.0 <= config.p_uncond <= 1.0:
+            raise TextopiaError(f"p_uncond must be in [0, 1], got {config.p_uncond}")
+        if not 0.0 <= config.dropout < 1.0:
+            raise TextopiaError(f"dropout must be in [0, 1), got {config.dropout}")
+        if not (config.scale_factor > 0 and math.isfinite(config.scale_factor)):
+            raise TextopiaError(f"scale_factor must be a positive number, got {config.scale_factor}")
+        self.config = config
+        self.vae = vae
+        self.vae.requires_grad_(False)
+        nz = vae.config.latent_dim
+        self.idea_encoder = IdeaEncoder(vocab_size, vae.config.n_embd, config.idea_hidden, config.n_hidden, pad_id)
+        self.denoiser = Denoiser(nz, config.n_hidden, config.n_blocks, config.time_dim, config.dropout)
+        self._train_scheduler = self.noise_scheduler()
+        self.train()
+
+    @property
+    def latent_dim(self) -> int:
+        return self.vae.config.latent_dim
+
+    def train(self, mode: bool = True) -> LatentDiffusion:
+        """Set the mode of the trainable parts; the frozen VAE stays in eval mode."""
+        super().train(mode)
+        self.vae.eval()
+        return self
+
+    def init_from_vae(self, vae: TextVAE) -> None:
+        """Copy a trained VAE's weights in and start the idea embedding from its token table."""
+        with torch.no_grad():
+            self.vae.load_state_dict(vae.state_dict())
+            self.idea_encoder.embed.weight.copy_(vae.embed.weight)
+
+    def noise_scheduler(self):
+        """A fresh diffusers ``DDPMScheduler`` for this model's forward process."""
+        from diffusers import DDPMScheduler
+
+        cfg = self.config
+        return DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule,
+                             prediction_type=cfg.prediction_type, clip_sample=False)
+
+    def predict(self, noisy: torch.Tensor, timesteps: torch.Tensor, idea_vec: torch.Tensor) -> torch.Tensor:
+        """The denoiser's output (ε or v, per ``prediction_type``).
+
+        Args:
+            noisy: (B, nz) float, z_t in the scaled latent space.
+            timesteps: (B,) int64 in [0, num_train_timesteps).
+            idea_vec: (B, H) float from :attr:`idea_encoder`.
+
+        Returns:
+            (B, nz) float32.
+        """
+        return self.denoiser(noisy, timesteps, idea_vec).float()
+
+    def loss(self, z0: torch.Tensor, idea_ids: torch.Tensor, has_idea: torch.Tensor,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """The simple DDPM loss of a batch (Ho et al. 2020, eq. 14), with idea dropout.
+
+        t ~ U{0, T−1}, ε ~ N(0, I), z_t = √ᾱ_t z0' + √(1−ᾱ_t) ε where z0' = scale_factor · z0;
+        the target is ε, or v = √ᾱ_t ε − √(1−ᾱ_t) z0' for v-prediction (Salimans & Ho 2022, §4).
+        Each idea is replaced by the null idea with probability ``p_uncond``.
+
+        Args:
+            z0: (B, nz) float, VAE latents (posterior means), unscaled.
+            idea_ids: (B, L) int64 idea tokens padded with the pad id (see :func:`idea_token_ids`).
+            has_idea: (B,) bool, False for examples without an idea.
+            generator: a CPU ``torch.Generator`` for t, ε and the dropout (all drawn on the CPU).
+
+        Returns:
+            0-dim float32: the mean squared error per latent coordinate.
+        """
+        device = z0.device
+        b = z0.size(0)
+        z0 = z0.float() * self.config.scale_factor
+        t = torch.randint(0, self.config.num_train_timesteps, (b,), generator=generator).to(device)
+        noise = torch.randn(z0.shape, generator=generator).to(device)
+        drop = torch.rand(b, generator=generator).to(device) < self.config.p_uncond
+        sched = self._train_scheduler
+        noisy = sched.add_noise(z0, noise, t)
+        target = noise if self.config.prediction_type == "epsilon" else sched.get_velocity(z0, noise, t)
+        idea_vec = self.idea_encoder(idea_ids.to(device), has_idea.to(device) & ~drop)
+        return F.mse_loss(self.predict(noisy, t, idea_vec), target.float())
+
+    def forward(self, z0: torch.Tensor, idea_ids: torch.Tensor, has_idea: torch.Tensor,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """Same as :meth:`loss` (so wrappers that call ``forward`` work)."""
+        return self.loss(z0, idea_ids, has_idea, generator)
+
+    @torch.no_grad()
+    def sample_latents(self, idea_ids: torch.Tensor | None, num: int, *, steps: int = 50, guidance: float = 3.0,
+                       generator: torch.Generator | None = None, eta: float = 0.0) -> torch.Tensor:
+        """Draw latents with DDIM and classifier-free guidance.
+
+        ε̂ = ε_θ(z_t, ∅) + g · (ε_θ(z_t, c) − ε_θ(z_t, ∅)) (Ho & Salimans 2022, eq. 6, where their
+        w is g − 1): g = 0 is the unconditional model (computed alone, so it is exactly the
+        unconditional sample), g = 1 the conditional one, g > 1 pushes further towards the idea.
+        The same formula is applied to v for v-prediction (it is linear in the prediction).
+
+        Args:
+            idea_ids: (1, L) int64 tokens of one idea (see :func:`idea_token_ids`), or None
+                (unconditional; so is an idea with no token).
+            num: how many latents.
+            steps: DDIM steps (Song et al. 2021).
+            guidance: g.
+            generator: a CPU ``torch.Generator``; the initial noise (and DDIM's noise when
+                η > 0) is drawn from it on the CPU, so a seed gives the same latents on any device.
+            eta: η, DDIM's stochasticity (0: deterministic; 1: DDPM-like).
+
+        Returns:
+            z: (num, nz) float32 in the VAE's latent space (divided by ``scale_factor``).
+        """
+        from diffusers import DDIMScheduler
+
+        if num < 1 or steps < 1:
+            raise TextopiaError(f"num and steps must be >= 1, got {num}, {steps}")
+        device = next(self.denoiser.parameters()).device
+        was_training = self.training
+        self.eval()
+        scheduler = DDIMScheduler.from_config(self.noise_scheduler().config)
+        scheduler.set_timesteps(steps)
+        null = self.idea_encoder(None, batch_size=num)  # (num, H)
+        cond = None
+        if idea_ids is not None and guidance != 0:
+            if idea_ids.dim() != 2 or idea_ids.size(0) != 1:
+                raise TextopiaError(f"idea_ids must have shape (1, L), got {tuple(idea_ids.shape)}")
+            idea_ids = idea_ids.to(device)
+            if bool((idea_ids != self.idea_encoder.pad_id).any()):
+                cond = self.idea_encoder(idea_ids).expand(num, -1)  # (num, H)
+        z = torch.randn((num, self.latent_dim), generator=generator, dtype=torch.float32).to(device)
+        for t in scheduler.timesteps:
+            if cond is None:
+                out = self.predict(z, torch.full((num,), int(t), device=device, dtype=torch.long), null)
+            else:
+                tt = torch.full((2 * num,), int(t), device=device, dtype=torch.long)
+                both = self.predict(torch.cat([z, z]), tt, torch.cat([null, cond]))  # (2·num, nz)
+                uncond, conditional = both.chunk(2)
+                out = uncond + guidance * (conditional - uncond)
+            z = scheduler.step(out, t, z, eta=eta, generator=generator).prev_sample
+        self.train(was_training)
+        return (z / self.config.scale_factor).float()
+
+
+def idea_token_ids(tokenizer, ideas: list[str | None], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokenise ideas for :class:`IdeaEncoder`.
+
+    Args:
+        tokenizer: a :class:`~textopia.data.tokenizer.PromptTokenizer`.
+        ideas: one idea per example; None or blank for none.
+        max_tokens: ideas are cut to this many tokens.
+
+    Returns:
+        ``(ids, has_idea)``: (B, L) int64 right-padded with ``tokenizer.pad_id`` (L >= 1, the
+        longest idea), (B,) bool (False: no idea, or one with no token).
+    """
+    rows = [tokenizer.encode(idea)[:max_tokens] if idea and idea.strip() else [] for idea in ideas]
+    width = max([1, *(len(r) for r in rows)])
+    ids = torch.full((len(rows), width), tokenizer.pad_id, dtype=torch.long)
+    for i, row in enumerate(rows):
+        if row:
+            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+    has_idea = torch.tensor([bool(r) for r in rows], dtype=torch.bool)
+    return ids, has_idea
+
+
+def build_diffusion(config: DiffusionConfig, tokenizer) -> LatentDiffusion:
+    """A fresh latent diffusion model around an (untrained) VAE built from ``config.vae``.
+
+    The training script copies the trained VAE's weights in (:meth:`LatentDiffusion.init_from_vae`);
+    a checkpoint loads them with the rest.
+
+    Raises:
+        TextopiaError: ``config.vae`` is empty or a setting is out of range.
+    """
+    if not config.vae:
+        raise TextopiaError("DiffusionConfig.vae is empty: latent diffusion needs the VAE's config "
+                            "(train it with textopia.training.diffusion.train_diffusion)")
+    try:
+        vae_config = VAEConfig(**config.vae)
+    except TypeError as e:
+        raise TextopiaError(f"invalid VAE config in the latent diffusion config: {e}") from None
+    vae = build_vae(vae_config, tokenizer)
+    config.vae = dict(vars(vae_config))  # with unk_id filled in
+    return LatentDiffusion(config, vae, vocab_size=len(tokenizer), pad_id=tokenizer.pad_id)
+
+
+def save_diffusion(model: LatentDiffusion, directory: Path) -> None:
+    """Write ``model.safetensors`` (VAE included) and diffusers' ``scheduler_config.json``."""
+    from safetensors.torch import save_model
+
+    save_model(model, str(Path(directory) / "model.safetensors"))
+    model.noise_scheduler().save_config(str(directory))
+
+
+register(ModelSpec("latent-diffusion", DiffusionConfig, build_diffusion, save=save_diffusion, generator="diffusion",
+                   trainer="latents"))

@@ -1,0 +1,119 @@
+"""The VAE and latent diffusion Generators, and the latent-space CLI commands, on tiny checkpoints."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from textopia.cli import main
+from textopia.generation.base import LatentGenerator, TextopiaError
+from textopia.generation.loader import load
+from textopia.generation.vae import slerp
+
+
+def test_slerp_keeps_the_ends_and_follows_the_great_circle():
+    a, b = torch.tensor([2.0, 0.0]), torch.tensor([0.0, 2.0])
+    path = slerp(a, b, torch.linspace(0, 1, 5))
+    torch.testing.assert_close(path[0], a)
+    torch.testing.assert_close(path[-1], b)
+    for k, point in enumerate(path):  # on the circle of radius 2, at equal angles
+        assert float(point.norm()) == pytest.approx(2.0, abs=1e-5)
+        assert math.atan2(float(point[1]), float(point[0])) == pytest.approx(k * math.pi / 8, abs=1e-5)
+    # Parallel vectors: the straight line, no division by sin(0).
+    torch.testing.assert_close(slerp(a, 3 * a, torch.tensor([0.5]))[0], 2 * a)
+
+
+def test_vae_generator_writes_from_the_prior_and_an_idea(tiny_vae_checkpoint):
+    gen = load(tiny_vae_checkpoint)
+    assert isinstance(gen, LatentGenerator) and gen.info()["latent_dim"] == 8
+    a = gen.generate("castle", 3, seed=1, max_new_tokens=12, min_new_tokens=0)
+    b = gen.generate("castle", 3, seed=1, max_new_tokens=12, min_new_tokens=0)
+    assert [g.prompt for g in a] == [g.prompt for g in b] and len(a) == 3
+    assert all(g.idea == "castle" for g in a)
+    assert gen.generate(None, 2, seed=0, max_new_tokens=8)
+
+
+def test_vae_generator_latent_methods(tiny_vae_checkpoint):
+    gen = load(tiny_vae_checkpoint)
+    text = gen.reconstruct("a castle on a hill, oil painting")
+    assert isinstance(text, str)
+    path = gen.interpolate("a castle on a hill", "portrait of a woman", steps=5)
+    assert len(path) == 5
+    # The path's ends are the greedy decodes of the two posterior means.
+    assert path[0] == gen.reconstruct("a castle on a hill") and path[-1] == gen.reconstruct("portrait of a woman")
+    v1 = gen.variations("a castle on a hill", 3, spread=1.0, seed=4)
+    assert v1 == gen.variations("a castle on a hill", 3, spread=1.0, seed=4)
+    assert 1 <= len(v1) <= 3 and len(set(v1)) == len(v1)
+    # No spread: every latent is the posterior mean, so at most one distinct (non-empty) prompt.
+    still = gen.variations("a castle on a hill", 4, spread=0.0, seed=0)
+    assert still == ([gen.reconstruct("a castle on a hill")] if gen.reconstruct("a castle on a hill") else [])
+    with pytest.raises(TextopiaError, match="steps"):
+        gen.interpolate("a", "b", steps=1)
+    with pytest.raises(TextopiaError, match="spread"):
+        gen.variations("a", 2, spread=-1.0)
+    with pytest.raises(TextopiaError, match="empty prompt"):
+        gen.reconstruct("   ")
+
+
+def test_diffusion_generator_samples_with_guidance(tiny_diffusion_checkpoint):
+    gen = load(tiny_diffusion_checkpoint)
+    assert gen.kind == "latent-diffusion" and isinstance(gen, LatentGenerator)
+    kw = dict(max_new_tokens=10, min_new_tokens=0, seed=3, rerank=False)
+    a = gen.generate("castle", 2, guidance=2.0, steps=5, **kw)
+    assert [g.prompt for g in a] == [g.prompt for g in gen.generate("castle", 2, guidance=2.0, steps=5, **kw)]
+    assert a[0].settings["guidance"] == 2.0 and a[0].settings["steps"] == 5
+    # Guidance 0 is the unconditional model: with the idea out of the decoder too, the prompts
+    # are those of no idea at all.
+    gen.idea_in_decoder = False
+    uncond = gen.generate(None, 2, guidance=0.0, steps=5, **kw)
+    zero = gen.generate("castle", 2, guidance=0.0, steps=5, **kw)
+    assert [x.prompt for x in uncond] == [x.prompt for x in zero]
+    with pytest.raises(TextopiaError, match="guidance"):
+        gen.generate("castle", 1, guidance=-1.0)
+    with pytest.raises(TextopiaError, match="steps"):
+        gen.generate("castle", 1, steps=0)
+
+
+def test_cli_latent_commands(tiny_vae_checkpoint, capsys):
+    model = str(tiny_vae_checkpoint)
+    assert main(["reconstruct", "a castle on a hill", "portrait of a woman", "--model", model, "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2
+    assert main(["interpolate", "a castle", "a woman", "--steps", "4", "--model", model]) == 0
+    assert capsys.readouterr().out.count("\n") == 4  # one line per step (a tiny model may write empty ones)
+    assert main(["variations", "a castle", "-n", "3", "--spread", "1.0", "--seed", "0", "--model", model, "--json"]) == 0
+    assert 1 <= len(json.loads(capsys.readouterr().out)) <= 3
+    assert main(["generate", "castle", "-n", "2", "--model", model, "--seed", "0", "--max-new-tokens", "8"]) == 0
+    assert capsys.readouterr().out.strip()
+
+
+def test_cli_latent_commands_refuse_a_model_without_latents(tiny_checkpoint, capsys):
+    assert main(["interpolate", "a", "b", "--model", str(tiny_checkpoint)]) == 2
+    assert "no latent space" in capsys.readouterr().err
+    assert main(["generate", "a", "--model", str(tiny_checkpoint), "--guidance", "2"]) == 2
+    assert "guidance" in capsys.readouterr().err
+
+
+def test_cli_generate_with_a_diffusion_checkpoint(tiny_diffusion_checkpoint, capsys):
+    args = ["generate", "castle", "-n", "2", "--model", str(tiny_diffusion_checkpoint), "--guidance", "3",
+            "--steps", "4", "--seed", "0", "--max-new-tokens", "8", "--json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out) == 2 and out[0]["settings"]["steps"] == 4
+    assert main(["generate", "-n", "1", "--model", str(tiny_diffusion_checkpoint), "--steps", "3"]) == 0
+
+
+def test_cli_eval_on_a_vae_reports_the_protocol(tiny_vae_checkpoint, prepared, capsys):
+    args = ["eval", str(tiny_vae_checkpoint), "--data-dir", str(prepared), "--split", "valid", "--limit", "20",
+            "--iw-samples", "10", "--iw-limit", "4", "--bleu-limit", "4", "--json"]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    for key in ("kl", "mutual_information", "active_units", "perplexity", "elbo", "recon_ce_per_token", "bleu",
+                "exact_match", "warnings"):
+        assert key in report
+    assert report["iw_samples"] == 10 and report["iw_prompts"] == 4 and report["prompts"] == 20
+    # The IW bound is tighter than the single-sample ELBO bound (in expectation; here by a margin).
+    assert report["perplexity"] < report["elbo_perplexity"] * 1.05
+    assert main(["eval", str(tiny_vae_checkpoint), "--data-dir", str(prepared), "--samples", "2"]) == 2
