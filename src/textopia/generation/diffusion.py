@@ -30,7 +30,8 @@ class DiffusionGenerator(VAEGenerator):
         model: the latent diffusion model (its ``vae`` decodes); tokenizer, meta, name: as for
             :class:`~textopia.generation.decoder.DecoderGenerator`.
         guidance, steps: the defaults of :meth:`generate`.
-        idea_in_decoder: the VAE decoder also reads the idea (True) or only the latent (False).
+        idea_in_decoder: the VAE decoder also reads the idea (True) or only the latent (False;
+            then samples are not reranked by the idea's words either, so the latent alone conditions).
     """
 
     def __init__(self, model, tokenizer, meta: dict[str, Any], name: str, *, guidance: float = DEFAULT_GUIDANCE,
@@ -76,11 +77,14 @@ class DiffusionGenerator(VAEGenerator):
             raise TextopiaError(f"guidance must be >= 0, got {guidance}")
         if not 1 <= steps <= MAX_STEPS:
             raise TextopiaError(f"steps must be between 1 and {MAX_STEPS}, got {steps}")
+        if not self.idea_in_decoder:
+            settings["rerank"] = False  # the latent alone conditions: no reranking by the idea's words
         self._call.guidance, self._call.steps = guidance, steps
         try:
             out = super().generate(idea, n, **settings)
         finally:
             del self._call.guidance, self._call.steps
+        conditioned = bool(idea) and settings.get("mode", "expand") == "expand"
         for g in out:
-            g.settings.update(guidance=guidance, steps=steps)
+            g.settings.update(guidance=guidance if conditioned else None, steps=steps)
         return out

@@ -320,7 +320,9 @@ class LatentDiffusion(nn.Module):
         device = next(self.denoiser.parameters()).device
         was_training = self.training
         self.eval()
-        scheduler = DDIMScheduler.from_config(self.noise_scheduler().config)
+        # "trailing" spacing starts sampling at t = T - 1, where the forward process ends in pure
+        # noise; diffusers' default ("leading") would start at T - T/steps (Lin et al. 2024, §3.3).
+        scheduler = DDIMScheduler.from_config(self.noise_scheduler().config, timestep_spacing="trailing")
         scheduler.set_timesteps(steps)
         null = self.idea_encoder(None, batch_size=num)  # (num, H)
         cond = None
