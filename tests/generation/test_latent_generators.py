@@ -117,3 +117,15 @@ def test_cli_eval_on_a_vae_reports_the_protocol(tiny_vae_checkpoint, prepared, c
     # The IW bound is tighter than the single-sample ELBO bound (in expectation; here by a margin).
     assert report["perplexity"] < report["elbo_perplexity"] * 1.05
     assert main(["eval", str(tiny_vae_checkpoint), "--data-dir", str(prepared), "--samples", "2"]) == 2
+
+
+def test_no_repeat_ngram_setting_is_validated_and_applied(tokenizer):
+    from textopia.generation.base import DecodingSettings
+    from textopia.generation.decoding import logits_processors
+
+    with pytest.raises(TextopiaError, match="no_repeat_ngram_size"):
+        DecodingSettings(no_repeat_ngram_size=-1).validate()
+    procs = logits_processors(DecodingSettings(no_repeat_ngram_size=2), tokenizer, 1)
+    ids = torch.tensor([[5, 6, 5]])  # the bigram (5, 6) was seen: after 5, token 6 is banned
+    scores = procs(ids, torch.zeros(1, len(tokenizer)))
+    assert scores[0, 6] == -math.inf and scores[0, 7] > -math.inf

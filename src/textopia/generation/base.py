@@ -33,6 +33,8 @@ class DecodingSettings:
         seed: RNG seed; the same seed and settings give the same prompts.
         banned_words: words that must not appear in the output (case-insensitive, whole words).
         rerank: in expand mode, oversample and prefer samples that use more of the idea's words.
+        no_repeat_ngram_size: forbid any n-gram of this many tokens from appearing twice (0: off);
+            keeps greedy decoding out of loops.
     """
 
     mode: Mode = "expand"
@@ -45,6 +47,7 @@ class DecodingSettings:
     seed: int | None = None
     banned_words: tuple[str, ...] = ()
     rerank: bool = True
+    no_repeat_ngram_size: int = 0
 
     def validate(self) -> None:
         """Raise :class:`TextopiaError` naming the first out-of-range setting."""
@@ -60,6 +63,8 @@ class DecodingSettings:
             raise TextopiaError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
         if self.max_new_tokens < 1:
             raise TextopiaError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.no_repeat_ngram_size < 0:
+            raise TextopiaError(f"no_repeat_ngram_size must be >= 0, got {self.no_repeat_ngram_size}")
         if self.min_new_tokens < 0:
             raise TextopiaError(f"min_new_tokens must be >= 0, got {self.min_new_tokens}")
 

@@ -36,6 +36,7 @@ def logits_processors(settings: DecodingSettings, tokenizer: PromptTokenizer, co
         LogitsProcessorList,
         MinNewTokensLengthLogitsProcessor,
         NoBadWordsLogitsProcessor,
+        NoRepeatNGramLogitsProcessor,
         RepetitionPenaltyLogitsProcessor,
         TemperatureLogitsWarper,
         TopKLogitsWarper,
@@ -45,6 +46,8 @@ def logits_processors(settings: DecodingSettings, tokenizer: PromptTokenizer, co
     procs = LogitsProcessorList()
     if settings.min_new_tokens > 0:
         procs.append(MinNewTokensLengthLogitsProcessor(context_length, settings.min_new_tokens, tokenizer.eos_id))
+    if settings.no_repeat_ngram_size > 0:
+        procs.append(NoRepeatNGramLogitsProcessor(settings.no_repeat_ngram_size))
     if settings.repetition_penalty != 1.0:
         procs.append(RepetitionPenaltyLogitsProcessor(settings.repetition_penalty))
     bad = banned_word_ids(tokenizer, settings.banned_words)

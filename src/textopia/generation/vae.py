@@ -23,8 +23,11 @@ from textopia.generation.decoding import clean_prompt, dedup_key, sample
 
 MAX_STEPS = 64
 MAX_VARIATIONS = 64
-GREEDY = DecodingSettings(temperature=1.0, top_p=1.0, top_k=1, repetition_penalty=1.0, min_new_tokens=0,
-                          max_new_tokens=77)
+# Greedy decoding of a latent, kept out of loops: plain greedy decoding of the shipped VAE ran
+# "wearing a black dress, wearing a black dress, ..." to the token limit; a CTRL repetition
+# penalty of 1.2 and no repeated 3-gram end it in a fluent prompt.
+GREEDY = DecodingSettings(temperature=1.0, top_p=1.0, top_k=1, repetition_penalty=1.2, min_new_tokens=0,
+                          max_new_tokens=77, no_repeat_ngram_size=3)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
