@@ -129,3 +129,18 @@ def test_no_repeat_ngram_setting_is_validated_and_applied(tokenizer):
     ids = torch.tensor([[5, 6, 5]])  # the bigram (5, 6) was seen: after 5, token 6 is banned
     scores = procs(ids, torch.zeros(1, len(tokenizer)))
     assert scores[0, 6] == -math.inf and scores[0, 7] > -math.inf
+
+
+def test_compare_scores_a_vae_by_its_iw_bound_and_skips_diffusion(tiny_vae_checkpoint, tiny_diffusion_checkpoint,
+                                                                 prepared):
+    from textopia.data.corpus import read_split
+    from textopia.evaluation.compare import model_likelihood
+
+    prompts = read_split(prepared, "valid")[:6]
+    vae = load(tiny_vae_checkpoint)
+    vae.iw_samples = 5
+    row = model_likelihood(vae, prompts)
+    assert row["prompts"] == 6 and row["tokens"] > 0 and row["perplexity"] > 1
+    assert model_likelihood(load(tiny_diffusion_checkpoint), prompts) is None
+    with pytest.raises(TextopiaError, match="p\\(prompt\\)"):
+        vae.likelihood(prompts, ideas="derived")

@@ -221,7 +221,9 @@ def model_likelihood(
     own = getattr(generator, "likelihood", None)
     if callable(own):
         return own(list(prompts), ideas=ideas, batch_size=batch_size, seed=seed).to_dict()
-    if not isinstance(generator, DecoderGenerator):
+    from textopia.generation.base import LatentGenerator
+
+    if not isinstance(generator, DecoderGenerator) or isinstance(generator, LatentGenerator):
         logger.info("%s is not a decoder-only model: no exact likelihood", generator.name)
         return None
     result = score_prompts(generator.model, generator.tokenizer, list(prompts), ideas=ideas, batch_size=batch_size,

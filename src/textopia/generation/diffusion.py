@@ -43,6 +43,9 @@ class DiffusionGenerator(VAEGenerator):
         self.idea_in_decoder = idea_in_decoder
         self._call = threading.local()  # per-call guidance and steps (the service calls from threads)
 
+    # The diffusion model has no tractable likelihood of its own; its VAE's bound is not its.
+    likelihood = None
+
     def info(self) -> dict[str, Any]:
         out = super().info()
         out.update(parameters=sum(p.numel() for p in self.diffusion.parameters()), guidance=self.guidance,

@@ -108,6 +108,40 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         out = sample(decoder, self.tokenizer, context, z.size(0), settings, generator, self.max_positions)
         return [clean_prompt(self.tokenizer.decode(ids), finished) for ids, finished in out]
 
+    iw_samples: int = 500  # K of :meth:`likelihood`
+
+    @torch.no_grad()
+    def likelihood(self, prompts: list[str], *, ideas: str = "none", batch_size: int = 8, seed: int = 0):
+        """The importance-weighted NLL of ``prompts`` (K = ``iw_samples``) as a
+        :class:`~textopia.evaluation.likelihood.LikelihoodResult`: an upper bound of the exact NLL
+        that tightens as K grows (Burda et al. 2016), counted on the same tokens as the LMs'.
+
+        Raises:
+            TextopiaError: ``ideas`` is not "none" (the encoder reads only the prompt, so the
+                bound is of p(prompt)).
+        """
+        from textopia.evaluation.likelihood import LikelihoodResult
+        from textopia.evaluation.vae_metrics import iw_log_likelihood
+        from textopia.models.text_vae import posterior_batches
+
+        if ideas != "none":
+            raise TextopiaError(f"a VAE's likelihood is of p(prompt) only (ideas='none'), got ideas={ideas!r}")
+        gen = torch.Generator().manual_seed(seed)
+        nats, tokens, truncated = 0.0, 0, 0
+        was_training = self.vae.training
+        self.vae.eval()
+        for batch, mu, logvar in posterior_batches(self.vae, self.tokenizer, prompts, batch_size=min(batch_size, 8),
+                                                   max_length=self.max_positions or 256):
+            nats -= float(iw_log_likelihood(self.vae, batch["input_ids"], batch["labels"], mu, logvar,
+                                            num_samples=self.iw_samples, generator=gen).sum())
+            labels = batch["labels"]
+            tokens += int((labels[:, 1:] != -100).sum())
+            last = (labels != -100).cumsum(1).argmax(1)  # the last counted position of each row
+            truncated += int((labels.gather(1, last[:, None]) != self.tokenizer.eos_id).sum())
+        self.vae.train(was_training)
+        return LikelihoodResult(nats=nats, tokens=tokens, words=sum(len(p.split()) for p in prompts),
+                                prompts=len(prompts), truncated=truncated)
+
     # -- LatentGenerator -----------------------------------------------------------------------
     def reconstruct(self, prompt: str, *, seed: int | None = None) -> str:
         mu, _ = self.encode(prompt)
