@@ -264,3 +264,18 @@ def test_docs_work_offline_when_swagger_ui_bundle_is_installed(client: TestClien
     html = client.get("/docs").text
     assert "/docs-assets/swagger-ui-bundle.js" in html and "cdn.jsdelivr" not in html
     assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+
+
+def test_guidance_reaches_a_diffusion_model_and_is_refused_by_others(app_factory: Any,
+                                                                     tiny_diffusion_checkpoint) -> None:
+    from textopia.generation.loader import load
+
+    app = app_factory(generators={"default": FakeGenerator(), "diffusion": load(tiny_diffusion_checkpoint)})
+    with TestClient(app) as client:
+        r = client.post("/v1/generate", json={"idea": "castle", "n": 1, "seed": 0, "max_new_tokens": 6,
+                                              "model": "diffusion", "guidance": 2.0, "steps": 3})
+        assert r.status_code == 200, r.text
+        r = client.post("/v1/generate", json={"idea": "castle", "n": 1, "guidance": 2.0})
+        assert 400 <= r.status_code < 500 and "latent diffusion" in r.text
+        r = client.post("/v1/generate", json={"idea": "castle", "n": 1, "steps": 0, "model": "diffusion"})
+        assert r.status_code == 422

@@ -202,6 +202,11 @@ def _generate_work(
     drop_pattern: Any, clip: ClipCounter,
 ) -> tuple[list[PromptOut], int]:
     """Blocking: write the prompts, drop any holding a banned word, count CLIP tokens."""
+    import inspect
+
+    extra = {k: v for k, v in (("guidance", body.guidance), ("steps", body.steps)) if v is not None}
+    if extra and "guidance" not in inspect.signature(model.generator.generate).parameters:
+        raise TextopiaError(f"guidance and steps apply to latent diffusion models, not to {model.generator.kind!r}")
     generations = model.generator.generate(
         idea or None,  # no idea: an unconditional sample
         body.n,
@@ -214,6 +219,7 @@ def _generate_work(
         min_new_tokens=min(DecodingSettings().min_new_tokens, body.max_new_tokens),
         seed=seed,
         banned_words=tuple(banned),
+        **extra,
     )
     kept: list[PromptOut] = []
     dropped = 0

@@ -83,6 +83,13 @@ class GenerateRequest(_Strict):
     safe_mode: StrictBool = Field(
         True, description="Ban a list of NSFW words and drop prompts that still contain one."
     )
+    guidance: JsonFloat | None = Field(
+        None, ge=0.0, le=20.0, description="Latent diffusion models only: the classifier-free guidance "
+        "scale (0 ignores the idea; the model's default, 3, when unset)."
+    )
+    steps: JsonInt | None = Field(
+        None, ge=1, le=200, description="Latent diffusion models only: DDIM steps (the model's default, 50, when unset)."
+    )
 
 
 class PromptOut(BaseModel):
