@@ -320,9 +320,12 @@ class LatentDiffusion(nn.Module):
         device = next(self.denoiser.parameters()).device
         was_training = self.training
         self.eval()
-        # "trailing" spacing starts sampling at t = T - 1, where the forward process ends in pure
-        # noise; diffusers' default ("leading") would start at T - T/steps (Lin et al. 2024, §3.3).
-        scheduler = DDIMScheduler.from_config(self.noise_scheduler().config, timestep_spacing="trailing")
+        # diffusers' default "leading" spacing on purpose: "trailing" (Lin et al. 2024) starts at
+        # t = T - 1, where the cosine schedule's alpha_bar is ~0 and an epsilon-prediction's x0
+        # estimate divides by sqrt(alpha_bar): on the shipped model the latents came out with std
+        # 207 instead of the data's 0.59 ("leading": 0.59). Trailing needs v-prediction and zero
+        # terminal SNR together.
+        scheduler = DDIMScheduler.from_config(self.noise_scheduler().config)
         scheduler.set_timesteps(steps)
         null = self.idea_encoder(None, batch_size=num)  # (num, H)
         cond = None
