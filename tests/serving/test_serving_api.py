@@ -276,6 +276,6 @@ def test_guidance_reaches_a_diffusion_model_and_is_refused_by_others(app_factory
                                               "model": "diffusion", "guidance": 2.0, "steps": 3})
         assert r.status_code == 200, r.text
         r = client.post("/v1/generate", json={"idea": "castle", "n": 1, "guidance": 2.0})
-        assert 400 <= r.status_code < 500 and "latent diffusion" in r.text
+        assert r.status_code == 409 and "latent diffusion" in r.text
         r = client.post("/v1/generate", json={"idea": "castle", "n": 1, "steps": 0, "model": "diffusion"})
         assert r.status_code == 422

@@ -76,6 +76,10 @@ class ModelsNotReady(Exception):
     """The models are still loading (answered 503)."""
 
 
+class SettingNotForModel(Exception):
+    """A setting the chosen model does not take, e.g. guidance for a GPT (answered 409)."""
+
+
 class InferenceFailed(Exception):
     """A generator raised something other than TextopiaError (answered 500, logged in full)."""
 
@@ -144,6 +148,10 @@ def _install_error_handlers(app: FastAPI, settings: ServingSettings) -> None:
     async def _not_found(_: Request, exc: ModelNotFound) -> JSONResponse:
         return _error(404, str(exc))
 
+    @app.exception_handler(SettingNotForModel)
+    async def _not_for_model(_: Request, exc: SettingNotForModel) -> JSONResponse:
+        return _error(409, str(exc))
+
     @app.exception_handler(NotLatent)
     async def _not_latent(_: Request, exc: NotLatent) -> JSONResponse:
         return _error(400, str(exc))
@@ -175,6 +183,8 @@ def _install_error_handlers(app: FastAPI, settings: ServingSettings) -> None:
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "The model cannot do this."},
     404: {"model": ErrorResponse, "description": "No such model is loaded."},
+    409: {"model": ErrorResponse, "description": "The chosen model does not take a given setting "
+                                                 "(guidance and steps: latent diffusion models only)."},
     413: {"model": ErrorResponse, "description": "The request body is too large."},
     422: {"model": ErrorResponse, "description": "A field is missing or out of bounds."},
     500: {"model": ErrorResponse, "description": "The model failed (logged on the server)."},
@@ -187,7 +197,7 @@ async def _infer(state: ServiceState, fn: Callable[[], T]) -> Timed[T]:
     """Run ``fn`` through the limiter; map unexpected failures to :class:`InferenceFailed`."""
     try:
         return await state.limiter.run(fn)
-    except (ServerBusy, InferenceTimeout, TextopiaError):
+    except (ServerBusy, InferenceTimeout, TextopiaError, SettingNotForModel):
         raise
     except Exception as exc:
         logger.error("generation failed", exc_info=exc)
@@ -206,7 +216,8 @@ def _generate_work(
 
     extra = {k: v for k, v in (("guidance", body.guidance), ("steps", body.steps)) if v is not None}
     if extra and "guidance" not in inspect.signature(model.generator.generate).parameters:
-        raise TextopiaError(f"guidance and steps apply to latent diffusion models, not to {model.generator.kind!r}")
+        raise SettingNotForModel(f"guidance and steps apply to latent diffusion models, not to "
+                                 f"{model.generator.kind!r}")
     generations = model.generator.generate(
         idea or None,  # no idea: an unconditional sample
         body.n,

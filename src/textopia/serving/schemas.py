@@ -36,6 +36,8 @@ JsonInt = Annotated[int, BeforeValidator(_json_number)]
 JsonFloat = Annotated[float, BeforeValidator(_json_number)]
 # Bounds before the validator, so that they reach the JSON schema inside ``Seed | None``.
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED), BeforeValidator(_json_number)]
+Guidance = Annotated[float, Field(ge=0.0, le=20.0), BeforeValidator(_json_number)]
+DDIMSteps = Annotated[int, Field(ge=1, le=200), BeforeValidator(_json_number)]
 
 
 class _Strict(BaseModel):
@@ -83,12 +85,12 @@ class GenerateRequest(_Strict):
     safe_mode: StrictBool = Field(
         True, description="Ban a list of NSFW words and drop prompts that still contain one."
     )
-    guidance: JsonFloat | None = Field(
-        None, ge=0.0, le=20.0, description="Latent diffusion models only: the classifier-free guidance "
-        "scale (0 ignores the idea; the model's default, 3, when unset)."
+    guidance: Guidance | None = Field(
+        None, description="Latent diffusion models only: the classifier-free guidance "
+        "scale, 0 to 20 (0 ignores the idea; the model's default, 3, when unset)."
     )
-    steps: JsonInt | None = Field(
-        None, ge=1, le=200, description="Latent diffusion models only: DDIM steps (the model's default, 50, when unset)."
+    steps: DDIMSteps | None = Field(
+        None, description="Latent diffusion models only: DDIM steps, 1 to 200 (the model's default, 50, when unset)."
     )
 
 
