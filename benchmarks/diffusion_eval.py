@@ -51,7 +51,6 @@ import json
 import logging
 import math
 import os
-import platform
 import random
 import shlex
 import sys
@@ -62,6 +61,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine_info import machine
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "diffusion"
 
@@ -69,28 +71,6 @@ logger = logging.getLogger("benchmarks.diffusion_eval")
 
 FULL = {"num_ideas": 100, "n_per_idea": 5, "sweep": [0.0, 1.0, 2.0, 3.0, 5.0, 8.0], "reference_size": 2000}
 QUICK = {"num_ideas": 10, "n_per_idea": 2, "sweep": [0.0, 3.0], "reference_size": 500}
-
-
-def machine() -> dict[str, Any]:
-    import torch
-
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info: dict[str, Any] = {
-        "cpu": cpu, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "platform": platform.platform(),
-        "python": platform.python_version(), "torch": torch.__version__,
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-    }
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 # --------------------------------------------------------------------------------------------
