@@ -338,7 +338,7 @@ def markdown(report: Mapping[str, Any]) -> str:
         f"- Date: {report['date']}; command: `{report['command']}`",
         (f"- Machine: {m['cpu']}, {m['cpus']} CPUs, torch {m['torch']} ({m['torch_threads']} threads), "
          f"{m.get('gpu', 'no GPU')}; load average before {m['load_average']}"),
-        (f"- Models: diffusion `{s['diffusion']}` (guidance {s['guidance']:g}, {s['steps']} DDIM steps), VAE `{s['vae']}` "
+        (f"- Models: diffusion `{s['diffusion']}` (guidance {s['guidance']:g}, {s['steps']} DDIM steps, eta {s.get('eta', 0.0):g}), VAE `{s['vae']}` "
          f"(same weights as the diffusion's VAE: {s['vae_matches_diffusion']}), LMs {', '.join(f'`{x}`' for x in s['lms']) or 'none'}; "
          f"fluency LM `{s['fluency_model']}`"),
         (f"- Ideas: {s['num_ideas']} derived from `{s['data_dir']}/{s['split']}.txt` (seed {s['seed']}), "
@@ -449,6 +449,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--guidance", type=float, default=3.0, help="guidance scale of the main diffusion rows")
     parser.add_argument("--steps", type=int, default=50, help="DDIM steps")
+    parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0: deterministic; 1: DDPM-like noise)")
     parser.add_argument("--sweep", type=float, nargs="*", help="guidance scales of the sweep (default 0 1 2 3 5 8; --quick 0 3)")
     parser.add_argument("--sweep-idea-in-decoder", action="store_true",
                         help="also sweep with the idea in the decoder (doubles the sweep's cost)")
@@ -506,7 +507,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--diffusion {args.diffusion} is a {diffusion.kind} model, not latent diffusion")
     gens["diffusion"] = diffusion
     gens["diffusion-latent"] = DiffusionGenerator(diffusion.diffusion, diffusion.tokenizer, diffusion.meta,
-                                                  diffusion.name, idea_in_decoder=False)
+                                                  diffusion.name, idea_in_decoder=False, eta=args.eta)
+    diffusion.eta = args.eta
     vae = load(args.vae, device=args.device)
     gens["vae"] = vae
     for lm in args.lms:
@@ -618,7 +620,7 @@ def main(argv: list[str] | None = None) -> int:
             "quick": args.quick, "diffusion": args.diffusion, "vae": args.vae, "lms": list(args.lms),
             "fluency_model": args.fluency_model, "data_dir": str(args.data_dir), "split": args.split,
             "num_ideas": len(ideas), "n_per_idea": args.n_per_idea, "seed": args.seed, "guidance": g, "steps": steps,
-            "sweep": list(args.sweep), "sweep_idea_in_decoder": args.sweep_idea_in_decoder,
+            "eta": args.eta, "sweep": list(args.sweep), "sweep_idea_in_decoder": args.sweep_idea_in_decoder,
             "reference_size": len(reference), "rerank": not args.no_rerank, "vae_matches_diffusion": matches,
             "embedder": embedder is not None, "clip_tokens": not args.no_clip_tokens,
             "models": {k: v.info() for k, v in gens.items()},

@@ -30,17 +30,20 @@ class DiffusionGenerator(VAEGenerator):
         model: the latent diffusion model (its ``vae`` decodes); tokenizer, meta, name: as for
             :class:`~textopia.generation.decoder.DecoderGenerator`.
         guidance, steps: the defaults of :meth:`generate`.
+        eta: DDIM's η (Song et al. 2021, eq. 16): 0 samples deterministically from the initial
+            noise, 1 adds fresh noise at every step as DDPM does.
         idea_in_decoder: the VAE decoder also reads the idea (True) or only the latent (False;
             then samples are not reranked by the idea's words either, so the latent alone conditions).
     """
 
     def __init__(self, model, tokenizer, meta: dict[str, Any], name: str, *, guidance: float = DEFAULT_GUIDANCE,
-                 steps: int = DEFAULT_STEPS, idea_in_decoder: bool = True) -> None:
+                 steps: int = DEFAULT_STEPS, idea_in_decoder: bool = True, eta: float = 0.0) -> None:
         super().__init__(model.vae, tokenizer, meta, name)
         self.diffusion = model
         self.guidance = guidance
         self.steps = steps
         self.idea_in_decoder = idea_in_decoder
+        self.eta = eta
         self._call = threading.local()  # per-call guidance and steps (the service calls from threads)
 
     # The diffusion model has no tractable likelihood of its own; its VAE's bound is not its.
@@ -60,7 +63,8 @@ class DiffusionGenerator(VAEGenerator):
         ids = None
         if idea:
             ids, _ = idea_token_ids(self.tokenizer, [idea], self.diffusion.config.max_idea_tokens)
-        return self.diffusion.sample_latents(ids, num, steps=steps, guidance=guidance, generator=generator).cpu()
+        return self.diffusion.sample_latents(ids, num, steps=steps, guidance=guidance, generator=generator,
+                                             eta=self.eta).cpu()
 
     def _sample(self, context, num, settings, generator, *, idea, mode):
         if not self.idea_in_decoder and mode == "expand" and idea:
