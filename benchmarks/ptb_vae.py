@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ptb import DEFAULT_SOURCE, RESULTS, ROOT, machine, prepare_ptb  # noqa: E402
+from ptb import DEFAULT_SOURCE, RESULTS, ROOT, machine, prepare_ptb
 
 ANCHORS = [
     {"model": "LSTM LM", "ppl": 100.47, "mi": None, "au": None},
@@ -140,8 +140,8 @@ def markdown(report: dict[str, Any]) -> str:
                    "The protocol is the published one, so the figures compare, but the budget does not.",
             "quick": "a smoke run that checks the path; its figures must not be compared with the table.",
         }[report["preset"]]), ""]
-    lines += ["| split | sentences | counted tokens | IW-NLL sentences (K) | PPL (IW-NLL) | PPL (ELBO) | KL | MI | AU | "
-              "recon BLEU | protocol |",
+    lines += [("| split | sentences | counted tokens | IW-NLL sentences (K) | PPL (IW-NLL) | PPL (ELBO) | KL | MI | AU | "
+               "recon BLEU | protocol |"),
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in report["results"]:
         lines.append(f"| {r['split']} | {r['sentences']:,} | {r['tokens']:,} | {r['iw_prompts']:,} ({r['iw_samples']}) | "
@@ -155,8 +155,8 @@ def markdown(report: dict[str, Any]) -> str:
     test = next((r for r in report["results"] if r["split"] == "test"), None)
     if test:
         met = test["perplexity"] <= 96 and test["mutual_information"] >= 5 and test["active_units"] >= 30
-        lines += ["", f"Goal ({GOAL}): **{'met' if met else 'not met'}** — PPL {test['perplexity']:.2f}, "
-                      f"MI {test['mutual_information']:.2f}, AU {test['active_units']}."]
+        lines += ["", (f"Goal ({GOAL}): **{'met' if met else 'not met'}** — PPL {test['perplexity']:.2f}, "
+                       f"MI {test['mutual_information']:.2f}, AU {test['active_units']}.")]
     lines += ["", ("Counted tokens: every word and the EOS of each sentence. PPL (IW-NLL) is an upper bound "
                    "(importance sampling, K samples, on the first N test sentences); PPL (ELBO) the looser "
                    "single-sample bound on all of them. KL and MI in nats."), ""]

@@ -61,7 +61,7 @@ def test_vae_generator_latent_methods(tiny_vae_checkpoint):
 def test_diffusion_generator_samples_with_guidance(tiny_diffusion_checkpoint):
     gen = load(tiny_diffusion_checkpoint)
     assert gen.kind == "latent-diffusion" and isinstance(gen, LatentGenerator)
-    kw = dict(max_new_tokens=10, min_new_tokens=0, seed=3, rerank=False)
+    kw = {"max_new_tokens": 10, "min_new_tokens": 0, "seed": 3, "rerank": False}
     a = gen.generate("castle", 2, guidance=2.0, steps=5, **kw)
     assert [g.prompt for g in a] == [g.prompt for g in gen.generate("castle", 2, guidance=2.0, steps=5, **kw)]
     assert a[0].settings["guidance"] == 2.0 and a[0].settings["steps"] == 5

@@ -57,7 +57,7 @@ def test_reparameterisation_is_deterministic_given_the_noise():
 
 
 def test_linear_annealing_is_a_pure_function_of_the_step():
-    f = dict(schedule="linear", beta_max=1.0, anneal_steps=100)
+    f = {"schedule": "linear", "beta_max": 1.0, "anneal_steps": 100}
     assert [kl_beta(s, **f) for s in (0, 25, 50, 100, 1000)] == [0.0, 0.25, 0.5, 1.0, 1.0]
     assert kl_beta(50, **f) == kl_beta(50, **f)
     assert kl_beta(50, schedule="linear", beta_max=0.5, anneal_steps=100, start=0.1) == pytest.approx(0.3)
@@ -66,7 +66,7 @@ def test_linear_annealing_is_a_pure_function_of_the_step():
 
 def test_cyclical_annealing_rises_then_holds_in_each_cycle():
     # Fu et al. 2019: T = 400 steps, M = 4 cycles of 100, R = 0.5 of each spent rising.
-    f = dict(schedule="cyclical", beta_max=1.0, anneal_steps=400, cycles=4, ratio=0.5)
+    f = {"schedule": "cyclical", "beta_max": 1.0, "anneal_steps": 400, "cycles": 4, "ratio": 0.5}
     values = {s: kl_beta(s, **f) for s in (0, 25, 50, 75, 99, 100, 125, 350, 399, 400, 10_000)}
     assert values == {0: 0.0, 25: 0.5, 50: 1.0, 75: 1.0, 99: 1.0, 100: 0.0, 125: 0.5, 350: 1.0, 399: 1.0,
                       400: 1.0, 10_000: 1.0}
