@@ -117,11 +117,12 @@ def prepare_ptb(source: Path, out: Path) -> dict[str, Any]:
     return summary
 
 
-def experiment(args: argparse.Namespace, summary: dict[str, Any]):
-    """The :class:`ExperimentConfig` of this run."""
+def experiment(args: argparse.Namespace, summary: dict[str, Any], preset: dict[str, Any] | None = None):
+    """The :class:`ExperimentConfig` of this run (``preset``: a ``{"model", "train"}`` table,
+    default ``PRESETS[args.preset]``; ``benchmarks/ptb_vae.py`` passes its own)."""
     from textopia.training.config import DataConfig, ExperimentConfig, TrainConfig
 
-    preset = PRESETS[args.preset]
+    preset = preset or PRESETS[args.preset]
     t = dict(preset["train"])
     steps_per_epoch = math.ceil(summary["sentences"]["train"] / t["batch_size"])
     epochs = t.pop("epochs", None)

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ptb
 from ptb import DEFAULT_SOURCE, RESULTS, ROOT, machine, prepare_ptb
 
 ANCHORS = [
@@ -76,25 +77,12 @@ PRESETS = {"full": FULL, "quick": QUICK, "cpu": CPU}
 
 
 def experiment(args: argparse.Namespace, summary: dict[str, Any]):
-    from textopia.training.config import DataConfig, ExperimentConfig, TrainConfig
-
+    """``benchmarks/ptb.py``'s experiment with this preset, KL annealed over ``anneal_epochs``."""
     preset = PRESETS[args.preset]
-    t = dict(preset["train"])
-    steps_per_epoch = math.ceil(summary["sentences"]["train"] / t["batch_size"])
-    epochs = t.pop("epochs", None)
-    max_steps = args.max_steps or t.pop("max_steps", None) or epochs * steps_per_epoch
-    t.pop("max_steps", None)
-    t["warmup_steps"] = min(t["warmup_steps"], max(1, max_steps // 10))
-    model = dict(preset["model"])
-    model["kl_anneal_steps"] = max(1, int(preset["anneal_epochs"] * steps_per_epoch))
-    eval_every = min(steps_per_epoch, max_steps)
-    return ExperimentConfig(
-        model=model,
-        data=DataConfig(dir=str(args.work), p_unconditional=1.0, max_length=model["n_positions"], valid_limit=None),
-        train=TrainConfig(out_dir=str(args.out), max_steps=max_steps, eval_every=eval_every, save_every=eval_every,
-                          log_every=max(1, min(50, max_steps // 10)), precision=args.precision, seed=args.seed,
-                          max_minutes=args.max_minutes, **t),
-    )
+    config = ptb.experiment(args, summary, preset)
+    steps_per_epoch = math.ceil(summary["sentences"]["train"] / preset["train"]["batch_size"])
+    config.model["kl_anneal_steps"] = max(1, int(preset["anneal_epochs"] * steps_per_epoch))
+    return config
 
 
 def evaluate(checkpoint: Path, data_dir: Path, split: str, *, iw_samples: int, iw_limit: int | None,
