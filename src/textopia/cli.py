@@ -343,10 +343,10 @@ def cmd_generate(args) -> None:
     from textopia.generation.loader import load
 
     generator = load(args.model)
-    extra = {k: v for k, v in (("guidance", args.guidance), ("steps", args.steps)) if v is not None}
-    import inspect
+    from textopia.generation.base import unsupported_settings
 
-    if extra and "guidance" not in inspect.signature(generator.generate).parameters:
+    extra = {k: v for k, v in (("guidance", args.guidance), ("steps", args.steps)) if v is not None}
+    if unsupported_settings(generator, extra):
         raise TextopiaError(f"--guidance and --steps apply to latent diffusion models, not to {generator.kind!r}")
     gens = generator.generate(
         args.idea, args.n, mode=args.mode, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,

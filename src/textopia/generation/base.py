@@ -141,6 +141,15 @@ class Generator(abc.ABC):
         return {"name": self.name, "kind": self.kind}
 
 
+def unsupported_settings(generator: Generator, names) -> list[str]:
+    """The ``names`` that ``generator.generate`` takes no keyword for (e.g. ``guidance`` and
+    ``steps``, which only latent diffusion models take), in the order given."""
+    import inspect
+
+    accepted = inspect.signature(generator.generate).parameters
+    return [name for name in names if name not in accepted]
+
+
 class LatentGenerator(Generator):
     """A generator with a latent space (the text VAE and what builds on it).
 

@@ -32,7 +32,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from textopia.generation.base import DecodingSettings, Generator, TextopiaError
+from textopia.generation.base import DecodingSettings, Generator, TextopiaError, unsupported_settings
 from textopia.serving.clip import ClipCounter
 from textopia.serving.limiter import InferenceLimiter, InferenceTimeout, ServerBusy, Timed
 from textopia.serving.middleware import BodySizeLimitMiddleware
@@ -212,10 +212,8 @@ def _generate_work(
     drop_pattern: Any, clip: ClipCounter,
 ) -> tuple[list[PromptOut], int]:
     """Blocking: write the prompts, drop any holding a banned word, count CLIP tokens."""
-    import inspect
-
     extra = {k: v for k, v in (("guidance", body.guidance), ("steps", body.steps)) if v is not None}
-    if extra and "guidance" not in inspect.signature(model.generator.generate).parameters:
+    if unsupported_settings(model.generator, extra):
         raise SettingNotForModel(f"guidance and steps apply to latent diffusion models, not to "
                                  f"{model.generator.kind!r}")
     generations = model.generator.generate(
