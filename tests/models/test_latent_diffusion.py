@@ -157,6 +157,30 @@ def test_bad_configs_are_refused(tokenizer):
         build_diffusion(DiffusionConfig(), tokenizer)
     with pytest.raises(TextopiaError, match="prediction_type"):
         _tiny(tokenizer, prediction_type="sample")
+    with pytest.raises(TextopiaError, match="latents must be"):
+        _tiny(tokenizer, latents="posterior")
+
+
+def test_latents_draw_from_the_posteriors_and_know_their_spread():
+    from textopia.training.diffusion import Latents
+
+    gen = torch.Generator().manual_seed(0)
+    mu = torch.randn(400, 3, generator=gen) * torch.tensor([0.5, 1.0, 2.0])  # (N, nz)
+    logvar = torch.log(torch.rand(400, 3, generator=gen) * 0.5 + 0.1)
+    means = Latents(mu, logvar, "mean")
+    idx = torch.tensor([3, 3, 7])
+    assert torch.equal(means.draw(idx, gen), mu[idx])
+    assert means.spread() == pytest.approx(float(mu.double().std()), rel=1e-6)
+
+    samples = Latents(mu, logvar, "sample")
+    draws = torch.stack([samples.draw(torch.arange(400), gen) for _ in range(200)])  # (200, N, nz)
+    assert samples.spread() == pytest.approx(float(draws.double().std()), rel=0.01)  # Var z = Var μ + E σ²
+    assert samples.spread() > means.spread()
+    per_prompt = draws[:, 3]  # (200, nz): draws of one prompt's posterior
+    assert torch.allclose(per_prompt.mean(0), mu[3], atol=4 * float(samples.std[3].max()) / 200**0.5)
+    assert torch.allclose(per_prompt.std(0), samples.std[3], rtol=0.2)
+    with pytest.raises(TextopiaError, match="latents must be"):
+        Latents(mu, logvar, "median")
 
 
 # -- the training script -----------------------------------------------------------------------
@@ -212,6 +236,24 @@ def test_train_diffusion_end_to_end(tiny_vae_checkpoint, prepared, tmp_path):
     lines = [json.loads(line) for line in (resumed / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines if r["split"] == "train"] == [10, 20, 30, 40]
     assert meta["model"]["scale_factor"] == model.config.scale_factor
+
+
+def test_train_diffusion_on_posterior_samples(tiny_vae_checkpoint, prepared, tmp_path):
+    from safetensors.torch import load_file
+
+    from textopia.training.diffusion import Latents, train_diffusion
+
+    means = train_diffusion(_diffusion_config(prepared, tiny_vae_checkpoint, tmp_path / "mean",
+                                              **{"train.max_steps": 5}), progress=False)
+    samples = train_diffusion(_diffusion_config(prepared, tiny_vae_checkpoint, tmp_path / "sample",
+                                                **{"train.max_steps": 5, "model.latents": "'sample'"}), progress=False)
+    _, _, mean_meta = load_checkpoint(means)
+    model, _, meta = load_checkpoint(samples)
+    assert mean_meta["model"]["latents"] == "mean" and meta["model"]["latents"] == model.config.latents == "sample"
+    cache = load_file(str(samples / "latents.safetensors"))
+    expected = Latents(cache["train_mu"], cache["train_logvar"], "sample").spread()
+    assert model.config.scale_factor == pytest.approx(1.0 / expected)
+    assert model.config.scale_factor < mean_meta["model"]["scale_factor"]  # samples spread wider than means
 
 
 def test_train_diffusion_refuses_a_non_vae_checkpoint(tokenizer, prepared, tmp_path):

@@ -57,6 +57,7 @@ class DiffusionConfig:
     prediction_type: str = "epsilon"  # what the denoiser predicts: "epsilon" or "v_prediction"
     p_uncond: float = 0.1  # P(an idea is replaced by the null idea) in training (CFG)
     scale_factor: float = 1.0  # z0 = scale_factor · VAE latent; set to 1/std of the training latents
+    latents: str = "mean"  # what the denoiser learns: "mean" (posterior means μ) or "sample" (z ~ q(z|x))
     vae: dict[str, Any] = field(default_factory=dict)  # the frozen VAE's VAEConfig, as a dict
     vae_checkpoint: str | None = None  # where the VAE came from (provenance; its weights are in ours)
 
@@ -204,6 +205,8 @@ class LatentDiffusion(nn.Module):
             raise TextopiaError("n_hidden, n_blocks, time_dim, idea_hidden and max_idea_tokens must be >= 1")
         if config.prediction_type not in ("epsilon", "v_prediction"):
             raise TextopiaError(f"prediction_type must be epsilon or v_prediction, got {config.prediction_type!r}")
+        if config.latents not in ("mean", "sample"):
+            raise TextopiaError(f"latents must be 'mean' or 'sample', got {config.latents!r}")
         if not 0.0 <= config.p_uncond <= 1.0:
             raise TextopiaError(f"p_uncond must be in [0, 1], got {config.p_uncond}")
         if not 0.0 <= config.dropout < 1.0:
@@ -265,7 +268,7 @@ class LatentDiffusion(nn.Module):
         Each idea is replaced by the null idea with probability ``p_uncond``.
 
         Args:
-            z0: (B, nz) float, VAE latents (posterior means), unscaled.
+            z0: (B, nz) float, VAE latents (posterior means or samples, see ``latents``), unscaled.
             idea_ids: (B, L) int64 idea tokens padded with the pad id (see :func:`idea_token_ids`).
             has_idea: (B,) bool, False for examples without an idea.
             generator: a CPU ``torch.Generator`` for t, ε and the dropout (all drawn on the CPU).

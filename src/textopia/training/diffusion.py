@@ -2,12 +2,18 @@
 
 ::
 
-    VAE checkpoint ─▶ encoder (frozen, eval) ─▶ μ of every train / valid prompt  (N, nz)
+    VAE checkpoint ─▶ encoder (frozen, eval) ─▶ μ, log σ² of every train / valid prompt  (N, nz) each
                       cached in <out_dir>/latents.safetensors, keyed by the VAE's weights and the prompts
-    scale_factor = 1 / std(all train latent values)                (Rombach et al. 2022)
-    step s:  B (latent, prompt index) pairs drawn with a generator seeded by (seed, s)
+    latents = "mean":   z = μ                  (the posterior means: tighter than the data's spread)
+    latents = "sample": z = μ + σ·ε, ε fresh each step  (draws from the aggregate posterior q(z))
+    scale_factor = 1 / std(z over the train prompts)               (Rombach et al. 2022)
+    step s:  B prompt indices drawn with a generator seeded by (seed, s)
              idea_i = derive_idea(prompt_i, Random(f"{seed}/{s}/{i}"))
-             loss = LatentDiffusion.loss(μ, idea ids, has_idea, generator)  (idea dropout inside)
+             loss = LatentDiffusion.loss(z, idea ids, has_idea, generator)  (idea dropout inside)
+
+Why samples: the decoder was trained on z ~ q(z|x), and the VAE prior's samples spread like the
+aggregate posterior q(z) = E_x q(z|x). A denoiser that learns only the means μ learns a narrower
+distribution (Var μ = Var z − E σ²), so its prompts are less varied than the VAE's own.
              AdamW on the idea encoder and the denoiser (the VAE is frozen)
 
 Everything random in a step is a function of (seed, step), so ``resume`` (weights, optimizer,
@@ -64,9 +70,9 @@ KIND = "latent-diffusion"
 
 
 @torch.no_grad()
-def posterior_means(vae: TextVAE, tokenizer, prompts: list[str], *, max_length: int = 256, batch_size: int = 256,
-                    device=None, progress: bool = False) -> torch.Tensor:
-    """The posterior mean E_q[z | prompt] of each prompt, in the prompts' order.
+def posterior_params(vae: TextVAE, tokenizer, prompts: list[str], *, max_length: int = 256, batch_size: int = 256,
+                     device=None, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The posterior q(z | prompt) = N(μ, diag σ²) of each prompt, in the prompts' order.
 
     Encodes what :func:`textopia.models.text_vae.posterior_batches` does with ``ideas="none"``
     (the prompt's tokens and EOS, cut to ``max_length - 1``), in batches of similar length,
@@ -79,7 +85,7 @@ def posterior_means(vae: TextVAE, tokenizer, prompts: list[str], *, max_length: 
         batch_size: prompts per encoder batch.
 
     Returns:
-        (N, nz) float32 on the CPU.
+        (mu, logvar): (N, nz) float32 each, on the CPU.
     """
     device = device or next(vae.parameters()).device
     was_training = vae.training
@@ -88,7 +94,8 @@ def posterior_means(vae: TextVAE, tokenizer, prompts: list[str], *, max_length: 
     room = max_length - 1  # the example starts with <|prompt|>
     lengths = np.minimum(tokens.lengths() + 1, room)
     order = np.argsort(lengths, kind="stable")
-    out = torch.empty(len(prompts), vae.config.latent_dim)
+    out_mu = torch.empty(len(prompts), vae.config.latent_dim)
+    out_logvar = torch.empty(len(prompts), vae.config.latent_dim)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -102,8 +109,9 @@ def posterior_means(vae: TextVAE, tokenizer, prompts: list[str], *, max_length: 
         for r, row in enumerate(rows):
             ids[r, : len(row)] = torch.tensor(row, dtype=torch.long)
         lens = torch.tensor([len(r) for r in rows], dtype=torch.long)
-        mu, _ = vae.encode(ids.to(device), lens.to(device))  # (b, nz)
-        out[torch.from_numpy(idx)] = mu.float().cpu()
+        mu, logvar = vae.encode(ids.to(device), lens.to(device))  # (b, nz) each
+        out_mu[torch.from_numpy(idx)] = mu.float().cpu()
+        out_logvar[torch.from_numpy(idx)] = logvar.float().cpu()
         if bar is not None:
             bar.update(len(idx))
         elif (start // batch_size) % 200 == 0:
@@ -111,7 +119,45 @@ def posterior_means(vae: TextVAE, tokenizer, prompts: list[str], *, max_length: 
     if bar is not None:
         bar.close()
     vae.train(was_training)
-    return out
+    return out_mu, out_logvar
+
+
+def posterior_means(vae: TextVAE, tokenizer, prompts: list[str], **kwargs) -> torch.Tensor:
+    """The posterior means E_q[z | prompt], (N, nz) float32 on the CPU; see :func:`posterior_params`."""
+    return posterior_params(vae, tokenizer, prompts, **kwargs)[0]
+
+
+class Latents:
+    """The posteriors N(μ, diag σ²) of N prompts, and the training latents drawn from them.
+
+    Args:
+        mu, logvar: (N, nz) float32.
+        mode: "mean" (z = μ) or "sample" (z = μ + σ·ε).
+    """
+
+    def __init__(self, mu: torch.Tensor, logvar: torch.Tensor, mode: str) -> None:
+        if mode not in ("mean", "sample"):
+            raise TextopiaError(f"latents must be 'mean' or 'sample', got {mode!r}")
+        self.mu, self.std, self.mode = mu, torch.exp(0.5 * logvar), mode
+
+    def __len__(self) -> int:
+        return self.mu.size(0)
+
+    def draw(self, idx: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The latents of the prompts ``idx`` (B,) int64: (B, nz) float32; ε is drawn from ``generator``."""
+        if self.mode == "mean":
+            return self.mu[idx]
+        return self.mu[idx] + self.std[idx] * torch.randn(len(idx), self.mu.size(1), generator=generator)
+
+    def spread(self) -> float:
+        """The standard deviation of all latent values z over the N prompts (ε included for "sample").
+
+        For "sample" it is exact, with no draw: Var z = Var μ + E σ² (the law of total variance).
+        """
+        var = float(self.mu.double().var())
+        if self.mode == "sample":
+            var += float((self.std.double() ** 2).mean())
+        return var**0.5
 
 
 def _latents_key(vae: TextVAE, train_prompts: list[str], valid_prompts: list[str], max_length: int) -> torch.Tensor:
@@ -126,30 +172,37 @@ def _latents_key(vae: TextVAE, train_prompts: list[str], valid_prompts: list[str
 
 
 def cached_latents(path: Path, vae: TextVAE, tokenizer, train_prompts: list[str], valid_prompts: list[str], *,
-                   max_length: int, device=None, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Posterior means of the train and valid prompts, read from ``path`` or computed and written there.
+                   max_length: int, device=None,
+                   progress: bool = False) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """The posteriors (μ, log σ²) of the train and valid prompts, read from ``path`` or computed and written there.
 
-    The file (safetensors: ``train`` (N, nz), ``valid`` (M, nz) float32, ``key`` (32,) uint8) is
-    used only if its key matches the VAE's weights digest, the prompts and ``max_length``.
+    The file (safetensors: ``train_mu``, ``train_logvar`` (N, nz), ``valid_mu``, ``valid_logvar``
+    (M, nz) float32, ``key`` (32,) uint8) is used only if its key matches the VAE's weights
+    digest, the prompts and ``max_length``; a file in an older layout is recomputed.
+
+    Returns:
+        ((train_mu, train_logvar), (valid_mu, valid_logvar)).
     """
     from safetensors.torch import load_file, save_file
 
+    names = ("train_mu", "train_logvar", "valid_mu", "valid_logvar")
     key = _latents_key(vae, train_prompts, valid_prompts, max_length)
     if path.is_file():
         try:
             saved = load_file(str(path))
-            if torch.equal(saved["key"], key):
+            if torch.equal(saved["key"], key) and all(n in saved for n in names):
                 logger.info("latents read from %s", path)
-                return saved["train"], saved["valid"]
-            logger.info("latents in %s were made by another VAE or for other prompts: recomputing", path)
+                return (saved["train_mu"], saved["train_logvar"]), (saved["valid_mu"], saved["valid_logvar"])
+            logger.info("latents in %s were made by another VAE, for other prompts or in an older layout: "
+                        "recomputing", path)
         except Exception:  # noqa: BLE001 - a damaged cache is rebuilt, whatever safetensors raises
             logger.info("unreadable latents cache %s: recomputing", path)
     logger.info("encoding %d train and %d valid prompts with the VAE", len(train_prompts), len(valid_prompts))
-    train = posterior_means(vae, tokenizer, train_prompts, max_length=max_length, device=device, progress=progress)
-    valid = posterior_means(vae, tokenizer, valid_prompts, max_length=max_length, device=device, progress=False)
+    train = posterior_params(vae, tokenizer, train_prompts, max_length=max_length, device=device, progress=progress)
+    valid = posterior_params(vae, tokenizer, valid_prompts, max_length=max_length, device=device, progress=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    save_file({"train": train.contiguous(), "valid": valid.contiguous(), "key": key}, str(tmp))
+    save_file({**{n: t.contiguous() for n, t in zip(names, (*train, *valid), strict=True)}, "key": key}, str(tmp))
     os.replace(tmp, path)
     return train, valid
 
@@ -235,10 +288,14 @@ def train_diffusion(config: ExperimentConfig, *, resume: bool = False, progress:
     if len(train_prompts) < 2:
         raise TextopiaError(f"the train split in {data_dir} has fewer than 2 prompts")
     max_length = min(config.data.max_length, int(dcfg.vae.get("n_positions", config.data.max_length)))
-    train_z, valid_z = cached_latents(out_dir / LATENTS_FILE, vae, tokenizer, train_prompts, valid_prompts,
-                                      max_length=max_length, device=device, progress=progress)
+    train_post, valid_post = cached_latents(out_dir / LATENTS_FILE, vae, tokenizer, train_prompts, valid_prompts,
+                                            max_length=max_length, device=device, progress=progress)
+    train_z = Latents(*train_post, dcfg.latents)
+    # validation: one fixed draw per valid prompt, so the figure is comparable across steps
+    valid_z = Latents(*valid_post, dcfg.latents).draw(torch.arange(len(valid_post[0])),
+                                                      torch.Generator().manual_seed(tc.seed + 1))
     if model is None:
-        std = float(train_z.double().std())
+        std = train_z.spread()
         if not std > 0:
             raise TextopiaError("the training latents have zero spread: is the VAE trained?")
         dcfg.scale_factor = 1.0 / std
@@ -307,7 +364,7 @@ def train_diffusion(config: ExperimentConfig, *, resume: bool = False, progress:
         bar = tqdm(total=tc.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
     trainable = [p for p in model.parameters() if p.requires_grad]
     window_loss, window_n, window_start = 0.0, 0, time.monotonic()
-    n_train = train_z.size(0)
+    n_train = len(train_z)
     done = step >= tc.max_steps
     while not done:
         gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)
@@ -320,7 +377,7 @@ def train_diffusion(config: ExperimentConfig, *, resume: bool = False, progress:
         for group in optimizer.param_groups:
             group["lr"] = lr
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            loss = model.loss(train_z[idx].to(device), idea_ids, has_idea, gen)
+            loss = model.loss(train_z.draw(idx, gen).to(device), idea_ids, has_idea, gen)
         scaler.scale(loss).backward()
         if tc.grad_clip > 0:
             scaler.unscale_(optimizer)
