@@ -244,7 +244,7 @@ def test_train_diffusion_on_posterior_samples(tiny_vae_checkpoint, prepared, tmp
     from textopia.training.diffusion import Latents, train_diffusion
 
     means = train_diffusion(_diffusion_config(prepared, tiny_vae_checkpoint, tmp_path / "mean",
-                                              **{"train.max_steps": 5}), progress=False)
+                                              **{"train.max_steps": 5, "model.latents": "'mean'"}), progress=False)
     samples = train_diffusion(_diffusion_config(prepared, tiny_vae_checkpoint, tmp_path / "sample",
                                                 **{"train.max_steps": 5, "model.latents": "'sample'"}), progress=False)
     _, _, mean_meta = load_checkpoint(means)

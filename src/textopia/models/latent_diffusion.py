@@ -57,7 +57,7 @@ class DiffusionConfig:
     prediction_type: str = "epsilon"  # what the denoiser predicts: "epsilon" or "v_prediction"
     p_uncond: float = 0.1  # P(an idea is replaced by the null idea) in training (CFG)
     scale_factor: float = 1.0  # z0 = scale_factor · VAE latent; set to 1/std of the training latents
-    latents: str = "mean"  # what the denoiser learns: "mean" (posterior means μ) or "sample" (z ~ q(z|x))
+    latents: str = "sample"  # what the denoiser learns: "sample" (z ~ q(z|x), fresh each step) or "mean" (μ)
     vae: dict[str, Any] = field(default_factory=dict)  # the frozen VAE's VAEConfig, as a dict
     vae_checkpoint: str | None = None  # where the VAE came from (provenance; its weights are in ours)
 
