@@ -115,7 +115,7 @@ def _add_generate(sub) -> None:
     p.add_argument("--ban", action="append", default=[], metavar="WORD", help="a word the prompts must not contain")
     p.add_argument("--no-rerank", action="store_true", help="do not prefer samples that use more of the idea")
     p.add_argument("--guidance", type=float, default=None,
-                   help="latent diffusion models: classifier-free guidance scale (0: ignore the idea; default 3)")
+                   help="latent diffusion models: classifier-free guidance scale (0: ignore the idea; default 1)")
     p.add_argument("--steps", type=int, default=None, help="latent diffusion models: DDIM steps (default 50)")
     p.add_argument("--json", action="store_true", help="print a JSON list")
 
