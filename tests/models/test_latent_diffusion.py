@@ -196,17 +196,19 @@ def _diffusion_config(prepared, vae_dir, out, **extra):
     return load_config(None, [f"{k}={v}" for k, v in values.items()])
 
 
-def test_posterior_means_match_posterior_batches(tiny_vae_checkpoint, prepared):
-    from textopia.training.diffusion import posterior_means
+def test_posterior_params_match_posterior_batches(tiny_vae_checkpoint, prepared):
+    from textopia.training.diffusion import posterior_params
 
     vae, tokenizer, _ = load_checkpoint(tiny_vae_checkpoint)
     prompts = read_split(prepared, "valid")[:20]
-    mine = posterior_means(vae, tokenizer, prompts, max_length=64, batch_size=7)  # (20, 8) in prompt order
-    ref = torch.cat([mu for _, mu, _ in posterior_batches(vae, tokenizer, prompts, max_length=64, batch_size=7)])
+    mine, mine_logvar = posterior_params(vae, tokenizer, prompts, max_length=64, batch_size=7)  # (20, 8) each
+    batches = list(posterior_batches(vae, tokenizer, prompts, max_length=64, batch_size=7))
+    ref = torch.cat([mu for _, mu, _ in batches])
     lengths = [len(tokenizer.encode(p)) for p in prompts]
     order = sorted(range(len(prompts)), key=lengths.__getitem__)  # posterior_batches' order
     assert mine.shape == ref.shape == (20, 8)
     assert torch.allclose(mine[order], ref, atol=1e-6)
+    assert torch.allclose(mine_logvar[order], torch.cat([lv for _, _, lv in batches]), atol=1e-6)
     assert mine.std(dim=0).min() > 0
 
 

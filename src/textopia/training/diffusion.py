@@ -122,11 +122,6 @@ def posterior_params(vae: TextVAE, tokenizer, prompts: list[str], *, max_length:
     return out_mu, out_logvar
 
 
-def posterior_means(vae: TextVAE, tokenizer, prompts: list[str], **kwargs) -> torch.Tensor:
-    """The posterior means E_q[z | prompt], (N, nz) float32 on the CPU; see :func:`posterior_params`."""
-    return posterior_params(vae, tokenizer, prompts, **kwargs)[0]
-
-
 class Latents:
     """The posteriors N(μ, diag σ²) of N prompts, and the training latents drawn from them.
 
