@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -27,20 +25,15 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import machine_info
+
 
 def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version()}
+    """This report's machine keys, read from :func:`machine_info.machine` (``cores`` is its ``cpus``)."""
+    m = machine_info.machine()
+    return {"cpu": m["cpu"], "cores": m["cpus"], "torch_threads": m["torch_threads"], "torch": m["torch"],
+            "python": m["python"]}
 
 
 def bench_training(config: str, steps: int) -> dict:
