@@ -272,7 +272,7 @@ def paired_bootstrap(measure: Measure, a: Mapping[str, Sequence[str]], b: Mappin
     about 63% of them, so the intervals are those of a smaller set: wider, i.e. conservative.
 
     Returns:
-        ``{"resamples", "fd_delta", "fd_delta_ci90", "p_fd_lower", "div_delta", "div_delta_ci90",
+        ``{"resamples", "slots", "fd_delta", "fd_delta_ci90", "p_fd_lower", "div_delta", "div_delta_ci90",
         "p_div_not_lower"}`` (the deltas measured on the full rows; p_*: share of resamples where
         a's FD is lower / a's Div is at least b's), or None without embeddings or shared slots.
     """

@@ -10,11 +10,11 @@
     step s:  B prompt indices drawn with a generator seeded by (seed, s)
              idea_i = derive_idea(prompt_i, Random(f"{seed}/{s}/{i}"))
              loss = LatentDiffusion.loss(z, idea ids, has_idea, generator)  (idea dropout inside)
+             AdamW on the idea encoder and the denoiser (the VAE is frozen)
 
 Why samples: the decoder was trained on z ~ q(z|x), and the VAE prior's samples spread like the
 aggregate posterior q(z) = E_x q(z|x). A denoiser that learns only the means μ learns a narrower
 distribution (Var μ = Var z − E σ²), so its prompts are less varied than the VAE's own.
-             AdamW on the idea encoder and the denoiser (the VAE is frozen)
 
 Everything random in a step is a function of (seed, step), so ``resume`` (weights, optimizer,
 step) continues the same run; only dropout inside the denoiser (off by default) draws from the
