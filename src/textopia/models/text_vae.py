@@ -306,9 +306,13 @@ class TextVAE(nn.Module):
         x = self.drop(self.embed(input_ids)).float()  # (B, T, E)
         if self.config.z_to_inputs:
             x = torch.cat([x, z[:, None, :].expand(-1, x.size(1), -1).to(x.dtype)], dim=-1)
-        if state is None:
-            state = self.initial_state(z.float())
+        # The recurrence and its initial state run in float32 even under autocast: the CPU's
+        # LSTM kernel refuses a bf16 state with fp32 inputs (and the state needs the precision).
         with torch.autocast(device_type=x.device.type, enabled=False):
+            if state is None:
+                state = self.initial_state(z.float())
+            if state is not None:
+                state = tuple(s.float() for s in state)
             h, new_state = self.decoder(x, state)
         h = self.drop(h)
         if self.proj is not None:
