@@ -91,6 +91,9 @@ def _add_compare(sub) -> None:
     p.add_argument("models", nargs="+", metavar="MODEL", help="embedded models' names or checkpoint directories")
     p.add_argument("--out", required=True, help="output directory (results.json, results.md, *.png)")
     p.add_argument("--data-dir", help="prepared data directory (default: the one the first model was trained on)")
+    p.add_argument("--data", help="any corpus file that `prepare` reads: its prompts replace the split "
+                                  "(likelihood, derived ideas, the human row); no data directory needed")
+    p.add_argument("--column", help="column of --data holding the prompt")
     p.add_argument("--split", default="test", choices=["train", "valid", "test"],
                    help="held-out split: likelihood, derived ideas and the human row")
     p.add_argument("--likelihood-limit", type=int, help="score only the first N prompts of the split (0: none)")
@@ -111,9 +114,14 @@ def _add_generate(sub) -> None:
     p.add_argument("--repetition-penalty", type=float, default=d.repetition_penalty)
     p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
     p.add_argument("--min-new-tokens", type=int, default=d.min_new_tokens, help="EOS is suppressed before this many tokens")
+    p.add_argument("--min-p", type=float, default=d.min_p,
+                   help="min-p sampling: drop tokens below this share of the likeliest one's probability (0: off)")
+    p.add_argument("--idea-boost", type=float, default=d.idea_boost,
+                   help="expand mode: nats added to the idea's words until each is written (0: off)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--ban", action="append", default=[], metavar="WORD", help="a word the prompts must not contain")
-    p.add_argument("--no-rerank", action="store_true", help="do not prefer samples that use more of the idea")
+    p.add_argument("--no-rerank", action="store_true",
+                   help="do not oversample and prefer prompts with the whole idea, known words and no stutter")
     p.add_argument("--guidance", type=float, default=None,
                    help="latent diffusion models: classifier-free guidance scale (0: ignore the idea; default 1)")
     p.add_argument("--steps", type=int, default=None, help="latent diffusion models: DDIM steps (default 50)")
@@ -333,7 +341,7 @@ def cmd_compare(args) -> None:
         seed=args.seed, data_dir=args.data_dir, split=args.split, likelihood_limit=args.likelihood_limit,
         batch_size=args.batch_size, training_index=None if args.no_novelty else "auto",
         embedder=None if args.no_embedder else "auto", clip_tokens=not args.no_clip,
-        decoding=_decoding_args(args), progress=True,
+        decoding=_decoding_args(args), progress=True, data_file=args.data, column=args.column,
     )
     print(markdown_report(results))
     print(f"written to {args.out}: results.json, results.md, perplexity.png, diversity_relevance.png, lengths.png")
@@ -352,7 +360,7 @@ def cmd_generate(args) -> None:
         args.idea, args.n, mode=args.mode, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
         repetition_penalty=args.repetition_penalty, max_new_tokens=args.max_new_tokens,
         min_new_tokens=args.min_new_tokens, seed=args.seed, banned_words=args.ban, rerank=not args.no_rerank,
-        **extra,
+        min_p=args.min_p, idea_boost=args.idea_boost, **extra,
     )
     if args.json:
         print(json.dumps([g.to_dict() for g in gens], ensure_ascii=False))

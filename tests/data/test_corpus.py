@@ -119,3 +119,14 @@ def test_megabyte_line_is_dropped_and_counted(tmp_path):
     summary = prepare([str(src)], tmp_path / "out")
     assert summary.dropped == {"too_long_chars": 1}
     assert summary.kept == 1
+
+
+def test_prepare_writes_the_known_words_of_the_train_split(prepared):
+    from collections import Counter
+
+    from textopia.text import KNOWN_WORDS_FILE, MIN_KNOWN_COUNT, KnownWords, tokenize
+
+    known = KnownWords.load(prepared / KNOWN_WORDS_FILE)
+    counts = Counter(w for line in (prepared / "train.txt").read_text().splitlines() for w in tokenize(line))
+    assert known.words == {w for w, c in counts.items() if c >= MIN_KNOWN_COUNT}
+    assert "portrait" in known and len(known) > 100

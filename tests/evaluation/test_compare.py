@@ -125,3 +125,24 @@ def test_cli_compare_and_eval_with_text_figures(tiny_checkpoint, tiny_lstm_check
     for key in ("ce_nats_per_token", "perplexity", "perplexity_per_word", "tokens", "words", "prompts"):
         assert key in report, key
     assert report["prompts"] == 10 and report["text"]["n_ideas"] == 2 and "distinct_2" in report["text"]
+
+
+def test_cli_compare_on_a_users_file_needs_no_data_dir(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    prompts = [f"a {animal} in a {place}, oil painting, highly detailed" for animal in ("red fox", "black cat", "owl")
+               for place in ("forest", "castle garden", "snowy field")]
+    data = tmp_path / "mine.jsonl"
+    data.write_text("".join(json.dumps({"text": p, "id": i}) + "\n" for i, p in enumerate(prompts)))
+    monkeypatch.chdir(tmp_path)  # nowhere near the data directory the model was trained on
+    out = tmp_path / "out"
+    assert main(["compare", str(tiny_checkpoint), "--data", str(data), "--column", "text", "--out", str(out),
+                 "--num-ideas", "3", "--samples", "2", "--no-embedder", "--no-clip", "--no-novelty",
+                 "--max-new-tokens", "16"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["settings"]["data_file"] == str(data)
+    assert results["rows"][0]["likelihood"]["prompts"] == len(prompts)
+    assert all(any(w in " ".join(prompts) for w in idea.lower().split()) for idea in results["ideas"])
+    human = results["rows"][-1]["samples"]
+    assert all(p in prompts for group in human.values() for p in group)
+    capsys.readouterr()
+    assert main(["compare", str(tiny_checkpoint), "--data", str(tmp_path / "missing.txt"), "--out", str(out)]) != 0
+    assert "data file not found" in capsys.readouterr().err

@@ -22,6 +22,7 @@ import fsspec
 
 from textopia.generation.base import TextopiaError
 from textopia.io import atomic_dir
+from textopia.text import KNOWN_WORDS_FILE, KnownWords, count_words
 
 logger = logging.getLogger(__name__)
 
@@ -265,6 +266,8 @@ def prepare(sources: list[str], out_dir: str | Path, config: PrepareConfig | Non
         for split, lines in buckets.items():
             (tmp / f"{split}.txt").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         (tmp / "summary.json").write_text(summary.to_json() + "\n", encoding="utf-8")
+        # The words people use: what the reranker and the evaluation call known (not invented).
+        KnownWords.from_counts(count_words(buckets["train"])).save(tmp / KNOWN_WORDS_FILE)
     logger.info("prepared %s: %s", out_dir, summary.splits)
     return summary
 

@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from textopia.data.corpus import read_split
+from textopia.data.corpus import load_prompts, read_split
 from textopia.data.ideas import derive_idea
 from textopia.evaluation.text_metrics import (
     SentenceEmbedder,
@@ -254,6 +254,7 @@ def evaluate_model(
     decoding: Mapping[str, Any] | None = None,
     device: str | None = None,
     progress: bool = False,
+    held_out: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Every figure of one model: likelihood on the split and text figures of its samples.
 
@@ -269,6 +270,7 @@ def evaluate_model(
         clip_tokens: count CLIP tokens (needs CLIP's tokenizer).
         decoding: :meth:`Generator.generate` settings; its defaults otherwise.
         device: torch device; None picks CUDA when available.
+        held_out: the prompts to score instead of ``split`` of ``data_dir`` (a user's file).
 
     Returns:
         ``{"name", "model", "kind", "info", "likelihood" (dict or None), "text" (flat dict),
@@ -282,12 +284,13 @@ def evaluate_model(
     likelihood = None
     t0 = time.monotonic()
     if likelihood_limit != 0:
-        if data_dir is None:
+        if held_out is None and data_dir is None:
             raise TextopiaError(f"no data directory to score {name_or_dir} on (give one)")
-        prompts = read_split(data_dir, split)[:likelihood_limit]
+        prompts = list(held_out if held_out is not None else read_split(data_dir, split))[:likelihood_limit]
         likelihood = model_likelihood(generator, prompts, ideas=likelihood_ideas, batch_size=batch_size, seed=seed)
         if likelihood is not None:
-            likelihood.update(split=split, data_dir=str(data_dir), ideas=likelihood_ideas)
+            where = {"split": split, "data_dir": str(data_dir)} if held_out is None else {"split": "file"}
+            likelihood.update(**where, ideas=likelihood_ideas)
     t1 = time.monotonic()
     samples = generate_samples(generator, ideas, n_per_idea=n_per_idea, seed=seed, decoding=decoding, progress=progress)
     t2 = time.monotonic()
@@ -409,6 +412,8 @@ def compare(
     decoding: Mapping[str, Any] | None = None,
     device: str | None = None,
     progress: bool = False,
+    data_file: str | Path | None = None,
+    column: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate each model on the same ideas and seeds and write the comparison to ``out_dir``.
 
@@ -425,6 +430,10 @@ def compare(
             split and cached there) or None (no novelty figures).
         embedder: a :class:`SentenceEmbedder`, ``"auto"`` (MiniLM if installed) or None (no
             cosine relevance).
+        data_file: a corpus file in any format ``prepare`` reads (``column`` names its prompt
+            column): its prompts replace ``split`` of ``data_dir`` for the likelihood, the
+            derived ideas and the human row; no data directory is needed (novelty figures then
+            need an explicit ``data_dir`` or ``training_index``).
         Others: as :func:`evaluate_model`.
 
     Returns:
@@ -438,15 +447,34 @@ def compare(
 
     if not models:
         raise TextopiaError("compare needs at least one model")
-    if data_dir is None:
+    for model in models:
+        resolve_model(model)  # an unknown model fails now, not after the first model's work
+    held_out: list[str] | None = None
+    if data_file is not None:
+        if not Path(data_file).is_file() and "://" not in str(data_file):
+            raise TextopiaError(f"data file not found: {data_file}")
+        held_out = load_prompts(str(data_file), column=column)
+        if not held_out:
+            raise TextopiaError(f"no prompts in {data_file}")
+    elif data_dir is None:
         value = read_meta(resolve_model(models[0])).get("data", {}).get("dir")
         if not value:
             raise TextopiaError(f"{models[0]} does not say what data it was trained on: give a data directory")
         data_dir = value
-    data_dir = Path(data_dir)
-    ideas, sources = load_ideas(ideas_file, data_dir=data_dir, split=split, num_ideas=num_ideas, seed=seed)
+    data_dir = Path(data_dir) if data_dir is not None else None
+    if held_out is not None and ideas_file is None:
+        pairs = ideas_from_prompts(held_out, num_ideas, seed)
+        if not pairs:
+            raise TextopiaError(f"no ideas could be derived from {data_file}")
+        ideas, sources = [idea for idea, _ in pairs], dict(pairs)
+    else:
+        ideas, sources = load_ideas(ideas_file, data_dir=data_dir, split=split, num_ideas=num_ideas, seed=seed)
     if isinstance(training_index, str):
-        training_index = training_index_for(data_dir)
+        if data_dir is not None and (data_dir / "train.txt").is_file():
+            training_index = training_index_for(data_dir)
+        else:
+            logger.warning("no train split to check novelty against: the novelty figures are left out")
+            training_index = None
     if isinstance(embedder, str):
         embedder = default_embedder(device)
     common = {"n_per_idea": n_per_idea, "seed": seed, "training_index": training_index, "embedder": embedder,
@@ -455,17 +483,21 @@ def compare(
     for model, name in zip(models, _unique_names(models)):
         logger.info("evaluating %s", model)
         row = evaluate_model(model, ideas, data_dir=data_dir, split=split, likelihood_limit=likelihood_limit,
-                             batch_size=batch_size, decoding=decoding, device=device, progress=progress, **common)
+                             batch_size=batch_size, decoding=decoding, device=device, progress=progress,
+                             held_out=held_out, **common)
         row["name"] = name
         rows.append(row)
-    try:
-        held_out = read_split(data_dir, split)
-    except TextopiaError:
-        held_out = []
+    if held_out is None:
+        try:
+            held_out = read_split(data_dir, split)
+        except TextopiaError:
+            held_out = []
     rows.append(reference_row(ideas, held_out, sources=sources, **common))
+    source = str(data_file) if data_file is not None else split
     results = {
         "settings": {
-            "data_dir": str(data_dir), "split": split, "ideas": str(ideas_file) if ideas_file else f"derived from {split}",
+            "data_dir": str(data_dir) if data_dir is not None else None, "data_file": str(data_file) if data_file else None,
+            "split": split, "ideas": str(ideas_file) if ideas_file else f"derived from {source}",
             "num_ideas": len(ideas), "n_per_idea": n_per_idea, "seed": seed, "likelihood_limit": likelihood_limit,
             "likelihood_ideas": "none", "decoding": dict(decoding or {}),
             "training_index": training_index is not None, "embedder": embedder is not None, "clip_tokens": clip_tokens,

@@ -40,24 +40,19 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from sacrebleu.metrics import BLEU
 
+from textopia.text import (  # noqa: F401  (re-exported: the one relevance measure lives in textopia.text)
+    STOP_WORDS,
+    content_stems,
+    relevance_recall,
+    stem,
+    tokenize,
+)
+
 logger = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------------
 # Words and n-grams
 # --------------------------------------------------------------------------------------------
-
-_RSQUO = "\u2019"  # right single quotation mark, a typographic apostrophe
-_WORD_RE = re.compile(r"\w+(?:['\u2019]\w+)*")
-
-
-def tokenize(text: str) -> list[str]:
-    """Split a prompt into lower-cased words, dropping punctuation.
-
-    A word is a run of Unicode letters, digits or underscores, with inner apostrophes kept.
-    ``"Portrait of a cat, 8K, it's art!"`` -> ``["portrait", "of", "a", "cat", "8k", "it's", "art"]``.
-    """
-    return _WORD_RE.findall(text.lower())
-
 
 def ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
     """All contiguous n-grams of a token list, in order: ``len(tokens) - n + 1`` of them (or none).
@@ -178,61 +173,6 @@ def self_bleu_within(samples: Mapping[str, Sequence[str]]) -> float:
 # --------------------------------------------------------------------------------------------
 # Relevance
 # --------------------------------------------------------------------------------------------
-
-#: English stop words: the Snowball stop list (snowballstem.org, english/stop.txt) plus the
-#: few extra entries of NLTK's list ("s", "t", "can", "will", "just", "don", "now").
-_STOP_WORDS_TEXT = """
-    i me my myself we our ours ourselves you your yours yourself yourselves he him his himself
-    she her hers herself it its itself they them their theirs themselves what which who whom
-    this that these those am is are was were be been being have has had having do does did
-    doing would should could ought i'm you're he's she's it's we're they're i've you've we've
-    they've i'd you'd he'd she'd we'd they'd i'll you'll he'll she'll we'll they'll isn't
-    aren't wasn't weren't hasn't haven't hadn't doesn't don't didn't won't wouldn't shan't
-    shouldn't can't cannot couldn't mustn't let's that's who's what's here's there's when's
-    where's why's how's a an the and but if or because as until while of at by for with about
-    against between into through during before after above below to from up down in out on
-    off over under again further then once here there when where why how all any both each
-    few more most other some such no nor not only own same so than too very s t can will just
-    don now
-"""
-STOP_WORDS: frozenset[str] = frozenset(_STOP_WORDS_TEXT.split())
-
-
-@functools.lru_cache(maxsize=1)
-def _stemmer() -> Any:
-    try:
-        import snowballstemmer
-    except ImportError as err:  # pragma: no cover - a declared dependency
-        raise ImportError("relevance_recall needs the 'snowballstemmer' package: pip install snowballstemmer") from err
-    return snowballstemmer.stemmer("english")
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def stem(word: str) -> str:
-    """Stem one lower-case word with the Snowball English (Porter2) stemmer: "castles" -> "castl"."""
-    return _stemmer().stemWord(word.replace(_RSQUO, "'"))
-
-
-def content_stems(text: str) -> set[str]:
-    """The set of stems of a text's content words: :func:`tokenize`, drop :data:`STOP_WORDS`, :func:`stem`."""
-    return {stem(w) for w in tokenize(text) if w.replace(_RSQUO, "'") not in STOP_WORDS}
-
-
-def relevance_recall(idea: str, output: str) -> float:
-    """Share of the idea's content words that the output contains (lexical recall).
-
-    ``|stems(idea) & stems(output)| / |stems(idea)|`` with :func:`content_stems` for both
-    (lower case, stop words removed, Snowball-stemmed), so "castles" in the idea is matched by
-    "castle" in the output.
-
-    Returns:
-        A share in [0, 1]; NaN if the idea has no content word.
-    """
-    wanted = content_stems(idea)
-    if not wanted:
-        return math.nan
-    return len(wanted & content_stems(output)) / len(wanted)
-
 
 def relevance_recall_within(samples: Mapping[str, Sequence[str]]) -> float:
     """:func:`relevance_recall` averaged over each idea's samples, then over ideas (equal weight)."""

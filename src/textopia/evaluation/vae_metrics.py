@@ -159,7 +159,7 @@ def reconstruction_scores(model, tokenizer, prompts: list[str], *, batch_size: i
     context = tokenizer.context_ids(None)
     gen = torch.Generator().manual_seed(0)
     for batch, mu, _ in posterior_batches(model, tokenizer, prompts, max_length=max_length, batch_size=batch_size):
-        for row, (ids, finished) in enumerate(sample(ConditionedDecoder(model, mu), tokenizer, context, mu.size(0),
+        for row, (ids, finished, _) in enumerate(sample(ConditionedDecoder(model, mu), tokenizer, context, mu.size(0),
                                                      settings, gen, max_length)):
             hyps.append(clean_prompt(tokenizer.decode(ids), finished))
             labels = batch["labels"][row]

@@ -35,6 +35,10 @@ class DecodingSettings:
         rerank: in expand mode, oversample and prefer samples that use more of the idea's words.
         no_repeat_ngram_size: forbid any n-gram of this many tokens from appearing twice (0: off);
             keeps greedy decoding out of loops.
+        min_p: min-p sampling (Nguyen et al. 2024): drop tokens less likely than ``min_p`` times
+            the most likely one; 0 disables it.
+        idea_boost: in expand mode, nats added to the logits of the idea's words until each is
+            written (:class:`textopia.generation.decoding.IdeaBoostProcessor`); 0 disables it.
     """
 
     mode: Mode = "expand"
@@ -48,6 +52,8 @@ class DecodingSettings:
     banned_words: tuple[str, ...] = ()
     rerank: bool = True
     no_repeat_ngram_size: int = 0
+    min_p: float = 0.05
+    idea_boost: float = 2.0
 
     def validate(self) -> None:
         """Raise :class:`TextopiaError` naming the first out-of-range setting."""
@@ -65,6 +71,10 @@ class DecodingSettings:
             raise TextopiaError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.no_repeat_ngram_size < 0:
             raise TextopiaError(f"no_repeat_ngram_size must be >= 0, got {self.no_repeat_ngram_size}")
+        if not 0 <= self.min_p < 1:
+            raise TextopiaError(f"min_p must be in [0, 1), got {self.min_p}")
+        if not 0 <= self.idea_boost <= 20:
+            raise TextopiaError(f"idea_boost must be in [0, 20] nats, got {self.idea_boost}")
         if self.min_new_tokens < 0:
             raise TextopiaError(f"min_new_tokens must be >= 0, got {self.min_new_tokens}")
 
@@ -120,6 +130,8 @@ class Generator(abc.ABC):
         seed: int | None = None,
         banned_words: list[str] | tuple[str, ...] = (),
         rerank: bool = True,
+        min_p: float = DecodingSettings.min_p,
+        idea_boost: float = DecodingSettings.idea_boost,
     ) -> list[Generation]:
         """Write ``n`` different prompts from ``idea``.
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import torch
 
-from textopia.data.ideas import content_words
 from textopia.data.tokenizer import PromptTokenizer
 from textopia.generation.base import (
     DecodingSettings,
@@ -18,29 +17,16 @@ from textopia.generation.base import (
     Generator,
     TextopiaError,
 )
-from textopia.generation.decoding import clean_prompt, dedup_key, sample
+from textopia.generation.decoding import Sampled, clean_prompt, dedup_key, sample
+from textopia.generation.rerank import SampleScore, score_sample, select
+from textopia.text import KnownWords
 
 logger = logging.getLogger(__name__)
 
 MAX_N = 64
-OVERSAMPLE = 3  # expand mode with rerank: samples drawn per prompt returned
+OVERSAMPLE = 3  # with rerank: samples drawn per prompt returned
+_D = DecodingSettings()  # the one place the decoding defaults are defined
 MAX_ROUNDS = 4  # sampling rounds before returning fewer than n distinct prompts
-
-
-def _stem(word: str) -> str:
-    for suffix in ("ing", "es", "s", "ed"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
-
-
-def idea_coverage(idea: str, prompt: str) -> float:
-    """Share of the idea's content words (crudely stemmed) that appear in the prompt, in [0, 1]."""
-    wanted = {_stem(w) for w in content_words(idea)}
-    if not wanted:
-        return 1.0
-    have = {_stem(w) for w in content_words(prompt)}
-    return len(wanted & have) / len(wanted)
 
 
 class DecoderGenerator(Generator):
@@ -62,6 +48,7 @@ class DecoderGenerator(Generator):
         from textopia.models.gpt import max_positions
 
         self.max_positions = max_positions(model)
+        self.known_words: KnownWords | None = None  # set by the loader from the checkpoint's known_words.txt
 
     def info(self) -> dict[str, Any]:
         return {
@@ -73,10 +60,11 @@ class DecoderGenerator(Generator):
         }
 
     def _sample(self, context: list[int], num: int, settings: DecodingSettings, generator: torch.Generator,
-                *, idea: str | None, mode: str) -> list[tuple[list[int], bool]]:
-        """Draw ``num`` continuations of ``context``: ``(new_ids, finished)`` each. Latent models
-        override this to fix a latent per sample before decoding."""
-        return sample(self.model, self.tokenizer, context, num, settings, generator, self.max_positions)
+                *, idea: str | None, mode: str) -> list[Sampled]:
+        """Draw ``num`` continuations of ``context``. Latent models override this to fix a latent
+        per sample before decoding."""
+        return sample(self.model, self.tokenizer, context, num, settings, generator, self.max_positions,
+                      idea=idea if mode == "expand" else None)
 
     def generate(
         self,
@@ -84,15 +72,17 @@ class DecoderGenerator(Generator):
         n: int = 4,
         *,
         mode: str = "expand",
-        temperature: float = 0.9,
-        top_p: float = 0.95,
-        top_k: int = 0,
-        repetition_penalty: float = 1.1,
-        max_new_tokens: int = 77,
-        min_new_tokens: int = 16,
+        temperature: float = _D.temperature,
+        top_p: float = _D.top_p,
+        top_k: int = _D.top_k,
+        repetition_penalty: float = _D.repetition_penalty,
+        max_new_tokens: int = _D.max_new_tokens,
+        min_new_tokens: int = _D.min_new_tokens,
         seed: int | None = None,
         banned_words: list[str] | tuple[str, ...] = (),
         rerank: bool = True,
+        min_p: float = _D.min_p,
+        idea_boost: float = _D.idea_boost,
     ) -> list[Generation]:
         if not 1 <= n <= MAX_N:
             raise TextopiaError(f"n must be between 1 and {MAX_N}, got {n}")
@@ -107,6 +97,7 @@ class DecoderGenerator(Generator):
             mode=mode, temperature=temperature, top_p=top_p, top_k=top_k,
             repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens,
             min_new_tokens=min_new_tokens, seed=seed, banned_words=tuple(banned_words), rerank=rerank,
+            min_p=min_p, idea_boost=idea_boost,
         )
         settings.validate()
         if mode == "continue":
@@ -117,14 +108,16 @@ class DecoderGenerator(Generator):
             raise TextopiaError(
                 f"the text is too long: {len(context)} tokens, the model reads at most {self.max_positions}"
             )
-        reranking = rerank and mode == "expand" and bool(idea)
+        reranking = rerank
         per_round = n * (OVERSAMPLE if reranking else 1)
         banned = [re.compile(rf"(?<!\w){re.escape(w.strip())}(?!\w)", re.IGNORECASE) for w in banned_words if w.strip()]
         generator = torch.Generator().manual_seed(seed)
         seen: set[str] = set()
-        candidates: list[tuple[float, int, Generation]] = []
+        scored_idea = idea if mode == "expand" else None
+        candidates: list[tuple[SampleScore, str, Generation]] = []
         for _ in range(MAX_ROUNDS):
-            for new_ids, finished in self._sample(context, per_round, settings, generator, idea=idea, mode=mode):
+            for s in self._sample(context, per_round, settings, generator, idea=idea, mode=mode):
+                new_ids, finished = s.ids, s.finished
                 text = self.tokenizer.decode(new_ids)
                 if mode == "continue":
                     text = f"{idea}{text}" if text[:1] in (",", ".") else f"{idea} {text}"
@@ -135,13 +128,14 @@ class DecoderGenerator(Generator):
                 seen.add(key)
                 gen = Generation(prompt=text, idea=idea, num_tokens=len(new_ids) + (1 if finished else 0),
                                  finished=finished, model=self.name, settings=asdict(settings))
-                score = idea_coverage(idea, text) if reranking else 0.0
-                candidates.append((score, len(candidates), gen))
+                candidates.append((score_sample(scored_idea, text, s.logprob, s.num_tokens, self.known_words,
+                                                finished)
+                                   if reranking else None, text, gen))
             if len(candidates) >= per_round or (not reranking and len(candidates) >= n):
                 break
-        # Best idea coverage first; among equals, sampling order (stable for a given seed).
-        candidates.sort(key=lambda c: (-c[0], c[1]))
-        out = [c[2] for c in candidates[:n]]
+        # See textopia.generation.rerank: relevance, then known words and no stutter, then fluency,
+        # then variety; without reranking, sampling order.
+        out = select(candidates, n) if reranking else [c[2] for c in candidates[:n]]
         if len(out) < n:
             logger.warning("only %d distinct prompts out of %d asked for", len(out), n)
         return out

@@ -3,18 +3,27 @@
 One loop serves every decoder (GPT, LSTM): the model is called as
 ``model(input_ids=..., past_key_values=..., use_cache=True)`` and must return ``.logits``
 (B, T, V) and ``.past_key_values`` (its cache or recurrent state, opaque here).
-Temperature, top-k, top-p (Holtzman et al. 2020), the repetition penalty (Keskar et al. 2019),
-banned words and a minimum length are transformers' own processors.
+Temperature, top-k, top-p (Holtzman et al. 2020), min-p (Nguyen et al. 2024, "Turning Up the
+Heat: Min-p Sampling"), the repetition penalty (Keskar et al. 2019), banned words and a minimum
+length are transformers' own processors. :class:`IdeaBoostProcessor` is ours: it raises the
+logits of the idea's words until each has been written (a soft lexical constraint, in the spirit
+of Hokamp & Liu 2017's constrained decoding, without its beam).
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import re
+from typing import NamedTuple
 
 import torch
 
 from textopia.data.tokenizer import PromptTokenizer
 from textopia.generation.base import DecodingSettings
+from textopia.text import content_words, tokenize
+
+logger = logging.getLogger(__name__)
 
 
 def banned_word_ids(tokenizer: PromptTokenizer, words: tuple[str, ...] | list[str]) -> list[list[int]]:
@@ -30,11 +39,99 @@ def banned_word_ids(tokenizer: PromptTokenizer, words: tuple[str, ...] | list[st
     return [list(s) for s in seqs if s]
 
 
-def logits_processors(settings: DecodingSettings, tokenizer: PromptTokenizer, context_length: int):
-    """The ``LogitsProcessorList`` for ``settings``: penalties and bans first, then warpers."""
+def _word_variants(word: str) -> set[str]:
+    return {word.lower(), word.capitalize()}
+
+
+class IdeaBoostProcessor:
+    """Adds ``boost`` (nats) to the logits that start or continue an idea word not yet written.
+
+    For each idea word, the token sequences of its spellings after a space (lower case and
+    Capitalised) are the targets. At each step, for each row: a word counts as written once one
+    of its sequences ends the row; for each unwritten word, the first token of every spelling
+    gets ``boost · (1 + t / 16)`` after ``t`` generated tokens (the longer a word is missing, the
+    stronger the push), and where the row ends with a proper prefix of a spelling, the next token
+    of that spelling gets twice that (so that a started word is finished, not misspelt). While a
+    word is unwritten, EOS is forbidden: a prompt ends only once it holds the whole idea (or at
+    ``max_new_tokens``, where the reranker demotes it).
+
+    A transformers ``LogitsProcessor``: called as ``processor(input_ids (N, T) int64, scores
+    (N, V) float) -> scores``; ``context_length`` tokens at the start of each row are not output.
+    """
+
+    def __init__(self, tokenizer: PromptTokenizer, words: list[str], boost: float, context_length: int) -> None:
+        self.boost = boost
+        self.eos_id = tokenizer.eos_id
+        self.context_length = context_length
+        self.targets: list[list[tuple[int, ...]]] = []
+        for word in words:
+            seqs = {tuple(tokenizer.hf.encode(" " + v, add_special_tokens=False)) for v in _word_variants(word)}
+            self.targets.append(sorted(s for s in seqs if s))
+        self.longest = max((len(s) for t in self.targets for s in t), default=0)
+        self.written: list[list[bool]] | None = None
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if not self.targets:
+            return scores
+        n = input_ids.size(0)
+        if self.written is None:
+            self.written = [[False] * len(self.targets) for _ in range(n)]
+        tails = input_ids[:, max(self.context_length, input_ids.size(1) - self.longest):].tolist()
+        boost = self.boost * (1.0 + (input_ids.size(1) - self.context_length) / 16.0)
+        rows, cols, values = [], [], []
+        for row, tail in enumerate(tails):
+            written = self.written[row]
+            for w, seqs in enumerate(self.targets):
+                if written[w]:
+                    continue
+                if any(len(tail) >= len(s) and tuple(tail[-len(s):]) == s for s in seqs):
+                    written[w] = True
+                    continue
+                rows.append(row)
+                cols.append(self.eos_id)
+                values.append(-math.inf)
+                for s in seqs:
+                    rows.append(row)
+                    cols.append(s[0])
+                    values.append(boost)
+                    for k in range(1, len(s)):
+                        if len(tail) >= k and tuple(tail[-k:]) == s[:k]:
+                            rows.append(row)
+                            cols.append(s[k])
+                            values.append(2 * boost)
+        if rows:
+            bias = torch.zeros_like(scores)
+            bias.index_put_((torch.tensor(rows), torch.tensor(cols)), torch.tensor(values, dtype=scores.dtype),
+                            accumulate=False)
+            scores = scores + bias
+        return scores
+
+
+def idea_boost_words(idea: str | None, banned_words: tuple[str, ...] | list[str]) -> list[str]:
+    """The idea's content words to boost, less any banned word (the ban wins, with a warning)."""
+    if not idea:
+        return []
+    banned = {w for b in banned_words for w in tokenize(b)}
+    words: list[str] = []
+    for w in content_words(idea):
+        if w in banned:
+            logger.warning("the idea word %r is also banned: the ban wins, prompts will not contain it", w)
+        elif w not in words:
+            words.append(w)
+    return words
+
+
+def logits_processors(settings: DecodingSettings, tokenizer: PromptTokenizer, context_length: int,
+                      idea: str | None = None):
+    """The ``LogitsProcessorList`` for ``settings``: idea boost, penalties and bans, then warpers.
+
+    ``idea``: in expand mode, the idea whose words :class:`IdeaBoostProcessor` raises
+    (``settings.idea_boost`` nats; 0 disables it).
+    """
     from transformers import (
         LogitsProcessorList,
         MinNewTokensLengthLogitsProcessor,
+        MinPLogitsWarper,
         NoBadWordsLogitsProcessor,
         NoRepeatNGramLogitsProcessor,
         RepetitionPenaltyLogitsProcessor,
@@ -50,6 +147,10 @@ def logits_processors(settings: DecodingSettings, tokenizer: PromptTokenizer, co
         procs.append(NoRepeatNGramLogitsProcessor(settings.no_repeat_ngram_size))
     if settings.repetition_penalty != 1.0:
         procs.append(RepetitionPenaltyLogitsProcessor(settings.repetition_penalty))
+    if settings.idea_boost > 0 and settings.mode == "expand":
+        words = idea_boost_words(idea, settings.banned_words)
+        if words:
+            procs.append(IdeaBoostProcessor(tokenizer, words, settings.idea_boost, context_length))
     bad = banned_word_ids(tokenizer, settings.banned_words)
     specials = [[tokenizer.pad_id], [tokenizer.idea_id], [tokenizer.prompt_id]]
     procs.append(NoBadWordsLogitsProcessor(bad + specials, eos_token_id=tokenizer.eos_id))
@@ -57,9 +158,30 @@ def logits_processors(settings: DecodingSettings, tokenizer: PromptTokenizer, co
         procs.append(TemperatureLogitsWarper(settings.temperature))
     if settings.top_k > 0:
         procs.append(TopKLogitsWarper(settings.top_k))
+    if settings.min_p > 0:
+        procs.append(MinPLogitsWarper(settings.min_p))
     if settings.top_p < 1.0:
         procs.append(TopPLogitsWarper(settings.top_p))
     return procs
+
+
+class Sampled(NamedTuple):
+    """One sampled continuation.
+
+    Attributes:
+        ids: the generated token ids, without EOS.
+        finished: whether the model ended it with EOS.
+        logprob: the sum over its tokens (EOS included when finished) of the model's own
+            log-probability (nats, before any processor or warper): its fluency.
+    """
+
+    ids: list[int]
+    finished: bool
+    logprob: float
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.ids) + (1 if self.finished else 0)
 
 
 @torch.no_grad()
@@ -71,45 +193,50 @@ def sample(
     settings: DecodingSettings,
     generator: torch.Generator,
     max_positions: int | None = None,
-) -> list[tuple[list[int], bool]]:
+    idea: str | None = None,
+) -> list[Sampled]:
     """Sample ``num_samples`` continuations of ``context`` in one batch.
 
     Args:
         context: the ids fed first (see :meth:`PromptTokenizer.context_ids`).
         generator: the RNG that draws every token (seeded by the caller).
         max_positions: the model's context length; generation stops there.
+        idea: the idea whose words are boosted (expand mode; see :func:`logits_processors`).
 
     Returns:
-        for each sample, ``(new_ids, finished)``: generated ids without EOS, and whether the
-        model ended it with EOS.
+        a :class:`Sampled` per sample.
     """
     device = next(model.parameters()).device
     budget = settings.max_new_tokens
     if max_positions is not None:
         budget = min(budget, max_positions - len(context))
     input_ids = torch.tensor([context] * num_samples, dtype=torch.long, device=device)  # (N, T0)
-    procs = logits_processors(settings, tokenizer, len(context))
+    procs = logits_processors(settings, tokenizer, len(context), idea=idea)
     finished = torch.zeros(num_samples, dtype=torch.bool, device=device)
+    logprob = torch.zeros(num_samples, dtype=torch.float64)
     past = None
     step_input = input_ids
     for _ in range(max(0, budget)):
         out = model(input_ids=step_input, past_key_values=past, use_cache=True)
         past = out.past_key_values
-        scores = procs(input_ids, out.logits[:, -1, :].float())  # (N, V)
+        logits = out.logits[:, -1, :].float()  # (N, V)
+        scores = procs(input_ids, logits)
         probs = torch.softmax(scores, dim=-1)
         next_ids = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(device)  # (N,)
         next_ids = torch.where(finished, torch.full_like(next_ids, tokenizer.eos_id), next_ids)
+        token_logprob = torch.log_softmax(logits, dim=-1).gather(1, next_ids[:, None]).squeeze(1)  # (N,)
+        logprob += torch.where(finished, torch.zeros_like(token_logprob), token_logprob).double().cpu()
         input_ids = torch.cat([input_ids, next_ids[:, None]], dim=1)
         finished |= next_ids == tokenizer.eos_id
         if bool(finished.all()):
             break
         step_input = next_ids[:, None]
     results = []
-    for row in input_ids[:, len(context):].tolist():
+    for row, lp in zip(input_ids[:, len(context):].tolist(), logprob.tolist()):
         if tokenizer.eos_id in row:
-            results.append((row[: row.index(tokenizer.eos_id)], True))
+            results.append(Sampled(row[: row.index(tokenizer.eos_id)], True, lp))
         else:
-            results.append((row, False))
+            results.append(Sampled(row, False, lp))
     return results
 
 

@@ -7,6 +7,7 @@ from importlib import resources
 from pathlib import Path
 
 from textopia.generation.base import Generator, TextopiaError
+from textopia.text import KNOWN_WORDS_FILE, KnownWords
 
 logger = logging.getLogger(__name__)
 
@@ -77,4 +78,8 @@ def load(name_or_dir: str | Path | None = None, *, device: str | None = None) ->
     cls = _generator_classes().get(spec.generator)
     if cls is None:
         raise TextopiaError(f"no generator for model kind {meta['kind']!r}")
-    return cls(model, tokenizer, meta, name=str(name_or_dir or DEFAULT_MODEL))
+    generator = cls(model, tokenizer, meta, name=str(name_or_dir or DEFAULT_MODEL))
+    known = path / KNOWN_WORDS_FILE
+    if known.is_file() and hasattr(generator, "known_words"):
+        generator.known_words = KnownWords.load(known)
+    return generator

@@ -27,7 +27,7 @@ MAX_VARIATIONS = 64
 # "wearing a black dress, wearing a black dress, ..." to the token limit; a CTRL repetition
 # penalty of 1.2 and no repeated 3-gram end it in a fluent prompt.
 GREEDY = DecodingSettings(temperature=1.0, top_p=1.0, top_k=1, repetition_penalty=1.2, min_new_tokens=0,
-                          max_new_tokens=77, no_repeat_ngram_size=3)
+                          max_new_tokens=77, no_repeat_ngram_size=3, min_p=0.0, idea_boost=0.0)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -106,7 +106,7 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         generator = torch.Generator().manual_seed(seed)
         decoder = ConditionedDecoder(self.vae, z.float().to(self.device))
         out = sample(decoder, self.tokenizer, context, z.size(0), settings, generator, self.max_positions)
-        return [clean_prompt(self.tokenizer.decode(ids), finished) for ids, finished in out]
+        return [clean_prompt(self.tokenizer.decode(ids), finished) for ids, finished, _ in out]
 
     iw_samples: int = 500  # K of :meth:`likelihood`
 

@@ -118,12 +118,13 @@ def load_checkpoint(directory: str | Path):
 
 
 def export_checkpoint(src: str | Path, dst: str | Path) -> Path:
-    """Copy a checkpoint without its trainer state (for shipping): config, weights, tokenizer."""
+    """Copy a checkpoint without its trainer state (for shipping): config, weights, tokenizer, known words."""
     model, tokenizer, meta = load_checkpoint(src)
     src = Path(src)
 
-    def copy_metrics(tmp: Path) -> None:
-        if (src / "metrics.jsonl").is_file():
-            (tmp / "metrics.jsonl").write_bytes((src / "metrics.jsonl").read_bytes())
+    def copy_extras(tmp: Path) -> None:
+        for name in ("metrics.jsonl", "known_words.txt"):  # the training log; the reranker's known words
+            if (src / name).is_file():
+                (tmp / name).write_bytes((src / name).read_bytes())
 
-    return save_checkpoint(dst, model, tokenizer, meta, write_extra=copy_metrics)
+    return save_checkpoint(dst, model, tokenizer, meta, write_extra=copy_extras)

@@ -228,6 +228,8 @@ def _generate_work(
         min_new_tokens=min(DecodingSettings().min_new_tokens, body.max_new_tokens),
         seed=seed,
         banned_words=tuple(banned),
+        min_p=body.min_p,
+        idea_boost=body.idea_boost,
         **extra,
     )
     kept: list[PromptOut] = []

@@ -67,12 +67,14 @@ class FakeGenerator(Generator):
         seed: int | None = None,
         banned_words: list[str] | tuple[str, ...] = (),
         rerank: bool = True,
+        min_p: float = DecodingSettings.min_p,
+        idea_boost: float = DecodingSettings.idea_boost,
     ) -> list[Generation]:
         settings = DecodingSettings(
             mode=mode, temperature=temperature, top_p=top_p, top_k=top_k,
             repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens,
             min_new_tokens=min_new_tokens, seed=seed, banned_words=tuple(banned_words),
-            rerank=rerank,
+            rerank=rerank, min_p=min_p, idea_boost=idea_boost,
         )
         settings.validate()
         if n < 1:

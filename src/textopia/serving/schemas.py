@@ -10,6 +10,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints
 
+from textopia.generation.base import DecodingSettings
+
+_D = DecodingSettings()  # the decoding defaults, defined once
+
 MAX_IDEA_CHARS = 500  # characters; a prompt of 77 CLIP tokens is about 400 characters
 MAX_N = 16  # prompts per request
 MAX_NEW_TOKENS = 128  # tokens of our tokenizer per prompt
@@ -62,12 +66,16 @@ class GenerateRequest(_Strict):
         "(an empty idea is written from nothing in either mode)."
     )
     n: JsonInt = Field(4, ge=1, le=MAX_N, description="How many distinct prompts to write.")
-    temperature: JsonFloat = Field(0.9, ge=0.05, le=2.0, description="Softmax temperature.")
-    top_p: JsonFloat = Field(0.95, ge=0.01, le=1.0, description="Nucleus mass; 1 disables it.")
-    top_k: JsonInt = Field(0, ge=0, le=200, description="Keep the k likeliest tokens; 0 disables it.")
-    repetition_penalty: JsonFloat = Field(1.1, ge=1.0, le=2.0, description="CTRL penalty; 1 is none.")
+    temperature: JsonFloat = Field(_D.temperature, ge=0.05, le=2.0, description="Softmax temperature.")
+    top_p: JsonFloat = Field(_D.top_p, ge=0.01, le=1.0, description="Nucleus mass; 1 disables it.")
+    top_k: JsonInt = Field(_D.top_k, ge=0, le=200, description="Keep the k likeliest tokens; 0 disables it.")
+    repetition_penalty: JsonFloat = Field(_D.repetition_penalty, ge=1.0, le=2.0, description="CTRL penalty; 1 is none.")
+    min_p: JsonFloat = Field(_D.min_p, ge=0.0, le=0.5, description="Min-p sampling: drop tokens below this "
+                             "share of the likeliest token's probability; 0 disables it.")
+    idea_boost: JsonFloat = Field(_D.idea_boost, ge=0.0, le=10.0, description="Expand mode: nats added to the "
+                                  "idea's words until each is written; 0 disables it.")
     max_new_tokens: JsonInt = Field(
-        77, ge=1, le=MAX_NEW_TOKENS, description="Cap on generated tokens per prompt."
+        _D.max_new_tokens, ge=1, le=MAX_NEW_TOKENS, description="Cap on generated tokens per prompt."
     )
     seed: Seed | None = Field(
         None, description="Same seed and settings give the same prompts; "

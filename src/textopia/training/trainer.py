@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import random
+import shutil
 import time
 from functools import partial
 from pathlib import Path
@@ -35,6 +36,7 @@ from textopia.models.gpt import max_positions
 from textopia.models.registry import get_spec, make_config
 from textopia.training.config import ExperimentConfig
 from textopia.training.schedules import kl_beta, warmup_cosine_lr
+from textopia.text import KNOWN_WORDS_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -250,6 +252,8 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
                 save_file({"torch": torch.get_rng_state()}, str(tmp / RNG_FILE))
                 (tmp / STATE_FILE).write_text(json.dumps(trainer_state) + "\n")
                 metrics.write(tmp)
+                if (data_dir / KNOWN_WORDS_FILE).is_file():  # the reranker's known words travel with the model
+                    shutil.copyfile(data_dir / KNOWN_WORDS_FILE, tmp / KNOWN_WORDS_FILE)
 
             save_checkpoint(out_dir, unwrapped, tokenizer, meta, write_extra=write_extra)
         accelerator.wait_for_everyone()

@@ -1,0 +1,93 @@
+"""The reranker: which of the oversampled prompts a user gets.
+
+A sample's score is a tuple compared in order (lexicographic), best first:
+
+1. idea-word recall (:func:`textopia.text.relevance_recall`, the evaluation's own measure), higher first;
+2. no invented word (a word the corpus's train split has fewer than 5 times; needs the model's
+   ``known_words.txt``), then no stutter (:func:`textopia.text.stutters`), then ended by the
+   model (not cut at ``max_new_tokens``, where a prompt may overrun CLIP's 77 tokens);
+3. fluent: a mean log-probability per token under the model itself of at least
+   :data:`MIN_MEAN_LOGPROB` nats (a per-token perplexity of at most about 90);
+4. among samples equal on 1-3, :func:`select` keeps variety: it takes, one at a time, the
+   sample whose word bigrams are most often new to the kept prompts (the largest share of new
+   bigrams; sampling order breaks ties, so that a seed gives the same prompts).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from typing import TypeVar
+
+from textopia.text import KnownWords, relevance_recall, stutters, tokenize
+
+T = TypeVar("T")
+
+#: Mean log-probability per token (nats) below which a sample counts as disfluent.
+MIN_MEAN_LOGPROB = -4.5
+
+
+@dataclass(frozen=True)
+class SampleScore:
+    """The reranker's view of one sample; :meth:`key` sorts best first."""
+
+    recall: float  # share of the idea's content words in the prompt, [0, 1]; 1 without an idea
+    invented: int  # words not in the known-word list (0 without a list)
+    stutter: bool
+    mean_logprob: float  # nats per token, under the model
+    finished: bool = True  # ended with EOS, not cut at max_new_tokens
+
+    def tier(self) -> tuple:
+        """The quality tier (lower is better): recall, then invented words, stutter and fluency."""
+        return (-self.recall, self.invented > 0, self.stutter, not self.finished,
+                self.mean_logprob < MIN_MEAN_LOGPROB)
+
+
+def score_sample(idea: str | None, prompt: str, logprob: float, num_tokens: int,
+                 known_words: KnownWords | None, finished: bool = True) -> SampleScore:
+    """Score one sample.
+
+    Args:
+        idea: the user's idea (None: unconditional; recall is then 1).
+        prompt: the cleaned prompt text.
+        logprob: the sum of the model's log-probabilities of its tokens (nats).
+        num_tokens: how many tokens that sum covers.
+        known_words: the corpus's known words, or None to skip the invented-word check.
+        finished: whether the model ended the prompt (EOS) rather than hitting the token limit.
+    """
+    recall = relevance_recall(idea, prompt) if idea else math.nan
+    return SampleScore(
+        recall=1.0 if math.isnan(recall) else recall,
+        invented=len(known_words.invented(prompt)) if known_words is not None else 0,
+        stutter=stutters(prompt),
+        mean_logprob=logprob / max(1, num_tokens),
+        finished=finished,
+    )
+
+
+def _bigrams(text: str) -> set[tuple[str, str]]:
+    words = tokenize(text)
+    return set(zip(words, words[1:]))
+
+
+def select(candidates: list[tuple[SampleScore, str, T]], n: int) -> list[T]:
+    """The ``n`` best of ``(score, prompt text, item)`` in sampling order: best tier first, and
+    within a tier the largest share of word bigrams new to those kept first (greedy), ties in
+    sampling order."""
+    order = sorted(range(len(candidates)), key=lambda i: (candidates[i][0].tier(), i))
+    kept: list[T] = []
+    seen: set[tuple[str, str]] = set()
+    start = 0
+    while start < len(order) and len(kept) < n:
+        tier = candidates[order[start]][0].tier()
+        end = start
+        while end < len(order) and candidates[order[end]][0].tier() == tier:
+            end += 1
+        pool = {i: _bigrams(candidates[i][1]) for i in order[start:end]}
+        while pool and len(kept) < n:
+            best = max(pool, key=lambda i: (len(pool[i] - seen) / max(1, len(pool[i])), -i))
+            seen |= pool.pop(best)
+            kept.append(candidates[best][2])
+        start = end
+    return kept

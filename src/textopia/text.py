@@ -1,0 +1,176 @@
+"""Words of prompts: the one home of tokenising, stop words, stems, relevance and word checks.
+
+Every part of Textopia that asks "which words does this text have", "does this prompt use the
+idea", "is this a word people write" or "does this prompt stutter" asks it here, so that the
+generator's reranker and the evaluation measure the same thing.
+
+Conventions:
+
+* **Words** (:func:`tokenize`): lower-cased runs of letters, digits and underscores, with inner
+  apostrophes kept (``"it's"``); punctuation is dropped, so ``"castle, 8k"`` is
+  ``["castle", "8k"]``.
+* **Content words**: words not in :data:`STOP_WORDS`; **stems**: Snowball English (Porter2).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+_RSQUO = "\u2019"  # right single quotation mark, a typographic apostrophe
+_WORD_RE = re.compile(r"\w+(?:['\u2019]\w+)*")
+
+
+def tokenize(text: str) -> list[str]:
+    """Split a prompt into lower-cased words, dropping punctuation.
+
+    A word is a run of Unicode letters, digits or underscores, with inner apostrophes kept.
+    ``"Portrait of a cat, 8K, it's art!"`` -> ``["portrait", "of", "a", "cat", "8k", "it's", "art"]``.
+    """
+    return _WORD_RE.findall(text.lower())
+
+
+#: English stop words: the Snowball stop list (snowballstem.org, english/stop.txt) plus the
+#: few extra entries of NLTK's list ("s", "t", "can", "will", "just", "don", "now").
+_STOP_WORDS_TEXT = """
+    i me my myself we our ours ourselves you your yours yourself yourselves he him his himself
+    she her hers herself it its itself they them their theirs themselves what which who whom
+    this that these those am is are was were be been being have has had having do does did
+    doing would should could ought i'm you're he's she's it's we're they're i've you've we've
+    they've i'd you'd he'd she'd we'd they'd i'll you'll he'll she'll we'll they'll isn't
+    aren't wasn't weren't hasn't haven't hadn't doesn't don't didn't won't wouldn't shan't
+    shouldn't can't cannot couldn't mustn't let's that's who's what's here's there's when's
+    where's why's how's a an the and but if or because as until while of at by for with about
+    against between into through during before after above below to from up down in out on
+    off over under again further then once here there when where why how all any both each
+    few more most other some such no nor not only own same so than too very s t can will just
+    don now
+"""
+STOP_WORDS: frozenset[str] = frozenset(_STOP_WORDS_TEXT.split())
+
+
+@functools.lru_cache(maxsize=1)
+def _stemmer() -> Any:
+    import snowballstemmer
+
+    return snowballstemmer.stemmer("english")
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def stem(word: str) -> str:
+    """Stem one lower-case word with the Snowball English (Porter2) stemmer: "castles" -> "castl"."""
+    return _stemmer().stemWord(word.replace(_RSQUO, "'"))
+
+
+def content_words(text: str) -> list[str]:
+    """The text's content words in order, duplicates kept: :func:`tokenize` less :data:`STOP_WORDS`."""
+    return [w for w in tokenize(text) if w.replace(_RSQUO, "'") not in STOP_WORDS]
+
+
+def content_stems(text: str) -> set[str]:
+    """The set of stems of a text's content words: :func:`content_words`, :func:`stem`."""
+    return {stem(w) for w in content_words(text)}
+
+
+def relevance_recall(idea: str, output: str) -> float:
+    """Share of the idea's content words that the output contains (idea-word recall).
+
+    ``|stems(idea) & stems(output)| / |stems(idea)|`` with :func:`content_stems` for both
+    (lower case, stop words removed, Snowball-stemmed), so "castles" in the idea is matched by
+    "castle" in the output. The generator's reranker and the evaluation both use this function.
+
+    Returns:
+        A share in [0, 1]; NaN if the idea has no content word.
+    """
+    wanted = content_stems(idea)
+    if not wanted:
+        return math.nan
+    return len(wanted & content_stems(output)) / len(wanted)
+
+
+def has_all_idea_words(idea: str, output: str) -> bool:
+    """True if the output contains every content word of the idea (:func:`relevance_recall` is 1)."""
+    recall = relevance_recall(idea, output)
+    return math.isnan(recall) or recall == 1.0
+
+
+_MAX_STUTTER_N = 3
+
+
+def stutters(text: str) -> bool:
+    """True if a word n-gram (n = 1..3) is repeated at once: "a a", "8k, 8k", "red hair, red hair".
+
+    Punctuation is ignored (:func:`tokenize`), so "artstation, artstation" stutters too.
+    """
+    words = tokenize(text)
+    for n in range(1, _MAX_STUTTER_N + 1):
+        for i in range(len(words) - 2 * n + 1):
+            if words[i : i + n] == words[i + n : i + 2 * n]:
+                return True
+    return False
+
+
+#: How often a word must occur in a corpus's train split to count as a known word.
+MIN_KNOWN_COUNT = 5
+KNOWN_WORDS_FILE = "known_words.txt"
+
+
+def count_words(texts: Iterable[str]) -> Counter[str]:
+    """Occurrences of each :func:`tokenize` word over ``texts``."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(tokenize(text))
+    return counts
+
+
+class KnownWords:
+    """The words a corpus uses: those seen at least :data:`MIN_KNOWN_COUNT` times in its train split.
+
+    A word of a generated prompt that is not known is *invented* (a byte-level model's
+    misspelling or made-up name). Saved as UTF-8 text, one word per line, sorted.
+    """
+
+    def __init__(self, words: Iterable[str]) -> None:
+        self.words = frozenset(words)
+
+    @classmethod
+    def from_counts(cls, counts: Counter[str], min_count: int = MIN_KNOWN_COUNT) -> "KnownWords":
+        return cls(w for w, c in counts.items() if c >= min_count)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "KnownWords":
+        return cls(line for line in Path(path).read_text(encoding="utf-8").split("\n") if line)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text("".join(w + "\n" for w in sorted(self.words)), encoding="utf-8")
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def __contains__(self, word: str) -> bool:
+        return word in self.words
+
+    def invented(self, text: str) -> list[str]:
+        """The words of ``text`` that are not known, in order (numbers such as "1920" count as known)."""
+        return [w for w in tokenize(text) if w not in self.words and not w.isdigit()]
+
+
+__all__ = [
+    "KNOWN_WORDS_FILE",
+    "MIN_KNOWN_COUNT",
+    "STOP_WORDS",
+    "KnownWords",
+    "content_stems",
+    "content_words",
+    "count_words",
+    "has_all_idea_words",
+    "relevance_recall",
+    "stem",
+    "stutters",
+    "tokenize",
+]

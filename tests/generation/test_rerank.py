@@ -1,0 +1,113 @@
+"""The reranker's scoring and selection, the idea-boost processor, and the shared word checks."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pytest
+import torch
+
+import textopia
+from textopia.generation.decoding import IdeaBoostProcessor, idea_boost_words
+from textopia.generation.rerank import MIN_MEAN_LOGPROB, score_sample, select
+from textopia.text import KnownWords, has_all_idea_words, relevance_recall, stutters
+
+KNOWN = KnownWords("a portrait of an old fisherman with his boat oil painting by greg rutkowski grandmother baking "
+                   "bread in kitchen warm light".split())
+
+
+def test_recall_and_all_words_use_stems():
+    assert relevance_recall("old castles", "portrait of an old castle") == 1.0
+    assert relevance_recall("grandmother baking bread", "grandmother in a kitchen") == pytest.approx(1 / 3)
+    assert math.isnan(relevance_recall("the a of", "anything"))
+    assert has_all_idea_words("castles", "a castle on a hill")
+    assert not has_all_idea_words("red fox", "a red car")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("a a portrait", True), ("portrait, 8k, 8k", True), ("artstation, artstation", True),
+    ("red hair, red hair, blue eyes", True), ("a portrait of a woman, 8k, artstation", False),
+])
+def test_stutters(text, expected):
+    assert stutters(text) is expected
+
+
+def test_invented_words_are_those_not_known():
+    assert KNOWN.invented("portrait of an old fisherman, 1920") == []
+    assert KNOWN.invented("portrait of Binudhe fisherman") == ["binudhe"]
+
+
+def test_score_orders_relevance_then_words_then_fluency():
+    def score(prompt, logprob=-2.0, finished=True):
+        return score_sample("old fisherman", prompt, logprob * 10, 10, KNOWN, finished)
+
+    full = score("portrait of an old fisherman with his boat")
+    partial = score("portrait of an old boat")
+    invented = score("portrait of an old fisherman with his Binudhe")
+    stutter = score("portrait of an old old fisherman")
+    cut = score("portrait of an old fisherman with his boat", finished=False)
+    disfluent = score("portrait of an old fisherman with boat", logprob=MIN_MEAN_LOGPROB - 1)
+    # Worse in this order: an invented word, a stutter, cut at the token limit, disfluent.
+    assert full.tier() < disfluent.tier() < cut.tier() < stutter.tier() < invented.tier()
+    assert invented.tier() < partial.tier()  # relevance comes first
+    assert full.recall == 1.0 and partial.recall == 0.5 and invented.invented == 1
+
+
+def test_select_prefers_tier_then_new_bigrams_then_order():
+    good = score_sample("fox", "a red fox in snow", -10, 10, None)
+    bad = score_sample("fox", "a red car in snow", -10, 10, None)
+    candidates = [(bad, "a red car in snow", "bad"), (good, "a red fox in snow", "g1"),
+                  (good, "a red fox in snow at night", "g2"), (good, "painting of a fox by a river", "g3")]
+    assert select(candidates, 1) == ["g1"]  # best tier; first in sampling order among equals
+    assert select(candidates, 2) == ["g1", "g3"]  # g3 adds more new bigrams than g2
+    assert select(candidates, 4)[-1] == "bad"
+
+
+def _vocab_tokenizer(prepared):
+    from textopia.data.tokenizer import PromptTokenizer
+
+    return PromptTokenizer.from_dir(prepared)
+
+
+def test_boost_raises_unwritten_idea_words_and_blocks_eos(prepared):
+    tok = _vocab_tokenizer(prepared)
+    context = tok.context_ids("castle")
+    proc = IdeaBoostProcessor(tok, ["castle"], boost=2.0, context_length=len(context))
+    first = {s[0] for s in proc.targets[0]}
+    input_ids = torch.tensor([context, context])
+    scores = proc(input_ids, torch.zeros(2, len(tok)))
+    for t in first:
+        assert scores[0, t] == pytest.approx(2.0)
+    assert scores[0, tok.eos_id] == -math.inf
+    others = [i for i in range(len(tok)) if i not in first and i != tok.eos_id]
+    assert torch.all(scores[:, others] == 0)
+    # Once the word is written, nothing is boosted and EOS is allowed again.
+    written = torch.tensor([context + list(proc.targets[0][0])] * 2)
+    proc2 = IdeaBoostProcessor(tok, ["castle"], boost=2.0, context_length=len(context))
+    assert torch.all(proc2(written, torch.zeros(2, len(tok))) == 0)
+
+
+def test_ban_wins_over_idea_word(caplog):
+    with caplog.at_level(logging.WARNING):
+        assert idea_boost_words("red castle", ["castle"]) == ["red"]
+    assert "ban wins" in caplog.text
+
+
+def test_idea_words_appear_and_banned_never(tiny_checkpoint):
+    gen = textopia.load(str(tiny_checkpoint))
+    idea = "lighthouse storm"
+    boosted = gen.generate(idea, n=6, seed=0, max_new_tokens=40)
+    plain = gen.generate(idea, n=6, seed=0, max_new_tokens=40, idea_boost=0.0, rerank=False)
+    recall = sum(relevance_recall(idea, g.prompt) for g in boosted) / len(boosted)
+    assert recall > sum(relevance_recall(idea, g.prompt) for g in plain) / len(plain)
+    assert recall >= 0.9
+    banned = gen.generate(idea, n=6, seed=0, max_new_tokens=40, banned_words=["storm"])
+    assert banned and all("storm" not in g.prompt.lower() for g in banned)
+
+
+def test_reranked_generation_is_deterministic_for_a_seed(tiny_checkpoint):
+    gen = textopia.load(str(tiny_checkpoint))
+    a = [g.prompt for g in gen.generate("old fisherman", n=5, seed=11)]
+    b = [g.prompt for g in gen.generate("old fisherman", n=5, seed=11)]
+    assert a == b
