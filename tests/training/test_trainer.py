@@ -90,3 +90,46 @@ def test_two_process_training_keeps_replicas_identical(prepared, tmp_path):
     assert len(replicas[0]["weights_sha256"]) == 2 and replicas[0]["identical"]
     state = json.loads((out / "trainer_state.json").read_text())
     assert state["num_processes"] == 2 and state["step"] == 8
+
+
+def _train_losses(out_dir) -> list[tuple[int, float, int]]:
+    lines = [json.loads(x) for x in (out_dir / "metrics.jsonl").read_text().splitlines()]
+    return [(x["step"], x["loss"], x["epoch"]) for x in lines if x["split"] == "train"]
+
+
+def test_resume_across_epoch_boundaries_is_exact(prepared, tmp_path, monkeypatch):
+    """Kills in epoch 0, at an epoch's end and in epoch 2 of a 4-epoch run: weights and losses
+    equal an uninterrupted run's bit for bit (Accelerate's loader must not reset the epoch)."""
+    from textopia.models.checkpoint import load_checkpoint
+
+    # 64 prompts in batches of 16: 4 steps an epoch, 14 steps reach epoch 3.
+    extra = {"train.max_steps": 14, "train.save_every": 2, "train.log_every": 1, "train.eval_every": 0,
+             "data.train_limit": 64, "train.warmup_steps": 2}
+    straight = train(load_config(None, tiny_overrides(prepared, tmp_path / "a", **extra)), progress=False)
+    config = load_config(None, tiny_overrides(prepared, tmp_path / "b", **extra))
+    real_lr = trainer_mod.warmup_cosine_lr
+    for kill_at, saved_at, saved_epoch in ((3, 2, 0), (5, 4, 0), (11, 10, 2)):
+        def crash(step, _kill_at=kill_at, **kw):
+            if step == _kill_at:
+                raise KeyboardInterrupt("simulated kill")
+            return real_lr(step, **kw)
+
+        monkeypatch.setattr(trainer_mod, "warmup_cosine_lr", crash)
+        with pytest.raises(KeyboardInterrupt):
+            train(config, resume=kill_at != 3, progress=False)
+        state = json.loads((tmp_path / "b" / "trainer_state.json").read_text())
+        assert (state["step"], state["epoch"]) == (saved_at, saved_epoch)
+        monkeypatch.setattr(trainer_mod, "warmup_cosine_lr", real_lr)
+    resumed = train(config, resume=True, progress=False)
+    a, _, _ = load_checkpoint(straight)
+    b, _, _ = load_checkpoint(resumed)
+    assert _train_losses(tmp_path / "b") == _train_losses(tmp_path / "a")
+    assert max(epoch for _, _, epoch in _train_losses(tmp_path / "a")) == 3
+    assert weights_digest(a) == weights_digest(b)
+
+
+def test_resume_without_a_checkpoint_says_so(prepared, tmp_path, caplog):
+    config = load_config(None, tiny_overrides(prepared, tmp_path / "c", **{"train.max_steps": 2, "train.eval_every": 0}))
+    with caplog.at_level("WARNING", logger="textopia.training.trainer"):
+        train(config, resume=True, progress=False)
+    assert "no checkpoint with trainer state" in caplog.text

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
 import shutil
 import time
@@ -31,6 +32,7 @@ from textopia.data.corpus import read_split
 from textopia.data.tokenizer import PromptTokenizer, load_hf_tokenizer
 from textopia.evaluation.likelihood import score_prompts
 from textopia.generation.base import TextopiaError
+from textopia.io import recover_dir
 from textopia.models.checkpoint import load_checkpoint, save_checkpoint
 from textopia.models.gpt import max_positions
 from textopia.models.registry import get_spec, make_config
@@ -154,13 +156,19 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
     """Train a model as ``config`` says and return the checkpoint directory.
 
     With ``resume``, continue from the checkpoint in ``config.train.out_dir`` (weights,
-    optimizer, step, data position and RNG states); without a checkpoint there it starts afresh.
+    optimizer, step, data position and RNG states); the run then ends with the same weights as
+    one never interrupted. Without a checkpoint there it says so (a warning) and starts afresh.
+    A checkpoint that an interrupted save left aside is restored first, and the temporary
+    folders of interrupted saves are removed (:func:`textopia.io.recover_dir`).
 
     Raises:
         TextopiaError: the data or the config is unusable.
     """
     kind = config.model.get("kind", "gpt")
     spec = get_spec(kind)
+    make_config(kind, config.model)  # unknown settings and out-of-bounds sizes fail before any work
+    if os.environ.get("RANK", "0") == "0":  # one process repairs; the others wait for it below
+        recover_dir(config.train.out_dir)
     if spec.trainer == "latents":
         from textopia.training.diffusion import train_diffusion
 
@@ -179,7 +187,11 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
     data_dir = Path(config.data.dir)
     model_cfg = make_config(kind, config.model)
 
+    accelerator.wait_for_everyone()  # the main process has restored an interrupted save by now
     state: dict[str, Any] | None = None
+    if resume and not (out_dir / STATE_FILE).is_file():
+        if accelerator.is_main_process:
+            logger.warning("--resume: no checkpoint with trainer state in %s; starting from step 0", out_dir)
     if resume and (out_dir / STATE_FILE).is_file():
         model, tokenizer, _ = load_checkpoint(out_dir)
         state = json.loads((out_dir / STATE_FILE).read_text())
@@ -301,6 +313,12 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
     while not done:
         sampler.set_epoch(epoch)
         dataset.set_epoch(epoch)
+        # Accelerate's loader sets the sampler's and the dataset's epoch to its own pass counter
+        # when a pass starts; that counter restarts at 0 in a resumed run (and in the loader that
+        # skip_first_batches makes), so it is set to the true epoch, or later epochs would replay
+        # the order and ideas of earlier ones.
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(epoch)
         batches = accelerator.skip_first_batches(loader, batch_in_epoch) if batch_in_epoch else loader
         for batch in batches:
             set_kl_weight()
