@@ -44,6 +44,10 @@ def _add_train(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a setting")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in train.out_dir")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--sagemaker", action="store_true",
+                   help="run as a SageMaker training job: data from the train channel, settings from "
+                        "hyperparameters.json, checkpoints in /opt/ml/checkpoints, the model to SM_MODEL_DIR "
+                        "(see textopia.sagemaker)")
 
 
 def _add_eval(sub) -> None:
@@ -204,6 +208,14 @@ def _train_tokenizer_into(out: Path, prompts: list[str], vocab_size: int, kind: 
 
 
 def cmd_train(args) -> None:
+    if args.sagemaker:
+        from textopia.sagemaker import run_training_job
+
+        if args.resume:
+            raise TextopiaError("--sagemaker always resumes from /opt/ml/checkpoints when a checkpoint is there; "
+                                "drop --resume")
+        print(run_training_job(config=args.config, overrides=args.set, progress=not args.no_progress))
+        return
     from textopia.training.config import load_config
     from textopia.training.trainer import train
 
