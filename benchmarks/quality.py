@@ -68,14 +68,15 @@ def figures(samples: dict[str, list[str]], known, index, flat: list[str] | None 
     }
 
 
-def run_model(name: str, idea_sets: dict[str, list[str]], n: int, known, index) -> dict:
+def run_model(name: str, idea_sets: dict[str, list[str]], n: int, known, index, decoding: dict) -> dict:
     import textopia
 
     generator = textopia.load(name)
     out: dict = {"model": name, "info": generator.info(), "sets": {}}
     for set_name, ideas in idea_sets.items():
         start = time.perf_counter()
-        samples = {idea: [g.prompt for g in generator.generate(idea, n, seed=i)] for i, idea in enumerate(ideas)}
+        samples = {idea: [g.prompt for g in generator.generate(idea, n, seed=i, **decoding)]
+                   for i, idea in enumerate(ideas)}
         seconds = time.perf_counter() - start
         row = figures(samples, known, index)
         row["seconds_per_idea"] = seconds / len(ideas)
@@ -86,7 +87,8 @@ def run_model(name: str, idea_sets: dict[str, list[str]], n: int, known, index) 
 
 
 def markdown(results: dict) -> str:
-    lines = [f"# Prompt quality ({results['n']} prompts per idea, default settings)", "",
+    settings = ", ".join(f"{k}={v}" for k, v in results["decoding"].items()) or "default settings"
+    lines = [f"# Prompt quality ({results['n']} prompts per idea, {settings})", "",
              f"Machine: {results['machine']['cpu']}, {results['machine']['cpus']} cores. "
              f"Command: `{results['command']}`", ""]
     for set_name in results["idea_sets"]:
@@ -139,8 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--num-ideas", type=int, default=100, help="ideas derived from the test split")
     ap.add_argument("--n", type=int, default=8, help="prompts per idea")
     ap.add_argument("--human", type=int, default=2000, help="held-out prompts for the human word-level rates")
+    ap.add_argument("--decoding", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="decoding settings other than the defaults, e.g. temperature=0.8 min_p=0.1")
     ap.add_argument("--out", default="benchmarks/results/quality")
     args = ap.parse_args(argv)
+    decoding = {k: (float(v) if k != "top_k" else int(v)) for k, v in (kv.split("=", 1) for kv in args.decoding)}
 
     from textopia.data.corpus import read_split
     from textopia.evaluation.compare import human_samples, load_ideas, read_ideas_file, training_index_for
@@ -159,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine_info.machine(), "n": args.n, "human_prompts": len(flat),
         "idea_sets": {k: len(v) for k, v in idea_sets.items()}, "human": human,
-        "models": [run_model(m, idea_sets, args.n, known, index) for m in args.models],
+        "decoding": decoding,
+        "models": [run_model(m, idea_sets, args.n, known, index, decoding) for m in args.models],
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -117,6 +117,70 @@ def load_hf_tokenizer(name_or_dir: str | Path):
     return tok
 
 
+class LiteTokenizer:
+    """An inference-only stand-in for transformers' ``PreTrainedTokenizerFast`` over the same
+    ``tokenizer.json`` (the Rust ``tokenizers`` library alone), for writing prompts without the
+    import time of transformers. Encodes and decodes exactly as the fast tokenizer does when its
+    ``clean_up_tokenization_spaces`` is off (our tokenizers' setting; see :meth:`from_dir`).
+    """
+
+    def __init__(self, tok, eos_token: str, pad_token: str) -> None:
+        self.backend_tokenizer = tok
+        self.eos_token = eos_token
+        self.pad_token = pad_token
+        self.unk_token_id = None
+
+    @classmethod
+    def from_dir(cls, path: Path) -> "LiteTokenizer | None":
+        """The lite tokenizer of a directory, or None where only transformers can load it exactly
+        (another tokenizer class, clean-up of spaces on, or special tokens not as Textopia writes them).
+
+        Raises:
+            TextopiaError: the tokenizer file is corrupt.
+        """
+        import json
+
+        try:
+            config = json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if config.get("tokenizer_class") not in ("TokenizersBackend", "PreTrainedTokenizerFast"):
+            return None
+        if config.get("clean_up_tokenization_spaces"):
+            return None
+        eos, pad = config.get("eos_token"), config.get("pad_token")
+        if not isinstance(eos, str) or not isinstance(pad, str):
+            return None
+        from tokenizers import Tokenizer
+
+        try:
+            tok = Tokenizer.from_file(str(path / "tokenizer.json"))
+        except Exception as e:
+            raise TextopiaError(f"corrupt tokenizer in {path}: {e}") from None
+        if any(tok.token_to_id(t) is None for t in (eos, pad, IDEA, PROMPT)):
+            return None
+        return cls(tok, eos, pad)
+
+    def convert_tokens_to_ids(self, token: str) -> int:
+        return self.backend_tokenizer.token_to_id(token)
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return self.backend_tokenizer.encode(text, add_special_tokens=add_special_tokens).ids
+
+    def __call__(self, texts: list[str], add_special_tokens: bool = False) -> dict[str, list[list[int]]]:
+        encoded = self.backend_tokenizer.encode_batch(texts, add_special_tokens=add_special_tokens)
+        return {"input_ids": [e.ids for e in encoded]}
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+        return self.backend_tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
+
+    def __len__(self) -> int:
+        return self.backend_tokenizer.get_vocab_size(with_added_tokens=True)
+
+    def save_pretrained(self, path: str) -> None:
+        raise TextopiaError("a tokenizer loaded for inference only cannot be saved; load it with transformers")
+
+
 class PromptTokenizer:
     """Textopia's view of a tokenizer: the special ids and the example layout.
 
@@ -136,17 +200,25 @@ class PromptTokenizer:
             raise TextopiaError("tokenizer lacks Textopia's special tokens <|idea|> and <|prompt|>")
 
     @classmethod
-    def from_dir(cls, path: str | Path) -> "PromptTokenizer":
+    def from_dir(cls, path: str | Path, *, lite: bool = False) -> "PromptTokenizer":
         """Load ``tokenizer.json`` (and its config) from a checkpoint or data directory.
+
+        Args:
+            lite: for inference, use :class:`LiteTokenizer` where it reads the files exactly
+                (no transformers import); transformers' fast tokenizer otherwise.
 
         Raises:
             TextopiaError: the tokenizer file is missing or corrupt.
         """
-        from transformers import PreTrainedTokenizerFast
-
         path = Path(path)
         if not (path / "tokenizer.json").is_file():
             raise TextopiaError(f"missing tokenizer file: {path / 'tokenizer.json'}")
+        if lite:
+            tok = LiteTokenizer.from_dir(path)
+            if tok is not None:
+                return cls(tok)
+        from transformers import PreTrainedTokenizerFast
+
         try:
             hf = PreTrainedTokenizerFast.from_pretrained(str(path))
         except Exception as e:

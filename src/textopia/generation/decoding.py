@@ -5,7 +5,7 @@ One loop serves every decoder (GPT, LSTM): the model is called as
 (B, T, V) and ``.past_key_values`` (its cache or recurrent state, opaque here).
 Temperature, top-k, top-p (Holtzman et al. 2020), min-p (Nguyen et al. 2024, "Turning Up the
 Heat: Min-p Sampling"), the repetition penalty (Keskar et al. 2019), banned words and a minimum
-length are transformers' own processors. :class:`IdeaBoostProcessor` is ours: it raises the
+length are :mod:`textopia.generation.processors`, tested equal to transformers' processors. :class:`IdeaBoostProcessor` is ours: it raises the
 logits of the idea's words until each has been written (a soft lexical constraint, in the spirit
 of Hokamp & Liu 2017's constrained decoding, without its beam).
 """
@@ -123,45 +123,45 @@ def idea_boost_words(idea: str | None, banned_words: tuple[str, ...] | list[str]
 
 def logits_processors(settings: DecodingSettings, tokenizer: PromptTokenizer, context_length: int,
                       idea: str | None = None):
-    """The ``LogitsProcessorList`` for ``settings``: idea boost, penalties and bans, then warpers.
+    """The :class:`ProcessorList` for ``settings``: penalties, idea boost and bans, then warpers.
 
     ``idea``: in expand mode, the idea whose words :class:`IdeaBoostProcessor` raises
     (``settings.idea_boost`` nats; 0 disables it).
     """
-    from transformers import (
-        LogitsProcessorList,
-        MinNewTokensLengthLogitsProcessor,
-        MinPLogitsWarper,
-        NoBadWordsLogitsProcessor,
-        NoRepeatNGramLogitsProcessor,
-        RepetitionPenaltyLogitsProcessor,
-        TemperatureLogitsWarper,
-        TopKLogitsWarper,
-        TopPLogitsWarper,
+    from textopia.generation.processors import (
+        MinNewTokens,
+        MinP,
+        NoBadWords,
+        NoRepeatNGram,
+        ProcessorList,
+        RepetitionPenalty,
+        Temperature,
+        TopK,
+        TopP,
     )
 
-    procs = LogitsProcessorList()
+    procs = ProcessorList()
     if settings.min_new_tokens > 0:
-        procs.append(MinNewTokensLengthLogitsProcessor(context_length, settings.min_new_tokens, tokenizer.eos_id))
+        procs.append(MinNewTokens(context_length, settings.min_new_tokens, tokenizer.eos_id))
     if settings.no_repeat_ngram_size > 0:
-        procs.append(NoRepeatNGramLogitsProcessor(settings.no_repeat_ngram_size))
+        procs.append(NoRepeatNGram(settings.no_repeat_ngram_size))
     if settings.repetition_penalty != 1.0:
-        procs.append(RepetitionPenaltyLogitsProcessor(settings.repetition_penalty))
+        procs.append(RepetitionPenalty(settings.repetition_penalty))
     if settings.idea_boost > 0 and settings.mode == "expand":
         words = idea_boost_words(idea, settings.banned_words)
         if words:
             procs.append(IdeaBoostProcessor(tokenizer, words, settings.idea_boost, context_length))
     bad = banned_word_ids(tokenizer, settings.banned_words)
     specials = [[tokenizer.pad_id], [tokenizer.idea_id], [tokenizer.prompt_id]]
-    procs.append(NoBadWordsLogitsProcessor(bad + specials, eos_token_id=tokenizer.eos_id))
+    procs.append(NoBadWords([s for s in bad + specials if s != [tokenizer.eos_id]]))
     if settings.temperature != 1.0:
-        procs.append(TemperatureLogitsWarper(settings.temperature))
+        procs.append(Temperature(settings.temperature))
     if settings.top_k > 0:
-        procs.append(TopKLogitsWarper(settings.top_k))
+        procs.append(TopK(settings.top_k))
     if settings.min_p > 0:
-        procs.append(MinPLogitsWarper(settings.min_p))
+        procs.append(MinP(settings.min_p))
     if settings.top_p < 1.0:
-        procs.append(TopPLogitsWarper(settings.top_p))
+        procs.append(TopP(settings.top_p))
     return procs
 
 

@@ -51,13 +51,44 @@ def _generator_classes() -> dict[str, type]:
     return {"decoder": DecoderGenerator, "vae": VAEGenerator, "diffusion": DiffusionGenerator}
 
 
-def load(name_or_dir: str | Path | None = None, *, device: str | None = None) -> Generator:
+ENGINES = ("auto", "textopia", "transformers")
+
+
+def _load_with_engine(path: Path, engine: str):
+    """``(model, tokenizer, meta)`` with Textopia's lean GPT-2 engine and the lite tokenizer, or
+    None where the engine does not run the checkpoint exactly (``engine="auto"`` then falls back)."""
+    from textopia.data.tokenizer import PromptTokenizer
+    from textopia.models.checkpoint import read_meta
+    from textopia.models.gpt_engine import load_engine
+
+    meta = read_meta(path)
+    if meta.get("kind") != "gpt" or engine == "transformers":
+        return None
+    weights = path / "model.safetensors"
+    if not weights.is_file():
+        raise TextopiaError(f"missing file in checkpoint: {weights}")
+    try:
+        model = load_engine(path)
+    except (KeyError, ValueError, OSError, RuntimeError) as e:
+        raise TextopiaError(f"corrupt or incompatible weights {weights}: {e}") from None
+    if model is None:
+        if engine == "textopia":
+            raise TextopiaError(f"Textopia's engine does not run the model in {path}; use engine='transformers'")
+        return None
+    return model, PromptTokenizer.from_dir(path, lite=True), meta
+
+
+def load(name_or_dir: str | Path | None = None, *, device: str | None = None, engine: str = "auto") -> Generator:
     """Load a model for writing prompts.
 
     Args:
         name_or_dir: an embedded model's name (``"default"``) or a checkpoint directory;
             None loads the default.
         device: a torch device ("cpu", "cuda"); None picks CUDA when available.
+        engine: ``"auto"`` runs GPT-2 checkpoints on Textopia's lean engine
+            (:mod:`textopia.models.gpt_engine`, same logits, no transformers import) and
+            everything else through transformers or our own modules; ``"transformers"`` always
+            uses transformers' model; ``"textopia"`` requires the lean engine.
 
     Returns:
         a :class:`Generator`.
@@ -70,8 +101,11 @@ def load(name_or_dir: str | Path | None = None, *, device: str | None = None) ->
     from textopia.models.checkpoint import load_checkpoint
     from textopia.models.registry import get_spec
 
+    if engine not in ENGINES:
+        raise TextopiaError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     path = resolve_model(name_or_dir)
-    model, tokenizer, meta = load_checkpoint(path)
+    loaded = _load_with_engine(path, engine)
+    model, tokenizer, meta = loaded if loaded is not None else load_checkpoint(path)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     spec = get_spec(meta["kind"])

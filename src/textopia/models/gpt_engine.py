@@ -1,0 +1,210 @@
+"""A lean GPT-2 forward for writing prompts: the same weights and numbers as transformers'
+``GPT2LMHeadModel``, without its import time or per-call overhead.
+
+Generation with a 5M-parameter model is dominated by per-token framework overhead, not by
+arithmetic. This module runs GPT-2 (Radford et al. 2019: pre-LayerNorm blocks, learned positions,
+tanh-GELU, tied output embedding) straight from a checkpoint's ``model.safetensors`` and
+``config.json``, with a preallocated (static) key/value cache written in place::
+
+    input_ids (B, T) ─▶ wte + wpe ─▶ [ln_1 ─▶ attn (cache) ─▶ + ─▶ ln_2 ─▶ mlp ─▶ +] × L ─▶ ln_f ─▶ wteᵀ ─▶ logits (B, T, V)
+
+It answers the call that :func:`textopia.generation.decoding.sample` and
+:func:`textopia.evaluation.likelihood.score_prompts` make, ``model(input_ids=...,
+attention_mask=..., past_key_values=..., use_cache=...)``, for right-padded batches (causal
+attention: a real token never sees the padding after it, so ``attention_mask`` is not needed).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: The transformers architectures this engine runs (anything else loads through transformers).
+SUPPORTED = ("GPT2LMHeadModel",)
+
+
+@dataclass
+class EngineConfig:
+    """The GPT-2 sizes the engine needs, read from transformers' ``config.json``."""
+
+    vocab_size: int
+    n_positions: int
+    n_embd: int
+    n_layer: int
+    n_head: int
+    layer_norm_epsilon: float = 1e-5
+
+    @classmethod
+    def from_json(cls, config: dict[str, Any]) -> "EngineConfig":
+        return cls(vocab_size=int(config["vocab_size"]), n_positions=int(config["n_positions"]),
+                   n_embd=int(config["n_embd"]), n_layer=int(config["n_layer"]), n_head=int(config["n_head"]),
+                   layer_norm_epsilon=float(config.get("layer_norm_epsilon", 1e-5)))
+
+
+def supports(config: dict[str, Any]) -> bool:
+    """True if ``config`` (transformers' ``config.json``) describes a model this engine runs exactly."""
+    return (
+        config.get("model_type") == "gpt2"
+        and list(config.get("architectures") or ["GPT2LMHeadModel"]) == ["GPT2LMHeadModel"]
+        and config.get("activation_function", "gelu_new") == "gelu_new"
+        and config.get("scale_attn_weights", True) is True
+        and not config.get("scale_attn_by_inverse_layer_idx", False)
+        and not config.get("reorder_and_upcast_attn", False)
+        and not config.get("add_cross_attention", False)
+        and config.get("n_inner") in (None, 4 * int(config.get("n_embd", 0)))
+        and config.get("tie_word_embeddings", True) is True
+    )
+
+
+class StaticCache:
+    """Keys and values of every layer, preallocated: ``k``, ``v`` (L, B, H, T_max, D) float.
+
+    ``length`` is how many positions are filled; a forward writes its tokens at
+    ``[length, length + T)`` and advances it.
+    """
+
+    def __init__(self, config: EngineConfig, batch: int, max_length: int, dtype: torch.dtype, device) -> None:
+        d = config.n_embd // config.n_head
+        shape = (config.n_layer, batch, config.n_head, max_length, d)
+        self.k = torch.empty(shape, dtype=dtype, device=device)
+        self.v = torch.empty(shape, dtype=dtype, device=device)
+        self.length = 0
+        self.max_length = max_length
+
+
+@dataclass
+class EngineOutput:
+    """``logits`` (B, T, V) float32; ``past_key_values``: the :class:`StaticCache` (or None)."""
+
+    logits: torch.Tensor
+    past_key_values: StaticCache | None = None
+
+
+class GPT2Engine(nn.Module):
+    """GPT-2 inference over transformers' parameter names and layout (``Conv1D`` weights are (in, out)).
+
+    Args:
+        config: the sizes.
+        weights: ``{name: tensor}`` as in ``model.safetensors`` (``lm_head.weight`` optional: tied).
+
+    Raises:
+        KeyError, ValueError: a weight is missing or has the wrong shape.
+    """
+
+    def __init__(self, config: EngineConfig, weights: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.config = config
+        e, l_ = config.n_embd, config.n_layer
+        expected = {"transformer.wte.weight": (config.vocab_size, e), "transformer.wpe.weight": (config.n_positions, e),
+                    "transformer.ln_f.weight": (e,), "transformer.ln_f.bias": (e,)}
+        for i in range(l_):
+            p = f"transformer.h.{i}."
+            expected.update({p + "ln_1.weight": (e,), p + "ln_1.bias": (e,), p + "ln_2.weight": (e,),
+                             p + "ln_2.bias": (e,), p + "attn.c_attn.weight": (e, 3 * e), p + "attn.c_attn.bias": (3 * e,),
+                             p + "attn.c_proj.weight": (e, e), p + "attn.c_proj.bias": (e,),
+                             p + "mlp.c_fc.weight": (e, 4 * e), p + "mlp.c_fc.bias": (4 * e,),
+                             p + "mlp.c_proj.weight": (4 * e, e), p + "mlp.c_proj.bias": (e,)})
+        for name, shape in expected.items():
+            if name not in weights:
+                raise KeyError(f"missing weight {name}")
+            if tuple(weights[name].shape) != shape:
+                raise ValueError(f"weight {name} has shape {tuple(weights[name].shape)}, expected {shape}")
+        self.params = nn.ParameterDict(
+            {name.replace(".", "__"): nn.Parameter(weights[name].float(), requires_grad=False) for name in expected}
+        )
+
+    def _w(self, name: str) -> torch.Tensor:
+        return self.params[name.replace(".", "__")]
+
+    def new_cache(self, batch: int, max_length: int | None = None) -> StaticCache:
+        w = self._w("transformer.wte.weight")
+        return StaticCache(self.config, batch, max_length or self.config.n_positions, w.dtype, w.device)
+
+    @torch.no_grad()
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                past_key_values: StaticCache | None = None, use_cache: bool = False, **_: Any) -> EngineOutput:
+        """Logits of the next token at every position.
+
+        Args:
+            input_ids: (B, T) int64, right-padded if padded.
+            attention_mask: (B, T); accepted and not needed (causal attention, right padding).
+            past_key_values: the cache of earlier calls, or None to start afresh.
+            use_cache: keep (and return) the cache, for the next call to go on from.
+
+        Returns:
+            :class:`EngineOutput` with ``logits`` (B, T, V) float32.
+
+        Raises:
+            ValueError: the sequence would pass ``n_positions``.
+        """
+        b, t = input_ids.shape
+        cfg = self.config
+        cache = past_key_values
+        if cache is None and use_cache:
+            cache = self.new_cache(b)
+        start = cache.length if cache is not None else 0
+        if start + t > cfg.n_positions or (cache is not None and start + t > cache.max_length):
+            raise ValueError(f"sequence of {start + t} tokens is longer than the model's {cfg.n_positions} positions")
+        h, d = cfg.n_head, cfg.n_embd // cfg.n_head
+        pos = torch.arange(start, start + t, device=input_ids.device)
+        x = F.embedding(input_ids, self._w("transformer.wte.weight")) + self._w("transformer.wpe.weight")[pos]
+        for i in range(cfg.n_layer):
+            p = f"transformer.h.{i}."
+            a = F.layer_norm(x, (cfg.n_embd,), self._w(p + "ln_1.weight"), self._w(p + "ln_1.bias"), cfg.layer_norm_epsilon)
+            qkv = torch.addmm(self._w(p + "attn.c_attn.bias"), a.reshape(b * t, -1), self._w(p + "attn.c_attn.weight"))
+            q, k, v = qkv.view(b, t, 3, h, d).permute(2, 0, 3, 1, 4)  # each (B, H, T, D)
+            if cache is not None:
+                cache.k[i, :, :, start : start + t] = k
+                cache.v[i, :, :, start : start + t] = v
+                k = cache.k[i, :, :, : start + t]
+                v = cache.v[i, :, :, : start + t]
+            if t == 1:
+                y = F.scaled_dot_product_attention(q, k, v)
+            elif start == 0:
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            else:  # several new tokens after a cached prefix: causal within, full over the prefix
+                mask = torch.ones(t, start + t, dtype=torch.bool, device=x.device).tril(diagonal=start)
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            y = y.transpose(1, 2).reshape(b * t, cfg.n_embd)
+            x = x + torch.addmm(self._w(p + "attn.c_proj.bias"), y, self._w(p + "attn.c_proj.weight")).view(b, t, -1)
+            m = F.layer_norm(x, (cfg.n_embd,), self._w(p + "ln_2.weight"), self._w(p + "ln_2.bias"), cfg.layer_norm_epsilon)
+            m = F.gelu(torch.addmm(self._w(p + "mlp.c_fc.bias"), m.reshape(b * t, -1), self._w(p + "mlp.c_fc.weight")),
+                       approximate="tanh")
+            x = x + torch.addmm(self._w(p + "mlp.c_proj.bias"), m, self._w(p + "mlp.c_proj.weight")).view(b, t, -1)
+        x = F.layer_norm(x, (cfg.n_embd,), self._w("transformer.ln_f.weight"), self._w("transformer.ln_f.bias"),
+                         cfg.layer_norm_epsilon)
+        logits = x @ self._w("transformer.wte.weight").t()  # (B, T, V)
+        if cache is not None:
+            cache.length = start + t
+        return EngineOutput(logits=logits.float(), past_key_values=cache if use_cache else None)
+
+
+def load_engine(directory: str | Path) -> GPT2Engine | None:
+    """The engine for a checkpoint directory, or None if its model is not one it runs exactly.
+
+    Raises:
+        ValueError, KeyError, OSError: the weights are missing, corrupt or the wrong shape.
+    """
+    directory = Path(directory)
+    config = json.loads((directory / "config.json").read_text())
+    if not supports(config):
+        return None
+    from safetensors.torch import load_file
+
+    engine = GPT2Engine(EngineConfig.from_json(config), load_file(str(directory / "model.safetensors")))
+    engine.eval()
+    return engine
+
+
+def num_parameters(engine: GPT2Engine) -> int:
+    """Parameters, counting the tied output embedding once (as transformers does)."""
+    return sum(p.numel() for p in engine.parameters())
+
+
+__all__ = ["EngineConfig", "EngineOutput", "GPT2Engine", "StaticCache", "load_engine", "num_parameters", "supports"]

@@ -1,0 +1,38 @@
+"""Our logits processors compute what transformers' processors of the same name compute."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from textopia.generation import processors as ours
+
+
+def _cases():
+    import transformers as tf
+
+    return [
+        (ours.MinNewTokens(3, 5, 0), tf.MinNewTokensLengthLogitsProcessor(3, 5, 0)),
+        (ours.MinNewTokens(3, 2, 0), tf.MinNewTokensLengthLogitsProcessor(3, 2, 0)),
+        (ours.NoRepeatNGram(2), tf.NoRepeatNGramLogitsProcessor(2)),
+        (ours.NoRepeatNGram(3), tf.NoRepeatNGramLogitsProcessor(3)),
+        (ours.RepetitionPenalty(1.3), tf.RepetitionPenaltyLogitsProcessor(1.3)),
+        (ours.NoBadWords([[4], [7, 2], [3, 3, 9]]), tf.NoBadWordsLogitsProcessor([[4], [7, 2], [3, 3, 9]], eos_token_id=0)),
+        (ours.Temperature(0.7), tf.TemperatureLogitsWarper(0.7)),
+        (ours.TopK(5), tf.TopKLogitsWarper(5)),
+        (ours.MinP(0.1), tf.MinPLogitsWarper(0.1)),
+        (ours.TopP(0.9), tf.TopPLogitsWarper(0.9)),
+        (ours.TopP(0.3), tf.TopPLogitsWarper(0.3)),
+    ]
+
+
+@pytest.mark.parametrize("case", range(11))
+def test_processor_equals_transformers(case):
+    mine, theirs = _cases()[case]
+    g = torch.Generator().manual_seed(case)
+    for trial in range(5):
+        input_ids = torch.randint(0, 12, (4, 6 + trial), generator=g)
+        input_ids[0, -1], input_ids[0, -2] = 2, 7  # make the (7, 2) and n-gram rules fire somewhere
+        input_ids[1, -2:] = torch.tensor([3, 3])
+        scores = torch.randn(4, 12, generator=g) * 3
+        torch.testing.assert_close(mine(input_ids, scores.clone()), theirs(input_ids, scores.clone()))

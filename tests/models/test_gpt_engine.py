@@ -1,0 +1,82 @@
+"""The lean GPT-2 engine: transformers' logits on the same weights, and a start without transformers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from textopia.models.gpt_engine import GPT2Engine, load_engine, supports
+
+
+def _models(tiny_checkpoint):
+    from transformers import AutoModelForCausalLM
+
+    return load_engine(tiny_checkpoint), AutoModelForCausalLM.from_pretrained(str(tiny_checkpoint)).eval()
+
+
+def test_logits_equal_transformers_full_and_cached(tiny_checkpoint):
+    engine, hf = _models(tiny_checkpoint)
+    assert isinstance(engine, GPT2Engine)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, engine.config.vocab_size, (3, 24), generator=g)
+    with torch.no_grad():
+        want = hf(input_ids=ids).logits
+        torch.testing.assert_close(engine(input_ids=ids).logits, want, atol=1e-4, rtol=0)
+        # A prefix, then one token at a time through the static cache, then a block of several.
+        out = engine(input_ids=ids[:, :10], use_cache=True)
+        pieces = [out.logits]
+        for t in range(10, 16):
+            out = engine(input_ids=ids[:, t : t + 1], past_key_values=out.past_key_values, use_cache=True)
+            pieces.append(out.logits)
+        out = engine(input_ids=ids[:, 16:], past_key_values=out.past_key_values, use_cache=True)
+        pieces.append(out.logits)
+        torch.testing.assert_close(torch.cat(pieces, dim=1), want, atol=1e-4, rtol=0)
+    assert sum(p.numel() for p in engine.parameters()) == sum(p.numel() for p in hf.parameters())
+
+
+def test_right_padded_batches_score_as_in_transformers(tiny_checkpoint):
+    engine, hf = _models(tiny_checkpoint)
+    ids = torch.randint(0, engine.config.vocab_size, (2, 12))
+    mask = torch.ones_like(ids)
+    mask[1, 7:] = 0
+    with torch.no_grad():
+        a = engine(input_ids=ids, attention_mask=mask).logits
+        b = hf(input_ids=ids, attention_mask=mask).logits
+    torch.testing.assert_close(a[0], b[0], atol=1e-4, rtol=0)
+    torch.testing.assert_close(a[1, :7], b[1, :7], atol=1e-4, rtol=0)
+
+
+def test_too_long_and_unsupported(tiny_checkpoint):
+    engine = load_engine(tiny_checkpoint)
+    with pytest.raises(ValueError, match="positions"):
+        engine(input_ids=torch.zeros(1, engine.config.n_positions + 1, dtype=torch.long))
+    assert not supports({"model_type": "gpt2", "activation_function": "relu"})
+    assert not supports({"model_type": "llama"})
+
+
+def test_loader_uses_the_engine_and_never_imports_transformers(tiny_checkpoint):
+    code = (
+        "import sys, textopia\n"
+        f"g = textopia.load({str(tiny_checkpoint)!r})\n"
+        "outs = g.generate('castle on a hill', n=2, seed=0, max_new_tokens=12)\n"
+        "assert type(g.model).__name__ == 'GPT2Engine' and len(outs) == 2\n"
+        "assert 'transformers' not in sys.modules, 'transformers was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_engines_agree_on_likelihood(tiny_checkpoint, prepared):
+    import textopia
+    from textopia.data.corpus import read_split
+    from textopia.evaluation.likelihood import score_prompts
+
+    prompts = read_split(prepared, "valid")[:20]
+    fast = textopia.load(str(tiny_checkpoint))
+    slow = textopia.load(str(tiny_checkpoint), engine="transformers")
+    assert type(slow.model).__name__ == "GPT2LMHeadModel"
+    a = score_prompts(fast.model, fast.tokenizer, prompts, max_length=128)
+    b = score_prompts(slow.model, slow.tokenizer, prompts, max_length=128)
+    assert a.tokens == b.tokens and a.nats == pytest.approx(b.nats, rel=1e-5)
