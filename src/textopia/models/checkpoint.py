@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,44 @@ from typing import Any
 from textopia.data.tokenizer import PromptTokenizer
 from textopia.generation.base import TextopiaError
 from textopia.io import atomic_dir
-from textopia.models.registry import get_spec, make_config
+from textopia.models.registry import check_sizes, get_spec, make_config
 
 logger = logging.getLogger(__name__)
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
+#: The largest ``config.json`` read, in bytes (ours are a few kB; a bigger one is not a config).
+MAX_CONFIG_BYTES = 256 * 1024
+#: Environment variable: the most memory a checkpoint's model may take, in bytes (default: half
+#: this machine's physical memory).
+MAX_MODEL_BYTES_ENV = "TEXTOPIA_MAX_MODEL_BYTES"
+
+
+def _short(error: BaseException, limit: int = 200) -> str:
+    """An exception as one short line: its type and the start of its message."""
+    text = " ".join(f"{type(error).__name__}: {error}".split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def max_model_bytes() -> int:
+    """The memory budget of one model, in bytes: ``$TEXTOPIA_MAX_MODEL_BYTES`` or half the RAM.
+
+    Raises:
+        TextopiaError: the environment variable is not a positive integer.
+    """
+    value = os.environ.get(MAX_MODEL_BYTES_ENV)
+    if value:
+        try:
+            limit = int(value)
+            if limit <= 0:
+                raise ValueError
+        except ValueError:
+            raise TextopiaError(f"{MAX_MODEL_BYTES_ENV} must be a positive number of bytes, got {value!r}") from None
+        return limit
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 16 * 2**30
 
 
 def save_checkpoint(
@@ -69,38 +102,128 @@ def save_checkpoint(
 def read_meta(directory: str | Path) -> dict[str, Any]:
     """Textopia's settings from a checkpoint's ``config.json``.
 
+    The file is untrusted: at most :data:`MAX_CONFIG_BYTES` are read, and every size setting in
+    it is checked against :data:`~textopia.models.registry.SIZE_BOUNDS`.
+
     Raises:
-        TextopiaError: the directory or its config is missing or corrupt.
+        TextopiaError: the directory or its config is missing or corrupt, or a size is out of
+            bounds (one line, whatever the file holds).
     """
     directory = Path(directory)
     if not directory.is_dir():
         raise TextopiaError(f"checkpoint directory not found: {directory}")
+    return _read_config(directory)["textopia"]
+
+
+def _read_config(directory: Path) -> dict[str, Any]:
+    """The whole ``config.json`` of a checkpoint, its size and shape checked (see :func:`read_meta`)."""
     path = directory / CONFIG
     if not path.is_file():
         raise TextopiaError(f"missing file in checkpoint: {path}")
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise TextopiaError(f"corrupt checkpoint config {path}: {size:,} bytes, more than a config "
+                            f"({MAX_CONFIG_BYTES:,} at most)")
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
         meta = config["textopia"]
-        meta["kind"]
+        if not isinstance(meta, dict) or not isinstance(meta["kind"], str):
+            raise TypeError("'textopia' must be an object with a string 'kind'")
     except (ValueError, KeyError, TypeError) as e:
-        raise TextopiaError(f"corrupt checkpoint config {path}: {e!r}") from None
-    return meta
+        raise TextopiaError(f"corrupt checkpoint config {path}: {_short(e)}") from None
+    check_sizes(config, str(path))  # the transformers config's sizes and Textopia's, nested tables too
+    return config
+
+
+def _skeleton(directory: Path, spec, config, tokenizer, hf_config: dict[str, Any]):
+    """The model the checkpoint describes, on the meta device: every shape, no memory."""
+    import torch
+
+    with torch.device("meta"):
+        if spec.load is not None and "model_type" in hf_config:  # a transformers checkpoint
+            from transformers import AutoConfig, AutoModelForCausalLM
+
+            values = {k: v for k, v in hf_config.items() if k != "textopia"}
+            hf = AutoConfig.for_model(**values)
+            return AutoModelForCausalLM.from_config(hf)
+        if spec.load is not None:
+            return None  # a family with its own loader and no transformers config: not checked here
+        return spec.build(config, tokenizer)
+
+
+def check_weights(directory: str | Path, spec, config, tokenizer, hf_config: dict[str, Any]) -> int:
+    """Check a checkpoint before loading it: its model's memory and its weights' shapes.
+
+    The model is built on the meta device (no memory), its size in bytes compared with
+    :func:`max_model_bytes`, and each tensor's shape compared with ``model.safetensors``'s
+    header (read without loading the tensors).
+
+    Returns:
+        the model's estimated size in bytes (0 when the family is not checked).
+
+    Raises:
+        TextopiaError: the model would not fit, a parameter is missing from the weights, or a
+            tensor's shape in the weights differs from the config's (named, on one line).
+    """
+    directory = Path(directory)
+    weights = directory / WEIGHTS
+    try:
+        model = _skeleton(directory, spec, config, tokenizer, hf_config)
+    except TextopiaError:
+        raise
+    except Exception as e:
+        raise TextopiaError(f"cannot build the model {directory / CONFIG} describes: {_short(e)}") from None
+    if model is None:
+        return 0
+    tensors = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    needed = sum(t.numel() * t.element_size() for t in tensors.values())
+    budget = max_model_bytes()
+    if needed > budget:
+        raise TextopiaError(f"the model in {directory} needs about {needed / 2**30:,.1f} GiB, more than the "
+                            f"{budget / 2**30:,.1f} GiB allowed (set {MAX_MODEL_BYTES_ENV} to allow more)")
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            stored = {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+    except Exception as e:
+        raise TextopiaError(f"corrupt weights {weights}: {_short(e)}") from None
+    missing = [name for name, _ in model.named_parameters() if name not in stored]  # tied ones appear once
+    if missing:
+        raise TextopiaError(f"{weights} lacks {len(missing)} of the tensors {directory / CONFIG} describes "
+                            f"(first: {missing[0]}; layers or sizes disagree with the weights)")
+    for name, tensor in tensors.items():
+        if name in stored and stored[name] != tuple(tensor.shape):
+            raise TextopiaError(
+                f"{weights}: {name} has shape {list(stored[name])} but {directory / CONFIG} gives "
+                f"{list(tensor.shape)} (vocab_size, widths or layers disagree with the weights)"
+            )
+    return needed
 
 
 def load_checkpoint(directory: str | Path):
     """Load ``(model, tokenizer, meta)`` from a checkpoint directory; the model is in eval mode.
 
+    Untrusted input is checked before any tensor is allocated: ``config.json``'s size (at most
+    :data:`MAX_CONFIG_BYTES`), every size setting (:data:`~textopia.models.registry.SIZE_BOUNDS`),
+    the model's memory and the weights' shapes (:func:`check_weights`).
+
     Raises:
-        TextopiaError: a file is missing or corrupt (the file is named).
+        TextopiaError: a file is missing or corrupt (the file is named), a size is out of
+            bounds, the model would not fit in memory, or the weights disagree with the config.
     """
     directory = Path(directory)
-    meta = read_meta(directory)
+    if not directory.is_dir():
+        raise TextopiaError(f"checkpoint directory not found: {directory}")
+    hf_config = _read_config(directory)
+    meta = hf_config["textopia"]
     spec = get_spec(meta["kind"])
     config = make_config(meta["kind"], meta.get("model", {}))
     weights = directory / WEIGHTS
     if not weights.is_file():
         raise TextopiaError(f"missing file in checkpoint: {weights}")
     tokenizer = PromptTokenizer.from_dir(directory)
+    check_weights(directory, spec, config, tokenizer, hf_config)
     try:
         if spec.load is not None:
             model = spec.load(directory, config)
@@ -112,7 +235,7 @@ def load_checkpoint(directory: str | Path):
     except TextopiaError:
         raise
     except Exception as e:
-        raise TextopiaError(f"corrupt or incompatible weights {weights}: {e}") from None
+        raise TextopiaError(f"corrupt or incompatible weights {weights}: {_short(e)}") from None
     model.eval()
     return model, tokenizer, meta
 

@@ -6,7 +6,7 @@ Textopia switches on model names.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -77,9 +77,62 @@ def known_kinds() -> list[str]:
     return sorted(_REGISTRY)
 
 
+#: The largest value each size setting may take, whatever the family (a checkpoint's config.json
+#: is untrusted input: these are checked before a single tensor is allocated). Layers and blocks
+#: are counts; widths are units; vocabulary sizes are tokens; positions are tokens.
+SIZE_BOUNDS: dict[str, int] = {
+    # layers
+    "n_layer": 256, "num_hidden_layers": 256, "n_blocks": 256,
+    # widths
+    "n_embd": 32_768, "hidden_size": 32_768, "n_hidden": 32_768, "n_hidden_enc": 32_768,
+    "idea_hidden": 32_768, "time_dim": 32_768, "latent_dim": 32_768, "n_inner": 131_072,
+    "intermediate_size": 131_072, "n_head": 1_024, "num_attention_heads": 1_024,
+    # vocabulary
+    "vocab_size": 1_048_576,
+    # positions
+    "n_positions": 131_072, "max_position_embeddings": 131_072, "n_ctx": 131_072, "max_idea_tokens": 131_072,
+    "num_train_timesteps": 100_000,
+}
+#: Settings that may also be None (transformers' "default" marker).
+_NULLABLE = {"n_inner", "intermediate_size"}
+
+
+def check_sizes(values: Mapping[str, Any], where: str = "model config", _depth: int = 0) -> None:
+    """Check every size setting in ``values`` (and in tables nested in it) against :data:`SIZE_BOUNDS`.
+
+    Args:
+        values: a model config as a dict (a TOML table, or a checkpoint's ``config.json``).
+        where: named in the error (the file or table).
+
+    Raises:
+        TextopiaError: a size is not an integer, or is below 1 or above its bound (one line,
+            naming the setting, its value and the bound).
+    """
+    for key, value in values.items():
+        if isinstance(value, Mapping) and _depth < 3:
+            check_sizes(value, where, _depth + 1)
+            continue
+        bound = SIZE_BOUNDS.get(key)
+        if bound is None or (value is None and key in _NULLABLE):
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            shown = repr(value)
+            shown = shown if len(shown) <= 40 else shown[:40] + "..."
+            raise TextopiaError(f"{where}: {key} must be an integer, got {shown}")
+        if not 1 <= value <= bound:
+            raise TextopiaError(f"{where}: {key} = {value} is out of bounds (1 to {bound:,})")
+
+
 def make_config(kind: str, values: dict[str, Any]):
-    """Fill the family's config dataclass from a dict (a TOML table); unknown keys are errors."""
+    """Fill the family's config dataclass from a dict (a TOML table); unknown keys are errors.
+
+    Raises:
+        TextopiaError: unknown kind or settings, or a size out of :data:`SIZE_BOUNDS`.
+    """
     spec = get_spec(kind)
+    if not isinstance(values, Mapping):
+        raise TextopiaError(f"the {kind} model settings must be a table, got {type(values).__name__}")
+    check_sizes(values, f"{kind} model settings")
     names = {f.name for f in fields(spec.config_cls)}
     unknown = sorted(set(values) - names - {"kind"})
     if unknown:

@@ -35,7 +35,7 @@ from textopia.generation.base import TextopiaError
 from textopia.io import recover_dir
 from textopia.models.checkpoint import load_checkpoint, save_checkpoint
 from textopia.models.gpt import max_positions
-from textopia.models.registry import get_spec, make_config
+from textopia.models.registry import check_sizes, get_spec, make_config
 from textopia.training.config import ExperimentConfig
 from textopia.training.schedules import kl_beta, warmup_cosine_lr
 from textopia.text import KNOWN_WORDS_FILE
@@ -166,7 +166,7 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
     """
     kind = config.model.get("kind", "gpt")
     spec = get_spec(kind)
-    make_config(kind, config.model)  # unknown settings and out-of-bounds sizes fail before any work
+    check_sizes(config.model, "[model]")  # out-of-bounds sizes fail before any work
     if os.environ.get("RANK", "0") == "0":  # one process repairs; the others wait for it below
         recover_dir(config.train.out_dir)
     if spec.trainer == "latents":
