@@ -129,7 +129,11 @@ def _add_generate(sub) -> None:
     p.add_argument("--guidance", type=float, default=None,
                    help="latent diffusion models: classifier-free guidance scale (0: ignore the idea; default 1)")
     p.add_argument("--steps", type=int, default=None, help="latent diffusion models: DDIM steps (default 50)")
-    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.add_argument("--json", action="store_true", help="print a JSON list (with --ideas-file: the run's summary)")
+    f = p.add_argument_group("a file of ideas (resumable; see textopia.batch_generate)")
+    f.add_argument("--ideas-file", help="ideas, one a line: write -n prompts for each to --out instead of printing")
+    f.add_argument("--out", help="JSON-lines output, one line per idea in order; a rerun skips ideas already written")
+    f.add_argument("--batch-size", type=int, default=16, help="ideas written and synced to disk at once")
 
 
 def _add_latent(sub) -> None:
@@ -362,18 +366,39 @@ def cmd_compare(args) -> None:
 def cmd_generate(args) -> None:
     from textopia.generation.loader import load
 
+    if args.ideas_file or args.out:
+        if not (args.ideas_file and args.out):
+            raise TextopiaError("--ideas-file and --out go together")
+        if args.idea is not None:
+            raise TextopiaError("give either an idea or --ideas-file, not both")
+        from textopia.batch_generate import read_ideas
+
+        read_ideas(args.ideas_file)  # a bad file fails now, not after the model has loaded
     generator = load(args.model)
     from textopia.generation.base import unsupported_settings
 
     extra = {k: v for k, v in (("guidance", args.guidance), ("steps", args.steps)) if v is not None}
     if unsupported_settings(generator, extra):
         raise TextopiaError(f"--guidance and --steps apply to latent diffusion models, not to {generator.kind!r}")
-    gens = generator.generate(
-        args.idea, args.n, mode=args.mode, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+    settings = dict(
+        mode=args.mode, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
         repetition_penalty=args.repetition_penalty, max_new_tokens=args.max_new_tokens,
-        min_new_tokens=args.min_new_tokens, seed=args.seed, banned_words=args.ban, rerank=not args.no_rerank,
+        min_new_tokens=args.min_new_tokens, banned_words=args.ban, rerank=not args.no_rerank,
         min_p=args.min_p, idea_boost=args.idea_boost, **extra,
     )
+    if args.ideas_file:
+        from textopia.batch_generate import generate_file
+
+        report = generate_file(generator, args.ideas_file, args.out, n=args.n, seed=args.seed, settings=settings,
+                               batch_size=args.batch_size, progress=not args.json)
+        if args.json:
+            print(json.dumps(report.to_dict()))
+        else:
+            print(f"{report.out}: {report.ideas} ideas ({report.written} written now, {report.skipped} already there), "
+                  f"{report.prompts} prompts in {report.seconds:.1f} s: {report.ideas_per_s:.2f} ideas/s, "
+                  f"{report.prompts_per_s:.2f} prompts/s", file=sys.stderr)
+        return
+    gens = generator.generate(args.idea, args.n, seed=args.seed, **settings)
     if args.json:
         print(json.dumps([g.to_dict() for g in gens], ensure_ascii=False))
     else:

@@ -1,0 +1,240 @@
+"""Prompts for a whole file of ideas, offline: ``textopia generate --ideas-file FILE --out FILE.jsonl``.
+
+::
+
+    ideas.txt ──▶ idea 1 ─▶ generate ─┐
+    (one a line)  idea 2 ─▶ generate ─┼─▶ one batch of JSON lines ─▶ append + fsync ─▶ out.jsonl.partial
+                  ...                 ┘                                                   │ all ideas done
+                                                                                          ▼
+                                                                          rename ─▶ out.jsonl
+
+Each output line is one idea's answer: ``{"line", "idea", "model", "kind", "seed", "prompts":
+[{"prompt", "num_tokens", "finished"}], "settings"}``, in the ideas' order. Work in progress lives
+in ``OUT.partial``; ``OUT`` appears, by a rename, only when every idea is written, so no reader
+sees half a file. A rerun after a kill reads the partial file, drops a torn last line, checks
+that it was written from the same ideas, model and settings, and carries on after the last idea
+written: every idea is written once. With ``seed``, idea ``i`` (0-based) is sampled with seed
+``seed + i``, so an interrupted and resumed run writes what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from textopia.generation.base import DecodingSettings, Generator, TextopiaError
+
+MAX_SEED = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class Idea:
+    """One idea of the ideas file: its 1-based line number and its text (whitespace collapsed)."""
+
+    line: int
+    text: str
+
+
+@dataclass
+class BatchReport:
+    """What a run did.
+
+    Attributes:
+        ideas: ideas in the file.
+        written: ideas written by this run.
+        skipped: ideas already in the output from an earlier run.
+        prompts: prompts written by this run.
+        seconds: wall-clock time of this run's generation, in seconds (model loading excluded).
+        ideas_per_s: ``written / seconds``, ideas per second.
+        prompts_per_s: ``prompts / seconds``, prompts per second.
+        out: the finished output file.
+    """
+
+    ideas: int
+    written: int
+    skipped: int
+    prompts: int
+    seconds: float
+    ideas_per_s: float
+    prompts_per_s: float
+    out: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def partial_path(out: Path) -> Path:
+    """Where the work in progress for ``out`` is kept: ``out`` plus ``.partial``."""
+    return out.with_name(out.name + ".partial")
+
+
+def read_ideas(path: str | Path) -> list[Idea]:
+    """The non-blank lines of an ideas file, whitespace collapsed.
+
+    Raises:
+        TextopiaError: the file is missing, not UTF-8, or holds no idea.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise TextopiaError(f"ideas file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise TextopiaError(f"ideas file {path} is not UTF-8 text: {e}") from None
+    ideas = [Idea(i, " ".join(line.split())) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not ideas:
+        raise TextopiaError(f"ideas file {path} holds no idea (one idea a line)")
+    return ideas
+
+
+def _record_settings(n: int, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings a record carries (JSON-normalised), so a resume can check it has the same."""
+    return json.loads(json.dumps({"n": n, **{k: v for k, v in settings.items() if k != "seed"}}))
+
+
+def _check_done(path: Path, ideas: list[Idea], model: str, settings: dict[str, Any]) -> tuple[int, int]:
+    """Check the records already in ``path`` (nothing is changed).
+
+    Returns:
+        ``(records, bytes)``: how many complete records there are, and the size of the file up
+        to the end of the last one (what follows it is a write torn by a kill).
+
+    Raises:
+        TextopiaError: the records were written from other ideas, by another model or with other
+            settings, or a complete line is not a record.
+    """
+    data = path.read_bytes()
+    *complete, torn = data.split(b"\n")  # what follows the last newline is a write cut short, if anything
+    done = 0
+    for number, raw in enumerate(complete, 1):
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            raise TextopiaError(f"{path}: line {number} is not a JSON record; delete the file to start over")
+        if done >= len(ideas) or record.get("line") != ideas[done].line or record.get("idea") != ideas[done].text:
+            raise TextopiaError(f"{path} was written from other ideas (record {done + 1}: "
+                                f"{record.get('idea')!r}); use another --out or delete it")
+        if record.get("model") != model:
+            raise TextopiaError(f"{path} was written by model {record.get('model')!r}, this run asks {model!r}: "
+                                f"use the same model, another --out, or delete it")
+        theirs = record.get("settings") if isinstance(record.get("settings"), dict) else {}
+        if theirs != settings:
+            diff = ", ".join(f"{k} {theirs.get(k)!r} there, {settings.get(k)!r} now"
+                             for k in sorted(set(theirs) | set(settings)) if theirs.get(k) != settings.get(k))
+            raise TextopiaError(f"{path} was written with other settings ({diff}): use the same ones, "
+                                f"another --out, or delete it")
+        done += 1
+    return done, len(data) - len(torn)
+
+
+def generate_file(
+    generator: Generator,
+    ideas_file: str | Path,
+    out: str | Path,
+    *,
+    n: int = 4,
+    seed: int | None = None,
+    settings: Mapping[str, Any] | None = None,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> BatchReport:
+    """Write ``n`` prompts for every idea of ``ideas_file`` to the JSON-lines file ``out``, resumably.
+
+    Args:
+        generator: the model.
+        ideas_file: text, one idea a line (blank lines skipped).
+        out: the JSON-lines output (see the module's docstring for a record's fields).
+        n: prompts per idea.
+        seed: idea ``i`` (0-based) is sampled with ``seed + i``; a random seed per idea when None
+            (each record keeps its own).
+        settings: keyword arguments of :meth:`Generator.generate` other than ``idea``, ``n`` and
+            ``seed`` (decoding settings, ``banned_words``, ``guidance``, ...).
+        batch_size: ideas written (appended and synced to disk) at once; a kill loses at most these.
+        progress: show a tqdm progress bar with ideas per second.
+
+    Returns:
+        a :class:`BatchReport` with this run's throughput.
+
+    Raises:
+        TextopiaError: before any generation: an unreadable ideas file, bad settings, ``n`` < 1,
+            or a partial output written from other ideas or settings.
+    """
+    from tqdm.auto import tqdm
+
+    settings = dict(settings or {})
+    if n < 1:
+        raise TextopiaError(f"-n must be >= 1, got {n}")
+    if batch_size < 1:
+        raise TextopiaError(f"--batch-size must be >= 1, got {batch_size}")
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise TextopiaError(f"--seed must be in [0, {MAX_SEED}], got {seed}")
+    known = DecodingSettings.__dataclass_fields__
+    decoding = {k: tuple(v) if k == "banned_words" else v for k, v in settings.items() if k in known}
+    DecodingSettings(**decoding).validate()
+    ideas = read_ideas(ideas_file)
+    out = Path(out)
+    if out.suffix == ".partial":
+        raise TextopiaError(f"--out must not end in .partial (that is where work in progress goes): {out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = partial_path(out)
+    record_settings = _record_settings(n, settings)
+    model = str(getattr(generator, "name", ""))
+    done = 0
+    if partial.exists():
+        done, size = _check_done(partial, ideas, model, record_settings)
+        if size < partial.stat().st_size:
+            with open(partial, "r+b") as f:
+                f.truncate(size)  # a torn last line: that idea is written again
+    elif out.exists():
+        done, _ = _check_done(out, ideas, model, record_settings)
+        if done < len(ideas):
+            shutil.copyfile(out, partial)  # the ideas file has grown since: carry on from the finished file
+        else:
+            return BatchReport(ideas=len(ideas), written=0, skipped=done, prompts=0, seconds=0.0,
+                               ideas_per_s=0.0, prompts_per_s=0.0, out=str(out))
+
+    started = time.perf_counter()
+    written = prompts = 0
+    bar = tqdm(total=len(ideas), initial=done, unit="idea", desc="ideas", disable=not progress, smoothing=0.1)
+    with open(partial, "ab") as f:
+        for start in range(done, len(ideas), batch_size):
+            lines = []
+            for index in range(start, min(start + batch_size, len(ideas))):
+                idea = ideas[index]
+                idea_seed = seed + index if seed is not None else secrets.randbelow(MAX_SEED + 1)
+                if idea_seed > MAX_SEED:
+                    idea_seed %= MAX_SEED + 1
+                gens = generator.generate(idea.text, n, seed=idea_seed, **settings)
+                record = {
+                    "line": idea.line, "idea": idea.text, "model": model,
+                    "kind": str(getattr(generator, "kind", "")), "seed": idea_seed,
+                    "prompts": [{"prompt": g.prompt, "num_tokens": int(g.num_tokens), "finished": bool(g.finished)}
+                                for g in gens],
+                    "settings": record_settings,
+                }
+                lines.append(json.dumps(record, ensure_ascii=False) + "\n")
+                prompts += len(gens)
+                bar.update(1)
+            f.write("".join(lines).encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+            written += len(lines)
+            seconds = time.perf_counter() - started
+            bar.set_postfix(prompts_per_s=f"{prompts / seconds:.2f}" if seconds else "-")
+    bar.close()
+    os.replace(partial, out)
+    seconds = time.perf_counter() - started
+    return BatchReport(
+        ideas=len(ideas), written=written, skipped=done, prompts=prompts, seconds=round(seconds, 3),
+        ideas_per_s=round(written / seconds, 3) if seconds > 0 else 0.0,
+        prompts_per_s=round(prompts / seconds, 3) if seconds > 0 else 0.0, out=str(out),
+    )
