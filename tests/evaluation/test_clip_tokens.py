@@ -120,29 +120,39 @@ def test_counts_match_reference_bpe_on_real_prompts() -> None:
 
 
 def test_source_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.chdir(tmp_path)  # no ../shared/... from here
+    monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(CLIP_BPE_ENV, raising=False)
-    assert resolve_clip_source() == CLIP_HUB_NAME
+    assert resolve_clip_source() == str(clip_tokens.PACKAGED_CLIP_BPE)  # shipped: works offline
     local = tmp_path / "shared" / "data" / "clip" / "bpe_simple_vocab_16e6.txt.gz"
     local.parent.mkdir(parents=True)
     local.write_bytes(b"")
-    monkeypatch.chdir(tmp_path / "shared")  # now ../shared/data/clip/... exists
-    assert resolve_clip_source() == str(local.resolve())
+    monkeypatch.chdir(tmp_path / "shared")  # ../shared/data/clip/... is never read
+    assert resolve_clip_source() == str(clip_tokens.PACKAGED_CLIP_BPE)
     other = tmp_path / "other.txt.gz"
     other.write_bytes(b"")
     monkeypatch.setenv(CLIP_BPE_ENV, str(other))
-    assert resolve_clip_source() == str(other.resolve())  # env var before the local file
+    assert resolve_clip_source() == str(other.resolve())  # env var before the packaged file
     assert resolve_clip_source(local) == str(local.resolve())  # argument before the env var
     monkeypatch.setenv(CLIP_BPE_ENV, str(tmp_path / "missing.gz"))
     with pytest.raises(FileNotFoundError, match=CLIP_BPE_ENV):
         resolve_clip_source()
     with pytest.raises(FileNotFoundError):
         resolve_clip_source(tmp_path / "missing.gz")
+    monkeypatch.delenv(CLIP_BPE_ENV)
+    monkeypatch.setattr(clip_tokens, "PACKAGED_CLIP_BPE", tmp_path / "not-installed.gz")
+    assert resolve_clip_source() == CLIP_HUB_NAME  # the Hub only for a broken install
+
+
+def test_packaged_merges_file_ships_with_its_licence() -> None:
+    packaged = clip_tokens.PACKAGED_CLIP_BPE
+    assert packaged.is_file() and "Copyright (c) 2021 OpenAI" in (packaged.parent / "LICENSE").read_text()
+    assert len(clip_vocab_and_merges(packaged)[0]) == CLIP_VOCAB_SIZE
 
 
 def test_hub_failure_says_to_set_env_var(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(CLIP_BPE_ENV, raising=False)
+    monkeypatch.setattr(clip_tokens, "PACKAGED_CLIP_BPE", tmp_path / "not-installed.gz")
 
     def offline(name: str) -> None:
         raise OSError(f"cannot reach the Hub for {name}")

@@ -9,10 +9,10 @@ Where the tokenizer comes from (first match wins, see :func:`resolve_clip_source
 
 1. the ``bpe_path`` argument;
 2. the environment variable ``TEXTOPIA_CLIP_BPE`` (path to ``bpe_simple_vocab_16e6.txt.gz``);
-3. ``../shared/data/clip/bpe_simple_vocab_16e6.txt.gz`` relative to the current directory,
-   if that file exists (our development checkout);
+3. the merges file shipped inside the package, ``textopia/assets/clip/bpe_simple_vocab_16e6.txt.gz``
+   (MIT-licensed by OpenAI, openai/CLIP; its ``LICENSE`` lies beside it), so counts work offline;
 4. the Hugging Face Hub: ``CLIPTokenizerFast.from_pretrained("openai/clip-vit-large-patch14")``,
-   the usual way on a user's machine (network, or the local HF cache).
+   only if the shipped file is missing (a broken install).
 
 From a merges file the vocabulary is derived exactly as ``openai/CLIP``'s ``simple_tokenizer.py``
 does (the 256 ``bytes_to_unicode`` characters, then each with ``</w>``, then every merge joined,
@@ -42,8 +42,8 @@ logger = logging.getLogger(__name__)
 
 #: Environment variable naming the CLIP BPE merges file (``bpe_simple_vocab_16e6.txt.gz``).
 CLIP_BPE_ENV = "TEXTOPIA_CLIP_BPE"
-#: Default merges file, relative to the current directory (the shared data of our checkout).
-DEFAULT_CLIP_BPE = Path("..") / "shared" / "data" / "clip" / "bpe_simple_vocab_16e6.txt.gz"
+#: The merges file shipped in the package (MIT-licensed by OpenAI; see ``assets/clip/LICENSE``).
+PACKAGED_CLIP_BPE = Path(__file__).resolve().parents[1] / "assets" / "clip" / "bpe_simple_vocab_16e6.txt.gz"
 #: The Hub tokenizer of Stable Diffusion 1.x's text encoder.
 CLIP_HUB_NAME = "openai/clip-vit-large-patch14"
 #: Context length of CLIP's text encoder, in tokens, including start and end tokens.
@@ -133,8 +133,8 @@ def resolve_clip_source(bpe_path: str | os.PathLike[str] | None = None) -> str:
         if not path.is_file():
             raise FileNotFoundError(f"{CLIP_BPE_ENV}={env!r} does not name an existing file")
         return str(path.resolve())
-    if DEFAULT_CLIP_BPE.is_file():
-        return str(DEFAULT_CLIP_BPE.resolve())
+    if PACKAGED_CLIP_BPE.is_file():
+        return str(PACKAGED_CLIP_BPE)
     return CLIP_HUB_NAME
 
 
@@ -213,7 +213,7 @@ def _load_clip_tokenizer(source: str) -> PreTrainedTokenizerBase:
 def clip_tokenizer(bpe_path: str | os.PathLike[str] | None = None) -> PreTrainedTokenizerBase:
     """Return Stable Diffusion 1.x's CLIP tokenizer (a transformers fast CLIP tokenizer).
 
-    The source is resolved on every call (argument, ``$TEXTOPIA_CLIP_BPE``, the shared file,
+    The source is resolved on every call (argument, ``$TEXTOPIA_CLIP_BPE``, the packaged file,
     then the Hub; see the module docstring); the tokenizer itself is cached per source.
 
     Args:
@@ -225,7 +225,7 @@ def clip_tokenizer(bpe_path: str | os.PathLike[str] | None = None) -> PreTrained
 
     Raises:
         FileNotFoundError: if an explicitly given merges file is missing.
-        RuntimeError: if no merges file is found and the tokenizer is neither in the local HF
+        RuntimeError: if the packaged merges file is missing and the tokenizer is neither in the local HF
             cache nor downloadable; the message says to set ``TEXTOPIA_CLIP_BPE``. With
             ``HF_HUB_OFFLINE=1`` this fails at once; without it and without a network,
             huggingface_hub first retries each file for a few minutes.
