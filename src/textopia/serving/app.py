@@ -9,14 +9,21 @@
     POST /v1/variations    VAE models only            GET  /readyz        models loaded
     GET  /docs             OpenAPI docs               GET  /openapi.json
 
+``POST /invocations`` also takes ``application/jsonlines`` (SageMaker batch transform with
+``SplitType=Line``): one request object a line, answered by one JSON line each, in order.
+
 Models are loaded in the lifespan handler (never at import). Generation runs on worker threads
 behind an :class:`~textopia.serving.limiter.InferenceLimiter`: at most ``max_concurrency`` at
 once, ``queue_size`` waiting, 503 with ``Retry-After`` beyond that, 504 past the per-request
 timeout. Every error is JSON ``{"error": message}``; tracebacks go to the log, never to clients.
+
+With an :class:`~textopia.serving.endpoint_client.EndpointClient` (``textopia serve --endpoint
+URL``) the app loads no model: it is the front, and sends generations to that endpoint.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import time
@@ -30,10 +37,15 @@ import anyio
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from pydantic import ValidationError
+from starlette.routing import Match
+from starlette.types import Scope
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from textopia.generation.base import DecodingSettings, Generator, TextopiaError, unsupported_settings
 from textopia.serving.clip import ClipCounter
+from textopia.serving.endpoint_client import ENDPOINT_MODEL, EndpointClient, EndpointError
 from textopia.serving.limiter import InferenceLimiter, InferenceTimeout, ServerBusy, Timed
 from textopia.serving.middleware import BodySizeLimitMiddleware
 from textopia.serving.models import (
@@ -84,6 +96,10 @@ class InferenceFailed(Exception):
     """A generator raised something other than TextopiaError (answered 500, logged in full)."""
 
 
+class NotThroughEndpoint(Exception):
+    """The front has no such call: the SageMaker contract carries generation only (answered 501)."""
+
+
 @dataclass
 class ServiceState:
     """What the running service holds: settings, the models, and the inference limiter."""
@@ -92,8 +108,12 @@ class ServiceState:
     limiter: InferenceLimiter
     clip: ClipCounter
     store: ModelStore | None = None
+    endpoint: EndpointClient | None = None
 
     def require_store(self) -> ModelStore:
+        if self.endpoint is not None:
+            raise NotThroughEndpoint("this server forwards generation to an inference endpoint, whose "
+                                     "contract (POST /invocations) carries nothing else")
         if self.store is None:
             raise ModelsNotReady("models are still loading")
         return self.store
@@ -121,20 +141,26 @@ def _error(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _validation_details(errors: Any) -> tuple[str, list[dict[str, Any]]]:
+    """A one-line summary of pydantic's errors and their JSON-safe details."""
+    details = [
+        {"loc": [str(part) for part in err.get("loc", ())], "msg": str(err.get("msg", "")),
+         "type": str(err.get("type", ""))}
+        for err in errors
+    ]
+    summary = "; ".join(f"{'.'.join(d['loc'])}: {d['msg']}" for d in details[:3])
+    if len(details) > 3:
+        summary += f"; and {len(details) - 3} more"
+    return f"invalid request: {summary}", details
+
+
 def _install_error_handlers(app: FastAPI, settings: ServingSettings) -> None:
     retry = {"Retry-After": str(settings.retry_after_s)}
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [
-            {"loc": [str(part) for part in err.get("loc", ())], "msg": str(err.get("msg", "")),
-             "type": str(err.get("type", ""))}
-            for err in exc.errors()
-        ]
-        summary = "; ".join(f"{'.'.join(d['loc'])}: {d['msg']}" for d in details[:3])
-        if len(details) > 3:
-            summary += f"; and {len(details) - 3} more"
-        return _error(422, f"invalid request: {summary}", details)
+        message, details = _validation_details(exc.errors())
+        return _error(422, message, details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -174,6 +200,16 @@ def _install_error_handlers(app: FastAPI, settings: ServingSettings) -> None:
     async def _failed(_: Request, exc: InferenceFailed) -> JSONResponse:
         return _error(500, str(exc))
 
+    @app.exception_handler(EndpointError)
+    async def _endpoint(_: Request, exc: EndpointError) -> JSONResponse:
+        logger.warning("endpoint call failed: %s", exc.message)
+        headers = {"Retry-After": str(exc.retry_after_s or settings.retry_after_s)} if exc.status == 503 else None
+        return _error(exc.status, exc.message, exc.details, headers=headers)
+
+    @app.exception_handler(NotThroughEndpoint)
+    async def _not_through_endpoint(_: Request, exc: NotThroughEndpoint) -> JSONResponse:
+        return _error(501, str(exc))
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         logger.error("unhandled error", exc_info=exc)
@@ -188,6 +224,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorResponse, "description": "The request body is too large."},
     422: {"model": ErrorResponse, "description": "A field is missing or out of bounds."},
     500: {"model": ErrorResponse, "description": "The model failed (logged on the server)."},
+    501: {"model": ErrorResponse, "description": "Not available through an inference endpoint (front only)."},
+    502: {"model": ErrorResponse, "description": "The inference endpoint could not be reached or answered "
+                                                 "something else (front only)."},
     503: {"model": ErrorResponse, "description": "Busy or still loading; see Retry-After."},
     504: {"model": ErrorResponse, "description": "The per-request timeout ran out."},
 }
@@ -249,9 +288,27 @@ def _generate_work(
     return kept, dropped
 
 
+async def _forward(state: ServiceState, body: GenerateRequest, arrived: float) -> GenerateResponse:
+    """The front: send the request to the inference endpoint, check its answer's shape."""
+    assert state.endpoint is not None
+    payload = body.model_dump(mode="json", exclude_unset=True)
+    if payload.get("model") == ENDPOINT_MODEL:  # the name the front lists when the endpoint lists none
+        payload.pop("model")
+    answer = await state.endpoint.invoke(payload)
+    try:
+        response = GenerateResponse.model_validate(answer)
+    except ValidationError as exc:
+        raise EndpointError(502, f"inference endpoint answered with a body that is not a generate answer: "
+                                 f"{_validation_details(exc.errors())[0]}") from None
+    response.timing.total_s = round(time.perf_counter() - arrived, 6)
+    return response
+
+
 async def _generate(request: Request, body: GenerateRequest) -> GenerateResponse:
     arrived = time.perf_counter()
     state = _state(request)
+    if state.endpoint is not None:
+        return await _forward(state, body, arrived)
     model = state.require_store().get(body.model)
     idea = " ".join(body.idea.split())
     if body.mode == "continue" and not idea:
@@ -293,7 +350,15 @@ async def generate(request: Request, body: GenerateRequest) -> GenerateResponse:
 @api.get("/models", response_model=ModelsResponse)
 async def list_models(request: Request) -> ModelsResponse:
     """The loaded models, with each one's kind and size."""
-    store = _state(request).store
+    state = _state(request)
+    if state.endpoint is not None:
+        listed = await state.endpoint.models()
+        if listed is not None:
+            return ModelsResponse.model_validate(listed)
+        return ModelsResponse(default=ENDPOINT_MODEL, models=[
+            ModelInfo(name=ENDPOINT_MODEL, kind="endpoint", latent=False, default=True,
+                      info={"endpoint": state.endpoint.invocations_url})])
+    store = state.store
     if store is None:
         return ModelsResponse(default=None, models=[])
     return ModelsResponse(
@@ -362,7 +427,10 @@ async def healthz() -> Status:
 
 
 def _ready(request: Request) -> Status:
-    store = _state(request).store
+    state = _state(request)
+    if state.endpoint is not None:
+        return Status(status="ready", models=[ENDPOINT_MODEL])  # the front is up; the endpoint has its own checks
+    store = state.store
     if store is None or not store.models:
         raise ModelsNotReady("models are still loading")
     return Status(status="ready", models=store.names())
@@ -383,9 +451,90 @@ async def ping(request: Request) -> Status:
     return _ready(request)
 
 
+JSONLINES_TYPES = frozenset({"application/jsonlines", "application/jsonl", "application/x-jsonlines"})
+MAX_JSONLINES = 256  # request lines per call; batch transform sends one with BatchStrategy=SingleRecord
+
+
+def _is_jsonlines(scope: Scope) -> bool:
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            return value.split(b";")[0].strip().decode("latin-1").lower() in JSONLINES_TYPES
+    return False
+
+
+class _JsonLinesRoute(APIRoute):
+    """A route that matches only requests whose Content-Type is JSON lines; JSON falls through."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE and not _is_jsonlines(scope):
+            return Match.NONE, {}
+        return match, child
+
+
+def _line_error(exc: Exception) -> tuple[int, str]:
+    """The status and message a JSON line gets for a request that failed on its own."""
+    if isinstance(exc, InferenceTimeout):
+        return 504, f"generation {exc}; try fewer prompts or fewer tokens"
+    if isinstance(exc, EndpointError):
+        return exc.status, exc.message
+    status = {ModelNotFound: 404, SettingNotForModel: 409, InferenceFailed: 500}.get(type(exc), 422)
+    return status, str(exc) or "invalid request"
+
+
+async def invocations_jsonlines(request: Request) -> Response:
+    """Batch transform: one request object a line; one answer a line, in order.
+
+    A line that fails on its own (invalid, unknown model, a setting the model does not take,
+    timed out) is answered ``{"error", "status", "line"}`` and the others go on; a busy or
+    loading service answers the whole call 503, so SageMaker retries it.
+    """
+    raw = await request.body()
+    try:
+        lines = [line for line in raw.decode("utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError:
+        raise TextopiaError("invalid request: the body is not UTF-8 JSON lines") from None
+    if not lines:
+        raise TextopiaError("invalid request: no request lines (one JSON object a line)")
+    if len(lines) > MAX_JSONLINES:
+        raise TextopiaError(f"invalid request: {len(lines)} lines, at most {MAX_JSONLINES} per call "
+                            f"(use BatchStrategy=SingleRecord or a smaller MaxPayloadInMB)")
+    answers = []
+    for number, line in enumerate(lines, 1):
+        try:
+            body = GenerateRequest.model_validate_json(line)
+        except ValidationError as exc:
+            message, details = _validation_details(exc.errors())
+            answers.append({"error": message, "status": 422, "line": number, "details": details})
+            continue
+        try:
+            answers.append((await _generate(request, body)).model_dump(mode="json"))
+        except (ServerBusy, ModelsNotReady, NotThroughEndpoint):
+            raise
+        except EndpointError as exc:
+            if exc.status == 503:
+                raise
+            answers.append({"error": exc.message, "status": exc.status, "line": number})
+        except (TextopiaError, ModelNotFound, SettingNotForModel, InferenceTimeout, InferenceFailed) as exc:
+            status, message = _line_error(exc)
+            answers.append({"error": message, "status": status, "line": number})
+    text = "".join(json.dumps(answer, ensure_ascii=False) + "\n" for answer in answers)
+    return Response(text, media_type="application/jsonlines")
+
+
+# Tried first: it matches JSON-lines bodies only, so JSON goes on to the route below.
+sagemaker.add_api_route("/invocations", invocations_jsonlines, methods=["POST"], include_in_schema=False,
+                        route_class_override=_JsonLinesRoute)
+
+
 @sagemaker.post("/invocations", response_model=GenerateResponse, responses=_ERRORS)
 async def invocations(request: Request, body: GenerateRequest) -> GenerateResponse:
-    """SageMaker's inference call: the body and answer of ``POST /v1/generate``."""
+    """SageMaker's inference call: the body and answer of ``POST /v1/generate``.
+
+    With ``Content-Type: application/jsonlines`` (batch transform, ``SplitType=Line``) the body is
+    one such request a line and the answer one JSON line per request line, in order; a line that
+    fails alone is answered ``{"error", "status", "line"}``.
+    """
     return await _generate(request, body)
 
 
@@ -458,6 +607,7 @@ def create_app(
     generators: dict[str, Generator] | None = None,
     *,
     clip_counter: Callable[[str], int] | None = None,
+    endpoint: EndpointClient | None = None,
 ) -> FastAPI:
     """Build the service.
 
@@ -467,6 +617,8 @@ def create_app(
             at once (tests, benchmarks, embedding in another program).
         clip_counter: counts a prompt's CLIP tokens; ``textopia.evaluation.clip_tokens``, loaded
             in the background, when None (counts are null until it is ready, or if it fails).
+        endpoint: be the front of this inference endpoint: load no model, send generations to it
+            (``generators`` must then be None).
 
     Returns:
         The FastAPI app; models named by ``settings`` load in its lifespan handler.
@@ -477,15 +629,18 @@ def create_app(
         limiter=InferenceLimiter(
             settings.max_concurrency, settings.queue_size, settings.request_timeout_s
         ),
-        clip=ClipCounter(clip_counter, enabled=settings.clip_tokens),
+        clip=ClipCounter(clip_counter, enabled=settings.clip_tokens and endpoint is None),
+        endpoint=endpoint,
     )
+    if generators is not None and endpoint is not None:
+        raise ValueError("a front (endpoint) serves no generators of its own")
     if generators is not None:
         state.store = ModelStore(generators, default=settings.default_model)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         state.clip.start()  # in the background: never blocks startup or a request
-        if state.store is None:
+        if state.store is None and state.endpoint is None:
             started = time.perf_counter()
             state.store = await anyio.to_thread.run_sync(load_store, settings)
             logger.info(
@@ -496,6 +651,8 @@ def create_app(
             yield
         finally:
             state.limiter.shutdown()
+            if state.endpoint is not None:
+                await state.endpoint.aclose()
 
     app = FastAPI(
         title="Textopia",
@@ -527,7 +684,8 @@ def _configure_logging(level: str) -> None:
 
 
 def run_server(
-    host: str | None = None, port: int | None = None, model_paths: list[str] | None = None
+    host: str | None = None, port: int | None = None, model_paths: list[str] | None = None,
+    endpoint: EndpointClient | None = None,
 ) -> None:
     """Serve until interrupted: uvicorn on ``host:port`` with the default model and ``model_paths``.
 
@@ -535,6 +693,7 @@ def run_server(
         host: address to listen on; ``TEXTOPIA_HOST`` (default 127.0.0.1) when None.
         port: TCP port; ``TEXTOPIA_PORT`` (default 8000) when None.
         model_paths: checkpoint dirs or model names to load besides those in ``TEXTOPIA_MODELS``.
+        endpoint: serve as the front of this inference endpoint, loading no model.
     """
     import uvicorn
 
@@ -546,8 +705,9 @@ def run_server(
         update["port"] = port
     settings = settings.model_copy(update=update)
     _configure_logging(settings.log_level)
-    app = create_app(settings)
-    logger.info("serving on http://%s:%d", settings.host, settings.port)
+    app = create_app(settings, endpoint=endpoint)
+    logger.info("serving on http://%s:%d%s", settings.host, settings.port,
+                f", generating through {endpoint.invocations_url}" if endpoint else "")
     uvicorn.run(
         app,
         host=settings.host,
