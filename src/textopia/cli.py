@@ -189,32 +189,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_prepare(args) -> None:
-    from textopia.data.corpus import PrepareConfig, prepare, read_split
+    from textopia.data.corpus import PrepareConfig, prepare
 
     config = PrepareConfig(
         column=args.column, format=args.format, min_words=args.min_words, max_words=args.max_words,
         max_chars=args.max_chars, valid_fraction=args.valid_fraction, test_fraction=args.test_fraction,
         limit=args.limit,
     )
-    summary = prepare(args.sources, args.out, config)
+    finish = None
     if not args.no_tokenizer:
-        _train_tokenizer_into(Path(args.out), read_split(args.out, "train"), args.vocab_size, args.tokenizer)
+        _check_vocab_size(args.vocab_size, args.tokenizer)
+
+        def finish(tmp: Path, splits: dict[str, list[str]]) -> None:  # inside the atomic write: all or nothing
+            _train_tokenizer_into(tmp, splits["train"], args.vocab_size, args.tokenizer)
+
+    summary = prepare(args.sources, args.out, config, finish=finish)
     print(summary.to_json())
+
+
+def _check_vocab_size(vocab_size: int, kind: str) -> None:
+    """A BPE needs its 256 byte tokens and the special tokens; the bound is the models' own."""
+    from textopia.data.tokenizer import SPECIAL_TOKENS
+    from textopia.models.registry import SIZE_BOUNDS
+
+    if kind != "bpe":
+        return
+    low, high = 256 + len(SPECIAL_TOKENS), SIZE_BOUNDS["vocab_size"]
+    if not low <= vocab_size <= high:
+        raise TextopiaError(f"--vocab-size must be between {low} (256 bytes and {len(SPECIAL_TOKENS)} special "
+                            f"tokens) and {high:,}, got {vocab_size}")
 
 
 def _train_tokenizer_into(out: Path, prompts: list[str], vocab_size: int, kind: str = "bpe") -> None:
     from textopia.data.tokenizer import PromptTokenizer, train_bpe, train_word_level
-    from textopia.io import atomic_dir
 
     if kind == "word":
         tokenizer = PromptTokenizer(train_word_level(prompts))
     else:
         tokenizer = PromptTokenizer(train_bpe(prompts, vocab_size=vocab_size))
-    with atomic_dir(out / ".tokenizer") as tmp:
-        tokenizer.save(tmp)
-    for f in (out / ".tokenizer").iterdir():
-        os.replace(f, out / f.name)
-    (out / ".tokenizer").rmdir()
+    tokenizer.save(out)
 
 
 def cmd_train(args) -> None:
@@ -234,45 +247,69 @@ def cmd_train(args) -> None:
     print(out)
 
 
+def _check_counts(args, names: tuple[str, ...], low: int) -> None:
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and value < low:
+            raise TextopiaError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
+
+
 def cmd_eval(args) -> None:
     import torch
 
     from textopia.data.corpus import load_prompts, read_split
     from textopia.evaluation.likelihood import score_prompts, unigram_baseline
     from textopia.generation.loader import resolve_model
-    from textopia.models.checkpoint import load_checkpoint
+    from textopia.models.checkpoint import load_checkpoint, read_meta
     from textopia.models.gpt import max_positions
+    from textopia.models.registry import get_spec
 
+    # Everything the command needs is checked before the model is loaded and scored.
+    _check_counts(args, ("batch_size", "num_ideas", "limit"), 1)
+    _check_counts(args, ("samples", "iw_limit", "bleu_limit"), 0)
     path = resolve_model(args.model)
-    model, tokenizer, meta = load_checkpoint(path)
+    meta = read_meta(path)
+    is_vae = get_spec(meta["kind"]).generator == "vae"
     data_dir = Path(args.data_dir or meta.get("data", {}).get("dir", "data/prepared"))
     if args.data:
-        prompts = load_prompts(args.data, column=args.column)
+        all_prompts = load_prompts(args.data, column=args.column)
         source = args.data
     else:
-        prompts = read_split(data_dir, args.split)
+        all_prompts = read_split(data_dir, args.split)
         source = str(data_dir / f"{args.split}.txt")
-    prompts = prompts[: args.limit]
+    prompts = all_prompts[: args.limit]
     if not prompts:
         raise TextopiaError(f"no prompts to score in {source}")
+    if is_vae:
+        if args.ideas != "none" or args.samples > 0 or args.unigram:
+            raise TextopiaError("a VAE is scored on p(prompt) only: --ideas, --samples and --unigram do not apply "
+                                "(use `textopia compare` for its text figures)")
+        if args.iw_samples < 1:
+            raise TextopiaError(f"--iw-samples must be >= 1, got {args.iw_samples}")
+        if args.bleu_limit:
+            from textopia.checks import require_packages
+
+            require_packages(["sacrebleu"], "the reconstruction BLEU of a VAE (--bleu-limit 0 skips it)")
+    train_prompts = read_split(data_dir, "train") if args.unigram else None
+    plan = _plan_text_eval(args, data_dir, all_prompts, source) if args.samples > 0 else None
+
+    model, tokenizer, meta = load_checkpoint(path)
     context = max_positions(model) or 256
     started = time.monotonic()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)
-    from textopia.models.text_vae import TextVAE
-
-    if isinstance(model, TextVAE):
+    if is_vae:
         _eval_vae(args, model, tokenizer, prompts, source, context, started)
         return
     result = score_prompts(model, tokenizer, prompts, ideas=args.ideas, batch_size=args.batch_size,
                            max_length=context, device=device, progress=not args.json)
     report = {"model": str(args.model), "source": source, "ideas": args.ideas, **result.to_dict(),
               "seconds": round(time.monotonic() - started, 3)}
-    if args.unigram:
-        base = unigram_baseline(tokenizer, read_split(data_dir, "train"), prompts, max_length=context)
+    if train_prompts is not None:
+        base = unigram_baseline(tokenizer, train_prompts, prompts, max_length=context)
         report["unigram"] = base.to_dict()
-    if args.samples > 0:
-        report.update(_text_eval(args, path, data_dir))
+    if plan is not None:
+        report.update(_text_eval(args, path, plan))
     if args.json:
         print(json.dumps(report))
         return
@@ -284,7 +321,7 @@ def cmd_eval(args) -> None:
     if args.unigram:
         u = report["unigram"]
         print(f"  unigram baseline   {u['ce_nats_per_token']:.4f} nats/token, perplexity {u['perplexity']:.2f}")
-    if args.samples > 0:
+    if plan is not None:
         t = report["text"]
         print(f"  text figures of {int(t['n_samples'])} prompts for {int(t['n_ideas'])} ideas "
               f"({args.samples} asked per idea, seed {args.seed} + idea index):")
@@ -296,11 +333,6 @@ def cmd_eval(args) -> None:
 def _eval_vae(args, model, tokenizer, prompts, source, context, started) -> None:
     from textopia.evaluation.vae_metrics import evaluate_vae
 
-    if args.ideas != "none" or args.samples > 0 or args.unigram:
-        raise TextopiaError("a VAE is scored on p(prompt) only: --ideas, --samples and --unigram do not apply "
-                            "(use `textopia compare` for its text figures)")
-    if args.iw_samples < 1:
-        raise TextopiaError(f"--iw-samples must be >= 1, got {args.iw_samples}")
     r = evaluate_vae(model, tokenizer, prompts, iw_samples=args.iw_samples, iw_limit=args.iw_limit or None,
                      bleu_limit=args.bleu_limit, batch_size=args.batch_size, max_length=context,
                      progress=not args.json)
@@ -328,30 +360,59 @@ def _decoding_args(args) -> dict:
     return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
 
 
-def _text_eval(args, path: Path, data_dir: Path) -> dict:
+def _plan_text_eval(args, data_dir: Path, prompts: list[str], source: str) -> dict:
+    """Check what the text figures need and settle their ideas, before any work (``textopia eval``).
+
+    Ideas come from ``--ideas-file``, else from ``--data``'s prompts, else from the split. The
+    novelty figures need the model's train split: without it they are left out (with a warning)
+    when the prompts come from ``--data`` and no ``--data-dir`` was given.
+    """
+    from textopia.evaluation.compare import check_compare_needs, ideas_from_prompts, load_ideas
+
+    check_compare_needs(clip_tokens=not args.no_clip, plots=False)
+    if args.ideas_file:
+        ideas, _ = load_ideas(args.ideas_file)
+        described = args.ideas_file
+    elif args.data:
+        ideas = [idea for idea, _ in ideas_from_prompts(prompts, args.num_ideas, args.seed)]
+        if not ideas:
+            raise TextopiaError(f"no ideas could be derived from {args.data}")
+        described = f"derived from {args.data}"
+    else:
+        ideas, _ = load_ideas(None, data_dir=data_dir, split=args.split, num_ideas=args.num_ideas, seed=args.seed)
+        described = f"derived from {source}"
+    novelty = not args.no_novelty
+    if novelty and not (data_dir / "train.txt").is_file():
+        if args.data and not args.data_dir:
+            logger.warning("no train split in %s to check novelty against: the novelty figures are left out", data_dir)
+            novelty = False
+        else:
+            raise TextopiaError(f"split not found: {data_dir / 'train.txt'} (needed for the novelty figures; "
+                                "--no-novelty skips them)")
+    return {"ideas": ideas, "described": described, "novelty": novelty, "data_dir": data_dir}
+
+
+def _text_eval(args, path: Path, plan: dict) -> dict:
     """The text figures of ``args.samples`` prompts per idea, for ``textopia eval``."""
     from textopia.evaluation.compare import (
         default_embedder,
         generate_samples,
         json_safe,
-        load_ideas,
         text_figures,
         training_index_for,
     )
     from textopia.generation.loader import load
 
-    split = args.split if not args.data else "test"
-    ideas, _ = load_ideas(args.ideas_file, data_dir=data_dir, split=split, num_ideas=args.num_ideas, seed=args.seed)
     generator = load(path)
-    samples = generate_samples(generator, ideas, n_per_idea=args.samples, seed=args.seed,
+    samples = generate_samples(generator, plan["ideas"], n_per_idea=args.samples, seed=args.seed,
                                decoding=_decoding_args(args), progress=not args.json)
     metrics, _ = text_figures(
-        samples, training_index=None if args.no_novelty else training_index_for(data_dir),
+        samples, training_index=training_index_for(plan["data_dir"]) if plan["novelty"] else None,
         embedder=None if args.no_embedder else default_embedder(), clip_tokens=not args.no_clip,
     )
-    return {"text": json_safe(metrics), "text_settings": {"ideas": args.ideas_file or f"derived from {split}",
-                                               "samples_per_idea": args.samples, "seed": args.seed,
-                                               "decoding": _decoding_args(args)},
+    return {"text": json_safe(metrics), "text_settings": {"ideas": plan["described"],
+                                                          "samples_per_idea": args.samples, "seed": args.seed,
+                                                          "decoding": _decoding_args(args)},
             "samples": samples}
 
 
@@ -451,7 +512,30 @@ def cmd_export(args) -> None:
     print(export_checkpoint(args.checkpoint, args.out))
 
 
+def _check_serve(args) -> None:
+    """What ``serve`` needs, checked before uvicorn starts: the ``serve`` extra, valid
+    ``TEXTOPIA_*`` settings, and every model to load (found, and a readable checkpoint config)."""
+    from textopia.checks import require_packages
+
+    require_packages(["fastapi", "uvicorn", "pydantic", "pydantic_settings"], "textopia serve")
+    from pydantic import ValidationError
+
+    from textopia.generation.loader import resolve_model
+    from textopia.models.checkpoint import read_meta
+    from textopia.serving.settings import ServingSettings
+
+    try:
+        settings = ServingSettings()
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in first.get("loc", ())) or "settings"
+        raise TextopiaError(f"invalid TEXTOPIA_{where.upper()}: {first.get('msg', 'invalid value')}") from None
+    for model in [*settings.models, *(args.models or [])]:
+        read_meta(resolve_model(model))
+
+
 def cmd_serve(args) -> None:
+    _check_serve(args)
     from textopia.serving.app import run_server
 
     endpoint = None
@@ -474,6 +558,12 @@ COMMANDS = {
 }
 
 
+def _one_line(message: str, limit: int = 1000) -> str:
+    """A message on one line of at most ``limit`` characters (whatever an error carried along)."""
+    text = " ".join(message.split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -487,7 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         COMMANDS[args.command](args)
     except TextopiaError as e:
-        print(f"textopia: error: {e}", file=sys.stderr)
+        print(f"textopia: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("textopia: interrupted", file=sys.stderr)

@@ -14,7 +14,7 @@ import logging
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -82,6 +82,30 @@ class PrepareConfig:
     salt: str = ""  # changes the split without changing the data
     limit: int | None = None  # stop after this many rows read (for quick runs)
 
+    def check(self) -> None:
+        """Check the settings before any corpus is read.
+
+        Raises:
+            TextopiaError: a fraction outside [0, 1), fractions that leave no train split, word or
+                character limits below 1 or in the wrong order, a limit below 1, or an unknown format.
+        """
+        for name in ("valid_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 <= value < 1):
+                raise TextopiaError(f"{name} must be in [0, 1), got {value!r}")
+        if self.valid_fraction + self.test_fraction >= 1:
+            raise TextopiaError(f"valid_fraction + test_fraction must be below 1 (the rest is the train split), "
+                                f"got {self.valid_fraction} + {self.test_fraction}")
+        for name in ("min_words", "max_words", "max_chars"):
+            if getattr(self, name) < 1:
+                raise TextopiaError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_words < self.min_words:
+            raise TextopiaError(f"max_words ({self.max_words}) is below min_words ({self.min_words})")
+        if self.limit is not None and self.limit < 1:
+            raise TextopiaError(f"limit must be at least 1, got {self.limit}")
+        if self.format not in (None, "text", "csv", "jsonl", "parquet"):
+            raise TextopiaError(f"unknown corpus format {self.format!r} (text, csv, jsonl, parquet)")
+
 
 @dataclass
 class PrepareSummary:
@@ -112,14 +136,50 @@ def _guess_format(path: str) -> str:
     return "text"
 
 
+def check_source(path: str) -> None:
+    """Check before reading that a corpus can be opened: a local file exists, or an fsspec URL's
+    backend package is installed.
+
+    Raises:
+        TextopiaError: a missing local file, an unknown URL protocol, or a missing backend (the
+            package to install is named, e.g. ``s3fs`` for ``s3://``).
+    """
+    protocol, _ = fsspec.core.split_protocol(path)
+    if protocol in (None, "file", "local"):
+        local = path.split("://", 1)[-1]
+        if not Path(local).is_file():
+            raise TextopiaError(f"corpus not found: {path}")
+        return
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except ImportError as e:
+        hint = " ".join(str(e).split())[:200]
+        raise TextopiaError(f"reading {protocol}:// needs an fsspec backend that is not installed ({hint})") from None
+    except ValueError:
+        raise TextopiaError(f"unknown URL protocol {protocol!r} in {path}") from None
+
+
+def _text_value(value: object, path: str, where: str, column: str) -> str:
+    """A cell as a prompt: text or a number as is, empty for null; a list or an object is an error."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict, tuple)):
+        kind = "an object" if isinstance(value, dict) else "a list"
+        raise TextopiaError(f"{path}: {where}: column {column!r} holds {kind}, not text")
+    return str(value)
+
+
 def _iter_lines(path: str) -> Iterator[str]:
     """Decoded lines of a (possibly compressed) file, newline kept; a bad byte names its line."""
     try:
         f = fsspec.open(path, "rb", compression="infer").open()
     except FileNotFoundError:
         raise TextopiaError(f"corpus not found: {path}") from None
+    except ImportError:  # the URL's fsspec backend (s3fs, aiohttp, ...) is missing
+        check_source(path)
+        raise
     except (OSError, ValueError) as e:
-        raise TextopiaError(f"cannot open corpus {path}: {e}") from None
+        raise TextopiaError(f"cannot open corpus {path}: {' '.join(str(e).split())[:300]}") from None
     try:
         for lineno, raw in enumerate(f, 1):
             try:
@@ -169,7 +229,7 @@ def iter_corpus(path: str, *, format: str | None = None, column: str | None = No
                 raise TextopiaError(f"{path}: line {lineno} is not valid JSON ({e.msg})") from None
             if not isinstance(row, dict) or col not in row:
                 raise TextopiaError(f"{path}: line {lineno} has no column {col!r}")
-            yield "" if row[col] is None else str(row[col])
+            yield _text_value(row[col], path, f"line {lineno}", col)
     else:
         name = path.lower().removesuffix(".gz")
         reader = csv.DictReader(lines, delimiter="\t" if name.endswith(".tsv") else ",")
@@ -184,6 +244,7 @@ def iter_corpus(path: str, *, format: str | None = None, column: str | None = No
 
 def _iter_parquet(path: str, column: str) -> Iterator[str]:
     try:
+        import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:  # pragma: no cover - pyarrow is a dependency
         raise TextopiaError("reading Parquet needs pyarrow: pip install pyarrow") from None
@@ -194,15 +255,21 @@ def _iter_parquet(path: str, column: str) -> Iterator[str]:
                 raise TextopiaError(
                     f"{path}: no column {column!r} (columns: {', '.join(table.schema_arrow.names)})"
                 )
+            kind = table.schema_arrow.field(column).type
+            if pa.types.is_nested(kind):
+                raise TextopiaError(f"{path}: column {column!r} holds {kind}, not text")
             for batch in table.iter_batches(columns=[column]):
                 for value in batch.column(0).to_pylist():
                     yield "" if value is None else str(value)
     except FileNotFoundError:
         raise TextopiaError(f"corpus not found: {path}") from None
+    except ImportError:
+        check_source(path)
+        raise
     except TextopiaError:
         raise
     except Exception as e:  # pyarrow raises its own error types for corrupt files
-        raise TextopiaError(f"cannot read Parquet file {path}: {e}") from None
+        raise TextopiaError(f"cannot read Parquet file {path}: {' '.join(str(e).split())[:300]}") from None
 
 
 def filter_reason(raw: str, text: str, config: PrepareConfig) -> str | None:
@@ -221,16 +288,34 @@ def filter_reason(raw: str, text: str, config: PrepareConfig) -> str | None:
     return None
 
 
-def prepare(sources: list[str], out_dir: str | Path, config: PrepareConfig | None = None) -> PrepareSummary:
+def prepare(
+    sources: list[str],
+    out_dir: str | Path,
+    config: PrepareConfig | None = None,
+    finish: Callable[[Path, dict[str, list[str]]], None] | None = None,
+) -> PrepareSummary:
     """Read, normalise, filter, deduplicate and split corpora into ``out_dir``.
 
     Writes ``train.txt``, ``valid.txt``, ``test.txt`` and ``summary.json`` atomically: the
     directory appears complete or not at all (an existing one is replaced only on success).
 
+    Args:
+        sources: corpus files or fsspec URLs; all are checked before the first is read.
+        out_dir: the output directory.
+        config: the settings, checked first (:meth:`PrepareConfig.check`).
+        finish: called with the temporary directory and the splits' prompts before it is
+            published, to add files (the tokenizer); if it raises, nothing is published.
+
     Raises:
-        TextopiaError: a source is missing, unreadable or malformed, or nothing survives filtering.
+        TextopiaError: bad settings; a source is missing, unreadable, malformed or needs a
+            package that is not installed; nothing survives filtering; or the train split is empty.
     """
     config = config or PrepareConfig()
+    config.check()
+    if not sources:
+        raise TextopiaError("no corpus given")
+    for source in sources:
+        check_source(str(source))
     summary = PrepareSummary(sources=[str(s) for s in sources], config=asdict(config))
     dropped: Counter[str] = Counter()
     seen: set[bytes] = set()
@@ -262,12 +347,17 @@ def prepare(sources: list[str], out_dir: str | Path, config: PrepareConfig | Non
         raise TextopiaError(
             f"no prompt survived filtering in {', '.join(map(str, sources))} (dropped: {summary.dropped})"
         )
+    if not buckets["train"]:
+        raise TextopiaError(f"the train split is empty ({summary.kept} prompts kept, splits: {summary.splits}); "
+                            "lower valid_fraction / test_fraction or give more data")
     with atomic_dir(out_dir) as tmp:
         for split, lines in buckets.items():
             (tmp / f"{split}.txt").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         (tmp / "summary.json").write_text(summary.to_json() + "\n", encoding="utf-8")
         # The words people use: what the reranker and the evaluation call known (not invented).
         KnownWords.from_counts(count_words(buckets["train"])).save(tmp / KNOWN_WORDS_FILE)
+        if finish is not None:
+            finish(tmp, buckets)
     logger.info("prepared %s: %s", out_dir, summary.splits)
     return summary
 
@@ -294,6 +384,7 @@ __all__ = [
     "PrepareConfig",
     "PrepareSummary",
     "assign_split",
+    "check_source",
     "iter_corpus",
     "load_prompts",
     "normalize_prompt",

@@ -382,6 +382,21 @@ def default_embedder(device: str | None = None) -> SentenceEmbedder | None:
     return SentenceEmbedder(device=device or "cpu")
 
 
+def check_compare_needs(*, clip_tokens: bool = True, plots: bool = True) -> None:
+    """Check what the text figures (sacrebleu, CLIP's tokenizer) and the plots (matplotlib) need.
+
+    Raises:
+        TextopiaError: a package is missing (the ``eval`` extra is named) or CLIP's tokenizer
+            cannot be loaded.
+    """
+    from textopia.checks import require_clip_tokenizer, require_packages
+
+    require_packages(["sacrebleu", *(["matplotlib"] if plots else [])],
+                     "the text figures" + (" and plots" if plots else ""))
+    if clip_tokens:
+        require_clip_tokenizer()
+
+
 def _unique_names(models: Sequence[str | Path]) -> list[str]:
     """Short names for the table: an embedded model's name, or a directory's last part."""
     names: list[str] = []
@@ -440,13 +455,15 @@ def compare(
         the results (what ``results.json`` holds).
 
     Raises:
-        TextopiaError: no models, an unknown model, or missing data.
+        TextopiaError: no models, an unknown model, missing data, or a missing optional package
+            (sacrebleu, matplotlib) or CLIP tokenizer; all checked before the first model's work.
     """
     from textopia.generation.loader import resolve_model
     from textopia.models.checkpoint import read_meta
 
     if not models:
         raise TextopiaError("compare needs at least one model")
+    check_compare_needs(clip_tokens=clip_tokens, plots=True)
     for model in models:
         resolve_model(model)  # an unknown model fails now, not after the first model's work
     held_out: list[str] | None = None
