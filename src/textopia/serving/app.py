@@ -47,7 +47,7 @@ from textopia.generation.base import DecodingSettings, Generator, TextopiaError,
 from textopia.serving.clip import ClipCounter
 from textopia.serving.endpoint_client import ENDPOINT_MODEL, EndpointClient, EndpointError
 from textopia.serving.limiter import InferenceLimiter, InferenceTimeout, ServerBusy, Timed
-from textopia.serving.middleware import BodySizeLimitMiddleware
+from textopia.serving.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
 from textopia.serving.models import (
     LoadedModel,
     ModelNotFound,
@@ -667,6 +667,7 @@ def create_app(
     )
     app.state.textopia = state
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: errors and refusals carry the headers too
     _install_error_handlers(app, settings)
     app.include_router(api)
     app.include_router(health)
