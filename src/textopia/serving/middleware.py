@@ -1,4 +1,5 @@
-"""A pure ASGI middleware that caps the request body's size (answered 413 as JSON)."""
+"""Pure ASGI middlewares: a cap on the request body's size (answered 413 as JSON), and the
+security headers every response carries (JSON, the docs, errors; the page sets its own)."""
 
 from __future__ import annotations
 
@@ -76,3 +77,54 @@ class BodySizeLimitMiddleware:
             if exc.status_code != 413 or started:
                 raise
             await self._refuse(send, 413, too_large)
+
+
+#: Content-Security-Policy of responses that are not pages (JSON, plain text): load nothing.
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+#: Content-Security-Policy of the Swagger UI at /docs: its own assets (or the CDN FastAPI uses
+#: without swagger-ui-bundle) and the inline script that starts it.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+#: Sent with every response unless the endpoint set the header itself.
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+)
+
+
+class SecurityHeadersMiddleware:
+    """Add :data:`SECURITY_HEADERS` and a Content-Security-Policy to every HTTP response.
+
+    Headers an endpoint set itself (the page's stricter policy) are kept. /docs gets
+    :data:`DOCS_CSP`, everything else :data:`API_CSP`.
+
+    Args:
+        app: the ASGI app it wraps.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        csp = DOCS_CSP if path == "/docs" or path.startswith("/docs/") else API_CSP
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                for name, value in (*SECURITY_HEADERS, (b"content-security-policy", csp.encode())):
+                    if name not in present:
+                        headers.append((name, value))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
