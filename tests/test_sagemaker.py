@@ -129,3 +129,11 @@ def test_hyperparameters_map_onto_settings(tmp_path: Path) -> None:
     paths.hyperparameters.write_text("[1, 2]")
     with pytest.raises(TextopiaError, match="JSON object"):
         read_hyperparameters(paths)
+
+
+def test_entry_point_serves_by_default_as_sagemaker_calls_it(tmp_path: Path) -> None:
+    for args in (["serve", "--help"], ["--help"]):
+        result = _run_entry_point(tmp_path, *args)
+        assert result.returncode == 0 and "--port" in result.stdout
+    dockerfile = (Path(__file__).resolve().parents[1] / "Dockerfile").read_text()
+    assert 'ENTRYPOINT ["python", "-m", "textopia.sagemaker"]' in dockerfile

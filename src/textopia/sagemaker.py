@@ -5,7 +5,8 @@ serve`` for an endpoint or a batch transform, and with the job's own arguments f
 job. ``python -m textopia.sagemaker`` (the image's entry point) takes all three::
 
     train                      the training job below
-    serve [--port ...]         the HTTP service (``python -m textopia.serving``)
+    serve [--port ...]         the HTTP service (``python -m textopia.serving``); also with no
+                               command, or flags only
     prepare SRC --out DIR ...  any other ``textopia`` command, e.g. a processing job's preprocessing
 
 A training job, as SageMaker lays it out (every path under ``TEXTOPIA_SAGEMAKER_ROOT``, ``/`` by
@@ -283,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else "serve"
     paths = SageMakerPaths.from_env()
-    if command == "serve":
+    if command == "serve" or command.startswith("-"):  # `docker run IMAGE --port 9000` serves, as it always did
         from textopia.serving.__main__ import main as serve
 
         serve(argv)
