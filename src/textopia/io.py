@@ -134,14 +134,14 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     old = None
-    if path.exists():
-        old = path.with_name(f".{path.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(path, old)
     try:
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
         os.replace(tmp, path)
     except BaseException:
-        if old is not None and not path.exists():
+        if old is not None and old.exists() and not path.exists():
             with contextlib.suppress(OSError):
                 os.replace(old, path)  # put the previous one back; the new one is lost
         shutil.rmtree(tmp, ignore_errors=True)

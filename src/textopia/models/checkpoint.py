@@ -129,7 +129,7 @@ def _read_config(directory: Path) -> dict[str, Any]:
         meta = config["textopia"]
         if not isinstance(meta, dict) or not isinstance(meta["kind"], str):
             raise TypeError("'textopia' must be an object with a string 'kind'")
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, RecursionError) as e:  # RecursionError: "[[[[..." nesting
         raise TextopiaError(f"corrupt checkpoint config {path}: {_short(e)}") from None
     check_sizes(config, str(path))  # the transformers config's sizes and Textopia's, nested tables too
     return config

@@ -1,0 +1,341 @@
+"""Fault injection: every failure named in issue 15 gives one line, early, and loses nothing.
+
+Interrupted checkpoint saves (through a wrapped ``os.replace``), untrusted checkpoint sizes,
+missing optional packages (a subprocess with the package hidden), bad input to ``prepare``,
+``eval`` and ``serve``, file modes and the service's security headers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, tiny_overrides
+from textopia.cli import main
+from textopia.generation.base import TextopiaError
+from textopia.io import atomic_dir, atomic_write_text, recover_dir
+
+DEFAULT = ROOT / "src" / "textopia" / "assets" / "default"
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if line.startswith("textopia: error: ")]
+    assert len(errors) == 1, err
+    assert "Traceback" not in "\n".join(err)
+    return errors[0]
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+# --------------------------------------------------------------------------------------------
+# Interrupted saves
+# --------------------------------------------------------------------------------------------
+
+
+class _ReplaceFaults:
+    """Wraps ``os.replace``: calls touching ``name`` are counted; from call ``fail_from`` on they raise."""
+
+    def __init__(self, name: str, fail_from: int) -> None:
+        self.name, self.fail_from, self.calls = name, fail_from, 0
+        self.real = os.replace
+
+    def _touches(self, path) -> bool:
+        name = Path(path).name
+        return name == self.name or name.startswith(f".{self.name}.")
+
+    def __call__(self, src, dst, *args, **kwargs):
+        if self._touches(src) or self._touches(dst):
+            self.calls += 1
+            if self.calls >= self.fail_from:
+                raise KeyboardInterrupt(f"simulated kill at os.replace call {self.calls}")
+        return self.real(src, dst, *args, **kwargs)
+
+
+def test_atomic_dir_interrupted_at_either_rename_keeps_the_old_content(tmp_path, monkeypatch):
+    target = tmp_path / "ckpt"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("old")
+    for fail_from in (1, 2):  # path -> old, then tmp -> path (the restore fails too: a kill)
+        faults = _ReplaceFaults("ckpt", fail_from)
+        monkeypatch.setattr(os, "replace", faults)
+        with pytest.raises(KeyboardInterrupt):
+            with atomic_dir(target) as tmp:
+                (tmp / "a.txt").write_text("new")
+        monkeypatch.setattr(os, "replace", faults.real)
+        recover_dir(target)
+        assert (target / "a.txt").read_text() == "old"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # nothing left over
+
+
+def test_leftovers_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
+    target = tmp_path / "run"
+    with atomic_dir(target) as tmp:
+        (tmp / "x").write_text("1")
+    dead, alive = _dead_pid(), os.getppid()
+    for name in (f".run.tmp-{dead}-abc", f".run.old-{dead}", f".run.tmp-{alive}-def"):
+        (tmp_path / name).mkdir()
+    assert recover_dir(target) is False
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".run.tmp-{alive}-def", "run"]
+
+
+def test_training_save_killed_between_the_renames_resumes_without_loss(prepared, tmp_path, monkeypatch, caplog):
+    """The checkpoint hidden in .NAME.old-PID is found by --resume; the run ends as an uninterrupted one."""
+    from textopia.models.checkpoint import load_checkpoint
+    from textopia.training.config import load_config
+    from textopia.training.trainer import train, weights_digest
+
+    extra = {"train.max_steps": 8, "train.save_every": 4, "train.eval_every": 0, "data.train_limit": 64}
+    straight = train(load_config(None, tiny_overrides(prepared, tmp_path / "a", **extra)), progress=False)
+    config = load_config(None, tiny_overrides(prepared, tmp_path / "b", **extra))
+    # calls touching "b": save at step 4 (tmp -> b), then at step 8: b -> .b.old-PID (3), tmp -> b (4) killed
+    faults = _ReplaceFaults("b", fail_from=4)
+    monkeypatch.setattr(os, "replace", faults)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, progress=False)
+    monkeypatch.setattr(os, "replace", faults.real)
+    assert not (tmp_path / "b").exists()
+    hidden = [p.name for p in tmp_path.iterdir() if p.name.startswith(".b.")]
+    assert any(name.startswith(".b.old-") for name in hidden)
+    with caplog.at_level("WARNING"):
+        resumed = train(config, resume=True, progress=False)
+    assert "restored" in caplog.text and "no checkpoint" not in caplog.text
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".b.")] == []
+    state = json.loads((resumed / "trainer_state.json").read_text())
+    assert state["step"] == 8
+    a, _, _ = load_checkpoint(straight)
+    b, _, _ = load_checkpoint(resumed)
+    assert weights_digest(a) == weights_digest(b)
+
+
+def test_resume_with_nothing_to_resume_says_so(prepared, tmp_path, caplog):
+    args = [a for kv in tiny_overrides(prepared, tmp_path / "fresh", **{"train.max_steps": 1, "train.eval_every": 0})
+            for a in ("--set", kv)]
+    with caplog.at_level("WARNING"):
+        assert main(["train", "--resume", "--no-progress", *args]) == 0
+    assert "--resume: no checkpoint with trainer state" in caplog.text
+
+
+# --------------------------------------------------------------------------------------------
+# Untrusted checkpoint sizes
+# --------------------------------------------------------------------------------------------
+
+
+def _checkpoint_with(tmp_path: Path, **changes) -> Path:
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    for f in DEFAULT.iterdir():
+        if f.name != "config.json":
+            os.symlink(f, ckpt / f.name)
+    config = json.loads((DEFAULT / "config.json").read_text())
+    config.update(changes)
+    (ckpt / "config.json").write_text(json.dumps(config))
+    return ckpt
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"n_layer": 100_000}, "n_layer = 100000 is out of bounds"),
+        ({"n_positions": 10**9}, "n_positions = 1000000000 is out of bounds"),
+        ({"vocab_size": -1}, "vocab_size = -1 is out of bounds"),
+        ({"n_embd": "wide"}, "n_embd must be an integer"),
+        ({"n_layer": 256, "n_embd": 32_768, "n_head": 256}, "needs about .* GiB, more than"),
+        ({"n_embd": 128, "n_head": 4}, r"transformer.wte.weight has shape \[8192, 256\] but .* gives \[8192, 128\]"),
+        ({"vocab_size": 9000}, r"transformer.wte.weight has shape \[8192, 256\] but .* gives \[9000, 256\]"),
+        ({"n_layer": 6}, "lacks .* tensors"),
+    ],
+)
+def test_untrusted_checkpoint_sizes_fail_before_allocation(tmp_path, changes, message):
+    from textopia.models.checkpoint import load_checkpoint
+
+    ckpt = _checkpoint_with(tmp_path, **changes)
+    started = time.monotonic()
+    with pytest.raises(TextopiaError, match=message) as err:
+        load_checkpoint(ckpt)
+    assert time.monotonic() - started < 30 and "\n" not in str(err.value)
+
+
+def test_huge_config_is_one_line_from_the_cli(tmp_path, capsys):
+    ckpt = _checkpoint_with(tmp_path, n_layer=100_000)
+    assert main(["eval", str(ckpt), "--data", str(ROOT / "README.md"), "--limit", "1"]) == 2
+    assert "n_layer = 100000 is out of bounds (1 to 256)" in _one_error_line(capsys)
+
+
+@pytest.mark.parametrize("garbage", [os.urandom(1 << 20), b"[" * 100_000, b'{"textopia": "' + b"x" * 100_000 + b'"}'],
+                         ids=["1MB-random", "deep-nesting", "long-string"])
+def test_garbage_config_gives_a_short_error(tmp_path, capsys, garbage):
+    ckpt = _checkpoint_with(tmp_path)
+    (ckpt / "config.json").write_bytes(garbage)
+    assert main(["generate", "cat", "--model", str(ckpt)]) == 2
+    line = _one_error_line(capsys)
+    assert "corrupt checkpoint config" in line and len(line) < 400
+
+
+def test_memory_budget_is_an_environment_setting(tmp_path, monkeypatch):
+    from textopia.models.checkpoint import load_checkpoint
+
+    monkeypatch.setenv("TEXTOPIA_MAX_MODEL_BYTES", "1000000")  # 1 MB: the 21 MB default model does not fit
+    with pytest.raises(TextopiaError, match="TEXTOPIA_MAX_MODEL_BYTES"):
+        load_checkpoint(DEFAULT)
+
+
+# --------------------------------------------------------------------------------------------
+# Missing optional packages: a subprocess with the package hidden
+# --------------------------------------------------------------------------------------------
+
+
+def _run_hidden(hidden: list[str], argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    code = ("import sys\n"
+            f"for name in {hidden!r}:\n    sys.modules[name] = None  # import raises ImportError\n"
+            "from textopia.cli import main\n"
+            f"sys.exit(main({argv!r}))\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.fixture(scope="module")
+def user_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("user") / "mine.txt"
+    path.write_text("a castle on a hill at dawn, matte painting\nportrait of an old fisherman, oil on canvas\n"
+                    "a red fox in the snow, wildlife photography\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("hidden", "argv", "message"),
+    [
+        (["sacrebleu"], ["eval", "default", "--data", "{file}", "--samples", "2"],
+         "missing package for the text figures: sacrebleu (pip install 'textopia[eval]')"),
+        (["matplotlib"], ["compare", "default", "--data", "{file}", "--out", "{out}"],
+         "missing package for the text figures and plots: matplotlib (pip install 'textopia[eval]')"),
+        (["sacrebleu"], ["eval", "vae", "--data", "{file}"], "missing package for the reconstruction BLEU"),
+        (["fastapi"], ["serve"], "missing package for textopia serve: fastapi (pip install 'textopia[serve]')"),
+        (["s3fs"], ["prepare", "s3://bucket/prompts.txt", "--out", "{out}"], "reading s3:// needs an fsspec backend"),
+        (["aiohttp"], ["prepare", "https://example.com/p.txt", "--out", "{out}"], "reading https:// needs an fsspec backend"),
+    ],
+)
+def test_missing_packages_fail_first_with_the_extra_named(tmp_path, user_file, hidden, argv, message):
+    out = tmp_path / "out"
+    argv = [a.format(file=user_file, out=out) for a in argv]
+    started = time.monotonic()
+    proc = _run_hidden(hidden, argv, tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("textopia: error: ") and message in lines[-1], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()  # nothing written, nothing half-done
+    assert time.monotonic() - started < 120
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input to prepare, eval and serve
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--vocab-size", "-5"], "--vocab-size must be between 260"),
+        (["--valid-fraction", "2.0"], "valid_fraction must be in [0, 1), got 2.0"),
+        (["--valid-fraction", "0.6", "--test-fraction", "0.5"], "valid_fraction + test_fraction must be below 1"),
+        (["--min-words", "0"], "min_words must be at least 1"),
+    ],
+)
+def test_prepare_refuses_bad_settings_before_reading(tmp_path, user_file, capsys, extra, message):
+    out = tmp_path / "data"
+    assert main(["prepare", str(user_file), "--out", str(out), *extra]) == 2
+    assert message in _one_error_line(capsys)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("value", "kind"), [(["a", "b"], "a list"), ({"text": "a cat"}, "an object")])
+def test_jsonl_columns_must_hold_text(tmp_path, capsys, value, kind):
+    corpus = tmp_path / "rows.jsonl"
+    corpus.write_text(json.dumps({"prompt": "a fine castle on a hill"}) + "\n" + json.dumps({"prompt": value}) + "\n")
+    assert main(["prepare", str(corpus), "--out", str(tmp_path / "data")]) == 2
+    assert f"rows.jsonl: line 2: column 'prompt' holds {kind}, not text" in _one_error_line(capsys)
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_missing_second_source_fails_before_the_first_is_read(tmp_path, user_file, capsys):
+    assert main(["prepare", str(user_file), str(tmp_path / "nope.txt"), "--out", str(tmp_path / "data")]) == 2
+    assert "corpus not found" in _one_error_line(capsys)
+
+
+def test_prepare_writes_the_tokenizer_with_the_splits(tmp_path, sample_corpus):
+    out = tmp_path / "data"
+    assert main(["prepare", str(sample_corpus), "--out", str(out), "--vocab-size", "300", "--limit", "300"]) == 0
+    assert {"train.txt", "tokenizer.json", "summary.json"} <= {p.name for p in out.iterdir()}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_serve_with_a_bad_model_path_is_one_line(tmp_path, capsys):
+    pytest.importorskip("fastapi")
+    assert main(["serve", "--models", str(tmp_path / "missing")]) == 2
+    assert "unknown model" in _one_error_line(capsys)
+    (tmp_path / "empty").mkdir()
+    assert main(["serve", "--models", str(tmp_path / "empty")]) == 2
+    assert "missing file in checkpoint" in _one_error_line(capsys)
+
+
+def test_eval_derives_ideas_from_the_data_file_without_the_training_data(tmp_path, user_file, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the default model's data directory (data/sd) does not exist here
+    assert main(["eval", "default", "--data", str(user_file), "--samples", "1", "--num-ideas", "2",
+                 "--no-embedder", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["text_settings"]["ideas"] == f"derived from {user_file}"
+    words = set(user_file.read_text().lower().replace(",", " ").split())
+    assert all(set(idea.lower().split()) <= words for idea in report["samples"])
+
+
+def test_clip_counts_work_offline_from_anywhere(tmp_path, monkeypatch):
+    from textopia.evaluation import clip_tokens
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv(clip_tokens.CLIP_BPE_ENV, raising=False)
+    assert clip_tokens.count_clip_tokens("a photo of a cat") == 5
+
+
+# --------------------------------------------------------------------------------------------
+# Small things: file modes, security headers
+# --------------------------------------------------------------------------------------------
+
+
+def test_results_files_get_ordinary_modes(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "results.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "results.json").stat().st_mode) == 0o644
+
+
+def test_every_response_carries_security_headers():
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from tests.serving.conftest import make_app
+
+    with TestClient(make_app()) as client:
+        responses = {path: client.get(path) for path in ("/docs", "/v1/models", "/openapi.json", "/no-such-page")}
+        responses["413"] = client.post("/v1/generate", content=b"x" * 100_000,
+                                       headers={"content-type": "application/json"})
+    for name, r in responses.items():
+        assert r.headers["x-content-type-options"] == "nosniff", name
+        assert r.headers["x-frame-options"] == "DENY", name
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"], name
+    assert responses["/v1/models"].headers["content-security-policy"].startswith("default-src 'none'")
+    assert responses["413"].status_code == 413
