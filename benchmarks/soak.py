@@ -1,0 +1,309 @@
+"""Soak benchmark of the HTTP service: minutes of 32 clients sending valid and malformed requests.
+
+Starts the real server (uvicorn and the app of ``textopia.serving.app.create_app``, as
+``benchmarks/load.py`` does) in a child process on 127.0.0.1, warms it up, then runs
+``--clients`` clients back to back for ``--minutes`` minutes. Each client draws its next request
+from a fixed mix (seeded): about 60% valid ``POST /v1/generate`` and reads (``/v1/models``,
+``/healthz``, ``/``), and 40% malformed ones (bad JSON, wrong types, values out of range,
+unknown fields and models, an oversized body, bytes that are not UTF-8, a wrong method or
+content type, an unknown route). The server's resident memory is sampled every 5 s.
+
+Pass criteria: no 5xx answer and no transport error at all, every malformed request answered
+4xx, and resident memory at the end less than 10% above memory at the start (after warm-up)::
+
+    python benchmarks/soak.py                   # 10 minutes, the embedded default model
+    python benchmarks/soak.py --minutes 2       # a short run
+    python benchmarks/soak.py --fake            # a fake generator: the service only
+
+Writes ``benchmarks/results/soak.json`` and ``soak.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from load import HOST, MemorySampler, _free_port, _percentile, _wait_ready  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+logger = logging.getLogger("benchmarks.soak")
+
+JSON = {"content-type": "application/json"}
+
+
+def request_mix(max_body_bytes: int) -> list[tuple[str, float, dict[str, Any]]]:
+    """``(name, weight, request)``: the kinds of request the clients send, valid and malformed.
+
+    A request is ``{"method", "path", "json" | "content", "headers", "valid"}``; ``valid``
+    requests expect 200, the others 4xx.
+    """
+    ok = {"idea": "a lighthouse in a storm", "n": 1, "max_new_tokens": 32}
+    return [
+        ("generate", 40, {"method": "POST", "path": "/v1/generate", "json": ok, "valid": True}),
+        ("models", 8, {"method": "GET", "path": "/v1/models", "valid": True}),
+        ("healthz", 8, {"method": "GET", "path": "/healthz", "valid": True}),
+        ("page", 4, {"method": "GET", "path": "/", "valid": True}),
+        ("bad-json", 5, {"method": "POST", "path": "/v1/generate", "content": b'{"idea": "cat", ', "headers": JSON}),
+        ("bad-mode", 4, {"method": "POST", "path": "/v1/generate", "json": {**ok, "mode": "sideways"}}),
+        ("n-zero", 4, {"method": "POST", "path": "/v1/generate", "json": {**ok, "n": 0}}),
+        ("n-huge", 3, {"method": "POST", "path": "/v1/generate", "json": {**ok, "n": 10**9}}),
+        ("wrong-types", 3, {"method": "POST", "path": "/v1/generate", "json": {"idea": ["a"], "n": "two"}}),
+        ("unknown-field", 3, {"method": "POST", "path": "/v1/generate", "json": {**ok, "bogus": True}}),
+        ("unknown-model", 3, {"method": "POST", "path": "/v1/generate", "json": {**ok, "model": "no-such-model"}}),
+        ("temperature-nan", 2, {"method": "POST", "path": "/v1/generate",
+                                "content": b'{"idea": "cat", "temperature": NaN}', "headers": JSON}),
+        ("oversized-body", 3, {"method": "POST", "path": "/v1/generate",
+                               "json": {"idea": "x" * (max_body_bytes + 1024)}}),
+        ("not-utf8", 2, {"method": "POST", "path": "/v1/generate", "content": b'{"idea": "\xff\xfe"}',
+                         "headers": JSON}),
+        ("not-json-type", 2, {"method": "POST", "path": "/v1/generate", "content": b"idea=cat",
+                              "headers": {"content-type": "application/x-www-form-urlencoded"}}),
+        ("json-array", 2, {"method": "POST", "path": "/v1/generate", "json": [1, 2, 3]}),
+        ("wrong-method", 2, {"method": "GET", "path": "/v1/generate"}),
+        ("unknown-route", 2, {"method": "GET", "path": "/v1/../../etc/passwd"}),
+    ]
+
+
+async def soak(base_url: str, clients: int, seconds: float, mix: list, timeout_s: float, seed: int,
+               on_tick) -> dict[str, Any]:
+    """``clients`` clients sending requests from ``mix`` back to back for ``seconds``."""
+    import httpx
+
+    names = [m[0] for m in mix]
+    weights = [m[1] for m in mix]
+    requests = {m[0]: m[2] for m in mix}
+    latencies: dict[str, list[float]] = {"valid": [], "malformed": []}
+    statuses: Counter[str] = Counter()
+    by_kind: dict[str, Counter[str]] = {name: Counter() for name in names}
+    unexpected: Counter[str] = Counter()
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits) as client:
+        started = time.perf_counter()
+        deadline = started + seconds
+
+        async def worker(index: int) -> None:
+            rng = random.Random(seed * 1000 + index)
+            n = 0
+            while time.perf_counter() < deadline:
+                name = rng.choices(names, weights)[0]
+                req = requests[name]
+                kwargs: dict[str, Any] = {"headers": req.get("headers")}
+                if "json" in req:
+                    body = dict(req["json"]) if isinstance(req["json"], dict) else req["json"]
+                    if name == "generate":
+                        body["seed"] = seed * 1_000_000 + index * 10_000 + n
+                    kwargs["json"] = body
+                elif "content" in req:
+                    kwargs["content"] = req["content"]
+                n += 1
+                t0 = time.perf_counter()
+                try:
+                    r = await client.request(req["method"], req["path"], **kwargs)
+                    status = str(r.status_code)
+                except httpx.HTTPError as exc:
+                    status = type(exc).__name__
+                kind = "valid" if req.get("valid") else "malformed"
+                latencies[kind].append(time.perf_counter() - t0)
+                statuses[status] += 1
+                by_kind[name][status] += 1
+                expected = status == "200" if req.get("valid") else status.startswith("4")
+                if not expected:
+                    unexpected[f"{name}:{status}"] += 1
+
+        async def ticker() -> None:
+            while time.perf_counter() < deadline:
+                on_tick(time.perf_counter() - started)
+                await asyncio.sleep(5.0)
+
+        await asyncio.gather(ticker(), *(worker(i) for i in range(clients)))
+        elapsed = time.perf_counter() - started
+
+    def figures(values: list[float]) -> dict[str, Any]:
+        v = sorted(values)
+        return {"count": len(v), "p50": round(_percentile(v, 50), 4), "p99": round(_percentile(v, 99), 4),
+                "mean": round(statistics.fmean(v), 4) if v else None, "max": round(v[-1], 4) if v else None}
+
+    total = sum(statuses.values())
+    return {
+        "elapsed_s": round(elapsed, 1),
+        "requests": total,
+        "requests_per_s": round(total / elapsed, 2),
+        "statuses": dict(sorted(statuses.items())),
+        "server_errors_5xx": sum(c for s, c in statuses.items() if s.startswith("5")),
+        "transport_errors": sum(c for s, c in statuses.items() if not s.isdigit()),
+        "unexpected": dict(unexpected),
+        "by_kind": {name: dict(sorted(c.items())) for name, c in by_kind.items()},
+        "latency_s": {"valid": figures(latencies["valid"]), "malformed": figures(latencies["malformed"]),
+                      "all": figures(latencies["valid"] + latencies["malformed"])},
+    }
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    r, m = report["result"], report["memory_mib"]
+    lat = r["latency_s"]
+    verdict = "PASS" if report["pass"] else "FAIL"
+    lines = [
+        "# Soak benchmark of the HTTP service",
+        "",
+        f"- Date: {report['date']}; command: `{report['command']}`",
+    ]
+    if report["minutes"] < 10:
+        lines.append(f"- **This was a {report['minutes']:g}-minute run**, not the default 10 minutes"
+                     + (f" ({report['note']})." if report.get("note") else "."))
+    lines += [
+        f"- Machine: {report['machine']['cpus']} CPUs, {report['machine']['platform']}, Python "
+        f"{report['machine']['python']}; load average (1, 5, 15 min) {report['machine']['load_average_before']} "
+        f"before, {report['machine']['load_average_after']} after",
+        f"- Model: **{report['model']['name']}** ({report['model']['kind']}){' — FAKE generator' if report['fake'] else ''}; "
+        f"server: uvicorn, one process on {HOST}, {report['server']['max_concurrency']} inference thread(s), "
+        f"queue {report['server']['queue_size']}, timeout {report['server']['request_timeout_s']} s",
+        f"- {report['clients']} clients back to back for {report['minutes']:g} minutes; request mix "
+        f"(weights): {', '.join(f'{n} {w}' for n, w in report['mix'].items())}",
+        "",
+        f"**{verdict}**: {r['server_errors_5xx']} answers 5xx, {r['transport_errors']} transport errors, "
+        f"{sum(r['unexpected'].values())} unexpected statuses; memory {m['start']} MiB at the start, "
+        f"{m['end']} MiB at the end ({report['memory_growth_pct']:+.1f}%, limit +10%), peak {m['peak']} MiB.",
+        "",
+        "| requests | req/s | statuses | p50 valid (s) | p99 valid (s) | p50 malformed (s) | p99 malformed (s) |",
+        "|---:|---:|---|---:|---:|---:|---:|",
+        f"| {r['requests']} | {r['requests_per_s']} | {', '.join(f'{k}: {v}' for k, v in r['statuses'].items())} "
+        f"| {lat['valid']['p50']} | {lat['valid']['p99']} | {lat['malformed']['p50']} | {lat['malformed']['p99']} |",
+        "",
+        "| request kind | answers |",
+        "|---|---|",
+    ]
+    lines += [f"| {name} | {', '.join(f'{k}: {v}' for k, v in c.items())} |" for name, c in r["by_kind"].items()]
+    lines += [
+        "",
+        "Resident memory of the server (MiB) every 5 s: "
+        + ", ".join(f"{t:.0f} s {v}" for t, v in report["memory_series"]),
+        "",
+        "Latency is the client's, from sending a request to reading the whole answer. Valid "
+        "generations wait in the server's queue behind each other (one inference thread), so their "
+        "latency grows with the number of clients; malformed requests are refused before the queue.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def bench(args: argparse.Namespace) -> dict[str, Any]:
+    import httpx
+
+    load_before = os.getloadavg()
+    port = _free_port()
+    base_url = f"http://{HOST}:{port}"
+    cmd = [sys.executable, str(Path(__file__).resolve().parent / "load.py"), "--serve", "--port", str(port),
+           "--model", args.model, "--max-concurrency", "1", "--queue-size", str(args.queue_size),
+           "--request-timeout-s", str(args.request_timeout_s), "--fake-delay-s", "0.05"]
+    cmd += ["--fake"] if args.fake else []
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
+    try:
+        _wait_ready(base_url, proc, 300)
+        models = httpx.get(base_url + "/v1/models", timeout=5).json()
+        model = next(m for m in models["models"] if m["name"] == models["default"])
+        mix = request_mix(args.max_body_bytes)
+        for name, _, req in mix:  # warm-up: every kind once, then a few generations
+            try:
+                httpx.request(req["method"], base_url + req["path"], json=req.get("json"),
+                              content=req.get("content"), headers=req.get("headers"), timeout=120)
+            except httpx.HTTPError:
+                pass
+        for i in range(args.warmup):
+            httpx.post(base_url + "/v1/generate", json={**mix[0][2]["json"], "seed": 99_000 + i}, timeout=120)
+        time.sleep(2.0)  # background loading (the CLIP tokenizer) done before "start"
+        sampler = MemorySampler(proc.pid, interval_s=1.0)
+        start_mib = round(sampler.rss() / 2**20, 1)
+        series: list[tuple[float, float]] = []
+
+        def tick(t: float) -> None:
+            series.append((round(t, 1), round(sampler.rss() / 2**20, 1)))
+            if len(series) % 12 == 1:
+                logger.info("%.0f s: server RSS %.1f MiB", t, series[-1][1])
+
+        with sampler:
+            result = asyncio.run(soak(base_url, args.clients, args.minutes * 60, mix,
+                                      timeout_s=args.request_timeout_s + 30, seed=args.seed, on_tick=tick))
+        time.sleep(1.0)
+        end_mib = round(sampler.rss() / 2**20, 1)
+        peak_mib = round(sampler.peak / 2**20, 1)
+        alive = proc.poll() is None
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    growth = 100 * (end_mib - start_mib) / start_mib
+    passed = (alive and result["server_errors_5xx"] == 0 and result["transport_errors"] == 0
+              and not result["unexpected"] and growth < 10)
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": "python benchmarks/soak.py " + " ".join(sys.argv[1:]),
+        "minutes": args.minutes,
+        "short_run_note": (f"a {args.minutes:g}-minute run, not the default 10 minutes" if args.minutes < 10 else None),
+        "note": args.note,
+        "clients": args.clients,
+        "fake": args.fake,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "load_average_before": [round(x, 2) for x in load_before],
+                    "load_average_after": [round(x, 2) for x in os.getloadavg()]},
+        "model": {k: model.get(k) for k in ("name", "kind", "parameters")},
+        "server": {"max_concurrency": 1, "queue_size": args.queue_size, "request_timeout_s": args.request_timeout_s,
+                   "alive_at_end": alive},
+        "mix": {name: weight for name, weight, _ in request_mix(args.max_body_bytes)},
+        "memory_mib": {"start": start_mib, "end": end_mib, "peak": peak_mib},
+        "memory_growth_pct": round(growth, 2),
+        "memory_series": series,
+        "result": result,
+        "pass": passed,
+        "criteria": "no 5xx, no transport error, malformed requests answered 4xx and valid ones 200, "
+                    "memory growth from start to end < 10%",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--minutes", type=float, default=10.0, help="how long the clients send requests (minutes)")
+    p.add_argument("--clients", type=int, default=32, help="concurrent clients")
+    p.add_argument("--model", default="default", help="embedded model name or checkpoint dir")
+    p.add_argument("--fake", action="store_true", help="serve a fake generator (the service only)")
+    p.add_argument("--queue-size", type=int, default=64, help="server queue (requests)")
+    p.add_argument("--request-timeout-s", type=float, default=60.0, help="server request timeout (s)")
+    p.add_argument("--max-body-bytes", type=int, default=16_384, help="the server's body limit (bytes)")
+    p.add_argument("--warmup", type=int, default=3, help="generations before measuring")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--note", default=None, help="a remark written into the results (why the run was short)")
+    p.add_argument("--out", type=Path, default=RESULTS / "soak", help="output stem")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    report = bench(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(_markdown(report))
+    logger.info("%s: %d requests, %s, memory %+.1f%%; wrote %s.json and .md", "PASS" if report["pass"] else "FAIL",
+                report["result"]["requests"], report["result"]["statuses"], report["memory_growth_pct"], args.out)
+    return 0 if report["pass"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
