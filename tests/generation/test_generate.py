@@ -65,3 +65,7 @@ def test_unknown_model_is_named():
 def test_clean_prompt_drops_the_broken_word_at_the_cut():
     assert clean_prompt("a castle ,  highly detailed, trending on artst", finished=False) == "a castle, highly detailed, trending on"
     assert clean_prompt("a castle, 8k,", finished=True) == "a castle, 8k"
+
+
+def test_clean_prompt_drops_broken_utf8():
+    assert clean_prompt("a caf\ufffd on the \ufffd street", finished=True) == "a caf on the street"

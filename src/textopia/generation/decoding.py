@@ -39,16 +39,15 @@ def banned_word_ids(tokenizer: PromptTokenizer, words: tuple[str, ...] | list[st
     return [list(s) for s in seqs if s]
 
 
-def _word_variants(word: str) -> set[str]:
-    return {word.lower(), word.capitalize()}
 
 
 class IdeaBoostProcessor:
     """Adds ``boost`` (nats) to the logits that start or continue an idea word not yet written.
 
-    For each idea word, the token sequences of its spellings after a space (lower case and
-    Capitalised) are the targets. At each step, for each row: a word counts as written once one
-    of its sequences ends the row; for each unwritten word, the first token of every spelling
+    For each idea word, the token sequences of its spellings after a space are the targets: lower
+    case, and Capitalised only as the prompt's first word (elsewhere a capital reads as a name:
+    "art by Bread"). At each step, for each row: a word counts as written once one of its
+    sequences ends the row; for each unwritten word, the first token of every allowed spelling
     gets ``boost · (1 + t / 16)`` after ``t`` generated tokens (the longer a word is missing, the
     stronger the push), and where the row ends with a proper prefix of a spelling, the next token
     of that spelling gets twice that (so that a started word is finished, not misspelt). While a
@@ -63,10 +62,11 @@ class IdeaBoostProcessor:
         self.boost = boost
         self.eos_id = tokenizer.eos_id
         self.context_length = context_length
-        self.targets: list[list[tuple[int, ...]]] = []
+        self.targets: list[list[tuple[int, ...]]] = []  # per word: [lower case, Capitalised]
         for word in words:
-            seqs = {tuple(tokenizer.hf.encode(" " + v, add_special_tokens=False)) for v in _word_variants(word)}
-            self.targets.append(sorted(s for s in seqs if s))
+            lower = tuple(tokenizer.hf.encode(" " + word.lower(), add_special_tokens=False))
+            capital = tuple(tokenizer.hf.encode(" " + word.capitalize(), add_special_tokens=False))
+            self.targets.append([s for s in (lower, capital) if s])
         self.longest = max((len(s) for t in self.targets for s in t), default=0)
         self.written: list[list[bool]] | None = None
 
@@ -77,7 +77,8 @@ class IdeaBoostProcessor:
         if self.written is None:
             self.written = [[False] * len(self.targets) for _ in range(n)]
         tails = input_ids[:, max(self.context_length, input_ids.size(1) - self.longest):].tolist()
-        boost = self.boost * (1.0 + (input_ids.size(1) - self.context_length) / 16.0)
+        generated = input_ids.size(1) - self.context_length
+        boost = self.boost * (1.0 + generated / 16.0)
         rows, cols, values = [], [], []
         for row, tail in enumerate(tails):
             written = self.written[row]
@@ -90,10 +91,11 @@ class IdeaBoostProcessor:
                 rows.append(row)
                 cols.append(self.eos_id)
                 values.append(-math.inf)
-                for s in seqs:
-                    rows.append(row)
-                    cols.append(s[0])
-                    values.append(boost)
+                for j, s in enumerate(seqs):
+                    if j == 0 or generated == 0:  # a capital only as the first word
+                        rows.append(row)
+                        cols.append(s[0])
+                        values.append(boost)
                     for k in range(1, len(s)):
                         if len(tail) >= k and tuple(tail[-k:]) == s[:k]:
                             rows.append(row)
@@ -245,8 +247,12 @@ _REPEATED_COMMAS = re.compile(r"(,\s*){2,}")
 
 
 def clean_prompt(text: str, finished: bool) -> str:
-    """Tidy a decoded prompt; when the model was cut off, drop the word it was in the middle of."""
-    text = " ".join(text.split())
+    """Tidy a decoded prompt; when the model was cut off, drop the word it was in the middle of.
+
+    U+FFFD (what a byte-level BPE decodes when its tokens stop inside a UTF-8 sequence, common at
+    high temperature) is dropped: it is never what the model meant to write.
+    """
+    text = " ".join(text.replace("\ufffd", "").split())
     if not finished and " " in text:
         text = text.rsplit(" ", 1)[0]
     text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
