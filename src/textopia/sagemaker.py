@@ -149,16 +149,16 @@ def training_arguments(
     """The TOML config and the ``--set`` overrides of a training job.
 
     ``config`` and ``overrides`` (the command line's, if any) come first; the hyperparameters
-    override them. Then ``data.dir`` is the ``train`` channel (when
-    the job has one and no hyperparameter names another), ``train.out_dir`` is
-    ``/opt/ml/checkpoints/run`` (always; it is what spot training resumes from).
+    override them. ``data.dir`` is the ``train`` channel unless a setting names another folder;
+    ``train.out_dir`` is always ``/opt/ml/checkpoints/run``, what spot training resumes from.
 
     Returns:
         ``(config path or None, ["section.key=value", ...])``.
 
     Raises:
-        TextopiaError: a hyperparameter's key is not ``config`` or ``section.key``, or it names a
-            channel the job does not have.
+        TextopiaError: a hyperparameter's key is not ``config`` or ``section.key``, it sets
+            ``train.out_dir``, or it names a channel the job does not have; no ``data.dir`` and
+            no ``train`` channel.
     """
     overrides = list(overrides)
     for key, raw in hyperparameters.items():
