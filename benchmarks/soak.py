@@ -27,6 +27,7 @@ import logging
 import os
 import platform
 import random
+import shlex
 import statistics
 import subprocess
 import sys
@@ -257,7 +258,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
               and not result["unexpected"] and growth < 10)
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": "python benchmarks/soak.py " + " ".join(sys.argv[1:]),
+        "command": shlex.join(["python", "benchmarks/soak.py", *sys.argv[1:]]),
         "minutes": args.minutes,
         "short_run_note": (f"a {args.minutes:g}-minute run, not the default 10 minutes" if args.minutes < 10 else None),
         "note": args.note,
