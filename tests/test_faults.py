@@ -288,6 +288,18 @@ def test_serve_with_a_bad_model_path_is_one_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["serve", "--models", str(tmp_path / "empty")]) == 2
     assert "missing file in checkpoint" in _one_error_line(capsys)
+    ckpt = _checkpoint_with(tmp_path, n_embd=128, n_head=4)  # loads only in the lifespan: checked before
+    assert main(["serve", "--models", str(ckpt)]) == 2
+    assert "transformer.wte.weight has shape" in _one_error_line(capsys)
+
+
+def test_compare_checks_every_model_before_the_first_ones_work(tmp_path, user_file, capsys):
+    ckpt = _checkpoint_with(tmp_path, vocab_size=9000)
+    out = tmp_path / "cmp"
+    started = time.monotonic()
+    assert main(["compare", "default", str(ckpt), "--data", str(user_file), "--out", str(out)]) == 2
+    assert "gives [9000, 256]" in _one_error_line(capsys)
+    assert not out.exists() and time.monotonic() - started < 60
 
 
 def test_eval_derives_ideas_from_the_data_file_without_the_training_data(tmp_path, user_file, monkeypatch, capsys):

@@ -521,7 +521,7 @@ def _check_serve(args) -> None:
     from pydantic import ValidationError
 
     from textopia.generation.loader import resolve_model
-    from textopia.models.checkpoint import read_meta
+    from textopia.models.checkpoint import check_checkpoint
     from textopia.serving.settings import ServingSettings
 
     try:
@@ -531,7 +531,7 @@ def _check_serve(args) -> None:
         where = ".".join(str(x) for x in first.get("loc", ())) or "settings"
         raise TextopiaError(f"invalid TEXTOPIA_{where.upper()}: {first.get('msg', 'invalid value')}") from None
     for model in [*settings.models, *(args.models or [])]:
-        read_meta(resolve_model(model))
+        check_checkpoint(resolve_model(model))
 
 
 def cmd_serve(args) -> None:

@@ -459,13 +459,13 @@ def compare(
             (sacrebleu, matplotlib) or CLIP tokenizer; all checked before the first model's work.
     """
     from textopia.generation.loader import resolve_model
-    from textopia.models.checkpoint import read_meta
+    from textopia.models.checkpoint import check_checkpoint, read_meta
 
     if not models:
         raise TextopiaError("compare needs at least one model")
     check_compare_needs(clip_tokens=clip_tokens, plots=True)
     for model in models:
-        resolve_model(model)  # an unknown model fails now, not after the first model's work
+        check_checkpoint(resolve_model(model))  # an unknown or broken model fails now, not after the first one's work
     held_out: list[str] | None = None
     if data_file is not None:
         if not Path(data_file).is_file() and "://" not in str(data_file):

@@ -201,6 +201,35 @@ def check_weights(directory: str | Path, spec, config, tokenizer, hf_config: dic
     return needed
 
 
+def _inspect(directory: Path):
+    """``(spec, config, tokenizer, meta)`` of a checkpoint, everything checked but the weights read."""
+    if not directory.is_dir():
+        raise TextopiaError(f"checkpoint directory not found: {directory}")
+    hf_config = _read_config(directory)
+    meta = hf_config["textopia"]
+    spec = get_spec(meta["kind"])
+    config = make_config(meta["kind"], meta.get("model", {}))
+    weights = directory / WEIGHTS
+    if not weights.is_file():
+        raise TextopiaError(f"missing file in checkpoint: {weights}")
+    tokenizer = PromptTokenizer.from_dir(directory)
+    check_weights(directory, spec, config, tokenizer, hf_config)
+    return spec, config, tokenizer, meta
+
+
+def check_checkpoint(directory: str | Path) -> dict[str, Any]:
+    """Check a checkpoint as :func:`load_checkpoint` does, without loading its weights (about a
+    second): for commands that load models later, after other work.
+
+    Returns:
+        Textopia's settings (as :func:`read_meta`).
+
+    Raises:
+        As :func:`load_checkpoint`, except for errors only the weights' values reveal.
+    """
+    return _inspect(Path(directory))[3]
+
+
 def load_checkpoint(directory: str | Path):
     """Load ``(model, tokenizer, meta)`` from a checkpoint directory; the model is in eval mode.
 
@@ -213,17 +242,8 @@ def load_checkpoint(directory: str | Path):
             bounds, the model would not fit in memory, or the weights disagree with the config.
     """
     directory = Path(directory)
-    if not directory.is_dir():
-        raise TextopiaError(f"checkpoint directory not found: {directory}")
-    hf_config = _read_config(directory)
-    meta = hf_config["textopia"]
-    spec = get_spec(meta["kind"])
-    config = make_config(meta["kind"], meta.get("model", {}))
+    spec, config, tokenizer, meta = _inspect(directory)
     weights = directory / WEIGHTS
-    if not weights.is_file():
-        raise TextopiaError(f"missing file in checkpoint: {weights}")
-    tokenizer = PromptTokenizer.from_dir(directory)
-    check_weights(directory, spec, config, tokenizer, hf_config)
     try:
         if spec.load is not None:
             model = spec.load(directory, config)
