@@ -111,3 +111,31 @@ def test_reranked_generation_is_deterministic_for_a_seed(tiny_checkpoint):
     a = [g.prompt for g in gen.generate("old fisherman", n=5, seed=11)]
     b = [g.prompt for g in gen.generate("old fisherman", n=5, seed=11)]
     assert a == b
+
+
+def test_generate_batch_decodes_requests_together(tiny_checkpoint):
+    from textopia.generation.base import DecodingSettings, TextopiaError
+
+    gen = textopia.load(str(tiny_checkpoint))
+    settings = DecodingSettings(max_new_tokens=30)
+    calls = [("red fox", 2, replace_seed(settings, 1)), ("a castle on a hill at sunset", 3, replace_seed(settings, 2)),
+             ("", 2, replace_seed(settings, 3)), (None, 2, replace_seed(settings, 4))]
+    out = gen.generate_batch(calls)
+    assert [len(o) for o in out if not isinstance(o, TextopiaError)] == [2, 3, 2]
+    assert isinstance(out[2], TextopiaError) and "empty idea" in str(out[2])
+    def recall(idea, prompts):
+        return sum(relevance_recall(idea, g.prompt) for g in prompts) / len(prompts)
+
+    # Each call's rows were written from its own idea (the boost and the context went to the right rows).
+    assert recall("red fox", out[0]) > recall("castle hill sunset", out[0])
+    assert recall("castle hill sunset", out[1]) > recall("red fox", out[1])
+    assert recall("castle hill sunset", out[1]) >= 0.5
+    # Alone in its batch, a call gets exactly what generate gives for its seed.
+    alone = gen.generate_batch([("red fox", 2, replace_seed(settings, 1))])[0]
+    assert [g.prompt for g in alone] == [g.prompt for g in gen.generate("red fox", 2, seed=1, max_new_tokens=30)]
+
+
+def replace_seed(settings, seed):
+    from dataclasses import replace
+
+    return replace(settings, seed=seed)

@@ -80,3 +80,24 @@ def test_engines_agree_on_likelihood(tiny_checkpoint, prepared):
     a = score_prompts(fast.model, fast.tokenizer, prompts, max_length=128)
     b = score_prompts(slow.model, slow.tokenizer, prompts, max_length=128)
     assert a.tokens == b.tokens and a.nats == pytest.approx(b.nats, rel=1e-5)
+
+
+def test_left_padded_rows_get_their_unpadded_logits(tiny_checkpoint):
+    engine = load_engine(tiny_checkpoint)
+    g = torch.Generator().manual_seed(1)
+    short, long = torch.randint(0, 100, (1, 5), generator=g), torch.randint(0, 100, (1, 9), generator=g)
+    ids = torch.cat([torch.cat([torch.zeros(1, 4, dtype=torch.long), short], dim=1), long])  # (2, 9)
+    mask = torch.ones(2, 9, dtype=torch.long)
+    mask[0, :4] = 0
+    pos = (mask.cumsum(1) - 1).clamp(min=0)
+    out = engine(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+    torch.testing.assert_close(out.logits[0, 4:], engine(input_ids=short).logits[0], atol=1e-4, rtol=0)
+    torch.testing.assert_close(out.logits[1], engine(input_ids=long).logits[0], atol=1e-4, rtol=0)
+    # One more token each, through the cache.
+    nxt = torch.tensor([[7], [8]])
+    step = engine(input_ids=nxt, attention_mask=torch.cat([mask, torch.ones(2, 1, dtype=torch.long)], 1),
+                  position_ids=pos[:, -1:] + 1, past_key_values=out.past_key_values, use_cache=True)
+    torch.testing.assert_close(step.logits[0, 0], engine(input_ids=torch.cat([short, nxt[:1]], 1)).logits[0, -1],
+                               atol=1e-4, rtol=0)
+    torch.testing.assert_close(step.logits[1, 0], engine(input_ids=torch.cat([long, nxt[1:]], 1)).logits[0, -1],
+                               atol=1e-4, rtol=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import re
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import torch
@@ -17,7 +17,7 @@ from textopia.generation.base import (
     Generator,
     TextopiaError,
 )
-from textopia.generation.decoding import Sampled, clean_prompt, dedup_key, sample
+from textopia.generation.decoding import SampleJob, Sampled, clean_prompt, dedup_key, sample, sample_many
 from textopia.generation.rerank import SampleScore, score_sample, select
 from textopia.text import KnownWords
 
@@ -84,23 +84,62 @@ class DecoderGenerator(Generator):
         min_p: float = _D.min_p,
         idea_boost: float = _D.idea_boost,
     ) -> list[Generation]:
+        request = self._request(
+            idea, n, DecodingSettings(
+                mode=mode, temperature=temperature, top_p=top_p, top_k=top_k,
+                repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens,
+                min_new_tokens=min_new_tokens, seed=seed, banned_words=tuple(banned_words), rerank=rerank,
+                min_p=min_p, idea_boost=idea_boost,
+            ))
+        return self._finish(request)
+
+    def generate_batch(self, calls: list[tuple[str | None, int, DecodingSettings]]) -> list[list[Generation] | TextopiaError]:
+        """Several :meth:`generate` calls decoded together (the service's micro-batches).
+
+        Args:
+            calls: ``(idea, n, settings)`` each; calls whose settings differ only in ``seed`` share
+                their first sampling round in one batch (:func:`sample_many`).
+
+        Returns:
+            per call, its prompts, or the :class:`TextopiaError` that its input raised. A call
+            batched with others may get other prompts than alone for the same seed, where float
+            rounding differs in a larger batch.
+        """
+        out: list[list[Generation] | TextopiaError | None] = [None] * len(calls)
+        requests: dict[int, _Request] = {}
+        for i, (idea, n, settings) in enumerate(calls):
+            try:
+                requests[i] = self._request(idea, n, settings)
+            except TextopiaError as e:
+                out[i] = e
+        groups: dict[DecodingSettings, list[int]] = {}
+        for i, r in requests.items():
+            groups.setdefault(replace(r.settings, seed=None), []).append(i)
+        batched = type(self)._sample is DecoderGenerator._sample
+        for settings, members in groups.items():
+            if batched and len(members) > 1:
+                jobs = [SampleJob(requests[i].context, requests[i].per_round, requests[i].generator,
+                                  requests[i].idea if settings.mode == "expand" else None) for i in members]
+                for i, samples in zip(members, sample_many(self.model, self.tokenizer, jobs, settings,
+                                                           self.max_positions)):
+                    requests[i].add(samples)
+        for i, r in requests.items():
+            out[i] = self._finish(r)
+        return out  # type: ignore[return-value]
+
+    def _request(self, idea: str | None, n: int, settings: DecodingSettings) -> "_Request":
+        """Check one call's input and set it up (no sampling yet). Raises TextopiaError."""
         if not 1 <= n <= MAX_N:
             raise TextopiaError(f"n must be between 1 and {MAX_N}, got {n}")
         if idea is not None and not idea.strip():
             raise TextopiaError("empty idea: give a few words, or no idea at all to sample unconditionally")
         idea = " ".join(idea.split()) if idea else None
-        if mode == "continue" and not idea:
+        if settings.mode == "continue" and not idea:
             raise TextopiaError("continue mode needs the prompt's beginning; got an empty text")
-        if seed is None:
-            seed = random.SystemRandom().randrange(2**31)
-        settings = DecodingSettings(
-            mode=mode, temperature=temperature, top_p=top_p, top_k=top_k,
-            repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens,
-            min_new_tokens=min_new_tokens, seed=seed, banned_words=tuple(banned_words), rerank=rerank,
-            min_p=min_p, idea_boost=idea_boost,
-        )
+        if settings.seed is None:
+            settings = replace(settings, seed=random.SystemRandom().randrange(2**31))
         settings.validate()
-        if mode == "continue":
+        if settings.mode == "continue":
             context = self.tokenizer.context_ids(None, prompt_prefix=idea)
         else:
             context = self.tokenizer.context_ids(idea)
@@ -108,34 +147,60 @@ class DecoderGenerator(Generator):
             raise TextopiaError(
                 f"the text is too long: {len(context)} tokens, the model reads at most {self.max_positions}"
             )
-        reranking = rerank
-        per_round = n * (OVERSAMPLE if reranking else 1)
-        banned = [re.compile(rf"(?<!\w){re.escape(w.strip())}(?!\w)", re.IGNORECASE) for w in banned_words if w.strip()]
-        generator = torch.Generator().manual_seed(seed)
-        seen: set[str] = set()
-        scored_idea = idea if mode == "expand" else None
-        candidates: list[tuple[SampleScore, str, Generation]] = []
-        for _ in range(MAX_ROUNDS):
-            for s in self._sample(context, per_round, settings, generator, idea=idea, mode=mode):
-                new_ids, finished = s.ids, s.finished
-                text = self.tokenizer.decode(new_ids)
-                if mode == "continue":
-                    text = f"{idea}{text}" if text[:1] in (",", ".") else f"{idea} {text}"
-                text = clean_prompt(text, finished)
-                key = dedup_key(text)
-                if not key or key in seen or any(p.search(text) for p in banned):
-                    continue
-                seen.add(key)
-                gen = Generation(prompt=text, idea=idea, num_tokens=len(new_ids) + (1 if finished else 0),
-                                 finished=finished, model=self.name, settings=asdict(settings))
-                candidates.append((score_sample(scored_idea, text, s.logprob, s.num_tokens, self.known_words,
-                                                finished)
-                                   if reranking else None, text, gen))
-            if len(candidates) >= per_round or (not reranking and len(candidates) >= n):
+        return _Request(self, idea, n, settings, context)
+
+    def _finish(self, request: "_Request") -> list[Generation]:
+        """Sample more rounds while the request lacks candidates, then select its prompts."""
+        for _ in range(MAX_ROUNDS - request.rounds):
+            if request.enough():
                 break
+            request.add(self._sample(request.context, request.per_round, request.settings, request.generator,
+                                     idea=request.idea, mode=request.settings.mode))
+        return request.result()
+
+
+class _Request:
+    """One generate call in progress: its settings, its RNG, and the candidates sampled so far."""
+
+    def __init__(self, owner: DecoderGenerator, idea: str | None, n: int, settings: DecodingSettings,
+                 context: list[int]) -> None:
+        self.owner, self.idea, self.n, self.settings, self.context = owner, idea, n, settings, context
+        self.reranking = settings.rerank
+        self.per_round = n * (OVERSAMPLE if self.reranking else 1)
+        self.banned = [re.compile(rf"(?<!\w){re.escape(w.strip())}(?!\w)", re.IGNORECASE)
+                       for w in settings.banned_words if w.strip()]
+        self.generator = torch.Generator().manual_seed(settings.seed)
+        self.seen: set[str] = set()
+        self.candidates: list[tuple[SampleScore | None, str, Generation]] = []
+        self.rounds = 0
+
+    def add(self, samples: list[Sampled]) -> None:
+        owner, mode, idea = self.owner, self.settings.mode, self.idea
+        scored_idea = idea if mode == "expand" else None
+        self.rounds += 1
+        for s in samples:
+            text = owner.tokenizer.decode(s.ids)
+            if mode == "continue":
+                text = f"{idea}{text}" if text[:1] in (",", ".") else f"{idea} {text}"
+            text = clean_prompt(text, s.finished)
+            key = dedup_key(text)
+            if not key or key in self.seen or any(p.search(text) for p in self.banned):
+                continue
+            self.seen.add(key)
+            gen = Generation(prompt=text, idea=idea, num_tokens=s.num_tokens, finished=s.finished,
+                             model=owner.name, settings=asdict(self.settings))
+            score = (score_sample(scored_idea, text, s.logprob, s.num_tokens, owner.known_words, s.finished)
+                     if self.reranking else None)
+            self.candidates.append((score, text, gen))
+
+    def enough(self) -> bool:
+        return self.rounds > 0 and (len(self.candidates) >= self.per_round
+                                    or (not self.reranking and len(self.candidates) >= self.n))
+
+    def result(self) -> list[Generation]:
         # See textopia.generation.rerank: relevance, then known words and no stutter, then fluency,
         # then variety; without reranking, sampling order.
-        out = select(candidates, n) if reranking else [c[2] for c in candidates[:n]]
-        if len(out) < n:
-            logger.warning("only %d distinct prompts out of %d asked for", len(out), n)
+        out = select(self.candidates, self.n) if self.reranking else [c[2] for c in self.candidates[: self.n]]
+        if len(out) < self.n:
+            logger.warning("only %d distinct prompts out of %d asked for", len(out), self.n)
         return out

@@ -186,7 +186,111 @@ class Sampled(NamedTuple):
         return len(self.ids) + (1 if self.finished else 0)
 
 
+class RowSlice:
+    """Applies a processor to the rows ``[start, stop)`` of a batch only (one job of several)."""
+
+    def __init__(self, processor, start: int, stop: int) -> None:
+        self.processor, self.start, self.stop = processor, start, stop
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        scores = scores.clone()
+        scores[self.start : self.stop] = self.processor(input_ids[self.start : self.stop], scores[self.start : self.stop])
+        return scores
+
+
+class SampleJob(NamedTuple):
+    """One request of a batch: ``num_samples`` continuations of ``context``, drawn with ``generator``
+    (seeded by the caller), the words of ``idea`` boosted (expand mode; None: no boost)."""
+
+    context: list[int]
+    num_samples: int
+    generator: torch.Generator
+    idea: str | None = None
+
+
 @torch.no_grad()
+def sample_many(
+    model,
+    tokenizer: PromptTokenizer,
+    jobs: list[SampleJob],
+    settings: DecodingSettings,
+    max_positions: int | None = None,
+) -> list[list[Sampled]]:
+    """Sample every job in one batch (the service's micro-batches); the same settings for all.
+
+    Contexts of different lengths are left-padded, with an attention mask and positions, on a
+    model that takes them (``model.supports_left_padding``, the lean GPT-2 engine); any other
+    model runs the jobs one after another. Each job's tokens are drawn with its own generator,
+    so a job alone in its batch gets what :func:`sample` gives it.
+
+    Returns:
+        for each job, a :class:`Sampled` per sample.
+    """
+    if not jobs:
+        return []
+    lengths = {len(job.context) for job in jobs}
+    if len(jobs) > 1 and len(lengths) > 1 and not getattr(model, "supports_left_padding", False):
+        return [sample_many(model, tokenizer, [job], settings, max_positions)[0] for job in jobs]
+    device = next(model.parameters()).device
+    width = max(lengths)
+    budget = settings.max_new_tokens
+    if max_positions is not None:
+        budget = min(budget, max_positions - width)
+    rows: list[list[int]] = []
+    mask_rows: list[list[int]] = []
+    spans: list[tuple[int, int]] = []
+    for job in jobs:
+        pad = width - len(job.context)
+        spans.append((len(rows), len(rows) + job.num_samples))
+        rows += [[tokenizer.pad_id] * pad + job.context] * job.num_samples
+        mask_rows += [[0] * pad + [1] * len(job.context)] * job.num_samples
+    n = len(rows)
+    input_ids = torch.tensor(rows, dtype=torch.long, device=device)  # (N, T0)
+    padded = len(lengths) > 1
+    attention_mask = torch.tensor(mask_rows, dtype=torch.long, device=device) if padded else None
+    positions = (attention_mask.cumsum(dim=1) - 1).clamp(min=0) if padded else None  # (N, T0)
+    procs = logits_processors(settings, tokenizer, width, idea=jobs[0].idea if len(jobs) == 1 else None)
+    if len(jobs) > 1 and settings.idea_boost > 0 and settings.mode == "expand":
+        at = next(i for i, p in enumerate(procs) if type(p).__name__ == "NoBadWords")
+        for job, (start, stop) in zip(jobs, spans):
+            words = idea_boost_words(job.idea, settings.banned_words)
+            if words:
+                procs.insert(at, RowSlice(IdeaBoostProcessor(tokenizer, words, settings.idea_boost, width), start, stop))
+    finished = torch.zeros(n, dtype=torch.bool, device=device)
+    logprob = torch.zeros(n, dtype=torch.float64)
+    past = None
+    step_input, step_pos = input_ids, positions
+    for _ in range(max(0, budget)):
+        kwargs = {}
+        if padded:
+            kwargs = {"attention_mask": attention_mask, "position_ids": step_pos}
+        out = model(input_ids=step_input, past_key_values=past, use_cache=True, **kwargs)
+        past = out.past_key_values
+        logits = out.logits[:, -1, :].float()  # (N, V)
+        scores = procs(input_ids, logits)
+        probs = torch.softmax(scores, dim=-1).cpu()
+        next_ids = torch.cat([torch.multinomial(probs[a:b], 1, generator=job.generator).squeeze(1)
+                              for job, (a, b) in zip(jobs, spans)]).to(device)  # (N,)
+        next_ids = torch.where(finished, torch.full_like(next_ids, tokenizer.eos_id), next_ids)
+        token_logprob = torch.log_softmax(logits, dim=-1).gather(1, next_ids[:, None]).squeeze(1)  # (N,)
+        logprob += torch.where(finished, torch.zeros_like(token_logprob), token_logprob).double().cpu()
+        input_ids = torch.cat([input_ids, next_ids[:, None]], dim=1)
+        finished |= next_ids == tokenizer.eos_id
+        if bool(finished.all()):
+            break
+        step_input = next_ids[:, None]
+        if padded:
+            attention_mask = torch.cat([attention_mask, torch.ones(n, 1, dtype=torch.long, device=device)], dim=1)
+            step_pos = step_pos[:, -1:] + 1
+    results: list[Sampled] = []
+    for row, lp in zip(input_ids[:, width:].tolist(), logprob.tolist()):
+        if tokenizer.eos_id in row:
+            results.append(Sampled(row[: row.index(tokenizer.eos_id)], True, lp))
+        else:
+            results.append(Sampled(row, False, lp))
+    return [results[a:b] for a, b in spans]
+
+
 def sample(
     model,
     tokenizer: PromptTokenizer,
@@ -208,38 +312,8 @@ def sample(
     Returns:
         a :class:`Sampled` per sample.
     """
-    device = next(model.parameters()).device
-    budget = settings.max_new_tokens
-    if max_positions is not None:
-        budget = min(budget, max_positions - len(context))
-    input_ids = torch.tensor([context] * num_samples, dtype=torch.long, device=device)  # (N, T0)
-    procs = logits_processors(settings, tokenizer, len(context), idea=idea)
-    finished = torch.zeros(num_samples, dtype=torch.bool, device=device)
-    logprob = torch.zeros(num_samples, dtype=torch.float64)
-    past = None
-    step_input = input_ids
-    for _ in range(max(0, budget)):
-        out = model(input_ids=step_input, past_key_values=past, use_cache=True)
-        past = out.past_key_values
-        logits = out.logits[:, -1, :].float()  # (N, V)
-        scores = procs(input_ids, logits)
-        probs = torch.softmax(scores, dim=-1)
-        next_ids = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(device)  # (N,)
-        next_ids = torch.where(finished, torch.full_like(next_ids, tokenizer.eos_id), next_ids)
-        token_logprob = torch.log_softmax(logits, dim=-1).gather(1, next_ids[:, None]).squeeze(1)  # (N,)
-        logprob += torch.where(finished, torch.zeros_like(token_logprob), token_logprob).double().cpu()
-        input_ids = torch.cat([input_ids, next_ids[:, None]], dim=1)
-        finished |= next_ids == tokenizer.eos_id
-        if bool(finished.all()):
-            break
-        step_input = next_ids[:, None]
-    results = []
-    for row, lp in zip(input_ids[:, len(context):].tolist(), logprob.tolist()):
-        if tokenizer.eos_id in row:
-            results.append(Sampled(row[: row.index(tokenizer.eos_id)], True, lp))
-        else:
-            results.append(Sampled(row, False, lp))
-    return results
+    return sample_many(model, tokenizer, [SampleJob(context, num_samples, generator, idea)], settings,
+                       max_positions)[0]
 
 
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?])")

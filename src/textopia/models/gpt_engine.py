@@ -76,6 +76,7 @@ class StaticCache:
         self.v = torch.empty(shape, dtype=dtype, device=device)
         self.length = 0
         self.max_length = max_length
+        self.key_valid: torch.Tensor | None = None  # (B, T_max) bool, once a padded batch came in
 
 
 @dataclass
@@ -89,6 +90,10 @@ class EngineOutput:
 class GPT2Engine(nn.Module):
     """GPT-2 inference over transformers' parameter names and layout (``Conv1D`` weights are (in, out)).
 
+    Left-padded batches (rows of different context lengths, as the service's micro-batches
+    are) are run with ``attention_mask`` (0 on padding) and ``position_ids``: padding is never
+    attended to, and the mask is kept in the cache for the steps that follow.
+
     Args:
         config: the sizes.
         weights: ``{name: tensor}`` as in ``model.safetensors`` (``lm_head.weight`` optional: tied).
@@ -96,6 +101,8 @@ class GPT2Engine(nn.Module):
     Raises:
         KeyError, ValueError: a weight is missing or has the wrong shape.
     """
+
+    supports_left_padding = True
 
     def __init__(self, config: EngineConfig, weights: dict[str, torch.Tensor]) -> None:
         super().__init__()
@@ -128,14 +135,18 @@ class GPT2Engine(nn.Module):
 
     @torch.no_grad()
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                past_key_values: StaticCache | None = None, use_cache: bool = False, **_: Any) -> EngineOutput:
+                past_key_values: StaticCache | None = None, use_cache: bool = False,
+                position_ids: torch.Tensor | None = None, **_: Any) -> EngineOutput:
         """Logits of the next token at every position.
 
         Args:
-            input_ids: (B, T) int64, right-padded if padded.
-            attention_mask: (B, T); accepted and not needed (causal attention, right padding).
+            input_ids: (B, T) int64.
+            attention_mask: (B, T) or (B, cached + T), 1 on real tokens. Right padding needs none
+                (causal attention: a real token never sees the padding after it); left padding
+                does, with ``position_ids``.
             past_key_values: the cache of earlier calls, or None to start afresh.
             use_cache: keep (and return) the cache, for the next call to go on from.
+            position_ids: (B, T) int64 positions; default ``cached .. cached + T - 1`` for every row.
 
         Returns:
             :class:`EngineOutput` with ``logits`` (B, T, V) float32.
@@ -152,8 +163,28 @@ class GPT2Engine(nn.Module):
         if start + t > cfg.n_positions or (cache is not None and start + t > cache.max_length):
             raise ValueError(f"sequence of {start + t} tokens is longer than the model's {cfg.n_positions} positions")
         h, d = cfg.n_head, cfg.n_embd // cfg.n_head
-        pos = torch.arange(start, start + t, device=input_ids.device)
+        pos = position_ids if position_ids is not None else torch.arange(start, start + t, device=input_ids.device)
         x = F.embedding(input_ids, self._w("transformer.wte.weight")) + self._w("transformer.wpe.weight")[pos]
+        # Key padding: None while every key is real (the fast causal kernels), else (B, 1, T, S) bool.
+        key_valid = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            key_valid = attention_mask[:, -t:].bool()
+            if cache is not None:
+                if cache.key_valid is None:
+                    cache.key_valid = torch.ones(b, cache.max_length, dtype=torch.bool, device=x.device)
+                cache.key_valid[:, start : start + t] = key_valid
+        elif cache is not None and cache.key_valid is not None:
+            cache.key_valid[:, start : start + t] = True
+        if cache is not None and cache.key_valid is not None:
+            key_valid = cache.key_valid[:, : start + t]
+        mask = None
+        if key_valid is not None:
+            if key_valid.size(1) == t:  # no cache: a fresh, possibly left-padded batch
+                key_valid = torch.cat([torch.ones(b, 0, dtype=torch.bool, device=x.device), key_valid], dim=1)
+            causal = torch.ones(t, start + t, dtype=torch.bool, device=x.device).tril(diagonal=start)
+            mask = causal[None] & key_valid[:, None, :]
+            mask[:, torch.arange(t), torch.arange(start, start + t)] = True  # a padding query sees itself
+            mask = mask[:, None]  # (B, 1, T, S)
         for i in range(cfg.n_layer):
             p = f"transformer.h.{i}."
             a = F.layer_norm(x, (cfg.n_embd,), self._w(p + "ln_1.weight"), self._w(p + "ln_1.bias"), cfg.layer_norm_epsilon)
@@ -164,7 +195,9 @@ class GPT2Engine(nn.Module):
                 cache.v[i, :, :, start : start + t] = v
                 k = cache.k[i, :, :, : start + t]
                 v = cache.v[i, :, :, : start + t]
-            if t == 1:
+            if mask is not None:
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            elif t == 1:
                 y = F.scaled_dot_product_attention(q, k, v)
             elif start == 0:
                 y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
