@@ -133,3 +133,29 @@ def test_resume_without_a_checkpoint_says_so(prepared, tmp_path, caplog):
     with caplog.at_level("WARNING", logger="textopia.training.trainer"):
         train(config, resume=True, progress=False)
     assert "no checkpoint with trainer state" in caplog.text
+
+
+def test_resume_with_gradient_accumulation_across_epochs_is_exact(prepared, tmp_path, monkeypatch):
+    """Two batches a step, 2 steps an epoch: kills at steps 3 and 5 (epochs 1 and 2) change nothing."""
+    from textopia.models.checkpoint import load_checkpoint
+
+    extra = {"train.max_steps": 7, "train.save_every": 1, "train.log_every": 1, "train.eval_every": 0,
+             "data.train_limit": 64, "train.warmup_steps": 2, "train.grad_accum": 2}
+    straight = train(load_config(None, tiny_overrides(prepared, tmp_path / "a", **extra)), progress=False)
+    config = load_config(None, tiny_overrides(prepared, tmp_path / "b", **extra))
+    real_lr = trainer_mod.warmup_cosine_lr
+    for kill_at in (3, 5):
+        def crash(step, _kill_at=kill_at, **kw):
+            if step == _kill_at:
+                raise KeyboardInterrupt("simulated kill")
+            return real_lr(step, **kw)
+
+        monkeypatch.setattr(trainer_mod, "warmup_cosine_lr", crash)
+        with pytest.raises(KeyboardInterrupt):
+            train(config, resume=kill_at != 3, progress=False)
+        monkeypatch.setattr(trainer_mod, "warmup_cosine_lr", real_lr)
+    resumed = train(config, resume=True, progress=False)
+    a, _, _ = load_checkpoint(straight)
+    b, _, _ = load_checkpoint(resumed)
+    assert _train_losses(tmp_path / "b") == _train_losses(tmp_path / "a")
+    assert weights_digest(a) == weights_digest(b)
