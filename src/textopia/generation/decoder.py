@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from textopia.clip_count import fit_clip
 from textopia.data.tokenizer import PromptTokenizer
 from textopia.generation.base import (
     DecodingSettings,
@@ -178,11 +179,15 @@ class _Request:
         owner, mode, idea = self.owner, self.settings.mode, self.idea
         scored_idea = idea if mode == "expand" else None
         self.rounds += 1
+        texts = []
         for s in samples:
             text = owner.tokenizer.decode(s.ids)
             if mode == "continue":
                 text = f"{idea}{text}" if text[:1] in (",", ".") else f"{idea} {text}"
-            text = clean_prompt(text, s.finished)
+            texts.append(clean_prompt(text, s.finished))
+        # Stable Diffusion's text encoder reads 77 CLIP tokens: a longer prompt loses its last tags
+        # there anyway, so they are dropped here, where the reranker can still see what is left.
+        for s, text in zip(samples, fit_clip(texts)):
             key = dedup_key(text)
             if not key or key in self.seen or any(p.search(text) for p in self.banned):
                 continue

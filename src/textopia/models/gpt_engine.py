@@ -17,6 +17,7 @@ attention: a real token never sees the padding after it, so ``attention_mask`` i
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -228,9 +229,18 @@ def load_engine(directory: str | Path) -> GPT2Engine | None:
     config = json.loads((directory / "config.json").read_text())
     if not supports(config):
         return None
-    from safetensors.torch import load_file
+    from safetensors import safe_open
 
-    engine = GPT2Engine(EngineConfig.from_json(config), load_file(str(directory / "model.safetensors")))
+    cfg = EngineConfig.from_json(config)
+    weights: dict[str, torch.Tensor] = {}
+    with safe_open(str(directory / "model.safetensors"), framework="pt") as f:
+        # Shapes are read from the header and checked (in GPT2Engine) before any large read.
+        for name in f.keys():
+            shape = tuple(f.get_slice(name).get_shape())
+            if math.prod(shape) > cfg.vocab_size * cfg.n_embd * 4 + cfg.n_positions * cfg.n_embd:
+                raise ValueError(f"weight {name} of shape {shape} is larger than the config allows")
+        weights = {name: f.get_tensor(name) for name in f.keys()}
+    engine = GPT2Engine(cfg, weights)
     engine.eval()
     return engine
 
