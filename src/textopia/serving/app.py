@@ -53,6 +53,7 @@ from textopia.serving.models import (
     ModelNotFound,
     ModelStore,
     NotLatent,
+    attach_batchers,
     load_store,
 )
 from textopia.serving.safety import NSFW_WORDS, banned_pattern, clean_words, contains_banned, mask_banned
@@ -255,9 +256,7 @@ def _generate_work(
     if unsupported_settings(model.generator, extra):
         raise SettingNotForModel(f"guidance and steps apply to latent diffusion models, not to "
                                  f"{model.generator.kind!r}")
-    generations = model.generator.generate(
-        idea or None,  # no idea: an unconditional sample
-        body.n,
+    decoding = dict(
         mode=body.mode,
         temperature=body.temperature,
         top_p=body.top_p,
@@ -269,8 +268,11 @@ def _generate_work(
         banned_words=tuple(banned),
         min_p=body.min_p,
         idea_boost=body.idea_boost,
-        **extra,
     )
+    if model.batcher is not None and not extra:  # decoded together with the requests that came with it
+        generations = model.batcher.generate(idea or None, body.n, DecodingSettings(**decoding))
+    else:
+        generations = model.generator.generate(idea or None, body.n, **decoding, **extra)
     kept: list[PromptOut] = []
     dropped = 0
     for generation in generations:
@@ -647,10 +649,17 @@ def create_app(
                 "ready in %.1f s: models %s (default %s)",
                 time.perf_counter() - started, state.store.names(), state.store.default,
             )
+        batchers = attach_batchers(state.store, settings) if state.store is not None else []
+        if batchers and settings.batch_requests > settings.max_concurrency:
+            # The limiter's threads now mostly wait on a batcher, which decodes them together.
+            state.limiter.shutdown()
+            state.limiter = InferenceLimiter(settings.batch_requests, settings.queue_size, settings.request_timeout_s)
         try:
             yield
         finally:
             state.limiter.shutdown()
+            for batcher in batchers:
+                batcher.close()
             if state.endpoint is not None:
                 await state.endpoint.aclose()
 

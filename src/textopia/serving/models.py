@@ -34,6 +34,7 @@ class LoadedModel:
     name: str
     generator: Generator
     info: dict[str, Any] = field(default_factory=dict)
+    batcher: Any = None  # a MicroBatcher when requests to this model are decoded together
 
     @property
     def kind(self) -> str:
@@ -191,3 +192,20 @@ def load_store(
     elif default_name in keys:
         default = keys[default_name]
     return ModelStore(generators, default=default)
+
+
+def attach_batchers(store: "ModelStore", settings: ServingSettings) -> list:
+    """Give every model that can decode requests together a :class:`MicroBatcher` (when the
+    settings' ``batch_window_ms`` is above 0); returns them, to close at shutdown."""
+    from textopia.serving.batcher import MicroBatcher
+
+    batchers = []
+    if settings.batch_window_ms <= 0:
+        return batchers
+    for name in store.names():
+        model = store.get(name)
+        if callable(getattr(model.generator, "generate_batch", None)):
+            model.batcher = MicroBatcher(model.generator, window_s=settings.batch_window_ms / 1000,
+                                         max_rows=settings.max_batch_rows)
+            batchers.append(model.batcher)
+    return batchers

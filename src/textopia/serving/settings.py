@@ -30,6 +30,11 @@ class ServingSettings(BaseSettings):
         max_concurrency: generations that run at the same time (worker threads). Values above 1
             need a thread-safe Generator; on a small CPU one is usually fastest.
         queue_size: requests allowed to wait for a worker; beyond it the service answers 503.
+        batch_window_ms: how long the first of a batch of generate requests waits for others to
+            decode together (:class:`~textopia.serving.batcher.MicroBatcher`), in milliseconds;
+            0 decodes each request alone.
+        batch_requests: requests that can wait in one batch (the limiter's threads when batching).
+        max_batch_rows: sampled rows per batch at most (n prompts with reranking are 3n rows).
         request_timeout_s: the longest a request may wait and run, in seconds; then 504.
         retry_after_s: the ``Retry-After`` value sent with a 503, in seconds.
         max_body_bytes: the largest request body accepted, in bytes; then 413.
@@ -48,6 +53,9 @@ class ServingSettings(BaseSettings):
     sagemaker_model_dir: Path = Path("/opt/ml/model")
     max_concurrency: int = Field(default=1, ge=1, le=64)
     queue_size: int = Field(default=64, ge=0, le=10_000)
+    batch_window_ms: float = Field(default=10.0, ge=0, le=1000)
+    batch_requests: int = Field(default=32, ge=1, le=256)
+    max_batch_rows: int = Field(default=96, ge=1, le=1024)
     request_timeout_s: float = Field(default=60.0, gt=0)
     retry_after_s: int = Field(default=2, ge=1)
     max_body_bytes: int = Field(default=16_384, ge=256)

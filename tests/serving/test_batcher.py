@@ -1,0 +1,42 @@
+"""The micro-batcher decodes concurrent requests together; each caller gets its own answer."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import pytest
+
+import textopia
+from textopia.generation.base import DecodingSettings, TextopiaError
+from textopia.serving.batcher import MicroBatcher
+
+
+def test_concurrent_requests_share_batches(tiny_checkpoint):
+    gen = textopia.load(str(tiny_checkpoint))
+    batcher = MicroBatcher(gen, window_s=0.2, max_rows=96)
+    settings = DecodingSettings(max_new_tokens=16)
+    ideas = ["red fox", "castle on a hill", "old fisherman", None, "", "lighthouse"]
+    results: dict[int, object] = {}
+
+    def call(i: int) -> None:
+        try:
+            results[i] = batcher.generate(ideas[i], 2, replace(settings, seed=i))
+        except TextopiaError as e:
+            results[i] = e
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(ideas))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    batcher.close()
+    assert batcher.batches < len(ideas)  # some requests were decoded together
+    assert isinstance(results[4], TextopiaError)  # the empty idea fails alone
+    for i in (0, 1, 2, 3, 5):
+        assert len(results[i]) == 2 and all(g.idea == (ideas[i] or None) for g in results[i])
+
+
+def test_bad_bounds():
+    with pytest.raises(ValueError, match="window_s"):
+        MicroBatcher(object(), window_s=5)
