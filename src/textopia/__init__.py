@@ -5,7 +5,7 @@
 >>> [g.prompt for g in gen.generate("woman portrait", n=4, seed=0)]
 """
 
-__version__ = "0.1.0"
+from textopia._version import __version__  # noqa: E402
 
 from textopia.generation.base import Generation, Generator, TextopiaError  # noqa: E402
 from textopia.generation.loader import DEFAULT_MODEL, embedded_models, load  # noqa: E402

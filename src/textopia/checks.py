@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable
 
-from textopia.generation.base import TextopiaError
+from textopia.errors import TextopiaError
 
 #: What each optional package is for, and the extra of ``pyproject.toml`` that installs it.
 OPTIONAL: dict[str, tuple[str, str]] = {

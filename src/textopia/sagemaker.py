@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from textopia.generation.base import TextopiaError
+from textopia.errors import TextopiaError
 
 logger = logging.getLogger(__name__)
 

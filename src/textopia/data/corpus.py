@@ -20,7 +20,7 @@ from pathlib import Path
 
 import fsspec
 
-from textopia.generation.base import TextopiaError
+from textopia.errors import TextopiaError
 from textopia.io import atomic_dir
 from textopia.text import KNOWN_WORDS_FILE, KnownWords, count_words
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from textopia.generation.base import TextopiaError
+from textopia.errors import TextopiaError
 
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"

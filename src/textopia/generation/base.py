@@ -10,11 +10,11 @@ import abc
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from textopia.errors import TextopiaError  # noqa: F401  (re-exported: its historical home)
+
 Mode = Literal["expand", "continue"]
 
 
-class TextopiaError(Exception):
-    """A user error: bad input, a missing file, an unknown model. The CLI prints it on one line."""
 
 
 @dataclass(frozen=True)

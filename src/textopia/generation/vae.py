@@ -120,8 +120,8 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
             TextopiaError: ``ideas`` is not "none" (the encoder reads only the prompt, so the
                 bound is of p(prompt)).
         """
-        from textopia.evaluation.likelihood import LikelihoodResult
-        from textopia.evaluation.vae_metrics import iw_log_likelihood
+        from textopia.models.likelihood import LikelihoodResult
+        from textopia.models.vae_likelihood import iw_log_likelihood
         from textopia.models.text_vae import posterior_batches
 
         if ideas != "none":

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from textopia.data.tokenizer import PromptTokenizer
-from textopia.generation.base import TextopiaError
+from textopia.errors import TextopiaError
 from textopia.io import atomic_dir
 from textopia.models.registry import check_sizes, get_spec, make_config
 

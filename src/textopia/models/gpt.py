@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from textopia.generation.base import TextopiaError
+from textopia.errors import TextopiaError
 from textopia.models.registry import ModelSpec, register
 
 

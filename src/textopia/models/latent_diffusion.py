@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from textopia.generation.base import TextopiaError
+from textopia.errors import TextopiaError
 from textopia.models.registry import ModelSpec, register
 from textopia.models.text_vae import TextVAE, VAEConfig, build_vae
 

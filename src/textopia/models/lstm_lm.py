@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from textopia.data.tokenizer import IGNORE_INDEX
-from textopia.generation.base import TextopiaError
+from textopia.errors import TextopiaError
 from textopia.models.registry import ModelSpec, register
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from textopia.generation.base import TextopiaError
+from textopia.errors import TextopiaError
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from textopia.data.batching import ExampleConfig
-from textopia.generation.base import TextopiaError
+from textopia.errors import TextopiaError
 
 
 @dataclass

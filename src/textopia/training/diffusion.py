@@ -36,11 +36,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from textopia import __version__
+from textopia._version import __version__
 from textopia.data.batching import TokenizedPrompts
 from textopia.data.corpus import read_split
 from textopia.data.ideas import derive_idea
-from textopia.generation.base import TextopiaError
+from textopia.errors import TextopiaError
 from textopia.models.checkpoint import load_checkpoint, save_checkpoint
 from textopia.models.latent_diffusion import (
     LatentDiffusion,

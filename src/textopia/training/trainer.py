@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from textopia import __version__
+from textopia._version import __version__
 from textopia.data.batching import (
     BucketBatchSampler,
     ExampleConfig,
@@ -30,8 +30,8 @@ from textopia.data.batching import (
 )
 from textopia.data.corpus import read_split
 from textopia.data.tokenizer import PromptTokenizer, load_hf_tokenizer
-from textopia.evaluation.likelihood import score_prompts
-from textopia.generation.base import TextopiaError
+from textopia.models.likelihood import score_prompts
+from textopia.errors import TextopiaError
 from textopia.io import recover_dir
 from textopia.models.checkpoint import load_checkpoint, save_checkpoint
 from textopia.models.gpt import max_positions
