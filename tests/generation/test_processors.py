@@ -36,3 +36,27 @@ def test_processor_equals_transformers(case):
         input_ids[1, -2:] = torch.tensor([3, 3])
         scores = torch.randn(4, 12, generator=g) * 3
         torch.testing.assert_close(mine(input_ids, scores.clone()), theirs(input_ids, scores.clone()))
+
+
+@pytest.mark.parametrize("spread", [0.05, 1.0, 6.0])  # flat (the whole vocabulary sorted), mixed, peaked
+def test_top_p_on_a_large_vocabulary_equals_transformers(spread):
+    import transformers as tf
+
+    g = torch.Generator().manual_seed(7)
+    scores = torch.randn(6, 3000, generator=g) * spread
+    scores[0] *= 20  # one very peaked row next to flat ones
+    ids = torch.zeros(6, 1, dtype=torch.long)
+    for p in (0.5, 0.95):
+        torch.testing.assert_close(ours.TopP(p)(ids, scores.clone()), tf.TopPLogitsWarper(p)(ids, scores.clone()))
+
+
+def test_draw_follows_the_distribution_and_skips_zeros():
+    from textopia.generation.decoding import draw
+
+    probs = torch.tensor([[0.0, 0.5, 0.0, 0.3, 0.2, 0.0]]).repeat(20000, 1)
+    picks = draw(probs, torch.Generator().manual_seed(0))
+    counts = torch.bincount(picks, minlength=6).double() / len(picks)
+    assert counts[[0, 2, 5]].sum() == 0
+    torch.testing.assert_close(counts, probs[0].double(), atol=0.015, rtol=0)
+    again = draw(probs[:50], torch.Generator().manual_seed(0))
+    assert torch.equal(again, picks[:50])  # the same generator state gives the same tokens

@@ -127,10 +127,29 @@ class TopP:
     def __init__(self, top_p: float) -> None:
         self.top_p = top_p
 
+    #: Tokens looked at first: the nucleus is almost always among the likeliest few hundred, and a
+    #: partial sort (top-k) of them is much cheaper than sorting the whole vocabulary.
+    first_k = 256
+
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        sorted_scores, order = torch.sort(scores, descending=False)
-        cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
-        remove_sorted = cumulative <= (1 - self.top_p)
-        remove_sorted[..., -1:] = False
-        remove = remove_sorted.scatter(1, order, remove_sorted)
-        return scores.masked_fill(remove, -math.inf)
+        probs = scores.softmax(dim=-1)
+        keep = torch.zeros_like(scores, dtype=torch.bool)
+        rows = torch.arange(scores.size(0))
+        for k in (self.first_k, 8 * self.first_k):
+            if k >= scores.size(-1) or rows.numel() == 0:
+                break
+            top, order = probs[rows].topk(k, dim=-1)  # descending
+            # Keep a token iff the mass ranked above it is below top_p (the nucleus; at least one).
+            keep_top = (top.cumsum(dim=-1) - top) < self.top_p
+            keep_top[:, 0] = True
+            covered = top.sum(dim=-1) >= self.top_p  # the nucleus ends within the first k
+            done = rows[covered]
+            keep[done] = torch.zeros_like(keep[done]).scatter(1, order[covered], keep_top[covered])
+            rows = rows[~covered]
+        if rows.numel():  # a flat row: the whole vocabulary, sorted
+            sorted_scores, full_order = torch.sort(scores[rows], descending=False)
+            cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
+            keep_sorted = ~(cumulative <= (1 - self.top_p))
+            keep_sorted[..., -1:] = True
+            keep[rows] = keep_sorted.scatter(1, full_order, keep_sorted)
+        return scores.masked_fill(~keep, -math.inf)
