@@ -28,6 +28,7 @@ MAX_N = 64
 OVERSAMPLE = 3  # with rerank: samples drawn per prompt returned
 _D = DecodingSettings()  # the one place the decoding defaults are defined
 MAX_ROUNDS = 4  # sampling rounds before returning fewer than n distinct prompts
+CLEAN_ROUNDS = 3  # with rerank: rounds drawn at most while fewer than n samples are clean
 
 
 class DecoderGenerator(Generator):
@@ -199,8 +200,16 @@ class _Request:
             self.candidates.append((score, text, gen))
 
     def enough(self) -> bool:
-        return self.rounds > 0 and (len(self.candidates) >= self.per_round
-                                    or (not self.reranking and len(self.candidates) >= self.n))
+        if self.rounds == 0:
+            return False
+        if not self.reranking:
+            return len(self.candidates) >= self.n
+        if len(self.candidates) < self.per_round:
+            return False
+        # A hard idea (few samples with the whole idea, known words and no stutter) gets one more
+        # round of samples, so that the reranker has enough good ones to choose from.
+        clean = sum(1 for score, _, _ in self.candidates if score is not None and score.clean)
+        return clean >= self.n or self.rounds >= CLEAN_ROUNDS
 
     def result(self) -> list[Generation]:
         # See textopia.generation.rerank: relevance, then known words and no stutter, then fluency,

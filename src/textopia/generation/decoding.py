@@ -41,6 +41,24 @@ def banned_word_ids(tokenizer: PromptTokenizer, words: tuple[str, ...] | list[st
 
 
 
+#: Nats added, beyond twice the boost, to the next token of an idea word the row has begun: a
+#: begun word ("re" of "releasing") is finished, not turned into an invented one ("rendoza").
+COMPLETE_BOOST = 8.0
+#: Generated tokens during which a clause may not end while an idea word is missing.
+HOLD_TOKENS = 24
+_CLAUSE_END = re.compile(r"[,.;|]")
+
+
+def clause_end_ids(tokenizer: PromptTokenizer) -> list[int]:
+    """Ids of the tokens whose text holds a clause end (``,`` ``.`` ``;`` ``|``), cached per tokenizer."""
+    cached = getattr(tokenizer, "_clause_end_ids", None)
+    if cached is None:
+        hf = tokenizer.hf
+        cached = [i for i in range(len(hf)) if _CLAUSE_END.search(hf.decode([i], skip_special_tokens=True))]
+        tokenizer._clause_end_ids = cached
+    return cached
+
+
 class IdeaBoostProcessor:
     """Adds ``boost`` (nats) to the logits that start or continue an idea word not yet written.
 
@@ -50,9 +68,13 @@ class IdeaBoostProcessor:
     sequences ends the row; for each unwritten word, the first token of every allowed spelling
     gets ``boost · (1 + t / 16)`` after ``t`` generated tokens (the longer a word is missing, the
     stronger the push), and where the row ends with a proper prefix of a spelling, the next token
-    of that spelling gets twice that (so that a started word is finished, not misspelt). While a
+    of that spelling gets twice that plus :data:`COMPLETE_BOOST` (so that a started word is
+    finished, not misspelt). While a
     word is unwritten, EOS is forbidden: a prompt ends only once it holds the whole idea (or at
-    ``max_new_tokens``, where the reranker demotes it).
+    ``max_new_tokens``, where the reranker demotes it). For the first :data:`HOLD_TOKENS` tokens,
+    while a word is unwritten, tokens that end a clause (with ``,`` ``.`` ``;`` ``|``) are forbidden
+    too, so that the idea's words land in the prompt's subject, in the order the model likes, and
+    not one by one in its style tail ("..., trending on artstation, bread").
 
     A transformers ``LogitsProcessor``: called as ``processor(input_ids (N, T) int64, scores
     (N, V) float) -> scores``; ``context_length`` tokens at the start of each row are not output.
@@ -61,6 +83,7 @@ class IdeaBoostProcessor:
     def __init__(self, tokenizer: PromptTokenizer, words: list[str], boost: float, context_length: int) -> None:
         self.boost = boost
         self.eos_id = tokenizer.eos_id
+        self.clause_ends = clause_end_ids(tokenizer)
         self.context_length = context_length
         self.targets: list[list[tuple[int, ...]]] = []  # per word: [lower case, Capitalised]
         for word in words:
@@ -80,6 +103,7 @@ class IdeaBoostProcessor:
         generated = input_ids.size(1) - self.context_length
         boost = self.boost * (1.0 + generated / 16.0)
         rows, cols, values = [], [], []
+        held = [False] * len(tails)
         for row, tail in enumerate(tails):
             written = self.written[row]
             for w, seqs in enumerate(self.targets):
@@ -91,6 +115,11 @@ class IdeaBoostProcessor:
                 rows.append(row)
                 cols.append(self.eos_id)
                 values.append(-math.inf)
+                if generated < HOLD_TOKENS and not held[row]:
+                    held[row] = True
+                    rows += [row] * len(self.clause_ends)
+                    cols += self.clause_ends
+                    values += [-math.inf] * len(self.clause_ends)
                 for j, s in enumerate(seqs):
                     if j == 0 or generated == 0:  # a capital only as the first word
                         rows.append(row)
@@ -100,7 +129,7 @@ class IdeaBoostProcessor:
                         if len(tail) >= k and tuple(tail[-k:]) == s[:k]:
                             rows.append(row)
                             cols.append(s[k])
-                            values.append(2 * boost)
+                            values.append(2 * boost + COMPLETE_BOOST)
         if rows:
             bias = torch.zeros_like(scores)
             bias.index_put_((torch.tensor(rows), torch.tensor(cols)), torch.tensor(values, dtype=scores.dtype),
@@ -156,12 +185,14 @@ def logits_processors(settings: DecodingSettings, tokenizer: PromptTokenizer, co
     bad = banned_word_ids(tokenizer, settings.banned_words)
     specials = [[tokenizer.pad_id], [tokenizer.idea_id], [tokenizer.prompt_id]]
     procs.append(NoBadWords([s for s in bad + specials if s != [tokenizer.eos_id]]))
+    # Min-p truncates on the model's own distribution, before temperature (as Nguyen et al. 2024
+    # apply it): a higher temperature then spreads over plausible tokens only, never the long tail.
+    if settings.min_p > 0:
+        procs.append(MinP(settings.min_p))
     if settings.temperature != 1.0:
         procs.append(Temperature(settings.temperature))
     if settings.top_k > 0:
         procs.append(TopK(settings.top_k))
-    if settings.min_p > 0:
-        procs.append(MinP(settings.min_p))
     if settings.top_p < 1.0:
         procs.append(TopP(settings.top_p))
     return procs
@@ -184,6 +215,16 @@ class Sampled(NamedTuple):
     @property
     def num_tokens(self) -> int:
         return len(self.ids) + (1 if self.finished else 0)
+
+
+def draw(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One token per row of ``probs`` (N, V), by inverse transform sampling: the first token whose
+    cumulative probability reaches u·total, u uniform in (0, 1] from ``generator``; never a token of
+    probability 0. Returns (N,) int64. (As ``torch.multinomial(probs, 1)`` in distribution, at a
+    fraction of its cost on a large vocabulary.)"""
+    cdf = probs.double().cumsum(dim=-1)  # (N, V)
+    u = 1.0 - torch.rand((probs.size(0), 1), generator=generator, dtype=torch.float64)
+    return torch.searchsorted(cdf, u * cdf[:, -1:]).squeeze(1).clamp_(max=probs.size(1) - 1)
 
 
 class RowSlice:
@@ -269,8 +310,7 @@ def sample_many(
         logits = out.logits[:, -1, :].float()  # (N, V)
         scores = procs(input_ids, logits)
         probs = torch.softmax(scores, dim=-1).cpu()
-        next_ids = torch.cat([torch.multinomial(probs[a:b], 1, generator=job.generator).squeeze(1)
-                              for job, (a, b) in zip(jobs, spans)]).to(device)  # (N,)
+        next_ids = torch.cat([draw(probs[a:b], job.generator) for job, (a, b) in zip(jobs, spans)]).to(device)
         next_ids = torch.where(finished, torch.full_like(next_ids, tokenizer.eos_id), next_ids)
         token_logprob = torch.log_softmax(logits, dim=-1).gather(1, next_ids[:, None]).squeeze(1)  # (N,)
         logprob += torch.where(finished, torch.zeros_like(token_logprob), token_logprob).double().cpu()

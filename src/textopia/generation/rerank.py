@@ -38,6 +38,11 @@ class SampleScore:
     mean_logprob: float  # nats per token, under the model
     finished: bool = True  # ended with EOS, not cut at max_new_tokens
 
+    @property
+    def clean(self) -> bool:
+        """The whole idea, no invented word, no stutter: what a user would keep."""
+        return self.recall == 1.0 and self.invented == 0 and not self.stutter
+
     def tier(self) -> tuple:
         """The quality tier (lower is better): recall, then invented words, stutter and fluency."""
         return (-self.recall, self.invented > 0, self.stutter, not self.finished,
