@@ -52,7 +52,7 @@ def serve(args: argparse.Namespace) -> None:
 
     settings = ServingSettings(
         host=HOST, port=args.port, max_concurrency=args.max_concurrency, queue_size=args.queue_size,
-        request_timeout_s=args.request_timeout_s, load_default=False,
+        request_timeout_s=args.request_timeout_s, load_default=False, batch_window_ms=args.batch_window_ms,
         models=[] if args.fake else [args.model], default_model=None,
         sagemaker_model_dir=Path("/nonexistent"), log_level="warning",
     )
@@ -254,7 +254,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         sys.executable, str(Path(__file__).resolve()), "--serve", "--port", str(port),
         "--model", args.model, "--max-concurrency", str(args.max_concurrency),
         "--queue-size", str(args.queue_size), "--request-timeout-s", str(args.request_timeout_s),
-        "--fake-delay-s", str(args.fake_delay_s),
+        "--fake-delay-s", str(args.fake_delay_s), "--batch-window-ms", str(args.batch_window_ms),
     ] + (["--fake"] if args.fake else [])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
@@ -319,6 +319,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "server": {
             "max_concurrency": args.max_concurrency, "queue_size": args.queue_size,
             "request_timeout_s": args.request_timeout_s, "startup_s": round(startup_s, 2),
+            "batch_window_ms": args.batch_window_ms,
         },
         "request": body,
         "duration_s": args.duration_s,
@@ -342,6 +343,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-new-tokens", type=int, default=48)
     p.add_argument("--max-concurrency", type=int, default=1, help="server inference threads")
     p.add_argument("--queue-size", type=int, default=64)
+    p.add_argument("--batch-window-ms", type=float, default=10.0,
+                   help="micro-batching window of the server (0: one request at a time)")
     p.add_argument("--request-timeout-s", type=float, default=60.0)
     p.add_argument("--startup-timeout-s", type=float, default=300.0)
     p.add_argument("--out", type=Path, default=None, help="output stem (default results/load[_fake])")

@@ -19,7 +19,8 @@ number of tokens; top-p 0.95, temperature 0.9, no reranking):
 Batch 1 and batch 32 seconds are medians over ``--repeats`` seeds. The cold start is the whole
 ``textopia generate "woman portrait" -n 4`` CLI call from a new process, for this checkout and for
 ``--baseline-rev`` (a temporary git worktree of that revision, run with its own sources): the
-ratio is measured in the same run. Writes ``<out>.json`` and ``<out>.md``.
+ratio is measured in the same run, and so is the warm latency of one and of eight prompts with
+every default setting (reranking on) in both. Writes ``<out>.json`` and ``<out>.md``.
 """
 
 from __future__ import annotations
@@ -121,6 +122,32 @@ def cold_start(src: Path | None, repeats: int) -> float:
     return statistics.median(times)
 
 
+_LATENCY = """
+import statistics, sys, time, textopia
+g = textopia.load()
+g.generate("woman portrait", n=1, seed=0)
+out = {}
+for n in (1, 8):
+    times = []
+    for seed in range(1, 6):
+        t0 = time.perf_counter()
+        g.generate("woman portrait", n=n, seed=seed)
+        times.append(time.perf_counter() - t0)
+    out[n] = statistics.median(times)
+print(out[1], out[8])
+"""
+
+
+def warm_latency(src: Path) -> dict[str, float]:
+    """Median seconds of ``generate("woman portrait", n)`` with every default (reranking on), n = 1
+    and 8, in a process running the sources in ``src``, after one warm-up call."""
+    env = dict(os.environ, PYTHONPATH=str(src))
+    out = subprocess.run([sys.executable, "-c", _LATENCY], check=True, capture_output=True, text=True, env=env,
+                         cwd=tempfile.gettempdir())
+    one, eight = (float(x) for x in out.stdout.split()[-2:])
+    return {"one_prompt_s": one, "eight_prompts_s": eight}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="+", default=["default"])
@@ -131,17 +158,19 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     rows = [r for m in args.models for r in bench_model(m, args.repeats)]
     cold = {"this checkout": cold_start(ROOT / "src", args.cold_repeats)}
+    latency = {"this checkout": warm_latency(ROOT / "src")}
     with tempfile.TemporaryDirectory() as tmp:
         wt = Path(tmp) / "baseline"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(wt), args.baseline_rev],
                        check=True, capture_output=True)
         try:
             cold[f"baseline {args.baseline_rev}"] = cold_start(wt / "src", args.cold_repeats)
+            latency[f"baseline {args.baseline_rev}"] = warm_latency(wt / "src")
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(wt)], capture_output=True)
     result = {"command": "python benchmarks/speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "machine": machine_info.machine(), "new_tokens": NEW_TOKENS, "settings": SETTINGS,
-              "rows": rows, "cold_start_s": cold}
+              "rows": rows, "cold_start_s": cold, "default_settings_latency_s": latency}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
@@ -159,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     base = [v for k, v in cold.items() if k.startswith("baseline")]
     if base:
         lines.append(f"| ratio (this / baseline) | {cold['this checkout'] / base[0]:.2f} |")
+    lines += ["", "| `generate(\"woman portrait\", n)`, every default (reranking on), warm | n = 1 (s) | n = 8 (s) |",
+              "|---|---:|---:|"]
+    lines += [f"| {k} | {v['one_prompt_s']:.3f} | {v['eight_prompts_s']:.3f} |" for k, v in latency.items()]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
