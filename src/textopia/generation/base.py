@@ -24,7 +24,8 @@ class DecodingSettings:
     Attributes:
         mode: ``"expand"`` writes a prompt around an idea found anywhere in it; ``"continue"``
             treats the text as the prompt's beginning.
-        temperature: softmax temperature (> 0); 1.0 leaves the distribution as is.
+        temperature: softmax temperature (> 0), applied after min-p truncation; 1.0 leaves the
+            distribution as is.
         top_p: nucleus sampling mass in (0, 1]; 1.0 disables it (Holtzman et al. 2020).
         top_k: keep the k most likely tokens; 0 disables it.
         repetition_penalty: CTRL penalty (Keskar et al. 2019) on tokens already present; 1.0 is none.
@@ -42,7 +43,7 @@ class DecodingSettings:
     """
 
     mode: Mode = "expand"
-    temperature: float = 0.9
+    temperature: float = 1.2  # with min-p first (Nguyen et al. 2024): measured in benchmarks/quality.py
     top_p: float = 0.95
     top_k: int = 0
     repetition_penalty: float = 1.1
@@ -121,12 +122,12 @@ class Generator(abc.ABC):
         n: int = 4,
         *,
         mode: Mode = "expand",
-        temperature: float = 0.9,
-        top_p: float = 0.95,
-        top_k: int = 0,
-        repetition_penalty: float = 1.1,
-        max_new_tokens: int = 77,
-        min_new_tokens: int = 16,
+        temperature: float = DecodingSettings.temperature,
+        top_p: float = DecodingSettings.top_p,
+        top_k: int = DecodingSettings.top_k,
+        repetition_penalty: float = DecodingSettings.repetition_penalty,
+        max_new_tokens: int = DecodingSettings.max_new_tokens,
+        min_new_tokens: int = DecodingSettings.min_new_tokens,
         seed: int | None = None,
         banned_words: list[str] | tuple[str, ...] = (),
         rerank: bool = True,
