@@ -1,0 +1,124 @@
+"""Training throughput: `textopia train` against a minimal plain PyTorch loop, side by side.
+
+Usage (from the repository root, after `textopia prepare ... --out data/sd`)::
+
+    python benchmarks/train_speed.py [--data-dir data/sd] [--families gpt lstm vae]
+        [--precisions fp32 bf16] [--steps 60] [--train-limit 30000] [--out benchmarks/results/train_speed]
+
+For each family (its `configs/<family>-small.toml` model, batch 48) and precision, in one run on
+the same data (the first ``--train-limit`` prompts of the train split) and the same model:
+
+- ``textopia``: :func:`textopia.training.trainer.train` for ``--steps`` optimizer steps; tokens/s
+  from its own log windows after the first 10 steps;
+- ``plain``: the same model, examples, length-bucketed batches and collation, with a bare loop:
+  ``torch.autocast`` (bf16) or none, forward, backward, gradient clipping at 1.0, AdamW; tokens/s
+  over the same steps.
+
+Tokens are every non-padding token of a batch. Writes ``<out>.json`` and ``<out>.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import machine_info
+
+ROOT = Path(__file__).resolve().parents[1]
+WARMUP = 10
+
+
+def textopia_rate(family: str, precision: str, data_dir: str, steps: int, limit: int) -> float:
+    from textopia.training.config import load_config
+    from textopia.training.trainer import train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        overrides = [f"data.dir={data_dir}", f"data.train_limit={limit}", "data.valid_limit=10",
+                     f"train.out_dir={tmp}/run", f"train.max_steps={steps}", "train.eval_every=0",
+                     "train.save_every=0", "train.log_every=10", f"train.precision={precision}",
+                     "train.max_minutes=None"]
+        out = train(load_config(str(ROOT / "configs" / f"{family}-small.toml"), overrides), progress=False)
+        lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    rates = [x["tokens_per_s"] for x in lines if x.get("split") == "train" and x["step"] > WARMUP]
+    return statistics.median(rates)
+
+
+def plain_rate(family: str, precision: str, data_dir: str, steps: int, limit: int) -> float:
+    import torch
+
+    from textopia.data.batching import BucketBatchSampler, ExampleConfig, PromptDataset, collate
+    from textopia.data.corpus import read_split
+    from textopia.data.tokenizer import PromptTokenizer
+    from textopia.models.registry import get_spec, make_config
+    from textopia.training.config import load_config
+
+    config = load_config(str(ROOT / "configs" / f"{family}-small.toml"), [f"data.dir={data_dir}"])
+    kind = config.model.get("kind", family)
+    tokenizer = PromptTokenizer.from_dir(data_dir)
+    model = get_spec(kind).build(make_config(kind, config.model), tokenizer)
+    model.train()
+    torch.manual_seed(0)
+    prompts = read_split(data_dir, "train")[:limit]
+    dataset = PromptDataset(prompts, tokenizer, ExampleConfig(config.data.p_unconditional, config.data.max_length))
+    sampler = BucketBatchSampler(dataset.lengths(), config.train.batch_size, seed=0)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=partial(collate, pad_id=tokenizer.pad_id))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
+    tokens, start = 0, None
+    for step, batch in enumerate(loader):
+        if step == steps:
+            break
+        if step == WARMUP:
+            tokens, start = 0, time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        tokens += int(batch["attention_mask"].sum())
+    return tokens / (time.perf_counter() - start)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data-dir", default="data/sd")
+    ap.add_argument("--families", nargs="+", default=["gpt", "lstm", "vae"])
+    ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--train-limit", type=int, default=30000)
+    ap.add_argument("--out", default="benchmarks/results/train_speed")
+    args = ap.parse_args(argv)
+    rows = []
+    for family in args.families:
+        for precision in args.precisions:
+            plain = plain_rate(family, precision, args.data_dir, args.steps, args.train_limit)
+            ours = textopia_rate(family, precision, args.data_dir, args.steps, args.train_limit)
+            rows.append({"family": family, "precision": precision, "textopia_tokens_per_s": ours,
+                         "plain_tokens_per_s": plain, "ratio": ours / plain})
+            print(rows[-1], flush=True)
+    result = {"command": "python benchmarks/train_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "machine": machine_info.machine(), "steps": args.steps, "rows": rows}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    m = result["machine"]
+    lines = ["# Training throughput: `textopia train` against a plain loop (tokens/s, median of windows)", "",
+             f"Machine: {m['cpu']}, {m['cpus']} cores, torch {m['torch']} ({m['torch_threads']} threads). "
+             f"Command: `{result['command']}`", "",
+             "| family | precision | textopia train | plain loop | ratio |", "|---|---|---:|---:|---:|"]
+    lines += [f"| {r['family']} | {r['precision']} | {r['textopia_tokens_per_s']:.0f} | {r['plain_tokens_per_s']:.0f} | "
+              f"{r['ratio']:.2f} |" for r in rows]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
