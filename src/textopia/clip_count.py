@@ -22,7 +22,14 @@ _N_MERGES = 49152 - 256 - 2
 _CLIP_WORDS = r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"
 
 
-def _bytes_to_unicode() -> list[str]:
+def bytes_to_unicode() -> dict[int, str]:
+    """Map each byte 0..255 to a printable unicode character, as GPT-2's and CLIP's BPE do.
+
+    Printable Latin-1 bytes map to themselves; the other 68 bytes map to ``chr(256 + k)``.
+
+    Returns:
+        A dict of 256 entries, byte value -> one-character string, in CLIP's vocabulary order.
+    """
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     cs = bs[:]
     extra = 0
@@ -31,7 +38,7 @@ def _bytes_to_unicode() -> list[str]:
             bs.append(b)
             cs.append(256 + extra)
             extra += 1
-    return [chr(c) for c in cs]
+    return dict(zip(bs, (chr(c) for c in cs), strict=True))
 
 
 @functools.lru_cache(maxsize=1)
@@ -45,7 +52,7 @@ def clip_backend(path: str = str(CLIP_BPE)):
 
     with gzip.open(path, "rt", encoding="utf-8") as f:
         merges = [tuple(line.split()) for line in f.read().split("\n")[1 : _N_MERGES + 1]]
-    chars = _bytes_to_unicode()
+    chars = list(bytes_to_unicode().values())
     tokens = chars + [c + "</w>" for c in chars] + ["".join(m) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
     vocab = {t: i for i, t in enumerate(tokens)}
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<|endoftext|>", continuing_subword_prefix="",

@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedTokenizerBase
 
+from textopia.clip_count import bytes_to_unicode  # noqa: F401  (re-exported: one copy, below this layer)
+
 logger = logging.getLogger(__name__)
 
 #: Environment variable naming the CLIP BPE merges file (``bpe_simple_vocab_16e6.txt.gz``).
@@ -54,25 +56,6 @@ CLIP_MAX_PROMPT_TOKENS = CLIP_MAX_LENGTH - 2
 _N_MERGES = 49152 - 256 - 2
 #: Entries in CLIP's vocabulary: 2 x 256 byte tokens, the merges, start and end.
 CLIP_VOCAB_SIZE = 2 * 256 + _N_MERGES + 2
-
-
-def bytes_to_unicode() -> dict[int, str]:
-    """Map each byte 0..255 to a printable unicode character, as GPT-2's and CLIP's BPE do.
-
-    Printable Latin-1 bytes map to themselves; the other 68 bytes map to ``chr(256 + k)``.
-
-    Returns:
-        A dict of 256 entries, byte value -> one-character string, in CLIP's vocabulary order.
-    """
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    extra = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + extra)
-            extra += 1
-    return dict(zip(bs, (chr(c) for c in cs), strict=True))
 
 
 def clip_vocab_and_merges(bpe_path: str | os.PathLike[str]) -> tuple[dict[str, int], list[tuple[str, str]]]:
