@@ -65,8 +65,14 @@ def resolve_precision(precision: str) -> str:
     """Accelerate's ``mixed_precision`` for a config value ("auto", "fp32", "bf16", "fp16")."""
     if precision == "auto":
         if torch.cuda.is_available():
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "bf16" if cpu_has_fast_bf16() else "no"
+            chosen = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            logger.info("precision auto: %s (a GPU %s bf16)", chosen, "with" if chosen == "bf16" else "without")
+            return chosen
+        if cpu_has_fast_bf16():
+            logger.info("precision auto: bf16 autocast (this CPU has native bf16: AVX512-BF16 or AMX)")
+            return "bf16"
+        logger.info("precision auto: fp32 (this CPU has no native bf16; emulated bf16 is slower)")
+        return "no"
     if precision in ("fp32", "no"):
         return "no"
     if precision in ("bf16", "fp16"):
