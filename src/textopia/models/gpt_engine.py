@@ -130,6 +130,13 @@ class GPT2Engine(nn.Module):
     def _w(self, name: str) -> torch.Tensor:
         return self.params[name.replace(".", "__")]
 
+    def _layer_weights(self) -> list[tuple[torch.Tensor, ...]]:
+        """Each block's tensors in the order forward uses them (looked up once per call, not per use)."""
+        names = ("ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight",
+                 "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
+                 "mlp.c_proj.weight", "mlp.c_proj.bias")
+        return [tuple(self._w(f"transformer.h.{i}.{n}") for n in names) for i in range(self.config.n_layer)]
+
     def new_cache(self, batch: int, max_length: int | None = None) -> StaticCache:
         w = self._w("transformer.wte.weight")
         return StaticCache(self.config, batch, max_length or self.config.n_positions, w.dtype, w.device)
@@ -186,10 +193,11 @@ class GPT2Engine(nn.Module):
             mask = causal[None] & key_valid[:, None, :]
             mask[:, torch.arange(t), torch.arange(start, start + t)] = True  # a padding query sees itself
             mask = mask[:, None]  # (B, 1, T, S)
-        for i in range(cfg.n_layer):
-            p = f"transformer.h.{i}."
-            a = F.layer_norm(x, (cfg.n_embd,), self._w(p + "ln_1.weight"), self._w(p + "ln_1.bias"), cfg.layer_norm_epsilon)
-            qkv = torch.addmm(self._w(p + "attn.c_attn.bias"), a.reshape(b * t, -1), self._w(p + "attn.c_attn.weight"))
+        e, eps = (cfg.n_embd,), cfg.layer_norm_epsilon
+        for i, (ln1_w, ln1_b, attn_w, attn_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, out_w, out_b) in enumerate(
+                self._layer_weights()):
+            a = F.layer_norm(x, e, ln1_w, ln1_b, eps)
+            qkv = torch.addmm(attn_b, a.reshape(b * t, -1), attn_w)
             q, k, v = qkv.view(b, t, 3, h, d).permute(2, 0, 3, 1, 4)  # each (B, H, T, D)
             if cache is not None:
                 cache.k[i, :, :, start : start + t] = k
@@ -206,11 +214,10 @@ class GPT2Engine(nn.Module):
                 mask = torch.ones(t, start + t, dtype=torch.bool, device=x.device).tril(diagonal=start)
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
             y = y.transpose(1, 2).reshape(b * t, cfg.n_embd)
-            x = x + torch.addmm(self._w(p + "attn.c_proj.bias"), y, self._w(p + "attn.c_proj.weight")).view(b, t, -1)
-            m = F.layer_norm(x, (cfg.n_embd,), self._w(p + "ln_2.weight"), self._w(p + "ln_2.bias"), cfg.layer_norm_epsilon)
-            m = F.gelu(torch.addmm(self._w(p + "mlp.c_fc.bias"), m.reshape(b * t, -1), self._w(p + "mlp.c_fc.weight")),
-                       approximate="tanh")
-            x = x + torch.addmm(self._w(p + "mlp.c_proj.bias"), m, self._w(p + "mlp.c_proj.weight")).view(b, t, -1)
+            x = x + torch.addmm(proj_b, y, proj_w).view(b, t, -1)
+            m = F.layer_norm(x, e, ln2_w, ln2_b, eps)
+            m = F.gelu(torch.addmm(fc_b, m.reshape(b * t, -1), fc_w), approximate="tanh")
+            x = x + torch.addmm(out_b, m, out_w).view(b, t, -1)
         x = F.layer_norm(x, (cfg.n_embd,), self._w("transformer.ln_f.weight"), self._w("transformer.ln_f.bias"),
                          cfg.layer_norm_epsilon)
         logits = x @ self._w("transformer.wte.weight").t()  # (B, T, V)
