@@ -99,6 +99,12 @@ def has_all_idea_words(idea: str, output: str) -> bool:
     return math.isnan(recall) or recall == 1.0
 
 
+def dedup_key(text: str) -> str:
+    """Two texts are the same prompt if their keys are equal: lower-case letters and digits only,
+    so "A cat, 4k" and "a cat 4K" share a key (deduplication of outputs, and the split of a corpus)."""
+    return " ".join(re.findall(r"[^\W_]+", text.lower()))
+
+
 _MAX_STUTTER_N = 3
 
 
@@ -168,6 +174,7 @@ __all__ = [
     "content_stems",
     "content_words",
     "count_words",
+    "dedup_key",
     "has_all_idea_words",
     "relevance_recall",
     "stem",

@@ -22,7 +22,7 @@ import fsspec
 
 from textopia.errors import TextopiaError
 from textopia.io import atomic_dir
-from textopia.text import KNOWN_WORDS_FILE, KnownWords, count_words
+from textopia.text import KNOWN_WORDS_FILE, KnownWords, count_words, dedup_key
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +49,9 @@ def normalize_prompt(text: str) -> str:
     return text
 
 
-def split_key(text: str) -> str:
-    """The text that decides a prompt's split: lowercase letters and digits only.
-
-    Near-identical copies ("A cat, 4k" and "a cat 4K") share a key and so a split.
-    """
-    return " ".join(re.findall(r"[^\W_]+", text.lower()))
+#: The text that decides a prompt's split (:func:`textopia.text.dedup_key`): near-identical copies
+#: ("A cat, 4k" and "a cat 4K") share a key and so a split.
+split_key = dedup_key
 
 
 def assign_split(text: str, valid_fraction: float, test_fraction: float, salt: str = "") -> str:

@@ -21,7 +21,7 @@ import torch
 
 from textopia.data.tokenizer import PromptTokenizer
 from textopia.generation.base import DecodingSettings
-from textopia.text import content_words, tokenize
+from textopia.text import content_words, dedup_key, tokenize  # noqa: F401  (dedup_key re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -374,6 +374,3 @@ def clean_prompt(text: str, finished: bool) -> str:
     return text.strip(" ,;:-")
 
 
-def dedup_key(text: str) -> str:
-    """Two prompts are the same if they differ only in case, spacing and punctuation."""
-    return " ".join(re.findall(r"[^\W_]+", text.lower()))
