@@ -8,7 +8,7 @@ Usage (from the repository root, after `textopia prepare ... --out data/sd`)::
 For each family (its `configs/<family>-small.toml` model, batch 48) and precision, in one run on
 the same data (the first ``--train-limit`` prompts of the train split) and the same model:
 
-- ``textopia``: :func:`textopia.training.trainer.train` for ``--steps`` optimizer steps; tokens/s
+- ``textopia``: ``textopia train`` (a fresh process) for ``--steps`` optimizer steps; tokens/s
   from its own log windows after the first 10 steps;
 - ``plain``: the same model, examples, length-bucketed batches and collation, with a bare loop:
   ``torch.autocast`` (bf16) or none, forward, backward, gradient clipping at 1.0, AdamW; tokens/s
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,16 +37,16 @@ WARMUP = 10
 
 
 def textopia_rate(family: str, precision: str, data_dir: str, steps: int, limit: int) -> float:
-    from textopia.training.config import load_config
-    from textopia.training.trainer import train
-
+    """`textopia train` in a fresh process (Accelerate fixes the precision once per process)."""
     with tempfile.TemporaryDirectory() as tmp:
-        overrides = [f"data.dir={data_dir}", f"data.train_limit={limit}", "data.valid_limit=10",
-                     f"train.out_dir={tmp}/run", f"train.max_steps={steps}", "train.eval_every=0",
-                     "train.save_every=0", "train.log_every=10", f"train.precision={precision}",
-                     "train.max_minutes=None"]
-        out = train(load_config(str(ROOT / "configs" / f"{family}-small.toml"), overrides), progress=False)
-        lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+        sets = [f"data.dir={data_dir}", f"data.train_limit={limit}", "data.valid_limit=10",
+                f"train.out_dir={tmp}/run", f"train.max_steps={steps}", "train.eval_every=0",
+                "train.save_every=0", "train.log_every=10", f"train.precision={precision}",
+                "train.max_minutes=None"]
+        cmd = [sys.executable, "-m", "textopia.cli", "train", "--config", str(ROOT / "configs" / f"{family}-small.toml"),
+               "--no-progress", *(x for s in sets for x in ("--set", s))]
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        lines = [json.loads(x) for x in Path(f"{tmp}/run/metrics.jsonl").read_text().splitlines()]
     rates = [x["tokens_per_s"] for x in lines if x.get("split") == "train" and x["step"] > WARMUP]
     return statistics.median(rates)
 
