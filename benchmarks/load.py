@@ -209,7 +209,8 @@ def _markdown(report: dict[str, Any]) -> str:
         f"- Model: **{report['model']['name']}** ({report['model']['kind']}, "
         f"{report['model']['parameters']} parameters){' — FAKE generator' if report['fake'] else ''}",
         f"- Server: uvicorn, one process on {HOST}; {s['max_concurrency']} inference thread(s), "
-        f"queue {s['queue_size']}, timeout {s['request_timeout_s']} s",
+        f"queue {s['queue_size']}, timeout {s['request_timeout_s']} s, micro-batching window "
+        f"{s.get('batch_window_ms', 0)} ms (0: each request decoded alone)",
         f"- Request: `{json.dumps(report['request'])}` (seed varies per request)",
         f"- Each level: at most {report['duration_s']} s and {report['max_requests']} requests; "
         f"server memory idle {report['memory_mib']['idle']} MiB",
@@ -238,9 +239,10 @@ def _markdown(report: dict[str, Any]) -> str:
         "",
         "Latency is measured by the client, from sending the request to reading the whole answer "
         "(seconds). Generate and queue times are the server's own (`timing` in the answer). "
-        "Requests are not batched together: each runs on its own through the Generator, one "
-        "inference thread at a time by default, so throughput is flat in the number of clients "
-        "and latency grows with the queue.",
+        "With a batching window above 0, requests that arrive within it are decoded together "
+        "(`textopia.serving.batcher`), and 'mean generate' includes the wait for the batch; with "
+        "0, each runs on its own through the Generator, one inference thread at a time, so "
+        "throughput is flat in the number of clients and latency grows with the queue.",
         "",
     ]
     return "\n".join(lines)
