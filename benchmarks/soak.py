@@ -229,6 +229,14 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                 pass
         for i in range(args.warmup):
             httpx.post(base_url + "/v1/generate", json={**mix[0][2]["json"], "seed": 99_000 + i}, timeout=120)
+        # Then as many generations at once as there are clients: the server's micro-batcher reaches
+        # its largest batch (and its working set) before "start", so that growth measures leaks only.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(args.clients) as pool:
+            list(pool.map(lambda i: httpx.post(base_url + "/v1/generate", timeout=120,
+                                               json={**mix[0][2]["json"], "seed": 98_000 + i}),
+                          range(2 * args.clients)))
         time.sleep(2.0)  # background loading (the CLIP tokenizer) done before "start"
         sampler = MemorySampler(proc.pid, interval_s=1.0)
         start_mib = round(sampler.rss() / 2**20, 1)

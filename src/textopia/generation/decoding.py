@@ -299,7 +299,8 @@ def sample_many(
                 procs.insert(at, RowSlice(IdeaBoostProcessor(tokenizer, words, settings.idea_boost, width), start, stop))
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     logprob = torch.zeros(n, dtype=torch.float64)
-    past = None
+    # A static cache only as long as this batch can get (not the model's whole context).
+    past = model.new_cache(n, width + max(0, budget)) if hasattr(model, "new_cache") else None
     step_input, step_pos = input_ids, positions
     for _ in range(max(0, budget)):
         kwargs = {}
