@@ -153,11 +153,12 @@ def idea_boost_words(idea: str | None, banned_words: tuple[str, ...] | list[str]
 
 
 def logits_processors(settings: DecodingSettings, tokenizer: PromptTokenizer, context_length: int,
-                      idea: str | None = None):
+                      idea: str | None = None, *, idea_rows: list[tuple[str | None, int, int]] | None = None):
     """The :class:`ProcessorList` for ``settings``: penalties, idea boost and bans, then warpers.
 
     ``idea``: in expand mode, the idea whose words :class:`IdeaBoostProcessor` raises
-    (``settings.idea_boost`` nats; 0 disables it).
+    (``settings.idea_boost`` nats; 0 disables it). ``idea_rows``: for a batch of several jobs,
+    ``(idea, start, stop)`` per job instead, each idea boosted on rows ``[start, stop)`` only.
     """
     from textopia.generation.processors import (
         MinNewTokens,
@@ -179,9 +180,11 @@ def logits_processors(settings: DecodingSettings, tokenizer: PromptTokenizer, co
     if settings.repetition_penalty != 1.0:
         procs.append(RepetitionPenalty(settings.repetition_penalty))
     if settings.idea_boost > 0 and settings.mode == "expand":
-        words = idea_boost_words(idea, settings.banned_words)
-        if words:
-            procs.append(IdeaBoostProcessor(tokenizer, words, settings.idea_boost, context_length))
+        for job_idea, start, stop in idea_rows if idea_rows is not None else [(idea, None, None)]:
+            words = idea_boost_words(job_idea, settings.banned_words)
+            if words:
+                boost = IdeaBoostProcessor(tokenizer, words, settings.idea_boost, context_length)
+                procs.append(boost if start is None else RowSlice(boost, start, stop))
     bad = banned_word_ids(tokenizer, settings.banned_words)
     specials = [[tokenizer.pad_id], [tokenizer.idea_id], [tokenizer.prompt_id]]
     procs.append(NoBadWords([s for s in bad + specials if s != [tokenizer.eos_id]]))
@@ -290,13 +293,8 @@ def sample_many(
     padded = len(lengths) > 1
     attention_mask = torch.tensor(mask_rows, dtype=torch.long, device=device) if padded else None
     positions = (attention_mask.cumsum(dim=1) - 1).clamp(min=0) if padded else None  # (N, T0)
-    procs = logits_processors(settings, tokenizer, width, idea=jobs[0].idea if len(jobs) == 1 else None)
-    if len(jobs) > 1 and settings.idea_boost > 0 and settings.mode == "expand":
-        at = next(i for i, p in enumerate(procs) if type(p).__name__ == "NoBadWords")
-        for job, (start, stop) in zip(jobs, spans):
-            words = idea_boost_words(job.idea, settings.banned_words)
-            if words:
-                procs.insert(at, RowSlice(IdeaBoostProcessor(tokenizer, words, settings.idea_boost, width), start, stop))
+    procs = logits_processors(settings, tokenizer, width, idea=jobs[0].idea, idea_rows=None if len(jobs) == 1 else
+                              [(job.idea, start, stop) for job, (start, stop) in zip(jobs, spans)])
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     logprob = torch.zeros(n, dtype=torch.float64)
     # A static cache only as long as this batch can get (not the model's whole context).
