@@ -56,7 +56,7 @@ def register(spec: ModelSpec) -> ModelSpec:
 
 def _ensure_builtin() -> None:
     # Importing the family modules registers them.
-    from textopia.models import gpt, latent_diffusion, lstm_lm, text_vae  # noqa: F401
+    from textopia.models import gpt, latent_diffusion, lstm_lm, prompt_ae, text_vae  # noqa: F401
 
 
 def get_spec(kind: str) -> ModelSpec:
@@ -82,11 +82,12 @@ def known_kinds() -> list[str]:
 #: are counts; widths are units; vocabulary sizes are tokens; positions are tokens.
 SIZE_BOUNDS: dict[str, int] = {
     # layers
-    "n_layer": 256, "num_hidden_layers": 256, "n_blocks": 256,
+    "n_layer": 256, "num_hidden_layers": 256, "n_blocks": 256, "n_layer_enc": 256,
     # widths
     "n_embd": 32_768, "hidden_size": 32_768, "n_hidden": 32_768, "n_hidden_enc": 32_768,
     "idea_hidden": 32_768, "time_dim": 32_768, "latent_dim": 32_768, "n_inner": 131_072,
-    "intermediate_size": 131_072, "n_head": 1_024, "num_attention_heads": 1_024,
+    "intermediate_size": 131_072, "n_head": 1_024, "latent_width": 32_768,
+    "n_latents": 4_096, "num_attention_heads": 1_024,
     # vocabulary
     "vocab_size": 1_048_576,
     # positions
