@@ -50,6 +50,10 @@ from textopia.models.registry import ModelSpec, register
 from textopia.models.text_vae import VAEOutput, free_bits_kl, mmd, prompt_tokens
 
 KIND = "prompt-ae"
+# log σ² of the posterior at initialisation (σ ≈ 0.08). With σ = 1 the first latents are nearly
+# pure noise, the pretrained decoder learns to ignore them, and the posterior collapses (measured:
+# 220 steps at the language model's 3.46 nats per token, token accuracy 0.41, no gain).
+INIT_LOGVAR = -5.0
 
 
 @dataclass
@@ -85,6 +89,11 @@ class PromptAEConfig:
 
     def __post_init__(self) -> None:
         self.latent_dim = int(self.n_latents) * int(self.latent_width)
+
+
+def _cache(out) -> Any:
+    """The decoder's cache from a transformers output (``cache`` from 5.x, ``past_key_values`` before)."""
+    return out["cache"] if "cache" in out else out.get("past_key_values")
 
 
 class PromptAE(nn.Module):
@@ -134,7 +143,9 @@ class PromptAE(nn.Module):
         self.latent_positions = nn.Parameter(torch.zeros(c.n_latents, e))  # (K, E)
         nn.init.normal_(self.enc_positions.weight, std=0.02)
         nn.init.normal_(self.to_posterior.weight, std=0.02)
-        nn.init.zeros_(self.to_posterior.bias)
+        with torch.no_grad():  # start with little noise: the latent carries the prompt from the first step
+            self.to_posterior.bias.zero_()
+            self.to_posterior.bias[c.latent_width:].fill_(INIT_LOGVAR)
         self.kl_weight = float(c.beta_max if c.kl_schedule == "constant" else c.kl_start)
 
     @property
@@ -186,12 +197,12 @@ class PromptAE(nn.Module):
             ``(logits (B, T, V), cache)``.
         """
         if state is not None:
-            out = self.decoder(input_ids=input_ids, past_key_values=state, use_cache=True)
-            return out.logits, out.past_key_values
+            out = self.decoder(input_ids, state, use_cache=True)  # the cache is the 2nd argument in every version
+            return out.logits, _cache(out)
         emb = self.embed(input_ids)
         inputs = torch.cat([self.prefix(z.to(emb.dtype)).to(emb.dtype), emb], dim=1)  # (B, K + T, E)
         out = self.decoder(inputs_embeds=inputs, use_cache=not self.training)
-        return out.logits[:, self.config.n_latents:], out.past_key_values
+        return out.logits[:, self.config.n_latents:], _cache(out)
 
     def word_dropout(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         p = self.config.word_dropout
