@@ -137,23 +137,24 @@ def _add_generate(sub) -> None:
 
 
 def _add_latent(sub) -> None:
-    help_model = "a model with a latent space: an embedded name or a checkpoint directory (default: vae)"
+    help_model = "a model with a latent space: an embedded name or a checkpoint directory (default: latent)"
     p = sub.add_parser("reconstruct", help="encode prompts to their posterior mean and decode them (VAE)")
     p.add_argument("prompts", nargs="+", metavar="PROMPT")
-    p.add_argument("--model", default="vae", help=help_model)
+    p.add_argument("--model", default="latent", help=help_model)
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p = sub.add_parser("interpolate", help="decode points on the spherical path between two prompts' latents (VAE)")
     p.add_argument("prompt_a")
     p.add_argument("prompt_b")
     p.add_argument("--steps", type=int, default=8, help="points on the path, both ends included")
-    p.add_argument("--model", default="vae", help=help_model)
+    p.add_argument("--model", default="latent", help=help_model)
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p = sub.add_parser("variations", help="decode latents drawn around a prompt's posterior (VAE)")
     p.add_argument("prompt")
     p.add_argument("-n", type=int, default=8, help="number of variations")
-    p.add_argument("--spread", type=float, default=0.5, help="scale of the posterior's standard deviation")
+    p.add_argument("--spread", type=float, default=None,
+                   help="scale of the posterior's standard deviation (default: the model's own)")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--model", default="vae", help=help_model)
+    p.add_argument("--model", default="latent", help=help_model)
     p.add_argument("--json", action="store_true", help="print a JSON list")
 
 
@@ -161,6 +162,8 @@ def _add_export(sub) -> None:
     p = sub.add_parser("export", help="copy a checkpoint without its trainer state (for shipping)")
     p.add_argument("checkpoint")
     p.add_argument("out")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
+                   help="storage type of the weights (half precision halves the file; loaded back as float32)")
 
 
 def _add_serve(sub) -> None:
@@ -509,7 +512,7 @@ def cmd_variations(args) -> None:
 def cmd_export(args) -> None:
     from textopia.models.checkpoint import export_checkpoint
 
-    print(export_checkpoint(args.checkpoint, args.out))
+    print(export_checkpoint(args.checkpoint, args.out, dtype=args.dtype))
 
 
 def _check_serve(args) -> None:

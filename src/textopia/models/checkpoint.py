@@ -188,7 +188,10 @@ def check_weights(directory: str | Path, spec, config, tokenizer, hf_config: dic
             stored = {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
     except Exception as e:
         raise TextopiaError(f"corrupt weights {weights}: {_short(e)}") from None
-    missing = [name for name, _ in model.named_parameters() if name not in stored]  # tied ones appear once
+    aliases: dict[int, list[str]] = {}  # a tied parameter is stored once, under any one of its names
+    for name, param in model.named_parameters(remove_duplicate=False):
+        aliases.setdefault(id(param), []).append(name)
+    missing = [names[0] for names in aliases.values() if not any(n in stored for n in names)]
     if missing:
         raise TextopiaError(f"{weights} lacks {len(missing)} of the tensors {directory / CONFIG} describes "
                             f"(first: {missing[0]}; layers or sizes disagree with the weights)")
@@ -241,6 +244,8 @@ def load_checkpoint(directory: str | Path):
         TextopiaError: a file is missing or corrupt (the file is named), a size is out of
             bounds, the model would not fit in memory, or the weights disagree with the config.
     """
+    import torch
+
     directory = Path(directory)
     spec, config, tokenizer, meta = _inspect(directory)
     weights = directory / WEIGHTS
@@ -256,14 +261,34 @@ def load_checkpoint(directory: str | Path):
         raise
     except Exception as e:
         raise TextopiaError(f"corrupt or incompatible weights {weights}: {_short(e)}") from None
+    if any(p.is_floating_point() and p.dtype != torch.float32 for p in model.parameters()):
+        model.float()  # weights stored in half precision (an export) compute in float32
     model.eval()
     return model, tokenizer, meta
 
 
-def export_checkpoint(src: str | Path, dst: str | Path) -> Path:
-    """Copy a checkpoint without its trainer state (for shipping): config, weights, tokenizer, known words."""
+EXPORT_DTYPES = ("float32", "float16", "bfloat16")
+
+
+def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32") -> Path:
+    """Copy a checkpoint without its trainer state (for shipping): config, weights, tokenizer, known words.
+
+    Args:
+        dtype: the weights' storage type: "float32", or "float16" / "bfloat16" to halve the
+            file (the weights are cast back to float32 when loaded; recorded as ``stored_dtype``).
+
+    Raises:
+        TextopiaError: an unknown dtype, or as :func:`load_checkpoint`.
+    """
+    import torch
+
+    if dtype not in EXPORT_DTYPES:
+        raise TextopiaError(f"dtype must be one of {', '.join(EXPORT_DTYPES)}, got {dtype!r}")
     model, tokenizer, meta = load_checkpoint(src)
     src = Path(src)
+    if dtype != "float32":
+        model.to(getattr(torch, dtype))
+        meta = {**meta, "stored_dtype": dtype}
 
     def copy_extras(tmp: Path) -> None:
         for name in ("metrics.jsonl", "known_words.txt"):  # the training log; the reranker's known words
