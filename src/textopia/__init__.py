@@ -8,6 +8,6 @@
 from textopia._version import __version__  # noqa: E402
 
 from textopia.generation.base import Generation, Generator, TextopiaError  # noqa: E402
-from textopia.generation.loader import DEFAULT_MODEL, embedded_models, load  # noqa: E402
+from textopia.generation.loader import DEFAULT_MODEL, LATENT_MODEL, embedded_models, load  # noqa: E402
 
-__all__ = ["DEFAULT_MODEL", "Generation", "Generator", "TextopiaError", "__version__", "embedded_models", "load"]
+__all__ = ["DEFAULT_MODEL", "LATENT_MODEL", "Generation", "Generator", "TextopiaError", "__version__", "embedded_models", "load"]

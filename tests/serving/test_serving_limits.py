@@ -127,7 +127,7 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def _fake_load(spec: str) -> FakeGenerator:
     if spec == "missing":
         raise TextopiaError(f"unknown model {spec!r}")
-    return FakeLatentGenerator(name=spec) if "vae" in spec else FakeGenerator(name=spec)
+    return FakeLatentGenerator(name=spec) if "vae" in spec or "latent" in spec else FakeGenerator(name=spec)
 
 
 def test_load_store_names_models_and_picks_the_default(tmp_path: Path) -> None:
@@ -158,6 +158,7 @@ def test_lifespan_loads_the_default_and_named_models(
 
     monkeypatch.setattr(textopia, "load", _fake_load, raising=False)
     monkeypatch.setattr(textopia, "DEFAULT_MODEL", "default", raising=False)
+    monkeypatch.setattr(textopia, "LATENT_MODEL", None, raising=False)
     settings = ServingSettings(
         models=[str(tmp_path / "runs" / "my-vae")], sagemaker_model_dir=tmp_path / "none",
         clip_tokens=False,
@@ -170,6 +171,26 @@ def test_lifespan_loads_the_default_and_named_models(
         assert data["default"] == "default"
         assert c.post("/v1/generate", json={"idea": "x", "n": 1}).status_code == 200
         assert c.post("/v1/interpolate", json={"prompt_a": "a", "prompt_b": "b"}).status_code == 200
+
+
+def test_the_embedded_latent_model_serves_the_latent_views(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import textopia
+
+    monkeypatch.setattr(textopia, "load", _fake_load, raising=False)
+    monkeypatch.setattr(textopia, "DEFAULT_MODEL", "default", raising=False)
+    monkeypatch.setattr(textopia, "LATENT_MODEL", "latent", raising=False)
+    settings = ServingSettings(models=[str(tmp_path / "runs" / "my-vae")], sagemaker_model_dir=tmp_path / "none",
+                               clip_tokens=False)
+    with TestClient(create_app(settings)) as c:
+        data = c.get("/v1/models").json()
+        assert [m["name"] for m in data["models"]] == ["default", "latent", "my-vae"]
+        assert data["default"] == "default"  # ideas still go to the default GPT
+        body = c.post("/v1/variations", json={"prompt": "a cat in a hat", "n": 2, "seed": 0}).json()
+        assert body["model"] == "latent"
+    settings = ServingSettings(load_latent=False, models=[str(tmp_path / "runs" / "my-vae")],
+                               sagemaker_model_dir=tmp_path / "none", clip_tokens=False)
+    with TestClient(create_app(settings)) as c:
+        assert [m["name"] for m in c.get("/v1/models").json()["models"]] == ["default", "my-vae"]
 
 
 def test_startup_fails_on_a_bad_checkpoint(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -254,6 +275,7 @@ def test_a_missing_default_is_skipped_when_other_models_are_named(
 
     monkeypatch.setattr(textopia, "load", load, raising=False)
     monkeypatch.setattr(textopia, "DEFAULT_MODEL", "default", raising=False)
+    monkeypatch.setattr(textopia, "LATENT_MODEL", None, raising=False)
     store = load_store(ServingSettings(models=["runs/a"], sagemaker_model_dir=tmp_path))
     assert store.names() == ["a"] and store.default == "a"
     with pytest.raises(TextopiaError):  # alone, the default must load

@@ -179,6 +179,7 @@ class LatentGenerator(Generator):
 
     @abc.abstractmethod
     def variations(
-        self, prompt: str, n: int = 8, *, spread: float = 0.5, seed: int | None = None
+        self, prompt: str, n: int = 8, *, spread: float | None = None, seed: int | None = None
     ) -> list[str]:
-        """Decode ``n`` latents drawn around ``prompt``'s posterior (std scaled by ``spread``)."""
+        """Decode ``n`` latents drawn around ``prompt``'s posterior (std scaled by ``spread``; None:
+        the model's own default, measured to keep the subject while the variations differ)."""

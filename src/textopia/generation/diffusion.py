@@ -39,12 +39,13 @@ class DiffusionGenerator(VAEGenerator):
             then samples are not reranked by the idea's words either, so the latent alone conditions).
     """
 
-    def __init__(self, model, tokenizer, meta: dict[str, Any], name: str, *, guidance: float = DEFAULT_GUIDANCE,
-                 steps: int = DEFAULT_STEPS, idea_in_decoder: bool = True, eta: float = 0.0) -> None:
+    def __init__(self, model, tokenizer, meta: dict[str, Any], name: str, *, guidance: float | None = None,
+                 steps: int | None = None, idea_in_decoder: bool = True, eta: float = 0.0) -> None:
         super().__init__(model.vae, tokenizer, meta, name)
         self.diffusion = model
-        self.guidance = guidance
-        self.steps = steps
+        # A checkpoint may carry the defaults measured for it (``default_guidance``, ``default_steps``).
+        self.guidance = float(meta.get("default_guidance", DEFAULT_GUIDANCE) if guidance is None else guidance)
+        self.steps = int(meta.get("default_steps", DEFAULT_STEPS) if steps is None else steps)
         self.idea_in_decoder = idea_in_decoder
         self.eta = eta
         self._call = threading.local()  # per-call guidance and steps (the service calls from threads)

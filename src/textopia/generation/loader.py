@@ -12,6 +12,8 @@ from textopia.text import KNOWN_WORDS_FILE, KnownWords
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "default"
+#: The embedded latent model (latent diffusion over the prompt autoencoder): the latent views' default.
+LATENT_MODEL = "latent"
 
 
 def assets_dir() -> Path:

@@ -23,6 +23,7 @@ from textopia.generation.decoding import clean_prompt, dedup_key, sample
 
 MAX_STEPS = 64
 MAX_VARIATIONS = 64
+DEFAULT_SPREAD = 0.5
 # Greedy decoding of a latent, kept out of loops: plain greedy decoding of the shipped VAE ran
 # "wearing a black dress, wearing a black dress, ..." to the token limit; a CTRL repetition
 # penalty of 1.2 and no repeated 3-gram end it in a fluent prompt.
@@ -57,6 +58,9 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         super().__init__(model, tokenizer, meta, name)
         self.vae = model
         self.latent_dim = int(model.config.latent_dim)
+        #: ``variations``' spread when none is given: the checkpoint's ``default_spread`` (set where
+        #: it was measured, see benchmarks/latent_eval.py), else 0.5.
+        self.default_spread = float(meta.get("default_spread", DEFAULT_SPREAD))
 
     def info(self) -> dict[str, Any]:
         out = super().info()
@@ -155,7 +159,10 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         path = slerp(mu_a, mu_b, torch.linspace(0.0, 1.0, steps))
         return self.decode_latents(path)
 
-    def variations(self, prompt: str, n: int = 8, *, spread: float = 0.5, seed: int | None = None) -> list[str]:
+    def variations(self, prompt: str, n: int = 8, *, spread: float | None = None,
+                   seed: int | None = None) -> list[str]:
+        if spread is None:
+            spread = self.default_spread
         if not 1 <= n <= MAX_VARIATIONS:
             raise TextopiaError(f"n must be between 1 and {MAX_VARIATIONS}, got {n}")
         if not (spread >= 0 and math.isfinite(spread)):

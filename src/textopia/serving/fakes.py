@@ -132,7 +132,7 @@ class FakeLatentGenerator(FakeGenerator, LatentGenerator):
         return out
 
     def variations(
-        self, prompt: str, n: int = 8, *, spread: float = 0.5, seed: int | None = None
+        self, prompt: str, n: int = 8, *, spread: float | None = None, seed: int | None = None
     ) -> list[str]:
         rng = random.Random(seed)
         return [f"{' '.join(prompt.split())}, {rng.choice(_STYLES)}" for _ in range(n)]

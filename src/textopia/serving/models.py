@@ -126,11 +126,14 @@ def _model_key(spec: str, generator: Generator, taken: Mapping[str, Any]) -> str
     return key
 
 
-def model_specs(settings: ServingSettings, default_name: str | None) -> list[str]:
-    """What to load, in order: the embedded default, the named models, SageMaker's model dir."""
+def model_specs(settings: ServingSettings, default_name: str | None, latent_name: str | None = None) -> list[str]:
+    """What to load, in order: the embedded default, the embedded latent model (the latent views'
+    default), the named models, SageMaker's model dir."""
     specs: list[str] = []
     if settings.load_default and default_name:
         specs.append(default_name)
+    if settings.load_latent and latent_name:
+        specs.append(latent_name)
     specs.extend(settings.models)
     sagemaker_dir = settings.sagemaker_model_dir
     if (sagemaker_dir / "config.json").is_file():
@@ -155,6 +158,7 @@ def load_store(
         RuntimeError: the core package (``textopia.load``) is not installed.
     """
     default_name: str | None = None
+    latent_name: str | None = None
     if load is None:
         try:
             import textopia
@@ -162,9 +166,10 @@ def load_store(
             raise RuntimeError("the textopia core package is not importable") from exc
         load = getattr(textopia, "load", None)
         default_name = getattr(textopia, "DEFAULT_MODEL", None)
+        latent_name = getattr(textopia, "LATENT_MODEL", None)
         if load is None:
             raise RuntimeError("textopia.load is missing: the core package is incomplete")
-    specs = model_specs(settings, default_name)
+    specs = model_specs(settings, default_name, latent_name)
     if not specs:
         raise TextopiaError(
             "no model to serve: set TEXTOPIA_LOAD_DEFAULT=true or name checkpoints with "
@@ -177,10 +182,13 @@ def load_store(
         try:
             generator = load(spec)
         except TextopiaError as exc:
-            # The embedded default may be missing (a development checkout); other models serve.
-            if spec != default_name or spec in settings.models or len(specs) == 1:
+            # The embedded models may be missing (a development checkout): the latent one is
+            # optional; without the default, the models the user named serve (and one must be named).
+            optional = spec == latent_name or (spec == default_name and any(m not in (default_name, latent_name)
+                                                                              for m in specs))
+            if spec in settings.models or not optional:
                 raise
-            logger.warning("skipping the default model: %s", exc)
+            logger.warning("skipping the embedded model %s: %s", spec, exc)
             continue
         key = _model_key(spec, generator, generators)
         generators[key] = generator
@@ -191,6 +199,8 @@ def load_store(
         default = keys.get(default, default)
     elif default_name in keys:
         default = keys[default_name]
+    else:  # no embedded default: the first model that was named, rather than the latent views' model
+        default = next((key for spec, key in keys.items() if spec != latent_name), None)
     return ModelStore(generators, default=default)
 
 

@@ -41,6 +41,7 @@ JsonFloat = Annotated[float, BeforeValidator(_json_number)]
 # Bounds before the validator, so that they reach the JSON schema inside ``Seed | None``.
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED), BeforeValidator(_json_number)]
 Guidance = Annotated[float, Field(ge=0.0, le=20.0), BeforeValidator(_json_number)]
+Spread = Annotated[float, Field(ge=0.0, le=20.0), BeforeValidator(_json_number)]
 DDIMSteps = Annotated[int, Field(ge=1, le=200), BeforeValidator(_json_number)]
 
 
@@ -170,7 +171,7 @@ class VariationsRequest(_Strict):
 
     prompt: PromptText = Field(examples=["a castle on a hill, oil painting"])
     n: JsonInt = Field(8, ge=1, le=MAX_N, description="How many variations.")
-    spread: JsonFloat = Field(0.5, ge=0.0, le=3.0, description="Scale of the posterior's std.")
+    spread: Spread | None = Field(None, description="Scale of the posterior's std; the model's default when unset.")
     seed: Seed | None = Field(None, description="Same seed, same variations; random when unset.")
     model: ModelName | None = Field(None, description="A latent model; the first one when unset.")
     safe_mode: StrictBool = Field(True, description="Drop variations that hold an NSFW word.")

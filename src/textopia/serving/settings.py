@@ -23,6 +23,8 @@ class ServingSettings(BaseSettings):
         port: TCP port to listen on (8080 in the container, as SageMaker expects).
         models: checkpoint directories (or embedded model names) to load besides the default.
         load_default: load the embedded default model (``textopia.DEFAULT_MODEL``).
+        load_latent: load the embedded latent model (``textopia.LATENT_MODEL``), which the latent
+            views (reconstruct, interpolate, variations) use when a request names no model.
         default_model: the model used when a request names none; the embedded default (or the
             first model loaded) when unset.
         sagemaker_model_dir: loaded too when it holds a checkpoint (``config.json``): SageMaker
@@ -49,6 +51,7 @@ class ServingSettings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     models: Annotated[list[str], NoDecode] = Field(default_factory=list)
     load_default: bool = True
+    load_latent: bool = True
     default_model: str | None = None
     sagemaker_model_dir: Path = Path("/opt/ml/model")
     max_concurrency: int = Field(default=1, ge=1, le=64)
