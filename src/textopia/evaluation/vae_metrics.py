@@ -90,7 +90,8 @@ def reconstruction_scores(model, tokenizer, prompts: list[str], *, batch_size: i
     """Greedy decodes of each prompt's posterior mean: corpus BLEU and exact-match rate.
 
     Returns:
-        ``{"bleu", "exact_match", "prompts", "examples": [(prompt, reconstruction), ...] (first 5)}``.
+        ``{"bleu", "exact_match", "prompts", "examples": [(prompt, reconstruction), ...] (first 5),
+        "pairs": every (prompt, reconstruction)}``.
     """
     import sacrebleu
 
@@ -112,7 +113,8 @@ def reconstruction_scores(model, tokenizer, prompts: list[str], *, batch_size: i
             refs.append(tokenizer.decode(labels[labels != IGNORE_INDEX].tolist()))
     bleu = sacrebleu.corpus_bleu(hyps, [refs]).score if hyps else float("nan")
     exact = sum(dedup_key(h) == dedup_key(r) for h, r in zip(hyps, refs)) / max(1, len(hyps))
-    return {"bleu": bleu, "exact_match": exact, "prompts": len(hyps), "examples": list(zip(refs, hyps))[:5]}
+    pairs = list(zip(refs, hyps))
+    return {"bleu": bleu, "exact_match": exact, "prompts": len(hyps), "examples": pairs[:5], "pairs": pairs}
 
 
 @torch.no_grad()

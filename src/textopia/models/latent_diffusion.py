@@ -1,6 +1,7 @@
 """Latent diffusion over the text VAE's latents: "Stable Diffusion for text".
 
-A frozen :class:`~textopia.models.text_vae.TextVAE` maps a prompt to z (B, nz); a DDPM learns
+A frozen latent autoencoder (the text VAE, :class:`~textopia.models.text_vae.TextVAE`, or the
+prompt autoencoder, :class:`~textopia.models.prompt_ae.PromptAE`) maps a prompt to z (B, nz); a DDPM learns
 the distribution of z given an idea; sampling runs DDIM with classifier-free guidance and the
 VAE's decoder turns each z into a prompt::
 
@@ -35,8 +36,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from textopia.errors import TextopiaError
-from textopia.models.registry import ModelSpec, register
-from textopia.models.text_vae import TextVAE, VAEConfig, build_vae
+from textopia.models.denoisers import AdaLNBlock, Denoiser, IdeaEncoder, TransformerDenoiser, timestep_embedding
+from textopia.models.registry import ModelSpec, get_spec, make_config, register
+
+__all__ = ["AdaLNBlock", "Denoiser", "DiffusionConfig", "IdeaEncoder", "LatentDiffusion", "TransformerDenoiser",
+           "build_diffusion", "idea_token_ids", "save_diffusion", "timestep_embedding"]
 
 SCHEDULER_CONFIG = "scheduler_config.json"
 
@@ -58,133 +62,10 @@ class DiffusionConfig:
     p_uncond: float = 0.1  # P(an idea is replaced by the null idea) in training (CFG)
     scale_factor: float = 1.0  # z0 = scale_factor · VAE latent; set to 1/std of the training latents
     latents: str = "sample"  # what the denoiser learns: "sample" (z ~ q(z|x), fresh each step) or "mean" (μ)
+    denoiser: str = "mlp"  # "mlp" (a flat latent) or "transformer" (a latent sequence: the prompt autoencoder's)
+    n_head: int = 4  # attention heads of the transformer denoiser
     vae: dict[str, Any] = field(default_factory=dict)  # the frozen VAE's VAEConfig, as a dict
     vae_checkpoint: str | None = None  # where the VAE came from (provenance; its weights are in ours)
-
-
-def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
-    """Sinusoidal embedding of (B,) timesteps -> (B, dim) float32: [cos(t·f_i), sin(t·f_i)].
-
-    The Transformer's position encoding (Vaswani et al. 2017, §3.5) as DDPM uses it for t
-    (Ho et al. 2020, appendix B); frequencies f_i = max_period^(−i / (dim/2)).
-    """
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=timesteps.device, dtype=torch.float32) / half)
-    args = timesteps.float()[:, None] * freqs[None, :]  # (B, half)
-    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # (B, 2·half)
-    if dim % 2:
-        emb = F.pad(emb, (0, 1))
-    return emb
-
-
-class IdeaEncoder(nn.Module):
-    """An idea's tokens -> one vector c (B, H); no idea -> the learned null idea.
-
-    ::
-
-        ids (B, L) ─▶ embedding (B, L, E) ─▶ [mean; max] over non-pad tokens (B, 2E) ─▶ MLP ─▶ c (B, H)
-
-    Why a pooled bag of tokens: an idea is 1 to 4 words or two-word phrases in random order
-    (:func:`textopia.data.ideas.derive_idea` shuffles them), so an order-free encoder fits the
-    data and costs nothing; the mean says what the idea is about, the max keeps a rare word
-    from being averaged away. The embedding has the VAE's width and starts as a copy of the
-    VAE's table (the training script does this), which already places related words close
-    together; it stays trainable. The null idea is a learned vector, the unconditional branch
-    of classifier-free guidance (Ho & Salimans 2022, §3.2).
-
-    Args:
-        vocab_size: ``len(tokenizer)``; n_embd: E, the VAE's embedding width; hidden: MLP width;
-        out_dim: H; pad_id: the padding token (ignored by the pooling).
-    """
-
-    def __init__(self, vocab_size: int, n_embd: int, hidden: int, out_dim: int, pad_id: int) -> None:
-        super().__init__()
-        self.pad_id = pad_id
-        self.embed = nn.Embedding(vocab_size, n_embd)
-        self.mlp = nn.Sequential(nn.Linear(2 * n_embd, hidden), nn.SiLU(), nn.Linear(hidden, out_dim))
-        self.null = nn.Parameter(torch.randn(out_dim) * 0.02)  # (H,) the "no idea" vector
-
-    def forward(self, ids: torch.Tensor | None, has_idea: torch.Tensor | None = None,
-                batch_size: int | None = None) -> torch.Tensor:
-        """Encode ideas.
-
-        Args:
-            ids: (B, L) int64 idea tokens padded with ``pad_id``, or None (no idea at all).
-            has_idea: (B,) bool; False rows get the null idea (so do rows with no token).
-            batch_size: B when ``ids`` is None.
-
-        Returns:
-            c: (B, H) float32.
-        """
-        if ids is None:
-            return self.null[None, :].expand(int(batch_size or 1), -1)
-        mask = ids != self.pad_id  # (B, L)
-        keep = mask.any(dim=1) if has_idea is None else has_idea & mask.any(dim=1)  # (B,)
-        x = self.embed(ids).float()  # (B, L, E)
-        m = mask[..., None].float()
-        mean = (x * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)  # (B, E)
-        mx = x.masked_fill(~mask[..., None], float("-inf")).amax(dim=1)  # (B, E)
-        mx = torch.where(mask.any(dim=1, keepdim=True), mx, torch.zeros_like(mx))
-        c = self.mlp(torch.cat([mean, mx], dim=-1))  # (B, H)
-        return torch.where(keep[:, None], c, self.null[None, :].to(c.dtype))
-
-
-class AdaLNBlock(nn.Module):
-    """A residual MLP block whose LayerNorm is modulated by the conditioning (adaLN-Zero).
-
-    ``h + gate(c) ⊙ MLP(LN(h) ⊙ (1 + scale(c)) + shift(c))``; shift, scale and gate start at
-    zero, so every block starts as the identity (Peebles & Xie 2023, §3.2).
-    """
-
-    def __init__(self, width: int, dropout: float) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(width, elementwise_affine=False)
-        self.mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Dropout(dropout), nn.Linear(width, width))
-        self.modulation = nn.Linear(width, 3 * width)
-        nn.init.zeros_(self.modulation.weight)
-        nn.init.zeros_(self.modulation.bias)
-
-    def forward(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """h: (B, H) hidden state; c: (B, H) conditioning (time + idea), already through SiLU."""
-        shift, scale, gate = self.modulation(c).chunk(3, dim=-1)  # each (B, H)
-        return h + gate * self.mlp(self.norm(h) * (1 + scale) + shift)
-
-
-class Denoiser(nn.Module):
-    """ε_θ(z_t, t, c) (or v_θ): a residual MLP conditioned through adaLN in every block.
-
-    ::
-
-        z_t (B, nz) ─▶ Linear ─▶ h (B, H) ─▶ [AdaLNBlock(h, c)] × n_blocks ─▶ adaLN ─▶ Linear ─▶ (B, nz)
-        c = MLP(sinusoid(t)) + idea vector  (B, H)
-
-    Why an MLP: z is one flat nz-vector (32 numbers) with no sequence or spatial structure, so
-    attention or convolutions (the U-Net of image LDMs) have nothing to exploit; what matters
-    is that t and the idea reach every layer, which adaLN does. The output layer starts at zero
-    (the first prediction is 0, the mean of ε), as do the block gates.
-    """
-
-    def __init__(self, nz: int, width: int, n_blocks: int, time_dim: int, dropout: float) -> None:
-        super().__init__()
-        self.time_dim = time_dim
-        self.time_mlp = nn.Sequential(nn.Linear(time_dim, width), nn.SiLU(), nn.Linear(width, width))
-        self.inp = nn.Linear(nz, width)
-        self.blocks = nn.ModuleList(AdaLNBlock(width, dropout) for _ in range(n_blocks))
-        self.final_norm = nn.LayerNorm(width, elementwise_affine=False)
-        self.final_modulation = nn.Linear(width, 2 * width)
-        self.out = nn.Linear(width, nz)
-        for layer in (self.final_modulation, self.out):
-            nn.init.zeros_(layer.weight)
-            nn.init.zeros_(layer.bias)
-
-    def forward(self, z: torch.Tensor, timesteps: torch.Tensor, idea: torch.Tensor) -> torch.Tensor:
-        """z: (B, nz) noisy latents; timesteps: (B,) int64 in [0, T); idea: (B, H). Returns (B, nz)."""
-        c = F.silu(self.time_mlp(timestep_embedding(timesteps, self.time_dim)) + idea)  # (B, H)
-        h = self.inp(z)  # (B, H)
-        for block in self.blocks:
-            h = block(h, c)
-        shift, scale = self.final_modulation(c).chunk(2, dim=-1)
-        return self.out(self.final_norm(h) * (1 + scale) + shift)  # (B, nz)
 
 
 class LatentDiffusion(nn.Module):
@@ -199,10 +80,14 @@ class LatentDiffusion(nn.Module):
         config: the :class:`DiffusionConfig`.
     """
 
-    def __init__(self, config: DiffusionConfig, vae: TextVAE, vocab_size: int, pad_id: int) -> None:
+    def __init__(self, config: DiffusionConfig, vae: nn.Module, vocab_size: int, pad_id: int) -> None:
         super().__init__()
         if min(config.n_hidden, config.n_blocks, config.time_dim, config.idea_hidden, config.max_idea_tokens) < 1:
             raise TextopiaError("n_hidden, n_blocks, time_dim, idea_hidden and max_idea_tokens must be >= 1")
+        if config.denoiser not in ("mlp", "transformer"):
+            raise TextopiaError(f"denoiser must be mlp or transformer, got {config.denoiser!r}")
+        if config.denoiser == "transformer" and config.n_hidden % max(1, config.n_head):
+            raise TextopiaError(f"n_hidden ({config.n_hidden}) must be a multiple of n_head ({config.n_head})")
         if config.prediction_type not in ("epsilon", "v_prediction"):
             raise TextopiaError(f"prediction_type must be epsilon or v_prediction, got {config.prediction_type!r}")
         if config.latents not in ("mean", "sample"):
@@ -218,7 +103,11 @@ class LatentDiffusion(nn.Module):
         self.vae.requires_grad_(False)
         nz = vae.config.latent_dim
         self.idea_encoder = IdeaEncoder(vocab_size, vae.config.n_embd, config.idea_hidden, config.n_hidden, pad_id)
-        self.denoiser = Denoiser(nz, config.n_hidden, config.n_blocks, config.time_dim, config.dropout)
+        if config.denoiser == "transformer":
+            self.denoiser = TransformerDenoiser(nz, int(getattr(vae.config, "n_latents", 1)), config.n_hidden,
+                                                config.n_blocks, config.n_head, config.time_dim, config.dropout)
+        else:
+            self.denoiser = Denoiser(nz, config.n_hidden, config.n_blocks, config.time_dim, config.dropout)
         self._train_scheduler = self.noise_scheduler()
         self.train()
 
@@ -232,7 +121,7 @@ class LatentDiffusion(nn.Module):
         self.vae.eval()
         return self
 
-    def init_from_vae(self, vae: TextVAE) -> None:
+    def init_from_vae(self, vae: nn.Module) -> None:
         """Copy a trained VAE's weights in and start the idea embedding from its token table."""
         with torch.no_grad():
             self.vae.load_state_dict(vae.state_dict())
@@ -386,12 +275,14 @@ def build_diffusion(config: DiffusionConfig, tokenizer) -> LatentDiffusion:
     if not config.vae:
         raise TextopiaError("DiffusionConfig.vae is empty: latent diffusion needs the VAE's config "
                             "(train it with textopia.training.diffusion.train_diffusion)")
-    try:
-        vae_config = VAEConfig(**config.vae)
-    except TypeError as e:
-        raise TextopiaError(f"invalid VAE config in the latent diffusion config: {e}") from None
-    vae = build_vae(vae_config, tokenizer)
-    config.vae = dict(vars(vae_config))  # with unk_id filled in
+    values = dict(config.vae)
+    kind = values.pop("kind", "vae")
+    spec = get_spec(kind)
+    if spec.generator != "vae":
+        raise TextopiaError(f"latent diffusion needs a latent autoencoder, not a {kind!r} model")
+    vae_config = make_config(kind, values)
+    vae = spec.build(vae_config, tokenizer)
+    config.vae = {"kind": kind, **{k: v for k, v in vars(vae_config).items() if k != "kind"}}  # unk_id filled in
     return LatentDiffusion(config, vae, vocab_size=len(tokenizer), pad_id=tokenizer.pad_id)
 
 

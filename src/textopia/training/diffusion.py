@@ -47,7 +47,7 @@ from textopia.models.latent_diffusion import (
     build_diffusion,
     idea_token_ids,
 )
-from textopia.models.registry import make_config
+from textopia.models.registry import get_spec, make_config
 from textopia.models.text_vae import TextVAE
 from textopia.training.config import ExperimentConfig
 from textopia.training.schedules import warmup_cosine_lr
@@ -273,8 +273,9 @@ def train_diffusion(config: ExperimentConfig, *, resume: bool = False, progress:
         if not vae_dir:
             raise TextopiaError("model.vae_checkpoint is not set: latent diffusion needs a trained VAE checkpoint")
         vae, tokenizer, vae_meta = load_checkpoint(vae_dir)
-        if vae_meta["kind"] != "vae":
-            raise TextopiaError(f"{vae_dir} holds a {vae_meta['kind']!r} checkpoint, not a 'vae'")
+        if get_spec(vae_meta["kind"]).generator != "vae":
+            raise TextopiaError(f"{vae_dir} holds a {vae_meta['kind']!r} checkpoint, not a 'vae' or 'prompt-ae' "
+                                "(a latent autoencoder)")
         dcfg = make_config(KIND, {**values, "vae": dict(vae_meta["model"]), "vae_checkpoint": str(vae_dir)})
     vae.to(device)
 

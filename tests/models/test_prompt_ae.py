@@ -1,0 +1,131 @@
+"""The prompt autoencoder: its objective, its checkpoint, and latent tools that keep their sources."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from textopia.errors import TextopiaError
+from textopia.models.prompt_ae import PromptAEConfig, build_prompt_ae
+from textopia.models.text_vae import gaussian_kl
+
+TINY = {"n_positions": 96, "n_embd": 32, "n_head": 2, "n_layer": 1, "n_layer_enc": 1, "n_latents": 4,
+        "latent_width": 8}
+
+
+def _batch(tokenizer, prompts, ideas=None):
+    from textopia.data.batching import ExampleConfig, PromptDataset, collate
+
+    dataset = PromptDataset(prompts, tokenizer, ExampleConfig(p_unconditional=1.0, max_length=96), ideas="none")
+    return collate([dataset[i] for i in range(len(prompts))], tokenizer.pad_id)
+
+
+def test_objective_terms_and_shapes(tokenizer):
+    model = build_prompt_ae(PromptAEConfig(**TINY, beta_max=0.5, kl_schedule="constant"), tokenizer)
+    batch = _batch(tokenizer, ["a cat in a hat, digital art", "portrait of an old sailor, oil painting, by rembrandt"])
+    model.train()
+    out = model(**batch)
+    assert out.logits.shape == (*batch["input_ids"].shape, len(tokenizer))
+    assert out.mu.shape == out.logvar.shape == (2, 32)
+    # the KL of torch.distributions equals the closed form of Kingma & Welling (appendix B)
+    assert out.metrics["kl"] == pytest.approx(float(gaussian_kl(out.mu, out.logvar).sum(1).mean()), rel=1e-4)
+    out.loss.backward()
+    assert model.queries.grad is not None and model.to_posterior.weight.grad.abs().sum() > 0
+    model.eval()
+    a, b = model(**batch), model(**batch)
+    assert torch.equal(a.logits, b.logits)  # eval decodes the posterior mean: deterministic
+
+
+def test_latent_prefix_changes_the_decoder(tokenizer):
+    model = build_prompt_ae(PromptAEConfig(**TINY), tokenizer).eval()
+    ids = torch.tensor([[tokenizer.prompt_id, 5, 6, 7]])
+    z0, z1 = torch.zeros(1, 32), torch.randn(1, 32, generator=torch.Generator().manual_seed(0))
+    assert not torch.allclose(model.decode(ids, z0)[0], model.decode(ids, z1)[0])
+    # decoding step by step with the cache gives the logits of the whole sequence
+    full, _ = model.decode(ids, z1)
+    first, cache = model.decode(ids[:, :2], z1)
+    rest, _ = model.decode(ids[:, 2:], z1, cache)
+    assert torch.allclose(torch.cat([first, rest], dim=1), full, atol=1e-5)
+
+
+def test_init_from_a_gpt_and_bad_settings(tokenizer, tiny_checkpoint):
+    from safetensors.torch import load_file
+
+    gpt = json.loads((tiny_checkpoint / "config.json").read_text())
+    cfg = PromptAEConfig(n_positions=gpt["n_positions"] - 4, n_embd=gpt["n_embd"], n_head=gpt["n_head"],
+                         n_layer=gpt["n_layer"], n_layer_enc=1, n_latents=4, latent_width=8,
+                         init_from=str(tiny_checkpoint))
+    model = build_prompt_ae(cfg, tokenizer)
+    weights = load_file(str(tiny_checkpoint / "model.safetensors"))
+    assert torch.equal(model.embed.weight, weights["transformer.wte.weight"])
+    assert torch.equal(model.decoder.transformer.h[0].mlp.c_fc.weight, weights["transformer.h.0.mlp.c_fc.weight"])
+    assert cfg.init_from is None and cfg.initialized_from == str(tiny_checkpoint)
+    with pytest.raises(TextopiaError, match="needs"):
+        build_prompt_ae(PromptAEConfig(**{**TINY, "n_embd": 48}, init_from=str(tiny_checkpoint)), tokenizer)
+    with pytest.raises(TextopiaError, match="multiple of n_head"):
+        build_prompt_ae(PromptAEConfig(**{**TINY, "n_embd": 33}), tokenizer)
+    with pytest.raises(TextopiaError, match="latent_noise"):
+        build_prompt_ae(PromptAEConfig(**TINY, latent_noise=-1.0), tokenizer)
+
+
+@pytest.fixture(scope="module")
+def trained_ae(prepared, tmp_path_factory):
+    """A tiny prompt autoencoder trained in the test run until it knows 24 prompts by heart."""
+    from textopia.training.config import load_config
+    from textopia.training.trainer import train
+
+    out = tmp_path_factory.mktemp("tiny-prompt-ae")
+    values = {"model.kind": "prompt-ae", **{f"model.{k}": v for k, v in TINY.items()}, "model.n_embd": 64,
+              "model.n_layer": 2, "model.n_layer_enc": 2, "model.beta_max": 0.01, "model.kl_anneal_steps": 50,
+              "data.dir": str(prepared), "data.train_limit": 24, "data.valid_limit": 8, "data.max_length": 96,
+              "data.p_unconditional": 1.0, "train.out_dir": str(out), "train.batch_size": 24, "train.lr": 3e-3,
+              "train.warmup_steps": 10, "train.max_steps": 260, "train.eval_every": 0, "train.save_every": 0,
+              "train.log_every": 50, "train.weight_decay": 0.0, "train.precision": "fp32"}
+    train(load_config(None, [f"{k}={v}" for k, v in values.items()]), progress=False)
+    return out
+
+
+def test_a_trained_prompt_ae_keeps_its_sources(trained_ae, prepared):
+    from textopia.data.corpus import read_split
+    from textopia.generation.loader import load
+    from textopia.text import content_stems, relevance_recall
+
+    generator = load(trained_ae)
+    prompts = read_split(prepared, "train")[:24]
+    recalls = [relevance_recall(p, generator.reconstruct(p)) for p in prompts[:12]]
+    assert sum(r >= 0.9 for r in recalls) >= 10, recalls
+    a, b = prompts[0], prompts[1]
+    path = generator.interpolate(a, b, steps=5)
+    assert relevance_recall(a, path[0]) >= 0.9 and relevance_recall(b, path[-1]) >= 0.9
+    # a wide spread moves off the source; the nearest variations still hold most of its words
+    outs = generator.variations(a, 4, spread=4.0, seed=0)
+    assert len(outs) >= 2 and len(set(outs)) == len(outs)
+    kept = [len(content_stems(a) & content_stems(o)) / len(content_stems(a)) for o in outs]
+    assert max(kept) >= 0.8, (a, outs)
+    assert generator.variations(a, 3, spread=0.0, seed=0)[:1] == [generator.reconstruct(a)]
+
+
+def test_latent_diffusion_over_the_latent_sequence(tokenizer):
+    from dataclasses import asdict
+
+    from textopia.models.denoisers import TransformerDenoiser
+    from textopia.models.latent_diffusion import DiffusionConfig, build_diffusion, idea_token_ids
+
+    ae = PromptAEConfig(**TINY)
+    model = build_diffusion(DiffusionConfig(denoiser="transformer", n_hidden=32, n_blocks=2, n_head=2, time_dim=16,
+                                            idea_hidden=32, vae={"kind": "prompt-ae", **asdict(ae)}), tokenizer)
+    assert isinstance(model.denoiser, TransformerDenoiser) and model.denoiser.n_tokens == 4
+    assert type(model.vae).__name__ == "PromptAE" and model.config.vae["kind"] == "prompt-ae"
+    ids, has = idea_token_ids(tokenizer, ["cat", None, "a castle"], 8)
+    z0 = torch.randn(3, 32)
+    loss = model.loss(z0, ids, has, torch.Generator().manual_seed(0))
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert model.denoiser.out.weight.grad is not None
+    assert not any(p.grad is not None for p in model.vae.parameters())  # the autoencoder stays frozen
+    z = model.sample_latents(ids[:1], 5, steps=4, guidance=2.0, generator=torch.Generator().manual_seed(0))
+    assert z.shape == (5, 32) and torch.isfinite(z).all()
+    with pytest.raises(TextopiaError, match="denoiser"):
+        build_diffusion(DiffusionConfig(denoiser="unet", vae={"kind": "prompt-ae", **asdict(ae)}), tokenizer)
