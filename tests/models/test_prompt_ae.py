@@ -129,3 +129,20 @@ def test_latent_diffusion_over_the_latent_sequence(tokenizer):
     assert z.shape == (5, 32) and torch.isfinite(z).all()
     with pytest.raises(TextopiaError, match="denoiser"):
         build_diffusion(DiffusionConfig(denoiser="unet", vae={"kind": "prompt-ae", **asdict(ae)}), tokenizer)
+
+
+def test_sdedit_variations_of_a_latent_diffusion_model(tiny_diffusion_checkpoint):
+    from textopia.generation.loader import load
+
+    gen = load(tiny_diffusion_checkpoint)
+    prompt = "a castle on a hill, oil painting"
+    assert gen.variations(prompt, 3, spread=0.0, seed=0) == [gen.reconstruct(prompt)]
+    a = gen.variations(prompt, 3, spread=0.6, seed=1)
+    assert a == gen.variations(prompt, 3, spread=0.6, seed=1) and len(set(a)) == len(a) >= 1
+    with pytest.raises(TextopiaError, match="SDEdit"):
+        gen.variations(prompt, 2, spread=1.5)
+    z = gen.diffusion.sample_latents(None, 2, steps=4, init=torch.zeros(gen.latent_dim), strength=0.25,
+                                     generator=torch.Generator().manual_seed(0))
+    assert z.shape == (2, gen.latent_dim)
+    with pytest.raises(TextopiaError, match="strength"):
+        gen.diffusion.sample_latents(None, 2, steps=4, init=torch.zeros(gen.latent_dim), strength=0.0)

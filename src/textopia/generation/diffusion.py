@@ -75,6 +75,53 @@ class DiffusionGenerator(VAEGenerator):
             context = self.tokenizer.context_ids(None)
         return super()._sample(context, num, settings, generator, idea=idea, mode=mode)
 
+    def variations(self, prompt: str, n: int = 8, *, spread: float | None = None,
+                   seed: int | None = None) -> list[str]:
+        """Variations by SDEdit (Meng et al. 2022): the prompt's posterior mean is noised ``spread``
+        of the way up the noise schedule and denoised by the diffusion model conditioned on the
+        prompt's subject (the content words of its first clause), which the decoder also reads.
+
+        Args:
+            spread: SDEdit's strength in [0, 1] (None: the model's ``default_spread``): 0 gives
+                the reconstruction alone; 1 forgets the source but for its subject.
+
+        Raises:
+            TextopiaError: n outside 1..64, spread outside [0, 1], or an empty prompt.
+        """
+        import math
+        import random
+
+        from textopia.generation.vae import MAX_VARIATIONS
+        from textopia.models.latent_diffusion import idea_token_ids
+        from textopia.text import content_words, dedup_key
+
+        strength = self.default_spread if spread is None else spread
+        if not 1 <= n <= MAX_VARIATIONS:
+            raise TextopiaError(f"n must be between 1 and {MAX_VARIATIONS}, got {n}")
+        if not (math.isfinite(strength) and 0.0 <= strength <= 1.0):
+            raise TextopiaError(f"spread (the SDEdit strength of a latent diffusion model) must be in [0, 1], "
+                                f"got {strength}")
+        if strength == 0:
+            return [self.reconstruct(prompt)]
+        seed = random.SystemRandom().randrange(2**31) if seed is None else seed
+        mu, _ = self.encode(prompt)
+        subject = " ".join(content_words(prompt.split(",", 1)[0])) or None
+        ids = idea_token_ids(self.tokenizer, [subject], self.diffusion.config.max_idea_tokens)[0] if subject else None
+        generator = torch.Generator().manual_seed(seed)
+        out: list[str] = []
+        seen: set[str] = set()
+        for _ in range(4):  # draw again where two latents decode to the same prompt
+            z = self.diffusion.sample_latents(ids, 2 * n, steps=self.steps, guidance=self.guidance,
+                                              generator=generator, eta=self.eta, init=mu, strength=strength)
+            for text in self.decode_latents(z.cpu(), idea=subject if self.idea_in_decoder else None):
+                key = dedup_key(text)
+                if key and key not in seen:
+                    seen.add(key)
+                    out.append(text)
+            if len(out) >= n:
+                break
+        return out[:n]
+
     def generate(self, idea: str | None, n: int = 4, *, guidance: float | None = None, steps: int | None = None,
                  **settings) -> list[Generation]:
         """:meth:`Generator.generate`, plus the diffusion's ``guidance`` (>= 0) and DDIM ``steps``.

@@ -184,7 +184,8 @@ class LatentDiffusion(nn.Module):
 
     @torch.no_grad()
     def sample_latents(self, idea_ids: torch.Tensor | None, num: int, *, steps: int = 50, guidance: float = 3.0,
-                       generator: torch.Generator | None = None, eta: float = 0.0) -> torch.Tensor:
+                       generator: torch.Generator | None = None, eta: float = 0.0,
+                       init: torch.Tensor | None = None, strength: float = 1.0) -> torch.Tensor:
         """Draw latents with DDIM and classifier-free guidance.
 
         ε̂ = ε_θ(z_t, ∅) + g · (ε_θ(z_t, c) − ε_θ(z_t, ∅)) (Ho & Salimans 2022, eq. 6, where their
@@ -201,6 +202,10 @@ class LatentDiffusion(nn.Module):
             generator: a CPU ``torch.Generator``; the initial noise (and DDIM's noise when
                 η > 0) is drawn from it on the CPU, so a seed gives the same latents on any device.
             eta: η, DDIM's stochasticity (0: deterministic; 1: DDPM-like).
+            init: (nz,) or (num, nz) float, a latent to start from instead of pure noise (in the
+                autoencoder's space): it is noised to the timestep ``strength`` of the way up the
+                schedule and denoised from there (SDEdit, Meng et al. 2022, §3). None: from noise.
+            strength: SDEdit's t0 in (0, 1]: the share of the DDIM steps that are run from ``init``.
 
         Returns:
             z: (num, nz) float32 in the VAE's latent space (divided by ``scale_factor``).
@@ -228,7 +233,14 @@ class LatentDiffusion(nn.Module):
             if bool((idea_ids != self.idea_encoder.pad_id).any()):
                 cond = self.idea_encoder(idea_ids).expand(num, -1)  # (num, H)
         z = torch.randn((num, self.latent_dim), generator=generator, dtype=torch.float32).to(device)
-        for t in scheduler.timesteps:
+        timesteps = scheduler.timesteps
+        if init is not None:
+            if not 0.0 < strength <= 1.0:
+                raise TextopiaError(f"strength must be in (0, 1], got {strength}")
+            timesteps = timesteps[len(timesteps) - max(1, round(strength * len(timesteps))):]
+            start = init.float().reshape(-1, self.latent_dim).expand(num, -1).to(device) * self.config.scale_factor
+            z = scheduler.add_noise(start, z, timesteps[:1].repeat(num))
+        for t in timesteps:
             if cond is None:
                 out = self.predict(z, torch.full((num,), int(t), device=device, dtype=torch.long), null)
             else:
