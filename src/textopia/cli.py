@@ -164,6 +164,8 @@ def _add_export(sub) -> None:
     p.add_argument("out")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
                    help="storage type of the weights (half precision halves the file; loaded back as float32)")
+    p.add_argument("--default", action="append", default=[], metavar="NAME=VALUE",
+                   help="a generator default measured for this model: default_spread, default_guidance, default_steps")
 
 
 def _add_serve(sub) -> None:
@@ -512,7 +514,16 @@ def cmd_variations(args) -> None:
 def cmd_export(args) -> None:
     from textopia.models.checkpoint import export_checkpoint
 
-    print(export_checkpoint(args.checkpoint, args.out, dtype=args.dtype))
+    defaults = {}
+    for item in args.default:
+        name, sep, value = item.partition("=")
+        try:
+            defaults[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise TextopiaError(f"--default expects NAME=NUMBER, got {item!r}")
+    print(export_checkpoint(args.checkpoint, args.out, dtype=args.dtype, defaults=defaults))
 
 
 def _check_serve(args) -> None:

@@ -146,3 +146,24 @@ def test_sdedit_variations_of_a_latent_diffusion_model(tiny_diffusion_checkpoint
     assert z.shape == (2, gen.latent_dim)
     with pytest.raises(TextopiaError, match="strength"):
         gen.diffusion.sample_latents(None, 2, steps=4, init=torch.zeros(gen.latent_dim), strength=0.0)
+
+
+def test_export_in_half_precision_with_measured_defaults(tiny_vae_checkpoint, tmp_path):
+    from textopia.cli import main
+    from textopia.generation.loader import load
+    from textopia.models.checkpoint import load_checkpoint
+
+    out = tmp_path / "half"
+    assert main(["export", str(tiny_vae_checkpoint), str(out), "--dtype", "float16",
+                 "--default", "default_spread=0.4"]) == 0
+    size = (out / "model.safetensors").stat().st_size
+    assert size < 0.6 * (tiny_vae_checkpoint / "model.safetensors").stat().st_size
+    model, _, meta = load_checkpoint(out)
+    assert meta["stored_dtype"] == "float16" and all(p.dtype == torch.float32 for p in model.parameters())
+    full, _, _ = load_checkpoint(tiny_vae_checkpoint)
+    for a, b in zip(model.parameters(), full.parameters()):
+        assert torch.allclose(a, b, atol=1e-2, rtol=1e-3)
+    assert load(out).default_spread == 0.4
+    assert main(["export", str(tiny_vae_checkpoint), str(tmp_path / "x"), "--default", "spread=1"]) == 2
+    assert main(["export", str(tiny_vae_checkpoint), str(tmp_path / "y"), "--default", "default_spread"]) == 2
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

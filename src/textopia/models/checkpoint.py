@@ -270,12 +270,19 @@ def load_checkpoint(directory: str | Path):
 EXPORT_DTYPES = ("float32", "float16", "bfloat16")
 
 
-def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32") -> Path:
+#: Generator defaults a shipped checkpoint may carry (measured for it; see the generators).
+EXPORT_DEFAULTS = ("default_spread", "default_guidance", "default_steps")
+
+
+def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32",
+                      defaults: dict[str, float] | None = None) -> Path:
     """Copy a checkpoint without its trainer state (for shipping): config, weights, tokenizer, known words.
 
     Args:
         dtype: the weights' storage type: "float32", or "float16" / "bfloat16" to halve the
             file (the weights are cast back to float32 when loaded; recorded as ``stored_dtype``).
+        defaults: generator defaults measured for this model (names in :data:`EXPORT_DEFAULTS`),
+            saved with Textopia's settings.
 
     Raises:
         TextopiaError: an unknown dtype, or as :func:`load_checkpoint`.
@@ -284,7 +291,11 @@ def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32
 
     if dtype not in EXPORT_DTYPES:
         raise TextopiaError(f"dtype must be one of {', '.join(EXPORT_DTYPES)}, got {dtype!r}")
+    unknown = sorted(set(defaults or {}) - set(EXPORT_DEFAULTS))
+    if unknown:
+        raise TextopiaError(f"unknown generator defaults: {', '.join(unknown)} (known: {', '.join(EXPORT_DEFAULTS)})")
     model, tokenizer, meta = load_checkpoint(src)
+    meta = {**meta, **(defaults or {})}
     src = Path(src)
     if dtype != "float32":
         model.to(getattr(torch, dtype))
