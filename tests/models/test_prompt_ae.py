@@ -127,6 +127,13 @@ def test_latent_diffusion_over_the_latent_sequence(tokenizer):
     assert not any(p.grad is not None for p in model.vae.parameters())  # the autoencoder stays frozen
     z = model.sample_latents(ids[:1], 5, steps=4, guidance=2.0, generator=torch.Generator().manual_seed(0))
     assert z.shape == (5, 32) and torch.isfinite(z).all()
+    # g = 1 takes one pass (the conditional model), the same latents as the two-pass formula
+    with torch.no_grad():
+        for p in model.denoiser.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    one = model.sample_latents(ids[:1], 3, steps=4, guidance=1.0, generator=torch.Generator().manual_seed(1))
+    two = model.sample_latents(ids[:1], 3, steps=4, guidance=1.0 + 1e-7, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(one, two, atol=1e-4) and not torch.allclose(one, z[:3], atol=1e-3)
     with pytest.raises(TextopiaError, match="denoiser"):
         build_diffusion(DiffusionConfig(denoiser="unet", vae={"kind": "prompt-ae", **asdict(ae)}), tokenizer)
 

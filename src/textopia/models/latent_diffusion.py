@@ -241,8 +241,9 @@ class LatentDiffusion(nn.Module):
             start = init.float().reshape(-1, self.latent_dim).expand(num, -1).to(device) * self.config.scale_factor
             z = scheduler.add_noise(start, z, timesteps[:1].repeat(num))
         for t in timesteps:
-            if cond is None:
-                out = self.predict(z, torch.full((num,), int(t), device=device, dtype=torch.long), null)
+            if cond is None or guidance == 1.0:  # g = 1 is the conditional model alone: one pass
+                out = self.predict(z, torch.full((num,), int(t), device=device, dtype=torch.long),
+                                   null if cond is None else cond)
             else:
                 tt = torch.full((2 * num,), int(t), device=device, dtype=torch.long)
                 both = self.predict(torch.cat([z, z]), tt, torch.cat([null, cond]))  # (2·num, nz)
