@@ -96,11 +96,12 @@ def reconstruction_scores(model, tokenizer, prompts: list[str], *, batch_size: i
     import sacrebleu
 
     from textopia.generation.decoding import clean_prompt, dedup_key, sample
-    from textopia.generation.vae import GREEDY
+    from textopia.generation.vae import greedy_settings
     from textopia.models.text_vae import ConditionedDecoder, posterior_batches
 
-    settings = GREEDY if max_new_tokens == GREEDY.max_new_tokens else \
-        type(GREEDY)(**{**GREEDY.__dict__, "max_new_tokens": max_new_tokens})
+    greedy = greedy_settings(model)
+    settings = greedy if max_new_tokens == greedy.max_new_tokens else \
+        type(greedy)(**{**greedy.__dict__, "max_new_tokens": max_new_tokens})
     hyps: list[str] = []
     refs: list[str] = []
     context = tokenizer.context_ids(None)

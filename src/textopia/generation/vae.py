@@ -31,6 +31,13 @@ GREEDY = DecodingSettings(temperature=1.0, top_p=1.0, top_k=1, repetition_penalt
                           max_new_tokens=77, no_repeat_ngram_size=3, min_p=0.0, idea_boost=0.0)
 
 
+def greedy_settings(model) -> DecodingSettings:
+    """:data:`GREEDY` with the model's own ``greedy_overrides`` (a family whose decodes do not loop
+    can turn the loop guards off, which would otherwise change a faithful reconstruction)."""
+    overrides = getattr(model, "greedy_overrides", None) or {}
+    return GREEDY if not overrides else DecodingSettings(**{**GREEDY.__dict__, **overrides})
+
+
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Spherical interpolation between ``a`` and ``b`` (nz,) at fractions ``t`` (S,) -> (S, nz).
 
@@ -101,9 +108,10 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         return mu[0].float().cpu(), logvar[0].float().cpu()
 
     @torch.no_grad()
-    def decode_latents(self, z: torch.Tensor, *, idea: str | None = None, settings: DecodingSettings = GREEDY,
+    def decode_latents(self, z: torch.Tensor, *, idea: str | None = None, settings: DecodingSettings | None = None,
                        seed: int = 0) -> list[str]:
-        """Decode each row of ``z`` (N, nz) float into a prompt (greedy by default)."""
+        """Decode each row of ``z`` (N, nz) float into a prompt (greedy by default: :func:`greedy_settings`)."""
+        settings = greedy_settings(self.vae) if settings is None else settings
         from textopia.models.text_vae import ConditionedDecoder
 
         context = self.tokenizer.context_ids(idea)

@@ -104,7 +104,13 @@ class PromptAE(nn.Module):
 
     Attributes:
         kl_weight: β, the KL weight used by ``forward`` (set by the trainer each step).
+        greedy_overrides: greedy decoding of a latent without the loop guards (repetition
+            penalty, n-gram ban): a prompt that repeats a word is reconstructed as it is. Measured on
+            the first 100 valid prompts with the shipped autoencoder: BLEU 66.6 without the guards,
+            63.6 with them.
     """
+
+    greedy_overrides = {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
 
     def __init__(self, config: PromptAEConfig, vocab_size: int) -> None:
         super().__init__()
