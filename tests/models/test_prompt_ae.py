@@ -148,6 +148,11 @@ def test_sdedit_variations_of_a_latent_diffusion_model(tiny_diffusion_checkpoint
     assert a == gen.variations(prompt, 3, spread=0.6, seed=1) and len(set(a)) == len(a) >= 1
     with pytest.raises(TextopiaError, match="SDEdit"):
         gen.variations(prompt, 2, spread=1.5)
+    # interpolation: the ends are the reconstructions; interior points are denoised, deterministically
+    other = "portrait of a woman, digital art"
+    path = gen.interpolate(prompt, other, steps=4)
+    assert len(path) == 4 and path == gen.interpolate(prompt, other, steps=4)
+    assert path[0] == gen.reconstruct(prompt) and path[-1] == gen.reconstruct(other)
     z = gen.diffusion.sample_latents(None, 2, steps=4, init=torch.zeros(gen.latent_dim), strength=0.25,
                                      generator=torch.Generator().manual_seed(0))
     assert z.shape == (2, gen.latent_dim)

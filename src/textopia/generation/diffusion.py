@@ -75,6 +75,39 @@ class DiffusionGenerator(VAEGenerator):
             context = self.tokenizer.context_ids(None)
         return super()._sample(context, num, settings, generator, idea=idea, mode=mode)
 
+    #: SDEdit strength that pulls each interior point of an interpolation back onto the data
+    #: (see :meth:`interpolate`); a checkpoint may set ``interpolation_strength``.
+    interpolation_strength: float = 0.3
+
+    def interpolate(self, prompt_a: str, prompt_b: str, steps: int = 8) -> list[str]:
+        """Decode ``steps`` points on the spherical path between two posterior means, ends included.
+
+        The ends are the prompts' own reconstructions. Each interior point is noised
+        ``interpolation_strength`` of the way up the schedule and denoised by the unconditional
+        diffusion model before it is decoded (SDEdit, Meng et al. 2022): a straight path between
+        two latents crosses regions no prompt was encoded to, where the decoder writes broken text,
+        and the denoiser moves each point to the nearest region it knows. Deterministic (DDIM,
+        η = 0, a fixed noise seed).
+
+        Raises:
+            TextopiaError: steps outside 2..64 or an empty prompt.
+        """
+        from textopia.generation.vae import MAX_STEPS as MAX_PATH, slerp
+
+        if not 2 <= steps <= MAX_PATH:
+            raise TextopiaError(f"steps must be between 2 and {MAX_PATH}, got {steps}")
+        mu_a, _ = self.encode(prompt_a)
+        mu_b, _ = self.encode(prompt_b)
+        path = slerp(mu_a, mu_b, torch.linspace(0.0, 1.0, steps))
+        strength = float(self.meta.get("interpolation_strength", self.interpolation_strength))
+        if steps > 2 and strength > 0:
+            inner = path[1:-1]
+            z = self.diffusion.sample_latents(None, inner.size(0), steps=self.steps, guidance=0.0, eta=0.0,
+                                              generator=torch.Generator().manual_seed(0), init=inner,
+                                              strength=strength)
+            path = torch.cat([path[:1], z.cpu(), path[-1:]])
+        return self.decode_latents(path)
+
     def variations(self, prompt: str, n: int = 8, *, spread: float | None = None,
                    seed: int | None = None) -> list[str]:
         """Variations by SDEdit (Meng et al. 2022): the prompt's posterior mean is noised ``spread``

@@ -238,7 +238,10 @@ class LatentDiffusion(nn.Module):
             if not 0.0 < strength <= 1.0:
                 raise TextopiaError(f"strength must be in (0, 1], got {strength}")
             timesteps = timesteps[len(timesteps) - max(1, round(strength * len(timesteps))):]
-            start = init.float().reshape(-1, self.latent_dim).expand(num, -1).to(device) * self.config.scale_factor
+            start = init.float().reshape(-1, self.latent_dim).to(device) * self.config.scale_factor
+            if start.size(0) not in (1, num):
+                raise TextopiaError(f"init has {start.size(0)} latents for {num} samples")
+            start = start.expand(num, -1)
             z = scheduler.add_noise(start, z, timesteps[:1].repeat(num))
         for t in timesteps:
             if cond is None or guidance == 1.0:  # g = 1 is the conditional model alone: one pass
