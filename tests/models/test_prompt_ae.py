@@ -179,3 +179,28 @@ def test_export_in_half_precision_with_measured_defaults(tiny_vae_checkpoint, tm
     assert main(["export", str(tiny_vae_checkpoint), str(tmp_path / "x"), "--default", "spread=1"]) == 2
     assert main(["export", str(tiny_vae_checkpoint), str(tmp_path / "y"), "--default", "default_spread"]) == 2
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_a_decoder_fine_tune_keeps_every_latent(trained_ae, prepared, tmp_path):
+    from textopia.models.checkpoint import load_checkpoint
+    from textopia.training.config import load_config
+    from textopia.training.trainer import train
+
+    out = tmp_path / "noisy"
+    values = {"model.kind": "prompt-ae", "model.init_from": str(trained_ae), "model.train_encoder": False,
+              "model.latent_noise": 0.3, **{f"model.{k}": v for k, v in TINY.items()}, "model.n_embd": 64,
+              "model.n_layer": 2, "model.n_layer_enc": 2, "data.dir": str(prepared), "data.train_limit": 24,
+              "data.valid_limit": 8, "data.max_length": 96, "train.out_dir": str(out), "train.batch_size": 24,
+              "train.max_steps": 3, "train.eval_every": 0, "train.save_every": 0, "train.warmup_steps": 1,
+              "train.precision": "fp32"}
+    train(load_config(None, [f"{k}={v}" for k, v in values.items()]), progress=False)
+    before, tok, _ = load_checkpoint(trained_ae)
+    after, _, meta = load_checkpoint(out)
+    ids = torch.tensor([tok.encode("a castle on a hill") + [tok.eos_id]])
+    mu_before, mu_after = before.encode(ids, torch.tensor([ids.size(1)]))[0], after.encode(ids, torch.tensor([ids.size(1)]))[0]
+    assert (mu_before - mu_after).abs().max() < 1e-4, (mu_before - mu_after).abs().max()
+    changed = [n for n, p in after.named_parameters() if not torch.equal(p, before.state_dict()[n])]
+    assert changed and all(n.startswith("decoder.transformer.h") or n.startswith("decoder.transformer.ln_f")
+                           or n.startswith("decoder.transformer.wpe") or n in ("from_latent.weight", "from_latent.bias",
+                           "latent_positions") for n in changed), changed
+    assert meta["model"]["initialized_from"] == str(trained_ae)

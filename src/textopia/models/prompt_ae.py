@@ -72,7 +72,8 @@ class PromptAEConfig:
     dropout: float = 0.0  # inside the transformers
     word_dropout: float = 0.0  # P(a decoder input prompt token is replaced by UNK) (Bowman et al. 2016)
     latent_noise: float = 0.0  # std of extra Gaussian noise on z in training (on top of the posterior's)
-    init_from: str | None = None  # a GPT checkpoint directory (same tokenizer and sizes) for the decoder
+    train_encoder: bool = True  # False: the encoder is frozen (a decoder fine-tune that keeps every latent)
+    init_from: str | None = None  # a GPT checkpoint (the decoder starts there) or a prompt-ae checkpoint (all of it)
     initialized_from: str | None = None  # provenance: where the decoder started (set by the build)
     # The objective (as the text VAE's).
     lambda_recon: float = 1.0
@@ -241,7 +242,8 @@ class PromptAE(nn.Module):
             raise ValueError("PromptAE.forward needs labels (to find the prompt to encode) or z")
         cfg = self.config
         enc_ids, lengths = prompt_tokens(input_ids, labels)
-        q = self.posterior(enc_ids, lengths)  # batch shape (B, K, dz)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and cfg.train_encoder):
+            q = self.posterior(enc_ids, lengths)  # batch shape (B, K, dz)
         b = input_ids.size(0)
         z = q.rsample() if self.training else q.loc
         if self.training and cfg.latent_noise > 0:
@@ -289,18 +291,36 @@ def build_prompt_ae(config: PromptAEConfig, tokenizer) -> PromptAE:
         config.unk_id = tokenizer.pad_id
     model = PromptAE(config, vocab_size=len(tokenizer))
     if config.init_from:
-        _init_decoder(model, Path(config.init_from))
+        _init_weights(model, Path(config.init_from))
         config.initialized_from, config.init_from = str(config.init_from), None
+    if not config.train_encoder:
+        # the token embedding too: the encoder reads it (tied, it is also the output layer)
+        for module in (model.embed, model.enc_positions, model.encoder, model.enc_norm, model.to_posterior):
+            module.requires_grad_(False)
+        model.queries.requires_grad_(False)
     return model
 
 
-def _init_decoder(model: PromptAE, directory: Path) -> None:
+def _init_weights(model: PromptAE, directory: Path) -> None:
+    import json
+
     from safetensors.torch import load_file
 
     weights = directory / "model.safetensors"
     if not weights.is_file():
         raise TextopiaError(f"init_from: no model.safetensors in {directory}")
     state = load_file(str(weights))
+    try:
+        kind = json.loads((directory / "config.json").read_text()).get("textopia", {}).get("kind")
+    except (OSError, ValueError):
+        kind = None
+    if kind == KIND:  # a whole prompt autoencoder: every weight (sizes must agree)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        tied = {"decoder.lm_head.weight", "decoder.transformer.wte.weight"}
+        if unexpected or set(missing) - tied:
+            raise TextopiaError(f"init_from {directory}: its weights do not fit this config "
+                                f"(missing {sorted(set(missing) - tied)[:3]}, unexpected {unexpected[:3]})")
+        return
     own = model.decoder.state_dict()
     for name, tensor in state.items():
         if name not in own:

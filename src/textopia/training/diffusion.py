@@ -405,3 +405,29 @@ def train_diffusion(config: ExperimentConfig, *, resume: bool = False, progress:
         bar.close()
     save()
     return out_dir
+
+
+def swap_decoder(diffusion_dir: str | Path, autoencoder_dir: str | Path, out_dir: str | Path) -> Path:
+    """Write a copy of a latent diffusion checkpoint whose autoencoder is ``autoencoder_dir``'s.
+
+    For a decoder fine-tuned with the encoder frozen (``train_encoder = false``): every latent,
+    and so the denoiser, stays valid. The trainer state is not copied.
+
+    Raises:
+        TextopiaError: a checkpoint is unusable, or the two encoders differ (the denoiser would
+            then sample latents the new decoder was never shown).
+    """
+    import torch
+
+    model, tokenizer, meta = load_checkpoint(diffusion_dir)
+    ae, _, ae_meta = load_checkpoint(autoencoder_dir)
+    if meta["kind"] != KIND or ae_meta["kind"] != model.config.vae.get("kind", "vae"):
+        raise TextopiaError(f"{diffusion_dir} and {autoencoder_dir} are not a latent diffusion model and its autoencoder")
+    old, new = model.vae.state_dict(), ae.state_dict()
+    decoder_only = [n for n in old if n.startswith("decoder.") and not n.endswith(("wte.weight", "lm_head.weight"))]
+    if set(old) != set(new) or any(not torch.equal(old[n], new[n]) for n in old if n not in decoder_only):
+        raise TextopiaError(f"the encoder of {autoencoder_dir} differs from the one {diffusion_dir} was trained on")
+    model.vae.load_state_dict(new)
+    meta = {**meta, "model": {**meta["model"], "vae_checkpoint": str(autoencoder_dir)}}
+    save_checkpoint(out_dir, model, tokenizer, meta)
+    return Path(out_dir)
