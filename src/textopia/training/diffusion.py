@@ -424,8 +424,11 @@ def swap_decoder(diffusion_dir: str | Path, autoencoder_dir: str | Path, out_dir
     if meta["kind"] != KIND or ae_meta["kind"] != model.config.vae.get("kind", "vae"):
         raise TextopiaError(f"{diffusion_dir} and {autoencoder_dir} are not a latent diffusion model and its autoencoder")
     old, new = model.vae.state_dict(), ae.state_dict()
-    decoder_only = [n for n in old if n.startswith("decoder.") and not n.endswith(("wte.weight", "lm_head.weight"))]
-    if set(old) != set(new) or any(not torch.equal(old[n], new[n]) for n in old if n not in decoder_only):
+    # what makes a latent: everything but the decoder and its prefix projection (the token
+    # embedding is the decoder's, but the encoder reads it too)
+    decoding = ("decoder.", "from_latent.", "latent_positions")
+    encoding = [n for n in old if not n.startswith(decoding) or n.endswith(("wte.weight", "lm_head.weight"))]
+    if set(old) != set(new) or any(not torch.equal(old[n], new[n]) for n in encoding):
         raise TextopiaError(f"the encoder of {autoencoder_dir} differs from the one {diffusion_dir} was trained on")
     model.vae.load_state_dict(new)
     meta = {**meta, "model": {**meta["model"], "vae_checkpoint": str(autoencoder_dir)}}
