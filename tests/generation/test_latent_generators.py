@@ -144,3 +144,12 @@ def test_compare_scores_a_vae_by_its_iw_bound_and_skips_diffusion(tiny_vae_check
     assert model_likelihood(load(tiny_diffusion_checkpoint), prompts) is None
     with pytest.raises(TextopiaError, match="p\\(prompt\\)"):
         vae.likelihood(prompts, ideas="derived")
+
+
+def test_latent_generators_boost_the_idea_words_their_decoder_reads(tiny_vae_checkpoint, tiny_diffusion_checkpoint):
+    from textopia.generation.loader import load
+    from textopia.text import has_all_idea_words
+
+    for directory in (tiny_vae_checkpoint, tiny_diffusion_checkpoint):
+        out = load(directory).generate("castle", 4, seed=0)
+        assert sum(has_all_idea_words("castle", g.prompt) for g in out) >= 3, [g.prompt for g in out]

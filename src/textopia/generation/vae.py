@@ -86,9 +86,13 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
     def _sample(self, context, num, settings, generator, *, idea, mode):
         from textopia.models.text_vae import ConditionedDecoder
 
-        z = self.latents(num, generator, idea=idea if mode == "expand" else None).to(self.device)
+        expand = idea if mode == "expand" else None
+        z = self.latents(num, generator, idea=expand).to(self.device)
+        # The decoder reads the idea, so its words are boosted as for the language models (unless
+        # a latent diffusion model is told to condition through the latent alone).
+        boosted = expand if getattr(self, "idea_in_decoder", True) else None
         return sample(ConditionedDecoder(self.vae, z), self.tokenizer, context, num, settings, generator,
-                      self.max_positions)
+                      self.max_positions, idea=boosted)
 
     @torch.no_grad()
     def encode(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
