@@ -82,7 +82,7 @@ def trained_ae(prepared, tmp_path_factory):
               "data.dir": str(prepared), "data.train_limit": 24, "data.valid_limit": 8, "data.max_length": 96,
               "data.p_unconditional": 1.0, "train.out_dir": str(out), "train.batch_size": 24, "train.lr": 3e-3,
               "train.warmup_steps": 10, "train.max_steps": 260, "train.eval_every": 0, "train.save_every": 0,
-              "train.log_every": 50, "train.weight_decay": 0.0, "train.precision": "fp32"}
+              "train.log_every": 50, "train.weight_decay": 0.0}
     train(load_config(None, [f"{k}={v}" for k, v in values.items()]), progress=False)
     return out
 
@@ -192,7 +192,7 @@ def test_a_decoder_fine_tune_keeps_every_latent(trained_ae, prepared, tmp_path):
               "model.n_layer": 2, "model.n_layer_enc": 2, "data.dir": str(prepared), "data.train_limit": 24,
               "data.valid_limit": 8, "data.max_length": 96, "train.out_dir": str(out), "train.batch_size": 24,
               "train.max_steps": 3, "train.eval_every": 0, "train.save_every": 0, "train.warmup_steps": 1,
-              "train.precision": "fp32"}
+              }
     train(load_config(None, [f"{k}={v}" for k, v in values.items()]), progress=False)
     before, tok, _ = load_checkpoint(trained_ae)
     after, _, meta = load_checkpoint(out)

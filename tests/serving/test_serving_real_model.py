@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 def test_real_checkpoint_through_the_api(tiny_checkpoint: Path) -> None:
     settings = ServingSettings(
-        load_default=False, models=[str(tiny_checkpoint)], sagemaker_model_dir=Path("/nonexistent"),
+        load_default=False, load_latent=False, models=[str(tiny_checkpoint)], sagemaker_model_dir=Path("/nonexistent"),
         clip_tokens=False,
     )
     with TestClient(create_app(settings)) as c:
