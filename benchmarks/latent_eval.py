@@ -43,11 +43,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine_info import machine  # noqa: E402
 
 
-def first_clause(text: str) -> str:
-    """A prompt's subject: its text up to the first comma (the whole prompt if it has none)."""
-    return text.split(",", 1)[0]
-
-
 def recall(reference: str, output: str) -> float:
     from textopia.text import relevance_recall
 
@@ -66,11 +61,12 @@ def reconstruction(generator, prompts: list[str]) -> dict:
 
 def variations(generator, sources: list[str], n: int = 8) -> dict:
     from textopia.evaluation.text_metrics import distinct_n
+    from textopia.text import subject
 
     keeps, distinct, counts, examples = [], [], [], []
     for i, src in enumerate(sources):
         outs = generator.variations(src, n, seed=i)
-        keeps += [recall(first_clause(src), o) for o in outs]
+        keeps += [recall(subject(src), o) for o in outs]
         distinct.append(distinct_n(outs, 2))
         counts.append(len(outs))
         if i < 3:

@@ -72,6 +72,11 @@ def content_words(text: str) -> list[str]:
     return [w for w in tokenize(text) if w.replace(_RSQUO, "'") not in STOP_WORDS]
 
 
+def subject(prompt: str) -> str:
+    """A prompt's subject: its text up to the first comma (all of it when it has none)."""
+    return prompt.split(",", 1)[0]
+
+
 def content_stems(text: str) -> set[str]:
     """The set of stems of a text's content words: :func:`content_words`, :func:`stem`."""
     return {stem(w) for w in content_words(text)}

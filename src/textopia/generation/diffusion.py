@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from textopia.generation.base import Generation, TextopiaError
-from textopia.generation.vae import VAEGenerator
+from textopia.generation.vae import VAEGenerator, check_count
 
 # g = 1 (the plain conditional model) measured better than g = 3 on the shipped model: FD 0.1165
 # against 0.1206, Div 0.590 against 0.581, cosine(idea, prompt) 0.201 against 0.198
@@ -79,34 +79,23 @@ class DiffusionGenerator(VAEGenerator):
     #: (see :meth:`interpolate`); a checkpoint may set ``interpolation_strength``.
     interpolation_strength: float = 0.3
 
-    def interpolate(self, prompt_a: str, prompt_b: str, steps: int = 8) -> list[str]:
-        """Decode ``steps`` points on the spherical path between two posterior means, ends included.
+    def settle_path(self, path: torch.Tensor) -> torch.Tensor:
+        """The interpolation path with each interior point pulled back onto the data.
 
-        The ends are the prompts' own reconstructions. Each interior point is noised
-        ``interpolation_strength`` of the way up the schedule and denoised by the unconditional
-        diffusion model before it is decoded (SDEdit, Meng et al. 2022): a straight path between
-        two latents crosses regions no prompt was encoded to, where the decoder writes broken text,
-        and the denoiser moves each point to the nearest region it knows. Deterministic (DDIM,
-        η = 0, a fixed noise seed).
-
-        Raises:
-            TextopiaError: steps outside 2..64 or an empty prompt.
+        The ends stay the prompts' own posterior means (their reconstructions). Each interior point
+        is noised ``interpolation_strength`` of the way up the schedule and denoised by the
+        unconditional diffusion model before it is decoded (SDEdit, Meng et al. 2022): a straight
+        path between two latents crosses regions no prompt was encoded to, where the decoder writes
+        broken text, and the denoiser moves each point to the nearest region it knows.
+        Deterministic (DDIM, η = 0, a fixed noise seed).
         """
-        from textopia.generation.vae import MAX_STEPS as MAX_PATH, slerp
-
-        if not 2 <= steps <= MAX_PATH:
-            raise TextopiaError(f"steps must be between 2 and {MAX_PATH}, got {steps}")
-        mu_a, _ = self.encode(prompt_a)
-        mu_b, _ = self.encode(prompt_b)
-        path = slerp(mu_a, mu_b, torch.linspace(0.0, 1.0, steps))
         strength = float(self.meta.get("interpolation_strength", self.interpolation_strength))
-        if steps > 2 and strength > 0:
-            inner = path[1:-1]
-            z = self.diffusion.sample_latents(None, inner.size(0), steps=self.steps, guidance=0.0, eta=0.0,
-                                              generator=torch.Generator().manual_seed(0), init=inner,
-                                              strength=strength)
-            path = torch.cat([path[:1], z.cpu(), path[-1:]])
-        return self.decode_latents(path)
+        if path.size(0) <= 2 or strength <= 0:
+            return path
+        inner = path[1:-1]
+        z = self.diffusion.sample_latents(None, inner.size(0), steps=self.steps, guidance=0.0, eta=0.0,
+                                          generator=torch.Generator().manual_seed(0), init=inner, strength=strength)
+        return torch.cat([path[:1], z.cpu(), path[-1:]])
 
     def variations(self, prompt: str, n: int = 8, *, spread: float | None = None,
                    seed: int | None = None) -> list[str]:
@@ -122,38 +111,25 @@ class DiffusionGenerator(VAEGenerator):
             TextopiaError: n outside 1..64, spread outside [0, 1], or an empty prompt.
         """
         import math
-        import random
 
-        from textopia.generation.vae import MAX_VARIATIONS
         from textopia.models.latent_diffusion import idea_token_ids
-        from textopia.text import content_words, dedup_key
+        from textopia.text import content_words, subject
 
         strength = self.default_spread if spread is None else spread
-        if not 1 <= n <= MAX_VARIATIONS:
-            raise TextopiaError(f"n must be between 1 and {MAX_VARIATIONS}, got {n}")
+        check_count(n)
         if not (math.isfinite(strength) and 0.0 <= strength <= 1.0):
             raise TextopiaError(f"spread (the SDEdit strength of a latent diffusion model) must be in [0, 1], "
                                 f"got {strength}")
         if strength == 0:
             return [self.reconstruct(prompt)]
-        seed = random.SystemRandom().randrange(2**31) if seed is None else seed
         mu, _ = self.encode(prompt)
-        subject = " ".join(content_words(prompt.split(",", 1)[0])) or None
-        ids = idea_token_ids(self.tokenizer, [subject], self.diffusion.config.max_idea_tokens)[0] if subject else None
-        generator = torch.Generator().manual_seed(seed)
-        out: list[str] = []
-        seen: set[str] = set()
-        for _ in range(4):  # draw again where two latents decode to the same prompt
-            z = self.diffusion.sample_latents(ids, 2 * n, steps=self.steps, guidance=self.guidance,
-                                              generator=generator, eta=self.eta, init=mu, strength=strength)
-            for text in self.decode_latents(z.cpu(), idea=subject if self.idea_in_decoder else None):
-                key = dedup_key(text)
-                if key and key not in seen:
-                    seen.add(key)
-                    out.append(text)
-            if len(out) >= n:
-                break
-        return out[:n]
+        about = " ".join(content_words(subject(prompt))) or None
+        ids = idea_token_ids(self.tokenizer, [about], self.diffusion.config.max_idea_tokens)[0] if about else None
+        return self.distinct_decodes(
+            lambda num, generator: self.diffusion.sample_latents(ids, num, steps=self.steps, guidance=self.guidance,
+                                                                 generator=generator, eta=self.eta, init=mu,
+                                                                 strength=strength),
+            n, seed, idea=about if self.idea_in_decoder else None)
 
     def generate(self, idea: str | None, n: int = 4, *, guidance: float | None = None, steps: int | None = None,
                  **settings) -> list[Generation]:

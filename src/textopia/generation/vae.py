@@ -31,6 +31,12 @@ GREEDY = DecodingSettings(temperature=1.0, top_p=1.0, top_k=1, repetition_penalt
                           max_new_tokens=77, no_repeat_ngram_size=3, min_p=0.0, idea_boost=0.0)
 
 
+def check_count(n: int) -> None:
+    """Raise :class:`TextopiaError` unless 1 <= n <= :data:`MAX_VARIATIONS` (variations asked for)."""
+    if not 1 <= n <= MAX_VARIATIONS:
+        raise TextopiaError(f"n must be between 1 and {MAX_VARIATIONS}, got {n}")
+
+
 def greedy_settings(model) -> DecodingSettings:
     """:data:`GREEDY` with the model's own ``greedy_overrides`` (a family whose decodes do not loop
     can turn the loop guards off, which would otherwise change a faithful reconstruction)."""
@@ -168,27 +174,43 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
             raise TextopiaError(f"steps must be between 2 and {MAX_STEPS}, got {steps}")
         mu_a, _ = self.encode(prompt_a)
         mu_b, _ = self.encode(prompt_b)
-        path = slerp(mu_a, mu_b, torch.linspace(0.0, 1.0, steps))
-        return self.decode_latents(path)
+        return self.decode_latents(self.settle_path(slerp(mu_a, mu_b, torch.linspace(0.0, 1.0, steps))))
+
+    def settle_path(self, path: torch.Tensor) -> torch.Tensor:
+        """The latents (S, nz) of an interpolation path to decode: here, the path as it is."""
+        return path
 
     def variations(self, prompt: str, n: int = 8, *, spread: float | None = None,
                    seed: int | None = None) -> list[str]:
         if spread is None:
             spread = self.default_spread
-        if not 1 <= n <= MAX_VARIATIONS:
-            raise TextopiaError(f"n must be between 1 and {MAX_VARIATIONS}, got {n}")
+        check_count(n)
         if not (spread >= 0 and math.isfinite(spread)):
             raise TextopiaError(f"spread must be a finite number >= 0, got {spread}")
-        if seed is None:
-            seed = random.SystemRandom().randrange(2**31)
         mu, logvar = self.encode(prompt)
         std = (0.5 * logvar).exp()
+        return self.distinct_decodes(
+            lambda num, generator: mu[None, :] + spread * std[None, :] * torch.randn((num, self.latent_dim),
+                                                                                     generator=generator),
+            n, seed)
+
+    def distinct_decodes(self, draw, n: int, seed: int | None, *, idea: str | None = None) -> list[str]:
+        """Up to ``n`` different prompts decoded from latents ``draw(num, generator) -> (num, nz)``.
+
+        Draws 2·n latents at a time, up to four times, where two latents decode to the same prompt
+        (:func:`dedup_key`); ``idea`` is the decoder's context.
+
+        Raises:
+            TextopiaError: n outside 1..64.
+        """
+        check_count(n)
+        if seed is None:
+            seed = random.SystemRandom().randrange(2**31)
         generator = torch.Generator().manual_seed(seed)
         out: list[str] = []
         seen: set[str] = set()
         for _ in range(4):  # draw again where two latents decode to the same prompt
-            eps = torch.randn((2 * n, self.latent_dim), generator=generator)
-            for text in self.decode_latents(mu[None, :] + spread * std[None, :] * eps):
+            for text in self.decode_latents(draw(2 * n, generator).cpu(), idea=idea):
                 key = dedup_key(text)
                 if key and key not in seen:
                     seen.add(key)

@@ -47,7 +47,7 @@ from torch.distributions import Normal, kl_divergence
 from textopia.data.tokenizer import IGNORE_INDEX
 from textopia.errors import TextopiaError
 from textopia.models.registry import ModelSpec, register
-from textopia.models.text_vae import VAEOutput, free_bits_kl, mmd, prompt_tokens
+from textopia.models.text_vae import VAEOutput, check_objective, free_bits_kl, mmd, prompt_tokens
 
 KIND = "prompt-ae"
 # log σ² of the posterior at initialisation (σ ≈ 0.08). With σ = 1 the first latents are nearly
@@ -122,15 +122,9 @@ class PromptAE(nn.Module):
             raise TextopiaError("the prompt autoencoder's sizes must all be >= 1")
         if c.n_embd % c.n_head:
             raise TextopiaError(f"n_embd ({c.n_embd}) must be a multiple of n_head ({c.n_head})")
-        for name in ("dropout", "word_dropout"):
-            if not 0.0 <= getattr(c, name) < 1.0:
-                raise TextopiaError(f"{name} must be in [0, 1), got {getattr(c, name)}")
+        check_objective(c, "PromptAEConfig", "build_prompt_ae")
         if not (c.latent_noise >= 0 and math.isfinite(c.latent_noise)):
             raise TextopiaError(f"latent_noise must be a finite number >= 0, got {c.latent_noise}")
-        if c.kl_schedule not in ("constant", "linear", "cyclical"):
-            raise TextopiaError(f"kl_schedule must be constant, linear or cyclical, got {c.kl_schedule!r}")
-        if c.unk_id is None:
-            raise TextopiaError("PromptAEConfig.unk_id is not set (build the model with build_prompt_ae)")
         self.config = c
         self.vocab_size = vocab_size
         e = c.n_embd

@@ -82,6 +82,23 @@ class VAEConfig:
     unk_id: int | None = field(default=None)  # set from the tokenizer at build: the word-dropout token
 
 
+def check_objective(config, name: str, builder: str) -> None:
+    """Check the settings a latent autoencoder's objective shares (the text VAE's, the prompt
+    autoencoder's): the dropouts, the KL schedule and the word-dropout token.
+
+    Raises:
+        TextopiaError: a dropout outside [0, 1), an unknown ``kl_schedule``, or ``unk_id`` unset
+            (``name`` and ``builder`` name the config class and the function that fills it).
+    """
+    for key in ("dropout", "word_dropout"):
+        if not 0.0 <= getattr(config, key) < 1.0:
+            raise TextopiaError(f"{key} must be in [0, 1), got {getattr(config, key)}")
+    if config.kl_schedule not in ("constant", "linear", "cyclical"):
+        raise TextopiaError(f"kl_schedule must be constant, linear or cyclical, got {config.kl_schedule!r}")
+    if config.unk_id is None:
+        raise TextopiaError(f"{name}.unk_id is not set (build the model with {builder})")
+
+
 def gaussian_kl(
     mu: torch.Tensor,
     logvar: torch.Tensor,
@@ -222,13 +239,7 @@ class TextVAE(nn.Module):
         super().__init__()
         if min(config.n_layer, config.n_embd, config.n_hidden, config.n_hidden_enc, config.latent_dim) < 1:
             raise TextopiaError("n_layer, n_embd, n_hidden, n_hidden_enc and latent_dim must be >= 1")
-        for name in ("dropout", "word_dropout"):
-            if not 0.0 <= getattr(config, name) < 1.0:
-                raise TextopiaError(f"{name} must be in [0, 1), got {getattr(config, name)}")
-        if config.kl_schedule not in ("constant", "linear", "cyclical"):
-            raise TextopiaError(f"kl_schedule must be constant, linear or cyclical, got {config.kl_schedule!r}")
-        if config.unk_id is None:
-            raise TextopiaError("VAEConfig.unk_id is not set (build the model with build_vae)")
+        check_objective(config, "VAEConfig", "build_vae")
         self.config = config
         self.vocab_size = vocab_size
         nz, e, h = config.latent_dim, config.n_embd, config.n_hidden
