@@ -10,6 +10,7 @@ import torch
 from textopia.errors import TextopiaError
 from textopia.models.prompt_ae import PromptAEConfig, build_prompt_ae
 from textopia.models.text_vae import gaussian_kl
+from textopia.text import content_stems, relevance_recall, subject
 
 TINY = {"n_positions": 96, "n_embd": 32, "n_head": 2, "n_layer": 1, "n_layer_enc": 1, "n_latents": 4,
         "latent_width": 8}
@@ -90,7 +91,6 @@ def trained_ae(prepared, tmp_path_factory):
 def test_a_trained_prompt_ae_keeps_its_sources(trained_ae, prepared):
     from textopia.data.corpus import read_split
     from textopia.generation.loader import load
-    from textopia.text import content_stems, relevance_recall
 
     generator = load(trained_ae)
     prompts = read_split(prepared, "train")[:24]
@@ -146,6 +146,8 @@ def test_sdedit_variations_of_a_latent_diffusion_model(tiny_diffusion_checkpoint
     assert gen.variations(prompt, 3, spread=0.0, seed=0) == [gen.reconstruct(prompt)]
     a = gen.variations(prompt, 3, spread=0.6, seed=1)
     assert a == gen.variations(prompt, 3, spread=0.6, seed=1) and len(set(a)) == len(a) >= 1
+    # the subject is the idea the variations are written from: each keeps "castle" and "hill"
+    assert all(relevance_recall(subject(prompt), v) == 1.0 for v in a), a
     with pytest.raises(TextopiaError, match="SDEdit"):
         gen.variations(prompt, 2, spread=1.5)
     # interpolation: the ends are the reconstructions; interior points are denoised, deterministically

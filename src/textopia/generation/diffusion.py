@@ -64,11 +64,12 @@ class DiffusionGenerator(VAEGenerator):
 
         guidance = getattr(self._call, "guidance", self.guidance)
         steps = getattr(self._call, "steps", self.steps)
+        init, strength = getattr(self._call, "sdedit", (None, 1.0))  # set by variations
         ids = None
         if idea:
             ids, _ = idea_token_ids(self.tokenizer, [idea], self.diffusion.config.max_idea_tokens)
         return self.diffusion.sample_latents(ids, num, steps=steps, guidance=guidance, generator=generator,
-                                             eta=self.eta).cpu()
+                                             eta=self.eta, init=init, strength=strength).cpu()
 
     def _sample(self, context, num, settings, generator, *, idea, mode):
         if not self.idea_in_decoder and mode == "expand" and idea:
@@ -99,9 +100,16 @@ class DiffusionGenerator(VAEGenerator):
 
     def variations(self, prompt: str, n: int = 8, *, spread: float | None = None,
                    seed: int | None = None) -> list[str]:
-        """Variations by SDEdit (Meng et al. 2022): the prompt's posterior mean is noised ``spread``
-        of the way up the noise schedule and denoised by the diffusion model conditioned on the
-        prompt's subject (the content words of its first clause), which the decoder also reads.
+        """Variations by SDEdit (Meng et al. 2022), written as :meth:`generate` writes prompts.
+
+        Each latent starts from the prompt's posterior mean, noised ``spread`` of the way up the
+        noise schedule, and is denoised by the diffusion model conditioned on the prompt's subject
+        (the content words of its first clause). The subject is then the idea of an ordinary
+        :meth:`generate` call: the decoder reads it and samples with the default settings, its
+        words are boosted until written, and the reranker picks the ``n`` best of the oversampled
+        prompts (every idea word, no invented word, no stutter, fluent, varied). So the latent
+        carries the rest of the source (its style, its order), the sampling the variety, and the
+        boost the subject, which decoding a noised latent greedily loses about half the time.
 
         Args:
             spread: SDEdit's strength in [0, 1] (None: the model's ``default_spread``): 0 gives
@@ -112,7 +120,6 @@ class DiffusionGenerator(VAEGenerator):
         """
         import math
 
-        from textopia.models.latent_diffusion import idea_token_ids
         from textopia.text import content_words, subject
 
         strength = self.default_spread if spread is None else spread
@@ -124,12 +131,11 @@ class DiffusionGenerator(VAEGenerator):
             return [self.reconstruct(prompt)]
         mu, _ = self.encode(prompt)
         about = " ".join(content_words(subject(prompt))) or None
-        ids = idea_token_ids(self.tokenizer, [about], self.diffusion.config.max_idea_tokens)[0] if about else None
-        return self.distinct_decodes(
-            lambda num, generator: self.diffusion.sample_latents(ids, num, steps=self.steps, guidance=self.guidance,
-                                                                 generator=generator, eta=self.eta, init=mu,
-                                                                 strength=strength),
-            n, seed, idea=about if self.idea_in_decoder else None)
+        self._call.sdedit = (mu, strength)
+        try:
+            return [g.prompt for g in self.generate(about, n, seed=seed)]
+        finally:
+            del self._call.sdedit
 
     def generate(self, idea: str | None, n: int = 4, *, guidance: float | None = None, steps: int | None = None,
                  **settings) -> list[Generation]:
