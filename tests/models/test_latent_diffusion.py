@@ -267,3 +267,27 @@ def test_train_diffusion_refuses_a_non_vae_checkpoint(tokenizer, prepared, tmp_p
         train_diffusion(_diffusion_config(prepared, tmp_path / "not-a-vae", tmp_path / "ld"), progress=False)
     with pytest.raises(TextopiaError, match="vae_checkpoint"):
         train_diffusion(_diffusion_config(prepared, "", tmp_path / "ld"), progress=False)
+
+
+def test_train_diffusion_continues_from_a_checkpoint(tiny_diffusion_checkpoint, prepared, tmp_path):
+    from textopia.training.diffusion import train_diffusion
+
+    start, _, start_meta = load_checkpoint(tiny_diffusion_checkpoint)
+    out = train_diffusion(_diffusion_config(prepared, "unused", tmp_path / "more", **{
+        "model.init_from": f"'{tiny_diffusion_checkpoint}'", "model.p_uncond": 0.2, "train.max_steps": 5,
+        "model.n_hidden": start.config.n_hidden, "model.n_blocks": start.config.n_blocks,
+        "model.time_dim": start.config.time_dim, "model.idea_hidden": start.config.idea_hidden}), progress=False)
+    model, _, meta = load_checkpoint(out)
+    # the shape, the scale and the autoencoder are the checkpoint's; p_uncond is the new config's
+    assert meta["model"]["initialized_from"] == str(tiny_diffusion_checkpoint) and meta["model"]["init_from"] is None
+    assert model.config.scale_factor == start.config.scale_factor and model.config.p_uncond == 0.2
+    assert meta["model"]["vae_checkpoint"] == start_meta["model"]["vae_checkpoint"]
+    assert all(torch.equal(v, model.vae.state_dict()[k]) for k, v in start.vae.state_dict().items())
+    moved = [k for k, v in start.denoiser.state_dict().items() if not torch.equal(v, model.denoiser.state_dict()[k])]
+    assert moved  # it trained from there
+    with pytest.raises(TextopiaError, match="fixes n_hidden"):
+        train_diffusion(_diffusion_config(prepared, "unused", tmp_path / "bad", **{
+            "model.init_from": f"'{tiny_diffusion_checkpoint}'", "model.n_hidden": 64}), progress=False)
+    with pytest.raises(TextopiaError, match="not 'latent-diffusion'"):
+        train_diffusion(_diffusion_config(prepared, "unused", tmp_path / "bad", **{
+            "model.init_from": f"'{start_meta['model']['vae_checkpoint']}'"}), progress=False)

@@ -66,6 +66,8 @@ class DiffusionConfig:
     n_head: int = 4  # attention heads of the transformer denoiser
     vae: dict[str, Any] = field(default_factory=dict)  # the frozen VAE's VAEConfig, as a dict
     vae_checkpoint: str | None = None  # where the VAE came from (provenance; its weights are in ours)
+    init_from: str | None = None  # a latent diffusion checkpoint to continue from (its sizes and VAE are kept)
+    initialized_from: str | None = None  # provenance: where init_from pointed when training started
 
 
 class LatentDiffusion(nn.Module):

@@ -43,6 +43,7 @@ from textopia.data.ideas import derive_idea
 from textopia.errors import TextopiaError
 from textopia.models.checkpoint import load_checkpoint, save_checkpoint
 from textopia.models.latent_diffusion import (
+    DiffusionConfig,
     LatentDiffusion,
     build_diffusion,
     idea_token_ids,
@@ -233,6 +234,39 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
+#: What ``init_from`` keeps from the checkpoint it continues: the denoiser's shape, the noise
+#: schedule and the latents' scale. A config may change the rest (``p_uncond``, ``latents``, ...).
+_CONTINUED = ("n_hidden", "n_blocks", "n_head", "time_dim", "idea_hidden", "max_idea_tokens", "denoiser",
+              "num_train_timesteps", "beta_schedule", "prediction_type", "scale_factor", "vae", "vae_checkpoint")
+
+
+def _continued_model(values: dict[str, Any]) -> tuple[LatentDiffusion, Any, DiffusionConfig]:
+    """The latent diffusion model of ``values["init_from"]`` with the settings of ``values`` that
+    may change between runs (everything but :data:`_CONTINUED`, which the checkpoint fixes).
+
+    Raises:
+        TextopiaError: the checkpoint is not a latent diffusion model, or ``values`` asks for a
+            shape or schedule other than the checkpoint's.
+    """
+    source = str(values["init_from"])
+    model, tokenizer, meta = load_checkpoint(source)
+    if meta["kind"] != KIND:
+        raise TextopiaError(f"init_from {source} holds a {meta['kind']!r} checkpoint, not {KIND!r}")
+    dcfg = model.config
+    clash = sorted(k for k in _CONTINUED if k in values and k not in ("vae_checkpoint",)
+                   and values[k] != getattr(dcfg, k))
+    if clash:
+        raise TextopiaError(f"init_from {source} fixes {', '.join(clash)}: drop them from the config or match "
+                            f"the checkpoint ({', '.join(f'{k}={getattr(dcfg, k)!r}' for k in clash)})")
+    changed = make_config(KIND, {k: v for k, v in values.items() if k not in _CONTINUED})
+    for k, v in vars(changed).items():
+        if k not in _CONTINUED:
+            setattr(dcfg, k, v)
+    dcfg.init_from, dcfg.initialized_from = None, source
+    logger.info("continuing from the latent diffusion model in %s", source)
+    return model, tokenizer, dcfg
+
+
 def train_diffusion(config: ExperimentConfig, *, resume: bool = False, progress: bool = True) -> Path:
     """Train a latent diffusion model over a trained VAE and return the checkpoint directory.
 
@@ -268,6 +302,9 @@ def train_diffusion(config: ExperimentConfig, *, resume: bool = False, progress:
         state = json.loads((out_dir / STATE_FILE).read_text())
         dcfg, vae = model.config, model.vae
         logger.info("resuming from %s at step %d", out_dir, state["step"])
+    elif values.get("init_from"):
+        model, tokenizer, dcfg = _continued_model(values)
+        vae = model.vae
     else:
         vae_dir = values.get("vae_checkpoint")
         if not vae_dir:
