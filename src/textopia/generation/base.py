@@ -114,6 +114,8 @@ class Generator(abc.ABC):
 
     name: str
     kind: str
+    #: the keywords :meth:`generate` takes beyond :class:`DecodingSettings`' (a family's own settings)
+    extra_settings: tuple[str, ...] = ()
 
     @abc.abstractmethod
     def generate(
@@ -155,12 +157,10 @@ class Generator(abc.ABC):
 
 
 def unsupported_settings(generator: Generator, names) -> list[str]:
-    """The ``names`` that ``generator.generate`` takes no keyword for (e.g. ``guidance`` and
-    ``steps``, which only latent diffusion models take), in the order given."""
-    import inspect
-
-    accepted = inspect.signature(generator.generate).parameters
-    return [name for name in names if name not in accepted]
+    """The ``names`` that ``generator`` does not take beyond :class:`DecodingSettings` (e.g.
+    ``guidance`` and ``steps``, which only latent diffusion models take: their
+    :attr:`Generator.extra_settings`), in the order given."""
+    return [name for name in names if name not in generator.extra_settings]
 
 
 class LatentGenerator(Generator):

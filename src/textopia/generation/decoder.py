@@ -62,9 +62,9 @@ class DecoderGenerator(Generator):
         }
 
     def _sample(self, context: list[int], num: int, settings: DecodingSettings, generator: torch.Generator,
-                *, idea: str | None, mode: str) -> list[Sampled]:
+                *, idea: str | None, mode: str, latent: Any = None) -> list[Sampled]:
         """Draw ``num`` continuations of ``context``. Latent models override this to fix a latent
-        per sample before decoding."""
+        per sample before decoding (drawn as ``latent``, their own settings object, asks)."""
         return sample(self.model, self.tokenizer, context, num, settings, generator, self.max_positions,
                       idea=idea if mode == "expand" else None)
 
@@ -86,14 +86,21 @@ class DecoderGenerator(Generator):
         min_p: float = _D.min_p,
         idea_boost: float = _D.idea_boost,
     ) -> list[Generation]:
-        request = self._request(
-            idea, n, DecodingSettings(
-                mode=mode, temperature=temperature, top_p=top_p, top_k=top_k,
-                repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens,
-                min_new_tokens=min_new_tokens, seed=seed, banned_words=tuple(banned_words), rerank=rerank,
-                min_p=min_p, idea_boost=idea_boost,
-            ))
-        return self._finish(request)
+        return self.generate_with(idea, n, DecodingSettings(
+            mode=mode, temperature=temperature, top_p=top_p, top_k=top_k,
+            repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens,
+            min_new_tokens=min_new_tokens, seed=seed, banned_words=tuple(banned_words), rerank=rerank,
+            min_p=min_p, idea_boost=idea_boost,
+        ))
+
+    def generate_with(self, idea: str | None, n: int, settings: DecodingSettings, latent: Any = None) -> list[Generation]:
+        """:meth:`generate` with its settings as objects: ``settings`` for decoding, and ``latent``
+        for how a latent model draws its latents (its own settings object; None: its defaults).
+
+        Raises:
+            TextopiaError: as :meth:`generate`.
+        """
+        return self._finish(self._request(idea, n, settings, latent))
 
     def generate_batch(self, calls: list[tuple[str | None, int, DecodingSettings]]) -> list[list[Generation] | TextopiaError]:
         """Several :meth:`generate` calls decoded together (the service's micro-batches).
@@ -129,7 +136,7 @@ class DecoderGenerator(Generator):
             out[i] = self._finish(r)
         return out  # type: ignore[return-value]
 
-    def _request(self, idea: str | None, n: int, settings: DecodingSettings) -> "_Request":
+    def _request(self, idea: str | None, n: int, settings: DecodingSettings, latent: Any = None) -> "_Request":
         """Check one call's input and set it up (no sampling yet). Raises TextopiaError."""
         if not 1 <= n <= MAX_N:
             raise TextopiaError(f"n must be between 1 and {MAX_N}, got {n}")
@@ -149,7 +156,7 @@ class DecoderGenerator(Generator):
             raise TextopiaError(
                 f"the text is too long: {len(context)} tokens, the model reads at most {self.max_positions}"
             )
-        return _Request(self, idea, n, settings, context)
+        return _Request(self, idea, n, settings, context, latent)
 
     def _finish(self, request: "_Request") -> list[Generation]:
         """Sample more rounds while the request lacks candidates, then select its prompts."""
@@ -157,7 +164,7 @@ class DecoderGenerator(Generator):
             if request.enough():
                 break
             request.add(self._sample(request.context, request.per_round, request.settings, request.generator,
-                                     idea=request.idea, mode=request.settings.mode))
+                                     idea=request.idea, mode=request.settings.mode, latent=request.latent))
         return request.result()
 
 
@@ -165,8 +172,9 @@ class _Request:
     """One generate call in progress: its settings, its RNG, and the candidates sampled so far."""
 
     def __init__(self, owner: DecoderGenerator, idea: str | None, n: int, settings: DecodingSettings,
-                 context: list[int]) -> None:
+                 context: list[int], latent: Any = None) -> None:
         self.owner, self.idea, self.n, self.settings, self.context = owner, idea, n, settings, context
+        self.latent = latent  # a latent model's own settings for this call (None: its defaults)
         self.reranking = settings.rerank
         self.per_round = n * (OVERSAMPLE if self.reranking else 1)
         self.banned = [re.compile(rf"(?<!\w){re.escape(w.strip())}(?!\w)", re.IGNORECASE)

@@ -10,20 +10,40 @@ variations are the VAE's own.
 
 from __future__ import annotations
 
-import threading
+import math
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
-from textopia.generation.base import Generation, TextopiaError
+from textopia.generation.base import DecodingSettings, Generation, TextopiaError
 from textopia.generation.vae import VAEGenerator, check_count
+from textopia.models.latent_diffusion import DEFAULT_GUIDANCE, DEFAULT_STEPS, MAX_STEPS
 
-# g = 1 (the plain conditional model) measured better than g = 3 on the shipped model: FD 0.1165
-# against 0.1206, Div 0.590 against 0.581, cosine(idea, prompt) 0.201 against 0.198
-# (benchmarks/results/diffusion/ and diffusion_experiments/sample-g3/)
-DEFAULT_GUIDANCE = 1.0
-DEFAULT_STEPS = 50
-MAX_STEPS = 1000
+
+@dataclass(frozen=True)
+class DiffusionSettings:
+    """How a latent diffusion model draws the latents of one call (beside :class:`DecodingSettings`).
+
+    Attributes:
+        guidance: the classifier-free guidance scale g >= 0 (see
+            :meth:`~textopia.models.latent_diffusion.LatentDiffusion.sample_latents`).
+        steps: DDIM steps, 1..1000.
+        init: (nz,) float32, a latent to start from (SDEdit; None: from noise).
+        strength: SDEdit's share of the schedule run from ``init``, in (0, 1].
+    """
+
+    guidance: float
+    steps: int
+    init: torch.Tensor | None = None
+    strength: float = 1.0
+
+    def validate(self) -> None:
+        """Raise :class:`TextopiaError` for a setting out of range."""
+        if not (self.guidance >= 0 and math.isfinite(self.guidance)):
+            raise TextopiaError(f"guidance must be >= 0, got {self.guidance}")
+        if not 1 <= self.steps <= MAX_STEPS:
+            raise TextopiaError(f"steps must be between 1 and {MAX_STEPS}, got {self.steps}")
 
 
 class DiffusionGenerator(VAEGenerator):
@@ -39,6 +59,8 @@ class DiffusionGenerator(VAEGenerator):
             then samples are not reranked by the idea's words either, so the latent alone conditions).
     """
 
+    extra_settings = ("guidance", "steps")
+
     def __init__(self, model, tokenizer, meta: dict[str, Any], name: str, *, guidance: float | None = None,
                  steps: int | None = None, idea_in_decoder: bool = True, eta: float = 0.0) -> None:
         super().__init__(model.vae, tokenizer, meta, name)
@@ -48,7 +70,17 @@ class DiffusionGenerator(VAEGenerator):
         self.steps = int(meta.get("default_steps", DEFAULT_STEPS) if steps is None else steps)
         self.idea_in_decoder = idea_in_decoder
         self.eta = eta
-        self._call = threading.local()  # per-call guidance and steps (the service calls from threads)
+
+    def settings(self, guidance: float | None = None, steps: int | None = None, **sdedit) -> DiffusionSettings:
+        """A checked :class:`DiffusionSettings`, this model's defaults where None.
+
+        Raises:
+            TextopiaError: a setting is out of range.
+        """
+        out = DiffusionSettings(self.guidance if guidance is None else float(guidance),
+                                self.steps if steps is None else int(steps), **sdedit)
+        out.validate()
+        return out
 
     # The diffusion model has no tractable likelihood of its own; its VAE's bound is not its.
     likelihood = None
@@ -59,22 +91,24 @@ class DiffusionGenerator(VAEGenerator):
                    steps=self.steps, scale_factor=self.diffusion.config.scale_factor)
         return out
 
-    def latents(self, num: int, generator: torch.Generator, *, idea: str | None = None) -> torch.Tensor:
+    def latents(self, num: int, generator: torch.Generator, *, idea: str | None = None,
+                latent: DiffusionSettings | None = None) -> torch.Tensor:
+        """``num`` latents (num, nz) float32 drawn by DDIM for ``idea`` as ``latent`` asks (None:
+        this model's defaults, from noise)."""
         from textopia.models.latent_diffusion import idea_token_ids
 
-        guidance = getattr(self._call, "guidance", self.guidance)
-        steps = getattr(self._call, "steps", self.steps)
-        init, strength = getattr(self._call, "sdedit", (None, 1.0))  # set by variations
+        latent = self.settings() if latent is None else latent
         ids = None
         if idea:
             ids, _ = idea_token_ids(self.tokenizer, [idea], self.diffusion.config.max_idea_tokens)
-        return self.diffusion.sample_latents(ids, num, steps=steps, guidance=guidance, generator=generator,
-                                             eta=self.eta, init=init, strength=strength).cpu()
+        return self.diffusion.sample_latents(ids, num, steps=latent.steps, guidance=latent.guidance,
+                                             generator=generator, eta=self.eta, init=latent.init,
+                                             strength=latent.strength).cpu()
 
-    def _sample(self, context, num, settings, generator, *, idea, mode):
+    def _sample(self, context, num, settings, generator, *, idea, mode, latent=None):
         if not self.idea_in_decoder and mode == "expand" and idea:
             context = self.tokenizer.context_ids(None)
-        return super()._sample(context, num, settings, generator, idea=idea, mode=mode)
+        return super()._sample(context, num, settings, generator, idea=idea, mode=mode, latent=latent)
 
     #: SDEdit strength that pulls each interior point of an interpolation back onto the data
     #: (see :meth:`interpolate`); a checkpoint may set ``interpolation_strength``.
@@ -118,8 +152,6 @@ class DiffusionGenerator(VAEGenerator):
         Raises:
             TextopiaError: n outside 1..64, spread outside [0, 1], or an empty prompt.
         """
-        import math
-
         from textopia.text import content_words, subject
 
         strength = self.default_spread if spread is None else spread
@@ -131,33 +163,25 @@ class DiffusionGenerator(VAEGenerator):
             return [self.reconstruct(prompt)]
         mu, _ = self.encode(prompt)
         about = " ".join(content_words(subject(prompt))) or None
-        self._call.sdedit = (mu, strength)
-        try:
-            return [g.prompt for g in self.generate(about, n, seed=seed)]
-        finally:
-            del self._call.sdedit
+        return [g.prompt for g in self.generate_with(about, n, self._decoding(DecodingSettings(seed=seed)),
+                                                     self.settings(init=mu, strength=strength))]
+
+    def _decoding(self, settings: DecodingSettings) -> DecodingSettings:
+        # the latent alone conditions: no reranking by the idea's words
+        return settings if self.idea_in_decoder else replace(settings, rerank=False)
 
     def generate(self, idea: str | None, n: int = 4, *, guidance: float | None = None, steps: int | None = None,
                  **settings) -> list[Generation]:
-        """:meth:`Generator.generate`, plus the diffusion's ``guidance`` (>= 0) and DDIM ``steps``.
+        """:meth:`Generator.generate`, plus the diffusion's ``guidance`` (>= 0) and DDIM ``steps``
+        (None: the model's defaults, :attr:`guidance` and :attr:`steps`).
 
         Raises:
             TextopiaError: as for the other generators, or guidance < 0, or steps outside 1..1000.
         """
-        guidance = self.guidance if guidance is None else float(guidance)
-        steps = self.steps if steps is None else int(steps)
-        if not guidance >= 0:
-            raise TextopiaError(f"guidance must be >= 0, got {guidance}")
-        if not 1 <= steps <= MAX_STEPS:
-            raise TextopiaError(f"steps must be between 1 and {MAX_STEPS}, got {steps}")
-        if not self.idea_in_decoder:
-            settings["rerank"] = False  # the latent alone conditions: no reranking by the idea's words
-        self._call.guidance, self._call.steps = guidance, steps
-        try:
-            out = super().generate(idea, n, **settings)
-        finally:
-            del self._call.guidance, self._call.steps
-        conditioned = bool(idea) and settings.get("mode", "expand") == "expand"
+        latent = self.settings(guidance, steps)
+        decoding = DecodingSettings(**{**settings, "banned_words": tuple(settings.get("banned_words", ()))})
+        out = self.generate_with(idea, n, self._decoding(decoding), latent)
+        conditioned = bool(idea) and decoding.mode == "expand"
         for g in out:
-            g.settings.update(guidance=guidance if conditioned else None, steps=steps)
+            g.settings.update(guidance=latent.guidance if conditioned else None, steps=latent.steps)
         return out

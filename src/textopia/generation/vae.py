@@ -85,15 +85,17 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         return next(self.vae.parameters()).device
 
     # -- latents -------------------------------------------------------------------------------
-    def latents(self, num: int, generator: torch.Generator, *, idea: str | None = None) -> torch.Tensor:
-        """``num`` latents (num, nz) float32 to decode for ``idea``: here, draws from the prior N(0, I)."""
+    def latents(self, num: int, generator: torch.Generator, *, idea: str | None = None,
+                latent: Any = None) -> torch.Tensor:
+        """``num`` latents (num, nz) float32 to decode for ``idea``: here, draws from the prior N(0, I)
+        (``latent``, a subclass's settings object for drawing them, is unused here)."""
         return torch.randn((num, self.latent_dim), generator=generator)
 
-    def _sample(self, context, num, settings, generator, *, idea, mode):
+    def _sample(self, context, num, settings, generator, *, idea, mode, latent=None):
         from textopia.models.text_vae import ConditionedDecoder
 
         expand = idea if mode == "expand" else None
-        z = self.latents(num, generator, idea=expand).to(self.device)
+        z = self.latents(num, generator, idea=expand, latent=latent).to(self.device)
         # The decoder reads the idea, so its words are boosted as for the language models (unless
         # a latent diffusion model is told to condition through the latent alone).
         boosted = expand if getattr(self, "idea_in_decoder", True) else None
