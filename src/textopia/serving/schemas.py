@@ -96,10 +96,11 @@ class GenerateRequest(_Strict):
     )
     guidance: Guidance | None = Field(
         None, description="Latent diffusion models only: the classifier-free guidance "
-        "scale, 0 to 20 (0 ignores the idea; the model's default, 3, when unset)."
+        "scale, 0 to 20 (0 ignores the idea; the model's own default when unset: see GET /v1/models)."
     )
     steps: DDIMSteps | None = Field(
-        None, description="Latent diffusion models only: DDIM steps, 1 to 200 (the model's default, 50, when unset)."
+        None, description="Latent diffusion models only: DDIM steps, 1 to 200 (the model's own default when unset: "
+        "see GET /v1/models)."
     )
 
 
