@@ -58,7 +58,8 @@ def serve(args: argparse.Namespace) -> None:
     )
     generators: dict[str, Generator] | None = None
     if args.fake:
-        from textopia.serving.fakes import FakeGenerator
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: the fakes live with the tests
+        from tests.fakes import FakeGenerator
 
         generators = {"fake": FakeGenerator(name="fake", delay_s=args.fake_delay_s)}
     app = create_app(settings, generators)

@@ -10,7 +10,7 @@ import pytest
 from textopia.batch_generate import generate_file, partial_path, read_ideas
 from textopia.cli import main
 from textopia.generation.base import TextopiaError
-from textopia.serving.fakes import FakeGenerator
+from tests.fakes import FakeGenerator
 
 IDEAS = ["castle on a hill", "", "  red   fox ", "woman portrait", "lighthouse", "old fisherman", "jazz musician"]
 

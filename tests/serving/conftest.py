@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from textopia.generation.base import Generation, Generator  # noqa: E402
 from textopia.serving.app import create_app  # noqa: E402
-from textopia.serving.fakes import FakeGenerator, FakeLatentGenerator  # noqa: E402
+from tests.fakes import FakeGenerator, FakeLatentGenerator  # noqa: E402
 from textopia.serving.settings import ServingSettings  # noqa: E402
 
 

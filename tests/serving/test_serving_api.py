@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from textopia.generation.base import TextopiaError
-from textopia.serving.fakes import FakeGenerator, FakeLatentGenerator
+from tests.fakes import FakeGenerator, FakeLatentGenerator
 from textopia.serving.schemas import MAX_IDEA_CHARS, MAX_N, MAX_NEW_TOKENS
 
 

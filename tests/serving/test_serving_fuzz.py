@@ -20,7 +20,7 @@ schemathesis = pytest.importorskip("schemathesis", reason="pip install schemathe
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 from textopia.serving.app import create_app  # noqa: E402
-from textopia.serving.fakes import FakeGenerator, FakeLatentGenerator  # noqa: E402
+from tests.fakes import FakeGenerator, FakeLatentGenerator  # noqa: E402
 from textopia.serving.settings import ServingSettings  # noqa: E402
 
 logger = logging.getLogger(__name__)

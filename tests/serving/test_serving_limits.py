@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from textopia.generation.base import TextopiaError
 from textopia.serving.app import create_app
 from textopia.serving.clip import ClipCounter
-from textopia.serving.fakes import FakeGenerator, FakeLatentGenerator
+from tests.fakes import FakeGenerator, FakeLatentGenerator
 from textopia.serving.limiter import InferenceLimiter, InferenceTimeout, ServerBusy
 from textopia.serving.models import ModelNotFound, ModelStore, load_store
 from textopia.serving.safety import banned_pattern, clean_words, contains_banned, mask_banned
