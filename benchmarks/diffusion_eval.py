@@ -87,7 +87,7 @@ def held_out_sets(prompts: Sequence[str], ideas: Sequence[str], sources: Mapping
     ``human_random``: ``len(ideas)`` groups of ``n_per_idea`` further prompts (seeded), the
     unconditional floor. Sets shrink (with a warning) if the split is too small.
     """
-    from textopia.evaluation.compare import human_samples
+    from textopia.evaluation.ideas import human_samples
 
     human = human_samples(ideas, prompts, n_per_idea=n_per_idea, seed=seed, sources=sources)
     taken = set(sources.values()) | {p for group in human.values() for p in group}
@@ -221,7 +221,7 @@ class Measure:
 
     def frechet(self, texts: Sequence[str]) -> float | None:
         """FD of ``texts`` against the reference (squared MiniLM units), or None when unmeasurable."""
-        from textopia.evaluation.text_metrics import frechet_distance
+        from textopia.evaluation.metrics import frechet_distance
 
         if self.embedder is None or self.reference is None or len(texts) < 2:
             return None
@@ -278,7 +278,7 @@ def paired_bootstrap(measure: Measure, a: Mapping[str, Sequence[str]], b: Mappin
     """
     import numpy as np
 
-    from textopia.evaluation.text_metrics import div_score, frechet_distance
+    from textopia.evaluation.metrics import div_score, frechet_distance
 
     slots = [k for k in a if k in b and a[k] and b[k]]
     if measure.embedder is None or measure.reference is None or len(slots) < 2 or resamples < 1:
@@ -548,12 +548,9 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
 
     from textopia.data.corpus import read_split
-    from textopia.evaluation.compare import (
-        default_embedder,
-        json_safe,
-        load_ideas,
-        training_index_for,
-    )
+    from textopia.evaluation.compare import default_embedder, training_index_for
+    from textopia.io import json_safe
+    from textopia.evaluation.ideas import load_ideas
     from textopia.generation.decoder import DecoderGenerator
     from textopia.generation.diffusion import DiffusionGenerator
     from textopia.generation.loader import load

@@ -60,7 +60,7 @@ def reconstruction(generator, prompts: list[str]) -> dict:
 
 
 def variations(generator, sources: list[str], n: int = 8) -> dict:
-    from textopia.evaluation.text_metrics import distinct_n
+    from textopia.evaluation.metrics import distinct_n
     from textopia.text import subject
 
     keeps, distinct, counts, examples = [], [], [], []
@@ -98,7 +98,7 @@ def generation(generator, ideas: list[str], n: int, **kwargs) -> dict[str, list[
 
 
 def row_figures(samples: dict[str, list[str]], fluency, embedder, reference) -> dict:
-    from textopia.evaluation.text_metrics import distinct_n, frechet_distance
+    from textopia.evaluation.metrics import distinct_n, frechet_distance
     from textopia.models.likelihood import score_prompts
 
     texts = [t for group in samples.values() for t in group]
@@ -140,7 +140,8 @@ def main(argv=None) -> int:
         args.reference_size, args.sweep_ideas, args.guidance = 300, 4, [0.0, 3.0]
         args.out += "_quick"
     from textopia.data.corpus import read_split
-    from textopia.evaluation.compare import default_embedder, human_samples, ideas_from_prompts
+    from textopia.evaluation.compare import default_embedder
+    from textopia.evaluation.ideas import human_samples, ideas_from_prompts
     from textopia.generation.loader import load, resolve_model
     from textopia.models.checkpoint import load_checkpoint
 
@@ -194,7 +195,7 @@ def main(argv=None) -> int:
     sweep = []
     for g in args.guidance:
         samples = generation(latent, ideas[: args.sweep_ideas], 8, guidance=g, rerank=False)
-        from textopia.evaluation.text_metrics import distinct_n
+        from textopia.evaluation.metrics import distinct_n
 
         recalls = [recall(i, t) for i, group in samples.items() for t in group]
         sweep.append({"guidance": g, "idea_recall": sum(recalls) / len(recalls),

@@ -45,8 +45,8 @@ FIGURES = ("recall", "all_words", "invented", "stutter", "distinct_2", "novel", 
 
 def figures(samples: dict[str, list[str]], known, index, flat: list[str] | None = None) -> dict[str, float]:
     """The figures of ``{idea: [prompt, ...]}``; word-level rates over ``flat`` when given (human row)."""
-    from textopia.evaluation.clip_tokens import CLIP_MAX_PROMPT_TOKENS, count_clip_tokens_batch
-    from textopia.evaluation.text_metrics import distinct_n_within
+    from textopia.evaluation.metrics.clip_tokens import CLIP_MAX_PROMPT_TOKENS, count_clip_tokens_batch
+    from textopia.evaluation.metrics import distinct_n_within
     from textopia.text import has_all_idea_words, relevance_recall, stutters, tokenize
 
     pairs = [(idea, p) for idea, prompts in samples.items() for p in prompts]
@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     decoding = {k: (float(v) if k != "top_k" else int(v)) for k, v in (kv.split("=", 1) for kv in args.decoding)}
 
     from textopia.data.corpus import read_split
-    from textopia.evaluation.compare import human_samples, load_ideas, read_ideas_file, training_index_for
+    from textopia.evaluation.ideas import human_samples, load_ideas, read_ideas_file
+    from textopia.evaluation.compare import training_index_for
     from textopia.text import KNOWN_WORDS_FILE, KnownWords
 
     data_dir = Path(args.data_dir)

@@ -12,7 +12,7 @@ For each grid point a small VAE is trained on the prompt corpus (``configs/vae-s
 * **Sample diversity** of ``--samples`` latents drawn from the prior N(0, I) (fixed seed), each
   decoded twice: *sampled* with :class:`DecodingSettings`' defaults (what ``generate(None, n)``
   does: temperature 0.9, top-p 0.95, repetition penalty 1.1) and *greedy* (all diversity then comes
-  from z). Figures from :func:`textopia.evaluation.text_metrics.text_metrics` (the ones
+  from z). Figures from :func:`textopia.evaluation.metrics.text_metrics` (the ones
   ``compare.text_figures`` reports): Div (LD4LG, distinct-2 · 3 · 4), distinct-1..4, self-BLEU
   (0-100, lower is more diverse), words per prompt; plus the share of distinct samples (after
   :func:`dedup_key`) and the share copied verbatim from the training split. Samples are decoded
@@ -161,7 +161,7 @@ def train_point(args: argparse.Namespace, point: Point) -> dict[str, Any]:
 
 def sample_figures(texts: list[str], training_index) -> dict[str, Any]:
     """Diversity (and novelty) figures of one set of unconditional samples."""
-    from textopia.evaluation.text_metrics import text_metrics
+    from textopia.evaluation.metrics import text_metrics
     from textopia.generation.decoding import dedup_key
 
     figures = text_metrics({"prior": texts}, training_index=training_index, clip_tokens=False)

@@ -6,7 +6,7 @@ from textopia.clip_count import CLIP_MAX_PROMPT_TOKENS, count_clip_tokens, fit_c
 
 
 def test_counts_equal_transformers(prepared):
-    from textopia.evaluation.clip_tokens import count_clip_tokens_batch
+    from textopia.evaluation.metrics.clip_tokens import count_clip_tokens_batch
 
     texts = (prepared / "train.txt").read_text().splitlines()[:800]
     texts += ["Caf\u00e9 au lait, 8K, it's   ART!!", "\u5bcc\u58eb\u5c71 at dawn, \U0001f525 emoji", ""]

@@ -313,7 +313,7 @@ def test_eval_derives_ideas_from_the_data_file_without_the_training_data(tmp_pat
 
 
 def test_clip_counts_work_offline_from_anywhere(tmp_path, monkeypatch):
-    from textopia.evaluation import clip_tokens
+    from textopia.evaluation.metrics import clip_tokens
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -61,7 +61,7 @@ def require_clip_tokenizer() -> None:
         TextopiaError: the tokenizer cannot be loaded (a missing ``$TEXTOPIA_CLIP_BPE`` file, or a
             broken install without the packaged merges file and no network).
     """
-    from textopia.evaluation.clip_tokens import clip_tokenizer
+    from textopia.evaluation.metrics.clip_tokens import clip_tokenizer
 
     try:
         clip_tokenizer()

@@ -372,7 +372,8 @@ def _plan_text_eval(args, data_dir: Path, prompts: list[str], source: str) -> di
     novelty figures need the model's train split: without it they are left out (with a warning)
     when the prompts come from ``--data`` and no ``--data-dir`` was given.
     """
-    from textopia.evaluation.compare import check_compare_needs, ideas_from_prompts, load_ideas
+    from textopia.evaluation.compare import check_compare_needs
+    from textopia.evaluation.ideas import ideas_from_prompts, load_ideas
 
     check_compare_needs(clip_tokens=not args.no_clip, plots=False)
     if args.ideas_file:
@@ -399,13 +400,8 @@ def _plan_text_eval(args, data_dir: Path, prompts: list[str], source: str) -> di
 
 def _text_eval(args, path: Path, plan: dict) -> dict:
     """The text figures of ``args.samples`` prompts per idea, for ``textopia eval``."""
-    from textopia.evaluation.compare import (
-        default_embedder,
-        generate_samples,
-        json_safe,
-        text_figures,
-        training_index_for,
-    )
+    from textopia.evaluation.compare import default_embedder, generate_samples, text_figures, training_index_for
+    from textopia.io import json_safe
     from textopia.generation.loader import load
 
     generator = load(path)
@@ -422,7 +418,8 @@ def _text_eval(args, path: Path, plan: dict) -> dict:
 
 
 def cmd_compare(args) -> None:
-    from textopia.evaluation.compare import compare, markdown_report
+    from textopia.evaluation.compare import compare
+    from textopia.evaluation.report import markdown_report
 
     results = compare(
         args.models, args.out, ideas_file=args.ideas_file, num_ideas=args.num_ideas, n_per_idea=args.samples,

@@ -1,6 +1,6 @@
 """CLIP token counts without transformers: how long a prompt is for Stable Diffusion 1.x.
 
-The same tokenizer as :mod:`textopia.evaluation.clip_tokens` (CLIP's byte-level BPE, NFC,
+The same tokenizer as :mod:`textopia.evaluation.metrics.clip_tokens` (CLIP's byte-level BPE, NFC,
 collapsed whitespace, lower case, CLIP's word regex, ``</w>`` ends of words), built with the
 ``tokenizers`` library alone from the merges file shipped in the package, so that the prompt
 writer can keep every prompt within the text encoder's 77 tokens (75 plus start and end) without

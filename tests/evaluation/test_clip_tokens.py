@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from textopia.evaluation import clip_tokens
-from textopia.evaluation.clip_tokens import (
+from textopia.evaluation.metrics import clip_tokens
+from textopia.evaluation.metrics.clip_tokens import (
     CLIP_BPE_ENV,
     CLIP_HUB_NAME,
     CLIP_VOCAB_SIZE,

@@ -6,15 +6,14 @@ import math
 import pytest
 
 from textopia.cli import main
-from textopia.evaluation.compare import (
-    PLOTS,
-    compare,
+from textopia.evaluation.compare import compare
+from textopia.evaluation.ideas import (
     human_samples,
     ideas_from_prompts,
     load_ideas,
-    markdown_report,
     read_ideas_file,
 )
+from textopia.evaluation.report import PLOTS, markdown_report
 from textopia.generation.base import TextopiaError
 
 HELD_OUT = [

@@ -11,13 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textopia.evaluation.text_metrics import (
-    STOP_WORDS,
+from textopia.evaluation.metrics import (
     SentenceEmbedder,
     TrainingIndex,
-    _hash64,
-    _sorted_unique,
-    content_stems,
     distinct_n,
     distinct_n_within,
     div_score,
@@ -25,14 +21,14 @@ from textopia.evaluation.text_metrics import (
     ngrams,
     normalize_prompt,
     relevance_cosine,
-    relevance_recall,
     relevance_recall_within,
     repetition_rate,
     self_bleu,
     self_bleu_within,
     text_metrics,
-    tokenize,
 )
+from textopia.evaluation.metrics.novelty import _hash64, _sorted_unique
+from textopia.text import STOP_WORDS, content_stems, relevance_recall, tokenize
 
 SHARED = Path(os.environ.get("TEXTOPIA_SHARED", Path(__file__).resolve().parents[3] / "shared"))
 BPE = Path(os.environ.get("TEXTOPIA_CLIP_BPE") or SHARED / "data" / "clip" / "bpe_simple_vocab_16e6.txt.gz")

@@ -23,7 +23,6 @@ import math
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from textopia.data.tokenizer import IGNORE_INDEX
 

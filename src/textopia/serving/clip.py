@@ -1,6 +1,6 @@
 """CLIP token counts for answers, without ever making a request wait for the tokenizer.
 
-``textopia.evaluation.clip_tokens`` may have to build CLIP's tokenizer from a merges file or
+``textopia.evaluation.metrics.clip_tokens`` may have to build CLIP's tokenizer from a merges file or
 fetch it from the Hugging Face Hub, which offline retries for minutes. So the service loads it
 on a background thread; until it is ready (or when it cannot be loaded) counts are None.
 """
@@ -18,7 +18,7 @@ State = Literal["idle", "loading", "ready", "failed"]
 
 
 def _import_counter() -> Callable[[str], int]:
-    from textopia.evaluation.clip_tokens import count_clip_tokens
+    from textopia.evaluation.metrics.clip_tokens import count_clip_tokens
 
     return count_clip_tokens
 
@@ -28,7 +28,7 @@ class ClipCounter:
 
     Args:
         counter: a ready counting function (tests); None imports
-            ``textopia.evaluation.clip_tokens.count_clip_tokens`` on :meth:`start`.
+            ``textopia.evaluation.metrics.clip_tokens.count_clip_tokens`` on :meth:`start`.
         enabled: False always answers None and loads nothing.
     """
 

@@ -6,7 +6,6 @@ loaded through ``textopia.load`` (imported lazily, at startup, never at import t
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from textopia.generation.base import Generator, LatentGenerator, TextopiaError
+from textopia.io import json_safe
 from textopia.serving.settings import ServingSettings
 
 logger = logging.getLogger(__name__)
@@ -54,11 +54,6 @@ class LoadedModel:
         return None
 
 
-def _json_safe(value: Mapping[str, Any]) -> dict[str, Any]:
-    """``value`` with anything JSON cannot hold (paths, dtypes, tensors) turned into strings."""
-    return json.loads(json.dumps(dict(value), default=str))
-
-
 class ModelStore:
     """The loaded models by name, and the default one.
 
@@ -74,7 +69,7 @@ class ModelStore:
         self.models: dict[str, LoadedModel] = {}
         for name, generator in generators.items():
             try:
-                info = _json_safe(generator.info())
+                info = json_safe(dict(generator.info()))
             except Exception:  # a broken info() must not keep the model from serving
                 logger.exception("info() failed for model %s", name)
                 info = {}

@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 #: Environment variable naming the CLIP BPE merges file (``bpe_simple_vocab_16e6.txt.gz``).
 CLIP_BPE_ENV = "TEXTOPIA_CLIP_BPE"
 #: The merges file shipped in the package (MIT-licensed by OpenAI; see ``assets/clip/LICENSE``).
-PACKAGED_CLIP_BPE = Path(__file__).resolve().parents[1] / "assets" / "clip" / "bpe_simple_vocab_16e6.txt.gz"
+PACKAGED_CLIP_BPE = Path(__file__).resolve().parents[2] / "assets" / "clip" / "bpe_simple_vocab_16e6.txt.gz"
 #: The Hub tokenizer of Stable Diffusion 1.x's text encoder.
 CLIP_HUB_NAME = "openai/clip-vit-large-patch14"
 #: Context length of CLIP's text encoder, in tokens, including start and end tokens.
@@ -56,7 +56,6 @@ CLIP_MAX_PROMPT_TOKENS = CLIP_MAX_LENGTH - 2
 _N_MERGES = 49152 - 256 - 2
 #: Entries in CLIP's vocabulary: 2 x 256 byte tokens, the merges, start and end.
 CLIP_VOCAB_SIZE = 2 * 256 + _N_MERGES + 2
-
 
 def clip_vocab_and_merges(bpe_path: str | os.PathLike[str]) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """Derive CLIP's vocabulary and merge list from its gzipped merges file.
@@ -91,7 +90,6 @@ def clip_vocab_and_merges(bpe_path: str | os.PathLike[str]) -> tuple[dict[str, i
     tokens += ["<|startoftext|>", "<|endoftext|>"]
     return {t: i for i, t in enumerate(tokens)}, merges
 
-
 def resolve_clip_source(bpe_path: str | os.PathLike[str] | None = None) -> str:
     """Say where CLIP's tokenizer will be loaded from (see the module docstring for the order).
 
@@ -120,14 +118,12 @@ def resolve_clip_source(bpe_path: str | os.PathLike[str] | None = None) -> str:
         return str(PACKAGED_CLIP_BPE)
     return CLIP_HUB_NAME
 
-
 def _fast_clip_class() -> Any:
     """transformers' fast CLIP tokenizer class: ``CLIPTokenizerFast`` (an alias in transformers 5,
     where ``CLIPTokenizer`` itself is the fast one), else ``CLIPTokenizer``."""
     import transformers
 
     return getattr(transformers, "CLIPTokenizerFast", None) or transformers.CLIPTokenizer
-
 
 def _from_bpe_file(bpe_path: str) -> PreTrainedTokenizerBase:
     """Build transformers' fast CLIP tokenizer from a merges file, through a temporary folder."""
@@ -147,7 +143,6 @@ def _from_bpe_file(bpe_path: str) -> PreTrainedTokenizerBase:
         raise RuntimeError(f"CLIP tokenizer built from {bpe_path} has {len(tok)} tokens, expected {CLIP_VOCAB_SIZE}")
     return tok
 
-
 def _from_hub(name: str) -> PreTrainedTokenizerBase:
     """Load CLIP's tokenizer the usual way: the local HF cache first, then the Hub."""
     CLIPTokenizerFast = _fast_clip_class()  # noqa: N806 - the class, named as in transformers
@@ -165,7 +160,6 @@ def _from_hub(name: str) -> PreTrainedTokenizerBase:
     # Without a network huggingface_hub retries each file for minutes before giving up.
     logger.info("CLIP tokenizer %s not in the local HF cache; downloading", name)
     return CLIPTokenizerFast.from_pretrained(name)
-
 
 @functools.lru_cache(maxsize=4)
 def _load_clip_tokenizer(source: str) -> PreTrainedTokenizerBase:
@@ -192,7 +186,6 @@ def _load_clip_tokenizer(source: str) -> PreTrainedTokenizerBase:
     logger.info("CLIP tokenizer loaded from %s (%d tokens)", source, len(tok))
     return tok
 
-
 def clip_tokenizer(bpe_path: str | os.PathLike[str] | None = None) -> PreTrainedTokenizerBase:
     """Return Stable Diffusion 1.x's CLIP tokenizer (a transformers fast CLIP tokenizer).
 
@@ -215,7 +208,6 @@ def clip_tokenizer(bpe_path: str | os.PathLike[str] | None = None) -> PreTrained
     """
     return _load_clip_tokenizer(resolve_clip_source(bpe_path))
 
-
 def count_clip_tokens_batch(texts: Sequence[str], *, bpe_path: str | os.PathLike[str] | None = None) -> list[int]:
     """Count CLIP tokens of many texts, **excluding** the start and end tokens, untruncated.
 
@@ -236,7 +228,6 @@ def count_clip_tokens_batch(texts: Sequence[str], *, bpe_path: str | os.PathLike
     backend = clip_tokenizer(bpe_path).backend_tokenizer
     encodings = backend.encode_batch(list(texts), add_special_tokens=False)
     return [len(e.ids) for e in encodings]
-
 
 def count_clip_tokens(text: str, *, bpe_path: str | os.PathLike[str] | None = None) -> int:
     """Count CLIP tokens of one text, **excluding** the start and end tokens, untruncated.
