@@ -6,7 +6,7 @@ import json
 
 from fastapi.testclient import TestClient
 
-from textopia.serving.app import MAX_JSONLINES
+from textopia.serving.routes.sagemaker import MAX_JSONLINES
 
 JSONLINES = {"Content-Type": "application/jsonlines"}
 

@@ -1,0 +1,221 @@
+"""The JSON API under ``/v1``: write prompts from an idea, list the models, and explore a VAE's
+latent space (interpolate, variations).
+
+Generation is blocking work: it runs on the limiter's worker threads (:func:`_infer`), never on
+the event loop. On a front (``state.endpoint``) generation goes to the inference endpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from fastapi import APIRouter
+from pydantic import ValidationError
+
+from textopia.generation.base import DecodingSettings, TextopiaError, unsupported_settings
+from textopia.serving.clip import ClipCounter
+from textopia.serving.deps import ServiceState, StateDep
+from textopia.serving.endpoint_client import ENDPOINT_MODEL, EndpointError
+from textopia.serving.errors import ERRORS, InferenceFailed, SettingNotForModel, validation_details
+from textopia.serving.limiter import InferenceTimeout, ServerBusy, Timed
+from textopia.serving.models import LoadedModel
+from textopia.serving.safety import NSFW_WORDS, banned_pattern, clean_words, contains_banned, mask_banned
+from textopia.serving.schemas import (
+    MAX_SEED,
+    GenerateRequest,
+    GenerateResponse,
+    InterpolateRequest,
+    LatentResponse,
+    ModelInfo,
+    ModelsResponse,
+    PromptOut,
+    Timing,
+    VariationsRequest,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+router = APIRouter(prefix="/v1", tags=["prompts"])
+
+
+async def _infer(state: ServiceState, fn: Callable[[], T]) -> Timed[T]:
+    """Run ``fn`` through the limiter; map unexpected failures to :class:`InferenceFailed`."""
+    try:
+        return await state.limiter.run(fn)
+    except (ServerBusy, InferenceTimeout, TextopiaError, SettingNotForModel):
+        raise
+    except Exception as exc:
+        logger.error("generation failed", exc_info=exc)
+        raise InferenceFailed("generation failed with an internal error (see the server log)") from exc
+
+
+def _generate_work(
+    model: LoadedModel, body: GenerateRequest, idea: str, seed: int, banned: list[str],
+    drop_pattern: Any, clip: ClipCounter,
+) -> tuple[list[PromptOut], int]:
+    """Blocking: write the prompts, drop any holding a banned word, count CLIP tokens."""
+    extra = {k: v for k, v in (("guidance", body.guidance), ("steps", body.steps)) if v is not None}
+    if unsupported_settings(model.generator, extra):
+        raise SettingNotForModel(f"guidance and steps apply to latent diffusion models, not to "
+                                 f"{model.generator.kind!r}")
+    decoding = dict(
+        mode=body.mode,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        top_k=body.top_k,
+        repetition_penalty=body.repetition_penalty,
+        max_new_tokens=body.max_new_tokens,
+        min_new_tokens=min(DecodingSettings().min_new_tokens, body.max_new_tokens),
+        seed=seed,
+        banned_words=tuple(banned),
+        min_p=body.min_p,
+        idea_boost=body.idea_boost,
+    )
+    if model.batcher is not None and not extra:  # decoded together with the requests that came with it
+        generations = model.batcher.generate(idea or None, body.n, DecodingSettings(**decoding))
+    else:
+        generations = model.generator.generate(idea or None, body.n, **decoding, **extra)
+    kept: list[PromptOut] = []
+    dropped = 0
+    for generation in generations:
+        if contains_banned(generation.prompt, drop_pattern):
+            dropped += 1
+            continue
+        kept.append(
+            PromptOut(
+                prompt=generation.prompt,
+                num_tokens=int(generation.num_tokens),
+                clip_tokens=clip(generation.prompt),
+                finished=bool(generation.finished),
+            )
+        )
+    return kept, dropped
+
+
+async def _forward(state: ServiceState, body: GenerateRequest, arrived: float) -> GenerateResponse:
+    """The front: send the request to the inference endpoint, check its answer's shape."""
+    assert state.endpoint is not None
+    payload = body.model_dump(mode="json", exclude_unset=True)
+    if payload.get("model") == ENDPOINT_MODEL:  # the name the front lists when the endpoint lists none
+        payload.pop("model")
+    answer = await state.endpoint.invoke(payload)
+    try:
+        response = GenerateResponse.model_validate(answer)
+    except ValidationError as exc:
+        raise EndpointError(502, f"inference endpoint answered with a body that is not a generate answer: "
+                                 f"{validation_details(exc.errors())[0]}") from None
+    response.timing.total_s = round(time.perf_counter() - arrived, 6)
+    return response
+
+
+async def generate_prompts(state: ServiceState, body: GenerateRequest) -> GenerateResponse:
+    """The answer to one generate request (``POST /v1/generate`` and ``POST /invocations``).
+
+    Raises:
+        ModelNotFound, SettingNotForModel, TextopiaError, ServerBusy, InferenceTimeout,
+        InferenceFailed, ModelsNotReady; EndpointError on a front.
+    """
+    arrived = time.perf_counter()
+    if state.endpoint is not None:
+        return await _forward(state, body, arrived)
+    model = state.require_store().get(body.model)
+    idea = " ".join(body.idea.split())
+    if body.mode == "continue" and not idea:
+        # Continuing nothing is writing from nothing: an unconditional sample.
+        body = body.model_copy(update={"mode": "expand"})
+    seed = body.seed if body.seed is not None else secrets.randbelow(MAX_SEED + 1)
+    user_banned = clean_words(body.banned_words)
+    banned = clean_words([*user_banned, *(NSFW_WORDS if body.safe_mode else ())])
+    pattern = banned_pattern(banned)
+    result = await _infer(
+        state, lambda: _generate_work(model, body, idea, seed, banned, pattern, state.clip)
+    )
+    prompts, dropped = result.value
+    return GenerateResponse(
+        model=model.name,
+        kind=model.kind,
+        seed=seed,
+        idea=idea,
+        mode=body.mode,
+        prompts=prompts,
+        dropped=dropped,
+        timing=Timing(
+            queue_s=round(result.queue_s, 6),
+            generate_s=round(result.run_s, 6),
+            total_s=round(time.perf_counter() - arrived, 6),
+        ),
+    )
+
+
+@router.post("/generate", response_model=GenerateResponse, responses=ERRORS)
+async def generate(state: StateDep, body: GenerateRequest) -> GenerateResponse:
+    """Write ``n`` text-to-image prompts from a short idea."""
+    return await generate_prompts(state, body)
+
+
+@router.get("/models", response_model=ModelsResponse)
+async def list_models(state: StateDep) -> ModelsResponse:
+    """The loaded models, with each one's kind and size."""
+    if state.endpoint is not None:
+        listed = await state.endpoint.models()
+        if listed is not None:
+            return ModelsResponse.model_validate(listed)
+        return ModelsResponse(default=ENDPOINT_MODEL, models=[
+            ModelInfo(name=ENDPOINT_MODEL, kind="endpoint", latent=False, default=True,
+                      info={"endpoint": state.endpoint.invocations_url})])
+    store = state.store
+    if store is None:
+        return ModelsResponse(default=None, models=[])
+    return ModelsResponse(
+        default=store.default,
+        models=[
+            ModelInfo(
+                name=m.name, kind=m.kind, parameters=m.parameters, latent=m.latent,
+                default=m.name == store.default, info=m.info,
+            )
+            for m in store.models.values()
+        ],
+    )
+
+
+@router.post("/interpolate", response_model=LatentResponse, responses=ERRORS)
+async def interpolate(state: StateDep, body: InterpolateRequest) -> LatentResponse:
+    """Decode ``steps`` prompts on the path between two prompts' latents (VAE models only)."""
+    arrived = time.perf_counter()
+    model = state.require_store().get_latent(body.model)
+    generator: Any = model.generator
+    pattern = banned_pattern(NSFW_WORDS) if body.safe_mode else None
+    a, b = " ".join(body.prompt_a.split()), " ".join(body.prompt_b.split())
+    result = await _infer(state, lambda: list(generator.interpolate(a, b, body.steps)))
+    prompts = [mask_banned(str(p), pattern) for p in result.value]
+    return LatentResponse(
+        model=model.name, prompts=prompts,
+        timing=Timing(queue_s=round(result.queue_s, 6), generate_s=round(result.run_s, 6),
+                      total_s=round(time.perf_counter() - arrived, 6)),
+    )
+
+
+@router.post("/variations", response_model=LatentResponse, responses=ERRORS)
+async def variations(state: StateDep, body: VariationsRequest) -> LatentResponse:
+    """Decode ``n`` prompts from latents drawn around one prompt's posterior (VAE models only)."""
+    arrived = time.perf_counter()
+    model = state.require_store().get_latent(body.model)
+    generator: Any = model.generator
+    pattern = banned_pattern(NSFW_WORDS) if body.safe_mode else None
+    prompt = " ".join(body.prompt.split())
+    result = await _infer(
+        state,
+        lambda: list(generator.variations(prompt, body.n, spread=body.spread, seed=body.seed)),
+    )
+    kept = [str(p) for p in result.value if not contains_banned(str(p), pattern)]
+    return LatentResponse(
+        model=model.name, prompts=kept, dropped=len(result.value) - len(kept),
+        timing=Timing(queue_s=round(result.queue_s, 6), generate_s=round(result.run_s, 6),
+                      total_s=round(time.perf_counter() - arrived, 6)),
+    )
