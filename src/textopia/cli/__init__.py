@@ -1,0 +1,80 @@
+"""The ``textopia`` command: prepare | train | eval | compare | generate | reconstruct | interpolate |
+variations | export | serve.
+
+User errors (bad input, missing files, unknown models) print one line, ``textopia: error: ...``,
+and exit with status 2; no traceback.
+
+The parser, the logging setup and the error handling are here; each command group has its module,
+which adds its sub-parsers and holds its command functions: ``build`` (prepare, train, export),
+``measure`` (eval, compare), ``write`` (generate, reconstruct, interpolate, variations) and
+``serve``. Heavy modules (torch, transformers, the generators, the evaluation) are imported inside
+the command functions, so that ``textopia --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from textopia.cli import build, measure, serve, write
+from textopia.errors import TextopiaError
+
+COMMANDS = {
+    "prepare": build.cmd_prepare, "train": build.cmd_train, "eval": measure.cmd_eval,
+    "compare": measure.cmd_compare, "generate": write.cmd_generate, "reconstruct": write.cmd_reconstruct,
+    "interpolate": write.cmd_interpolate, "variations": write.cmd_variations, "export": build.cmd_export,
+    "serve": serve.cmd_serve,
+}
+
+# The order of ``textopia --help``'s list of commands.
+_ADD_PARSERS = (build.add_prepare, build.add_train, measure.add_eval, measure.add_compare, write.add_generate,
+                write.add_latent, build.add_export, serve.add_serve)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``textopia`` parser: ``--version``, ``-v`` and one sub-parser per command in :data:`COMMANDS`."""
+    from textopia import __version__
+
+    parser = argparse.ArgumentParser(prog="textopia", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"textopia {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in _ADD_PARSERS:
+        add(sub)
+    return parser
+
+
+def _one_line(message: str, limit: int = 1000) -> str:
+    """A message on one line of at most ``limit`` characters (whatever an error carried along)."""
+    text = " ".join(message.split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``textopia <argv>`` (default: ``sys.argv[1:]``). Returns the exit status: 0, 2 for a
+    user error (printed on one line) or 130 when interrupted."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would clutter one-line-per-prompt output
+    try:
+        COMMANDS[args.command](args)
+    except TextopiaError as e:
+        print(f"textopia: error: {_one_line(str(e))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("textopia: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+__all__ = ["COMMANDS", "build_parser", "main"]

@@ -1,0 +1,128 @@
+"""The commands that make a model: ``prepare`` (a corpus and its tokenizer), ``train`` and ``export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textopia.errors import TextopiaError
+
+
+def add_prepare(sub) -> None:
+    """Add the ``prepare`` sub-parser to ``sub`` (argparse's sub-parsers action)."""
+    p = sub.add_parser("prepare", help="normalise, filter, deduplicate and split a corpus; train the tokenizer")
+    p.add_argument("sources", nargs="+", help="corpus files or fsspec URLs (text, CSV, JSONL, Parquet)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--column", help="column holding the prompt (CSV, JSONL, Parquet); default 'prompt'")
+    p.add_argument("--format", choices=["text", "csv", "jsonl", "parquet"], help="default: from the suffix")
+    p.add_argument("--min-words", type=int, default=4)
+    p.add_argument("--max-words", type=int, default=100)
+    p.add_argument("--max-chars", type=int, default=600)
+    p.add_argument("--valid-fraction", type=float, default=0.01)
+    p.add_argument("--test-fraction", type=float, default=0.01)
+    p.add_argument("--limit", type=int, help="read at most this many rows")
+    p.add_argument("--vocab-size", type=int, default=8192, help="BPE vocabulary size (tokens)")
+    p.add_argument("--tokenizer", choices=["bpe", "word"], default="bpe",
+                   help="bpe: byte-level BPE of --vocab-size; word: whitespace words, all kept (PTB-style data)")
+    p.add_argument("--no-tokenizer", action="store_true", help="do not train a tokenizer")
+
+
+def add_train(sub) -> None:
+    """Add the ``train`` sub-parser to ``sub``."""
+    p = sub.add_parser("train", help="train a model from a TOML config")
+    p.add_argument("--config", help="TOML file with [model], [data] and [train] tables")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a setting")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in train.out_dir")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--sagemaker", action="store_true",
+                   help="run as a SageMaker training job: data from the train channel, settings from "
+                        "hyperparameters.json, checkpoints in /opt/ml/checkpoints, the model to SM_MODEL_DIR "
+                        "(see textopia.sagemaker)")
+
+
+def add_export(sub) -> None:
+    """Add the ``export`` sub-parser to ``sub``."""
+    p = sub.add_parser("export", help="copy a checkpoint without its trainer state (for shipping)")
+    p.add_argument("checkpoint")
+    p.add_argument("out")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
+                   help="storage type of the weights (half precision halves the file; loaded back as float32)")
+    p.add_argument("--default", action="append", default=[], metavar="NAME=VALUE",
+                   help="a generator default measured for this model: default_spread, default_guidance, default_steps")
+
+
+def cmd_prepare(args) -> None:
+    """``textopia prepare``: the splits and, unless ``--no-tokenizer``, the tokenizer, written at once;
+    prints the summary as JSON."""
+    from textopia.data.corpus import PrepareConfig, prepare
+
+    config = PrepareConfig(
+        column=args.column, format=args.format, min_words=args.min_words, max_words=args.max_words,
+        max_chars=args.max_chars, valid_fraction=args.valid_fraction, test_fraction=args.test_fraction,
+        limit=args.limit,
+    )
+    finish = None
+    if not args.no_tokenizer:
+        _check_vocab_size(args.vocab_size, args.tokenizer)
+
+        def finish(tmp: Path, splits: dict[str, list[str]]) -> None:  # inside the atomic write: all or nothing
+            _train_tokenizer_into(tmp, splits["train"], args.vocab_size, args.tokenizer)
+
+    summary = prepare(args.sources, args.out, config, finish=finish)
+    print(summary.to_json())
+
+
+def _check_vocab_size(vocab_size: int, kind: str) -> None:
+    """A BPE needs its 256 byte tokens and the special tokens; the bound is the models' own."""
+    from textopia.data.tokenizer import SPECIAL_TOKENS
+    from textopia.models.registry import SIZE_BOUNDS
+
+    if kind != "bpe":
+        return
+    low, high = 256 + len(SPECIAL_TOKENS), SIZE_BOUNDS["vocab_size"]
+    if not low <= vocab_size <= high:
+        raise TextopiaError(f"--vocab-size must be between {low} (256 bytes and {len(SPECIAL_TOKENS)} special "
+                            f"tokens) and {high:,}, got {vocab_size}")
+
+
+def _train_tokenizer_into(out: Path, prompts: list[str], vocab_size: int, kind: str = "bpe") -> None:
+    from textopia.data.tokenizer import PromptTokenizer, train_bpe, train_word_level
+
+    if kind == "word":
+        tokenizer = PromptTokenizer(train_word_level(prompts))
+    else:
+        tokenizer = PromptTokenizer(train_bpe(prompts, vocab_size=vocab_size))
+    tokenizer.save(out)
+
+
+def cmd_train(args) -> None:
+    """``textopia train``: train from a TOML config (or as a SageMaker job); prints the checkpoint's path."""
+    if args.sagemaker:
+        from textopia.sagemaker import run_training_job
+
+        if args.resume:
+            raise TextopiaError("--sagemaker always resumes from /opt/ml/checkpoints when a checkpoint is there; "
+                                "drop --resume")
+        print(run_training_job(config=args.config, overrides=args.set, progress=not args.no_progress))
+        return
+    from textopia.training.config import load_config
+    from textopia.training.trainer import train
+
+    config = load_config(args.config, args.set)
+    out = train(config, resume=args.resume, progress=not args.no_progress)
+    print(out)
+
+
+def cmd_export(args) -> None:
+    """``textopia export``: copy a checkpoint without its trainer state; prints the copy's path."""
+    from textopia.models.checkpoint import export_checkpoint
+
+    defaults = {}
+    for item in args.default:
+        name, sep, value = item.partition("=")
+        try:
+            defaults[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise TextopiaError(f"--default expects NAME=NUMBER, got {item!r}")
+    print(export_checkpoint(args.checkpoint, args.out, dtype=args.dtype, defaults=defaults))

@@ -1,0 +1,146 @@
+"""The commands that write prompts: ``generate`` (from an idea, or a file of ideas) and the latent
+commands of a VAE: ``reconstruct``, ``interpolate`` and ``variations``."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from textopia.errors import TextopiaError
+from textopia.generation.base import DecodingSettings
+
+
+def add_generate(sub) -> None:
+    """Add the ``generate`` sub-parser to ``sub`` (argparse's sub-parsers action)."""
+    p = sub.add_parser("generate", help="write prompts from an idea")
+    p.add_argument("idea", nargs="?", default=None, help="the idea (expand) or the prompt's beginning (continue)")
+    p.add_argument("-n", type=int, default=4, help="number of prompts")
+    p.add_argument("--model", default=None, help="an embedded model's name or a checkpoint directory")
+    d = DecodingSettings()  # one source of the defaults: the Python API's
+    p.add_argument("--mode", choices=["expand", "continue"], default=d.mode)
+    p.add_argument("--temperature", type=float, default=d.temperature)
+    p.add_argument("--top-p", type=float, default=d.top_p)
+    p.add_argument("--top-k", type=int, default=d.top_k)
+    p.add_argument("--repetition-penalty", type=float, default=d.repetition_penalty)
+    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
+    p.add_argument("--min-new-tokens", type=int, default=d.min_new_tokens, help="EOS is suppressed before this many tokens")
+    p.add_argument("--min-p", type=float, default=d.min_p,
+                   help="min-p sampling: drop tokens below this share of the likeliest one's probability (0: off)")
+    p.add_argument("--idea-boost", type=float, default=d.idea_boost,
+                   help="expand mode: nats added to the idea's words until each is written (0: off)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--ban", action="append", default=[], metavar="WORD", help="a word the prompts must not contain")
+    p.add_argument("--no-rerank", action="store_true",
+                   help="do not oversample and prefer prompts with the whole idea, known words and no stutter")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="latent diffusion models: classifier-free guidance scale (0: ignore the idea; default 1)")
+    p.add_argument("--steps", type=int, default=None, help="latent diffusion models: DDIM steps (default 50)")
+    p.add_argument("--json", action="store_true", help="print a JSON list (with --ideas-file: the run's summary)")
+    f = p.add_argument_group("a file of ideas (resumable; see textopia.batch_generate)")
+    f.add_argument("--ideas-file", help="ideas, one a line: write -n prompts for each to --out instead of printing")
+    f.add_argument("--out", help="JSON-lines output, one line per idea in order; a rerun skips ideas already written")
+    f.add_argument("--batch-size", type=int, default=16, help="ideas written and synced to disk at once")
+
+
+def add_latent(sub) -> None:
+    """Add the ``reconstruct``, ``interpolate`` and ``variations`` sub-parsers to ``sub``."""
+    help_model = "a model with a latent space: an embedded name or a checkpoint directory (default: latent)"
+    p = sub.add_parser("reconstruct", help="encode prompts to their posterior mean and decode them (VAE)")
+    p.add_argument("prompts", nargs="+", metavar="PROMPT")
+    p.add_argument("--model", default="latent", help=help_model)
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p = sub.add_parser("interpolate", help="decode points on the spherical path between two prompts' latents (VAE)")
+    p.add_argument("prompt_a")
+    p.add_argument("prompt_b")
+    p.add_argument("--steps", type=int, default=8, help="points on the path, both ends included")
+    p.add_argument("--model", default="latent", help=help_model)
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p = sub.add_parser("variations", help="decode latents drawn around a prompt's posterior (VAE)")
+    p.add_argument("prompt")
+    p.add_argument("-n", type=int, default=8, help="number of variations")
+    p.add_argument("--spread", type=float, default=None,
+                   help="scale of the posterior's standard deviation (default: the model's own)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--model", default="latent", help=help_model)
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+
+
+def cmd_generate(args) -> None:
+    """``textopia generate``: print ``-n`` prompts for an idea (or a JSON list); with ``--ideas-file``,
+    write them for every idea to ``--out`` and print the run's summary."""
+    from textopia.generation.loader import load
+
+    if args.ideas_file or args.out:
+        if not (args.ideas_file and args.out):
+            raise TextopiaError("--ideas-file and --out go together")
+        if args.idea is not None:
+            raise TextopiaError("give either an idea or --ideas-file, not both")
+        from textopia.batch_generate import read_ideas
+
+        read_ideas(args.ideas_file)  # a bad file fails now, not after the model has loaded
+    generator = load(args.model)
+    from textopia.generation.base import unsupported_settings
+
+    extra = {k: v for k, v in (("guidance", args.guidance), ("steps", args.steps)) if v is not None}
+    if unsupported_settings(generator, extra):
+        raise TextopiaError(f"--guidance and --steps apply to latent diffusion models, not to {generator.kind!r}")
+    settings = dict(
+        mode=args.mode, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+        repetition_penalty=args.repetition_penalty, max_new_tokens=args.max_new_tokens,
+        min_new_tokens=args.min_new_tokens, banned_words=args.ban, rerank=not args.no_rerank,
+        min_p=args.min_p, idea_boost=args.idea_boost, **extra,
+    )
+    if args.ideas_file:
+        from textopia.batch_generate import generate_file
+
+        report = generate_file(generator, args.ideas_file, args.out, n=args.n, seed=args.seed, settings=settings,
+                               batch_size=args.batch_size, progress=not args.json)
+        if args.json:
+            print(json.dumps(report.to_dict()))
+        else:
+            print(f"{report.out}: {report.ideas} ideas ({report.written} written now, {report.skipped} already there), "
+                  f"{report.prompts} prompts in {report.seconds:.1f} s: {report.ideas_per_s:.2f} ideas/s, "
+                  f"{report.prompts_per_s:.2f} prompts/s", file=sys.stderr)
+        return
+    gens = generator.generate(args.idea, args.n, seed=args.seed, **settings)
+    if args.json:
+        print(json.dumps([g.to_dict() for g in gens], ensure_ascii=False))
+    else:
+        for g in gens:
+            print(g.prompt)
+
+
+def _latent_generator(name: str):
+    from textopia.generation.base import LatentGenerator
+    from textopia.generation.loader import load
+
+    generator = load(name)
+    if not isinstance(generator, LatentGenerator):
+        raise TextopiaError(f"model {name!r} ({generator.kind}) has no latent space; use a VAE, e.g. --model vae")
+    return generator
+
+
+def _print_texts(texts: list[str], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(texts, ensure_ascii=False))
+    else:
+        for text in texts:
+            print(text)
+
+
+def cmd_reconstruct(args) -> None:
+    """``textopia reconstruct``: each prompt decoded from its posterior mean, one a line (or a JSON list)."""
+    generator = _latent_generator(args.model)
+    _print_texts([generator.reconstruct(p) for p in args.prompts], args.json)
+
+
+def cmd_interpolate(args) -> None:
+    """``textopia interpolate``: the texts on the spherical path between two prompts' latents."""
+    generator = _latent_generator(args.model)
+    _print_texts(generator.interpolate(args.prompt_a, args.prompt_b, steps=args.steps), args.json)
+
+
+def cmd_variations(args) -> None:
+    """``textopia variations``: ``-n`` texts decoded from latents drawn around a prompt's posterior."""
+    generator = _latent_generator(args.model)
+    _print_texts(generator.variations(args.prompt, args.n, spread=args.spread, seed=args.seed), args.json)
