@@ -94,7 +94,8 @@ def test_training_save_killed_between_the_renames_resumes_without_loss(prepared,
     """The checkpoint hidden in .NAME.old-PID is found by --resume; the run ends as an uninterrupted one."""
     from textopia.models.checkpoint import load_checkpoint
     from textopia.training.config import load_config
-    from textopia.training.trainer import train, weights_digest
+    from textopia.models.checkpoint import weights_digest
+    from textopia.training.trainer import train
 
     extra = {"train.max_steps": 8, "train.save_every": 4, "train.eval_every": 0, "data.train_limit": 64}
     straight = train(load_config(None, tiny_overrides(prepared, tmp_path / "a", **extra)), progress=False)

@@ -213,7 +213,7 @@ def test_posterior_params_match_posterior_batches(tiny_vae_checkpoint, prepared)
 
 
 def test_train_diffusion_end_to_end(tiny_vae_checkpoint, prepared, tmp_path):
-    from textopia.training.diffusion import train_diffusion
+    from textopia.training.trainer import train as train_diffusion
 
     out = train_diffusion(_diffusion_config(prepared, tiny_vae_checkpoint, tmp_path / "ld"), progress=False)
     model, tokenizer, meta = load_checkpoint(out)
@@ -243,7 +243,8 @@ def test_train_diffusion_end_to_end(tiny_vae_checkpoint, prepared, tmp_path):
 def test_train_diffusion_on_posterior_samples(tiny_vae_checkpoint, prepared, tmp_path):
     from safetensors.torch import load_file
 
-    from textopia.training.diffusion import Latents, train_diffusion
+    from textopia.training.diffusion import Latents
+    from textopia.training.trainer import train as train_diffusion
 
     means = train_diffusion(_diffusion_config(prepared, tiny_vae_checkpoint, tmp_path / "mean",
                                               **{"train.max_steps": 5, "model.latents": "'mean'"}), progress=False)
@@ -259,7 +260,7 @@ def test_train_diffusion_on_posterior_samples(tiny_vae_checkpoint, prepared, tmp
 
 
 def test_train_diffusion_refuses_a_non_vae_checkpoint(tokenizer, prepared, tmp_path):
-    from textopia.training.diffusion import train_diffusion
+    from textopia.training.trainer import train as train_diffusion
 
     model = _tiny(tokenizer)
     save_checkpoint(tmp_path / "not-a-vae", model, tokenizer, {"kind": "latent-diffusion", "model": vars(model.config)})
@@ -270,7 +271,7 @@ def test_train_diffusion_refuses_a_non_vae_checkpoint(tokenizer, prepared, tmp_p
 
 
 def test_train_diffusion_continues_from_a_checkpoint(tiny_diffusion_checkpoint, prepared, tmp_path):
-    from textopia.training.diffusion import train_diffusion
+    from textopia.training.trainer import train as train_diffusion
 
     start, _, start_meta = load_checkpoint(tiny_diffusion_checkpoint)
     out = train_diffusion(_diffusion_config(prepared, "unused", tmp_path / "more", **{

@@ -9,7 +9,7 @@ import torch
 
 from textopia.errors import TextopiaError
 from textopia.models.prompt_ae import PromptAEConfig, build_prompt_ae
-from textopia.models.text_vae import gaussian_kl
+from textopia.models.latent_objective import gaussian_kl
 from textopia.text import content_stems, relevance_recall, subject
 
 TINY = {"n_positions": 96, "n_embd": 32, "n_head": 2, "n_layer": 1, "n_layer_enc": 1, "n_latents": 4,

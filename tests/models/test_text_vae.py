@@ -10,17 +10,8 @@ import torch
 
 from textopia.data.tokenizer import IGNORE_INDEX
 from textopia.generation.base import TextopiaError
-from textopia.models.text_vae import (
-    TextVAE,
-    VAEConfig,
-    build_vae,
-    free_bits_kl,
-    gaussian_kl,
-    mmd,
-    prompt_tokens,
-    reparameterize,
-)
-from textopia.training.schedules import kl_beta
+from textopia.models.latent_objective import free_bits_kl, gaussian_kl, kl_beta, mmd, reparameterize
+from textopia.models.text_vae import TextVAE, VAEConfig, build_vae, prompt_tokens
 
 
 def test_gaussian_kl_of_known_gaussians():

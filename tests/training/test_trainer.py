@@ -9,7 +9,8 @@ from tests.conftest import tiny_overrides
 from textopia.training import trainer as trainer_mod
 from textopia.training.config import load_config
 from textopia.training.schedules import warmup_cosine_lr
-from textopia.training.trainer import train, weights_digest
+from textopia.models.checkpoint import weights_digest
+from textopia.training.trainer import train
 
 
 def test_warmup_cosine_is_a_pure_function_of_step():

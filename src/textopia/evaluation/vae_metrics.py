@@ -64,7 +64,7 @@ def mutual_information(mu: torch.Tensor, logvar: torch.Tensor, *, generator: tor
 
 def active_units(mu: torch.Tensor, threshold: float = AU_THRESHOLD) -> int:
     """Dimensions whose posterior mean's variance across examples is >= ``threshold`` (mu: (N, nz))."""
-    from textopia.models.text_vae import active_units as _au
+    from textopia.models.latent_objective import active_units as _au
 
     return _au(mu, threshold)
 
@@ -137,7 +137,8 @@ def evaluate_vae(
         ``elbo_perplexity``, ``mutual_information`` (nats), ``active_units``, ``latent_dim``,
         ``bleu``, ``exact_match``, counts, and ``warnings`` (posterior collapse).
     """
-    from textopia.models.text_vae import gaussian_kl, posterior_batches
+    from textopia.models.latent_objective import gaussian_kl
+    from textopia.models.text_vae import posterior_batches
 
     was_training = model.training
     model.eval()

@@ -307,3 +307,17 @@ def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32
                 (tmp / name).write_bytes((src / name).read_bytes())
 
     return save_checkpoint(dst, model, tokenizer, meta, write_extra=copy_extras)
+
+
+def weights_digest(model) -> str:
+    """SHA-256 over every parameter's bytes (a ``torch.nn.Module``), in name order: equal iff the weights
+    are identical."""
+    import hashlib
+
+    import torch
+
+    h = hashlib.sha256()
+    for name, p in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()

@@ -302,7 +302,7 @@ def build_diffusion(config: DiffusionConfig, tokenizer) -> LatentDiffusion:
     """
     if not config.vae:
         raise TextopiaError("DiffusionConfig.vae is empty: latent diffusion needs the VAE's config "
-                            "(train it with textopia.training.diffusion.train_diffusion)")
+                            "(train it with textopia train: textopia.training.trainer.train)")
     values = dict(config.vae)
     kind = values.pop("kind", "vae")
     spec = get_spec(kind)

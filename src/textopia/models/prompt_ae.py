@@ -47,7 +47,8 @@ from torch.distributions import Normal, kl_divergence
 from textopia.data.tokenizer import IGNORE_INDEX
 from textopia.errors import TextopiaError
 from textopia.models.registry import ModelSpec, register
-from textopia.models.text_vae import VAEOutput, check_objective, free_bits_kl, mmd, prompt_tokens
+from textopia.models.latent_objective import annealed_kl_weight, check_objective, free_bits_kl, mmd
+from textopia.models.text_vae import VAEOutput, prompt_tokens
 
 KIND = "prompt-ae"
 # log σ² of the posterior at initialisation (σ ≈ 0.08). With σ = 1 the first latents are nearly
@@ -148,6 +149,11 @@ class PromptAE(nn.Module):
             self.to_posterior.bias.zero_()
             self.to_posterior.bias[c.latent_width:].fill_(INIT_LOGVAR)
         self.kl_weight = float(c.beta_max if c.kl_schedule == "constant" else c.kl_start)
+
+    def set_step(self, step: int) -> None:
+        """Set the KL weight β for optimizer ``step`` from the config's annealing schedule (the
+        training loop calls this before each step; :func:`~textopia.models.latent_objective.kl_beta`)."""
+        self.kl_weight = annealed_kl_weight(self.config, step)
 
     @property
     def embed(self) -> nn.Embedding:
@@ -341,7 +347,8 @@ def validation_figures(model: PromptAE, tokenizer, prompts: list[str], *, max_le
         forced from the posterior mean), ``token_accuracy`` (share of prompt tokens whose argmax
         is right), ``active_units`` (latent numbers whose mean varies, Burda et al. 2016).
     """
-    from textopia.models.text_vae import active_units, posterior_batches
+    from textopia.models.latent_objective import active_units
+    from textopia.models.text_vae import posterior_batches
 
     was_training = model.training
     model.eval()

@@ -20,7 +20,7 @@ counted tokens so that the learning rate means what it means for the LMs)::
 * ``KL = KL(q(z|x) || N(0, I))`` (nats), with free bits per dimension when ``free_bits > 0``:
   ``Σ_j max(λ_fb, E_batch[KL_j])`` (Kingma et al. 2016, "Improved Variational Inference with
   Inverse Autoregressive Flow", §C.8). β(t) follows the KL annealing schedule, set by the
-  trainer (:func:`textopia.training.schedules.kl_beta`).
+  trainer (:func:`textopia.models.latent_objective.kl_beta`).
 * ``L_div = MMD(q(z), p(z))``: the maximum mean discrepancy between the batch's posterior
   samples (the aggregate posterior) and draws from the prior (InfoVAE, Zhao et al. 2019, eq. 6;
   Gretton et al. 2012, the unbiased estimator with a Gaussian kernel). It rewards an aggregate
@@ -45,6 +45,15 @@ from torch import nn
 
 from textopia.data.tokenizer import IGNORE_INDEX
 from textopia.errors import TextopiaError
+from textopia.models.latent_objective import (
+    active_units,
+    annealed_kl_weight,
+    check_objective,
+    free_bits_kl,
+    gaussian_kl,
+    mmd,
+    reparameterize,
+)
 from textopia.models.registry import ModelSpec, register
 
 LOG_2PI = math.log(2 * math.pi)
@@ -80,103 +89,6 @@ class VAEConfig:
     kl_ratio: float = 0.5  # cyclical: R, the share of each cycle spent rising
     kl_start: float = 0.0  # the KL weight at step 0 (linear and cyclical)
     unk_id: int | None = field(default=None)  # set from the tokenizer at build: the word-dropout token
-
-
-def check_objective(config, name: str, builder: str) -> None:
-    """Check the settings a latent autoencoder's objective shares (the text VAE's, the prompt
-    autoencoder's): the dropouts, the KL schedule and the word-dropout token.
-
-    Raises:
-        TextopiaError: a dropout outside [0, 1), an unknown ``kl_schedule``, or ``unk_id`` unset
-            (``name`` and ``builder`` name the config class and the function that fills it).
-    """
-    for key in ("dropout", "word_dropout"):
-        if not 0.0 <= getattr(config, key) < 1.0:
-            raise TextopiaError(f"{key} must be in [0, 1), got {getattr(config, key)}")
-    if config.kl_schedule not in ("constant", "linear", "cyclical"):
-        raise TextopiaError(f"kl_schedule must be constant, linear or cyclical, got {config.kl_schedule!r}")
-    if config.unk_id is None:
-        raise TextopiaError(f"{name}.unk_id is not set (build the model with {builder})")
-
-
-def gaussian_kl(
-    mu: torch.Tensor,
-    logvar: torch.Tensor,
-    mu_p: torch.Tensor | None = None,
-    logvar_p: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """KL(N(mu, diag e^logvar) || N(mu_p, diag e^logvar_p)) per dimension, in nats.
-
-    Args:
-        mu, logvar: (..., nz) float, the first Gaussian.
-        mu_p, logvar_p: (..., nz) float or None for the standard normal prior.
-
-    Returns:
-        (..., nz) float: sum over the last dimension for the full KL. Kingma & Welling 2014,
-        appendix B, for the prior case.
-    """
-    if mu_p is None:
-        mu_p = torch.zeros_like(mu)
-    if logvar_p is None:
-        logvar_p = torch.zeros_like(logvar)
-    return 0.5 * (logvar_p - logvar + (logvar.exp() + (mu - mu_p) ** 2) / logvar_p.exp() - 1.0)
-
-
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None,
-                   num_samples: int | None = None) -> torch.Tensor:
-    """z = mu + exp(logvar / 2) · ε, ε ~ N(0, I) (Kingma & Welling 2014, §2.4).
-
-    Args:
-        mu, logvar: (B, nz) float.
-        num_samples: None gives (B, nz); K gives (B, K, nz).
-
-    Returns:
-        z, differentiable with respect to ``mu`` and ``logvar``.
-    """
-    std = (0.5 * logvar).exp()
-    if num_samples is None:
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        return mu + std * eps
-    eps = torch.randn((mu.size(0), num_samples, mu.size(1)), generator=generator, device=mu.device, dtype=mu.dtype)
-    return mu[:, None, :] + std[:, None, :] * eps
-
-
-def free_bits_kl(kl_per_dim: torch.Tensor, free_bits: float) -> torch.Tensor:
-    """The free-bits KL term: Σ_j max(free_bits, mean over the batch of KL_j), in nats.
-
-    Args:
-        kl_per_dim: (B, nz) float, KL of each example's posterior per dimension.
-        free_bits: λ, nats per dimension; 0 gives the plain mean KL per example.
-
-    Returns:
-        0-dim tensor. A dimension whose batch-mean KL is under λ gets no gradient, so the
-        optimiser has no reason to shrink its information below λ nats (Kingma et al. 2016, §C.8).
-    """
-    per_dim = kl_per_dim.mean(dim=0)  # (nz,)
-    if free_bits > 0:
-        per_dim = torch.clamp(per_dim, min=free_bits)
-    return per_dim.sum()
-
-
-def gaussian_kernel(a: torch.Tensor, b: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    """k(a_i, b_j) = exp(-|a_i - b_j|² / (2 · scale · nz)) for (N, nz) and (M, nz) -> (N, M)."""
-    d2 = torch.cdist(a, b).pow(2)
-    return torch.exp(-d2 / (2.0 * scale * a.size(1)))
-
-
-def mmd(z: torch.Tensor, prior_z: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    """Unbiased squared MMD between samples ``z`` (N, nz) and ``prior_z`` (M, nz), N, M >= 2.
-
-    Gretton et al. 2012, "A Kernel Two-Sample Test", eq. 3; the divergence InfoVAE (Zhao et al.
-    2019) adds to the ELBO. Zero in expectation when both sets come from the same distribution.
-    """
-    n, m = z.size(0), prior_z.size(0)
-    kzz = gaussian_kernel(z, z, scale)
-    kpp = gaussian_kernel(prior_z, prior_z, scale)
-    kzp = gaussian_kernel(z, prior_z, scale)
-    return ((kzz.sum() - kzz.diagonal().sum()) / (n * (n - 1))
-            + (kpp.sum() - kpp.diagonal().sum()) / (m * (m - 1))
-            - 2.0 * kzp.mean())
 
 
 @dataclass
@@ -260,6 +172,11 @@ class TextVAE(nn.Module):
             self.lm_head.weight = self.embed.weight
         self.kl_weight = float(config.beta_max if config.kl_schedule == "constant" else config.kl_start)
         self._init_weights()
+
+    def set_step(self, step: int) -> None:
+        """Set the KL weight β for optimizer ``step`` from the config's annealing schedule (the
+        training loop calls this before each step; :func:`~textopia.models.latent_objective.kl_beta`)."""
+        self.kl_weight = annealed_kl_weight(self.config, step)
 
     def _init_weights(self) -> None:
         r = self.config.init_range
@@ -432,17 +349,6 @@ def build_vae(config: VAEConfig, tokenizer) -> TextVAE:
     if config.unk_id is None:
         config.unk_id = tokenizer.pad_id
     return TextVAE(config, vocab_size=len(tokenizer))
-
-
-def active_units(mu: torch.Tensor, threshold: float = 0.01) -> int:
-    """Dimensions whose posterior mean varies across the data: Cov_x(E_q[z_j]) >= threshold.
-
-    Burda et al. 2016, "Importance Weighted Autoencoders", §5.2 (threshold 0.01).
-
-    Args:
-        mu: (N, nz) float, posterior means of N examples (N >= 2).
-    """
-    return int((mu.double().var(dim=0, unbiased=True) >= threshold).sum())
 
 
 @torch.no_grad()

@@ -24,24 +24,23 @@ global RNG, which is not restored.
 from __future__ import annotations
 
 import hashlib
-import json
+import itertools
 import logging
 import os
 import random
 import shutil
-import time
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import torch
 
-from textopia._version import __version__
 from textopia.data.batching import TokenizedPrompts
 from textopia.data.corpus import read_split
 from textopia.data.ideas import derive_idea
 from textopia.errors import TextopiaError
-from textopia.models.checkpoint import load_checkpoint, save_checkpoint
+from textopia.models.checkpoint import load_checkpoint, save_checkpoint, weights_digest
 from textopia.models.latent_diffusion import (
     DiffusionConfig,
     LatentDiffusion,
@@ -51,18 +50,7 @@ from textopia.models.latent_diffusion import (
 from textopia.models.registry import get_spec, make_config
 from textopia.models.text_vae import TextVAE
 from textopia.training.config import ExperimentConfig
-from textopia.training.schedules import warmup_cosine_lr
-from textopia.training.trainer import (
-    METRICS_FILE,
-    OPTIMIZER_FILE,
-    STATE_FILE,
-    _load_optimizer,
-    _Metrics,
-    _optimizer_tensors,
-    _param_groups,
-    resolve_precision,
-    weights_digest,
-)
+from textopia.training.tasks import Task
 
 logger = logging.getLogger(__name__)
 
@@ -267,181 +255,98 @@ def _continued_model(values: dict[str, Any]) -> tuple[LatentDiffusion, Any, Diff
     return model, tokenizer, dcfg
 
 
-def train_diffusion(config: ExperimentConfig, *, resume: bool = False, progress: bool = True) -> Path:
-    """Train a latent diffusion model over a trained VAE and return the checkpoint directory.
+class LatentTask(Task):
+    """Latent diffusion's part of the training loop (:func:`textopia.training.trainer.train`).
 
     ``config.model`` holds ``kind = "latent-diffusion"``, :class:`DiffusionConfig` settings and
-    ``vae_checkpoint`` (a VAE checkpoint directory). ``config.data``: ``dir``, ``train_limit``,
-    ``valid_limit``, ``max_length`` (``p_unconditional`` is unused: the model's ``p_uncond``
-    sets the idea dropout). ``config.train``: ``out_dir``, ``batch_size``, ``lr``,
-    ``min_lr_ratio``, ``warmup_steps``, ``max_steps``, ``weight_decay``, ``beta1``, ``beta2``,
-    ``grad_clip``, ``precision``, ``eval_every``, ``save_every``, ``log_every``, ``seed``,
-    ``max_minutes`` (``grad_accum`` is unused). One device (a GPU if there is one).
-
-    With ``resume``, continue from the checkpoint in ``out_dir`` (weights, optimizer, step);
-    without one there it starts afresh.
+    ``vae_checkpoint`` (a latent autoencoder's checkpoint directory), or ``init_from`` (a latent
+    diffusion checkpoint to continue). ``config.data``: ``dir``, ``train_limit``, ``valid_limit``,
+    ``max_length`` (``p_unconditional`` is unused: the model's ``p_uncond`` sets the idea
+    dropout). One pass of :meth:`batches` never ends: step s draws its batch from (seed, s).
 
     Raises:
-        TextopiaError: the config, the VAE checkpoint or the data is unusable.
+        TextopiaError: the config, the autoencoder checkpoint or the data is unusable.
     """
-    tc = config.train
-    out_dir = Path(tc.out_dir)
-    data_dir = Path(config.data.dir)
-    values = dict(config.model)
-    if values.get("kind") != KIND:
-        raise TextopiaError(f"train_diffusion needs model.kind = {KIND!r}, got {values.get('kind')!r}")
-    torch.manual_seed(tc.seed)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
-    state: dict[str, Any] | None = None
-    model: LatentDiffusion | None = None
-    if resume and (out_dir / STATE_FILE).is_file():
-        model, tokenizer, meta = load_checkpoint(out_dir)
-        if meta["kind"] != KIND:
-            raise TextopiaError(f"{out_dir} holds a {meta['kind']!r} checkpoint, not {KIND!r}")
-        state = json.loads((out_dir / STATE_FILE).read_text())
-        dcfg, vae = model.config, model.vae
-        logger.info("resuming from %s at step %d", out_dir, state["step"])
-    elif values.get("init_from"):
-        model, tokenizer, dcfg = _continued_model(values)
-        vae = model.vae
-    else:
-        vae_dir = values.get("vae_checkpoint")
-        if not vae_dir:
-            raise TextopiaError("model.vae_checkpoint is not set: latent diffusion needs a trained VAE checkpoint")
-        vae, tokenizer, vae_meta = load_checkpoint(vae_dir)
-        if get_spec(vae_meta["kind"]).generator != "vae":
-            raise TextopiaError(f"{vae_dir} holds a {vae_meta['kind']!r} checkpoint, not a 'vae' or 'prompt-ae' "
-                                "(a latent autoencoder)")
-        dcfg = make_config(KIND, {**values, "vae": dict(vae_meta["model"]), "vae_checkpoint": str(vae_dir)})
-    vae.to(device)
+    unit = "examples"
 
-    train_prompts = read_split(data_dir, "train")[: config.data.train_limit]
-    valid_prompts = read_split(data_dir, "valid")[: config.data.valid_limit]
-    if len(train_prompts) < 2:
-        raise TextopiaError(f"the train split in {data_dir} has fewer than 2 prompts")
-    max_length = min(config.data.max_length, int(dcfg.vae.get("n_positions", config.data.max_length)))
-    train_post, valid_post = cached_latents(out_dir / LATENTS_FILE, vae, tokenizer, train_prompts, valid_prompts,
-                                            max_length=max_length, device=device, progress=progress)
-    train_z = Latents(*train_post, dcfg.latents)
-    # validation: one fixed draw per valid prompt, so the figure is comparable across steps
-    valid_z = Latents(*valid_post, dcfg.latents).draw(torch.arange(len(valid_post[0])),
-                                                      torch.Generator().manual_seed(tc.seed + 1))
-    if model is None:
-        std = train_z.spread()
-        if not std > 0:
-            raise TextopiaError("the training latents have zero spread: is the VAE trained?")
-        dcfg.scale_factor = 1.0 / std
-        logger.info("scale_factor %.4f (latent std %.4f over %d prompts)", dcfg.scale_factor, std, len(train_prompts))
-        model = build_diffusion(dcfg, tokenizer)
-        model.init_from_vae(vae)
-        del vae
-    model.to(device).train()
+    def __init__(self, config: ExperimentConfig, *, resume_from: Path | None = None, progress: bool = False) -> None:
+        tc = self.train_config = config.train
+        data_dir = Path(config.data.dir)
+        values = dict(config.model)
+        if values.get("kind") != KIND:
+            raise TextopiaError(f"the latent diffusion task needs model.kind = {KIND!r}, got {values.get('kind')!r}")
+        model: LatentDiffusion | None = None
+        if resume_from is not None:
+            model, tokenizer, meta = load_checkpoint(resume_from)
+            if meta["kind"] != KIND:
+                raise TextopiaError(f"{resume_from} holds a {meta['kind']!r} checkpoint, not {KIND!r}")
+            dcfg, vae = model.config, model.vae
+        elif values.get("init_from"):
+            model, tokenizer, dcfg = _continued_model(values)
+            vae = model.vae
+        else:
+            vae_dir = values.get("vae_checkpoint")
+            if not vae_dir:
+                raise TextopiaError("model.vae_checkpoint is not set: latent diffusion needs a trained VAE checkpoint")
+            vae, tokenizer, vae_meta = load_checkpoint(vae_dir)
+            if get_spec(vae_meta["kind"]).generator != "vae":
+                raise TextopiaError(f"{vae_dir} holds a {vae_meta['kind']!r} checkpoint, not a 'vae' or 'prompt-ae' "
+                                    "(a latent autoencoder)")
+            dcfg = make_config(KIND, {**values, "vae": dict(vae_meta["model"]), "vae_checkpoint": str(vae_dir)})
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        vae.to(device)
+        self.train_prompts = read_split(data_dir, "train")[: config.data.train_limit]
+        valid_prompts = read_split(data_dir, "valid")[: config.data.valid_limit]
+        if len(self.train_prompts) < 2:
+            raise TextopiaError(f"the train split in {data_dir} has fewer than 2 prompts")
+        max_length = min(config.data.max_length, int(dcfg.vae.get("n_positions", config.data.max_length)))
+        self.cache = Path(tc.out_dir) / LATENTS_FILE
+        train_post, valid_post = cached_latents(self.cache, vae, tokenizer, self.train_prompts, valid_prompts,
+                                                max_length=max_length, device=device, progress=progress)
+        self.train_z = Latents(*train_post, dcfg.latents)
+        # validation: one fixed draw per valid prompt, so the figure is comparable across steps
+        self.valid_z = Latents(*valid_post, dcfg.latents).draw(torch.arange(len(valid_post[0])),
+                                                               torch.Generator().manual_seed(tc.seed + 1))
+        if model is None:
+            std = self.train_z.spread()
+            if not std > 0:
+                raise TextopiaError("the training latents have zero spread: is the VAE trained?")
+            dcfg.scale_factor = 1.0 / std
+            logger.info("scale_factor %.4f (latent std %.4f over %d prompts)", dcfg.scale_factor, std,
+                        len(self.train_prompts))
+            model = build_diffusion(dcfg, tokenizer)
+            model.init_from_vae(vae)
+        self.model, self.tokenizer, self.model_config = model, tokenizer, dcfg
+        valid_ideas = [derive_idea(p, random.Random(f"{tc.seed}/valid/{i}")) for i, p in enumerate(valid_prompts)]
+        self.valid_ids, self.valid_has = idea_token_ids(tokenizer, valid_ideas, dcfg.max_idea_tokens)
 
-    valid_ideas = [derive_idea(p, random.Random(f"{tc.seed}/valid/{i}")) for i, p in enumerate(valid_prompts)]
-    valid_ids, valid_has = idea_token_ids(tokenizer, valid_ideas, dcfg.max_idea_tokens)
+    def batches(self, epoch: int, skip: int, accelerator) -> Iterable[int]:
+        """The steps themselves, from ``skip`` on: :meth:`loss` draws step s's batch from (seed, s)."""
+        return itertools.count(skip)
 
-    optimizer = torch.optim.AdamW(_param_groups(model, tc.weight_decay), lr=tc.lr, betas=(tc.beta1, tc.beta2))
-    if state is not None:
-        from safetensors.torch import load_file
-
-        _load_optimizer(optimizer, load_file(str(out_dir / OPTIMIZER_FILE)), state["optimizer"])
-    precision = resolve_precision(tc.precision)
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16" and device.type == "cuda")
-
-    meta = {
-        "kind": KIND,
-        "model": vars(dcfg).copy(),
-        "data": vars(config.data).copy(),
-        "train": vars(tc).copy(),
-        "num_parameters": sum(p.numel() for p in model.parameters()),
-        "num_trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "version": __version__,
-    }
-    step = state["step"] if state else 0
-    metrics = _Metrics(out_dir, True, upto_step=step if state else None)
-    if not state and (out_dir / METRICS_FILE).is_file():
-        (out_dir / METRICS_FILE).unlink()  # a fresh run in an old directory starts a fresh log
-    elapsed_before = state.get("elapsed_s", 0.0) if state else 0.0
-    start = time.monotonic()
-
-    def save() -> None:
-        tensors, opt_meta = _optimizer_tensors(optimizer)
-        trainer_state = {"step": step, "elapsed_s": elapsed_before + time.monotonic() - start, "optimizer": opt_meta}
-
-        def write_extra(tmp: Path) -> None:
-            from safetensors.torch import save_file
-
-            save_file(tensors, str(tmp / OPTIMIZER_FILE))
-            (tmp / STATE_FILE).write_text(json.dumps(trainer_state) + "\n")
-            metrics.write(tmp)
-            if (out_dir / LATENTS_FILE).is_file():  # keep the cache across the atomic swap
-                _link_or_copy(out_dir / LATENTS_FILE, tmp / LATENTS_FILE)
-
-        save_checkpoint(out_dir, model, tokenizer, meta, write_extra=write_extra)
-
-    def validate() -> None:
-        if not valid_prompts:
-            return
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            loss = validation_loss(model, valid_z, valid_ids, valid_has, batch_size=max(tc.batch_size, 256),
-                                   seed=tc.seed, device=device)
-        metrics.log({"step": step, "split": "valid", "loss": loss})
-        logger.info("step %d valid loss %.4f", step, loss)
-
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=tc.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    window_loss, window_n, window_start = 0.0, 0, time.monotonic()
-    n_train = len(train_z)
-    done = step >= tc.max_steps
-    while not done:
-        gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)
-        idx = torch.randint(0, n_train, (tc.batch_size,), generator=gen)  # (B,)
-        ideas = [derive_idea(train_prompts[j], random.Random(f"{tc.seed}/{step}/{i}"))
+    def loss(self, model, batch: int, step: int):
+        tc = self.train_config
+        gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + batch)
+        idx = torch.randint(0, len(self.train_z), (tc.batch_size,), generator=gen)  # (B,)
+        ideas = [derive_idea(self.train_prompts[j], random.Random(f"{tc.seed}/{batch}/{i}"))
                  for i, j in enumerate(idx.tolist())]
-        idea_ids, has_idea = idea_token_ids(tokenizer, ideas, dcfg.max_idea_tokens)
-        lr = warmup_cosine_lr(step, lr=tc.lr, warmup_steps=tc.warmup_steps, max_steps=tc.max_steps,
-                              min_lr_ratio=tc.min_lr_ratio)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            loss = model.loss(train_z.draw(idx, gen).to(device), idea_ids, has_idea, gen)
-        scaler.scale(loss).backward()
-        if tc.grad_clip > 0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(trainable, tc.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        window_loss += float(loss.detach())
-        window_n += 1
-        if bar is not None:
-            bar.update(1)
-        if step % tc.log_every == 0 or step == tc.max_steps:
-            seconds = time.monotonic() - window_start
-            record = {"step": step, "split": "train", "loss": window_loss / window_n, "lr": lr,
-                      "examples_per_s": window_n * tc.batch_size / max(seconds, 1e-9),
-                      "elapsed_s": elapsed_before + time.monotonic() - start}
-            metrics.log(record)
-            if bar is not None:
-                bar.set_postfix(loss=f"{record['loss']:.4f}")
-            window_loss, window_n, window_start = 0.0, 0, time.monotonic()
-        out_of_time = tc.max_minutes is not None and (elapsed_before + time.monotonic() - start) > 60 * tc.max_minutes
-        done = step >= tc.max_steps or out_of_time
-        if tc.eval_every and (step % tc.eval_every == 0 or done):
-            validate()
-        if tc.save_every and step % tc.save_every == 0 and not done:
-            save()
-    if bar is not None:
-        bar.close()
-    save()
-    return out_dir
+        idea_ids, has_idea = idea_token_ids(self.tokenizer, ideas, self.model_config.max_idea_tokens)
+        device = next(model.parameters()).device
+        return model.loss(self.train_z.draw(idx, gen).to(device), idea_ids, has_idea, gen), tc.batch_size, {}
+
+    def validate(self, model, accelerator) -> dict[str, float] | None:
+        if not len(self.valid_z):
+            return None
+        with accelerator.autocast():
+            loss = validation_loss(model, self.valid_z, self.valid_ids, self.valid_has,
+                                   batch_size=max(self.train_config.batch_size, 256), seed=self.train_config.seed,
+                                   device=accelerator.device)
+        return {"loss": loss}
+
+    def write_extra(self, directory: Path) -> None:
+        if self.cache.is_file():  # keep the cache across the atomic swap
+            _link_or_copy(self.cache, directory / LATENTS_FILE)
 
 
 def swap_decoder(diffusion_dir: str | Path, autoencoder_dir: str | Path, out_dir: str | Path) -> Path:

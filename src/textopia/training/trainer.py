@@ -8,36 +8,25 @@ checkpoints with the full trainer state, and ``resume``. Launch on several proce
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import random
 import shutil
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from textopia._version import __version__
-from textopia.data.batching import (
-    BucketBatchSampler,
-    ExampleConfig,
-    PromptDataset,
-    collate,
-)
-from textopia.data.corpus import read_split
-from textopia.data.tokenizer import PromptTokenizer, load_hf_tokenizer
-from textopia.models.likelihood import score_prompts
 from textopia.errors import TextopiaError
 from textopia.io import recover_dir
-from textopia.models.checkpoint import load_checkpoint, save_checkpoint
-from textopia.models.gpt import max_positions
-from textopia.models.registry import check_sizes, get_spec, make_config
+from textopia.models.checkpoint import save_checkpoint, weights_digest
+from textopia.models.registry import check_sizes, get_spec
 from textopia.training.config import ExperimentConfig
-from textopia.training.schedules import kl_beta, warmup_cosine_lr
+from textopia.training.schedules import warmup_cosine_lr
+from textopia.training.tasks import Task, TokenTask
 from textopia.text import KNOWN_WORDS_FILE
 
 logger = logging.getLogger(__name__)
@@ -113,22 +102,6 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.T
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
-def weights_digest(model: torch.nn.Module) -> str:
-    """SHA-256 over every parameter's bytes, in name order: equal iff the weights are identical."""
-    h = hashlib.sha256()
-    for name, p in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(p.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def _build_tokenizer(model_cfg, data_dir: Path) -> PromptTokenizer:
-    init_from = getattr(model_cfg, "init_from", None)
-    if init_from:
-        return PromptTokenizer(load_hf_tokenizer(init_from))
-    return PromptTokenizer.from_dir(data_dir)
-
-
 class _Metrics:
     """The metrics log: kept in memory (for checkpoints) and appended to ``out_dir/metrics.jsonl``."""
 
@@ -158,6 +131,20 @@ class _Metrics:
         (directory / METRICS_FILE).write_text("".join(line + "\n" for line in self.lines))
 
 
+def build_task(config: ExperimentConfig, *, resume_from: Path | None = None, progress: bool = False) -> Task:
+    """The :class:`~textopia.training.tasks.Task` that trains ``config.model.kind``: the
+    family's ``trainer`` in the registry names it ("tokens" or "latents").
+
+    Raises:
+        TextopiaError: the config, a checkpoint or the data is unusable.
+    """
+    if get_spec(config.model.get("kind", "gpt")).trainer == "latents":
+        from textopia.training.diffusion import LatentTask
+
+        return LatentTask(config, resume_from=resume_from, progress=progress)
+    return TokenTask(config, resume_from=resume_from)
+
+
 def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = True) -> Path:
     """Train a model as ``config`` says and return the checkpoint directory.
 
@@ -170,15 +157,10 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
     Raises:
         TextopiaError: the data or the config is unusable.
     """
-    kind = config.model.get("kind", "gpt")
-    spec = get_spec(kind)
     check_sizes(config.model, "[model]")  # out-of-bounds sizes fail before any work
+    get_spec(config.model.get("kind", "gpt"))  # an unknown kind fails before any work
     if os.environ.get("RANK", "0") == "0":  # one process repairs; the others wait for it below
         recover_dir(config.train.out_dir)
-    if spec.trainer == "latents":
-        from textopia.training.diffusion import train_diffusion
-
-        return train_diffusion(config, resume=resume, progress=progress)
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
@@ -191,7 +173,6 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
     set_seed(tc.seed)
     out_dir = Path(tc.out_dir)
     data_dir = Path(config.data.dir)
-    model_cfg = make_config(kind, config.model)
 
     accelerator.wait_for_everyone()  # the main process has restored an interrupted save by now
     state: dict[str, Any] | None = None
@@ -199,27 +180,13 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
         if accelerator.is_main_process:
             logger.warning("--resume: no checkpoint with trainer state in %s; starting from step 0", out_dir)
     if resume and (out_dir / STATE_FILE).is_file():
-        model, tokenizer, _ = load_checkpoint(out_dir)
         state = json.loads((out_dir / STATE_FILE).read_text())
         logger.info("resuming from %s at step %d", out_dir, state["step"])
-    else:
-        tokenizer = _build_tokenizer(model_cfg, data_dir)
-        model = spec.build(model_cfg, tokenizer)
-    model.train()
-
-    train_prompts = read_split(data_dir, "train")[: config.data.train_limit]
-    valid_prompts = read_split(data_dir, "valid")[: config.data.valid_limit]
-    if not train_prompts:
-        raise TextopiaError(f"the train split in {data_dir} is empty")
-    context = max_positions(model) or config.data.max_length
-    max_length = min(config.data.max_length, context)
-    cache = data_dir / f"train.{len(tokenizer)}.ids.safetensors" if config.data.train_limit is None else None
-    examples = ExampleConfig(p_unconditional=config.data.p_unconditional, max_length=max_length)
-    dataset = PromptDataset(train_prompts, tokenizer, examples, seed=tc.seed, ideas="random", cache=cache)
-    sampler = BucketBatchSampler(dataset.lengths(), tc.batch_size, seed=tc.seed)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_sampler=sampler, collate_fn=partial(collate, pad_id=tokenizer.pad_id)
-    )
+    task = build_task(config, resume_from=out_dir if state else None, progress=progress)
+    if task.unit == "examples" and accelerator.num_processes > 1:
+        raise TextopiaError("latent diffusion trains in one process (its batches are drawn per step, not sharded)")
+    model, tokenizer = task.model, task.tokenizer
+    model.to(accelerator.device).train()
     optimizer = torch.optim.AdamW(
         _param_groups(model, tc.weight_decay), lr=tc.lr, betas=(tc.beta1, tc.beta2)
     )
@@ -227,21 +194,26 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
         from safetensors.torch import load_file
 
         _load_optimizer(optimizer, load_file(str(out_dir / OPTIMIZER_FILE)), state["optimizer"])
-        random.setstate(_tuple_state(state["rng"]["python"]))
-        torch.set_rng_state(load_file(str(out_dir / RNG_FILE))["torch"])
-    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+        if "rng" in state:
+            random.setstate(_tuple_state(state["rng"]["python"]))
+        if (out_dir / RNG_FILE).is_file():
+            torch.set_rng_state(load_file(str(out_dir / RNG_FILE))["torch"])
+    model, optimizer = accelerator.prepare(model, optimizer)
+    task.prepare(accelerator)
 
+    unwrapped = accelerator.unwrap_model(model)
     meta = {
-        "kind": kind,
-        "model": vars(model_cfg).copy(),
+        "kind": config.model.get("kind", "gpt"),
+        "model": vars(task.model_config).copy(),
         "data": vars(config.data).copy(),
         "train": vars(tc).copy(),
-        "num_parameters": sum(p.numel() for p in accelerator.unwrap_model(model).parameters()),
+        "num_parameters": sum(p.numel() for p in unwrapped.parameters()),
+        "num_trainable_parameters": sum(p.numel() for p in unwrapped.parameters() if p.requires_grad),
         "version": __version__,
     }
     step = state["step"] if state else 0
-    epoch = state["epoch"] if state else 0
-    batch_in_epoch = state["batch_in_epoch"] if state else 0
+    epoch = state.get("epoch", 0) if state else 0
+    batch_in_epoch = state.get("batch_in_epoch", step if task.unit == "examples" else 0) if state else 0
     metrics = _Metrics(out_dir, accelerator.is_main_process, upto_step=step if state else None)
     if accelerator.is_main_process and not state and (out_dir / METRICS_FILE).is_file():
         (out_dir / METRICS_FILE).unlink()  # a fresh run in an old directory starts a fresh log
@@ -251,7 +223,6 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
     def save() -> None:
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            unwrapped = accelerator.unwrap_model(model)
             tensors, opt_meta = _optimizer_tensors(optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer)
             trainer_state = {
                 "step": step,
@@ -272,65 +243,36 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
                 metrics.write(tmp)
                 if (data_dir / KNOWN_WORDS_FILE).is_file():  # the reranker's known words travel with the model
                     shutil.copyfile(data_dir / KNOWN_WORDS_FILE, tmp / KNOWN_WORDS_FILE)
+                task.write_extra(tmp)
 
-            save_checkpoint(out_dir, unwrapped, tokenizer, meta, write_extra=write_extra)
+            save_checkpoint(out_dir, accelerator.unwrap_model(model), tokenizer, meta, write_extra=write_extra)
         accelerator.wait_for_everyone()
 
     def validate() -> None:
-        if not valid_prompts or not accelerator.is_main_process:
+        if not accelerator.is_main_process:
             return
-        if spec.validate is not None:
-            with accelerator.autocast():
-                figures = spec.validate(accelerator.unwrap_model(model), tokenizer, valid_prompts,
-                                        max_length=max_length, batch_size=tc.batch_size, device=accelerator.device)
-            metrics.log({"step": step, "split": "valid", **figures})
-            logger.info("step %d valid %s", step, " ".join(f"{k} {v:.4g}" for k, v in figures.items()
-                                                           if isinstance(v, float)))
+        figures = task.validate(accelerator.unwrap_model(model), accelerator)
+        if figures is None:
             return
-        with accelerator.autocast():
-            result = score_prompts(
-                accelerator.unwrap_model(model), tokenizer, valid_prompts, max_length=max_length,
-                batch_size=tc.batch_size, device=accelerator.device,
-            )
-        metrics.log({"step": step, "split": "valid", "ce_nats_per_token": result.ce_nats_per_token,
-                     "perplexity": result.perplexity, "tokens": result.tokens})
-        logger.info("step %d valid ce %.4f ppl %.2f", step, result.ce_nats_per_token, result.perplexity)
+        metrics.log({"step": step, "split": "valid", **figures})
+        logger.info("step %d valid %s", step, " ".join(f"{k} {v:.4g}" for k, v in figures.items()
+                                                       if isinstance(v, float)))
 
     bar = None
     if progress and accelerator.is_main_process:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=tc.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
-    window_tokens, window_loss, window_n, window_start = 0, 0.0, 0, time.monotonic()
+    window_count, window_loss, window_n, window_start = 0, 0.0, 0, time.monotonic()
     window_terms: dict[str, float] = {}
-    # A model with a KL term (the text VAE) gets its weight from the annealing schedule each step.
-    annealed = accelerator.unwrap_model(model)
-    annealed = annealed if hasattr(annealed, "kl_weight") else None
-
-    def set_kl_weight() -> None:
-        if annealed is not None:
-            annealed.kl_weight = kl_beta(
-                step, schedule=model_cfg.kl_schedule, beta_max=model_cfg.beta_max,
-                anneal_steps=model_cfg.kl_anneal_steps, cycles=model_cfg.kl_cycles,
-                ratio=model_cfg.kl_ratio, start=model_cfg.kl_start,
-            )
-
     done = step >= tc.max_steps
     while not done:
-        sampler.set_epoch(epoch)
-        dataset.set_epoch(epoch)
-        # Accelerate's loader sets the sampler's and the dataset's epoch to its own pass counter
-        # when a pass starts; that counter restarts at 0 in a resumed run (and in the loader that
-        # skip_first_batches makes), so it is set to the true epoch, or later epochs would replay
-        # the order and ideas of earlier ones.
-        if hasattr(loader, "set_epoch"):
-            loader.set_epoch(epoch)
-        batches = accelerator.skip_first_batches(loader, batch_in_epoch) if batch_in_epoch else loader
-        for batch in batches:
-            set_kl_weight()
+        for batch in task.batches(epoch, batch_in_epoch, accelerator):
+            task.before_step(unwrapped, step)
             with accelerator.accumulate(model):
-                out = model(**batch)
-                accelerator.backward(out.loss)
+                with accelerator.autocast():
+                    loss, count, terms = task.loss(model, batch, step)
+                accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     if tc.grad_clip > 0:
                         accelerator.clip_grad_norm_(model.parameters(), tc.grad_clip)
@@ -341,10 +283,10 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
             batch_in_epoch += 1
-            window_tokens += int(batch["attention_mask"].sum()) * accelerator.num_processes
-            window_loss += float(out.loss.detach())
+            window_count += count * accelerator.num_processes
+            window_loss += float(loss.detach())
             window_n += 1
-            for key, value in (getattr(out, "metrics", None) or {}).items():
+            for key, value in terms.items():
                 window_terms[key] = window_terms.get(key, 0.0) + value
             if not accelerator.sync_gradients:
                 continue
@@ -354,13 +296,13 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
             if step % tc.log_every == 0 or step == tc.max_steps:
                 seconds = time.monotonic() - window_start
                 record = {"step": step, "split": "train", "loss": window_loss / window_n, "lr": lr,
-                          "tokens_per_s": window_tokens / max(seconds, 1e-9), "epoch": epoch,
+                          f"{task.unit}_per_s": window_count / max(seconds, 1e-9), "epoch": epoch,
                           "elapsed_s": elapsed_before + time.monotonic() - start}
                 record.update({key: value / window_n for key, value in window_terms.items()})
                 metrics.log(record)
                 if bar is not None:
-                    bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:.0f}")
-                window_tokens, window_loss, window_n, window_start = 0, 0.0, 0, time.monotonic()
+                    bar.set_postfix(loss=f"{record['loss']:.4g}")
+                window_count, window_loss, window_n, window_start = 0, 0.0, 0, time.monotonic()
                 window_terms = {}
             out_of_time = tc.max_minutes is not None and (elapsed_before + time.monotonic() - start) > 60 * tc.max_minutes
             out_of_time = bool(accelerator.gather(torch.tensor([out_of_time], device=accelerator.device)).any())
