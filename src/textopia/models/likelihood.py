@@ -64,8 +64,23 @@ def _safe_exp(x: float) -> float:
     return math.exp(x) if x < 700 else float("inf")
 
 
+def token_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Each row's summed next-token NLL: the one shifted cross-entropy every family uses.
+
+    Args:
+        logits: (B, T, V) float, the model's output at each position (position t predicts
+            ``labels[t + 1]``); computed in float32 whatever their dtype.
+        labels: (B, T) int64, the token at each position, -100 where it does not count.
+
+    Returns:
+        (B,) float32, nats per row; differentiable.
+    """
+    return F.cross_entropy(logits[:, :-1].float().transpose(1, 2), labels[:, 1:], ignore_index=IGNORE_INDEX,
+                           reduction="none").sum(dim=1)
+
+
 def token_nll_sum(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed next-token NLL and the number of counted tokens.
+    """Summed next-token NLL (:func:`token_nll` over the batch) and the number of counted tokens.
 
     Args:
         logits: (B, T, V) float, the model's output at each position.
@@ -74,15 +89,7 @@ def token_nll_sum(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Ten
     Returns:
         ``(nats, count)``: 0-dim float64 and int64 tensors. Position t predicts labels[t + 1].
     """
-    shift_logits = logits[:, :-1, :].float()  # (B, T-1, V)
-    shift_labels = labels[:, 1:]  # (B, T-1)
-    nats = F.cross_entropy(
-        shift_logits.reshape(-1, shift_logits.size(-1)),
-        shift_labels.reshape(-1),
-        ignore_index=IGNORE_INDEX,
-        reduction="sum",
-    )
-    return nats.double(), (shift_labels != IGNORE_INDEX).sum()
+    return token_nll(logits, labels).double().sum(), (labels[:, 1:] != IGNORE_INDEX).sum()
 
 
 @torch.no_grad()

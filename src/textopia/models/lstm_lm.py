@@ -18,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from textopia.data.tokenizer import IGNORE_INDEX
 from textopia.errors import TextopiaError
+from textopia.models.likelihood import token_nll
 from textopia.models.registry import ModelSpec, register
 
 
@@ -136,11 +136,8 @@ class LSTMLanguageModel(nn.Module):
         logits = self.lm_head(h)  # (B, T, V)
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(
-                logits[:, :-1, :].float().reshape(-1, logits.size(-1)),  # (B * (T-1), V)
-                labels[:, 1:].reshape(-1),  # (B * (T-1),)
-                ignore_index=IGNORE_INDEX,
-            )
+            nats, count = token_nll(logits, labels).sum(), (labels[:, 1:] != IGNORE_INDEX).sum()
+            loss = nats / count.clamp(min=1)  # mean nats per counted token
         return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=new_state if use_cache else None)
 
 

@@ -40,14 +40,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
 from textopia.data.tokenizer import IGNORE_INDEX
 from textopia.errors import TextopiaError
+from textopia.models.latent_objective import (
+    annealed_kl_weight,
+    check_objective,
+    free_bits_kl,
+    mmd,
+)
+from textopia.models.likelihood import token_nll
 from textopia.models.registry import ModelSpec, register
-from textopia.models.latent_objective import annealed_kl_weight, check_objective, free_bits_kl, mmd
 from textopia.models.text_vae import VAEOutput, prompt_tokens
 
 KIND = "prompt-ae"
@@ -251,8 +256,7 @@ class PromptAE(nn.Module):
         z = z.reshape(b, -1)
         logits, _ = self.decode(self.word_dropout(input_ids, labels), z)
         shift_labels = labels[:, 1:]
-        nll = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), shift_labels, ignore_index=IGNORE_INDEX,
-                              reduction="none").sum(dim=1)  # (B,) nats per example
+        nll = token_nll(logits, labels)  # (B,) nats per example
         counted = shift_labels != IGNORE_INDEX
         tokens = counted.sum()
         recon = nll.mean()
@@ -360,8 +364,7 @@ def validation_figures(model: PromptAE, tokenizer, prompts: list[str], *, max_le
         logits, _ = model.decode(batch["input_ids"], mu)
         labels = batch["labels"][:, 1:]
         counted = labels != IGNORE_INDEX
-        recon += float(F.cross_entropy(logits[:, :-1].float().transpose(1, 2), labels,
-                                       ignore_index=IGNORE_INDEX, reduction="sum"))
+        recon += float(token_nll(logits, batch["labels"]).sum())
         hits += int(((logits[:, :-1].argmax(-1) == labels) & counted).sum())
         q = Normal(mu.float(), torch.exp(0.5 * logvar.float()))
         kl += float(kl_divergence(q, Normal(torch.zeros_like(q.loc), torch.ones_like(q.scale))).sum())

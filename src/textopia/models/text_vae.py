@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from textopia.data.tokenizer import IGNORE_INDEX
@@ -54,6 +53,7 @@ from textopia.models.latent_objective import (
     mmd,
     reparameterize,
 )
+from textopia.models.likelihood import token_nll
 from textopia.models.registry import ModelSpec, register
 
 LOG_2PI = math.log(2 * math.pi)
@@ -290,11 +290,8 @@ class TextVAE(nn.Module):
         mu, logvar = self.encode(enc_ids, lengths)
         z = reparameterize(mu, logvar) if self.training else mu
         logits, _ = self.decode(self.word_dropout(input_ids, labels), z)
-        shift_logits = logits[:, :-1, :].float()
-        shift_labels = labels[:, 1:]
-        nll = F.cross_entropy(shift_logits.transpose(1, 2), shift_labels, ignore_index=IGNORE_INDEX,
-                              reduction="none").sum(dim=1)  # (B,) nats per example
-        tokens = (shift_labels != IGNORE_INDEX).sum()
+        nll = token_nll(logits, labels)  # (B,) nats per example
+        tokens = (labels[:, 1:] != IGNORE_INDEX).sum()
         recon = nll.mean()
         kl_dims = gaussian_kl(mu, logvar)  # (B, nz)
         kl = kl_dims.sum(dim=1).mean()
@@ -393,11 +390,9 @@ def validation_figures(model: TextVAE, tokenizer, prompts: list[str], *, max_len
                                                batch_size=batch_size, device=device):
         z = reparameterize(mu.cpu(), logvar.cpu(), generator=gen).to(mu.device)
         logits, _ = model.decode(batch["input_ids"], z)
-        labels = batch["labels"][:, 1:]
-        recon += float(F.cross_entropy(logits[:, :-1].float().transpose(1, 2), labels,
-                                       ignore_index=IGNORE_INDEX, reduction="sum"))
+        recon += float(token_nll(logits, batch["labels"]).sum())
         kl += float(gaussian_kl(mu, logvar).sum())
-        tokens += int((labels != IGNORE_INDEX).sum())
+        tokens += int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
         n += mu.size(0)
         means.append(mu.cpu())
     model.train(was_training)

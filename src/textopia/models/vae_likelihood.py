@@ -9,9 +9,8 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
-from textopia.data.tokenizer import IGNORE_INDEX
+from textopia.models.likelihood import token_nll
 
 LOG_2PI = math.log(2 * math.pi)
 DEFAULT_IW_SAMPLES = 500
@@ -33,9 +32,7 @@ def sequence_log_likelihood(model, input_ids: torch.Tensor, labels: torch.Tensor
         (N,) float64.
     """
     logits, _ = model.decode(input_ids, z)
-    nll = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), labels[:, 1:], ignore_index=IGNORE_INDEX,
-                          reduction="none")  # (N, T-1)
-    return -nll.sum(dim=1).double()
+    return -token_nll(logits, labels).double()
 
 
 @torch.no_grad()
