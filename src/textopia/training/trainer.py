@@ -35,6 +35,8 @@ STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
 RNG_FILE = "rng_state.safetensors"
 METRICS_FILE = "metrics.jsonl"
+#: kernels oneDNN keeps in a training process (see :func:`train`)
+ONEDNN_CACHE_CAPACITY = 64
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -158,6 +160,12 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
         TextopiaError: the data or the config is unusable.
     """
     check_sizes(config.model, "[model]")  # out-of-bounds sizes fail before any work
+    # oneDNN keeps every kernel it builds (one per shape: length-bucketed batches make hundreds),
+    # up to 1,024 by default; in bf16 they held gigabytes (a 4,500-step GPT run grew to 6 GB).
+    # With 64, gpt-small's RSS after 150 bf16 steps was 2.36 GB against 3.13 GB, at the same
+    # tokens/s (benchmarks/results/train_memory.md). Set before the first kernel; the user's
+    # own setting wins.
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_CACHE_CAPACITY))
     get_spec(config.model.get("kind", "gpt"))  # an unknown kind fails before any work
     if os.environ.get("RANK", "0") == "0":  # one process repairs; the others wait for it below
         recover_dir(config.train.out_dir)
