@@ -160,3 +160,43 @@ def test_resume_with_gradient_accumulation_across_epochs_is_exact(prepared, tmp_
     b, _, _ = load_checkpoint(resumed)
     assert _train_losses(tmp_path / "b") == _train_losses(tmp_path / "a")
     assert weights_digest(a) == weights_digest(b)
+
+
+def test_the_loop_computes_what_a_plain_loop_computes(prepared, tmp_path):
+    """The speed work (Accelerate's wrappers removed, the loss autocast by the loop) changed
+    nothing that is learnt: for a seed, the first steps' losses equal a plain PyTorch loop's on
+    the same model, batches, AdamW, clipping and learning-rate schedule, in the precision
+    ``auto`` picks on this machine."""
+    import torch
+
+    from textopia.training.tasks import TokenTask
+
+    config = load_config(None, tiny_overrides(prepared, tmp_path / "loop", **{
+        "train.max_steps": 6, "train.log_every": 1, "train.eval_every": 0, "train.save_every": 0}))
+    out = train(config, progress=False)
+    logged = [json.loads(x)["loss"] for x in (out / "metrics.jsonl").read_text().splitlines()
+              if json.loads(x)["split"] == "train"]
+
+    tc = config.train
+    torch.manual_seed(tc.seed)
+    task = TokenTask(config)
+    model = task.model.train()
+    optimizer = torch.optim.AdamW(trainer_mod._param_groups(model, tc.weight_decay), lr=tc.lr,
+                                  betas=(tc.beta1, tc.beta2))
+    amp = trainer_mod.resolve_precision(tc.precision) == "bf16"
+    plain = []
+    for step, batch in enumerate(task.batches(0, 0, accelerator=None)):
+        if step == tc.max_steps:
+            break
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+        for group in optimizer.param_groups:
+            group["lr"] = warmup_cosine_lr(step, lr=tc.lr, warmup_steps=tc.warmup_steps, max_steps=tc.max_steps,
+                                           min_lr_ratio=tc.min_lr_ratio)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        plain.append(float(loss.detach()))
+    assert len(logged) == len(plain) == 6
+    assert logged == pytest.approx(plain, rel=1e-4)
