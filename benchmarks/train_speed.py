@@ -36,6 +36,13 @@ ROOT = Path(__file__).resolve().parents[1]
 WARMUP = 10
 
 
+def family_config(family: str) -> Path:
+    """The config a family is measured with: ``configs/<family>-small.toml``, else ``configs/<family>.toml``
+    (the prompt autoencoder's, whose decoder starts from the embedded default GPT)."""
+    small = ROOT / "configs" / f"{family}-small.toml"
+    return small if small.is_file() else ROOT / "configs" / f"{family}.toml"
+
+
 def textopia_rate(family: str, precision: str, data_dir: str, steps: int, limit: int) -> float:
     """`textopia train` in a fresh process (Accelerate fixes the precision once per process)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -43,7 +50,7 @@ def textopia_rate(family: str, precision: str, data_dir: str, steps: int, limit:
                 f"train.out_dir={tmp}/run", f"train.max_steps={steps}", "train.eval_every=0",
                 "train.save_every=0", "train.log_every=10", f"train.precision={precision}",
                 "train.max_minutes=None"]
-        cmd = [sys.executable, "-m", "textopia.cli", "train", "--config", str(ROOT / "configs" / f"{family}-small.toml"),
+        cmd = [sys.executable, "-m", "textopia.cli", "train", "--config", str(family_config(family)),
                "--no-progress", *(x for s in sets for x in ("--set", s))]
         subprocess.run(cmd, check=True, capture_output=True, text=True)
         lines = [json.loads(x) for x in Path(f"{tmp}/run/metrics.jsonl").read_text().splitlines()]
@@ -60,7 +67,7 @@ def plain_rate(family: str, precision: str, data_dir: str, steps: int, limit: in
     from textopia.models.registry import get_spec, make_config
     from textopia.training.config import load_config
 
-    config = load_config(str(ROOT / "configs" / f"{family}-small.toml"), [f"data.dir={data_dir}"])
+    config = load_config(str(family_config(family)), [f"data.dir={data_dir}"])
     kind = config.model.get("kind", family)
     tokenizer = PromptTokenizer.from_dir(data_dir)
     model = get_spec(kind).build(make_config(kind, config.model), tokenizer)
