@@ -172,12 +172,12 @@ class DiffusionGenerator(VAEGenerator):
         mu, _ = self.encode(prompt)
         about = " ".join(content_words(subject(prompt))) or None
         decoding = DecodingSettings(seed=seed, temperature=VARIATION_TEMPERATURE)
-        return [g.prompt for g in self.generate_with(about, n, self._decoding(decoding),
-                                                     self.settings(init=mu, strength=strength))]
+        return [g.prompt for g in self.generate_with(about, n, decoding, self.settings(init=mu, strength=strength))]
 
-    def _decoding(self, settings: DecodingSettings) -> DecodingSettings:
-        # the latent alone conditions: no reranking by the idea's words
-        return settings if self.idea_in_decoder else replace(settings, rerank=False)
+    def _request(self, idea, n, settings, latent=None):
+        if not self.idea_in_decoder:  # the latent alone conditions: no reranking by the idea's words
+            settings = replace(settings, rerank=False)
+        return super()._request(idea, n, settings, latent)
 
     def generate(self, idea: str | None, n: int = 4, *, guidance: float | None = None, steps: int | None = None,
                  **settings) -> list[Generation]:
@@ -189,7 +189,7 @@ class DiffusionGenerator(VAEGenerator):
         """
         latent = self.settings(guidance, steps)
         decoding = DecodingSettings(**{**settings, "banned_words": tuple(settings.get("banned_words", ()))})
-        out = self.generate_with(idea, n, self._decoding(decoding), latent)
+        out = self.generate_with(idea, n, decoding, latent)
         conditioned = bool(idea) and decoding.mode == "expand"
         for g in out:
             g.settings.update(guidance=latent.guidance if conditioned else None, steps=latent.steps)

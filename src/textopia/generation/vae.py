@@ -67,6 +67,10 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         model: the VAE (eval mode); tokenizer, meta, name: as for :class:`DecoderGenerator`.
     """
 
+    #: the decoder reads the idea (and its words are boosted); a latent diffusion model may be
+    #: told to condition through the latent alone
+    idea_in_decoder: bool = True
+
     def __init__(self, model, tokenizer, meta: dict[str, Any], name: str) -> None:
         super().__init__(model, tokenizer, meta, name)
         self.vae = model
@@ -96,9 +100,8 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
 
         expand = idea if mode == "expand" else None
         z = self.latents(num, generator, idea=expand, latent=latent).to(self.device)
-        # The decoder reads the idea, so its words are boosted as for the language models (unless
-        # a latent diffusion model is told to condition through the latent alone).
-        boosted = expand if getattr(self, "idea_in_decoder", True) else None
+        # The decoder reads the idea, so its words are boosted as for the language models.
+        boosted = expand if self.idea_in_decoder else None
         return sample(ConditionedDecoder(self.vae, z), self.tokenizer, context, num, settings, generator,
                       self.max_positions, idea=boosted)
 
@@ -191,28 +194,14 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
             raise TextopiaError(f"spread must be a finite number >= 0, got {spread}")
         mu, logvar = self.encode(prompt)
         std = (0.5 * logvar).exp()
-        return self.distinct_decodes(
-            lambda num, generator: mu[None, :] + spread * std[None, :] * torch.randn((num, self.latent_dim),
-                                                                                     generator=generator),
-            n, seed)
-
-    def distinct_decodes(self, draw, n: int, seed: int | None, *, idea: str | None = None) -> list[str]:
-        """Up to ``n`` different prompts decoded from latents ``draw(num, generator) -> (num, nz)``.
-
-        Draws 2·n latents at a time, up to four times, where two latents decode to the same prompt
-        (:func:`dedup_key`); ``idea`` is the decoder's context.
-
-        Raises:
-            TextopiaError: n outside 1..64.
-        """
-        check_count(n)
         if seed is None:
             seed = random.SystemRandom().randrange(2**31)
         generator = torch.Generator().manual_seed(seed)
         out: list[str] = []
         seen: set[str] = set()
-        for _ in range(4):  # draw again where two latents decode to the same prompt
-            for text in self.decode_latents(draw(2 * n, generator).cpu(), idea=idea):
+        for _ in range(4):  # draw 2·n latents again where two latents decode to the same prompt
+            eps = torch.randn((2 * n, self.latent_dim), generator=generator)
+            for text in self.decode_latents(mu[None, :] + spread * std[None, :] * eps):
                 key = dedup_key(text)
                 if key and key not in seen:
                     seen.add(key)
