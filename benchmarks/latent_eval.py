@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import sys
 import time
@@ -214,7 +213,7 @@ def main(argv=None) -> int:
 
 
 def markdown(r: dict) -> str:
-    lines = [f"# Latent models: reconstruction, variations, interpolation, generation",
+    lines = ["# Latent models: reconstruction, variations, interpolation, generation",
              "", f"Machine: {r['machine']}. Command: `{r.get('command', 'python benchmarks/latent_eval.py')}`.", "",
              "FD is biased upwards on small samples: the human row holds only the held-out prompts that "
              "contain each idea's words, fewer than a model row's.", "",

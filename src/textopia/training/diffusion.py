@@ -269,6 +269,7 @@ class LatentTask(Task):
     """
 
     unit = "examples"
+    endless = True
 
     def __init__(self, config: ExperimentConfig, *, resume_from: Path | None = None, progress: bool = False) -> None:
         tc = self.train_config = config.train

@@ -43,12 +43,15 @@ class Task(abc.ABC):
         tokenizer: saved with every checkpoint.
         model_config: the family's config dataclass, saved as ``meta["model"]``.
         unit: what the train log counts per second (``"tokens"`` or ``"examples"``).
+        endless: one pass of :meth:`batches` never ends and its batch i is step i's, drawn from
+            (seed, step) in one process rather than sharded by Accelerate.
     """
 
     model: torch.nn.Module
     tokenizer: PromptTokenizer
     model_config: Any
     unit: str = "tokens"
+    endless: bool = False
 
     def prepare(self, accelerator) -> None:
         """Hand the data loader (if any) to ``accelerator`` (it shards it across processes)."""

@@ -191,7 +191,7 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
         state = json.loads((out_dir / STATE_FILE).read_text())
         logger.info("resuming from %s at step %d", out_dir, state["step"])
     task = build_task(config, resume_from=out_dir if state else None, progress=progress)
-    if task.unit == "examples" and accelerator.num_processes > 1:
+    if task.endless and accelerator.num_processes > 1:
         raise TextopiaError("latent diffusion trains in one process (its batches are drawn per step, not sharded)")
     model, tokenizer = task.model, task.tokenizer
     model.to(accelerator.device).train()
@@ -223,7 +223,8 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
     }
     step = state["step"] if state else 0
     epoch = state.get("epoch", 0) if state else 0
-    batch_in_epoch = state.get("batch_in_epoch", step if task.unit == "examples" else 0) if state else 0
+    # an endless task's batch is its step (state files of the old diffusion loop have no batch_in_epoch)
+    batch_in_epoch = state.get("batch_in_epoch", step if task.endless else 0) if state else 0
     metrics = _Metrics(out_dir, accelerator.is_main_process, upto_step=step if state else None)
     if accelerator.is_main_process and not state and (out_dir / METRICS_FILE).is_file():
         (out_dir / METRICS_FILE).unlink()  # a fresh run in an old directory starts a fresh log
