@@ -24,7 +24,8 @@ from textopia.models.latent_diffusion import DEFAULT_GUIDANCE, DEFAULT_STEPS, MA
 #: The sampling temperature of :meth:`DiffusionGenerator.variations` (the rest of the decoding is
 #: the default). On 12 test prompts (not the benchmark's), 8 variations each at spread 0.5 with the
 #: shipped model: temperature 0.8 gave perplexity 103 under the default GPT against 165 at the
-#: default 1.2, subject kept 1.000 for both, distinct-2 0.640 against 0.681.
+#: default 1.2, subject kept 1.000 for both, distinct-2 0.640 against 0.681
+#: (benchmarks/variation_temperature.py, benchmarks/results/variation_temperature.md).
 VARIATION_TEMPERATURE = 0.8
 
 
