@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -60,3 +62,23 @@ def test_draw_follows_the_distribution_and_skips_zeros():
     torch.testing.assert_close(counts, probs[0].double(), atol=0.015, rtol=0)
     again = draw(probs[:50], torch.Generator().manual_seed(0))
     assert torch.equal(again, picks[:50])  # the same generator state gives the same tokens
+
+
+@pytest.mark.parametrize("rounds", [None, 0])
+def test_nucleus_draws_follow_the_renormalised_nucleus(monkeypatch, rounds):
+    """draw(top_p) samples TopP's nucleus renormalised, by rejection (rounds None) and by the
+    sorted fallback alone (rounds 0); a token outside the nucleus is never drawn."""
+    from textopia.generation import decoding
+
+    if rounds is not None:
+        monkeypatch.setattr(decoding, "NUCLEUS_ROUNDS", rounds)
+    probs = torch.tensor([[0.05, 0.4, 0.0, 0.25, 0.2, 0.1],   # nucleus at 0.8: 0.4, 0.25, 0.2
+                          [0.9, 0.02, 0.02, 0.02, 0.02, 0.02]])  # nucleus: the first token alone
+    rows = probs.repeat(10000, 1)
+    picks = decoding.draw(rows, torch.Generator().manual_seed(1), top_p=0.8).view(-1, 2)
+    keep = ours.TopP(0.8)(None, probs.log()) > -math.inf
+    for r in range(2):
+        counts = torch.bincount(picks[:, r], minlength=6).double() / picks.size(0)
+        assert counts[~keep[r]].sum() == 0
+        want = torch.where(keep[r], probs[r], 0).double()
+        torch.testing.assert_close(counts, want / want.sum(), atol=0.015, rtol=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -101,3 +102,41 @@ def test_left_padded_rows_get_their_unpadded_logits(tiny_checkpoint):
                                atol=1e-4, rtol=0)
     torch.testing.assert_close(step.logits[1, 0], engine(input_ids=torch.cat([long, nxt[1:]], 1)).logits[0, -1],
                                atol=1e-4, rtol=0)
+
+
+def _ce(engine, tokenizer, prompts) -> float:
+    """Nats per token of ``prompts`` under ``engine`` as it is set (no switch to float32)."""
+    from textopia.data.batching import ExampleConfig, PromptDataset, collate
+    from textopia.models.likelihood import token_nll_sum
+
+    data = PromptDataset(prompts, tokenizer, ExampleConfig(max_length=256), seed=0, ideas="derived")
+    nats = tokens = 0.0
+    for start in range(0, len(data), 32):
+        batch = collate([data[i] for i in range(start, min(start + 32, len(data)))], tokenizer.pad_id)
+        n, c = token_nll_sum(engine(input_ids=batch["input_ids"]).logits, batch["labels"])
+        nats, tokens = nats + float(n), tokens + int(c)
+    return nats / tokens
+
+
+def test_float16_weights_keep_the_shipped_models_perplexity(prepared):
+    """The decoding default (float16 weights) scores real held-out prompts within 1% of float32's
+    perplexity on the shipped default model; ``exact()`` gives float32's logits back."""
+    import textopia
+    from textopia.data.corpus import read_split
+
+    gen = textopia.load()
+    engine = gen.model
+    assert isinstance(engine, GPT2Engine) and engine.weight_dtype == "float16"
+    prompts = read_split(prepared, "test")[:200]
+    half = _ce(engine, gen.tokenizer, prompts)
+    with engine.exact():
+        full = _ce(engine, gen.tokenizer, prompts)
+        ids = torch.randint(0, engine.config.vocab_size, (2, 16), generator=torch.Generator().manual_seed(0))
+        exact_logits = engine(input_ids=ids).logits
+    assert engine.weight_dtype == "float16"
+    assert abs(math.exp(half) / math.exp(full) - 1) < 0.01
+    assert not torch.equal(engine(input_ids=ids).logits, exact_logits)  # the float16 path did run
+    torch.testing.assert_close(load_engine(textopia.generation.loader.resolve_model(None))(input_ids=ids).logits,
+                               exact_logits, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="weight dtype"):
+        engine.set_weight_dtype("int4")

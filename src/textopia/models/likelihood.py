@@ -9,6 +9,7 @@ number of whitespace-separated words, so models with different tokenizers compar
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass
 
@@ -113,7 +114,17 @@ def score_prompts(
             p(prompt | idea) with one idea derived per prompt (``seed``).
         max_length: the model's context in tokens; longer examples are cut (counted in
             ``truncated``).
+
+    A model that holds reduced-precision weights for decoding (the lean engine's ``exact()``)
+    is scored with its float32 weights: the figure is the model's own.
     """
+    exact = getattr(model, "exact", None)
+    with exact() if callable(exact) else contextlib.nullcontext():
+        return _score_prompts(model, tokenizer, prompts, ideas=ideas, batch_size=batch_size,
+                              max_length=max_length, seed=seed, device=device, progress=progress)
+
+
+def _score_prompts(model, tokenizer, prompts, *, ideas, batch_size, max_length, seed, device, progress):
     was_training = model.training
     model.eval()
     device = device or next(model.parameters()).device
