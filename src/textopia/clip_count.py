@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,13 +42,28 @@ def bytes_to_unicode() -> dict[int, str]:
     return dict(zip(bs, (chr(c) for c in cs), strict=True))
 
 
-@functools.lru_cache(maxsize=1)
+_BUILDING = threading.Lock()
+
+
 def clip_backend(path: str = str(CLIP_BPE)):
-    """The ``tokenizers.Tokenizer`` of CLIP's text encoder, built from its merges file.
+    """The ``tokenizers.Tokenizer`` of CLIP's text encoder, built from its merges file once per
+    process (about 0.1 s; callers while it is being built wait for it).
 
     Raises:
         FileNotFoundError: the merges file is missing (a broken install).
     """
+    with _BUILDING:
+        return _build_clip_backend(path)
+
+
+def prefetch_clip_backend() -> None:
+    """Start building :func:`clip_backend` in a background thread: a cold ``textopia generate``
+    overlaps it with loading the model and sampling."""
+    threading.Thread(target=clip_backend, daemon=True, name="clip-tokenizer").start()
+
+
+@functools.lru_cache(maxsize=1)
+def _build_clip_backend(path: str):
     from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
 
     with gzip.open(path, "rt", encoding="utf-8") as f:

@@ -65,6 +65,9 @@ def test_loader_uses_the_engine_and_never_imports_transformers(tiny_checkpoint):
         "outs = g.generate('castle on a hill', n=2, seed=0, max_new_tokens=12)\n"
         "assert type(g.model).__name__ == 'GPT2Engine' and len(outs) == 2\n"
         "assert 'transformers' not in sys.modules, 'transformers was imported'\n"
+        "from textopia.cli import main\n"
+        f"assert main(['generate', 'castle on a hill', '-n', '2', '--model', {str(tiny_checkpoint)!r}]) == 0\n"
+        "assert 'transformers' not in sys.modules, 'the CLI imported transformers'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 

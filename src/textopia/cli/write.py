@@ -78,6 +78,9 @@ def cmd_generate(args) -> None:
         from textopia.batch_generate import read_ideas
 
         read_ideas(args.ideas_file)  # a bad file fails now, not after the model has loaded
+    from textopia.clip_count import prefetch_clip_backend
+
+    prefetch_clip_backend()
     generator = load(args.model)
     from textopia.generation.base import unsupported_settings
 
