@@ -69,3 +69,30 @@ def test_clean_prompt_drops_the_broken_word_at_the_cut():
 
 def test_clean_prompt_drops_broken_utf8():
     assert clean_prompt("a caf\ufffd on the \ufffd street", finished=True) == "a caf on the street"
+
+
+def test_dropping_finished_rows_changes_no_sample(tiny_checkpoint, monkeypatch):
+    """sample_many drops finished rows from the engine's cache as it goes; the samples (tokens,
+    ends, log-probabilities) are those of a batch that keeps every row, padded jobs included."""
+    import torch
+
+    from textopia.generation import decoding
+    from textopia.generation.base import DecodingSettings
+
+    gen = textopia.load(str(tiny_checkpoint), weight_dtype="float32")
+    jobs = lambda: [decoding.SampleJob(gen.tokenizer.context_ids(idea), 6, torch.Generator().manual_seed(i), idea)  # noqa: E731
+                    for i, idea in enumerate(["castle", "a castle on a hill at night", None])]
+    settings = DecodingSettings(max_new_tokens=60, temperature=1.5)
+    monkeypatch.setattr(decoding, "COMPACT_AT", 0.99)  # drop rows as soon as one finishes
+    calls = []
+    from textopia.models.gpt_engine import StaticCache
+
+    real = StaticCache.keep_rows
+    monkeypatch.setattr(StaticCache, "keep_rows", lambda self, rows: (calls.append(len(rows)), real(self, rows)))
+    dropped = decoding.sample_many(gen.model, gen.tokenizer, jobs(), settings, gen.max_positions)
+    assert calls, "no row finished early enough to be dropped: the test checks nothing"
+    monkeypatch.setattr(decoding, "COMPACT_AT", 0.0)
+    kept = decoding.sample_many(gen.model, gen.tokenizer, jobs(), settings, gen.max_positions)
+    for a, b in zip(dropped, kept):
+        assert [(s.ids, s.finished) for s in a] == [(s.ids, s.finished) for s in b]
+        assert [s.logprob for s in a] == pytest.approx([s.logprob for s in b], abs=1e-4)

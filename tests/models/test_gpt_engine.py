@@ -121,24 +121,26 @@ def _ce(engine, tokenizer, prompts) -> float:
     return nats / tokens
 
 
-def test_float16_weights_keep_the_shipped_models_perplexity(prepared):
-    """The decoding default (float16 weights) scores real held-out prompts within 1% of float32's
-    perplexity on the shipped default model; ``exact()`` gives float32's logits back."""
+@pytest.mark.parametrize("dtype", ["mixed", "float16"])
+def test_reduced_weights_keep_the_shipped_models_perplexity(prepared, dtype):
+    """The decoding default (float16 blocks, an int8 output layer) and float16 score real held-out prompts within 1% of
+    float32's perplexity on the shipped default model; ``exact()`` gives float32's logits back."""
     import textopia
     from textopia.data.corpus import read_split
 
     gen = textopia.load()
     engine = gen.model
-    assert isinstance(engine, GPT2Engine) and engine.weight_dtype == "float16"
+    assert isinstance(engine, GPT2Engine) and engine.weight_dtype == "mixed"
+    engine.set_weight_dtype(dtype)
     prompts = read_split(prepared, "test")[:200]
-    half = _ce(engine, gen.tokenizer, prompts)
+    reduced = _ce(engine, gen.tokenizer, prompts)
     with engine.exact():
         full = _ce(engine, gen.tokenizer, prompts)
         ids = torch.randint(0, engine.config.vocab_size, (2, 16), generator=torch.Generator().manual_seed(0))
         exact_logits = engine(input_ids=ids).logits
-    assert engine.weight_dtype == "float16"
-    assert abs(math.exp(half) / math.exp(full) - 1) < 0.01
-    assert not torch.equal(engine(input_ids=ids).logits, exact_logits)  # the float16 path did run
+    assert engine.weight_dtype == dtype
+    assert abs(math.exp(reduced) / math.exp(full) - 1) < 0.01
+    assert not torch.equal(engine(input_ids=ids).logits, exact_logits)  # the reduced path did run
     torch.testing.assert_close(load_engine(textopia.generation.loader.resolve_model(None))(input_ids=ids).logits,
                                exact_logits, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="weight dtype"):

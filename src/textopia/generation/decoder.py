@@ -100,14 +100,16 @@ class DecoderGenerator(Generator):
         Raises:
             TextopiaError: as :meth:`generate`.
         """
-        return self._finish(self._request(idea, n, settings, latent))
+        request = self._request(idea, n, settings, latent)
+        self._complete([request])
+        return request.result()
 
     def generate_batch(self, calls: list[tuple[str | None, int, DecodingSettings]]) -> list[list[Generation] | TextopiaError]:
         """Several :meth:`generate` calls decoded together (the service's micro-batches).
 
         Args:
             calls: ``(idea, n, settings)`` each; calls whose settings differ only in ``seed`` share
-                their first sampling round in one batch (:func:`sample_many`).
+                each sampling round in one batch (:func:`sample_many`).
 
         Returns:
             per call, its prompts, or the :class:`TextopiaError` that its input raised. A call
@@ -121,19 +123,9 @@ class DecoderGenerator(Generator):
                 requests[i] = self._request(idea, n, settings)
             except TextopiaError as e:
                 out[i] = e
-        groups: dict[DecodingSettings, list[int]] = {}
+        self._complete(list(requests.values()))
         for i, r in requests.items():
-            groups.setdefault(replace(r.settings, seed=None), []).append(i)
-        batched = type(self)._sample is DecoderGenerator._sample
-        for settings, members in groups.items():
-            if batched and len(members) > 1:
-                jobs = [SampleJob(requests[i].context, requests[i].per_round, requests[i].generator,
-                                  requests[i].idea if settings.mode == "expand" else None) for i in members]
-                for i, samples in zip(members, sample_many(self.model, self.tokenizer, jobs, settings,
-                                                           self.max_positions)):
-                    requests[i].add(samples)
-        for i, r in requests.items():
-            out[i] = self._finish(r)
+            out[i] = r.result()
         return out  # type: ignore[return-value]
 
     def _request(self, idea: str | None, n: int, settings: DecodingSettings, latent: Any = None) -> "_Request":
@@ -158,14 +150,29 @@ class DecoderGenerator(Generator):
             )
         return _Request(self, idea, n, settings, context, latent)
 
-    def _finish(self, request: "_Request") -> list[Generation]:
-        """Sample more rounds while the request lacks candidates, then select its prompts."""
-        for _ in range(MAX_ROUNDS - request.rounds):
-            if request.enough():
-                break
-            request.add(self._sample(request.context, request.per_round, request.settings, request.generator,
-                                     idea=request.idea, mode=request.settings.mode, latent=request.latent))
-        return request.result()
+    def _complete(self, requests: list["_Request"]) -> None:
+        """Sample rounds until every request has enough candidates (or :data:`MAX_ROUNDS`). Each
+        round, the requests that still need one and whose settings differ only in ``seed`` are
+        sampled in one batch (:func:`sample_many`), the service's later rounds included."""
+        batched = type(self)._sample is DecoderGenerator._sample  # latent models draw their own
+        while True:
+            pending = [r for r in requests if r.rounds < MAX_ROUNDS and not r.enough()]
+            if not pending:
+                return
+            groups: dict[DecodingSettings, list[_Request]] = {}
+            for r in pending:
+                groups.setdefault(replace(r.settings, seed=None), []).append(r)
+            for settings, members in groups.items():
+                if batched and len(members) > 1:
+                    jobs = [SampleJob(r.context, r.per_round, r.generator, r.idea if settings.mode == "expand" else None)
+                            for r in members]
+                    for r, samples in zip(members, sample_many(self.model, self.tokenizer, jobs, settings,
+                                                               self.max_positions)):
+                        r.add(samples)
+                    continue
+                for r in members:
+                    r.add(self._sample(r.context, r.per_round, r.settings, r.generator, idea=r.idea,
+                                       mode=r.settings.mode, latent=r.latent))
 
 
 class _Request:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -180,11 +180,15 @@ def logits_processors(settings: DecodingSettings, tokenizer: PromptTokenizer, co
     if settings.repetition_penalty != 1.0:
         procs.append(RepetitionPenalty(settings.repetition_penalty))
     if settings.idea_boost > 0 and settings.mode == "expand":
+        parts = []
         for job_idea, start, stop in idea_rows if idea_rows is not None else [(idea, None, None)]:
             words = idea_boost_words(job_idea, settings.banned_words)
             if words:
-                boost = IdeaBoostProcessor(tokenizer, words, settings.idea_boost, context_length)
-                procs.append(boost if start is None else RowSlice(boost, start, stop))
+                parts.append((IdeaBoostProcessor(tokenizer, words, settings.idea_boost, context_length), start, stop))
+        if idea_rows is None:
+            procs += [boost for boost, _, _ in parts]
+        elif parts:
+            procs.append(PerJob(parts))
     bad = banned_word_ids(tokenizer, settings.banned_words)
     specials = [[tokenizer.pad_id], [tokenizer.idea_id], [tokenizer.prompt_id]]
     procs.append(NoBadWords([s for s in bad + specials if s != [tokenizer.eos_id]]))
@@ -224,11 +228,34 @@ class Sampled(NamedTuple):
 NUCLEUS_ROUNDS = 16
 
 
-def draw(probs: torch.Tensor, generator: torch.Generator, top_p: float = 1.0) -> torch.Tensor:
+class RowGenerators:
+    """The random generator of each row of a batch: ``spans`` of ``(generator, start, stop)``
+    cover rows ``[0, N)`` (one job of a micro-batch each). A row's uniforms come from its own
+    job's generator, in row order, so that a job's draws are the same alone as in a batch."""
+
+    def __init__(self, spans: list[tuple[torch.Generator, int, int]]) -> None:
+        self.spans = spans
+
+    def uniform(self, rows: torch.Tensor) -> torch.Tensor:
+        """(len(rows), 1) float64 uniforms in (0, 1] for the sorted row indices ``rows``."""
+        if rows.numel() == self.spans[-1][2]:  # every row
+            counts = [stop - start for _, start, stop in self.spans]
+        else:
+            bounds = torch.tensor([stop for _, _, stop in self.spans])
+            counts = torch.bincount(torch.bucketize(rows, bounds, right=True), minlength=len(self.spans)).tolist()
+        parts = []
+        for (generator, _, _), k in zip(self.spans, counts):
+            if k:
+                parts.append(1.0 - torch.rand((k, 1), generator=generator, dtype=torch.float64))
+        return torch.cat(parts) if parts else torch.empty(0, 1, dtype=torch.float64)
+
+
+def draw(probs: torch.Tensor, generator: torch.Generator | RowGenerators, top_p: float = 1.0) -> torch.Tensor:
     """One token per row of ``probs`` (N, V), by inverse transform sampling: the first token whose
-    cumulative probability reaches u·total, u uniform in (0, 1] from ``generator``; never a token of
-    probability 0. Returns (N,) int64. (As ``torch.multinomial(probs, 1)`` in distribution, at a
-    fraction of its cost on a large vocabulary.)
+    cumulative probability reaches u·total, u uniform in (0, 1] from ``generator`` (one for every
+    row, or :class:`RowGenerators`); never a token of probability 0. Returns (N,) int64. (As
+    ``torch.multinomial(probs, 1)`` in distribution, at a fraction of its cost on a large
+    vocabulary.)
 
     With ``top_p`` < 1, from the nucleus (Holtzman et al. 2020, "The Curious Case of Neural Text
     Degeneration", section 3.1): the smallest set of likeliest tokens whose probability reaches
@@ -239,20 +266,22 @@ def draw(probs: torch.Tensor, generator: torch.Generator, top_p: float = 1.0) ->
     :data:`NUCLEUS_ROUNDS` are drawn from :class:`~textopia.generation.processors.TopP`'s sorted
     nucleus. (Sorting 8,192 logits per row per token was most of the sampling time.)
     """
+    n = probs.size(0)
+    rngs = generator if isinstance(generator, RowGenerators) else RowGenerators([(generator, 0, n)])
     cdf = probs.double().cumsum(dim=-1)  # (N, V)
     total = cdf[:, -1:]
 
-    def inverse(rows: torch.Tensor | None) -> torch.Tensor:
-        c, t = (cdf, total) if rows is None else (cdf[rows], total[rows])
-        u = 1.0 - torch.rand((c.size(0), 1), generator=generator, dtype=torch.float64)
-        return torch.searchsorted(c, u * t).squeeze(1).clamp_(max=probs.size(1) - 1)
+    def inverse(rows: torch.Tensor) -> torch.Tensor:
+        every = rows.numel() == n
+        c, t = (cdf, total) if every else (cdf[rows], total[rows])
+        return torch.searchsorted(c, rngs.uniform(rows) * t).squeeze(1).clamp_(max=probs.size(1) - 1)
 
-    ids = inverse(None)
+    pending = torch.arange(n)  # rows whose draw is not yet known to be in the nucleus
+    ids = inverse(pending)
     if top_p >= 1.0:
         return ids
-    pending = torch.arange(probs.size(0))  # rows whose draw is not yet known to be in the nucleus
     for _ in range(NUCLEUS_ROUNDS):
-        every = pending.numel() == probs.size(0)  # the first round: no copies
+        every = pending.numel() == n  # the first round: no copies
         p = probs if every else probs[pending]
         picked = p.gather(1, (ids if every else ids[pending])[:, None])  # (n, 1)
         above = torch.where(p > picked, p, 0.0).sum(dim=-1, dtype=torch.float64)  # mass likelier than the draw
@@ -263,21 +292,30 @@ def draw(probs: torch.Tensor, generator: torch.Generator, top_p: float = 1.0) ->
         ids[pending] = inverse(pending)
     from textopia.generation.processors import TopP
 
-    nucleus = TopP(top_p)(None, probs[pending].log())
-    ids[pending] = draw(torch.softmax(nucleus, dim=-1), generator)
+    nucleus = torch.softmax(TopP(top_p)(None, probs[pending].log()), dim=-1)
+    ids[pending] = draw(nucleus, RowGenerators([(g, int((pending < a).sum()), int((pending < b).sum()))
+                                                for g, a, b in rngs.spans]))
     return ids
 
 
-class RowSlice:
-    """Applies a processor to the rows ``[start, stop)`` of a batch only (one job of several)."""
+class PerJob:
+    """Applies each job's processor to its own rows ``[start, stop)`` of a batch, in one copy of
+    the scores (the idea boost of each request in a micro-batch)."""
 
-    def __init__(self, processor, start: int, stop: int) -> None:
-        self.processor, self.start, self.stop = processor, start, stop
+    def __init__(self, parts: list[tuple[Any, int, int]]) -> None:
+        self.parts = parts
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         scores = scores.clone()
-        scores[self.start : self.stop] = self.processor(input_ids[self.start : self.stop], scores[self.start : self.stop])
+        for processor, start, stop in self.parts:
+            scores[start:stop] = processor(input_ids[start:stop], scores[start:stop])
         return scores
+
+
+#: A static cache drops its finished rows once the rows still running are at most this share of
+#: it: a third of the rows of a micro-batch end before the last one does, and each step costs
+#: about as much per row at that size; a compaction copies the cache once.
+COMPACT_AT = 0.75
 
 
 class SampleJob(NamedTuple):
@@ -333,21 +371,25 @@ def sample_many(
     positions = (attention_mask.cumsum(dim=1) - 1).clamp(min=0) if padded else None  # (N, T0)
     procs = logits_processors(settings, tokenizer, width, idea=jobs[0].idea, idea_rows=None if len(jobs) == 1 else
                               [(job.idea, start, stop) for job, (start, stop) in zip(jobs, spans)])
+    rngs = RowGenerators([(job.generator, a, b) for job, (a, b) in zip(jobs, spans)])
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     logprob = torch.zeros(n, dtype=torch.float64)
     # A static cache only as long as this batch can get (not the model's whole context).
     past = model.new_cache(n, width + max(0, budget)) if hasattr(model, "new_cache") else None
+    live = torch.arange(n, device=device)  # the batch row that each row of the model's cache holds
     step_input, step_pos = input_ids, positions
     for _ in range(max(0, budget)):
         kwargs = {}
         if padded:
-            kwargs = {"attention_mask": attention_mask, "position_ids": step_pos}
+            kwargs = {"attention_mask": attention_mask[live], "position_ids": step_pos[live]}
         out = model(input_ids=step_input, past_key_values=past, use_cache=True, **kwargs)
         past = out.past_key_values
-        logits = out.logits[:, -1, :].float()  # (N, V)
+        logits = out.logits[:, -1, :].float()  # (rows in the cache, V)
+        if live.numel() < n:  # finished rows were dropped: they get EOS below whatever they score
+            logits = logits.new_zeros(n, logits.size(1)).index_copy_(0, live, logits)
         scores = procs(input_ids, logits)
         probs = torch.softmax(scores, dim=-1).cpu()
-        next_ids = torch.cat([draw(probs[a:b], job.generator, settings.top_p) for job, (a, b) in zip(jobs, spans)]).to(device)
+        next_ids = draw(probs, rngs, settings.top_p).to(device)
         next_ids = torch.where(finished, torch.full_like(next_ids, tokenizer.eos_id), next_ids)
         token_logprob = torch.log_softmax(logits, dim=-1).gather(1, next_ids[:, None]).squeeze(1)  # (N,)
         logprob += torch.where(finished, torch.zeros_like(token_logprob), token_logprob).double().cpu()
@@ -355,10 +397,14 @@ def sample_many(
         finished |= next_ids == tokenizer.eos_id
         if bool(finished.all()):
             break
-        step_input = next_ids[:, None]
         if padded:
             attention_mask = torch.cat([attention_mask, torch.ones(n, 1, dtype=torch.long, device=device)], dim=1)
             step_pos = step_pos[:, -1:] + 1
+        running = ~finished[live]
+        if hasattr(past, "keep_rows") and int(running.sum()) <= COMPACT_AT * live.numel():
+            past.keep_rows(running.nonzero().squeeze(1))
+            live = live[running]
+        step_input = next_ids[live][:, None]
     results: list[Sampled] = []
     for row, lp in zip(input_ids[:, width:].tolist(), logprob.tolist()):
         if tokenizer.eos_id in row:

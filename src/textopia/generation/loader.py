@@ -56,9 +56,10 @@ def _generator_classes() -> dict[str, type]:
 ENGINES = ("auto", "textopia", "transformers")
 
 
-#: The lean engine's weights for decoding, by ``load(weight_dtype=...)``: "auto" is float16 (half
-#: the bytes per token, perplexity within 1% of float32; see ``GPT2Engine.set_weight_dtype``).
-WEIGHT_DTYPES = ("auto", "float32", "float16")
+#: The lean engine's weights for decoding, by ``load(weight_dtype=...)``: "auto" is "mixed" (float16
+#: blocks, an int8 output layer: perplexity within 1% of float32; see
+#: ``GPT2Engine.set_weight_dtype``).
+WEIGHT_DTYPES = ("auto", "float32", "float16", "mixed")
 
 
 def _load_with_engine(path: Path, engine: str, weight_dtype: str):
@@ -82,7 +83,7 @@ def _load_with_engine(path: Path, engine: str, weight_dtype: str):
         if engine == "textopia":
             raise TextopiaError(f"Textopia's engine does not run the model in {path}; use engine='transformers'")
         return None
-    model.set_weight_dtype("float16" if weight_dtype == "auto" else weight_dtype)
+    model.set_weight_dtype("mixed" if weight_dtype == "auto" else weight_dtype)
     return model, PromptTokenizer.from_dir(path, lite=True), meta
 
 
@@ -99,8 +100,8 @@ def load(name_or_dir: str | Path | None = None, *, device: str | None = None, en
             everything else through transformers or our own modules; ``"transformers"`` always
             uses transformers' model; ``"textopia"`` requires the lean engine.
         weight_dtype: the lean engine's matrix weights for decoding on the CPU: ``"auto"`` and
-            ``"float16"`` (half the bytes per token), ``"float32"`` (transformers' logits
-            exactly). Likelihoods are always scored in float32.
+            ``"mixed"`` (float16 blocks, an int8 output layer), ``"float16"``, ``"float32"``
+            (transformers' logits exactly). Likelihoods are always scored in float32.
 
     Returns:
         a :class:`Generator`.

@@ -69,22 +69,34 @@ class RepetitionPenalty:
 
 class NoBadWords:
     """Forbid token sequences: a one-token sequence always, a longer one at its last token once the
-    row ends with the rest of it."""
+    row ends with the rest of it.
+
+    The longer sequences are matched on tensors, grouped by length: safe mode's word list is a few
+    hundred spellings, and a loop over them per row per step was a third of a micro-batch's time.
+    """
 
     def __init__(self, sequences: list[list[int]]) -> None:
         self.single = sorted({seq[0] for seq in sequences if len(seq) == 1})
-        self.longer: list[tuple[tuple[int, ...], int]] = [(tuple(s[:-1]), s[-1]) for s in sequences if len(s) > 1]
+        by_length: dict[int, set[tuple[int, ...]]] = {}
+        for seq in sequences:
+            if len(seq) > 1:
+                by_length.setdefault(len(seq) - 1, set()).add(tuple(seq))
+        #: per prefix length L: the prefixes (S, L) int64 and the tokens they forbid (S,) int64
+        self.longer = [(torch.tensor([s[:-1] for s in sorted(seqs)]), torch.tensor([s[-1] for s in sorted(seqs)]))
+                       for seqs in by_length.values()]
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         scores = scores.clone()
         if self.single:
             scores[:, self.single] = -math.inf
-        if self.longer:
-            rows = input_ids.tolist()
-            for r, ids in enumerate(rows):
-                for prefix, last in self.longer:
-                    if len(ids) >= len(prefix) and tuple(ids[len(ids) - len(prefix) :]) == prefix:
-                        scores[r, last] = -math.inf
+        for prefixes, last in self.longer:
+            length = prefixes.size(1)
+            if input_ids.size(1) < length:
+                continue
+            prefixes, last = prefixes.to(input_ids.device), last.to(input_ids.device)
+            hits = (input_ids[:, None, -length:] == prefixes[None]).all(dim=-1)  # (N, S)
+            rows, seqs = hits.nonzero(as_tuple=True)
+            scores[rows, last[seqs]] = -math.inf
         return scores
 
 
@@ -110,14 +122,18 @@ class TopK:
 
 class MinP:
     """Min-p (Nguyen et al. 2024, "Turning Up the Heat"): drop tokens whose probability is below
-    ``min_p`` times the likeliest token's."""
+    ``min_p`` times the likeliest token's.
+
+    Computed on the scores, without a softmax: ``p_i < min_p · p_max`` iff
+    ``s_i < s_max + log(min_p)`` (the softmax's normaliser cancels).
+    """
 
     def __init__(self, min_p: float) -> None:
         self.min_p = min_p
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        probs = torch.softmax(scores, dim=-1)
-        return scores.masked_fill(probs < self.min_p * probs.amax(dim=-1, keepdim=True), -math.inf)
+        floor = scores.amax(dim=-1, keepdim=True) + math.log(self.min_p)
+        return scores.masked_fill(scores < floor, -math.inf)
 
 
 class TopP:

@@ -7,6 +7,7 @@ loaded through ``textopia.load`` (imported lazily, at startup, never at import t
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,10 +208,17 @@ def attach_batchers(store: "ModelStore", settings: ServingSettings) -> list:
     batchers = []
     if settings.batch_window_ms <= 0:
         return batchers
+    workers, threads = settings.batch_workers, None
+    if workers > 1:
+        import torch
+
+        if not torch.cuda.is_available():  # the batches share the cores instead of each taking them all
+            threads = max(1, len(os.sched_getaffinity(0)) // workers)
+            logger.info("decoding %d batches at a time, %d torch thread(s) each", workers, threads)
     for name in store.names():
         model = store.get(name)
         if callable(getattr(model.generator, "generate_batch", None)):
             model.batcher = MicroBatcher(model.generator, window_s=settings.batch_window_ms / 1000,
-                                         max_rows=settings.max_batch_rows)
+                                         max_rows=settings.max_batch_rows, workers=workers, torch_threads=threads)
             batchers.append(model.batcher)
     return batchers

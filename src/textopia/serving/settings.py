@@ -37,6 +37,8 @@ class ServingSettings(BaseSettings):
             0 decodes each request alone.
         batch_requests: requests that can wait in one batch (the limiter's threads when batching).
         max_batch_rows: sampled rows per batch at most (n prompts with reranking are 3n rows).
+        batch_workers: batches decoded at the same time on the CPU, each on its own thread with
+            ``cpus // batch_workers`` torch threads (see :class:`~textopia.serving.batcher.MicroBatcher`).
         request_timeout_s: the longest a request may wait and run, in seconds; then 504.
         retry_after_s: the ``Retry-After`` value sent with a 503, in seconds.
         max_body_bytes: the largest request body accepted, in bytes; then 413.
@@ -58,7 +60,8 @@ class ServingSettings(BaseSettings):
     queue_size: int = Field(default=64, ge=0, le=10_000)
     batch_window_ms: float = Field(default=10.0, ge=0, le=1000)
     batch_requests: int = Field(default=32, ge=1, le=256)
-    max_batch_rows: int = Field(default=96, ge=1, le=1024)
+    max_batch_rows: int = Field(default=48, ge=1, le=1024)
+    batch_workers: int = Field(default=2, ge=1, le=16)
     request_timeout_s: float = Field(default=60.0, gt=0)
     retry_after_s: int = Field(default=2, ge=1)
     max_body_bytes: int = Field(default=16_384, ge=256)
