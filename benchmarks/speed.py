@@ -9,7 +9,10 @@ Rows, for each model (48 new tokens per prompt, EOS suppressed so every engine w
 number of tokens; top-p 0.95, temperature 0.9, no reranking):
 
 - ``textopia``: :meth:`Generator.generate` on the default engine (for GPT-2 checkpoints the lean
-  engine of :mod:`textopia.models.gpt_engine`);
+  engine of :mod:`textopia.models.gpt_engine`, with its default "mixed" weights: float16 blocks,
+  an int8 output layer);
+- ``textopia (float16 weights)``, ``textopia (float32 weights)``: the lean engine with its other
+  weight dtypes (float32: transformers' logits exactly);
 - ``textopia (transformers model)``: the same Generator over transformers' model
   (``load(engine="transformers")``), our sampling loop;
 - ``transformers generate``: ``model.generate`` of transformers on the same weights;
@@ -20,7 +23,9 @@ Batch 1 and batch 32 seconds are medians over ``--repeats`` seeds. The cold star
 ``textopia generate "woman portrait" -n 4`` CLI call from a new process, for this checkout and for
 ``--baseline-rev`` (a temporary git worktree of that revision, run with its own sources): the
 ratio is measured in the same run, and so is the warm latency of one and of eight prompts with
-every default setting (reranking on) in both. Writes ``<out>.json`` and ``<out>.md``.
+every default setting (reranking on) in both. With ``--load-clients``, the HTTP service under
+load too (``benchmarks/load.py`` at those client counts, 2 prompts per request; its own figures in
+``benchmarks/results/load.*``). Writes ``<out>.json`` and ``<out>.md``.
 """
 
 from __future__ import annotations
@@ -75,8 +80,12 @@ def bench_model(name: str, repeats: int) -> list[dict]:
     rows = []
     fast = textopia.load(name)
     slow = textopia.load(name, engine="transformers")
-    for label, gen in (("textopia", fast), ("textopia (transformers model)", slow)):
-        if label != "textopia" and type(gen.model) is type(fast.model):
+    engines = [("textopia", fast)]
+    if hasattr(fast.model, "set_weight_dtype"):
+        engines += [(f"textopia ({dt} weights)", textopia.load(name, weight_dtype=dt)) for dt in ("float16", "float32")]
+    engines.append(("textopia (transformers model)", slow))
+    for label, gen in engines:
+        if label == "textopia (transformers model)" and type(gen.model) is type(fast.model):
             continue  # no separate engine for this model kind
         row = {"model": name, "engine": label, "backend": type(gen.model).__name__}
         for batch in (1, 32):
@@ -112,7 +121,8 @@ def cold_start(src: Path | None, repeats: int) -> float:
     env = dict(os.environ)
     if src is not None:
         env["PYTHONPATH"] = str(src)
-    cmd = [sys.executable, "-c", "import sys; from textopia.cli import main; sys.exit(main())",
+    # What the `textopia` console script runs: cli.entry where the revision has it, else main.
+    cmd = [sys.executable, "-c", "import sys, textopia.cli as c; sys.exit(getattr(c, 'entry', c.main)())",
            "generate", "woman portrait", "-n", "4", "--seed", "0"]
     times = []
     for _ in range(repeats):
@@ -155,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cold-repeats", type=int, default=3)
     ap.add_argument("--baseline-rev", default="e2dd2c2", help="revision whose cold start is the baseline")
     ap.add_argument("--out", default="benchmarks/results/speed")
+    ap.add_argument("--load-clients", type=int, nargs="*", default=[1, 16, 64],
+                    help="client counts for the service under load (none: skip it)")
     args = ap.parse_args(argv)
     rows = [r for m in args.models for r in bench_model(m, args.repeats)]
     cold = {"this checkout": cold_start(ROOT / "src", args.cold_repeats)}
@@ -168,9 +180,17 @@ def main(argv: list[str] | None = None) -> int:
             latency[f"baseline {args.baseline_rev}"] = warm_latency(wt / "src")
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(wt)], capture_output=True)
+    service = None
+    if args.load_clients:
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "load.py"), "--concurrency",
+                        *map(str, args.load_clients), "--duration-s", "20", "--max-requests", "400"],
+                       check=True, cwd=ROOT)
+        service = json.loads((ROOT / "benchmarks" / "results" / "load.json").read_text())
     result = {"command": "python benchmarks/speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "machine": machine_info.machine(), "new_tokens": NEW_TOKENS, "settings": SETTINGS,
-              "rows": rows, "cold_start_s": cold, "default_settings_latency_s": latency}
+              "rows": rows, "cold_start_s": cold, "default_settings_latency_s": latency,
+              "service": service and {"command": service["command"], "server": service["server"],
+                                      "levels": service["levels"]}}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
@@ -191,6 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", "| `generate(\"woman portrait\", n)`, every default (reranking on), warm | n = 1 (s) | n = 8 (s) |",
               "|---|---:|---:|"]
     lines += [f"| {k} | {v['one_prompt_s']:.3f} | {v['eight_prompts_s']:.3f} |" for k, v in latency.items()]
+    if service:
+        lines += ["", f"Service under load (`{service['command']}`; 2 prompts per request, every default "
+                      "setting; details in `benchmarks/results/load.md`):", "",
+                  "| clients | req/s | p50 (s) | p99 (s) | errors |", "|---:|---:|---:|---:|---:|"]
+        lines += [f"| {lv['concurrency']} | {lv['requests_per_s']:.2f} | {lv['latency_s']['p50']:.3f} | "
+                  f"{lv['latency_s']['p99']:.3f} | {lv['errors']} |" for lv in service["levels"]]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -63,3 +63,16 @@ def test_empty_idea_on_the_command_line(tiny_checkpoint):
     proc = subprocess.run([sys.executable, "-m", "textopia.cli", "generate", "", "--model", str(tiny_checkpoint)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "empty idea" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_console_script_exits_with_mains_status_and_flushed_output(tiny_checkpoint, tmp_path):
+    """``textopia`` (cli.entry) skips the interpreter's teardown: its output still arrives whole
+    through a pipe, and its exit status is main's (0, or 2 for a user's mistake)."""
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", "from textopia.cli import entry; entry()", *args],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    ok = run("generate", "castle on a hill", "-n", "3", "--seed", "1", "--model", str(tiny_checkpoint), "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert len(json.loads(ok.stdout)) == 3
+    bad = run("generate", "", "--model", str(tiny_checkpoint))
+    assert bad.returncode == 2 and bad.stderr.startswith("textopia: error: empty idea") and not bad.stdout

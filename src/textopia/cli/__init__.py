@@ -78,4 +78,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+def entry() -> None:
+    """The ``textopia`` console script: :func:`main`, then a quick exit.
+
+    Everything a command writes is complete when it returns (files are written atomically,
+    output is flushed here, log handlers are closed), so the interpreter's teardown is skipped:
+    finalising torch's modules took 0.4 s of a 2 s cold ``textopia generate``.
+    """
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        pass
+    logging.shutdown()
+    os._exit(code)
+
+
+__all__ = ["COMMANDS", "build_parser", "entry", "main"]

@@ -10,14 +10,11 @@ from __future__ import annotations
 import random
 import re
 
-STOP_WORDS = frozenset(
-    """a an the and or but of in on at to for from with without by as is are was were be been
-    being it its this that these those his her their our your my me we you they he she him them
-    who whom which what when where while into onto over under above below between through during
-    very more most so such than then there here not no nor only own same too can will just
-    all any both each few other some up down out off again further once s t don should now
-    made make like using use very""".split()
-)
+from textopia.text import STOP_WORDS
+
+#: Words never taken into an idea: English stop words (:data:`textopia.text.STOP_WORDS`, the one
+#: list) and the filler verbs and prepositions of prompts ("made of", "using", "like").
+IDEA_STOP_WORDS = STOP_WORDS | frozenset("without onto made make like using use".split())
 
 # Words that make up the generic style tail of SD prompts; a comma segment made only of these
 # (or starting with "by ") is not part of the subject.
@@ -41,14 +38,14 @@ def _is_style_segment(segment: str) -> bool:
     if seg.startswith("by ") or seg.startswith("in the style of") or seg.startswith("style of"):
         return True
     words = _WORD.findall(seg)
-    return bool(words) and all(w in STYLE_WORDS or w in STOP_WORDS for w in words)
+    return bool(words) and all(w in STYLE_WORDS or w in IDEA_STOP_WORDS for w in words)
 
 
 def content_words(text: str) -> list[str]:
     """Lowercased content words of ``text``: no stop words, at least 3 characters, not numbers."""
     out = []
     for w in _WORD.findall(text.lower()):
-        if len(w) >= 3 and w not in STOP_WORDS and not w[0].isdigit():
+        if len(w) >= 3 and w not in IDEA_STOP_WORDS and not w[0].isdigit():
             out.append(w)
     return out
 
@@ -63,7 +60,7 @@ def subject_phrases(prompt: str) -> list[list[str]]:
         current: list[str] = []
         for w in _WORD.findall(segment):
             lw = w.lower()
-            if len(lw) >= 3 and lw not in STOP_WORDS and lw not in STYLE_WORDS and not lw[0].isdigit():
+            if len(lw) >= 3 and lw not in IDEA_STOP_WORDS and lw not in STYLE_WORDS and not lw[0].isdigit():
                 current.append(w if not w.isupper() else lw)  # keep names' case, tame SHOUTING
             else:
                 if current:

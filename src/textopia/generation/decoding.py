@@ -83,7 +83,7 @@ class IdeaBoostProcessor:
     def __init__(self, tokenizer: PromptTokenizer, words: list[str], boost: float, context_length: int) -> None:
         self.boost = boost
         self.eos_id = tokenizer.eos_id
-        self.clause_ends = clause_end_ids(tokenizer)
+        self.clause_ends = torch.tensor(clause_end_ids(tokenizer), dtype=torch.long)
         self.context_length = context_length
         self.targets: list[list[tuple[int, ...]]] = []  # per word: [lower case, Capitalised]
         for word in words:
@@ -103,7 +103,7 @@ class IdeaBoostProcessor:
         generated = input_ids.size(1) - self.context_length
         boost = self.boost * (1.0 + generated / 16.0)
         rows, cols, values = [], [], []
-        held = [False] * len(tails)
+        held: list[int] = []
         for row, tail in enumerate(tails):
             written = self.written[row]
             for w, seqs in enumerate(self.targets):
@@ -115,11 +115,8 @@ class IdeaBoostProcessor:
                 rows.append(row)
                 cols.append(self.eos_id)
                 values.append(-math.inf)
-                if generated < HOLD_TOKENS and not held[row]:
-                    held[row] = True
-                    rows += [row] * len(self.clause_ends)
-                    cols += self.clause_ends
-                    values += [-math.inf] * len(self.clause_ends)
+                if generated < HOLD_TOKENS and (not held or held[-1] != row):
+                    held.append(row)
                 for j, s in enumerate(seqs):
                     if j == 0 or generated == 0:  # a capital only as the first word
                         rows.append(row)
@@ -130,11 +127,11 @@ class IdeaBoostProcessor:
                             rows.append(row)
                             cols.append(s[k])
                             values.append(2 * boost + COMPLETE_BOOST)
+        if held and self.clause_ends.numel():  # in place, as the other rules (processors.py)
+            scores[torch.tensor(held)[:, None], self.clause_ends[None, :]] = -math.inf
         if rows:
-            bias = torch.zeros_like(scores)
-            bias.index_put_((torch.tensor(rows), torch.tensor(cols)), torch.tensor(values, dtype=scores.dtype),
-                            accumulate=False)
-            scores = scores + bias
+            index = (torch.tensor(rows), torch.tensor(cols))
+            scores.index_put_(index, scores[index] + torch.tensor(values, dtype=scores.dtype))
         return scores
 
 
@@ -299,16 +296,18 @@ def draw(probs: torch.Tensor, generator: torch.Generator | RowGenerators, top_p:
 
 
 class PerJob:
-    """Applies each job's processor to its own rows ``[start, stop)`` of a batch, in one copy of
-    the scores (the idea boost of each request in a micro-batch)."""
+    """Applies each job's processor to its own rows ``[start, stop)`` of a batch, in place (the idea
+    boost of each request in a micro-batch)."""
 
     def __init__(self, parts: list[tuple[Any, int, int]]) -> None:
         self.parts = parts
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        scores = scores.clone()
         for processor, start, stop in self.parts:
-            scores[start:stop] = processor(input_ids[start:stop], scores[start:stop])
+            part = scores[start:stop]
+            out = processor(input_ids[start:stop], part)
+            if out.data_ptr() != part.data_ptr():  # a rule that did not write in place
+                part.copy_(out)
         return scores
 
 
@@ -387,11 +386,11 @@ def sample_many(
         logits = out.logits[:, -1, :].float()  # (rows in the cache, V)
         if live.numel() < n:  # finished rows were dropped: they get EOS below whatever they score
             logits = logits.new_zeros(n, logits.size(1)).index_copy_(0, live, logits)
-        scores = procs(input_ids, logits)
+        scores = procs(input_ids, logits.clone())  # the rules write in place; logits stay the model's
         probs = torch.softmax(scores, dim=-1).cpu()
         next_ids = draw(probs, rngs, settings.top_p).to(device)
         next_ids = torch.where(finished, torch.full_like(next_ids, tokenizer.eos_id), next_ids)
-        token_logprob = torch.log_softmax(logits, dim=-1).gather(1, next_ids[:, None]).squeeze(1)  # (N,)
+        token_logprob = logits.gather(1, next_ids[:, None]).squeeze(1) - torch.logsumexp(logits, dim=-1)  # (N,)
         logprob += torch.where(finished, torch.zeros_like(token_logprob), token_logprob).double().cpu()
         input_ids = torch.cat([input_ids, next_ids[:, None]], dim=1)
         finished |= next_ids == tokenizer.eos_id

@@ -30,7 +30,6 @@ class MinNewTokens:
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         if input_ids.size(1) - self.context_length < self.min_new_tokens:
-            scores = scores.clone()
             scores[:, self.eos_id] = -math.inf
         return scores
 
@@ -45,7 +44,6 @@ class NoRepeatNGram:
         n = self.n
         if input_ids.size(1) + 1 < n:
             return scores
-        scores = scores.clone()
         for row, ids in enumerate(input_ids.tolist()):
             prefix = tuple(ids[len(ids) - n + 1 :]) if n > 1 else ()
             banned = [ids[i + n - 1] for i in range(len(ids) - n + 1) if tuple(ids[i : i + n - 1]) == prefix]
@@ -64,7 +62,7 @@ class RepetitionPenalty:
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         picked = torch.gather(scores, 1, input_ids)
         picked = torch.where(picked < 0, picked * self.penalty, picked / self.penalty)
-        return scores.scatter(1, input_ids, picked)
+        return scores.scatter_(1, input_ids, picked)
 
 
 class NoBadWords:
@@ -86,7 +84,6 @@ class NoBadWords:
                        for seqs in by_length.values()]
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        scores = scores.clone()
         if self.single:
             scores[:, self.single] = -math.inf
         for prefixes, last in self.longer:
@@ -105,7 +102,7 @@ class Temperature:
         self.temperature = temperature
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        return scores / self.temperature
+        return scores.div_(self.temperature)
 
 
 class TopK:
@@ -117,7 +114,7 @@ class TopK:
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         k = min(max(self.k, 1), scores.size(-1))
         kth = torch.topk(scores, k)[0][..., -1, None]
-        return scores.masked_fill(scores < kth, -math.inf)
+        return scores.masked_fill_(scores < kth, -math.inf)
 
 
 class MinP:
@@ -133,7 +130,7 @@ class MinP:
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         floor = scores.amax(dim=-1, keepdim=True) + math.log(self.min_p)
-        return scores.masked_fill(scores < floor, -math.inf)
+        return scores.masked_fill_(scores < floor, -math.inf)
 
 
 class TopP:

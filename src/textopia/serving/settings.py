@@ -60,7 +60,7 @@ class ServingSettings(BaseSettings):
     queue_size: int = Field(default=64, ge=0, le=10_000)
     batch_window_ms: float = Field(default=10.0, ge=0, le=1000)
     batch_requests: int = Field(default=32, ge=1, le=256)
-    max_batch_rows: int = Field(default=48, ge=1, le=1024)
+    max_batch_rows: int = Field(default=36, ge=1, le=1024)
     batch_workers: int = Field(default=2, ge=1, le=16)
     request_timeout_s: float = Field(default=60.0, gt=0)
     retry_after_s: int = Field(default=2, ge=1)
