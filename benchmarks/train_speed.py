@@ -14,7 +14,12 @@ the same data (the first ``--train-limit`` prompts of the train split) and the s
   ``torch.autocast`` (bf16) or none, forward, backward, gradient clipping at 1.0, AdamW; tokens/s
   over the same steps.
 
-Tokens are every non-padding token of a batch. Writes ``<out>.json`` and ``<out>.md``.
+Tokens are every non-padding token of a batch. ``--families latent-diffusion`` measures the
+latent diffusion loop instead, in latents per second: both sides continue the shipped
+``src/textopia/assets/latent`` (``model.init_from``) on the posteriors of the same
+``--train-limit`` prompts (encoded once by :func:`textopia.training.diffusion.cached_latents`
+before timing), each step drawing a batch of latents and ideas from a seeded generator, the plain
+side with the model's own ``loss``, AdamW and clipping. Writes ``<out>.json`` and ``<out>.md``.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 WARMUP = 10
+LATENT = "latent-diffusion"
+SHIPPED_LATENT = ROOT / "src" / "textopia" / "assets" / "latent"
 
 
 def family_config(family: str) -> Path:
@@ -50,15 +57,62 @@ def textopia_rate(family: str, precision: str, data_dir: str, steps: int, limit:
                 f"train.out_dir={tmp}/run", f"train.max_steps={steps}", "train.eval_every=0",
                 "train.save_every=0", "train.log_every=10", f"train.precision={precision}",
                 "train.max_minutes=None"]
+        if family == LATENT:
+            sets.append(f"model.init_from={SHIPPED_LATENT}")
         cmd = [sys.executable, "-m", "textopia.cli", "train", "--config", str(family_config(family)),
                "--no-progress", *(x for s in sets for x in ("--set", s))]
         subprocess.run(cmd, check=True, capture_output=True, text=True)
         lines = [json.loads(x) for x in Path(f"{tmp}/run/metrics.jsonl").read_text().splitlines()]
-    rates = [x["tokens_per_s"] for x in lines if x.get("split") == "train" and x["step"] > WARMUP]
+    unit = "examples_per_s" if family == LATENT else "tokens_per_s"
+    rates = [x[unit] for x in lines if x.get("split") == "train" and x["step"] > WARMUP]
     return statistics.median(rates)
 
 
+def plain_latent_rate(precision: str, data_dir: str, steps: int, limit: int) -> float:
+    """The plain loop for latent diffusion: latents per second."""
+    import random
+
+    import torch
+
+    from textopia.data.corpus import read_split
+    from textopia.data.ideas import derive_idea
+    from textopia.models.checkpoint import load_checkpoint
+    from textopia.models.latent_diffusion import idea_token_ids
+    from textopia.training.config import load_config
+    from textopia.training.diffusion import Latents, cached_latents
+
+    config = load_config(str(family_config(LATENT)), [f"data.dir={data_dir}"])
+    model, tokenizer, _ = load_checkpoint(SHIPPED_LATENT)
+    model.train()
+    prompts = read_split(data_dir, "train")[:limit]
+    max_length = min(config.data.max_length, int(model.config.vae.get("n_positions", config.data.max_length)))
+    with tempfile.TemporaryDirectory() as tmp:
+        (mu, logvar), _ = cached_latents(Path(tmp) / "latents.safetensors", model.vae, tokenizer, prompts, prompts[:10],
+                                         max_length=max_length)
+    latents = Latents(mu, logvar, model.config.latents)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.train.lr, weight_decay=config.train.weight_decay)
+    batch, examples, start = config.train.batch_size, 0, None
+    for step in range(steps):
+        if step == WARMUP:
+            examples, start = 0, time.perf_counter()
+        gen = torch.Generator().manual_seed(step)
+        idx = torch.randint(0, len(latents), (batch,), generator=gen)
+        ideas = [derive_idea(prompts[j], random.Random(f"{step}/{i}")) for i, j in enumerate(idx.tolist())]
+        idea_ids, has_idea = idea_token_ids(tokenizer, ideas, model.config.max_idea_tokens)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = model.loss(latents.draw(idx, gen), idea_ids, has_idea, gen)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        examples += batch
+    return examples / (time.perf_counter() - start)
+
+
 def plain_rate(family: str, precision: str, data_dir: str, steps: int, limit: int) -> float:
+    if family == LATENT:
+        return plain_latent_rate(precision, data_dir, steps, limit)
     import torch
 
     from textopia.data.batching import BucketBatchSampler, ExampleConfig, PromptDataset, collate
@@ -108,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         for precision in args.precisions:
             plain = plain_rate(family, precision, args.data_dir, args.steps, args.train_limit)
             ours = textopia_rate(family, precision, args.data_dir, args.steps, args.train_limit)
-            rows.append({"family": family, "precision": precision, "textopia_tokens_per_s": ours,
-                         "plain_tokens_per_s": plain, "ratio": ours / plain})
+            rows.append({"family": family, "precision": precision, "unit": "latents" if family == LATENT else "tokens",
+                         "textopia_tokens_per_s": ours, "plain_tokens_per_s": plain, "ratio": ours / plain})
             print(rows[-1], flush=True)
     result = {"command": "python benchmarks/train_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "machine": machine_info.machine(), "steps": args.steps, "rows": rows}
@@ -117,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     m = result["machine"]
-    lines = ["# Training throughput: `textopia train` against a plain loop (tokens/s, median of windows)", "",
+    lines = ["# Training throughput: `textopia train` against a plain loop (tokens/s, or latents/s for latent "
+             "diffusion; median of windows)", "",
              f"Machine: {m['cpu']}, {m['cpus']} cores, torch {m['torch']} ({m['torch_threads']} threads). "
              f"Command: `{result['command']}`", "",
              "| family | precision | textopia train | plain loop | ratio |", "|---|---|---:|---:|---:|"]
