@@ -25,10 +25,9 @@ from typing import Any
 import torch
 
 from textopia.data.tokenizer import IGNORE_INDEX
-
+from textopia.models.latent_objective import posterior, reparameterize
 from textopia.models.vae_likelihood import (  # noqa: F401  (re-exported)
     DEFAULT_IW_SAMPLES,
-    LOG_2PI,
     gaussian_log_density,
     iw_log_likelihood,
     sequence_log_likelihood,
@@ -52,8 +51,8 @@ def mutual_information(mu: torch.Tensor, logvar: torch.Tensor, *, generator: tor
     """
     mu, logvar = mu.double().cpu(), logvar.double().cpu()
     n, nz = mu.shape
-    neg_entropy = float((-0.5 * nz * LOG_2PI - 0.5 * (1 + logvar).sum(dim=1)).mean())
-    z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, generator=generator, dtype=torch.float64)
+    neg_entropy = float(-posterior(mu, logvar).entropy().sum(dim=1).mean())
+    z = reparameterize(mu, logvar, generator)
     log_qz = []
     for start in range(0, n, chunk):
         zi = z[start : start + chunk, None, :]  # (c, 1, nz)
@@ -147,7 +146,7 @@ def evaluate_vae(
     tokens = 0
     means, logvars = [], []
     for batch, mu, logvar in posterior_batches(model, tokenizer, prompts, max_length=max_length, batch_size=batch_size):
-        z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, generator=gen).to(mu.device)
+        z = reparameterize(mu, logvar, gen)
         recon -= float(sequence_log_likelihood(model, batch["input_ids"], batch["labels"], z).sum())
         kl += float(gaussian_kl(mu, logvar).sum())
         tokens += int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())

@@ -8,6 +8,7 @@ active-unit count, and the checks of the settings they read.
 from __future__ import annotations
 
 import torch
+from torch.distributions import Normal, kl_divergence
 
 from textopia.errors import TextopiaError
 
@@ -29,46 +30,71 @@ def check_objective(config, name: str, builder: str) -> None:
         raise TextopiaError(f"{name}.unk_id is not set (build the model with {builder})")
 
 
+#: log σ² is clamped to this range when a posterior is built: exp(0.5·log σ²) stays a normal
+#: float32 and the KL finite, whatever an untrained encoder outputs.
+LOGVAR_RANGE = (-30.0, 20.0)
+
+
+def posterior(mu: torch.Tensor, logvar: torch.Tensor) -> Normal:
+    """q(z | x) = N(mu, diag exp(logvar)) as a ``torch.distributions.Normal`` (batch shape of ``mu``)."""
+    return Normal(mu, torch.exp(0.5 * logvar.clamp(*LOGVAR_RANGE)))
+
+
+def prior_like(q: Normal) -> Normal:
+    """The standard normal prior N(0, I) with ``q``'s batch shape, dtype and device."""
+    return Normal(torch.zeros_like(q.loc), torch.ones_like(q.scale))
+
+
 def gaussian_kl(
     mu: torch.Tensor,
     logvar: torch.Tensor,
     mu_p: torch.Tensor | None = None,
     logvar_p: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """KL(N(mu, diag e^logvar) || N(mu_p, diag e^logvar_p)) per dimension, in nats.
+    """KL(N(mu, diag e^logvar) || N(mu_p, diag e^logvar_p)) per dimension, in nats
+    (``torch.distributions.kl_divergence`` of two :func:`posterior` Normals).
 
     Args:
         mu, logvar: (..., nz) float, the first Gaussian.
         mu_p, logvar_p: (..., nz) float or None for the standard normal prior.
 
     Returns:
-        (..., nz) float: sum over the last dimension for the full KL. Kingma & Welling 2014,
-        appendix B, for the prior case.
+        (..., nz) float: sum over the last dimension for the full KL (Kingma & Welling 2014,
+        appendix B, for the prior case).
     """
-    if mu_p is None:
-        mu_p = torch.zeros_like(mu)
-    if logvar_p is None:
-        logvar_p = torch.zeros_like(logvar)
-    return 0.5 * (logvar_p - logvar + (logvar.exp() + (mu - mu_p) ** 2) / logvar_p.exp() - 1.0)
+    q = posterior(mu, logvar)
+    p = prior_like(q) if mu_p is None and logvar_p is None else posterior(
+        torch.zeros_like(mu) if mu_p is None else mu_p, torch.zeros_like(logvar) if logvar_p is None else logvar_p)
+    return kl_divergence(q, p)
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None,
                    num_samples: int | None = None) -> torch.Tensor:
-    """z = mu + exp(logvar / 2) · ε, ε ~ N(0, I) (Kingma & Welling 2014, §2.4).
+    """z = mu + exp(logvar / 2) · ε, ε ~ N(0, I) (Kingma & Welling 2014, §2.4): :func:`posterior`'s
+    ``rsample``, with ε drawn from ``generator`` (``Normal.rsample`` draws from the global RNG
+    only, and seeded runs must be reproducible).
 
     Args:
         mu, logvar: (B, nz) float.
+        generator: the RNG of ε (None: the global one); ε is drawn on its device and moved.
         num_samples: None gives (B, nz); K gives (B, K, nz).
 
     Returns:
         z, differentiable with respect to ``mu`` and ``logvar``.
     """
-    std = (0.5 * logvar).exp()
+    q = posterior(mu, logvar)
+    shape = mu.shape if num_samples is None else (mu.size(0), num_samples, mu.size(1))
+    device = generator.device if generator is not None else mu.device
+    eps = torch.randn(shape, generator=generator, device=device, dtype=mu.dtype).to(mu.device)
     if num_samples is None:
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        return mu + std * eps
-    eps = torch.randn((mu.size(0), num_samples, mu.size(1)), generator=generator, device=mu.device, dtype=mu.dtype)
-    return mu[:, None, :] + std[:, None, :] * eps
+        return q.loc + q.scale * eps
+    return q.loc[:, None, :] + q.scale[:, None, :] * eps
+
+
+def log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, diag e^logvar) summed over the last dimension (nats), broadcasting shapes:
+    :func:`posterior`'s ``log_prob``."""
+    return posterior(mu, logvar).log_prob(z).sum(dim=-1)
 
 
 def free_bits_kl(kl_per_dim: torch.Tensor, free_bits: float) -> torch.Tensor:

@@ -41,7 +41,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.distributions import Normal, kl_divergence
+from torch.distributions import Normal, kl_divergence  # noqa: F401  (Normal: the posterior's type)
 
 from textopia.data.tokenizer import IGNORE_INDEX
 from textopia.errors import TextopiaError
@@ -49,8 +49,11 @@ from textopia.models.latent_objective import (
     annealed_kl_weight,
     check_objective,
     free_bits_kl,
+    gaussian_kl,
     mmd,
+    prior_like,
 )
+from textopia.models.latent_objective import posterior as gaussian_posterior
 from textopia.models.likelihood import token_nll
 from textopia.models.registry import ModelSpec, register
 from textopia.models.text_vae import VAEOutput, prompt_tokens
@@ -183,7 +186,7 @@ class PromptAE(nn.Module):
         pad[:, self.config.n_latents:] = pos[None, :] >= lengths.to(ids.device)[:, None]
         h = self.encoder(seq, src_key_padding_mask=pad)[:, : self.config.n_latents]  # (B, K, E)
         mu, logvar = self.to_posterior(self.enc_norm(h)).float().chunk(2, dim=-1)  # (B, K, dz) each
-        return Normal(mu, torch.exp(0.5 * logvar.clamp(-30.0, 20.0)))
+        return gaussian_posterior(mu, logvar)
 
     def encode(self, ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mu, logvar)`` of q(z | x), each (B, K·dz) float32 (the latent tools' flat layout)."""
@@ -260,7 +263,7 @@ class PromptAE(nn.Module):
         counted = shift_labels != IGNORE_INDEX
         tokens = counted.sum()
         recon = nll.mean()
-        prior = Normal(torch.zeros_like(q.loc), torch.ones_like(q.scale))
+        prior = prior_like(q)
         kl_dims = kl_divergence(q, prior).reshape(b, -1)  # (B, K·dz) nats
         kl = kl_dims.sum(dim=1).mean()
         kl_term = free_bits_kl(kl_dims, cfg.free_bits)
@@ -366,8 +369,7 @@ def validation_figures(model: PromptAE, tokenizer, prompts: list[str], *, max_le
         counted = labels != IGNORE_INDEX
         recon += float(token_nll(logits, batch["labels"]).sum())
         hits += int(((logits[:, :-1].argmax(-1) == labels) & counted).sum())
-        q = Normal(mu.float(), torch.exp(0.5 * logvar.float()))
-        kl += float(kl_divergence(q, Normal(torch.zeros_like(q.loc), torch.ones_like(q.scale))).sum())
+        kl += float(gaussian_kl(mu.float(), logvar.float()).sum())
         tokens += int(counted.sum())
         n += mu.size(0)
         means.append(mu.float().cpu())

@@ -56,7 +56,6 @@ from textopia.models.latent_objective import (
 from textopia.models.likelihood import token_nll
 from textopia.models.registry import ModelSpec, register
 
-LOG_2PI = math.log(2 * math.pi)
 
 
 @dataclass

@@ -10,15 +10,16 @@ import math
 
 import torch
 
+from textopia.models.latent_objective import log_density
 from textopia.models.likelihood import token_nll
 
-LOG_2PI = math.log(2 * math.pi)
 DEFAULT_IW_SAMPLES = 500
 
 
 def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """log N(z; mu, diag e^logvar), summed over the last dimension (nats); broadcasting shapes."""
-    return -0.5 * (LOG_2PI + logvar + (z - mu) ** 2 / logvar.exp()).sum(dim=-1)
+    """log N(z; mu, diag e^logvar), summed over the last dimension (nats); broadcasting shapes
+    (:func:`textopia.models.latent_objective.log_density`)."""
+    return log_density(z, mu, logvar)
 
 
 def sequence_log_likelihood(model, input_ids: torch.Tensor, labels: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -66,7 +67,7 @@ def iw_log_likelihood(
         eps = torch.randn((b, k, mu.size(1)), generator=generator).to(mu.device, mu.dtype)
         z = mu[:, None] + (0.5 * logvar).exp()[:, None] * eps  # (B, k, nz)
         log_q = gaussian_log_density(z, mu[:, None], logvar[:, None]).double()  # (B, k)
-        log_prior = (-0.5 * (LOG_2PI + z**2).sum(dim=-1)).double()
+        log_prior = log_density(z, torch.zeros_like(z), torch.zeros_like(z)).double()
         ll = score(input_ids.repeat_interleave(k, dim=0), labels.repeat_interleave(k, dim=0), z.reshape(b * k, -1))
         log_w.append(ll.view(b, k) + log_prior - log_q)
         done += k
