@@ -97,6 +97,19 @@ def log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torc
     return posterior(mu, logvar).log_prob(z).sum(dim=-1)
 
 
+def word_dropout(input_ids: torch.Tensor, labels: torch.Tensor, p: float, unk_id: int) -> torch.Tensor:
+    """Replace prompt tokens (``labels`` not ignored) among the decoder inputs by ``unk_id`` with
+    probability ``p`` (Bowman et al. 2016, §3.3: the decoder cannot lean on its inputs alone and
+    must read the latent). ``input_ids``, ``labels``: (B, T) int64; returns a new (B, T) tensor.
+    Callers apply it in training only."""
+    from textopia.data.tokenizer import IGNORE_INDEX
+
+    if p <= 0:
+        return input_ids
+    drop = (labels != IGNORE_INDEX) & (torch.rand(input_ids.shape, device=input_ids.device) < p)
+    return input_ids.masked_fill(drop, int(unk_id))
+
+
 def free_bits_kl(kl_per_dim: torch.Tensor, free_bits: float) -> torch.Tensor:
     """The free-bits KL term: Σ_j max(free_bits, mean over the batch of KL_j), in nats.
 

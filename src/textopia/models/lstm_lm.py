@@ -40,6 +40,15 @@ class LSTMConfig:
     init_range: float = 0.1  # embeddings start uniform in [-init_range, init_range]
 
 
+def init_embedding_and_head(embed: nn.Embedding, lm_head: nn.Linear, init_range: float, tied: bool) -> None:
+    """U(-r, r) token embedding and output layer (one tensor when ``tied``), zero output bias, as
+    Zaremba et al. 2014 initialise their LSTM language models; shared by the LSTM LM and VAE."""
+    nn.init.uniform_(embed.weight, -init_range, init_range)
+    if not tied:
+        nn.init.uniform_(lm_head.weight, -init_range, init_range)
+    nn.init.zeros_(lm_head.bias)
+
+
 class LSTMLanguageModel(nn.Module):
     """A multi-layer LSTM LM whose ``forward`` mirrors a transformers causal LM.
 
@@ -77,11 +86,7 @@ class LSTMLanguageModel(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        r = self.config.init_range
-        nn.init.uniform_(self.embed.weight, -r, r)
-        if not self.config.tie_weights:
-            nn.init.uniform_(self.lm_head.weight, -r, r)
-        nn.init.zeros_(self.lm_head.bias)
+        init_embedding_and_head(self.embed, self.lm_head, self.config.init_range, self.config.tie_weights)
         # Forget gates start open (bias 1), as Jozefowicz et al. 2015 advise; PyTorch's gate
         # order is (input, forget, cell, output), each n_hidden wide.
         h = self.config.n_hidden

@@ -52,6 +52,7 @@ from textopia.models.latent_objective import (
     gaussian_kl,
     mmd,
     prior_like,
+    word_dropout,
 )
 from textopia.models.latent_objective import posterior as gaussian_posterior
 from textopia.models.likelihood import token_nll
@@ -219,13 +220,6 @@ class PromptAE(nn.Module):
         out = self.decoder(inputs_embeds=inputs, use_cache=not self.training)
         return out.logits[:, self.config.n_latents:], _cache(out)
 
-    def word_dropout(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        p = self.config.word_dropout
-        if not self.training or p <= 0:
-            return input_ids
-        drop = (labels != IGNORE_INDEX) & (torch.rand(input_ids.shape, device=input_ids.device) < p)
-        return input_ids.masked_fill(drop, int(self.config.unk_id))
-
     # -- the objective -------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, z: torch.Tensor | None = None) -> VAEOutput:
@@ -257,7 +251,8 @@ class PromptAE(nn.Module):
         if self.training and cfg.latent_noise > 0:
             z = z + cfg.latent_noise * torch.randn_like(z)
         z = z.reshape(b, -1)
-        logits, _ = self.decode(self.word_dropout(input_ids, labels), z)
+        dropped = word_dropout(input_ids, labels, cfg.word_dropout if self.training else 0.0, cfg.unk_id)
+        logits, _ = self.decode(dropped, z)
         shift_labels = labels[:, 1:]
         nll = token_nll(logits, labels)  # (B,) nats per example
         counted = shift_labels != IGNORE_INDEX

@@ -52,8 +52,10 @@ from textopia.models.latent_objective import (
     gaussian_kl,
     mmd,
     reparameterize,
+    word_dropout,
 )
 from textopia.models.likelihood import token_nll
+from textopia.models.lstm_lm import init_embedding_and_head
 from textopia.models.registry import ModelSpec, register
 
 
@@ -178,11 +180,7 @@ class TextVAE(nn.Module):
         self.kl_weight = annealed_kl_weight(self.config, step)
 
     def _init_weights(self) -> None:
-        r = self.config.init_range
-        nn.init.uniform_(self.embed.weight, -r, r)
-        if not self.config.tie_weights:
-            nn.init.uniform_(self.lm_head.weight, -r, r)
-        nn.init.zeros_(self.lm_head.bias)
+        init_embedding_and_head(self.embed, self.lm_head, self.config.init_range, self.config.tie_weights)
         # Start with a posterior close to the prior (small means, unit variances).
         nn.init.normal_(self.to_posterior.weight, std=0.01)
         nn.init.zeros_(self.to_posterior.bias)
@@ -247,12 +245,11 @@ class TextVAE(nn.Module):
         return self.lm_head(h), new_state
 
     def word_dropout(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Replace prompt tokens among the decoder inputs by UNK with probability ``word_dropout``."""
-        p = self.config.word_dropout
-        if not self.training or p <= 0:
+        """Replace prompt tokens among the decoder inputs by UNK with probability ``word_dropout``
+        in training (:func:`~textopia.models.latent_objective.word_dropout`)."""
+        if not self.training:
             return input_ids
-        drop = (labels != IGNORE_INDEX) & (torch.rand(input_ids.shape, device=input_ids.device) < p)
-        return input_ids.masked_fill(drop, int(self.config.unk_id))
+        return word_dropout(input_ids, labels, self.config.word_dropout, self.config.unk_id)
 
     # -- the objective -------------------------------------------------------------------------
     def forward(
