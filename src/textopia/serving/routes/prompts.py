@@ -184,38 +184,34 @@ async def list_models(state: StateDep) -> ModelsResponse:
     )
 
 
+async def _latent_view(state: ServiceState, name: str | None, safe_mode: bool,
+                       work: Callable[[Any], Any]) -> tuple[str, list[str], Any, Timing]:
+    """Run a latent view (``work(generator)`` on the latent model ``name``) through the limiter:
+    ``(model name, prompts, the safe-mode pattern or None, timing)``."""
+    arrived = time.perf_counter()
+    model = state.require_store().get_latent(name)
+    generator: Any = model.generator
+    result = await _infer(state, lambda: [str(p) for p in work(generator)])
+    timing = Timing(queue_s=round(result.queue_s, 6), generate_s=round(result.run_s, 6),
+                    total_s=round(time.perf_counter() - arrived, 6))
+    return model.name, result.value, banned_pattern(NSFW_WORDS) if safe_mode else None, timing
+
+
 @router.post("/interpolate", response_model=LatentResponse, responses=ERRORS)
 async def interpolate(state: StateDep, body: InterpolateRequest) -> LatentResponse:
     """Decode ``steps`` prompts on the path between two prompts' latents (VAE models only)."""
-    arrived = time.perf_counter()
-    model = state.require_store().get_latent(body.model)
-    generator: Any = model.generator
-    pattern = banned_pattern(NSFW_WORDS) if body.safe_mode else None
     a, b = " ".join(body.prompt_a.split()), " ".join(body.prompt_b.split())
-    result = await _infer(state, lambda: list(generator.interpolate(a, b, body.steps)))
-    prompts = [mask_banned(str(p), pattern) for p in result.value]
-    return LatentResponse(
-        model=model.name, prompts=prompts,
-        timing=Timing(queue_s=round(result.queue_s, 6), generate_s=round(result.run_s, 6),
-                      total_s=round(time.perf_counter() - arrived, 6)),
-    )
+    name, prompts, pattern, timing = await _latent_view(
+        state, body.model, body.safe_mode, lambda generator: generator.interpolate(a, b, body.steps))
+    return LatentResponse(model=name, prompts=[mask_banned(p, pattern) for p in prompts], timing=timing)
 
 
 @router.post("/variations", response_model=LatentResponse, responses=ERRORS)
 async def variations(state: StateDep, body: VariationsRequest) -> LatentResponse:
     """Decode ``n`` prompts from latents drawn around one prompt's posterior (VAE models only)."""
-    arrived = time.perf_counter()
-    model = state.require_store().get_latent(body.model)
-    generator: Any = model.generator
-    pattern = banned_pattern(NSFW_WORDS) if body.safe_mode else None
     prompt = " ".join(body.prompt.split())
-    result = await _infer(
-        state,
-        lambda: list(generator.variations(prompt, body.n, spread=body.spread, seed=body.seed)),
-    )
-    kept = [str(p) for p in result.value if not contains_banned(str(p), pattern)]
-    return LatentResponse(
-        model=model.name, prompts=kept, dropped=len(result.value) - len(kept),
-        timing=Timing(queue_s=round(result.queue_s, 6), generate_s=round(result.run_s, 6),
-                      total_s=round(time.perf_counter() - arrived, 6)),
-    )
+    name, prompts, pattern, timing = await _latent_view(
+        state, body.model, body.safe_mode,
+        lambda generator: generator.variations(prompt, body.n, spread=body.spread, seed=body.seed))
+    kept = [p for p in prompts if not contains_banned(p, pattern)]
+    return LatentResponse(model=name, prompts=kept, dropped=len(prompts) - len(kept), timing=timing)
