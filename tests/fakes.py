@@ -17,7 +17,6 @@ from textopia.generation.base import (
     Generation,
     Generator,
     LatentGenerator,
-    Mode,
     TextopiaError,
 )
 
@@ -52,38 +51,15 @@ class FakeGenerator(Generator):
         self.fail_with = fail_with
         self.calls: list[dict[str, Any]] = []
 
-    def generate(
-        self,
-        idea: str | None,
-        n: int = 4,
-        *,
-        mode: Mode = "expand",
-        temperature: float = DecodingSettings.temperature,
-        top_p: float = DecodingSettings.top_p,
-        top_k: int = DecodingSettings.top_k,
-        repetition_penalty: float = DecodingSettings.repetition_penalty,
-        max_new_tokens: int = DecodingSettings.max_new_tokens,
-        min_new_tokens: int = DecodingSettings.min_new_tokens,
-        seed: int | None = None,
-        banned_words: list[str] | tuple[str, ...] = (),
-        rerank: bool = True,
-        min_p: float = DecodingSettings.min_p,
-        idea_boost: float = DecodingSettings.idea_boost,
-    ) -> list[Generation]:
-        settings = DecodingSettings(
-            mode=mode, temperature=temperature, top_p=top_p, top_k=top_k,
-            repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens,
-            min_new_tokens=min_new_tokens, seed=seed, banned_words=tuple(banned_words),
-            rerank=rerank, min_p=min_p, idea_boost=idea_boost,
-        )
+    def generate_with(self, idea: str | None, n: int, settings: DecodingSettings, latent: Any = None) -> list[Generation]:
         settings.validate()
         if n < 1:
             raise TextopiaError(f"n must be >= 1, got {n}")
         self.calls.append({"idea": idea, "n": n, **settings.__dict__})
         if self.fail_with is not None:
             raise self.fail_with
-        rng = random.Random(seed)
-        banned = [w.lower() for w in banned_words]
+        rng = random.Random(settings.seed)
+        banned = [w.lower() for w in settings.banned_words]
         styles = [s for s in _STYLES if not any(re.search(rf"\b{re.escape(b)}\b", s) for b in banned)]
         base = " ".join((idea or "a scene").split())
         out: list[Generation] = []
@@ -92,7 +68,7 @@ class FakeGenerator(Generator):
             if len(out) == n:
                 break
             picked = rng.sample(styles, k=min(len(styles), rng.randint(2, 5)))
-            words = (base + ", " + ", ".join(picked)).split(" ")[:max_new_tokens]
+            words = (base + ", " + ", ".join(picked)).split(" ")[: settings.max_new_tokens]
             prompt = " ".join(words)
             if prompt.lower() in seen:
                 continue
@@ -102,7 +78,7 @@ class FakeGenerator(Generator):
             out.append(
                 Generation(
                     prompt=prompt, idea=idea, num_tokens=len(words),
-                    finished=len(words) < max_new_tokens, model=self.name,
+                    finished=len(words) < settings.max_new_tokens, model=self.name,
                     settings=dict(settings.__dict__),
                 )
             )

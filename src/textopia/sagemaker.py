@@ -38,7 +38,6 @@ import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from textopia.errors import TextopiaError
 

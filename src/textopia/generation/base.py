@@ -117,7 +117,6 @@ class Generator(abc.ABC):
     #: the keywords :meth:`generate` takes beyond :class:`DecodingSettings`' (a family's own settings)
     extra_settings: tuple[str, ...] = ()
 
-    @abc.abstractmethod
     def generate(
         self,
         idea: str | None,
@@ -149,6 +148,21 @@ class Generator(abc.ABC):
 
         Raises:
             TextopiaError: a setting is out of range or n < 1.
+        """
+        return self.generate_with(idea, n, DecodingSettings(
+            mode=mode, temperature=temperature, top_p=top_p, top_k=top_k,
+            repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens,
+            min_new_tokens=min_new_tokens, seed=seed, banned_words=tuple(banned_words), rerank=rerank,
+            min_p=min_p, idea_boost=idea_boost,
+        ))
+
+    @abc.abstractmethod
+    def generate_with(self, idea: str | None, n: int, settings: DecodingSettings, latent: Any = None) -> list[Generation]:
+        """:meth:`generate` with its settings as one object (``latent``: a latent model's own
+        settings object for drawing its latents; None: its defaults). Every family implements this.
+
+        Raises:
+            TextopiaError: as :meth:`generate`.
         """
 
     def info(self) -> dict[str, Any]:

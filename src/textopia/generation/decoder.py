@@ -26,7 +26,6 @@ logger = logging.getLogger(__name__)
 
 MAX_N = 64
 OVERSAMPLE = 3  # with rerank: samples drawn per prompt returned
-_D = DecodingSettings()  # the one place the decoding defaults are defined
 MAX_ROUNDS = 4  # sampling rounds before returning fewer than n distinct prompts
 CLEAN_ROUNDS = 3  # with rerank: rounds drawn at most while fewer than n samples are clean
 
@@ -68,34 +67,10 @@ class DecoderGenerator(Generator):
         return sample(self.model, self.tokenizer, context, num, settings, generator, self.max_positions,
                       idea=idea if mode == "expand" else None)
 
-    def generate(
-        self,
-        idea: str | None,
-        n: int = 4,
-        *,
-        mode: str = "expand",
-        temperature: float = _D.temperature,
-        top_p: float = _D.top_p,
-        top_k: int = _D.top_k,
-        repetition_penalty: float = _D.repetition_penalty,
-        max_new_tokens: int = _D.max_new_tokens,
-        min_new_tokens: int = _D.min_new_tokens,
-        seed: int | None = None,
-        banned_words: list[str] | tuple[str, ...] = (),
-        rerank: bool = True,
-        min_p: float = _D.min_p,
-        idea_boost: float = _D.idea_boost,
-    ) -> list[Generation]:
-        return self.generate_with(idea, n, DecodingSettings(
-            mode=mode, temperature=temperature, top_p=top_p, top_k=top_k,
-            repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens,
-            min_new_tokens=min_new_tokens, seed=seed, banned_words=tuple(banned_words), rerank=rerank,
-            min_p=min_p, idea_boost=idea_boost,
-        ))
-
     def generate_with(self, idea: str | None, n: int, settings: DecodingSettings, latent: Any = None) -> list[Generation]:
-        """:meth:`generate` with its settings as objects: ``settings`` for decoding, and ``latent``
-        for how a latent model draws its latents (its own settings object; None: its defaults).
+        """:meth:`Generator.generate` with its settings as objects: ``settings`` for decoding, and
+        ``latent`` for how a latent model draws its latents (its own settings object; None: its
+        defaults).
 
         Raises:
             TextopiaError: as :meth:`generate`.
