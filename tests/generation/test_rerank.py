@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import textopia
-from textopia.generation.decoding import IdeaBoostProcessor, clause_end_ids, idea_boost_words
+from textopia.generation.boost import IdeaBoostProcessor, clause_end_ids, idea_boost_words
 from textopia.generation.rerank import MIN_MEAN_LOGPROB, score_sample, select
 from textopia.text import KnownWords, has_all_idea_words, relevance_recall, stutters
 

@@ -39,7 +39,7 @@ class DecodingSettings:
         min_p: min-p sampling (Nguyen et al. 2024): drop tokens less likely than ``min_p`` times
             the most likely one; 0 disables it.
         idea_boost: in expand mode, nats added to the logits of the idea's words until each is
-            written (:class:`textopia.generation.decoding.IdeaBoostProcessor`); 0 disables it.
+            written (:class:`textopia.generation.boost.IdeaBoostProcessor`); 0 disables it.
     """
 
     mode: Mode = "expand"

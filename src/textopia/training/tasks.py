@@ -84,11 +84,14 @@ class TokenTask(Task):
     """Decoder-only LMs and the latent autoencoders: tokenised ``<|idea|> ... <|prompt|> ...``
     examples, shuffled into length buckets each epoch, ideas drawn per epoch.
 
+    Every task is built as ``Task(config, resume_from=..., progress=...)``; ``progress`` (a bar
+    for up-front work) has nothing to show here: examples are tokenised as they are drawn.
+
     Raises:
         TextopiaError: the train split is empty.
     """
 
-    def __init__(self, config: ExperimentConfig, *, resume_from: Path | None = None) -> None:
+    def __init__(self, config: ExperimentConfig, *, resume_from: Path | None = None, progress: bool = False) -> None:
         kind = config.model.get("kind", "gpt")
         self.spec = get_spec(kind)
         self.model_config = make_config(kind, config.model)

@@ -133,6 +133,16 @@ class _Metrics:
         (directory / METRICS_FILE).write_text("".join(line + "\n" for line in self.lines))
 
 
+def _latent_task():
+    from textopia.training.diffusion import LatentTask  # with diffusers' scheduler: imported when used
+
+    return LatentTask
+
+
+#: The task class of each registry ``trainer`` name (a family's part of the one loop).
+_TASKS = {"tokens": lambda: TokenTask, "latents": _latent_task}
+
+
 def build_task(config: ExperimentConfig, *, resume_from: Path | None = None, progress: bool = False) -> Task:
     """The :class:`~textopia.training.tasks.Task` that trains ``config.model.kind``: the
     family's ``trainer`` in the registry names it ("tokens" or "latents").
@@ -140,11 +150,10 @@ def build_task(config: ExperimentConfig, *, resume_from: Path | None = None, pro
     Raises:
         TextopiaError: the config, a checkpoint or the data is unusable.
     """
-    if get_spec(config.model.get("kind", "gpt")).trainer == "latents":
-        from textopia.training.diffusion import LatentTask
-
-        return LatentTask(config, resume_from=resume_from, progress=progress)
-    return TokenTask(config, resume_from=resume_from)
+    trainer = get_spec(config.model.get("kind", "gpt")).trainer
+    if trainer not in _TASKS:
+        raise TextopiaError(f"no training loop task {trainer!r} (known: {', '.join(_TASKS)})")
+    return _TASKS[trainer]()(config, resume_from=resume_from, progress=progress)
 
 
 def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = True) -> Path:
