@@ -42,6 +42,14 @@ logger = logging.getLogger("benchmarks.load")
 # --------------------------------------------------------------------------- server (child process)
 
 
+def _batching_defaults() -> dict[str, int]:
+    """The server's batching settings this run used (ServingSettings' defaults, or TEXTOPIA_* overrides)."""
+    from textopia.serving.settings import ServingSettings
+
+    settings = ServingSettings()
+    return {"batch_workers": settings.batch_workers, "max_batch_rows": settings.max_batch_rows}
+
+
 def serve(args: argparse.Namespace) -> None:
     """Child process: build the app (real or fake models) and serve it on 127.0.0.1."""
     import uvicorn
@@ -211,7 +219,8 @@ def _markdown(report: dict[str, Any]) -> str:
         f"{report['model']['parameters']} parameters){' — FAKE generator' if report['fake'] else ''}",
         f"- Server: uvicorn, one process on {HOST}; {s['max_concurrency']} inference thread(s), "
         f"queue {s['queue_size']}, timeout {s['request_timeout_s']} s, micro-batching window "
-        f"{s.get('batch_window_ms', 0)} ms (0: each request decoded alone)",
+        f"{s.get('batch_window_ms', 0)} ms (0: each request decoded alone)"
+        + (f", {s['batch_workers']} batches at a time of at most {s['max_batch_rows']} rows" if "batch_workers" in s else ""),
         f"- Request: `{json.dumps(report['request'])}` (seed varies per request)",
         f"- Each level: at most {report['duration_s']} s and {report['max_requests']} requests; "
         f"server memory idle {report['memory_mib']['idle']} MiB",
@@ -323,6 +332,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             "max_concurrency": args.max_concurrency, "queue_size": args.queue_size,
             "request_timeout_s": args.request_timeout_s, "startup_s": round(startup_s, 2),
             "batch_window_ms": args.batch_window_ms,
+            **_batching_defaults(),
         },
         "request": body,
         "duration_s": args.duration_s,
