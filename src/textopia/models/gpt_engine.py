@@ -107,7 +107,9 @@ class EngineOutput:
 
 
 class _Linear:
-    """``y = x @ weight + bias`` for a (in, out) ``Conv1D`` weight, in one of :data:`WEIGHT_DTYPES`.
+    """``y = x @ weight + bias`` for a (in, out) ``Conv1D`` weight held in ``dtype``: "float32",
+    "float16" or "int8" (fbgemm's packed weights; the last two fall back to the next wider one
+    where this CPU or torch build cannot pack them).
 
     Called on ``x`` (N, in) float32; returns (N, out) float32.
     """
@@ -124,7 +126,10 @@ class _Linear:
             if self.packed is None:  # this torch has no int8 tensors: half precision instead
                 self.dtype = "float16"
         if self.dtype == "float16":
-            self.packed = torch.ops.quantized.linear_prepack_fp16(w, b)
+            try:
+                self.packed = torch.ops.quantized.linear_prepack_fp16(w, b)
+            except (RuntimeError, AttributeError, NotImplementedError):  # no fbgemm for this CPU or build
+                self.dtype, self.weight, self.bias = "float32", weight, bias
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.dtype == "float32":

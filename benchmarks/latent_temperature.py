@@ -1,0 +1,81 @@
+"""The latent diffusion model's generation against the sampling temperature: fluency, relevance, variety.
+
+Usage (from the repository root)::
+
+    python benchmarks/latent_temperature.py [--ideas benchmarks/ideas/derived_1000.txt] [--skip 10]
+        [--num-ideas 12] [--temperatures 1.2 0.9 0.7] [--out benchmarks/results/latent_temperature]
+
+For each temperature, ``--num-ideas`` ideas of the file (after the first ``--skip``: not the
+ideas other benchmarks use first) get 8 prompts each from ``textopia.load("latent")`` (seed 100 +
+idea index, every other setting the default). Figures: perplexity of all the prompts under the
+embedded default GPT in float32 (fluency; lower is better), idea recall
+(``textopia.text.relevance_recall``), distinct-2 over all the prompts pooled, and seconds per 8
+prompts. Writes ``<out>.json`` and ``<out>.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import machine_info
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--ideas", default=str(ROOT / "benchmarks" / "ideas" / "derived_1000.txt"))
+    ap.add_argument("--skip", type=int, default=10)
+    ap.add_argument("--num-ideas", type=int, default=12)
+    ap.add_argument("--temperatures", type=float, nargs="+", default=[1.2, 0.9, 0.7])
+    ap.add_argument("--out", default="benchmarks/results/latent_temperature")
+    args = ap.parse_args(argv)
+
+    import textopia
+    from textopia.models.likelihood import score_prompts
+    from textopia.text import relevance_recall
+
+    lines = [x.strip() for x in Path(args.ideas).read_text().splitlines()]
+    ideas = [x for x in lines if x and not x.startswith("#")][args.skip : args.skip + args.num_ideas]
+    latent, reference = textopia.load("latent"), textopia.load(weight_dtype="float32")
+    rows = []
+    for temperature in args.temperatures:
+        prompts, recalls, started = [], [], time.perf_counter()
+        for i, idea in enumerate(ideas):
+            for g in latent.generate(idea, 8, seed=100 + i, temperature=temperature):
+                prompts.append(g.prompt)
+                recalls.append(relevance_recall(idea, g.prompt))
+        seconds = (time.perf_counter() - started) / len(ideas)
+        scored = score_prompts(reference.model, reference.tokenizer, prompts)
+        words = [p.lower().split() for p in prompts]
+        bigrams = [tuple(w[i : i + 2]) for w in words for i in range(len(w) - 1)]
+        rows.append({"temperature": temperature, "perplexity": math.exp(scored.nats / scored.tokens),
+                     "idea_recall": sum(recalls) / len(recalls), "distinct_2": len(set(bigrams)) / max(1, len(bigrams)),
+                     "seconds_per_8": seconds, "prompts": len(prompts)})
+        print(rows[-1], flush=True)
+    result = {"command": "python benchmarks/latent_temperature.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "machine": machine_info.machine(), "ideas": ideas, "rows": rows}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    m = result["machine"]
+    md = ["# The latent model's generation against the temperature", "",
+          f"Machine: {m['cpu']}, {m['cpus']} cores, torch {m['torch']}. Command: `{result['command']}`; "
+          f"{len(ideas)} ideas x 8 prompts, every other setting the default.", "",
+          "| temperature | perplexity under the default GPT | idea recall | distinct-2 | s per 8 prompts |",
+          "|---:|---:|---:|---:|---:|"]
+    md += [f"| {r['temperature']} | {r['perplexity']:.1f} | {r['idea_recall']:.3f} | {r['distinct_2']:.3f} | "
+           f"{r['seconds_per_8']:.2f} |" for r in rows]
+    out.with_suffix(".md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
