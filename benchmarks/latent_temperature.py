@@ -16,7 +16,6 @@ prompts. Writes ``<out>.json`` and ``<out>.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -61,19 +60,12 @@ def main(argv: list[str] | None = None) -> int:
         print(rows[-1], flush=True)
     result = {"command": "python benchmarks/latent_temperature.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "machine": machine_info.machine(), "ideas": ideas, "rows": rows}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    m = result["machine"]
-    md = ["# The latent model's generation against the temperature", "",
-          f"Machine: {m['cpu']}, {m['cpus']} cores, torch {m['torch']}. Command: `{result['command']}`; "
-          f"{len(ideas)} ideas x 8 prompts, every other setting the default.", "",
-          "| temperature | perplexity under the default GPT | idea recall | distinct-2 | s per 8 prompts |",
-          "|---:|---:|---:|---:|---:|"]
-    md += [f"| {r['temperature']} | {r['perplexity']:.1f} | {r['idea_recall']:.3f} | {r['distinct_2']:.3f} | "
-           f"{r['seconds_per_8']:.2f} |" for r in rows]
-    out.with_suffix(".md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    table = [f"{len(ideas)} ideas x 8 prompts, every other setting the default.", "",
+             "| temperature | perplexity under the default GPT | idea recall | distinct-2 | s per 8 prompts |",
+             "|---:|---:|---:|---:|---:|"]
+    table += [f"| {r['temperature']} | {r['perplexity']:.1f} | {r['idea_recall']:.3f} | {r['distinct_2']:.3f} | "
+              f"{r['seconds_per_8']:.2f} |" for r in rows]
+    print(machine_info.write_results(args.out, result, "The latent model's generation against the temperature", table))
     return 0
 
 

@@ -29,3 +29,19 @@ def machine() -> dict[str, Any]:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def write_results(out: str | Path, result: dict[str, Any], title: str, table: list[str]) -> str:
+    """Write ``<out>.json`` (``result``, which holds "command" and "machine") and ``<out>.md``
+    (``title``, the machine and command line, then the ``table`` lines); returns the markdown."""
+    import json
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    m = result["machine"]
+    lines = [f"# {title}", "", f"Machine: {m['cpu']}, {m['cpus']} cores, torch {m['torch']} "
+             f"({m['torch_threads']} threads). Command: `{result['command']}`", "", *table]
+    text = "\n".join(lines) + "\n"
+    out.with_suffix(".md").write_text(text)
+    return text

@@ -167,19 +167,11 @@ def main(argv: list[str] | None = None) -> int:
             print(rows[-1], flush=True)
     result = {"command": "python benchmarks/train_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "machine": machine_info.machine(), "steps": args.steps, "rows": rows}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    m = result["machine"]
-    lines = ["# Training throughput: `textopia train` against a plain loop (tokens/s, or latents/s for latent "
-             "diffusion; median of windows)", "",
-             f"Machine: {m['cpu']}, {m['cpus']} cores, torch {m['torch']} ({m['torch_threads']} threads). "
-             f"Command: `{result['command']}`", "",
-             "| family | precision | textopia train | plain loop | ratio |", "|---|---|---:|---:|---:|"]
-    lines += [f"| {r['family']} | {r['precision']} | {r['textopia_tokens_per_s']:.0f} | {r['plain_tokens_per_s']:.0f} | "
+    table = ["| family | precision | textopia train | plain loop | ratio |", "|---|---|---:|---:|---:|"]
+    table += [f"| {r['family']} | {r['precision']} | {r['textopia_tokens_per_s']:.0f} | {r['plain_tokens_per_s']:.0f} | "
               f"{r['ratio']:.2f} |" for r in rows]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    print(machine_info.write_results(args.out, result, "Training throughput: `textopia train` against a plain loop "
+                                     "(tokens/s, or latents/s for latent diffusion; median of windows)", table))
     return 0
 
 
