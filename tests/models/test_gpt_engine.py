@@ -38,6 +38,21 @@ def test_logits_equal_transformers_full_and_cached(tiny_checkpoint):
     assert sum(p.numel() for p in engine.parameters()) == sum(p.numel() for p in hf.parameters())
 
 
+def test_input_vectors_give_transformers_logits(tiny_checkpoint):
+    """``inputs_embeds`` (a latent prefix, say) in place of ids: transformers' logits, then steps
+    through the cache from there."""
+    engine, hf = _models(tiny_checkpoint)
+    vectors = torch.randn(2, 5, engine.config.n_embd, generator=torch.Generator().manual_seed(3))
+    ids = torch.randint(0, engine.config.vocab_size, (2, 3), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        want = hf(inputs_embeds=torch.cat([vectors, hf.transformer.wte(ids)], dim=1)).logits
+        out = engine(inputs_embeds=vectors, use_cache=True)
+        step = engine(input_ids=ids, past_key_values=out.past_key_values, use_cache=True)
+    torch.testing.assert_close(torch.cat([out.logits, step.logits], dim=1), want, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="exactly one"):
+        engine(input_ids=ids, inputs_embeds=vectors)
+
+
 def test_right_padded_batches_score_as_in_transformers(tiny_checkpoint):
     engine, hf = _models(tiny_checkpoint)
     ids = torch.randint(0, engine.config.vocab_size, (2, 12))

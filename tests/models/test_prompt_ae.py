@@ -51,6 +51,29 @@ def test_latent_prefix_changes_the_decoder(tokenizer):
     assert torch.allclose(torch.cat([first, rest], dim=1), full, atol=1e-5)
 
 
+def test_decoding_runs_on_the_lean_engine_with_the_same_logits(tokenizer):
+    """In eval mode without gradients the decoder runs on the lean engine (float16-packed weights
+    shared with the model): transformers' logits to float16's precision, the cache stepping as
+    the whole sequence, nothing added to the state dict, and a fresh engine after training."""
+    model = build_prompt_ae(PromptAEConfig(**TINY), tokenizer).eval()
+    ids = torch.tensor([[tokenizer.prompt_id, 5, 6, 7], [tokenizer.prompt_id, 9, 8, 7]])
+    z = torch.randn(2, 32, generator=torch.Generator().manual_seed(0))
+    keys = set(model.state_dict())
+    hf, _ = model.decode(ids, z)  # gradients on: transformers' model
+    with torch.no_grad():
+        fast, _ = model.decode(ids, z)
+        first, cache = model.decode(ids[:, :2], z)
+        rest, _ = model.decode(ids[:, 2:], z, cache)
+    engine = model.decoding_engine()
+    assert engine is not None and type(cache).__name__ == "StaticCache"
+    assert not torch.equal(fast, hf) and torch.allclose(fast, hf, atol=2e-3)
+    assert torch.allclose(torch.cat([first, rest], dim=1), fast, atol=1e-5)
+    assert set(model.state_dict()) == keys
+    model.train()
+    model.eval()
+    assert model.decoding_engine() is not engine
+
+
 def test_init_from_a_gpt_and_bad_settings(tokenizer, tiny_checkpoint):
     from safetensors.torch import load_file
 

@@ -261,9 +261,10 @@ class GPT2Engine(nn.Module):
         return StaticCache(self.config, batch, max_length or self.config.n_positions, w.dtype, w.device)
 
     @torch.no_grad()
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 past_key_values: StaticCache | None = None, use_cache: bool = False,
-                position_ids: torch.Tensor | None = None, **_: Any) -> EngineOutput:
+                position_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
+                **_: Any) -> EngineOutput:
         """Logits of the next token at every position.
 
         Args:
@@ -274,6 +275,8 @@ class GPT2Engine(nn.Module):
             past_key_values: the cache of earlier calls, or None to start afresh.
             use_cache: keep (and return) the cache, for the next call to go on from.
             position_ids: (B, T) int64 positions; default ``cached .. cached + T - 1`` for every row.
+            inputs_embeds: (B, T, E) float instead of ``input_ids``: the input vectors themselves (a
+                latent prefix, say), to which the position embeddings are added, as in transformers.
 
         Returns:
             :class:`EngineOutput` with ``logits`` (B, T, V) float32.
@@ -281,7 +284,10 @@ class GPT2Engine(nn.Module):
         Raises:
             ValueError: the sequence would pass ``n_positions``.
         """
-        b, t = input_ids.shape
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("give exactly one of input_ids and inputs_embeds")
+        b, t = input_ids.shape if input_ids is not None else inputs_embeds.shape[:2]
+        device = input_ids.device if input_ids is not None else inputs_embeds.device
         cfg = self.config
         cache = past_key_values
         if cache is None and use_cache:
@@ -290,8 +296,9 @@ class GPT2Engine(nn.Module):
         if start + t > cfg.n_positions or (cache is not None and start + t > cache.max_length):
             raise ValueError(f"sequence of {start + t} tokens is longer than the model's {cfg.n_positions} positions")
         h, d = cfg.n_head, cfg.n_embd // cfg.n_head
-        pos = position_ids if position_ids is not None else torch.arange(start, start + t, device=input_ids.device)
-        x = F.embedding(input_ids, self._w("transformer.wte.weight")) + self._w("transformer.wpe.weight")[pos]
+        pos = position_ids if position_ids is not None else torch.arange(start, start + t, device=device)
+        tokens = F.embedding(input_ids, self._w("transformer.wte.weight")) if input_ids is not None else inputs_embeds
+        x = tokens.float() + self._w("transformer.wpe.weight")[pos]
         # Key padding: None while every key is real (the fast causal kernels), else (B, 1, T, S) bool.
         key_valid = None
         if attention_mask is not None and not bool(attention_mask.all()):

@@ -164,6 +164,30 @@ class PromptAE(nn.Module):
         training loop calls this before each step; :func:`~textopia.models.latent_objective.kl_beta`)."""
         self.kl_weight = annealed_kl_weight(self.config, step)
 
+    def _apply(self, fn, *args, **kwargs):  # .to(device), .half(), ...: the decoding engine follows
+        self.__dict__.pop("_engine", None)
+        return super()._apply(fn, *args, **kwargs)
+
+    def train(self, mode: bool = True) -> "PromptAE":
+        self.__dict__.pop("_engine", None)  # its packed copies would go stale as the weights train
+        return super().train(mode)
+
+    def decoding_engine(self):
+        """The lean GPT-2 engine (:mod:`textopia.models.gpt_engine`) over the decoder's own weights
+        (shared, not copied; float16-packed on the CPU, whose perplexity equals float32's to 1e-6),
+        used by :meth:`decode` in eval mode; None where the engine cannot run this decoder. Kept
+        outside the module's parameters and state dict; dropped on ``train()`` or a device move."""
+        if "_engine" not in self.__dict__:
+            from textopia.models.gpt_engine import EngineConfig, GPT2Engine, supports
+
+            config = self.decoder.config.to_dict()
+            engine = None
+            if supports(config):
+                engine = GPT2Engine(EngineConfig.from_json(config), self.decoder.state_dict()).eval()
+                engine.set_weight_dtype("float16")
+            self.__dict__["_engine"] = engine  # not a submodule: no second copy in the state dict
+        return self.__dict__["_engine"]
+
     @property
     def embed(self) -> nn.Embedding:
         """The token embedding (V, E), shared by the encoder, the decoder and its output layer."""
@@ -209,14 +233,24 @@ class PromptAE(nn.Module):
             z: (B, K·dz) float latents.
             state: the decoder's cache from an earlier call (it already holds the prefix), or None.
 
+        In eval mode without gradients, the decoder runs on :meth:`decoding_engine` (its cache is
+        then the engine's); in training, or where gradients are wanted, on transformers' model.
+
         Returns:
             ``(logits (B, T, V), cache)``.
         """
+        engine = None if self.training or torch.is_grad_enabled() else self.decoding_engine()
         if state is not None:
+            if engine is not None:
+                out = engine(input_ids=input_ids, past_key_values=state, use_cache=True)
+                return out.logits, out.past_key_values
             out = self.decoder(input_ids, state, use_cache=True)  # the cache is the 2nd argument in every version
             return out.logits, _cache(out)
         emb = self.embed(input_ids)
         inputs = torch.cat([self.prefix(z.to(emb.dtype)).to(emb.dtype), emb], dim=1)  # (B, K + T, E)
+        if engine is not None:
+            out = engine(inputs_embeds=inputs, use_cache=True)
+            return out.logits[:, self.config.n_latents:], out.past_key_values
         out = self.decoder(inputs_embeds=inputs, use_cache=not self.training)
         return out.logits[:, self.config.n_latents:], _cache(out)
 

@@ -327,7 +327,7 @@ class ConditionedDecoder(nn.Module):
         from transformers.modeling_outputs import CausalLMOutputWithPast
 
         z = self.z
-        if z.size(0) != input_ids.size(0):
+        if past_key_values is None and z.size(0) != input_ids.size(0):  # later calls may drop finished rows
             raise ValueError(f"z has {z.size(0)} rows for a batch of {input_ids.size(0)}")
         logits, state = self.vae.decode(input_ids, z, past_key_values)
         return CausalLMOutputWithPast(logits=logits, past_key_values=state if use_cache else None)
