@@ -160,3 +160,19 @@ def test_reduced_weights_keep_the_shipped_models_perplexity(prepared, dtype):
                                exact_logits, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="weight dtype"):
         engine.set_weight_dtype("int4")
+
+
+def test_reduced_weights_fall_back_to_float32_where_fbgemm_cannot_run(tiny_checkpoint, monkeypatch):
+    """On a CPU or build without fbgemm's kernels (packing raises), "mixed" computes in float32."""
+    from textopia.models import gpt_engine
+
+    def unavailable(*_args, **_kwargs):
+        raise RuntimeError("no fbgemm here")
+
+    engine = load_engine(tiny_checkpoint)
+    ids = torch.randint(0, engine.config.vocab_size, (2, 8), generator=torch.Generator().manual_seed(5))
+    exact = engine(input_ids=ids).logits
+    monkeypatch.setattr(torch.ops.quantized, "linear_prepack_fp16", unavailable)
+    monkeypatch.setattr(gpt_engine, "_pack_int8", lambda *_: None)
+    engine.set_weight_dtype("mixed")
+    assert torch.equal(engine(input_ids=ids).logits, exact)

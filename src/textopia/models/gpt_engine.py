@@ -128,6 +128,7 @@ class _Linear:
         if self.dtype == "float16":
             try:
                 self.packed = torch.ops.quantized.linear_prepack_fp16(w, b)
+                torch.ops.quantized.linear_dynamic_fp16(torch.zeros(1, w.size(1)), self.packed)  # runs here?
             except (RuntimeError, AttributeError, NotImplementedError):  # no fbgemm for this CPU or build
                 self.dtype, self.weight, self.bias = "float32", weight, bias
 
@@ -142,7 +143,7 @@ class _Linear:
 
 def _pack_int8(weight: torch.Tensor, bias: torch.Tensor | None):
     """fbgemm's packed int8 weight (symmetric, one scale per output channel) for ``weight``
-    (out, in) float32, or None where this torch cannot make one. torch 2.13 marks the quantized
+    (out, in) float32, or None where this torch or CPU cannot make or run one (tried once here). torch 2.13 marks the quantized
     tensor it is made from as deprecated (its warning is silenced here: the tests pin torch and
     check this path's perplexity); without it the engine falls back to float16."""
     import warnings
@@ -153,7 +154,9 @@ def _pack_int8(weight: torch.Tensor, bias: torch.Tensor | None):
             warnings.simplefilter("ignore", UserWarning)
             q = torch.quantize_per_channel(weight, scales, torch.zeros(weight.size(0), dtype=torch.long), 0,
                                            torch.qint8)
-            return torch.ops.quantized.linear_prepack(q, bias)
+            packed = torch.ops.quantized.linear_prepack(q, bias)
+            torch.ops.quantized.linear_dynamic(torch.zeros(1, weight.size(1)), packed, True)  # runs here?
+            return packed
     except (RuntimeError, AttributeError, NotImplementedError):
         return None
 

@@ -213,7 +213,8 @@ def attach_batchers(store: "ModelStore", settings: ServingSettings) -> list:
         import torch
 
         if not torch.cuda.is_available():  # the batches share the cores instead of each taking them all
-            threads = max(1, len(os.sched_getaffinity(0)) // workers)
+            cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            threads = max(1, cpus // workers)  # sched_getaffinity: Linux's usable cores; macOS has only cpu_count
             logger.info("decoding %d batches at a time, %d torch thread(s) each", workers, threads)
     for name in store.names():
         model = store.get(name)
