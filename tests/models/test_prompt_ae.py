@@ -187,6 +187,15 @@ def test_sdedit_variations_of_a_latent_diffusion_model(tiny_diffusion_checkpoint
         gen.diffusion.sample_latents(None, 2, steps=4, init=torch.zeros(gen.latent_dim), strength=0.0)
 
 
+def test_latent_diffusion_generates_at_its_own_default_temperature(tiny_diffusion_checkpoint):
+    from textopia.generation.diffusion import GENERATE_TEMPERATURE
+    from textopia.generation.loader import load
+
+    gen = load(tiny_diffusion_checkpoint)
+    assert gen.generate("castle", 1, seed=0)[0].settings["temperature"] == GENERATE_TEMPERATURE != 1.2
+    assert gen.generate("castle", 1, seed=0, temperature=1.2)[0].settings["temperature"] == 1.2
+
+
 def test_export_in_half_precision_with_measured_defaults(tiny_vae_checkpoint, tmp_path):
     from textopia.cli import main
     from textopia.generation.loader import load

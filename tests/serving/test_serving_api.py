@@ -53,6 +53,21 @@ def test_settings_reach_the_generator(client: TestClient, fake: FakeGenerator) -
     assert call["banned_words"] == ("Greg Rutkowski", "artstation")  # cleaned, deduplicated
 
 
+def test_a_left_out_temperature_is_the_models_own(app_factory: Any) -> None:
+    from textopia.generation.base import DecodingSettings
+
+    class Cool(FakeGenerator):
+        default_decoding = DecodingSettings(temperature=0.7)
+
+    cool, plain = Cool(name="cool"), FakeGenerator(name="plain")
+    with TestClient(app_factory({"cool": cool, "plain": plain})) as c:
+        for model, want in (("cool", 0.7), ("plain", DecodingSettings().temperature)):
+            assert c.post("/v1/generate", json={"idea": "x", "model": model, "seed": 1}).status_code == 200
+            assert (cool if model == "cool" else plain).calls[-1]["temperature"] == want
+        assert c.post("/v1/generate", json={"idea": "x", "model": "cool", "temperature": 1.1}).status_code == 200
+        assert cool.calls[-1]["temperature"] == 1.1
+
+
 def test_safe_mode_bans_nsfw_words_and_drops_what_slips_through(app_factory: Any) -> None:
     class Leaky(FakeGenerator):
         def generate(self, idea, n=4, **kwargs):

@@ -18,7 +18,8 @@ def add_generate(sub) -> None:
     p.add_argument("--model", default=None, help="an embedded model's name or a checkpoint directory")
     d = DecodingSettings()  # one source of the defaults: the Python API's
     p.add_argument("--mode", choices=["expand", "continue"], default=d.mode)
-    p.add_argument("--temperature", type=float, default=d.temperature)
+    p.add_argument("--temperature", type=float, default=None,
+                   help=f"softmax temperature (default: the model's own: {d.temperature}, lower for latent diffusion)")
     p.add_argument("--top-p", type=float, default=d.top_p)
     p.add_argument("--top-k", type=int, default=d.top_k)
     p.add_argument("--repetition-penalty", type=float, default=d.repetition_penalty)
@@ -87,8 +88,9 @@ def cmd_generate(args) -> None:
     extra = {k: v for k, v in (("guidance", args.guidance), ("steps", args.steps)) if v is not None}
     if unsupported_settings(generator, extra):
         raise TextopiaError(f"--guidance and --steps apply to latent diffusion models, not to {generator.kind!r}")
+    temperature = generator.default_decoding.temperature if args.temperature is None else args.temperature
     settings = dict(
-        mode=args.mode, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+        mode=args.mode, temperature=temperature, top_p=args.top_p, top_k=args.top_k,
         repetition_penalty=args.repetition_penalty, max_new_tokens=args.max_new_tokens,
         min_new_tokens=args.min_new_tokens, banned_words=args.ban, rerank=not args.no_rerank,
         min_p=args.min_p, idea_boost=args.idea_boost, **extra,

@@ -116,6 +116,9 @@ class Generator(abc.ABC):
     kind: str
     #: the keywords :meth:`generate` takes beyond :class:`DecodingSettings`' (a family's own settings)
     extra_settings: tuple[str, ...] = ()
+    #: the family's decoding defaults where they differ from :class:`DecodingSettings`' (today only
+    #: the temperature, which callers leave to the model with None)
+    default_decoding: DecodingSettings = DecodingSettings()
 
     def generate(
         self,
@@ -123,7 +126,7 @@ class Generator(abc.ABC):
         n: int = 4,
         *,
         mode: Mode = "expand",
-        temperature: float = DecodingSettings.temperature,
+        temperature: float | None = None,
         top_p: float = DecodingSettings.top_p,
         top_k: int = DecodingSettings.top_k,
         repetition_penalty: float = DecodingSettings.repetition_penalty,
@@ -141,6 +144,8 @@ class Generator(abc.ABC):
             idea: the user's short idea (expand mode) or the prompt's beginning (continue mode);
                 None or "" samples unconditionally.
             n: how many distinct prompts to return (1..64).
+            temperature: the softmax temperature; None: the model's default
+                (:attr:`default_decoding`: 1.2, or 0.9 for latent diffusion).
 
         Returns:
             ``n`` :class:`Generation` objects, distinct after normalising case and spacing
@@ -149,6 +154,8 @@ class Generator(abc.ABC):
         Raises:
             TextopiaError: a setting is out of range or n < 1.
         """
+        if temperature is None:
+            temperature = self.default_decoding.temperature
         return self.generate_with(idea, n, DecodingSettings(
             mode=mode, temperature=temperature, top_p=top_p, top_k=top_k,
             repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens,

@@ -41,6 +41,7 @@ JsonFloat = Annotated[float, BeforeValidator(_json_number)]
 # Bounds before the validator, so that they reach the JSON schema inside ``Seed | None``.
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED), BeforeValidator(_json_number)]
 Guidance = Annotated[float, Field(ge=0.0, le=20.0), BeforeValidator(_json_number)]
+Temperature = Annotated[float, Field(ge=0.05, le=2.0), BeforeValidator(_json_number)]
 Spread = Annotated[float, Field(ge=0.0, le=20.0), BeforeValidator(_json_number)]
 DDIMSteps = Annotated[int, Field(ge=1, le=200), BeforeValidator(_json_number)]
 
@@ -67,7 +68,8 @@ class GenerateRequest(_Strict):
         "(an empty idea is written from nothing in either mode)."
     )
     n: JsonInt = Field(4, ge=1, le=MAX_N, description="How many distinct prompts to write.")
-    temperature: JsonFloat = Field(_D.temperature, ge=0.05, le=2.0, description="Softmax temperature.")
+    temperature: Temperature | None = Field(None, description="Softmax temperature; null or left "
+                                          f"out: the model's own ({_D.temperature}, lower for latent diffusion).")
     top_p: JsonFloat = Field(_D.top_p, ge=0.01, le=1.0, description="Nucleus mass; 1 disables it.")
     top_k: JsonInt = Field(_D.top_k, ge=0, le=200, description="Keep the k likeliest tokens; 0 disables it.")
     repetition_penalty: JsonFloat = Field(_D.repetition_penalty, ge=1.0, le=2.0, description="CTRL penalty; 1 is none.")

@@ -66,7 +66,7 @@ def _generate_work(
                                  f"{model.generator.kind!r}")
     decoding = dict(
         mode=body.mode,
-        temperature=body.temperature,
+        temperature=model.generator.default_decoding.temperature if body.temperature is None else body.temperature,
         top_p=body.top_p,
         top_k=body.top_k,
         repetition_penalty=body.repetition_penalty,
