@@ -91,6 +91,9 @@ class FakeGenerator(Generator):
 class FakeLatentGenerator(FakeGenerator, LatentGenerator):
     """A fake with a "latent space": interpolation mixes the two prompts' words."""
 
+    #: a latent family's own default temperature, as latent diffusion's (the page and the API show it)
+    default_decoding = DecodingSettings(temperature=0.9)
+
     def __init__(self, name: str = "fake-vae", kind: str = "vae", delay_s: float = 0.0) -> None:
         super().__init__(name=name, kind=kind, delay_s=delay_s)
 

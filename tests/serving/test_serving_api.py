@@ -66,6 +66,8 @@ def test_a_left_out_temperature_is_the_models_own(app_factory: Any) -> None:
             assert (cool if model == "cool" else plain).calls[-1]["temperature"] == want
         assert c.post("/v1/generate", json={"idea": "x", "model": "cool", "temperature": 1.1}).status_code == 200
         assert cool.calls[-1]["temperature"] == 1.1
+        listed = {m["name"]: m["default_temperature"] for m in c.get("/v1/models").json()["models"]}
+        assert listed == {"cool": 0.7, "plain": DecodingSettings().temperature}
 
 
 def test_safe_mode_bans_nsfw_words_and_drops_what_slips_through(app_factory: Any) -> None:

@@ -149,6 +149,8 @@ class ModelInfo(BaseModel):
     parameters: int | None = Field(None, description="Parameter count, when the model says it.")
     latent: bool = Field(description="True for models with a latent space (interpolate, variations).")
     default: bool = Field(description="True for the model used when a request names none.")
+    default_temperature: float | None = Field(
+        None, description="The temperature a generate request that leaves it out gets from this model.")
     info: dict[str, Any] = Field(default_factory=dict, description="What the model says of itself.")
 
 

@@ -178,6 +178,7 @@ async def list_models(state: StateDep) -> ModelsResponse:
             ModelInfo(
                 name=m.name, kind=m.kind, parameters=m.parameters, latent=m.latent,
                 default=m.name == store.default, info=m.info,
+                default_temperature=m.generator.default_decoding.temperature,
             )
             for m in store.models.values()
         ],

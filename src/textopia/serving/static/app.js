@@ -111,12 +111,24 @@ function fillSelect(select, models, defaultName) {
   }
 }
 
+// Each model's default temperature (from /v1/models): the slider starts there for the model picked.
+const defaultTemperature = new Map();
+
+function useModelDefaults() {
+  const t = defaultTemperature.get($("model").value);
+  if (t === undefined || t === null) return;
+  $("temperature").value = t;
+  $("temperature").dispatchEvent(new Event("input"));
+}
+
 async function loadModels() {
   try {
     const response = await fetch("/v1/models", { headers: { Accept: "application/json" } });
     const data = await response.json();
     if (!response.ok) throw new Error(data.error || "HTTP " + response.status);
     fillSelect($("model"), data.models, data.default);
+    for (const m of data.models) defaultTemperature.set(m.name, m.default_temperature);
+    useModelDefaults();
     const latent = data.models.filter((m) => m.latent);
     if (latent.length) {
       fillSelect($("latent-model"), latent, latent[0].name);
@@ -204,6 +216,7 @@ document.addEventListener("DOMContentLoaded", () => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("generate-form").requestSubmit();
   });
   $("generate-form").addEventListener("submit", generate);
+  $("model").addEventListener("change", useModelDefaults);
   $("copy-all").addEventListener("click", (event) => {
     const texts = Array.from(document.querySelectorAll("#results .prompt-text")).map((p) => p.textContent);
     copyText(texts.join("\n"), event.currentTarget);
