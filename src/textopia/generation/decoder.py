@@ -30,6 +30,12 @@ MAX_ROUNDS = 4  # sampling rounds before returning fewer than n distinct prompts
 CLEAN_ROUNDS = 3  # with rerank: rounds drawn at most while fewer than n samples are clean
 
 
+def rows_per_round(n: int, settings: DecodingSettings) -> int:
+    """Rows one sampling round of a request for ``n`` prompts draws: ``n`` times
+    :data:`OVERSAMPLE` with reranking, else ``n`` (the service's batcher sizes its batches by it)."""
+    return n * (OVERSAMPLE if settings.rerank else 1)
+
+
 class DecoderGenerator(Generator):
     """Writes prompts with a decoder-only LM and :func:`textopia.generation.decoding.sample`.
 
@@ -158,7 +164,7 @@ class _Request:
         self.owner, self.idea, self.n, self.settings, self.context = owner, idea, n, settings, context
         self.latent = latent  # a latent model's own settings for this call (None: its defaults)
         self.reranking = settings.rerank
-        self.per_round = n * (OVERSAMPLE if self.reranking else 1)
+        self.per_round = rows_per_round(n, settings)
         self.banned = [re.compile(rf"(?<!\w){re.escape(w.strip())}(?!\w)", re.IGNORECASE)
                        for w in settings.banned_words if w.strip()]
         self.generator = torch.Generator().manual_seed(settings.seed)

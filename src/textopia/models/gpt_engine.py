@@ -143,9 +143,11 @@ class _Linear:
 
 def _pack_int8(weight: torch.Tensor, bias: torch.Tensor | None):
     """fbgemm's packed int8 weight (symmetric, one scale per output channel) for ``weight``
-    (out, in) float32, or None where this torch or CPU cannot make or run one (tried once here). torch 2.13 marks the quantized
-    tensor it is made from as deprecated (its warning is silenced here: the tests pin torch and
-    check this path's perplexity); without it the engine falls back to float16."""
+    (out, in) float32, or None where this torch or CPU cannot make or run one (tried once here).
+
+    torch 2.13 marks the quantized tensor it is made from as deprecated (its warning is silenced
+    here: the tests pin torch and check this path's perplexity); without it the engine falls
+    back to float16."""
     import warnings
 
     scales = (weight.abs().amax(dim=1).clamp(min=1e-12) / 127.0).double()
@@ -200,8 +202,9 @@ class GPT2Engine(nn.Module):
             {name.replace(".", "__"): nn.Parameter(weights[name].float(), requires_grad=False) for name in expected}
         )
         self.weight_dtype = "float32"
-        self._linears: list[tuple[_Linear, ...]] | None = None
-        self._head: _Linear | None = None
+        #: per weight dtype: each block's tensors and projections, and the output layer (packed
+        #: once per dtype and device: ``exact()`` switches back and forth without re-packing)
+        self._packed: dict[str, tuple[list[tuple], _Linear]] = {}
 
     def set_weight_dtype(self, dtype: str) -> "GPT2Engine":
         """Hold the matrix weights (the blocks' four projections and the output embedding) in
@@ -220,7 +223,6 @@ class GPT2Engine(nn.Module):
         if dtype not in WEIGHT_DTYPES:
             raise ValueError(f"weight dtype must be one of {', '.join(WEIGHT_DTYPES)}, got {dtype!r}")
         self.weight_dtype = dtype
-        self._linears = self._head = None  # rebuilt on the next forward, on the current weights
         return self
 
     @contextmanager
@@ -235,29 +237,29 @@ class GPT2Engine(nn.Module):
             self.set_weight_dtype(before)
 
     def _apply(self, fn, *args, **kwargs):  # .to(device), .float(), ...: packed weights follow
-        self._linears = self._head = None
+        self._packed.clear()
         return super()._apply(fn, *args, **kwargs)
 
     def _w(self, name: str) -> torch.Tensor:
         return self.params[name.replace(".", "__")]
 
-    def _layers(self) -> list[tuple]:
-        """Each block's LayerNorm tensors and projections in the order forward uses them (built once
-        per weight dtype and device, not per call)."""
-        if self._linears is None:
-            on_cpu = self._w("transformer.wte.weight").device.type == "cpu"
-            dt = self.weight_dtype if on_cpu else "float32"
-            dt, head_dt = ("float16", "int8") if dt == "mixed" else (dt, dt)
-            self._linears = []
+    def _layers(self) -> tuple[list[tuple], _Linear]:
+        """Each block's LayerNorm tensors and projections in the order forward uses them, and the
+        output layer, in the current weight dtype (packed once per dtype and device, not per call)."""
+        on_cpu = self._w("transformer.wte.weight").device.type == "cpu"
+        key = self.weight_dtype if on_cpu else "float32"
+        if key not in self._packed:
+            dt, head_dt = ("float16", "int8") if key == "mixed" else (key, key)
+            blocks = []
             for i in range(self.config.n_layer):
                 w = lambda n, i=i: self._w(f"transformer.h.{i}.{n}")  # noqa: E731
-                self._linears.append((
+                blocks.append((
                     w("ln_1.weight"), w("ln_1.bias"), _Linear(w("attn.c_attn.weight"), w("attn.c_attn.bias"), dt),
                     _Linear(w("attn.c_proj.weight"), w("attn.c_proj.bias"), dt), w("ln_2.weight"), w("ln_2.bias"),
                     _Linear(w("mlp.c_fc.weight"), w("mlp.c_fc.bias"), dt),
                     _Linear(w("mlp.c_proj.weight"), w("mlp.c_proj.bias"), dt)))
-            self._head = _Linear(self._w("transformer.wte.weight").t(), None, head_dt)
-        return self._linears
+            self._packed[key] = (blocks, _Linear(self._w("transformer.wte.weight").t(), None, head_dt))
+        return self._packed[key]
 
     def new_cache(self, batch: int, max_length: int | None = None) -> StaticCache:
         w = self._w("transformer.wte.weight")
@@ -323,7 +325,8 @@ class GPT2Engine(nn.Module):
             mask[:, torch.arange(t), torch.arange(start, start + t)] = True  # a padding query sees itself
             mask = mask[:, None]  # (B, 1, T, S)
         e, eps = (cfg.n_embd,), cfg.layer_norm_epsilon
-        for i, (ln1_w, ln1_b, attn, proj, ln2_w, ln2_b, fc, out) in enumerate(self._layers()):
+        blocks, head = self._layers()
+        for i, (ln1_w, ln1_b, attn, proj, ln2_w, ln2_b, fc, out) in enumerate(blocks):
             a = F.layer_norm(x, e, ln1_w, ln1_b, eps)
             qkv = attn(a.reshape(b * t, -1))
             q, k, v = qkv.view(b, t, 3, h, d).permute(2, 0, 3, 1, 4)  # each (B, H, T, D)
@@ -348,7 +351,7 @@ class GPT2Engine(nn.Module):
             x = x + out(m).view(b, t, -1)
         x = F.layer_norm(x, (cfg.n_embd,), self._w("transformer.ln_f.weight"), self._w("transformer.ln_f.bias"),
                          cfg.layer_norm_epsilon)
-        logits = self._head(x.reshape(b * t, -1)).view(b, t, -1)  # (B, T, V)
+        logits = head(x.reshape(b * t, -1)).view(b, t, -1)  # (B, T, V)
         if cache is not None:
             cache.length = start + t
         return EngineOutput(logits=logits.float(), past_key_values=cache if use_cache else None)

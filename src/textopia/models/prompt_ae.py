@@ -41,7 +41,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.distributions import Normal, kl_divergence  # noqa: F401  (Normal: the posterior's type)
+from torch.distributions import Normal, kl_divergence
 
 from textopia.data.tokenizer import IGNORE_INDEX
 from textopia.errors import TextopiaError

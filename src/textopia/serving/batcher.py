@@ -23,7 +23,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from textopia.generation.base import DecodingSettings, Generation, TextopiaError
-from textopia.generation.decoder import OVERSAMPLE
+from textopia.generation.decoder import rows_per_round
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +44,11 @@ class MicroBatcher:
         window_s: the longest the first request of a batch waits for others, in seconds.
         max_rows: sampled rows per batch at most (a request of n prompts with reranking is 3n rows).
         workers: batches decoded at the same time, each on its own thread. Much of a step is
-            Python (the decoding rules, sampling) that one thread runs on one core: on a 2-core
-            CPU, two batches at once with one torch thread each decode about 1.4x the requests
-            per second of one batch on two threads (``benchmarks/load.py``).
-        torch_threads: torch's intra-op threads in each worker (set in the worker thread: OpenMP
-            keeps the count per thread); None leaves torch's default.
+            Python (the decoding rules, sampling) that one thread runs on one core, so on a small
+            CPU two batches at once with one torch thread each use it better than one batch on
+            every thread (the service's figures: ``benchmarks/results/load.md``).
+        torch_threads: torch's intra-op threads, set by each worker thread when it starts (torch
+            then also takes the count as the process default); None leaves torch's default.
 
     Raises:
         ValueError: a bad window, row bound or number of workers.
@@ -95,7 +95,7 @@ class MicroBatcher:
 
     @staticmethod
     def _rows(item: _Item) -> int:
-        return item.n * (OVERSAMPLE if item.settings.rerank else 1)
+        return rows_per_round(item.n, item.settings)
 
     def _run(self) -> None:
         if self.torch_threads is not None:
