@@ -1,15 +1,18 @@
-"""The latent diffusion model's generation against the sampling temperature: fluency, relevance, variety.
+"""The latent diffusion model's generation against the sampling temperature and the shallow-fusion
+weight: fluency, relevance, variety.
 
 Usage (from the repository root)::
 
     python benchmarks/latent_temperature.py [--ideas benchmarks/ideas/derived_1000.txt] [--skip 10]
-        [--num-ideas 12] [--temperatures 1.2 0.9 0.7] [--out benchmarks/results/latent_temperature]
+        [--num-ideas 12] [--temperatures 1.2 0.9 0.7] [--lm-weights 0] [--out benchmarks/results/latent_temperature]
 
-For each temperature, ``--num-ideas`` ideas of the file (after the first ``--skip``: not the
+For each temperature and fusion weight λ (``lm_weight``), ``--num-ideas`` ideas of the file (after the first ``--skip``: not the
 ideas other benchmarks use first) get 8 prompts each from ``textopia.load("latent")`` (seed 100 +
 idea index, every other setting the default). Figures: perplexity of all the prompts under the
-embedded default GPT in float32 (fluency; lower is better), idea recall
-(``textopia.text.relevance_recall``), distinct-2 over all the prompts pooled, and seconds per 8
+embedded default GPT in float32 (fluency; lower is better) and under the embedded LSTM (a second
+judge, which shallow fusion does not decode with), idea recall
+(``textopia.text.relevance_recall``), distinct-2 over all the prompts pooled and among each idea's
+8 (the mean), and seconds per 8
 prompts. Writes ``<out>.json`` and ``<out>.md``.
 """
 
@@ -33,39 +36,48 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip", type=int, default=10)
     ap.add_argument("--num-ideas", type=int, default=12)
     ap.add_argument("--temperatures", type=float, nargs="+", default=[1.2, 0.9, 0.7])
+    ap.add_argument("--lm-weights", type=float, nargs="+", default=[0.0])
     ap.add_argument("--out", default="benchmarks/results/latent_temperature")
     args = ap.parse_args(argv)
 
     import textopia
     from textopia.models.likelihood import score_prompts
+    from textopia.evaluation.metrics.diversity import distinct_n
     from textopia.text import relevance_recall
 
     lines = [x.strip() for x in Path(args.ideas).read_text().splitlines()]
     ideas = [x for x in lines if x and not x.startswith("#")][args.skip : args.skip + args.num_ideas]
-    latent, reference = textopia.load("latent"), textopia.load(weight_dtype="float32")
+    latent, reference, lstm = textopia.load("latent"), textopia.load(weight_dtype="float32"), textopia.load("lstm")
     rows = []
-    for temperature in args.temperatures:
-        prompts, recalls, started = [], [], time.perf_counter()
+    for temperature, lm_weight in [(t, w) for w in args.lm_weights for t in args.temperatures]:
+        prompts, recalls, per_idea, started = [], [], [], time.perf_counter()
         for i, idea in enumerate(ideas):
-            for g in latent.generate(idea, 8, seed=100 + i, temperature=temperature):
-                prompts.append(g.prompt)
-                recalls.append(relevance_recall(idea, g.prompt))
+            written = [g.prompt for g in latent.generate(idea, 8, seed=100 + i, temperature=temperature,
+                                                         lm_weight=lm_weight)]
+            prompts += written
+            recalls += [relevance_recall(idea, p) for p in written]
+            per_idea.append(distinct_n(written, 2))
         seconds = (time.perf_counter() - started) / len(ideas)
         scored = score_prompts(reference.model, reference.tokenizer, prompts)
+        judged = score_prompts(lstm.model, lstm.tokenizer, prompts)
         words = [p.lower().split() for p in prompts]
         bigrams = [tuple(w[i : i + 2]) for w in words for i in range(len(w) - 1)]
-        rows.append({"temperature": temperature, "perplexity": math.exp(scored.nats / scored.tokens),
+        rows.append({"temperature": temperature, "lm_weight": lm_weight,
+                     "perplexity": math.exp(scored.nats / scored.tokens),
+                     "perplexity_lstm": math.exp(judged.nats / judged.tokens),
                      "idea_recall": sum(recalls) / len(recalls), "distinct_2": len(set(bigrams)) / max(1, len(bigrams)),
+                     "distinct_2_per_8": sum(per_idea) / len(per_idea),
                      "seconds_per_8": seconds, "prompts": len(prompts)})
         print(rows[-1], flush=True)
     result = {"command": "python benchmarks/latent_temperature.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "machine": machine_info.machine(), "ideas": ideas, "rows": rows}
     table = [f"{len(ideas)} ideas x 8 prompts, every other setting the default.", "",
-             "| temperature | perplexity under the default GPT | idea recall | distinct-2 | s per 8 prompts |",
-             "|---:|---:|---:|---:|---:|"]
-    table += [f"| {r['temperature']} | {r['perplexity']:.1f} | {r['idea_recall']:.3f} | {r['distinct_2']:.3f} | "
-              f"{r['seconds_per_8']:.2f} |" for r in rows]
-    print(machine_info.write_results(args.out, result, "The latent model's generation against the temperature", table))
+             "| temperature | lm_weight | perplexity under the default GPT | under the LSTM | idea recall | "
+             "distinct-2 (all) | distinct-2 (each 8) | s per 8 prompts |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    table += [f"| {r['temperature']} | {r['lm_weight']} | {r['perplexity']:.1f} | {r['perplexity_lstm']:.1f} | "
+              f"{r['idea_recall']:.3f} | {r['distinct_2']:.3f} | {r['distinct_2_per_8']:.3f} | {r['seconds_per_8']:.2f} |"
+              for r in rows]
+    print(machine_info.write_results(args.out, result, "The latent model's generation against the temperature and the fusion weight", table))
     return 0
 
 

@@ -94,6 +94,8 @@ def test_cli_latent_commands_refuse_a_model_without_latents(tiny_checkpoint, cap
     assert "no latent space" in capsys.readouterr().err
     assert main(["generate", "a", "--model", str(tiny_checkpoint), "--guidance", "2"]) == 2
     assert "guidance" in capsys.readouterr().err
+    assert main(["generate", "a", "--model", str(tiny_checkpoint), "--lm-weight", "1"]) == 2
+    assert "--lm-weight" in capsys.readouterr().err
 
 
 def test_cli_generate_with_a_diffusion_checkpoint(tiny_diffusion_checkpoint, capsys):
@@ -101,7 +103,9 @@ def test_cli_generate_with_a_diffusion_checkpoint(tiny_diffusion_checkpoint, cap
             "--steps", "4", "--seed", "0", "--max-new-tokens", "8", "--json"]
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out)
-    assert len(out) == 2 and out[0]["settings"]["steps"] == 4
+    assert len(out) == 2 and out[0]["settings"]["steps"] == 4 and out[0]["settings"]["lm_weight"] == 0.0
+    assert main(args[:-1] + ["--lm-weight", "9"]) == 2
+    assert "lm_weight" in capsys.readouterr().err
     assert main(["generate", "-n", "1", "--model", str(tiny_diffusion_checkpoint), "--steps", "3"]) == 0
 
 

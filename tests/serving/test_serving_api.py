@@ -296,3 +296,12 @@ def test_guidance_reaches_a_diffusion_model_and_is_refused_by_others(app_factory
         assert r.status_code == 409 and "latent diffusion" in r.text
         r = client.post("/v1/generate", json={"idea": "castle", "n": 1, "steps": 0, "model": "diffusion"})
         assert r.status_code == 422
+        # Shallow fusion's weight: 0 (the decoder alone) reaches the model; a GPT refuses it; out of
+        # bounds is a 422.
+        r = client.post("/v1/generate", json={"idea": "castle", "n": 1, "seed": 0, "max_new_tokens": 6,
+                                              "model": "diffusion", "steps": 3, "lm_weight": 0})
+        assert r.status_code == 200, r.text
+        r = client.post("/v1/generate", json={"idea": "castle", "n": 1, "lm_weight": 1.0})
+        assert r.status_code == 409 and "lm_weight" in r.text
+        r = client.post("/v1/generate", json={"idea": "castle", "n": 1, "lm_weight": 5, "model": "diffusion"})
+        assert r.status_code == 422

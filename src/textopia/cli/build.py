@@ -47,7 +47,8 @@ def add_export(sub) -> None:
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
                    help="storage type of the weights (half precision halves the file; loaded back as float32)")
     p.add_argument("--default", action="append", default=[], metavar="NAME=VALUE",
-                   help="a generator default measured for this model: default_spread, default_guidance, default_steps")
+                   help="a generator default measured for this model: default_spread, default_guidance, default_steps, "
+                        "default_lm_weight")
 
 
 def cmd_prepare(args) -> None:

@@ -36,6 +36,9 @@ def add_generate(sub) -> None:
     p.add_argument("--guidance", type=float, default=None,
                    help="latent diffusion models: classifier-free guidance scale (0: ignore the idea; default 1)")
     p.add_argument("--steps", type=int, default=None, help="latent diffusion models: DDIM steps (default 50)")
+    p.add_argument("--lm-weight", type=float, default=None,
+                   help="latent diffusion models: the language model's weight in shallow fusion, 0 to 4 "
+                        "(0: the latent's decoder alone; default: the model's own)")
     p.add_argument("--json", action="store_true", help="print a JSON list (with --ideas-file: the run's summary)")
     f = p.add_argument_group("a file of ideas (resumable; see textopia.batch_generate)")
     f.add_argument("--ideas-file", help="ideas, one a line: write -n prompts for each to --out instead of printing")
@@ -85,9 +88,11 @@ def cmd_generate(args) -> None:
     generator = load(args.model)
     from textopia.generation.base import unsupported_settings
 
-    extra = {k: v for k, v in (("guidance", args.guidance), ("steps", args.steps)) if v is not None}
+    extra = {k: v for k, v in (("guidance", args.guidance), ("steps", args.steps), ("lm_weight", args.lm_weight))
+             if v is not None}
     if unsupported_settings(generator, extra):
-        raise TextopiaError(f"--guidance and --steps apply to latent diffusion models, not to {generator.kind!r}")
+        raise TextopiaError(f"--guidance, --steps and --lm-weight apply to latent diffusion models, "
+                            f"not to {generator.kind!r}")
     temperature = generator.default_decoding.temperature if args.temperature is None else args.temperature
     settings = dict(
         mode=args.mode, temperature=temperature, top_p=args.top_p, top_k=args.top_k,

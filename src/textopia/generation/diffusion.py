@@ -11,12 +11,14 @@ variations are the VAE's own.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
 from textopia.generation.base import DecodingSettings, Generation, TextopiaError
+from textopia.generation.fusion import ShallowFusion, check_lm_weight
 from textopia.generation.vae import VAEGenerator, check_count
 from textopia.models.latent_diffusion import DEFAULT_GUIDANCE, DEFAULT_STEPS, MAX_STEPS
 
@@ -45,15 +47,19 @@ class DiffusionSettings:
         steps: DDIM steps, 1..1000.
         init: (nz,) float32, a latent to start from (SDEdit; None: from noise).
         strength: SDEdit's share of the schedule run from ``init``, in (0, 1].
+        lm_weight: λ of shallow fusion with the model's language model (:mod:`textopia.generation.fusion`;
+            0: the decoder alone), in [0, 4].
     """
 
     guidance: float
     steps: int
     init: torch.Tensor | None = None
     strength: float = 1.0
+    lm_weight: float = 0.0
 
     def validate(self) -> None:
         """Raise :class:`TextopiaError` for a setting out of range."""
+        check_lm_weight(self.lm_weight)
         if not (self.guidance >= 0 and math.isfinite(self.guidance)):
             raise TextopiaError(f"guidance must be >= 0, got {self.guidance}")
         if not 1 <= self.steps <= MAX_STEPS:
@@ -73,7 +79,7 @@ class DiffusionGenerator(VAEGenerator):
             then samples are not reranked by the idea's words either, so the latent alone conditions).
     """
 
-    extra_settings = ("guidance", "steps")
+    extra_settings = ("guidance", "steps", "lm_weight")
     default_decoding = DecodingSettings(temperature=GENERATE_TEMPERATURE)
 
     def __init__(self, model, tokenizer, meta: dict[str, Any], name: str, *, guidance: float | None = None,
@@ -85,17 +91,50 @@ class DiffusionGenerator(VAEGenerator):
         self.steps = int(meta.get("default_steps", DEFAULT_STEPS) if steps is None else steps)
         self.idea_in_decoder = idea_in_decoder
         self.eta = eta
+        #: λ of shallow fusion when a call gives none: the checkpoint's ``default_lm_weight``
+        #: (measured for it, see benchmarks/latent_fusion.py), else 0 (the decoder alone).
+        self.lm_weight = check_lm_weight(meta.get("default_lm_weight", 0.0))
+        self._lm = None
+        self._lm_lock = threading.Lock()
 
-    def settings(self, guidance: float | None = None, steps: int | None = None, **sdedit) -> DiffusionSettings:
+    def settings(self, guidance: float | None = None, steps: int | None = None, lm_weight: float | None = None,
+                 **sdedit) -> DiffusionSettings:
         """A checked :class:`DiffusionSettings`, this model's defaults where None.
 
         Raises:
             TextopiaError: a setting is out of range.
         """
         out = DiffusionSettings(self.guidance if guidance is None else float(guidance),
-                                self.steps if steps is None else int(steps), **sdedit)
+                                self.steps if steps is None else int(steps), **sdedit,
+                                lm_weight=self.lm_weight if lm_weight is None else float(lm_weight))
         out.validate()
         return out
+
+    def fusion_lm(self):
+        """The language model of shallow fusion (loaded once, on first use): the model named by the
+        checkpoint's ``fusion_lm`` (an embedded model's name or a checkpoint directory; default
+        ``"default"``, the embedded GPT), as a causal LM over this model's tokenizer.
+
+        Raises:
+            TextopiaError: it cannot be loaded, or its tokenizer is not this model's.
+        """
+        with self._lm_lock:
+            if self._lm is None:
+                from textopia.generation.loader import load
+
+                name = str(self.meta.get("fusion_lm", "default"))
+                lm = load(name, device=str(self.device))
+                vocab = lm.tokenizer.hf.backend_tokenizer.get_vocab(), self.tokenizer.hf.backend_tokenizer.get_vocab()
+                if vocab[0] != vocab[1]:
+                    raise TextopiaError(f"fusion_lm {name!r} has another tokenizer than {self.name!r}: "
+                                        f"shallow fusion needs the same tokens")
+                self._lm = lm.model
+            return self._lm
+
+    def sampling_model(self, decoder, latent: DiffusionSettings | None = None):
+        """The decoder fused with :meth:`fusion_lm` at ``latent.lm_weight`` (the decoder alone at 0)."""
+        weight = self.lm_weight if latent is None else latent.lm_weight
+        return decoder if weight == 0 else ShallowFusion(decoder, self.fusion_lm(), weight)
 
     # The diffusion model has no tractable likelihood of its own; its VAE's bound is not its.
     likelihood = None
@@ -103,7 +142,7 @@ class DiffusionGenerator(VAEGenerator):
     def info(self) -> dict[str, Any]:
         out = super().info()
         out.update(parameters=sum(p.numel() for p in self.diffusion.parameters()), guidance=self.guidance,
-                   steps=self.steps, scale_factor=self.diffusion.config.scale_factor)
+                   steps=self.steps, lm_weight=self.lm_weight, scale_factor=self.diffusion.config.scale_factor)
         return out
 
     def latents(self, num: int, generator: torch.Generator, *, idea: str | None = None,
@@ -123,6 +162,12 @@ class DiffusionGenerator(VAEGenerator):
     def _sample(self, context, num, settings, generator, *, idea, mode, latent=None):
         if not self.idea_in_decoder and mode == "expand" and idea:
             context = self.tokenizer.context_ids(None)
+        weight = self.lm_weight if latent is None else latent.lm_weight
+        if weight > 0:
+            # Fused scores add λ times the language model's log-probabilities to the decoder's: the
+            # boost of the idea's words scales with them, or the idea's rare words (names: "kyogre")
+            # are lost (benchmarks/results/latent_fusion.md).
+            settings = replace(settings, idea_boost=settings.idea_boost * (1.0 + weight))
         return super()._sample(context, num, settings, generator, idea=idea, mode=mode, latent=latent)
 
     #: SDEdit strength that pulls each interior point of an interpolation back onto the data
@@ -155,7 +200,8 @@ class DiffusionGenerator(VAEGenerator):
         noise schedule, and is denoised by the diffusion model conditioned on the prompt's subject
         (the content words of its first clause). The subject is then the idea of an ordinary
         :meth:`generate` call: the decoder reads it and samples (the default settings, at
-        :data:`VARIATION_TEMPERATURE`), its words are boosted until written, and the reranker
+        :data:`VARIATION_TEMPERATURE`, fused with the language model at the model's
+        :attr:`lm_weight`), its words are boosted until written, and the reranker
         picks the ``n`` best of the oversampled prompts (every idea word, no invented word, no
         stutter, fluent, varied). So the latent carries the rest of the source (its style, its
         order), the sampling the variety, and the boost the subject, which decoding a noised
@@ -188,19 +234,22 @@ class DiffusionGenerator(VAEGenerator):
         return super()._request(idea, n, settings, latent)
 
     def generate(self, idea: str | None, n: int = 4, *, guidance: float | None = None, steps: int | None = None,
-                 **settings) -> list[Generation]:
-        """:meth:`Generator.generate`, plus the diffusion's ``guidance`` (>= 0) and DDIM ``steps``
-        (None: the model's defaults, :attr:`guidance` and :attr:`steps`).
+                 lm_weight: float | None = None, **settings) -> list[Generation]:
+        """:meth:`Generator.generate`, plus the diffusion's ``guidance`` (>= 0), DDIM ``steps`` and
+        the shallow-fusion weight ``lm_weight`` (None: the model's defaults, :attr:`guidance`,
+        :attr:`steps` and :attr:`lm_weight`).
 
         Raises:
-            TextopiaError: as for the other generators, or guidance < 0, or steps outside 1..1000.
+            TextopiaError: as for the other generators, or guidance < 0, steps outside 1..1000, or
+                lm_weight outside [0, 4].
         """
-        latent = self.settings(guidance, steps)
+        latent = self.settings(guidance, steps, lm_weight)
         if settings.get("temperature") is None:
             settings["temperature"] = self.default_decoding.temperature
         decoding = DecodingSettings(**{**settings, "banned_words": tuple(settings.get("banned_words", ()))})
         out = self.generate_with(idea, n, decoding, latent)
         conditioned = bool(idea) and decoding.mode == "expand"
         for g in out:
-            g.settings.update(guidance=latent.guidance if conditioned else None, steps=latent.steps)
+            g.settings.update(guidance=latent.guidance if conditioned else None, steps=latent.steps,
+                              lm_weight=latent.lm_weight)
         return out

@@ -102,8 +102,13 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         z = self.latents(num, generator, idea=expand, latent=latent).to(self.device)
         # The decoder reads the idea, so its words are boosted as for the language models.
         boosted = expand if self.idea_in_decoder else None
-        return sample(ConditionedDecoder(self.vae, z), self.tokenizer, context, num, settings, generator,
-                      self.max_positions, idea=boosted)
+        return sample(self.sampling_model(ConditionedDecoder(self.vae, z), latent), self.tokenizer, context, num,
+                      settings, generator, self.max_positions, idea=boosted)
+
+    def sampling_model(self, decoder, latent: Any = None):
+        """The causal LM that :meth:`generate` samples from, given the decoder with its latents
+        fixed: here, the decoder itself."""
+        return decoder
 
     @torch.no_grad()
     def encode(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -53,7 +53,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "The model cannot do this."},
     404: {"model": ErrorResponse, "description": "No such model is loaded."},
     409: {"model": ErrorResponse, "description": "The chosen model does not take a given setting "
-                                                 "(guidance and steps: latent diffusion models only)."},
+                                                 "(guidance, steps, lm_weight: latent diffusion models only)."},
     413: {"model": ErrorResponse, "description": "The request body is too large."},
     422: {"model": ErrorResponse, "description": "A field is missing or out of bounds."},
     500: {"model": ErrorResponse, "description": "The model failed (logged on the server)."},

@@ -44,6 +44,7 @@ Guidance = Annotated[float, Field(ge=0.0, le=20.0), BeforeValidator(_json_number
 Temperature = Annotated[float, Field(ge=0.05, le=2.0), BeforeValidator(_json_number)]
 Spread = Annotated[float, Field(ge=0.0, le=20.0), BeforeValidator(_json_number)]
 DDIMSteps = Annotated[int, Field(ge=1, le=200), BeforeValidator(_json_number)]
+LMWeight = Annotated[float, Field(ge=0.0, le=4.0), BeforeValidator(_json_number)]
 
 
 class _Strict(BaseModel):
@@ -103,6 +104,10 @@ class GenerateRequest(_Strict):
     steps: DDIMSteps | None = Field(
         None, description="Latent diffusion models only: DDIM steps, 1 to 200 (the model's own default when unset: "
         "see GET /v1/models)."
+    )
+    lm_weight: LMWeight | None = Field(
+        None, description="Latent diffusion models only: the language model's weight in shallow fusion, 0 to 4 "
+        "(0: the latent's decoder alone; the model's own default when unset: see GET /v1/models)."
     )
 
 

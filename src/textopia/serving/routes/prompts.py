@@ -60,9 +60,10 @@ def _generate_work(
     drop_pattern: Any, clip: ClipCounter,
 ) -> tuple[list[PromptOut], int]:
     """Blocking: write the prompts, drop any holding a banned word, count CLIP tokens."""
-    extra = {k: v for k, v in (("guidance", body.guidance), ("steps", body.steps)) if v is not None}
+    extra = {k: v for k, v in (("guidance", body.guidance), ("steps", body.steps), ("lm_weight", body.lm_weight))
+             if v is not None}
     if unsupported_settings(model.generator, extra):
-        raise SettingNotForModel(f"guidance and steps apply to latent diffusion models, not to "
+        raise SettingNotForModel(f"guidance, steps and lm_weight apply to latent diffusion models, not to "
                                  f"{model.generator.kind!r}")
     decoding = dict(
         mode=body.mode,
