@@ -292,3 +292,30 @@ def test_train_diffusion_continues_from_a_checkpoint(tiny_diffusion_checkpoint, 
     with pytest.raises(TextopiaError, match="not 'latent-diffusion'"):
         train_diffusion(_diffusion_config(prepared, "unused", tmp_path / "bad", **{
             "model.init_from": f"'{start_meta['model']['vae_checkpoint']}'"}), progress=False)
+
+
+def test_swap_decoder_keeps_the_encoder_unless_told(tiny_diffusion_checkpoint, tmp_path):
+    from textopia.training.diffusion import swap_decoder
+
+    start, tokenizer, start_meta = load_checkpoint(tiny_diffusion_checkpoint)
+    vae_dir = start_meta["model"]["vae_checkpoint"]
+    vae, vae_tokenizer, vae_meta = load_checkpoint(vae_dir)
+    # A decoder trained on (the encoder as it was) swaps in; the denoiser stays.
+    with torch.no_grad():
+        next(p for n, p in vae.named_parameters() if n.startswith("decoder.")).add_(1.0)
+    save_checkpoint(tmp_path / "new-decoder", vae, vae_tokenizer, vae_meta)
+    swapped, _, meta = load_checkpoint(swap_decoder(tiny_diffusion_checkpoint, tmp_path / "new-decoder",
+                                                    tmp_path / "out"))
+    assert all(torch.equal(v, swapped.vae.state_dict()[k]) for k, v in vae.state_dict().items())
+    assert all(torch.equal(v, swapped.denoiser.state_dict()[k]) for k, v in start.denoiser.state_dict().items())
+    assert meta["model"]["vae_checkpoint"] == str(tmp_path / "new-decoder")
+    # A new encoder is refused, unless the copy is to be trained on.
+    with torch.no_grad():
+        next(p for n, p in vae.named_parameters() if not n.startswith("decoder.")).add_(1.0)
+    save_checkpoint(tmp_path / "new-encoder", vae, vae_tokenizer, vae_meta)
+    with pytest.raises(TextopiaError, match="encoder .* differs"):
+        swap_decoder(tiny_diffusion_checkpoint, tmp_path / "new-encoder", tmp_path / "out2")
+    assert not (tmp_path / "out2").exists()
+    swapped, _, _ = load_checkpoint(swap_decoder(tiny_diffusion_checkpoint, tmp_path / "new-encoder", tmp_path / "out3",
+                                                 new_encoder=True))
+    assert all(torch.equal(v, swapped.vae.state_dict()[k]) for k, v in vae.state_dict().items())

@@ -350,15 +350,18 @@ class LatentTask(Task):
             _link_or_copy(self.cache, directory / LATENTS_FILE)
 
 
-def swap_decoder(diffusion_dir: str | Path, autoencoder_dir: str | Path, out_dir: str | Path) -> Path:
+def swap_decoder(diffusion_dir: str | Path, autoencoder_dir: str | Path, out_dir: str | Path, *,
+                 new_encoder: bool = False) -> Path:
     """Write a copy of a latent diffusion checkpoint whose autoencoder is ``autoencoder_dir``'s.
 
     For a decoder fine-tuned with the encoder frozen (``train_encoder = false``): every latent,
-    and so the denoiser, stays valid. The trainer state is not copied.
+    and so the denoiser, stays valid. The trainer state is not copied. With ``new_encoder`` the
+    autoencoder may also have a new encoder (one trained on): the copy is then a starting point
+    whose denoiser must be trained on the new latents (``model.init_from`` = the copy).
 
     Raises:
-        TextopiaError: a checkpoint is unusable, or the two encoders differ (the denoiser would
-            then sample latents the new decoder was never shown).
+        TextopiaError: a checkpoint is unusable, or the two encoders differ without
+            ``new_encoder`` (the denoiser would then sample latents the new decoder was never shown).
     """
     import torch
 
@@ -371,7 +374,9 @@ def swap_decoder(diffusion_dir: str | Path, autoencoder_dir: str | Path, out_dir
     # embedding is the decoder's, but the encoder reads it too)
     decoding = ("decoder.", "from_latent.", "latent_positions")
     encoding = [n for n in old if not n.startswith(decoding) or n.endswith(("wte.weight", "lm_head.weight"))]
-    if set(old) != set(new) or any(not torch.equal(old[n], new[n]) for n in encoding):
+    if set(old) != set(new):
+        raise TextopiaError(f"the autoencoder of {autoencoder_dir} has another shape than {diffusion_dir}'s")
+    if not new_encoder and any(not torch.equal(old[n], new[n]) for n in encoding):
         raise TextopiaError(f"the encoder of {autoencoder_dir} differs from the one {diffusion_dir} was trained on")
     model.vae.load_state_dict(new)
     meta = {**meta, "model": {**meta["model"], "vae_checkpoint": str(autoencoder_dir)}}
