@@ -49,9 +49,15 @@ def _close_to_toy(mean, std):
 
 
 def test_registered_as_a_diffusion_model():
-    from textopia.models.registry import get_spec
+    from textopia.generation.diffusion import DiffusionGenerator
+    from textopia.generation.loader import generator_class
+    from textopia.models.registry import LatentDiffusionModel, get_spec
+    from textopia.training.diffusion import LatentTask
+    from textopia.training.trainer import task_class
 
-    assert get_spec("latent-diffusion").generator == "diffusion"
+    role = get_spec("latent-diffusion").role
+    assert role is LatentDiffusionModel
+    assert generator_class(role) is DiffusionGenerator and task_class(role) is LatentTask
 
 
 def test_loss_at_init_is_the_target_variance(tokenizer):

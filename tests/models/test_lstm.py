@@ -21,9 +21,9 @@ def _batch(tokenizer, prepared, n=8):
 
 
 def test_registered_as_a_decoder():
-    from textopia.models.registry import get_spec
+    from textopia.models.registry import CausalLM, get_spec
 
-    assert "lstm" in known_kinds() and get_spec("lstm").generator == "decoder"
+    assert "lstm" in known_kinds() and get_spec("lstm").role is CausalLM
 
 
 def test_loss_at_init_is_near_ln_vocab(tokenizer, prepared):
@@ -120,3 +120,21 @@ def test_generates_in_both_modes(tiny_lstm_checkpoint):
     assert cont and all(g.prompt.startswith("a portrait of") for g in cont)
     free = gen.generate(None, n=2, seed=3, max_new_tokens=16)
     assert all(g.idea is None and g.prompt for g in free)
+
+
+def test_each_role_has_its_generator_and_training_task():
+    from textopia.errors import TextopiaError
+    from textopia.generation.decoder import DecoderGenerator
+    from textopia.generation.loader import generator_class
+    from textopia.generation.vae import VAEGenerator
+    from textopia.models.registry import CausalLM, LatentAutoencoder, Role, get_spec, known_kinds
+    from textopia.training.tasks import TokenTask
+    from textopia.training.trainer import task_class
+
+    roles = {kind: get_spec(kind).role for kind in known_kinds()}
+    assert roles["gpt"] is CausalLM and roles["lstm"] is CausalLM
+    assert roles["vae"] is LatentAutoencoder and roles["prompt-ae"] is LatentAutoencoder
+    assert generator_class(CausalLM) is DecoderGenerator and generator_class(LatentAutoencoder) is VAEGenerator
+    assert task_class(CausalLM) is TokenTask and task_class(LatentAutoencoder) is TokenTask
+    with pytest.raises(TextopiaError, match="no generator"):
+        generator_class(Role)

@@ -87,14 +87,14 @@ def cmd_eval(args) -> None:
     from textopia.generation.loader import resolve_model
     from textopia.models.checkpoint import load_checkpoint, read_meta
     from textopia.models.gpt import max_positions
-    from textopia.models.registry import get_spec
+    from textopia.models.registry import LatentAutoencoder, get_spec
 
     # Everything the command needs is checked before the model is loaded and scored.
     _check_counts(args, ("batch_size", "num_ideas", "limit"), 1)
     _check_counts(args, ("samples", "iw_limit", "bleu_limit"), 0)
     path = resolve_model(args.model)
     meta = read_meta(path)
-    is_vae = get_spec(meta["kind"]).generator == "vae"
+    is_vae = issubclass(get_spec(meta["kind"]).role, LatentAutoencoder)
     data_dir = Path(args.data_dir or meta.get("data", {}).get("dir", "data/prepared"))
     if args.data:
         all_prompts = load_prompts(args.data, column=args.column)

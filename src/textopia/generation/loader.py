@@ -45,12 +45,22 @@ def resolve_model(name_or_dir: str | Path | None) -> Path:
     raise TextopiaError(f"unknown model {name!r}: not an embedded model ({known}) nor a checkpoint directory")
 
 
-def _generator_classes() -> dict[str, type]:
+def generator_class(role: type) -> type:
+    """The Generator class that serves models of ``role`` (a :class:`textopia.models.registry.Role`).
+
+    Raises:
+        TextopiaError: no Generator serves that role.
+    """
     from textopia.generation.decoder import DecoderGenerator
     from textopia.generation.diffusion import DiffusionGenerator
     from textopia.generation.vae import VAEGenerator
+    from textopia.models.registry import CausalLM, LatentAutoencoder, LatentDiffusionModel
 
-    return {"decoder": DecoderGenerator, "vae": VAEGenerator, "diffusion": DiffusionGenerator}
+    for served, cls in ((LatentDiffusionModel, DiffusionGenerator), (LatentAutoencoder, VAEGenerator),
+                        (CausalLM, DecoderGenerator)):
+        if issubclass(role, served):
+            return cls
+    raise TextopiaError(f"no generator for models of role {role.__name__}")
 
 
 ENGINES = ("auto", "textopia", "transformers")
@@ -123,10 +133,7 @@ def load(name_or_dir: str | Path | None = None, *, device: str | None = None, en
     model, tokenizer, meta = loaded if loaded is not None else load_checkpoint(path)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
-    spec = get_spec(meta["kind"])
-    cls = _generator_classes().get(spec.generator)
-    if cls is None:
-        raise TextopiaError(f"no generator for model kind {meta['kind']!r}")
+    cls = generator_class(get_spec(meta["kind"]).role)
     generator = cls(model, tokenizer, meta, name=str(name_or_dir or DEFAULT_MODEL))
     known = path / KNOWN_WORDS_FILE
     if known.is_file() and hasattr(generator, "known_words"):

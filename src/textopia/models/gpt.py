@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from textopia.errors import TextopiaError
-from textopia.models.registry import ModelSpec, register
+from textopia.models.registry import CausalLM, ModelSpec, register
 
 
 @dataclass
@@ -87,4 +87,4 @@ def max_positions(model) -> int | None:
     return None
 
 
-register(ModelSpec("gpt", GPTConfig, build_gpt, load=load_gpt, save=save_gpt, generator="decoder"))
+register(ModelSpec("gpt", GPTConfig, build_gpt, load=load_gpt, save=save_gpt, role=CausalLM))

@@ -37,7 +37,7 @@ from torch import nn
 
 from textopia.errors import TextopiaError
 from textopia.models.denoisers import AdaLNBlock, Denoiser, IdeaEncoder, TransformerDenoiser, timestep_embedding
-from textopia.models.registry import ModelSpec, get_spec, make_config, register
+from textopia.models.registry import LatentAutoencoder, LatentDiffusionModel, ModelSpec, get_spec, make_config, register
 
 __all__ = ["AdaLNBlock", "Denoiser", "DiffusionConfig", "IdeaEncoder", "LatentDiffusion", "TransformerDenoiser",
            "build_diffusion", "idea_token_ids", "save_diffusion", "timestep_embedding"]
@@ -306,7 +306,7 @@ def build_diffusion(config: DiffusionConfig, tokenizer) -> LatentDiffusion:
     values = dict(config.vae)
     kind = values.pop("kind", "vae")
     spec = get_spec(kind)
-    if spec.generator != "vae":
+    if not issubclass(spec.role, LatentAutoencoder):
         raise TextopiaError(f"latent diffusion needs a latent autoencoder, not a {kind!r} model")
     vae_config = make_config(kind, values)
     vae = spec.build(vae_config, tokenizer)
@@ -322,5 +322,5 @@ def save_diffusion(model: LatentDiffusion, directory: Path) -> None:
     model.noise_scheduler().save_config(str(directory))
 
 
-register(ModelSpec("latent-diffusion", DiffusionConfig, build_diffusion, save=save_diffusion, generator="diffusion",
-                   trainer="latents"))
+register(ModelSpec("latent-diffusion", DiffusionConfig, build_diffusion, save=save_diffusion,
+                   role=LatentDiffusionModel))

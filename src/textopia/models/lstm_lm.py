@@ -23,7 +23,7 @@ from torch import nn
 from textopia.data.tokenizer import IGNORE_INDEX
 from textopia.errors import TextopiaError
 from textopia.models.likelihood import token_nll
-from textopia.models.registry import ModelSpec, register
+from textopia.models.registry import CausalLM, ModelSpec, register
 
 
 @dataclass
@@ -157,4 +157,4 @@ def build_lstm(config: LSTMConfig, tokenizer) -> LSTMLanguageModel:
 
 # Default save and load (checkpoint.py): safetensors.torch.save_model / load_model, which store
 # the tied embedding once and restore the tie.
-register(ModelSpec("lstm", LSTMConfig, build_lstm, generator="decoder"))
+register(ModelSpec("lstm", LSTMConfig, build_lstm, role=CausalLM))

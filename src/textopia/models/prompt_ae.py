@@ -56,7 +56,7 @@ from textopia.models.latent_objective import (
 )
 from textopia.models.latent_objective import posterior as gaussian_posterior
 from textopia.models.likelihood import token_nll
-from textopia.models.registry import ModelSpec, register
+from textopia.models.registry import LatentAutoencoder, ModelSpec, register
 from textopia.models.text_vae import VAEOutput, prompt_tokens
 
 KIND = "prompt-ae"
@@ -410,4 +410,4 @@ def validation_figures(model: PromptAE, tokenizer, prompts: list[str], *, max_le
     }
 
 
-register(ModelSpec(KIND, PromptAEConfig, build_prompt_ae, generator="vae", validate=validation_figures))
+register(ModelSpec(KIND, PromptAEConfig, build_prompt_ae, role=LatentAutoencoder, validate=validation_figures))

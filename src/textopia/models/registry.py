@@ -1,4 +1,4 @@
-"""The model registry: a model family's name maps to its config dataclass and its builder.
+"""The model registry: a model family's name maps to its config dataclass, its builder and its role.
 
 Adding a model family touches one place: its own file calls :func:`register`. Nothing else in
 Textopia switches on model names.
@@ -13,6 +13,24 @@ from typing import Any
 from textopia.errors import TextopiaError
 
 
+class Role:
+    """What a family's model is, for the layers above: generation and training key their own
+    classes (a Generator, a training task) by these classes, never by a family's name."""
+
+
+class CausalLM(Role):
+    """A decoder-only language model: logits of each next token, trained on tokenised examples."""
+
+
+class LatentAutoencoder(Role):
+    """An encoder to a Gaussian posterior over latents and a decoder that writes from a latent (the
+    text VAE, the prompt autoencoder); trained on tokenised examples."""
+
+
+class LatentDiffusionModel(Role):
+    """A diffusion model over a frozen latent autoencoder's latents, trained on those latents."""
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """How to build, save and load one model family.
@@ -25,12 +43,11 @@ class ModelSpec:
             for the default (build, then load ``model.safetensors`` strictly).
         save: ``save(model, directory)`` writing the weights, or None for the default
             (``model.safetensors`` through ``safetensors.torch.save_model``).
-        generator: which Generator serves it ("decoder": decoder-only LMs; "vae": the text VAE).
+        role: what the model is (a :class:`Role` subclass): the Generator that serves it and
+            the training task that trains it follow from it.
         validate: ``validate(model, tokenizer, prompts, *, max_length, batch_size, device) ->
             dict`` of figures logged at each periodic validation, or None for the exact CE of a
             decoder-only LM.
-        trainer: which training loop fits it: "tokens" (the shared loop over tokenised examples)
-            or "latents" (the latent diffusion loop over a frozen VAE's latents).
     """
 
     name: str
@@ -38,9 +55,8 @@ class ModelSpec:
     build: Callable[[Any, Any], Any]
     load: Callable[[Any, Any], Any] | None = None
     save: Callable[[Any, Any], None] | None = None
-    generator: str = "decoder"
+    role: type[Role] = CausalLM
     validate: Callable[..., dict[str, Any]] | None = None
-    trainer: str = "tokens"
 
 
 _REGISTRY: dict[str, ModelSpec] = {}

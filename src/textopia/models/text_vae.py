@@ -56,7 +56,7 @@ from textopia.models.latent_objective import (
 )
 from textopia.models.likelihood import token_nll
 from textopia.models.lstm_lm import init_embedding_and_head
-from textopia.models.registry import ModelSpec, register
+from textopia.models.registry import LatentAutoencoder, ModelSpec, register
 
 
 
@@ -400,4 +400,4 @@ def validation_figures(model: TextVAE, tokenizer, prompts: list[str], *, max_len
     }
 
 
-register(ModelSpec("vae", VAEConfig, build_vae, generator="vae", validate=validation_figures))
+register(ModelSpec("vae", VAEConfig, build_vae, role=LatentAutoencoder, validate=validation_figures))

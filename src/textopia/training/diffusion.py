@@ -47,7 +47,7 @@ from textopia.models.latent_diffusion import (
     build_diffusion,
     idea_token_ids,
 )
-from textopia.models.registry import get_spec, make_config
+from textopia.models.registry import LatentAutoencoder, get_spec, make_config
 from textopia.models.text_vae import TextVAE
 from textopia.training.config import ExperimentConfig
 from textopia.training.tasks import Task
@@ -291,7 +291,7 @@ class LatentTask(Task):
             if not vae_dir:
                 raise TextopiaError("model.vae_checkpoint is not set: latent diffusion needs a trained VAE checkpoint")
             vae, tokenizer, vae_meta = load_checkpoint(vae_dir)
-            if get_spec(vae_meta["kind"]).generator != "vae":
+            if not issubclass(get_spec(vae_meta["kind"]).role, LatentAutoencoder):
                 raise TextopiaError(f"{vae_dir} holds a {vae_meta['kind']!r} checkpoint, not a 'vae' or 'prompt-ae' "
                                     "(a latent autoencoder)")
             dcfg = make_config(KIND, {**values, "vae": dict(vae_meta["model"]), "vae_checkpoint": str(vae_dir)})

@@ -23,7 +23,7 @@ from textopia._version import __version__
 from textopia.errors import TextopiaError
 from textopia.io import recover_dir
 from textopia.models.checkpoint import save_checkpoint, weights_digest
-from textopia.models.registry import check_sizes, get_spec
+from textopia.models.registry import LatentDiffusionModel, check_sizes, get_spec
 from textopia.training.config import ExperimentConfig
 from textopia.training.schedules import warmup_cosine_lr
 from textopia.training.tasks import Task, TokenTask
@@ -133,27 +133,26 @@ class _Metrics:
         (directory / METRICS_FILE).write_text("".join(line + "\n" for line in self.lines))
 
 
-def _latent_task():
-    from textopia.training.diffusion import LatentTask  # with diffusers' scheduler: imported when used
+def task_class(role: type) -> type[Task]:
+    """The :class:`~textopia.training.tasks.Task` class that trains models of ``role`` (a
+    :class:`textopia.models.registry.Role`): latent diffusion models train on their autoencoder's
+    cached latents, every other family on tokenised examples."""
+    if issubclass(role, LatentDiffusionModel):
+        from textopia.training.diffusion import LatentTask  # with diffusers' scheduler: imported when used
 
-    return LatentTask
-
-
-#: The task class of each registry ``trainer`` name (a family's part of the one loop).
-_TASKS = {"tokens": lambda: TokenTask, "latents": _latent_task}
+        return LatentTask
+    return TokenTask
 
 
 def build_task(config: ExperimentConfig, *, resume_from: Path | None = None, progress: bool = False) -> Task:
-    """The :class:`~textopia.training.tasks.Task` that trains ``config.model.kind``: the
-    family's ``trainer`` in the registry names it ("tokens" or "latents").
+    """The :class:`~textopia.training.tasks.Task` that trains ``config.model.kind`` (by the
+    family's role in the registry: :func:`task_class`).
 
     Raises:
         TextopiaError: the config, a checkpoint or the data is unusable.
     """
-    trainer = get_spec(config.model.get("kind", "gpt")).trainer
-    if trainer not in _TASKS:
-        raise TextopiaError(f"no training loop task {trainer!r} (known: {', '.join(_TASKS)})")
-    return _TASKS[trainer]()(config, resume_from=resume_from, progress=progress)
+    role = get_spec(config.model.get("kind", "gpt")).role
+    return task_class(role)(config, resume_from=resume_from, progress=progress)
 
 
 def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = True) -> Path:
