@@ -69,6 +69,11 @@ def test_decoding_runs_on_the_lean_engine_with_the_same_logits(tokenizer):
     assert not torch.equal(fast, hf) and torch.allclose(fast, hf, atol=2e-3)
     assert torch.allclose(torch.cat([first, rest], dim=1), fast, atol=1e-5)
     assert set(model.state_dict()) == keys
+    # Under autocast (the trainer's bf16 validation) transformers' model decodes: the engine's
+    # packed kernels take float32 only (this crashed the first validation of a bf16 run).
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        cast, cast_cache = model.decode(ids, z)
+    assert type(cast_cache).__name__ != "StaticCache" and torch.allclose(cast.float(), hf, atol=0.15)
     model.train()
     model.eval()
     assert model.decoding_engine() is not engine

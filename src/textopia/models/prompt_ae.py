@@ -233,13 +233,17 @@ class PromptAE(nn.Module):
             z: (B, K·dz) float latents.
             state: the decoder's cache from an earlier call (it already holds the prefix), or None.
 
-        In eval mode without gradients, the decoder runs on :meth:`decoding_engine` (its cache is
-        then the engine's); in training, or where gradients are wanted, on transformers' model.
+        In eval mode without gradients or autocast, the decoder runs on :meth:`decoding_engine`
+        (its cache is then the engine's); in training, where gradients are wanted, or under
+        autocast, on transformers' model.
 
         Returns:
             ``(logits (B, T, V), cache)``.
         """
-        engine = None if self.training or torch.is_grad_enabled() else self.decoding_engine()
+        # Under autocast (the trainer's bf16 validation) activations are not float32, which the
+        # engine's packed kernels need: transformers' model runs there.
+        fast = not (self.training or torch.is_grad_enabled() or torch.is_autocast_enabled(input_ids.device.type))
+        engine = self.decoding_engine() if fast else None
         if state is not None:
             if engine is not None:
                 out = engine(input_ids=input_ids, past_key_values=state, use_cache=True)
