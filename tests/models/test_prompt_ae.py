@@ -245,3 +245,24 @@ def test_a_decoder_fine_tune_keeps_every_latent(trained_ae, prepared, tmp_path):
                            or n.startswith("decoder.transformer.wpe") or n in ("from_latent.weight", "from_latent.bias",
                            "latent_positions") for n in changed), changed
     assert meta["model"]["initialized_from"] == str(trained_ae)
+
+
+def test_a_resumed_run_records_where_it_started_not_a_step_to_redo(prepared, tiny_checkpoint, tmp_path):
+    """A prompt-ae started from a GPT and resumed saves init_from None (built already) and the
+    first run's initialized_from: loading it never reads the GPT again."""
+    import json
+
+    from textopia.training.config import load_config
+    from textopia.training.trainer import train
+
+    values = {"model.kind": "prompt-ae", **{f"model.{k}": v for k, v in TINY.items()},
+              "model.init_from": f"'{tiny_checkpoint}'", "model.n_embd": 32, "model.n_layer": 1, "model.n_head": 2,
+              "model.n_positions": 112, "data.dir": str(prepared), "data.train_limit": 48, "data.valid_limit": 8,
+              "data.max_length": 96, "train.out_dir": str(tmp_path / "ae"), "train.batch_size": 8,
+              "train.max_steps": 4, "train.eval_every": 0, "train.save_every": 2, "train.log_every": 2}
+    train(load_config(None, [f"{k}={v}" for k, v in values.items()]), progress=False)
+    values["train.max_steps"] = 6
+    out = train(load_config(None, [f"{k}={v}" for k, v in values.items()]), resume=True, progress=False)
+    saved = json.loads((out / "config.json").read_text())["textopia"]["model"]
+    assert saved["init_from"] is None and saved["initialized_from"] == str(tiny_checkpoint)
+    assert json.loads((out / "trainer_state.json").read_text())["step"] == 6

@@ -98,7 +98,12 @@ class TokenTask(Task):
         data_dir = Path(config.data.dir)
         tc = self.train_config = config.train
         if resume_from is not None:
-            self.model, self.tokenizer, _ = load_checkpoint(resume_from)
+            self.model, self.tokenizer, meta = load_checkpoint(resume_from)
+            # The checkpoint is built: where it started from is its own record, not a step to redo
+            # (a resumed prompt-ae saved the TOML's init_from, and every later load rebuilt from it).
+            for name in ("init_from", "initialized_from"):
+                if hasattr(self.model_config, name):
+                    setattr(self.model_config, name, meta["model"].get(name))
         else:
             init_from = getattr(self.model_config, "init_from", None)
             self.tokenizer = (PromptTokenizer(load_hf_tokenizer(init_from)) if init_from
