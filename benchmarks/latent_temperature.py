@@ -4,9 +4,9 @@ weight: fluency, relevance, variety.
 Usage (from the repository root)::
 
     python benchmarks/latent_temperature.py [--ideas benchmarks/ideas/derived_1000.txt] [--skip 10]
-        [--num-ideas 12] [--temperatures 1.2 0.9 0.7] [--lm-weights 0] [--out benchmarks/results/latent_temperature]
+        [--num-ideas 12] [--temperatures 1.2 0.9 0.7] [--lm-weights 0] [--steps 25] [--out benchmarks/results/latent_temperature]
 
-For each temperature and fusion weight λ (``lm_weight``), ``--num-ideas`` ideas of the file (after the first ``--skip``: not the
+For each temperature, fusion weight λ (``lm_weight``) and number of DDIM steps, ``--num-ideas`` ideas of the file (after the first ``--skip``: not the
 ideas other benchmarks use first) get 8 prompts each from ``textopia.load("latent")`` (seed 100 +
 idea index, every other setting the default). Figures: perplexity of all the prompts under the
 embedded default GPT in float32 (fluency; lower is better) and under the embedded LSTM (a second
@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--num-ideas", type=int, default=12)
     ap.add_argument("--temperatures", type=float, nargs="+", default=[1.2, 0.9, 0.7])
     ap.add_argument("--lm-weights", type=float, nargs="+", default=[0.0])
+    ap.add_argument("--steps", type=int, nargs="+", default=[None], help="DDIM steps (default: the model's own)")
+    ap.add_argument("--model", default="latent", help="the latent diffusion model (an embedded name or a directory)")
     ap.add_argument("--out", default="benchmarks/results/latent_temperature")
     args = ap.parse_args(argv)
 
@@ -47,13 +49,14 @@ def main(argv: list[str] | None = None) -> int:
 
     lines = [x.strip() for x in Path(args.ideas).read_text().splitlines()]
     ideas = [x for x in lines if x and not x.startswith("#")][args.skip : args.skip + args.num_ideas]
-    latent, reference, lstm = textopia.load("latent"), textopia.load(weight_dtype="float32"), textopia.load("lstm")
+    latent, reference, lstm = textopia.load(args.model), textopia.load(weight_dtype="float32"), textopia.load("lstm")
     rows = []
-    for temperature, lm_weight in [(t, w) for w in args.lm_weights for t in args.temperatures]:
+    for temperature, lm_weight, steps in [(t, w, k) for k in args.steps for w in args.lm_weights
+                                          for t in args.temperatures]:
         prompts, recalls, per_idea, started = [], [], [], time.perf_counter()
         for i, idea in enumerate(ideas):
             written = [g.prompt for g in latent.generate(idea, 8, seed=100 + i, temperature=temperature,
-                                                         lm_weight=lm_weight)]
+                                                         lm_weight=lm_weight, steps=steps)]
             prompts += written
             recalls += [relevance_recall(idea, p) for p in written]
             per_idea.append(distinct_n(written, 2))
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         judged = score_prompts(lstm.model, lstm.tokenizer, prompts)
         words = [p.lower().split() for p in prompts]
         bigrams = [tuple(w[i : i + 2]) for w in words for i in range(len(w) - 1)]
-        rows.append({"temperature": temperature, "lm_weight": lm_weight,
+        rows.append({"temperature": temperature, "lm_weight": lm_weight, "steps": steps or latent.steps,
                      "perplexity": math.exp(scored.nats / scored.tokens),
                      "perplexity_lstm": math.exp(judged.nats / judged.tokens),
                      "idea_recall": sum(recalls) / len(recalls), "distinct_2": len(set(bigrams)) / max(1, len(bigrams)),
@@ -72,9 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     result = {"command": "python benchmarks/latent_temperature.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "machine": machine_info.machine(), "ideas": ideas, "rows": rows}
     table = [f"{len(ideas)} ideas x 8 prompts, every other setting the default.", "",
-             "| temperature | lm_weight | perplexity under the default GPT | under the LSTM | idea recall | "
-             "distinct-2 (all) | distinct-2 (each 8) | s per 8 prompts |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    table += [f"| {r['temperature']} | {r['lm_weight']} | {r['perplexity']:.1f} | {r['perplexity_lstm']:.1f} | "
+             "| temperature | lm_weight | DDIM steps | perplexity under the default GPT | under the LSTM | idea recall | "
+             "distinct-2 (all) | distinct-2 (each 8) | s per 8 prompts |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    table += [f"| {r['temperature']} | {r['lm_weight']} | {r['steps']} | {r['perplexity']:.1f} | {r['perplexity_lstm']:.1f} | "
               f"{r['idea_recall']:.3f} | {r['distinct_2']:.3f} | {r['distinct_2_per_8']:.3f} | {r['seconds_per_8']:.2f} |"
               for r in rows]
     print(machine_info.write_results(args.out, result, "The latent model's generation against the temperature and the fusion weight", table))
