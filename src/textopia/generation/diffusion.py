@@ -92,7 +92,8 @@ class DiffusionGenerator(VAEGenerator):
         self.idea_in_decoder = idea_in_decoder
         self.eta = eta
         #: λ of shallow fusion when a call gives none: the checkpoint's ``default_lm_weight``
-        #: (measured for it, see benchmarks/latent_fusion.py), else 0 (the decoder alone).
+        #: (measured for it: benchmarks/latent_temperature.py, benchmarks/results/latent_fusion.md),
+        #: else 0 (the decoder alone).
         self.lm_weight = check_lm_weight(meta.get("default_lm_weight", 0.0))
         self._lm = None
         self._lm_lock = threading.Lock()
@@ -131,9 +132,13 @@ class DiffusionGenerator(VAEGenerator):
                 self._lm = lm.model
             return self._lm
 
+    def fusion_weight(self, latent: DiffusionSettings | None) -> float:
+        """λ of a call's shallow fusion: ``latent.lm_weight``, or this model's default without settings."""
+        return self.lm_weight if latent is None else latent.lm_weight
+
     def sampling_model(self, decoder, latent: DiffusionSettings | None = None):
-        """The decoder fused with :meth:`fusion_lm` at ``latent.lm_weight`` (the decoder alone at 0)."""
-        weight = self.lm_weight if latent is None else latent.lm_weight
+        """The decoder fused with :meth:`fusion_lm` at :meth:`fusion_weight` (the decoder alone at 0)."""
+        weight = self.fusion_weight(latent)
         return decoder if weight == 0 else ShallowFusion(decoder, self.fusion_lm(), weight)
 
     # The diffusion model has no tractable likelihood of its own; its VAE's bound is not its.
@@ -162,11 +167,11 @@ class DiffusionGenerator(VAEGenerator):
     def _sample(self, context, num, settings, generator, *, idea, mode, latent=None):
         if not self.idea_in_decoder and mode == "expand" and idea:
             context = self.tokenizer.context_ids(None)
-        weight = self.lm_weight if latent is None else latent.lm_weight
+        weight = self.fusion_weight(latent)
         if weight > 0:
             # Fused scores add λ times the language model's log-probabilities to the decoder's: the
             # boost of the idea's words scales with them, or the idea's rare words (names: "kyogre")
-            # are lost (benchmarks/results/latent_fusion.md).
+            # are lost (benchmarks/results/latent_fusion_unscaled_boost.md).
             settings = replace(settings, idea_boost=settings.idea_boost * (1.0 + weight))
         return super()._sample(context, num, settings, generator, idea=idea, mode=mode, latent=latent)
 

@@ -50,13 +50,6 @@ class CompactFusedCache(FusedCache):
         self.lm.keep_rows(rows)
 
 
-class _Output:
-    """What the sampling loop reads of a forward: ``logits`` (B, T, V) and ``past_key_values``."""
-
-    def __init__(self, logits: torch.Tensor, past_key_values: Any) -> None:
-        self.logits, self.past_key_values = logits, past_key_values
-
-
 class ShallowFusion(nn.Module):
     """A conditioned decoder and a language model as one causal LM for the sampling loop.
 
@@ -67,9 +60,10 @@ class ShallowFusion(nn.Module):
         lm: a causal LM over the same vocabulary (the lean GPT-2 engine, say), called the same way.
         weight: λ >= 0, the language model's weight.
 
-    ``forward`` returns ``logits`` (B, T, V) float32, the fused log-scores
-    ``log_softmax(decoder) + λ · log_softmax(lm)`` (unnormalised; the sampler normalises), and a
-    :class:`FusedCache`. Finished rows are dropped from both caches only where both can.
+    ``forward`` returns a ``CausalLMOutputWithPast``: ``logits`` (B, T, V) float32, the fused
+    log-scores ``log_softmax(decoder) + λ · log_softmax(lm)`` (unnormalised; the sampler
+    normalises), and a :class:`FusedCache`. Finished rows are dropped from both caches only where
+    both can.
     """
 
     def __init__(self, decoder: nn.Module, lm: nn.Module, weight: float) -> None:
@@ -78,7 +72,9 @@ class ShallowFusion(nn.Module):
 
     @torch.no_grad()
     def forward(self, input_ids: torch.Tensor, attention_mask=None, past_key_values: FusedCache | None = None,
-                use_cache: bool = False, **_: Any) -> _Output:
+                use_cache: bool = False, **_: Any):
+        from transformers.modeling_outputs import CausalLMOutputWithPast  # as ConditionedDecoder's
+
         past = past_key_values
         dec = self.decoder(input_ids=input_ids, past_key_values=None if past is None else past.decoder, use_cache=True)
         lm = self.lm(input_ids=input_ids, past_key_values=None if past is None else past.lm, use_cache=True)
@@ -89,4 +85,5 @@ class ShallowFusion(nn.Module):
         logits.add_(torch.log_softmax(lm.logits.float(), dim=-1), alpha=self.weight)
         caches = (dec.past_key_values, lm.past_key_values)
         compact = all(hasattr(c, "keep_rows") for c in caches)
-        return _Output(logits, (CompactFusedCache if compact else FusedCache)(*caches) if use_cache else None)
+        cache = (CompactFusedCache if compact else FusedCache)(*caches) if use_cache else None
+        return CausalLMOutputWithPast(logits=logits, past_key_values=cache)
