@@ -39,6 +39,10 @@ def test_prepare_train_eval_generate(sample_corpus, tmp_path, capsys):
     assert len(outs) == 3 and all(o["prompt"] for o in outs)
     assert main(["generate", "woman portrait", "-n", "3", "--seed", "0", "--model", str(run)]) == 0
     assert capsys.readouterr().out.splitlines() == [o["prompt"] for o in outs]
+    assert all(o["settings"]["known_words_only"] is False for o in outs)  # a GPT's default
+    assert main(["generate", "woman portrait", "-n", "3", "--seed", "0", "--model", str(run), "--json",
+                 "--known-words-only"]) == 0
+    assert all(o["settings"]["known_words_only"] is True for o in json.loads(capsys.readouterr().out))
 
 
 @pytest.mark.parametrize(

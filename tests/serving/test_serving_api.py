@@ -305,3 +305,20 @@ def test_guidance_reaches_a_diffusion_model_and_is_refused_by_others(app_factory
         assert r.status_code == 409 and "lm_weight" in r.text
         r = client.post("/v1/generate", json={"idea": "castle", "n": 1, "lm_weight": 5, "model": "diffusion"})
         assert r.status_code == 422
+
+
+def test_known_words_only_reaches_the_model_and_models_show_its_default(app_factory: Any,
+                                                                        tiny_diffusion_checkpoint) -> None:
+    from textopia.generation.loader import load
+
+    app = app_factory(generators={"default": FakeGenerator(), "diffusion": load(tiny_diffusion_checkpoint)})
+    with TestClient(app) as client:
+        models = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
+        assert models["diffusion"]["default_known_words_only"] is True
+        assert models["default"]["default_known_words_only"] is False
+        for value in (False, True):
+            r = client.post("/v1/generate", json={"idea": "castle", "n": 1, "seed": 0, "max_new_tokens": 6,
+                                                  "model": "diffusion", "steps": 3, "known_words_only": value})
+            assert r.status_code == 200, r.text
+        r = client.post("/v1/generate", json={"idea": "castle", "n": 1, "known_words_only": "yes"})
+        assert r.status_code == 422 and "known_words_only" in r.text

@@ -3,6 +3,7 @@ commands of a VAE: ``reconstruct``, ``interpolate`` and ``variations``."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
@@ -29,6 +30,9 @@ def add_generate(sub) -> None:
                    help="min-p sampling: drop tokens below this share of the likeliest one's probability (0: off)")
     p.add_argument("--idea-boost", type=float, default=d.idea_boost,
                    help="expand mode: nats added to the idea's words until each is written (0: off)")
+    p.add_argument("--known-words-only", action=argparse.BooleanOptionalAction, default=None,
+                   help="spell only words of the model's corpus and of the idea (default: the model's own: on "
+                        "for latent diffusion, off for the others)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--ban", action="append", default=[], metavar="WORD", help="a word the prompts must not contain")
     p.add_argument("--no-rerank", action="store_true",
@@ -99,6 +103,8 @@ def cmd_generate(args) -> None:
         repetition_penalty=args.repetition_penalty, max_new_tokens=args.max_new_tokens,
         min_new_tokens=args.min_new_tokens, banned_words=args.ban, rerank=not args.no_rerank,
         min_p=args.min_p, idea_boost=args.idea_boost, **extra,
+        known_words_only=generator.default_known_words_only() if args.known_words_only is None
+        else args.known_words_only,
     )
     if args.ideas_file:
         from textopia.batch_generate import generate_file

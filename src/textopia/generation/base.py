@@ -40,6 +40,8 @@ class DecodingSettings:
             the most likely one; 0 disables it.
         idea_boost: in expand mode, nats added to the logits of the idea's words until each is
             written (:class:`textopia.generation.boost.IdeaBoostProcessor`); 0 disables it.
+        known_words_only: spell only words of the model's corpus (its ``known_words.txt``) and of
+            the idea (:class:`textopia.generation.lexicon.KnownWordsOnly`): no invented words.
     """
 
     mode: Mode = "expand"
@@ -55,6 +57,7 @@ class DecodingSettings:
     no_repeat_ngram_size: int = 0
     min_p: float = 0.05
     idea_boost: float = 2.0
+    known_words_only: bool = False
 
     def validate(self) -> None:
         """Raise :class:`TextopiaError` naming the first out-of-range setting."""
@@ -116,8 +119,8 @@ class Generator(abc.ABC):
     kind: str
     #: the keywords :meth:`generate` takes beyond :class:`DecodingSettings`' (a family's own settings)
     extra_settings: tuple[str, ...] = ()
-    #: the family's decoding defaults where they differ from :class:`DecodingSettings`' (today only
-    #: the temperature, which callers leave to the model with None)
+    #: the family's decoding defaults where they differ from :class:`DecodingSettings`' (the
+    #: temperature and ``known_words_only``, which callers leave to the model with None)
     default_decoding: DecodingSettings = DecodingSettings()
 
     def generate(
@@ -137,6 +140,7 @@ class Generator(abc.ABC):
         rerank: bool = True,
         min_p: float = DecodingSettings.min_p,
         idea_boost: float = DecodingSettings.idea_boost,
+        known_words_only: bool | None = None,
     ) -> list[Generation]:
         """Write ``n`` different prompts from ``idea``.
 
@@ -146,6 +150,8 @@ class Generator(abc.ABC):
             n: how many distinct prompts to return (1..64).
             temperature: the softmax temperature; None: the model's default
                 (:attr:`default_decoding`: 1.2, or 0.9 for latent diffusion).
+            known_words_only: spell only known words; None: the model's default
+                (:meth:`default_known_words_only`: on for latent diffusion, off for the others).
 
         Returns:
             ``n`` :class:`Generation` objects, distinct after normalising case and spacing
@@ -154,14 +160,27 @@ class Generator(abc.ABC):
         Raises:
             TextopiaError: a setting is out of range or n < 1.
         """
-        if temperature is None:
-            temperature = self.default_decoding.temperature
-        return self.generate_with(idea, n, DecodingSettings(
+        return self.generate_with(idea, n, self.decoding(
             mode=mode, temperature=temperature, top_p=top_p, top_k=top_k,
             repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens,
-            min_new_tokens=min_new_tokens, seed=seed, banned_words=tuple(banned_words), rerank=rerank,
-            min_p=min_p, idea_boost=idea_boost,
+            min_new_tokens=min_new_tokens, seed=seed, banned_words=banned_words, rerank=rerank,
+            min_p=min_p, idea_boost=idea_boost, known_words_only=known_words_only,
         ))
+
+    def decoding(self, **settings: Any) -> DecodingSettings:
+        """:class:`DecodingSettings` from :meth:`generate`'s keywords, the model's defaults in place
+        of those left None (``temperature``, ``known_words_only``)."""
+        if settings.get("temperature") is None:
+            settings["temperature"] = self.default_decoding.temperature
+        if settings.get("known_words_only") is None:
+            settings["known_words_only"] = self.default_known_words_only()
+        settings["banned_words"] = tuple(settings.get("banned_words", ()))
+        return DecodingSettings(**settings)
+
+    def default_known_words_only(self) -> bool:
+        """``known_words_only`` when a caller leaves it to the model: :attr:`default_decoding`'s,
+        where the model has a known-word list (off where it has none)."""
+        return self.default_decoding.known_words_only and getattr(self, "known_words", None) is not None
 
     @abc.abstractmethod
     def generate_with(self, idea: str | None, n: int, settings: DecodingSettings, latent: Any = None) -> list[Generation]:

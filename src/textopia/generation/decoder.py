@@ -71,7 +71,7 @@ class DecoderGenerator(Generator):
         """Draw ``num`` continuations of ``context``. Latent models override this to fix a latent
         per sample before decoding (drawn as ``latent``, their own settings object, asks)."""
         return sample(self.model, self.tokenizer, context, num, settings, generator, self.max_positions,
-                      idea=idea if mode == "expand" else None)
+                      idea=idea if mode == "expand" else None, known_words=self.known_words)
 
     def generate_with(self, idea: str | None, n: int, settings: DecodingSettings, latent: Any = None) -> list[Generation]:
         """:meth:`Generator.generate` with its settings as objects: ``settings`` for decoding, and
@@ -118,6 +118,9 @@ class DecoderGenerator(Generator):
         idea = " ".join(idea.split()) if idea else None
         if settings.mode == "continue" and not idea:
             raise TextopiaError("continue mode needs the prompt's beginning; got an empty text")
+        if settings.known_words_only and self.known_words is None:
+            raise TextopiaError(f"known_words_only needs the model's known-word list, and {self.name} has none "
+                                f"(no known_words.txt in its checkpoint)")
         if settings.seed is None:
             settings = replace(settings, seed=random.SystemRandom().randrange(2**31))
         settings.validate()
@@ -148,7 +151,7 @@ class DecoderGenerator(Generator):
                     jobs = [SampleJob(r.context, r.per_round, r.generator, r.idea if settings.mode == "expand" else None)
                             for r in members]
                     for r, samples in zip(members, sample_many(self.model, self.tokenizer, jobs, settings,
-                                                               self.max_positions)):
+                                                               self.max_positions, self.known_words)):
                         r.add(samples)
                     continue
                 for r in members:

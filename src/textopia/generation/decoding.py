@@ -6,7 +6,8 @@ One loop serves every decoder (GPT, LSTM): the model is called as
 Temperature, top-k, top-p (Holtzman et al. 2020), min-p (Nguyen et al. 2024, "Turning Up the
 Heat: Min-p Sampling"), the repetition penalty (Keskar et al. 2019), banned words and a minimum
 length are :mod:`textopia.generation.processors`, tested equal to transformers' processors; the
-idea boost (:mod:`textopia.generation.boost`) is ours. Top-p is drawn by :func:`draw`.
+idea boost (:mod:`textopia.generation.boost`) and the known-word constraint
+(:mod:`textopia.generation.lexicon`) are ours. Top-p is drawn by :func:`draw`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import torch
 
 from textopia.data.tokenizer import PromptTokenizer
 from textopia.generation.base import DecodingSettings
+from textopia.errors import TextopiaError
 from textopia.generation.boost import IdeaBoostProcessor, idea_boost_words
-from textopia.text import dedup_key  # noqa: F401  (re-exported)
+from textopia.text import KnownWords, dedup_key  # noqa: F401  (dedup_key re-exported)
 
 
 def banned_word_ids(tokenizer: PromptTokenizer, words: tuple[str, ...] | list[str]) -> list[list[int]]:
@@ -38,13 +40,20 @@ def banned_word_ids(tokenizer: PromptTokenizer, words: tuple[str, ...] | list[st
 
 
 def logits_processors(settings: DecodingSettings, tokenizer: PromptTokenizer, context_length: int,
-                      idea: str | None = None, *, idea_rows: list[tuple[str | None, int, int]] | None = None):
+                      idea: str | None = None, *, idea_rows: list[tuple[str | None, int, int]] | None = None,
+                      known_words: KnownWords | None = None):
     """The :class:`ProcessorList` for ``settings``: penalties, idea boost and bans, then warpers
     (min-p, temperature, top-k). ``settings.top_p`` is not among them: :func:`draw` takes it.
 
     ``idea``: in expand mode, the idea whose words :class:`IdeaBoostProcessor` raises
     (``settings.idea_boost`` nats; 0 disables it). ``idea_rows``: for a batch of several jobs,
     ``(idea, start, stop)`` per job instead, each idea boosted on rows ``[start, stop)`` only.
+    ``known_words``: the word list of ``settings.known_words_only``
+    (:class:`~textopia.generation.lexicon.KnownWordsOnly`, after the bans; every job's idea words
+    are allowed on every row).
+
+    Raises:
+        TextopiaError: ``settings.known_words_only`` without ``known_words``.
     """
     from textopia.generation.processors import (
         MinNewTokens,
@@ -77,6 +86,14 @@ def logits_processors(settings: DecodingSettings, tokenizer: PromptTokenizer, co
     bad = banned_word_ids(tokenizer, settings.banned_words)
     specials = [[tokenizer.pad_id], [tokenizer.idea_id], [tokenizer.prompt_id]]
     procs.append(NoBadWords([s for s in bad + specials if s != [tokenizer.eos_id]]))
+    if settings.known_words_only:
+        if known_words is None:
+            raise TextopiaError("known_words_only needs the model's known-word list (known_words.txt), and this "
+                                "model has none")
+        from textopia.generation.lexicon import KnownWordsOnly
+
+        ideas = [idea] if idea_rows is None else [job_idea for job_idea, _, _ in idea_rows]
+        procs.append(KnownWordsOnly(tokenizer, known_words, context_length, " ".join(i for i in ideas if i)))
     # Min-p truncates on the model's own distribution, before temperature (as Nguyen et al. 2024
     # apply it): a higher temperature then spreads over plausible tokens only, never the long tail.
     if settings.min_p > 0:
@@ -222,6 +239,7 @@ def sample_many(
     jobs: list[SampleJob],
     settings: DecodingSettings,
     max_positions: int | None = None,
+    known_words: KnownWords | None = None,
 ) -> list[list[Sampled]]:
     """Sample every job in one batch (the service's micro-batches); the same settings for all.
 
@@ -237,7 +255,7 @@ def sample_many(
         return []
     lengths = {len(job.context) for job in jobs}
     if len(jobs) > 1 and len(lengths) > 1 and not getattr(model, "supports_left_padding", False):
-        return [sample_many(model, tokenizer, [job], settings, max_positions)[0] for job in jobs]
+        return [sample_many(model, tokenizer, [job], settings, max_positions, known_words)[0] for job in jobs]
     device = next(model.parameters()).device
     width = max(lengths)
     budget = settings.max_new_tokens
@@ -257,7 +275,8 @@ def sample_many(
     attention_mask = torch.tensor(mask_rows, dtype=torch.long, device=device) if padded else None
     positions = (attention_mask.cumsum(dim=1) - 1).clamp(min=0) if padded else None  # (N, T0)
     procs = logits_processors(settings, tokenizer, width, idea=jobs[0].idea, idea_rows=None if len(jobs) == 1 else
-                              [(job.idea, start, stop) for job, (start, stop) in zip(jobs, spans)])
+                              [(job.idea, start, stop) for job, (start, stop) in zip(jobs, spans)],
+                              known_words=known_words)
     rngs = RowGenerators([(job.generator, a, b) for job, (a, b) in zip(jobs, spans)])
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     logprob = torch.zeros(n, dtype=torch.float64)
@@ -310,6 +329,7 @@ def sample(
     generator: torch.Generator,
     max_positions: int | None = None,
     idea: str | None = None,
+    known_words: KnownWords | None = None,
 ) -> list[Sampled]:
     """Sample ``num_samples`` continuations of ``context`` in one batch.
 
@@ -318,12 +338,13 @@ def sample(
         generator: the RNG that draws every token (seeded by the caller).
         max_positions: the model's context length; generation stops there.
         idea: the idea whose words are boosted (expand mode; see :func:`logits_processors`).
+        known_words: the word list of ``settings.known_words_only`` (see :func:`logits_processors`).
 
     Returns:
         a :class:`Sampled` per sample.
     """
     return sample_many(model, tokenizer, [SampleJob(context, num_samples, generator, idea)], settings,
-                       max_positions)[0]
+                       max_positions, known_words)[0]
 
 
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?])")

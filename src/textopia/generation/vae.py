@@ -103,7 +103,7 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         # The decoder reads the idea, so its words are boosted as for the language models.
         boosted = expand if self.idea_in_decoder else None
         return sample(self.sampling_model(ConditionedDecoder(self.vae, z), latent), self.tokenizer, context, num,
-                      settings, generator, self.max_positions, idea=boosted)
+                      settings, generator, self.max_positions, idea=boosted, known_words=self.known_words)
 
     def sampling_model(self, decoder, latent: Any = None):
         """The causal LM that :meth:`generate` samples from, given the decoder with its latents

@@ -78,6 +78,9 @@ class GenerateRequest(_Strict):
                              "share of the likeliest token's probability; 0 disables it.")
     idea_boost: JsonFloat = Field(_D.idea_boost, ge=0.0, le=10.0, description="Expand mode: nats added to the "
                                   "idea's words until each is written; 0 disables it.")
+    known_words_only: StrictBool | None = Field(None, description="Spell only words of the model's corpus and "
+                                                "of the idea; null or left out: the model's own (on for latent "
+                                                "diffusion, off for the others).")
     max_new_tokens: JsonInt = Field(
         _D.max_new_tokens, ge=1, le=MAX_NEW_TOKENS, description="Cap on generated tokens per prompt."
     )
@@ -156,6 +159,8 @@ class ModelInfo(BaseModel):
     default: bool = Field(description="True for the model used when a request names none.")
     default_temperature: float | None = Field(
         None, description="The temperature a generate request that leaves it out gets from this model.")
+    default_known_words_only: bool | None = Field(
+        None, description="known_words_only for a generate request that leaves it out.")
     info: dict[str, Any] = Field(default_factory=dict, description="What the model says of itself.")
 
 

@@ -77,6 +77,8 @@ def _generate_work(
         banned_words=tuple(banned),
         min_p=body.min_p,
         idea_boost=body.idea_boost,
+        known_words_only=model.generator.default_known_words_only() if body.known_words_only is None
+        else body.known_words_only,
     )
     if model.batcher is not None and not extra:  # decoded together with the requests that came with it
         generations = model.batcher.generate(idea or None, body.n, DecodingSettings(**decoding))
@@ -180,6 +182,7 @@ async def list_models(state: StateDep) -> ModelsResponse:
                 name=m.name, kind=m.kind, parameters=m.parameters, latent=m.latent,
                 default=m.name == store.default, info=m.info,
                 default_temperature=m.generator.default_decoding.temperature,
+                default_known_words_only=m.generator.default_known_words_only(),
             )
             for m in store.models.values()
         ],
