@@ -11,7 +11,8 @@ ideas other benchmarks use first) get 8 prompts each from ``textopia.load("laten
 idea index, every other setting the default). Figures: perplexity of all the prompts under the
 embedded default GPT in float32 (fluency; lower is better) and under the embedded LSTM (a second
 judge, which shallow fusion does not decode with), idea recall
-(``textopia.text.relevance_recall``), distinct-2 over all the prompts pooled and among each idea's
+(``textopia.text.relevance_recall``), the share of prompts holding an invented word (not in the
+model's known words nor the idea's: ``--known-words-only 0 1`` compares the two), distinct-2 over all the prompts pooled and among each idea's
 8 (the mean), and seconds per 8
 prompts. Writes ``<out>.json`` and ``<out>.md``.
 """
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--temperatures", type=float, nargs="+", default=[1.2, 0.9, 0.7])
     ap.add_argument("--lm-weights", type=float, nargs="+", default=[0.0])
     ap.add_argument("--steps", type=int, nargs="+", default=[None], help="DDIM steps (default: the model's own)")
+    ap.add_argument("--known-words-only", type=int, nargs="+", default=[None], choices=[0, 1],
+                    help="spell only known words (1) or not (0); default: the model's own")
     ap.add_argument("--model", default="latent", help="the latent diffusion model (an embedded name or a directory)")
     ap.add_argument("--out", default="benchmarks/results/latent_temperature")
     args = ap.parse_args(argv)
@@ -45,27 +48,33 @@ def main(argv: list[str] | None = None) -> int:
     import textopia
     from textopia.models.likelihood import score_prompts
     from textopia.evaluation.metrics.diversity import distinct_n
-    from textopia.text import relevance_recall
+    from textopia.text import relevance_recall, tokenize
 
     lines = [x.strip() for x in Path(args.ideas).read_text().splitlines()]
     ideas = [x for x in lines if x and not x.startswith("#")][args.skip : args.skip + args.num_ideas]
     latent, reference, lstm = textopia.load(args.model), textopia.load(weight_dtype="float32"), textopia.load("lstm")
     rows = []
-    for temperature, lm_weight, steps in [(t, w, k) for k in args.steps for w in args.lm_weights
-                                          for t in args.temperatures]:
-        prompts, recalls, per_idea, started = [], [], [], time.perf_counter()
+    for temperature, lm_weight, steps, known in [(t, w, k, kw) for kw in args.known_words_only for k in args.steps
+                                                 for w in args.lm_weights for t in args.temperatures]:
+        prompts, recalls, per_idea, invented, started = [], [], [], [], time.perf_counter()
+        known_words_only = None if known is None else bool(known)
         for i, idea in enumerate(ideas):
             written = [g.prompt for g in latent.generate(idea, 8, seed=100 + i, temperature=temperature,
-                                                         lm_weight=lm_weight, steps=steps)]
+                                                         lm_weight=lm_weight, steps=steps,
+                                                         known_words_only=known_words_only)]
             prompts += written
             recalls += [relevance_recall(idea, p) for p in written]
             per_idea.append(distinct_n(written, 2))
+            idea_words = set(tokenize(idea))
+            invented += [bool(set(latent.known_words.invented(p)) - idea_words) for p in written]
         seconds = (time.perf_counter() - started) / len(ideas)
         scored = score_prompts(reference.model, reference.tokenizer, prompts)
         judged = score_prompts(lstm.model, lstm.tokenizer, prompts)
         words = [p.lower().split() for p in prompts]
         bigrams = [tuple(w[i : i + 2]) for w in words for i in range(len(w) - 1)]
         rows.append({"temperature": temperature, "lm_weight": lm_weight, "steps": steps or latent.steps,
+                     "known_words_only": latent.default_known_words_only() if known is None else bool(known),
+                     "invented": sum(invented) / len(invented),
                      "perplexity": math.exp(scored.nats / scored.tokens),
                      "perplexity_lstm": math.exp(judged.nats / judged.tokens),
                      "idea_recall": sum(recalls) / len(recalls), "distinct_2": len(set(bigrams)) / max(1, len(bigrams)),
@@ -75,11 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     result = {"command": "python benchmarks/latent_temperature.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "machine": machine_info.machine(), "ideas": ideas, "rows": rows}
     table = [f"{len(ideas)} ideas x 8 prompts, every other setting the default.", "",
-             "| temperature | lm_weight | DDIM steps | perplexity under the default GPT | under the LSTM | idea recall | "
-             "distinct-2 (all) | distinct-2 (each 8) | s per 8 prompts |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    table += [f"| {r['temperature']} | {r['lm_weight']} | {r['steps']} | {r['perplexity']:.1f} | {r['perplexity_lstm']:.1f} | "
-              f"{r['idea_recall']:.3f} | {r['distinct_2']:.3f} | {r['distinct_2_per_8']:.3f} | {r['seconds_per_8']:.2f} |"
-              for r in rows]
+             "| temperature | lm_weight | DDIM steps | known words only | perplexity under the default GPT | under the LSTM | "
+             "idea recall | invented word (share of prompts) | distinct-2 (all) | distinct-2 (each 8) | s per 8 prompts |",
+             "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    table += [f"| {r['temperature']} | {r['lm_weight']} | {r['steps']} | {'yes' if r['known_words_only'] else 'no'} | "
+              f"{r['perplexity']:.1f} | {r['perplexity_lstm']:.1f} | {r['idea_recall']:.3f} | {r['invented']:.3f} | "
+              f"{r['distinct_2']:.3f} | {r['distinct_2_per_8']:.3f} | {r['seconds_per_8']:.2f} |" for r in rows]
     print(machine_info.write_results(args.out, result, "The latent model's generation against the temperature and the fusion weight", table))
     return 0
 
