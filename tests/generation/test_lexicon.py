@@ -92,3 +92,13 @@ def test_latent_diffusion_spells_only_known_words_by_default(tiny_diffusion_chec
     gen.known_words = None  # a checkpoint without a list: the default turns off rather than failing
     assert gen.default_known_words_only() is False
     assert gen.generate("castle", 1, max_new_tokens=8, seed=0, steps=3)
+
+
+def test_latent_variations_spell_only_known_words(tiny_diffusion_checkpoint):
+    from textopia.text import content_words
+
+    gen = load(tiny_diffusion_checkpoint)
+    source = "a castle on a hill at sunset, oil painting"
+    allowed = set(content_words(source))
+    for text in gen.variations(source, 4, seed=0):
+        assert not [w for w in gen.known_words.invented(text) if w not in allowed], text
