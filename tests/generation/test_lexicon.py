@@ -62,6 +62,11 @@ def test_the_processor_keeps_only_allowed_candidates(tokenizer):
     kept = set(torch.isfinite(out[0]).nonzero().squeeze(1).tolist())
     assert kept == set(good)
     assert all(out[0, t] == -math.inf for t in bad[:8])
+    # Where earlier rules removed every allowed token, the row is left as it was (never all -inf).
+    scores = torch.zeros(1, vocab)
+    scores[0, good] = -math.inf
+    out = proc(torch.tensor([ids]), scores.clone())
+    assert torch.equal(out, scores)
 
 
 def test_a_model_spells_only_known_words(tiny_checkpoint):

@@ -211,6 +211,7 @@ class KnownWordsOnly:
                 kept = self._all_allowed(partial)
             if kept:
                 keep = scores[row, kept]
-                scores[row] = -math.inf
-                scores[row, kept] = keep
+                if bool(torch.isfinite(keep).any()):  # else an earlier rule removed them all: leave the row
+                    scores[row] = -math.inf
+                    scores[row, kept] = keep
         return scores
