@@ -269,7 +269,7 @@ def test_page_is_served_with_no_external_assets(client: TestClient) -> None:
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert "default-src 'self'" in r.headers["content-security-policy"]
     for element in ('id="idea"', 'id="model"', 'id="temperature"', 'id="top_p"', 'id="n"',
-                    'id="banned"', 'id="generate"', 'id="results"', 'id="interpolate"'):
+                    'id="banned"', 'id="known"', 'id="generate"', 'id="results"', 'id="interpolate"'):
         assert element in r.text
     for path in ("/", "/static/app.js", "/static/app.css"):
         text = client.get(path).text

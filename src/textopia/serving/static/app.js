@@ -111,10 +111,14 @@ function fillSelect(select, models, defaultName) {
   }
 }
 
-// Each model's default temperature (from /v1/models): the slider starts there for the model picked.
+// Each model's default temperature and known-words setting (from /v1/models): the controls start
+// there for the model picked.
 const defaultTemperature = new Map();
+const defaultKnownWords = new Map();
 
 function useModelDefaults() {
+  const known = defaultKnownWords.get($("model").value);
+  if (known !== undefined && known !== null) $("known").checked = known;
   const t = defaultTemperature.get($("model").value);
   if (t === undefined || t === null) return;
   $("temperature").value = t;
@@ -127,7 +131,10 @@ async function loadModels() {
     const data = await response.json();
     if (!response.ok) throw new Error(data.error || "HTTP " + response.status);
     fillSelect($("model"), data.models, data.default);
-    for (const m of data.models) defaultTemperature.set(m.name, m.default_temperature);
+    for (const m of data.models) {
+      defaultTemperature.set(m.name, m.default_temperature);
+      defaultKnownWords.set(m.name, m.default_known_words_only);
+    }
     useModelDefaults();
     const latent = data.models.filter((m) => m.latent);
     if (latent.length) {
@@ -158,6 +165,7 @@ async function generate(event) {
     top_p: Number($("top_p").value),
     banned_words: splitWords($("banned").value),
     safe_mode: $("safe").checked,
+    known_words_only: $("known").checked,
   };
   if ($("model").value) body.model = $("model").value;
   const seed = $("seed").value.trim();
