@@ -18,8 +18,8 @@ from typing import Any, NamedTuple
 import torch
 
 from textopia.data.tokenizer import PromptTokenizer
-from textopia.generation.base import DecodingSettings
 from textopia.errors import TextopiaError
+from textopia.generation.base import DecodingSettings
 from textopia.generation.boost import IdeaBoostProcessor, idea_boost_words
 from textopia.text import KnownWords, dedup_key  # noqa: F401  (dedup_key re-exported)
 

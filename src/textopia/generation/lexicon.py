@@ -58,7 +58,7 @@ class TokenPieces:
         self.chars: list[str] = []
         for token_id in range(backend.get_vocab_size(with_added_tokens=True)):
             token = backend.id_to_token(token_id)
-            text = backend.decoder.decode([token]) if token is not None and backend.decoder is not None else ""
+            text = backend.decoder.decode([token]) if token is not None else ""
             body = text[1:] if text.startswith(" ") else text
             if "\ufffd" in body:  # a piece of a multi-byte character
                 kind, chars = _FREE, ""
@@ -98,22 +98,23 @@ class Lexicon:
         return word in self.words
 
 
+def _cached(owner: object, attribute: str, build):
+    """``owner.<attribute>``, built by ``build(owner)`` and kept there on first use."""
+    value = getattr(owner, attribute, None)
+    if value is None:
+        value = build(owner)
+        setattr(owner, attribute, value)
+    return value
+
+
 def lexicon_for(known: KnownWords) -> Lexicon:
     """The :class:`Lexicon` of ``known`` (built once per word list and cached on it)."""
-    lexicon = getattr(known, "_lexicon", None)
-    if lexicon is None:
-        lexicon = Lexicon(known.words)
-        known._lexicon = lexicon
-    return lexicon
+    return _cached(known, "_lexicon", lambda k: Lexicon(k.words))
 
 
 def pieces_for(tokenizer) -> TokenPieces:
     """The :class:`TokenPieces` of ``tokenizer`` (built once and cached on it)."""
-    pieces = getattr(tokenizer, "_token_pieces", None)
-    if pieces is None:
-        pieces = TokenPieces(tokenizer)
-        tokenizer._token_pieces = pieces
-    return pieces
+    return _cached(tokenizer, "_token_pieces", TokenPieces)
 
 
 class KnownWordsOnly:
@@ -134,8 +135,7 @@ class KnownWordsOnly:
                  candidates: int = CANDIDATES) -> None:
         self.pieces = pieces_for(tokenizer)
         self.lexicon = lexicon_for(known)
-        self.extra = frozenset(tokenize(extra_words or ""))
-        self.extra_sorted = sorted(self.extra)
+        self.extra = Lexicon(tokenize(extra_words or ""))
         self.context_length = context_length
         self.candidates = candidates
         self._cache: dict[tuple[str, int], bool] = {}
@@ -146,10 +146,7 @@ class KnownWordsOnly:
         return word.isdigit() or word in self.lexicon or word in self.extra
 
     def _prefix(self, word: str) -> bool:
-        if word.isdigit() or self.lexicon.is_prefix(word):
-            return True
-        i = bisect.bisect_left(self.extra_sorted, word)
-        return i < len(self.extra_sorted) and self.extra_sorted[i].startswith(word)
+        return word.isdigit() or self.lexicon.is_prefix(word) or self.extra.is_prefix(word)
 
     def _partial(self, ids: list[int]) -> str | None:
         """The word the row is spelling (its characters so far; "" between words), or None where
