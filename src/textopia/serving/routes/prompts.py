@@ -67,7 +67,7 @@ def _generate_work(
                                  f"{model.generator.kind!r}")
     decoding = dict(
         mode=body.mode,
-        temperature=model.generator.default_decoding.temperature if body.temperature is None else body.temperature,
+        temperature=body.temperature,  # None: the model's own, as for known_words_only
         top_p=body.top_p,
         top_k=body.top_k,
         repetition_penalty=body.repetition_penalty,
@@ -77,11 +77,10 @@ def _generate_work(
         banned_words=tuple(banned),
         min_p=body.min_p,
         idea_boost=body.idea_boost,
-        known_words_only=model.generator.default_known_words_only() if body.known_words_only is None
-        else body.known_words_only,
+        known_words_only=body.known_words_only,
     )
     if model.batcher is not None and not extra:  # decoded together with the requests that came with it
-        generations = model.batcher.generate(idea or None, body.n, DecodingSettings(**decoding))
+        generations = model.batcher.generate(idea or None, body.n, model.generator.decoding(**decoding))
     else:
         generations = model.generator.generate(idea or None, body.n, **decoding, **extra)
     kept: list[PromptOut] = []
