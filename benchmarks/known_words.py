@@ -6,7 +6,8 @@ ideas of the file (after the first ``--skip``) get 8 prompts each (seed 100 + id
 other setting the model's default). Figures: the share of prompts holding an invented word (not
 in the model's ``known_words.txt`` nor the idea's words), idea recall
 (``textopia.text.relevance_recall``), distinct-2 among each idea's 8, perplexity of the prompts
-under the embedded LSTM and under the embedded default GPT (float32), and seconds per 8 prompts.
+under the embedded LSTM and under the embedded default GPT (float32), and seconds per 8 prompts
+(``latent_temperature.written_figures``, which that benchmark shares).
 The two settings of a model run one after the other in one process. Writes ``<out>.json`` and
 ``<out>.md``::
 
@@ -17,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import machine_info  # noqa: E402
+from latent_temperature import read_ideas, written_figures  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,12 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import textopia
-    from textopia.evaluation.metrics.diversity import distinct_n
-    from textopia.models.likelihood import score_prompts
-    from textopia.text import relevance_recall, tokenize
 
-    lines = [x.strip() for x in Path(args.ideas).read_text().splitlines()]
-    ideas = [x for x in lines if x and not x.startswith("#")][args.skip : args.skip + args.num_ideas]
+    ideas = read_ideas(args.ideas, args.skip, args.num_ideas)
     lstm, gpt = textopia.load("lstm"), textopia.load(weight_dtype="float32")
     rows = []
     for name in args.models:
@@ -50,21 +47,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{name} has no known_words.txt")
         model.generate("warm up", 8, seed=0)
         for known in (False, True):
-            written, started = [], time.perf_counter()
-            for i, idea in enumerate(ideas):
-                written.append([g.prompt for g in model.generate(idea, 8, seed=100 + i, known_words_only=known)])
-            seconds = (time.perf_counter() - started) / len(ideas)
-            flat = [p for group in written for p in group]
-            pairs = [(idea, p) for idea, group in zip(ideas, written, strict=True) for p in group]
-            rows.append({
-                "model": name, "known_words_only": known, "prompts": len(flat),
-                "invented": sum(bool(set(model.known_words.invented(p)) - set(tokenize(i))) for i, p in pairs) / len(flat),
-                "idea_recall": sum(relevance_recall(i, p) for i, p in pairs) / len(flat),
-                "distinct_2_per_8": sum(distinct_n(g, 2) for g in written) / len(written),
-                "perplexity_lstm": score_prompts(lstm.model, lstm.tokenizer, flat).perplexity,
-                "perplexity_gpt": score_prompts(gpt.model, gpt.tokenizer, flat).perplexity,
-                "seconds_per_8": seconds,
-            })
+            rows.append({"model": name, "known_words_only": known,
+                         **written_figures(model, ideas, gpt, lstm, known_words_only=known)})
             print(rows[-1], flush=True)
     result = {"command": "python benchmarks/known_words.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "machine": machine_info.machine(), "ideas": ideas, "rows": rows}
@@ -73,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
              "perplexity under the LSTM | under the default GPT | s per 8 prompts |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     table += [f"| {r['model']} | {'yes' if r['known_words_only'] else 'no'} | {r['invented']:.3f} | {r['idea_recall']:.3f} | "
-              f"{r['distinct_2_per_8']:.3f} | {r['perplexity_lstm']:.1f} | {r['perplexity_gpt']:.1f} | {r['seconds_per_8']:.2f} |"
+              f"{r['distinct_2_per_8']:.3f} | {r['perplexity_lstm']:.1f} | {r['perplexity']:.1f} | {r['seconds_per_8']:.2f} |"
               for r in rows]
     print(machine_info.write_results(args.out, result, "Known words only, on and off", table))
     return 0

@@ -31,6 +31,42 @@ import machine_info
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def read_ideas(path: str | Path, skip: int, num: int) -> list[str]:
+    """``num`` ideas of a file (one per line, ``#`` comments), after its first ``skip``."""
+    lines = [x.strip() for x in Path(path).read_text().splitlines()]
+    return [x for x in lines if x and not x.startswith("#")][skip : skip + num]
+
+
+def written_figures(model, ideas: list[str], gpt, lstm, **settings) -> dict:
+    """8 prompts per idea from ``model`` (seed 100 + idea index, ``settings`` for ``generate``),
+    and their figures: perplexity under ``gpt`` and ``lstm`` (fluency), idea recall, the share of
+    prompts holding an invented word (not in the model's known words nor the idea's), distinct-2
+    pooled and among each idea's 8, seconds per 8 prompts."""
+    from textopia.evaluation.metrics.diversity import distinct_n
+    from textopia.models.likelihood import score_prompts
+    from textopia.text import relevance_recall, tokenize
+
+    prompts, recalls, per_idea, invented, started = [], [], [], [], time.perf_counter()
+    for i, idea in enumerate(ideas):
+        written = [g.prompt for g in model.generate(idea, 8, seed=100 + i, **settings)]
+        prompts += written
+        recalls += [relevance_recall(idea, p) for p in written]
+        per_idea.append(distinct_n(written, 2))
+        idea_words = set(tokenize(idea))
+        invented += [bool(set(model.known_words.invented(p)) - idea_words) for p in written]
+    seconds = (time.perf_counter() - started) / len(ideas)
+    scored = score_prompts(gpt.model, gpt.tokenizer, prompts)
+    judged = score_prompts(lstm.model, lstm.tokenizer, prompts)
+    words = [p.lower().split() for p in prompts]
+    bigrams = [tuple(w[i : i + 2]) for w in words for i in range(len(w) - 1)]
+    return {"invented": sum(invented) / len(invented),
+            "perplexity": math.exp(scored.nats / scored.tokens),
+            "perplexity_lstm": math.exp(judged.nats / judged.tokens),
+            "idea_recall": sum(recalls) / len(recalls), "distinct_2": len(set(bigrams)) / max(1, len(bigrams)),
+            "distinct_2_per_8": sum(per_idea) / len(per_idea),
+            "seconds_per_8": seconds, "prompts": len(prompts)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ideas", default=str(ROOT / "benchmarks" / "ideas" / "derived_1000.txt"))
@@ -46,40 +82,18 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import textopia
-    from textopia.models.likelihood import score_prompts
-    from textopia.evaluation.metrics.diversity import distinct_n
-    from textopia.text import relevance_recall, tokenize
 
-    lines = [x.strip() for x in Path(args.ideas).read_text().splitlines()]
-    ideas = [x for x in lines if x and not x.startswith("#")][args.skip : args.skip + args.num_ideas]
+    ideas = read_ideas(args.ideas, args.skip, args.num_ideas)
     latent, reference, lstm = textopia.load(args.model), textopia.load(weight_dtype="float32"), textopia.load("lstm")
     rows = []
     for temperature, lm_weight, steps, known in [(t, w, k, kw) for kw in args.known_words_only for k in args.steps
                                                  for w in args.lm_weights for t in args.temperatures]:
-        prompts, recalls, per_idea, invented, started = [], [], [], [], time.perf_counter()
         known_words_only = None if known is None else bool(known)
-        for i, idea in enumerate(ideas):
-            written = [g.prompt for g in latent.generate(idea, 8, seed=100 + i, temperature=temperature,
-                                                         lm_weight=lm_weight, steps=steps,
-                                                         known_words_only=known_words_only)]
-            prompts += written
-            recalls += [relevance_recall(idea, p) for p in written]
-            per_idea.append(distinct_n(written, 2))
-            idea_words = set(tokenize(idea))
-            invented += [bool(set(latent.known_words.invented(p)) - idea_words) for p in written]
-        seconds = (time.perf_counter() - started) / len(ideas)
-        scored = score_prompts(reference.model, reference.tokenizer, prompts)
-        judged = score_prompts(lstm.model, lstm.tokenizer, prompts)
-        words = [p.lower().split() for p in prompts]
-        bigrams = [tuple(w[i : i + 2]) for w in words for i in range(len(w) - 1)]
+        figures = written_figures(latent, ideas, reference, lstm, temperature=temperature, lm_weight=lm_weight,
+                                  steps=steps, known_words_only=known_words_only)
         rows.append({"temperature": temperature, "lm_weight": lm_weight, "steps": steps or latent.steps,
                      "known_words_only": latent.default_known_words_only() if known is None else bool(known),
-                     "invented": sum(invented) / len(invented),
-                     "perplexity": math.exp(scored.nats / scored.tokens),
-                     "perplexity_lstm": math.exp(judged.nats / judged.tokens),
-                     "idea_recall": sum(recalls) / len(recalls), "distinct_2": len(set(bigrams)) / max(1, len(bigrams)),
-                     "distinct_2_per_8": sum(per_idea) / len(per_idea),
-                     "seconds_per_8": seconds, "prompts": len(prompts)})
+                     **figures})
         print(rows[-1], flush=True)
     result = {"command": "python benchmarks/latent_temperature.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "machine": machine_info.machine(), "ideas": ideas, "rows": rows}
