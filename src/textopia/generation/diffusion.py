@@ -212,9 +212,9 @@ class DiffusionGenerator(VAEGenerator):
         :attr:`lm_weight`), its words are boosted until written, and the reranker
         picks the ``n`` best of the oversampled prompts (every idea word, no invented word, no
         stutter, fluent, varied); where the model spells only known words by default
-        (:meth:`default_known_words_only`), so do its variations. So the latent carries the rest of the source (its style, its
-        order), the sampling the variety, and the boost the subject, which decoding a noised
-        latent greedily lost in a third of the variations.
+        (:meth:`default_known_words_only`), so do its variations. So the latent carries the rest
+        of the source (its style, its order), the sampling the variety, and the boost the subject,
+        which decoding a noised latent greedily lost in a third of the variations.
 
         Args:
             spread: SDEdit's strength in [0, 1] (None: the model's ``default_spread``): 0 gives
