@@ -8,6 +8,7 @@ import torch
 from textopia.generation.base import TextopiaError
 from textopia.generation.fusion import CompactFusedCache, FusedCache, ShallowFusion, check_lm_weight
 from textopia.generation.loader import load
+from textopia.generation.vae import slerp
 
 
 class _FixedLM(torch.nn.Module):
@@ -85,3 +86,19 @@ def test_diffusion_generator_writes_through_shallow_fusion(tiny_diffusion_checkp
     assert gen.info()["lm_weight"] == 0.0
     with pytest.raises(TextopiaError, match="lm_weight"):
         gen.generate("castle", 1, lm_weight=-1.0)
+
+
+def test_interpolation_writes_its_interior_points_through_shallow_fusion(tiny_diffusion_checkpoint, tiny_checkpoint):
+    gen = load(tiny_diffusion_checkpoint)
+    gen.meta["fusion_lm"] = str(tiny_checkpoint)
+    a, b = "a castle on a hill, oil painting", "portrait of a woman, digital art"
+    alone = gen.interpolate(a, b, steps=4)
+    gen.lm_weight = 3.0  # the checkpoint's default λ: the interior points fuse at it
+    path = gen.interpolate(a, b, steps=4)
+    # the ends stay the reconstructions, written by the decoder alone
+    assert path[0] == alone[0] == gen.reconstruct(a) and path[-1] == alone[-1] == gen.reconstruct(b)
+    mu_a, mu_b = gen.encode(a)[0], gen.encode(b)[0]
+    inner = gen.settle_path(slerp(mu_a, mu_b, torch.linspace(0.0, 1.0, 4)))[1:-1]
+    assert path[1:-1] == gen.decode_latents(inner, fused=True)
+    assert alone[1:-1] == gen.decode_latents(inner)
+    assert path[1:-1] != alone[1:-1]  # λ = 3 moves the tiny decoder's greedy choices

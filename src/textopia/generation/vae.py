@@ -129,15 +129,21 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
 
     @torch.no_grad()
     def decode_latents(self, z: torch.Tensor, *, idea: str | None = None, settings: DecodingSettings | None = None,
-                       seed: int = 0) -> list[str]:
-        """Decode each row of ``z`` (N, nz) float into a prompt (greedy by default: :func:`greedy_settings`)."""
+                       seed: int = 0, fused: bool = False) -> list[str]:
+        """Decode each row of ``z`` (N, nz) float into a prompt (greedy by default: :func:`greedy_settings`).
+
+        Args:
+            fused: decode with :meth:`sampling_model` at the model's defaults (a latent diffusion
+                model's decoder in shallow fusion with its language model) instead of the decoder alone.
+        """
         settings = greedy_settings(self.vae) if settings is None else settings
         from textopia.models.text_vae import ConditionedDecoder
 
         context = self.tokenizer.context_ids(idea)
         generator = torch.Generator().manual_seed(seed)
         decoder = ConditionedDecoder(self.vae, z.float().to(self.device))
-        out = sample(decoder, self.tokenizer, context, z.size(0), settings, generator, self.max_positions)
+        model = self.sampling_model(decoder) if fused else decoder
+        out = sample(model, self.tokenizer, context, z.size(0), settings, generator, self.max_positions)
         return [clean_prompt(self.tokenizer.decode(ids), finished) for ids, finished, _ in out]
 
     iw_samples: int = 500  # K of :meth:`likelihood`
@@ -184,7 +190,12 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
             raise TextopiaError(f"steps must be between 2 and {MAX_STEPS}, got {steps}")
         mu_a, _ = self.encode(prompt_a)
         mu_b, _ = self.encode(prompt_b)
-        return self.decode_latents(self.settle_path(slerp(mu_a, mu_b, torch.linspace(0.0, 1.0, steps))))
+        path = self.settle_path(slerp(mu_a, mu_b, torch.linspace(0.0, 1.0, steps)))
+        # The ends are the prompts' reconstructions (the decoder alone); the points between are
+        # written as generate writes a latent: fused with the language model where the model does.
+        ends = self.decode_latents(path[[0, -1]])
+        inner = self.decode_latents(path[1:-1], fused=True) if steps > 2 else []
+        return [ends[0], *inner, ends[1]]
 
     def settle_path(self, path: torch.Tensor) -> torch.Tensor:
         """The latents (S, nz) of an interpolation path to decode: here, the path as it is."""

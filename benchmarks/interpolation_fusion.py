@@ -1,0 +1,99 @@
+"""Interpolation midpoints of the latent model: decoded by the decoder alone, or in shallow fusion
+with its language model at several weights λ (greedy either way).
+
+``--num-pairs`` pairs of test prompts taken apart from ``latent_eval.py``'s (from position 2000 of
+its shuffled order), 5 points each; the 3 interior points are settled by the model's own SDEdit
+and decoded at each λ. Figures: the share of midpoints that share a content word with both ends
+(``latent_eval.py``'s measure), and the midpoints' perplexity under the embedded LSTM (a judge that
+fusion does not decode with).
+
+::
+
+    python benchmarks/interpolation_fusion.py --data-dir data/sd
+
+Writes ``interpolation_fusion.json`` and ``.md`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from machine_info import machine  # noqa: E402
+
+
+def midpoints(gen, pairs: list[tuple[str, str]], lm_weight: float) -> list[list[str]]:
+    """Each pair's 5-point path, its interior decoded greedily at fusion weight ``lm_weight``."""
+    import torch
+
+    from textopia.generation.decoding import clean_prompt, sample
+    from textopia.generation.vae import greedy_settings, slerp
+    from textopia.models.text_vae import ConditionedDecoder
+
+    paths = []
+    for a, b in pairs:
+        ends = torch.stack([gen.encode(a)[0], gen.encode(b)[0]])
+        inner = gen.settle_path(slerp(ends[0], ends[1], torch.linspace(0.0, 1.0, 5)))[1:-1]
+        model = gen.sampling_model(ConditionedDecoder(gen.vae, inner.float()), gen.settings(lm_weight=lm_weight))
+        out = sample(model, gen.tokenizer, gen.tokenizer.context_ids(None), inner.size(0), greedy_settings(gen.vae),
+                     torch.Generator().manual_seed(0), gen.max_positions)
+        paths.append([a, *[clean_prompt(gen.tokenizer.decode(ids), done) for ids, done, _ in out], b])
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--latent", default="latent")
+    p.add_argument("--data-dir", required=True, help="prepared data (its test split)")
+    p.add_argument("--num-pairs", type=int, default=15)
+    p.add_argument("--lm-weights", type=float, nargs="+", default=[0.0, 0.5, 1.0])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    args = p.parse_args(argv)
+
+    from textopia.data.corpus import read_split
+    from textopia.generation.loader import load, resolve_model
+    from textopia.models.checkpoint import load_checkpoint
+    from textopia.models.likelihood import score_prompts
+    from textopia.text import content_stems
+
+    test = read_split(Path(args.data_dir), "test")
+    order = list(range(len(test)))
+    random.Random(f"latent-eval/{args.seed}").shuffle(order)
+    pool = [test[j] for j in order[2000: 2000 + 2 * args.num_pairs]]
+    pairs = list(zip(pool[::2], pool[1::2]))
+    gen = load(args.latent)
+    judge, judge_tok, _ = load_checkpoint(resolve_model("lstm"))
+    report = {"machine": machine(), "settings": vars(args), "rows": {},
+              "command": " ".join(["python benchmarks/interpolation_fusion.py", *(argv or sys.argv[1:])])}
+    for weight in args.lm_weights:
+        paths = midpoints(gen, pairs, weight)
+        mids = [m for path in paths for m in path[1:-1]]
+        shared = [bool(content_stems(m) & content_stems(path[0])) and bool(content_stems(m) & content_stems(path[-1]))
+                  for path in paths for m in path[1:-1]]
+        report["rows"][str(weight)] = {
+            "midpoints_sharing_both": sum(shared) / len(shared),
+            "lstm_perplexity": score_prompts(judge, judge_tok, mids, batch_size=32).perplexity,
+            "examples": paths[:3]}
+        print(weight, report["rows"][str(weight)]["midpoints_sharing_both"], report["rows"][str(weight)]["lstm_perplexity"])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "interpolation_fusion.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    lines = ["# Interpolation midpoints: the decoder alone (λ = 0) or in shallow fusion", "",
+             f"`{report['command']}` on {report['machine'].get('cpu', '?')}; {len(pairs)} pairs of test prompts, "
+             "3 midpoints each, greedy.", "",
+             "| λ | midpoints sharing a content word with both ends | perplexity under the LSTM |", "|---:|---:|---:|"]
+    lines += [f"| {w} | {r['midpoints_sharing_both']:.3f} | {r['lstm_perplexity']:.1f} |" for w, r in report["rows"].items()]
+    for w, r in report["rows"].items():
+        lines += ["", f"λ = {w}:", ""] + [" → ".join(f"`{x[:70]}`" for x in path) for path in r["examples"]]
+    (out / "interpolation_fusion.md").write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
