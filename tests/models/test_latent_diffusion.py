@@ -315,6 +315,8 @@ def test_swap_decoder_keeps_the_encoder_unless_told(tiny_diffusion_checkpoint, t
     assert all(torch.equal(v, swapped.vae.state_dict()[k]) for k, v in vae.state_dict().items())
     assert all(torch.equal(v, swapped.denoiser.state_dict()[k]) for k, v in start.denoiser.state_dict().items())
     assert meta["model"]["vae_checkpoint"] == str(tmp_path / "new-decoder")
+    # the known words travel with it (known_words_only, the reranker's clean tier need them)
+    assert (tmp_path / "out" / "known_words.txt").read_bytes() == (tiny_diffusion_checkpoint / "known_words.txt").read_bytes()
     # A new encoder is refused, unless the copy is to be trained on.
     with torch.no_grad():
         next(p for n, p in vae.named_parameters() if not n.startswith("decoder.")).add_(1.0)

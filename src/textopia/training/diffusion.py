@@ -49,6 +49,7 @@ from textopia.models.latent_diffusion import (
 )
 from textopia.models.registry import LatentAutoencoder, get_spec, make_config
 from textopia.models.text_vae import TextVAE
+from textopia.text import KNOWN_WORDS_FILE
 from textopia.training.config import ExperimentConfig
 from textopia.training.tasks import Task
 
@@ -355,7 +356,7 @@ def swap_decoder(diffusion_dir: str | Path, autoencoder_dir: str | Path, out_dir
     """Write a copy of a latent diffusion checkpoint whose autoencoder is ``autoencoder_dir``'s.
 
     For a decoder fine-tuned with the encoder frozen (``train_encoder = false``): every latent,
-    and so the denoiser, stays valid. The trainer state is not copied. With ``new_encoder`` the
+    and so the denoiser, stays valid. The trainer state is not copied, the known words are. With ``new_encoder`` the
     autoencoder may also have a new encoder (one trained on): the copy is then a starting point
     whose denoiser must be trained on the new latents (``model.init_from`` = the copy).
 
@@ -380,5 +381,11 @@ def swap_decoder(diffusion_dir: str | Path, autoencoder_dir: str | Path, out_dir
         raise TextopiaError(f"the encoder of {autoencoder_dir} differs from the one {diffusion_dir} was trained on")
     model.vae.load_state_dict(new)
     meta = {**meta, "model": {**meta["model"], "vae_checkpoint": str(autoencoder_dir)}}
-    save_checkpoint(out_dir, model, tokenizer, meta)
+    known = Path(diffusion_dir) / KNOWN_WORDS_FILE
+
+    def write_extra(tmp: Path) -> None:  # the corpus's known words travel with the model, as the trainer's do
+        if known.is_file():
+            shutil.copyfile(known, tmp / KNOWN_WORDS_FILE)
+
+    save_checkpoint(out_dir, model, tokenizer, meta, write_extra=write_extra)
     return Path(out_dir)
