@@ -356,9 +356,10 @@ def swap_decoder(diffusion_dir: str | Path, autoencoder_dir: str | Path, out_dir
     """Write a copy of a latent diffusion checkpoint whose autoencoder is ``autoencoder_dir``'s.
 
     For a decoder fine-tuned with the encoder frozen (``train_encoder = false``): every latent,
-    and so the denoiser, stays valid. The trainer state is not copied, the known words are. With ``new_encoder`` the
-    autoencoder may also have a new encoder (one trained on): the copy is then a starting point
-    whose denoiser must be trained on the new latents (``model.init_from`` = the copy).
+    and so the denoiser, stays valid. The trainer state is not copied, the known words are. With
+    ``new_encoder`` the autoencoder may also have a new encoder (one trained on): the copy is then
+    a starting point whose denoiser must be trained on the new latents (``model.init_from`` = the
+    copy).
 
     Raises:
         TextopiaError: a checkpoint is unusable, or the two encoders differ without
