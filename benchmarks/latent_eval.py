@@ -48,6 +48,15 @@ def recall(reference: str, output: str) -> float:
     return relevance_recall(reference, output)
 
 
+#: Token-length buckets [lo, hi) of the reconstruction's content recall.
+LENGTH_BUCKETS = ((0, 20), (20, 40), (40, 60), (60, 77), (77, 10**9))
+
+
+def bucket_name(lo: int, hi: int) -> str:
+    """A length bucket's label: "20-39", ">=77"."""
+    return f"{lo}-{hi - 1}" if hi < 10**9 else f">={lo}"
+
+
 def reconstruction(generator, prompts: list[str]) -> dict:
     from textopia.evaluation.vae_metrics import reconstruction_scores
 
@@ -55,7 +64,14 @@ def reconstruction(generator, prompts: list[str]) -> dict:
                                    max_length=generator.max_positions or 256)
     pairs = scores.pop("pairs")
     recalls = [recall(ref, hyp) for ref, hyp in pairs]
-    return {**scores, "content_recall": sum(recalls) / len(recalls), "examples": pairs[:8]}
+    by_length: dict[str, list[float]] = {}
+    for (ref, _), r in zip(pairs, recalls):  # recall falls with length: by the prompt's tokens
+        n = len(generator.tokenizer.encode(ref))
+        lo, hi = next((lo, hi) for lo, hi in LENGTH_BUCKETS if lo <= n < hi)
+        by_length.setdefault(bucket_name(lo, hi), []).append(r)
+    return {**scores, "content_recall": sum(recalls) / len(recalls), "examples": pairs[:8],
+            "content_recall_by_length": {k: {"prompts": len(v), "content_recall": sum(v) / len(v)}
+                                         for k, v in by_length.items()}}
 
 
 def variations(generator, sources: list[str], n: int = 8) -> dict:
@@ -223,6 +239,14 @@ def markdown(r: dict) -> str:
         rc, v, it = m["reconstruction"], m["variations"], m["interpolation"]
         lines.append(f"| {name} | {rc['bleu']:.1f} | {rc['content_recall']:.3f} | {v['subject_kept']:.3f} | "
                      f"{v['distinct_2']:.3f} | {it['endpoint_recall']:.3f} | {it['midpoints_sharing_both']:.3f} |")
+    lines += ["", "Reconstruction's content recall by the prompt's length in tokens (prompts in each):", "",
+              "| model | " + " | ".join(bucket_name(lo, hi) for lo, hi in LENGTH_BUCKETS) + " |",
+              "|---|" + "---:|" * len(LENGTH_BUCKETS)]
+    for name, m in r["models"].items():
+        cells = [m["reconstruction"].get("content_recall_by_length", {}).get(bucket_name(lo, hi))
+                 for lo, hi in LENGTH_BUCKETS]
+        lines.append(f"| {name} | " + " | ".join(f"{c['content_recall']:.3f} ({c['prompts']})" if c else ""
+                                              for c in cells) + " |")
     lines += ["", f"Generation: {r['settings']['num_ideas']} test-split ideas x 8 prompts, default settings.", "",
               "| row | idea recall | distinct-2 | fluency PPL (default GPT) | FD (MiniLM) | s per 8 prompts |",
               "|---|---:|---:|---:|---:|---:|"]
