@@ -1,9 +1,10 @@
-"""Interpolation midpoints of the latent model: decoded by the decoder alone, or in shallow fusion
-with its language model at several weights λ (greedy either way).
+"""Interpolation midpoints of the latent model: decoded by the decoder alone, in shallow fusion
+with its language model at several weights λ (greedy either way), and as ``interpolate`` writes
+them (``decode_midpoints``: fused at the model's λ, from both ends' subjects).
 
 ``--num-pairs`` pairs of test prompts taken apart from ``latent_eval.py``'s (from position 2000 of
 its shuffled order), 5 points each; the 3 interior points are settled by the model's own SDEdit
-and decoded at each λ. Figures: the share of midpoints that share a content word with both ends
+and decoded at each λ, then by ``decode_midpoints``. Figures: the share of midpoints that share a content word with both ends
 (``latent_eval.py``'s measure), and the midpoints' perplexity under the embedded LSTM (a judge that
 fusion does not decode with).
 
@@ -27,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine_info import machine  # noqa: E402
 
 
-def midpoints(gen, pairs: list[tuple[str, str]], lm_weight: float) -> list[list[str]]:
-    """Each pair's 5-point path, its interior decoded greedily at fusion weight ``lm_weight``."""
+def midpoints(gen, pairs: list[tuple[str, str]], lm_weight: float | None) -> list[list[str]]:
+    """Each pair's 5-point path, its interior decoded greedily at fusion weight ``lm_weight``
+    (None: by the model's own ``decode_midpoints``)."""
     import torch
 
     from textopia.generation.decoding import clean_prompt, sample
@@ -39,6 +41,9 @@ def midpoints(gen, pairs: list[tuple[str, str]], lm_weight: float) -> list[list[
     for a, b in pairs:
         ends = torch.stack([gen.encode(a)[0], gen.encode(b)[0]])
         inner = gen.settle_path(slerp(ends[0], ends[1], torch.linspace(0.0, 1.0, 5)))[1:-1]
+        if lm_weight is None:
+            paths.append([a, *gen.decode_midpoints(inner, a, b), b])
+            continue
         model = gen.sampling_model(ConditionedDecoder(gen.vae, inner.float()), gen.settings(lm_weight=lm_weight))
         out = sample(model, gen.tokenizer, gen.tokenizer.context_ids(None), inner.size(0), greedy_settings(gen.vae),
                      torch.Generator().manual_seed(0), gen.max_positions)
@@ -71,11 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     judge, judge_tok, _ = load_checkpoint(resolve_model("lstm"))
     report = {"machine": machine(), "settings": vars(args), "rows": {},
               "command": " ".join(["python benchmarks/interpolation_fusion.py", *(argv or sys.argv[1:])])}
-    for weight in args.lm_weights:
+    for weight in [*args.lm_weights, None]:
         paths = midpoints(gen, pairs, weight)
         mids = [m for path in paths for m in path[1:-1]]
         shared = [bool(content_stems(m) & content_stems(path[0])) and bool(content_stems(m) & content_stems(path[-1]))
                   for path in paths for m in path[1:-1]]
+        weight = "decode_midpoints" if weight is None else weight
         report["rows"][str(weight)] = {
             "midpoints_sharing_both": sum(shared) / len(shared),
             "lstm_perplexity": score_prompts(judge, judge_tok, mids, batch_size=32).perplexity,
@@ -84,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "interpolation_fusion.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
-    lines = ["# Interpolation midpoints: the decoder alone (λ = 0) or in shallow fusion", "",
+    lines = ["# Interpolation midpoints: the decoder alone (λ = 0), in shallow fusion, and as interpolate "
+             "writes them (decode_midpoints: fused, from both ends' subjects)", "",
              f"`{report['command']}` on {report['machine'].get('cpu', '?')}; {len(pairs)} pairs of test prompts, "
              "3 midpoints each, greedy.", "",
              "| λ | midpoints sharing a content word with both ends | perplexity under the LSTM |", "|---:|---:|---:|"]

@@ -88,7 +88,7 @@ def test_diffusion_generator_writes_through_shallow_fusion(tiny_diffusion_checkp
         gen.generate("castle", 1, lm_weight=-1.0)
 
 
-def test_interpolation_writes_its_interior_points_through_shallow_fusion(tiny_diffusion_checkpoint, tiny_checkpoint):
+def test_interpolation_writes_its_interior_points_fused_from_both_ends(tiny_diffusion_checkpoint, tiny_checkpoint):
     gen = load(tiny_diffusion_checkpoint)
     gen.meta["fusion_lm"] = str(tiny_checkpoint)
     a, b = "a castle on a hill, oil painting", "portrait of a woman, digital art"
@@ -99,6 +99,9 @@ def test_interpolation_writes_its_interior_points_through_shallow_fusion(tiny_di
     assert path[0] == alone[0] == gen.reconstruct(a) and path[-1] == alone[-1] == gen.reconstruct(b)
     mu_a, mu_b = gen.encode(a)[0], gen.encode(b)[0]
     inner = gen.settle_path(slerp(mu_a, mu_b, torch.linspace(0.0, 1.0, 4)))[1:-1]
-    assert path[1:-1] == gen.decode_latents(inner, fused=True)
-    assert alone[1:-1] == gen.decode_latents(inner)
+    assert path[1:-1] == gen.decode_midpoints(inner, a, b)
+    # written fused, from both ends' subjects: the first two content words of each, boosted
+    assert all(all(w in m.lower() for w in ("castle", "hill", "portrait", "woman")) for m in path[1:-1]), path
+    gen.lm_weight = 0.0
+    assert alone[1:-1] == gen.decode_midpoints(inner, a, b)
     assert path[1:-1] != alone[1:-1]  # λ = 3 moves the tiny decoder's greedy choices

@@ -133,6 +133,7 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         """Decode each row of ``z`` (N, nz) float into a prompt (greedy by default: :func:`greedy_settings`).
 
         Args:
+            idea: the decoder reads it first, and its words are boosted by ``settings.idea_boost``.
             fused: decode with :meth:`sampling_model` at the model's defaults (a latent diffusion
                 model's decoder in shallow fusion with its language model) instead of the decoder alone.
         """
@@ -143,7 +144,7 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         generator = torch.Generator().manual_seed(seed)
         decoder = ConditionedDecoder(self.vae, z.float().to(self.device))
         model = self.sampling_model(decoder) if fused else decoder
-        out = sample(model, self.tokenizer, context, z.size(0), settings, generator, self.max_positions)
+        out = sample(model, self.tokenizer, context, z.size(0), settings, generator, self.max_positions, idea=idea)
         return [clean_prompt(self.tokenizer.decode(ids), finished) for ids, finished, _ in out]
 
     iw_samples: int = 500  # K of :meth:`likelihood`
@@ -191,11 +192,14 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         mu_a, _ = self.encode(prompt_a)
         mu_b, _ = self.encode(prompt_b)
         path = self.settle_path(slerp(mu_a, mu_b, torch.linspace(0.0, 1.0, steps)))
-        # The ends are the prompts' reconstructions (the decoder alone); the points between are
-        # written as generate writes a latent: fused with the language model where the model does.
-        ends = self.decode_latents(path[[0, -1]])
-        inner = self.decode_latents(path[1:-1], fused=True) if steps > 2 else []
+        ends = self.decode_latents(path[[0, -1]])  # the prompts' own reconstructions
+        inner = self.decode_midpoints(path[1:-1], prompt_a, prompt_b) if steps > 2 else []
         return [ends[0], *inner, ends[1]]
+
+    def decode_midpoints(self, z: torch.Tensor, prompt_a: str, prompt_b: str) -> list[str]:
+        """The interior points ``z`` (S, nz) of an interpolation from ``prompt_a`` to ``prompt_b``,
+        as prompts: here, greedy decodes of the latents alone."""
+        return self.decode_latents(z)
 
     def settle_path(self, path: torch.Tensor) -> torch.Tensor:
         """The latents (S, nz) of an interpolation path to decode: here, the path as it is."""
