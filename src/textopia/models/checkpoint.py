@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from textopia.data.tokenizer import PromptTokenizer
 from textopia.errors import TextopiaError
 from textopia.io import atomic_dir
 from textopia.models.registry import check_sizes, get_spec, make_config
+from textopia.text import KNOWN_WORDS_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -301,12 +303,21 @@ def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32
         model.to(getattr(torch, dtype))
         meta = {**meta, "stored_dtype": dtype}
 
-    def copy_extras(tmp: Path) -> None:
-        for name in ("metrics.jsonl", "known_words.txt"):  # the training log; the reranker's known words
-            if (src / name).is_file():
-                (tmp / name).write_bytes((src / name).read_bytes())
+    extras = carry_files(src, ("metrics.jsonl", KNOWN_WORDS_FILE))  # the training log; the reranker's known words
+    return save_checkpoint(dst, model, tokenizer, meta, write_extra=extras)
 
-    return save_checkpoint(dst, model, tokenizer, meta, write_extra=copy_extras)
+
+def carry_files(src: str | Path, names: tuple[str, ...]) -> Callable[[Path], None]:
+    """A ``write_extra`` for :func:`save_checkpoint` that copies the files ``names`` of the
+    directory ``src`` into the checkpoint being written, each where ``src`` has it."""
+    src = Path(src)
+
+    def write_extra(tmp: Path) -> None:
+        for name in names:
+            if (src / name).is_file():
+                shutil.copyfile(src / name, tmp / name)
+
+    return write_extra
 
 
 def weights_digest(model) -> str:

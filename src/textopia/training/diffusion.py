@@ -40,7 +40,7 @@ from textopia.data.batching import TokenizedPrompts
 from textopia.data.corpus import read_split
 from textopia.data.ideas import derive_idea
 from textopia.errors import TextopiaError
-from textopia.models.checkpoint import load_checkpoint, save_checkpoint, weights_digest
+from textopia.models.checkpoint import carry_files, load_checkpoint, save_checkpoint, weights_digest
 from textopia.models.latent_diffusion import (
     DiffusionConfig,
     LatentDiffusion,
@@ -382,11 +382,6 @@ def swap_decoder(diffusion_dir: str | Path, autoencoder_dir: str | Path, out_dir
         raise TextopiaError(f"the encoder of {autoencoder_dir} differs from the one {diffusion_dir} was trained on")
     model.vae.load_state_dict(new)
     meta = {**meta, "model": {**meta["model"], "vae_checkpoint": str(autoencoder_dir)}}
-    known = Path(diffusion_dir) / KNOWN_WORDS_FILE
-
-    def write_extra(tmp: Path) -> None:  # the corpus's known words travel with the model, as the trainer's do
-        if known.is_file():
-            shutil.copyfile(known, tmp / KNOWN_WORDS_FILE)
-
-    save_checkpoint(out_dir, model, tokenizer, meta, write_extra=write_extra)
+    # the corpus's known words travel with the model, as the trainer's do
+    save_checkpoint(out_dir, model, tokenizer, meta, write_extra=carry_files(diffusion_dir, (KNOWN_WORDS_FILE,)))
     return Path(out_dir)

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import random
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import torch
 from textopia._version import __version__
 from textopia.errors import TextopiaError
 from textopia.io import recover_dir
-from textopia.models.checkpoint import save_checkpoint, weights_digest
+from textopia.models.checkpoint import carry_files, save_checkpoint, weights_digest
 from textopia.models.registry import LatentDiffusionModel, check_sizes, get_spec
 from textopia.training.config import ExperimentConfig
 from textopia.training.schedules import warmup_cosine_lr
@@ -260,8 +259,7 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
                 save_file({"torch": torch.get_rng_state()}, str(tmp / RNG_FILE))
                 (tmp / STATE_FILE).write_text(json.dumps(trainer_state) + "\n")
                 metrics.write(tmp)
-                if (data_dir / KNOWN_WORDS_FILE).is_file():  # the reranker's known words travel with the model
-                    shutil.copyfile(data_dir / KNOWN_WORDS_FILE, tmp / KNOWN_WORDS_FILE)
+                carry_files(data_dir, (KNOWN_WORDS_FILE,))(tmp)  # the reranker's known words travel with the model
                 task.write_extra(tmp)
 
             save_checkpoint(out_dir, accelerator.unwrap_model(model), tokenizer, meta, write_extra=write_extra)
