@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from latent_eval import shares_both  # noqa: E402
 from machine_info import machine  # noqa: E402
 
 
@@ -33,21 +34,19 @@ def midpoints(gen, pairs: list[tuple[str, str]], lm_weight: float | None) -> lis
     (None: by the model's own ``decode_midpoints``)."""
     import torch
 
-    from textopia.generation.decoding import clean_prompt, sample
-    from textopia.generation.vae import greedy_settings, slerp
-    from textopia.models.text_vae import ConditionedDecoder
+    from textopia.generation.vae import slerp
 
-    paths = []
-    for a, b in pairs:
-        ends = torch.stack([gen.encode(a)[0], gen.encode(b)[0]])
-        inner = gen.settle_path(slerp(ends[0], ends[1], torch.linspace(0.0, 1.0, 5)))[1:-1]
-        if lm_weight is None:
-            paths.append([a, *gen.decode_midpoints(inner, a, b), b])
-            continue
-        model = gen.sampling_model(ConditionedDecoder(gen.vae, inner.float()), gen.settings(lm_weight=lm_weight))
-        out = sample(model, gen.tokenizer, gen.tokenizer.context_ids(None), inner.size(0), greedy_settings(gen.vae),
-                     torch.Generator().manual_seed(0), gen.max_positions)
-        paths.append([a, *[clean_prompt(gen.tokenizer.decode(ids), done) for ids, done, _ in out], b])
+    default, paths = gen.lm_weight, []
+    try:
+        for a, b in pairs:
+            inner = gen.settle_path(slerp(gen.encode(a)[0], gen.encode(b)[0], torch.linspace(0.0, 1.0, 5)))[1:-1]
+            if lm_weight is None:
+                paths.append([a, *gen.decode_midpoints(inner, a, b), b])
+            else:
+                gen.lm_weight = lm_weight  # decode_latents(fused=True) fuses at the model's λ
+                paths.append([a, *gen.decode_latents(inner, fused=True), b])
+    finally:
+        gen.lm_weight = default
     return paths
 
 
@@ -65,7 +64,6 @@ def main(argv: list[str] | None = None) -> int:
     from textopia.generation.loader import load, resolve_model
     from textopia.models.checkpoint import load_checkpoint
     from textopia.models.likelihood import score_prompts
-    from textopia.text import content_stems
 
     test = read_split(Path(args.data_dir), "test")
     order = list(range(len(test)))
@@ -79,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     for weight in [*args.lm_weights, None]:
         paths = midpoints(gen, pairs, weight)
         mids = [m for path in paths for m in path[1:-1]]
-        shared = [bool(content_stems(m) & content_stems(path[0])) and bool(content_stems(m) & content_stems(path[-1]))
-                  for path in paths for m in path[1:-1]]
+        shared = [shares_both(m, path[0], path[-1]) for path in paths for m in path[1:-1]]
         weight = "decode_midpoints" if weight is None else weight
         report["rows"][str(weight)] = {
             "midpoints_sharing_both": sum(shared) / len(shared),

@@ -74,31 +74,39 @@ def reconstruction(generator, prompts: list[str]) -> dict:
                                          for k, v in by_length.items()}}
 
 
-def variations(generator, sources: list[str], n: int = 8) -> dict:
+def variations(generator, sources: list[str], n: int = 8, spread: float | None = None) -> dict:
+    """``n`` variations of each source (seed = its index; ``spread`` None: the model's default):
+    subject kept, distinct-2 among each source's, and every variation (``prompts``)."""
     from textopia.evaluation.metrics import distinct_n
     from textopia.text import subject
 
-    keeps, distinct, counts, examples = [], [], [], []
+    keeps, distinct, counts, examples, prompts = [], [], [], [], []
     for i, src in enumerate(sources):
-        outs = generator.variations(src, n, seed=i)
+        outs = generator.variations(src, n, spread=spread, seed=i)
+        prompts += outs
         keeps += [recall(subject(src), o) for o in outs]
         distinct.append(distinct_n(outs, 2))
         counts.append(len(outs))
         if i < 3:
             examples.append({"source": src, "variations": outs})
     return {"subject_kept": sum(keeps) / max(1, len(keeps)), "distinct_2": sum(distinct) / len(distinct),
-            "mean_count": sum(counts) / len(counts), "examples": examples}
+            "mean_count": sum(counts) / len(counts), "examples": examples, "prompts": prompts}
+
+
+def shares_both(text: str, a: str, b: str) -> bool:
+    """Whether ``text`` holds a content word (by stem) of ``a`` and one of ``b`` (a midpoint's test)."""
+    from textopia.text import content_stems
+
+    stems = content_stems(text)
+    return bool(stems & content_stems(a)) and bool(stems & content_stems(b))
 
 
 def interpolation(generator, pairs: list[tuple[str, str]], steps: int = 5) -> dict:
-    from textopia.text import content_stems
-
     ends, shared, examples = [], [], []
     for i, (a, b) in enumerate(pairs):
         path = generator.interpolate(a, b, steps=steps)
         ends += [recall(a, path[0]), recall(b, path[-1])]
-        sa, sb = content_stems(a), content_stems(b)
-        shared += [bool(content_stems(p) & sa) and bool(content_stems(p) & sb) for p in path[1:-1]]
+        shared += [shares_both(p, a, b) for p in path[1:-1]]
         if i < 3:
             examples.append({"a": a, "b": b, "path": path})
     return {"endpoint_recall": sum(ends) / len(ends), "min_endpoint_recall": min(ends),

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from latent_eval import variations  # noqa: E402
 from machine_info import machine  # noqa: E402
+from variation_temperature import sources  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,27 +34,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "variation_spread"))
     args = ap.parse_args(argv)
     from textopia.data.corpus import read_split
-    from textopia.evaluation.metrics import distinct_n
     from textopia.generation.loader import load, resolve_model
     from textopia.models.checkpoint import load_checkpoint
     from textopia.models.likelihood import score_prompts
-    from textopia.text import relevance_recall, subject
 
     gen = load(args.model)
     judges = {name: load_checkpoint(resolve_model(name))[:2] for name in ("default", "lstm")}
-    test = read_split(args.data_dir, "test")
-    sources = [p for p in random.Random(0).sample(test, 60) if len(p.split()) >= 4][:12]
+    prompts = sources(read_split(args.data_dir, "test"))
     report = {"machine": machine(), "settings": vars(args), "rows": [],
               "command": " ".join(["python benchmarks/variation_spread.py", *(argv if argv is not None else sys.argv[1:])])}
     for spread in args.spreads:
-        kept, distinct, texts, start = [], [], [], time.perf_counter()
-        for i, source in enumerate(sources):
-            outs = gen.variations(source, 8, spread=spread, seed=i)
-            kept += [relevance_recall(subject(source), o) for o in outs]
-            distinct.append(distinct_n(outs, 2))
-            texts += outs
-        row = {"spread": spread, "subject_kept": sum(kept) / len(kept), "distinct_2": sum(distinct) / len(distinct),
-               "seconds_per_8": (time.perf_counter() - start) / len(sources), "examples": texts[:3] + texts[8:11]}
+        start = time.perf_counter()
+        figures = variations(gen, prompts, 8, spread=spread)
+        texts = figures["prompts"]
+        row = {"spread": spread, "subject_kept": figures["subject_kept"], "distinct_2": figures["distinct_2"],
+               "seconds_per_8": (time.perf_counter() - start) / len(prompts), "examples": texts[:3] + texts[8:11]}
         row.update({f"perplexity_{name}": score_prompts(model, tok, texts, batch_size=32).perplexity
                     for name, (model, tok) in judges.items()})
         report["rows"].append(row)

@@ -16,6 +16,11 @@ import argparse
 import random
 
 
+def sources(test: list[str]) -> list[str]:
+    """The 12 test-split prompts of four words or more that the variation benchmarks use (seed 0)."""
+    return [p for p in random.Random(0).sample(test, 60) if len(p.split()) >= 4][:12]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", default="data/sd")
@@ -34,11 +39,10 @@ def main() -> int:
     gen = load("latent")
     gpt, gpt_tokenizer, _ = load_checkpoint(resolve_model("default"))
     test = read_split(args.data_dir, "test")
-    sources = [p for p in random.Random(0).sample(test, 60) if len(p.split()) >= 4][:12]
     for triple in args.settings:
         temperature, min_p, spread, lm_weight = (float(x) for x in (triple + ",0").split(",")[:4])
         kept, distinct, texts = [], [], []
-        for i, source in enumerate(sources):
+        for i, source in enumerate(sources(test)):
             mu, _ = gen.encode(source)
             about = " ".join(content_words(subject(source))) or None
             outs = [g.prompt for g in gen.generate_with(about, 8, DecodingSettings(seed=i, temperature=temperature,
