@@ -80,3 +80,19 @@ def test_console_script_exits_with_mains_status_and_flushed_output(tiny_checkpoi
     assert len(json.loads(ok.stdout)) == 3
     bad = run("generate", "", "--model", str(tiny_checkpoint))
     assert bad.returncode == 2 and bad.stderr.startswith("textopia: error: empty idea") and not bad.stdout
+
+
+def test_help_examples_parse(capsys):
+    """``textopia --help`` ends with examples; each one is a command line the parser accepts."""
+    import shlex
+
+    from textopia.cli import EPILOG, build_parser
+
+    parser = build_parser()
+    examples = [line.split("  ")[1].strip() for line in EPILOG.splitlines()[1:] if "<command>" not in line]
+    assert examples
+    for example in examples:
+        argv = shlex.split(example)
+        assert argv[0] == "textopia"
+        args = parser.parse_args(argv[1:])  # exits (SystemExit) on a stale flag or command
+        assert args.command == argv[1]

@@ -21,6 +21,15 @@ import sys
 from textopia.cli import build, measure, serve, write
 from textopia.errors import TextopiaError
 
+DESCRIPTION = ("Write detailed, relevant, varied prompts for Stable Diffusion and its kin from a short idea,\n"
+               "and train, measure and serve the text generators that write them.")
+EPILOG = """examples:
+  textopia generate "woman portrait" -n 4                 four prompts from the embedded default model
+  textopia generate "a red fox" --model latent -n 4       the same from the latent diffusion pair
+  textopia variations "a cute cat wearing a hat, digital art" -n 5
+  textopia interpolate "a red fox in the snow" "a castle on a hill at sunset" --steps 5
+  textopia <command> --help                               a command's own options"""
+
 COMMANDS = {
     "prepare": build.cmd_prepare, "train": build.cmd_train, "eval": measure.cmd_eval,
     "compare": measure.cmd_compare, "generate": write.cmd_generate, "reconstruct": write.cmd_reconstruct,
@@ -37,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``textopia`` parser: ``--version``, ``-v`` and one sub-parser per command in :data:`COMMANDS`."""
     from textopia import __version__
 
-    parser = argparse.ArgumentParser(prog="textopia", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="textopia", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"textopia {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True)
