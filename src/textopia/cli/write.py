@@ -21,10 +21,12 @@ def add_generate(sub) -> None:
     p.add_argument("--mode", choices=["expand", "continue"], default=d.mode)
     p.add_argument("--temperature", type=float, default=None,
                    help=f"softmax temperature (default: the model's own: {d.temperature}, lower for latent diffusion)")
-    p.add_argument("--top-p", type=float, default=d.top_p)
-    p.add_argument("--top-k", type=int, default=d.top_k)
-    p.add_argument("--repetition-penalty", type=float, default=d.repetition_penalty)
-    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
+    p.add_argument("--top-p", type=float, default=d.top_p, help="nucleus sampling: keep the likeliest tokens "
+                   "holding this share of the probability (1: off; default %(default)s)")
+    p.add_argument("--top-k", type=int, default=d.top_k, help="keep the k likeliest tokens (0: off; default %(default)s)")
+    p.add_argument("--repetition-penalty", type=float, default=d.repetition_penalty,
+                   help="CTRL's penalty on tokens already written (Keskar et al. 2019; 1: off; default %(default)s)")
+    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help="default %(default)s")
     p.add_argument("--min-new-tokens", type=int, default=d.min_new_tokens, help="EOS is suppressed before this many tokens")
     p.add_argument("--min-p", type=float, default=d.min_p,
                    help="min-p sampling: drop tokens below this share of the likeliest one's probability (0: off)")
@@ -38,8 +40,8 @@ def add_generate(sub) -> None:
     p.add_argument("--no-rerank", action="store_true",
                    help="do not oversample and prefer prompts with the whole idea, known words and no stutter")
     p.add_argument("--guidance", type=float, default=None,
-                   help="latent diffusion models: classifier-free guidance scale (0: ignore the idea; default 1)")
-    p.add_argument("--steps", type=int, default=None, help="latent diffusion models: DDIM steps (default 50)")
+                   help="latent diffusion models: classifier-free guidance scale (0: ignore the idea; default: the model's own)")
+    p.add_argument("--steps", type=int, default=None, help="latent diffusion models: DDIM steps (default: the model's own)")
     p.add_argument("--lm-weight", type=float, default=None,
                    help="latent diffusion models: the language model's weight in shallow fusion, 0 to 4 "
                         "(0: the latent's decoder alone; default: the model's own)")
