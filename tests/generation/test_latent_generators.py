@@ -58,6 +58,19 @@ def test_vae_generator_latent_methods(tiny_vae_checkpoint):
         gen.reconstruct("   ")
 
 
+def test_a_prompt_too_long_to_read_or_write_whole_is_said(tiny_vae_checkpoint, caplog):
+    gen = load(tiny_vae_checkpoint)
+    with caplog.at_level("WARNING", logger="textopia.generation.vae"):
+        gen.reconstruct("a castle on a hill, oil painting")
+    assert not caplog.records
+    long_prompt = " ".join(["castle"] * (gen.max_positions + 10))
+    with caplog.at_level("WARNING", logger="textopia.generation.vae"):
+        gen.reconstruct(long_prompt)
+    said = [r.getMessage() for r in caplog.records]
+    assert any(f"encodes only its first {gen.max_positions - 1}" in m for m in said)
+    assert any("longer than a reconstruction may be" in m for m in said)
+
+
 def test_diffusion_generator_samples_with_guidance(tiny_diffusion_checkpoint):
     gen = load(tiny_diffusion_checkpoint)
     assert gen.kind == "latent-diffusion" and isinstance(gen, LatentGenerator)

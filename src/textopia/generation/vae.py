@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from typing import Any
@@ -21,6 +22,7 @@ from textopia.generation.base import DecodingSettings, LatentGenerator, Textopia
 from textopia.generation.decoder import DecoderGenerator
 from textopia.generation.decoding import clean_prompt, dedup_key, sample
 
+logger = logging.getLogger(__name__)
 MAX_STEPS = 64
 MAX_VARIATIONS = 64
 DEFAULT_SPREAD = 0.5
@@ -121,7 +123,9 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         if not text:
             raise TextopiaError("empty prompt: give the text to encode")
         ids = self.tokenizer.encode(text) + [self.tokenizer.eos_id]
-        if self.max_positions is not None:
+        if self.max_positions is not None and len(ids) > self.max_positions - 1:
+            logger.warning("the prompt is %d tokens long: %s encodes only its first %d", len(ids) - 1, self.name,
+                           self.max_positions - 1)
             ids = ids[: self.max_positions - 1]
         x = torch.tensor([ids], dtype=torch.long, device=self.device)
         mu, logvar = self.vae.encode(x, torch.tensor([len(ids)]))
@@ -184,6 +188,9 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
     # -- LatentGenerator -----------------------------------------------------------------------
     def reconstruct(self, prompt: str, *, seed: int | None = None) -> str:
         mu, _ = self.encode(prompt)
+        limit = greedy_settings(self.vae).max_new_tokens
+        if len(self.tokenizer.encode(prompt)) > limit:
+            logger.warning("the prompt is longer than a reconstruction may be (%d tokens): its end is not written", limit)
         return self.decode_latents(mu[None, :])[0]
 
     def interpolate(self, prompt_a: str, prompt_b: str, steps: int = 8) -> list[str]:
