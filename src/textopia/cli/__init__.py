@@ -23,12 +23,15 @@ from textopia.errors import TextopiaError
 
 DESCRIPTION = ("Write detailed, relevant, varied prompts for Stable Diffusion and its kin from a short idea,\n"
                "and train, measure and serve the text generators that write them.")
-EPILOG = """examples:
-  textopia generate "woman portrait" -n 4                 four prompts from the embedded default model
-  textopia generate "a red fox" --model latent -n 4       the same from the latent diffusion pair
-  textopia variations "a cute cat wearing a hat, digital art" -n 5
-  textopia interpolate "a red fox in the snow" "a castle on a hill at sunset" --steps 5
-  textopia <command> --help                               a command's own options"""
+#: ``textopia --help``'s examples: (command line, what it does).
+EXAMPLES = (
+    ('textopia generate "woman portrait" -n 4', "four prompts from the embedded default model"),
+    ('textopia generate "a red fox" --model latent -n 4', "the same from the latent diffusion pair"),
+    ('textopia variations "a cute cat wearing a hat, digital art" -n 5', ""),
+    ('textopia interpolate "a red fox in the snow" "a castle on a hill at sunset" --steps 5', ""),
+)
+EPILOG = "examples:\n" + "\n".join(f"  {line:<55} {what}".rstrip() for line, what in EXAMPLES) + \
+    "\n  " + f"{'textopia <command> --help':<55} a command's own options"
 
 COMMANDS = {
     "prepare": build.cmd_prepare, "train": build.cmd_train, "eval": measure.cmd_eval,

@@ -112,9 +112,17 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         fixed: here, the decoder itself."""
         return decoder
 
-    @torch.no_grad()
     def encode(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
         """The posterior of ``prompt``: ``(mu, logvar)``, each (nz,) float32.
+
+        Raises:
+            TextopiaError: the prompt is empty.
+        """
+        return self._posterior(self._prompt_ids(prompt)[0])
+
+    def _prompt_ids(self, prompt: str) -> tuple[list[int], int]:
+        """``(ids, length)``: the token ids the encoder reads (the prompt's, whitespace normalised,
+        then EOS; cut to the model's positions, which is said) and the prompt's whole length in tokens.
 
         Raises:
             TextopiaError: the prompt is empty.
@@ -123,10 +131,16 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         if not text:
             raise TextopiaError("empty prompt: give the text to encode")
         ids = self.tokenizer.encode(text) + [self.tokenizer.eos_id]
+        length = len(ids) - 1
         if self.max_positions is not None and len(ids) > self.max_positions - 1:
-            logger.warning("the prompt is %d tokens long: %s encodes only its first %d", len(ids) - 1, self.name,
+            logger.warning("the prompt is %d tokens long: %s encodes only its first %d", length, self.name,
                            self.max_positions - 1)
             ids = ids[: self.max_positions - 1]
+        return ids, length
+
+    @torch.no_grad()
+    def _posterior(self, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mu, logvar)`` of q(z | ids), each (nz,) float32."""
         x = torch.tensor([ids], dtype=torch.long, device=self.device)
         mu, logvar = self.vae.encode(x, torch.tensor([len(ids)]))
         return mu[0].float().cpu(), logvar[0].float().cpu()
@@ -187,10 +201,11 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
 
     # -- LatentGenerator -----------------------------------------------------------------------
     def reconstruct(self, prompt: str, *, seed: int | None = None) -> str:
-        mu, _ = self.encode(prompt)
+        ids, length = self._prompt_ids(prompt)
         limit = greedy_settings(self.vae).max_new_tokens
-        if len(self.tokenizer.encode(prompt)) > limit:
+        if length > limit:
             logger.warning("the prompt is longer than a reconstruction may be (%d tokens): its end is not written", limit)
+        mu, _ = self._posterior(ids)
         return self.decode_latents(mu[None, :])[0]
 
     def interpolate(self, prompt_a: str, prompt_b: str, steps: int = 8) -> list[str]:
