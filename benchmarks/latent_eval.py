@@ -5,7 +5,9 @@ Figures (every relevance figure is :func:`textopia.text.relevance_recall`, the r
 
 1. Reconstruction of ``--num-recon`` test prompts, greedy decoding of the posterior mean:
    corpus BLEU (sacrebleu) and content recall (the share of each prompt's content words, by
-   Snowball stem, found in its reconstruction; mean over prompts).
+   Snowball stem, found in its reconstruction; mean over prompts). The mean is each model's
+   default (the encoder's, refined by the model's ``refine_steps``, as ``reconstruct`` does), and
+   the encoder's own, unrefined, beside it.
 2. Variations of ``--num-sources`` test prompts, 8 each at the model's default spread: the share
    of the source's *subject* words (content words of its first clause) each variation keeps,
    and distinct-2 among the 8.
@@ -57,11 +59,11 @@ def bucket_name(lo: int, hi: int) -> str:
     return f"{lo}-{hi - 1}" if hi < 10**9 else f">={lo}"
 
 
-def reconstruction(generator, prompts: list[str]) -> dict:
+def reconstruction(generator, prompts: list[str], refine_steps: int) -> dict:
     from textopia.evaluation.vae_metrics import reconstruction_scores
 
     scores = reconstruction_scores(generator.vae, generator.tokenizer, prompts, batch_size=32,
-                                   max_length=generator.max_positions or 256)
+                                   max_length=generator.max_positions or 256, refine_steps=refine_steps)
     pairs = scores.pop("pairs")
     recalls = [recall(ref, hyp) for ref, hyp in pairs]
     by_length: dict[str, list[float]] = {}
@@ -194,7 +196,9 @@ def main(argv=None) -> int:
                     "command": " ".join(["python benchmarks/latent_eval.py", *(argv if argv is not None else sys.argv[1:])])}
     for name, gen in (("latent", latent), ("vae", load(args.vae))):
         t0 = time.time()
-        entry = {"reconstruction": reconstruction(gen, recon_prompts),
+        # each model's default (the encoder's mean refined, refine_posterior_mean) and the encoder's own
+        entry = {"refine_steps": gen.refine_steps, "reconstruction": reconstruction(gen, recon_prompts, gen.refine_steps),
+                 "reconstruction_encoder_mean": reconstruction(gen, recon_prompts, 0),
                  "variations": variations(gen, sources), "interpolation": interpolation(gen, pairs)}
         entry["seconds"] = time.time() - t0
         report["models"][name] = entry
@@ -247,14 +251,23 @@ def markdown(r: dict) -> str:
         rc, v, it = m["reconstruction"], m["variations"], m["interpolation"]
         lines.append(f"| {name} | {rc['bleu']:.1f} | {rc['content_recall']:.3f} | {v['subject_kept']:.3f} | "
                      f"{v['distinct_2']:.3f} | {it['endpoint_recall']:.3f} | {it['midpoints_sharing_both']:.3f} |")
+        if "reconstruction_encoder_mean" in m:
+            rc0 = m["reconstruction_encoder_mean"]
+            lines.append(f"| {name}, the encoder's mean unrefined | {rc0['bleu']:.1f} | {rc0['content_recall']:.3f} | | | | |")
+    lines += ["", "Each model encodes a prompt to its posterior mean refined by "
+              + ", ".join(f"{m.get('refine_steps', 0)} ({name})" for name, m in r["models"].items())
+              + " gradient steps on the decoder's likelihood (refine_posterior_mean); the unrefined rows "
+              "decode the encoder's own mean."]
     lines += ["", "Reconstruction's content recall by the prompt's length in tokens (prompts in each):", "",
               "| model | " + " | ".join(bucket_name(lo, hi) for lo, hi in LENGTH_BUCKETS) + " |",
               "|---|" + "---:|" * len(LENGTH_BUCKETS)]
     for name, m in r["models"].items():
-        cells = [m["reconstruction"].get("content_recall_by_length", {}).get(bucket_name(lo, hi))
-                 for lo, hi in LENGTH_BUCKETS]
-        lines.append(f"| {name} | " + " | ".join(f"{c['content_recall']:.3f} ({c['prompts']})" if c else ""
-                                              for c in cells) + " |")
+        for label, key in ((name, "reconstruction"), (f"{name}, unrefined", "reconstruction_encoder_mean")):
+            if key not in m:
+                continue
+            cells = [m[key].get("content_recall_by_length", {}).get(bucket_name(lo, hi)) for lo, hi in LENGTH_BUCKETS]
+            lines.append(f"| {label} | " + " | ".join(f"{c['content_recall']:.3f} ({c['prompts']})" if c else ""
+                                                   for c in cells) + " |")
     lines += ["", f"Generation: {r['settings']['num_ideas']} test-split ideas x 8 prompts, default settings.", "",
               "| row | idea recall | distinct-2 | fluency PPL (default GPT) | FD (MiniLM) | s per 8 prompts |",
               "|---|---:|---:|---:|---:|---:|"]

@@ -12,7 +12,8 @@ same compute. A fine-tune sweep, not a from-scratch one: a from-scratch run take
 per point on our 2-core CPU (configs/prompt-ae.toml). Figures per point:
 
 * **Reconstruction** of ``--num-recon`` test prompts, greedy decoding of the posterior mean:
-  corpus BLEU and content recall (``latent_eval.reconstruction``), and the KL (nats per prompt).
+  corpus BLEU and content recall (``latent_eval.reconstruction``, of the encoder's own mean: the
+  objective trains the encoder; no refinement steps), and the KL (nats per prompt).
 * **Diffusion samples**: ``--num-ideas`` test-split ideas x 8 prompts (seed = idea index), with
   the decoder alone (``lm_weight`` 0: what the latent itself holds) and with the model's default
   fusion: distinct-2 among the 8, idea-word recall, fluency (perplexity under the default GPT)
@@ -153,7 +154,7 @@ def evaluate_point(den_dir: Path, defaults: dict, recon_prompts, ideas, fluency,
     for key, value in defaults.items():
         setattr(gen, key, value)
     t0 = time.time()
-    out = {"reconstruction": {k: v for k, v in reconstruction(gen, recon_prompts).items()},
+    out = {"reconstruction": {k: v for k, v in reconstruction(gen, recon_prompts, 0).items()},
            "kl_nats": kl_per_prompt(gen.vae, gen.tokenizer, recon_prompts)}
     for label, weight in (("decoder_alone", 0.0), ("fused", None)):
         kwargs = {} if weight is None else {"lm_weight": weight}

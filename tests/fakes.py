@@ -96,11 +96,14 @@ class FakeLatentGenerator(FakeGenerator, LatentGenerator):
 
     def __init__(self, name: str = "fake-vae", kind: str = "vae", delay_s: float = 0.0) -> None:
         super().__init__(name=name, kind=kind, delay_s=delay_s)
+        self.refine_steps_asked: list[int | None] = []  # what each call was told, in order
 
-    def reconstruct(self, prompt: str, *, seed: int | None = None) -> str:
+    def reconstruct(self, prompt: str, *, seed: int | None = None, refine_steps: int | None = None) -> str:
+        self.refine_steps_asked.append(refine_steps)
         return " ".join(prompt.split())
 
-    def interpolate(self, prompt_a: str, prompt_b: str, steps: int = 8) -> list[str]:
+    def interpolate(self, prompt_a: str, prompt_b: str, steps: int = 8, *, refine_steps: int | None = None) -> list[str]:
+        self.refine_steps_asked.append(refine_steps)
         if steps < 2:
             raise TextopiaError(f"steps must be >= 2, got {steps}")
         a, b = prompt_a.split(), prompt_b.split()
@@ -111,7 +114,9 @@ class FakeLatentGenerator(FakeGenerator, LatentGenerator):
         return out
 
     def variations(
-        self, prompt: str, n: int = 8, *, spread: float | None = None, seed: int | None = None
+        self, prompt: str, n: int = 8, *, spread: float | None = None, seed: int | None = None,
+        refine_steps: int | None = None,
     ) -> list[str]:
+        self.refine_steps_asked.append(refine_steps)
         rng = random.Random(seed)
         return [f"{' '.join(prompt.split())}, {rng.choice(_STYLES)}" for _ in range(n)]

@@ -56,6 +56,41 @@ def test_vae_generator_latent_methods(tiny_vae_checkpoint):
         gen.variations("a", 2, spread=-1.0)
     with pytest.raises(TextopiaError, match="empty prompt"):
         gen.reconstruct("   ")
+    # refine_steps: the default refines the encoder's mean (reconstruct, interpolate and variations
+    # alike); 0 keeps the encoder's own; a count outside 0..200 is refused
+    assert gen.refine_steps == 30 and gen.info()["default_refine_steps"] == 30
+    mu0, _ = gen.encode("a castle on a hill", refine_steps=0)
+    mu, logvar = gen.encode("a castle on a hill")
+    assert mu.shape == mu0.shape == logvar.shape == (gen.latent_dim,) and not torch.equal(mu, mu0)
+    assert torch.equal(gen.encode("a castle on a hill", refine_steps=0)[0], mu0)
+    assert gen.reconstruct("a castle on a hill") == gen.decode_latents(mu[None])[0]
+    assert gen.reconstruct("a castle on a hill", refine_steps=0) == gen.decode_latents(mu0[None])[0]
+    ends = gen.interpolate("a castle on a hill", "portrait of a woman", steps=2, refine_steps=0)
+    assert ends == [gen.reconstruct("a castle on a hill", refine_steps=0), gen.reconstruct("portrait of a woman", refine_steps=0)]
+    for bad in (-1, 201, 1.5):
+        with pytest.raises(TextopiaError, match="refine_steps"):
+            gen.reconstruct("a castle", refine_steps=bad)
+        with pytest.raises(TextopiaError, match="refine_steps"):
+            gen.variations("a castle", 2, refine_steps=bad)
+        with pytest.raises(TextopiaError, match="refine_steps"):
+            gen.interpolate("a castle", "a woman", refine_steps=bad)
+
+
+def test_a_checkpoint_sets_its_own_refinement_default(tiny_vae_checkpoint, tmp_path):
+    import shutil
+
+    copy = tmp_path / "vae"
+    shutil.copytree(tiny_vae_checkpoint, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["textopia"]["default_refine_steps"] = 0.0  # JSON may hold a whole count as a float
+    (copy / "config.json").write_text(json.dumps(config))
+    gen, fresh = load(copy), load(tiny_vae_checkpoint)
+    assert gen.refine_steps == 0
+    assert torch.equal(gen.encode("a castle")[0], fresh.encode("a castle", refine_steps=0)[0])
+    config["textopia"]["default_refine_steps"] = 1000
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(TextopiaError, match="refine_steps"):
+        load(copy)
 
 
 def test_a_prompt_too_long_to_read_or_write_whole_is_said(tiny_vae_checkpoint, caplog):
@@ -100,6 +135,16 @@ def test_cli_latent_commands(tiny_vae_checkpoint, capsys):
     assert 1 <= len(json.loads(capsys.readouterr().out)) <= 3
     assert main(["generate", "castle", "-n", "2", "--model", model, "--seed", "0", "--max-new-tokens", "8"]) == 0
     assert capsys.readouterr().out.strip()
+    gen = load(tiny_vae_checkpoint)
+    assert main(["reconstruct", "a castle on a hill", "--refine-steps", "0", "--model", model]) == 0
+    assert capsys.readouterr().out == gen.reconstruct("a castle on a hill", refine_steps=0) + "\n"
+    for command in (["reconstruct", "a castle"], ["interpolate", "a", "b"], ["variations", "a"]):
+        assert main(command + ["--refine-steps", "0"] + ["--model", model]) == 0
+        capsys.readouterr()
+        # a bad count is refused in one line before any model loads (this one does not exist)
+        assert main(command + ["--refine-steps", "999", "--model", "no/such/model"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "refine_steps must be an integer between 0 and 200, got 999" in err
 
 
 def test_cli_latent_commands_refuse_a_model_without_latents(tiny_checkpoint, capsys):

@@ -225,6 +225,18 @@ def test_interpolate_and_variations(client: TestClient) -> None:
     assert r.status_code == 200 and len(r.json()["prompts"]) == 3
 
 
+def test_latent_views_pass_on_the_refinement_steps(app_factory: Any) -> None:
+    vae = FakeLatentGenerator()
+    with TestClient(app_factory({"vae": vae})) as c:
+        assert c.post("/v1/interpolate", json={"prompt_a": "a", "prompt_b": "b", "refine_steps": 0}).status_code == 200
+        assert c.post("/v1/variations", json={"prompt": "a", "n": 2, "refine_steps": 40}).status_code == 200
+        assert c.post("/v1/variations", json={"prompt": "a", "n": 2}).status_code == 200
+        for bad in (-1, 201, 2.5, "30"):
+            r = c.post("/v1/variations", json={"prompt": "a", "refine_steps": bad})
+            assert r.status_code == 422 and "refine_steps" in r.text, (bad, r.text)
+    assert vae.refine_steps_asked == [0, 40, None]  # unset: the model's own default
+
+
 def test_latent_views_need_a_latent_model(app_factory: Any, client: TestClient) -> None:
     r = client.post("/v1/interpolate", json={"prompt_a": "a", "prompt_b": "b", "model": "fake"})
     assert r.status_code == 400 and "no latent space" in r.json()["error"]
@@ -235,10 +247,10 @@ def test_latent_views_need_a_latent_model(app_factory: Any, client: TestClient) 
 
 def test_latent_safe_mode_masks_interpolation_and_drops_variations(app_factory: Any) -> None:
     class NsfwVae(FakeLatentGenerator):
-        def interpolate(self, a, b, steps=8):
+        def interpolate(self, a, b, steps=8, *, refine_steps=None):
             return ["a nude statue"] * steps
 
-        def variations(self, prompt, n=8, *, spread=0.5, seed=None):
+        def variations(self, prompt, n=8, *, spread=0.5, seed=None, refine_steps=None):
             return ["a naked man", "a calm lake"][:n]
 
     with TestClient(app_factory({"vae": NsfwVae()})) as c:

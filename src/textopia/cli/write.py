@@ -55,14 +55,18 @@ def add_generate(sub) -> None:
 def add_latent(sub) -> None:
     """Add the ``reconstruct``, ``interpolate`` and ``variations`` sub-parsers to ``sub``."""
     help_model = "a model with a latent space: an embedded name or a checkpoint directory (default: latent)"
+    refine_help = ("gradient steps that refine each prompt's encoded posterior mean on the decoder's likelihood "
+                   "of it; 0: the encoder's own mean (default: the model's own, 30 for the embedded models)")
     p = sub.add_parser("reconstruct", help="encode prompts to their posterior mean and decode them (VAE)")
     p.add_argument("prompts", nargs="+", metavar="PROMPT")
+    p.add_argument("--refine-steps", type=int, default=None, help=refine_help)
     p.add_argument("--model", default="latent", help=help_model)
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p = sub.add_parser("interpolate", help="decode points on the spherical path between two prompts' latents (VAE)")
     p.add_argument("prompt_a")
     p.add_argument("prompt_b")
     p.add_argument("--steps", type=int, default=8, help="points on the path, both ends included")
+    p.add_argument("--refine-steps", type=int, default=None, help=refine_help)
     p.add_argument("--model", default="latent", help=help_model)
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p = sub.add_parser("variations", help="decode latents drawn around a prompt's posterior (VAE)")
@@ -71,6 +75,7 @@ def add_latent(sub) -> None:
     p.add_argument("--spread", type=float, default=None,
                    help="scale of the posterior's standard deviation (default: the model's own)")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--refine-steps", type=int, default=None, help=refine_help)
     p.add_argument("--model", default="latent", help=help_model)
     p.add_argument("--json", action="store_true", help="print a JSON list")
 
@@ -128,9 +133,14 @@ def cmd_generate(args) -> None:
             print(g.prompt)
 
 
-def _latent_generator(name: str):
+def _latent_generator(name: str, refine_steps: int | None = None):
+    """The latent model ``name``; ``refine_steps`` is checked first, before the model loads."""
     from textopia.generation.base import LatentGenerator
     from textopia.generation.loader import load
+    from textopia.models.latent_objective import check_refine_steps
+
+    if refine_steps is not None:
+        check_refine_steps(refine_steps)
 
     generator = load(name)
     if not isinstance(generator, LatentGenerator):
@@ -148,17 +158,19 @@ def _print_texts(texts: list[str], as_json: bool) -> None:
 
 def cmd_reconstruct(args) -> None:
     """``textopia reconstruct``: each prompt decoded from its posterior mean, one a line (or a JSON list)."""
-    generator = _latent_generator(args.model)
-    _print_texts([generator.reconstruct(p) for p in args.prompts], args.json)
+    generator = _latent_generator(args.model, args.refine_steps)
+    _print_texts([generator.reconstruct(p, refine_steps=args.refine_steps) for p in args.prompts], args.json)
 
 
 def cmd_interpolate(args) -> None:
     """``textopia interpolate``: the texts on the spherical path between two prompts' latents."""
-    generator = _latent_generator(args.model)
-    _print_texts(generator.interpolate(args.prompt_a, args.prompt_b, steps=args.steps), args.json)
+    generator = _latent_generator(args.model, args.refine_steps)
+    _print_texts(generator.interpolate(args.prompt_a, args.prompt_b, steps=args.steps,
+                                                       refine_steps=args.refine_steps), args.json)
 
 
 def cmd_variations(args) -> None:
     """``textopia variations``: ``-n`` texts decoded from latents drawn around a prompt's posterior."""
-    generator = _latent_generator(args.model)
-    _print_texts(generator.variations(args.prompt, args.n, spread=args.spread, seed=args.seed), args.json)
+    generator = _latent_generator(args.model, args.refine_steps)
+    _print_texts(generator.variations(args.prompt, args.n, spread=args.spread, seed=args.seed,
+                                                      refine_steps=args.refine_steps), args.json)

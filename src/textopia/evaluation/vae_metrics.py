@@ -84,8 +84,12 @@ def collapse_warnings(kl: float, mi: float, au: int, latent_dim: int) -> list[st
 
 @torch.no_grad()
 def reconstruction_scores(model, tokenizer, prompts: list[str], *, batch_size: int = 64,
-                          max_length: int = 256, max_new_tokens: int = 77) -> dict[str, Any]:
+                          max_length: int = 256, max_new_tokens: int = 77, refine_steps: int = 0) -> dict[str, Any]:
     """Greedy decodes of each prompt's posterior mean: corpus BLEU and exact-match rate.
+
+    ``refine_steps``: gradient steps that refine each encoder's mean first
+    (:func:`~textopia.models.latent_objective.refine_posterior_mean`, as a latent generator's
+    ``reconstruct`` does); 0 decodes the encoder's own.
 
     Returns:
         ``{"bleu", "exact_match", "prompts", "examples": [(prompt, reconstruction), ...] (first 5),
@@ -95,6 +99,7 @@ def reconstruction_scores(model, tokenizer, prompts: list[str], *, batch_size: i
 
     from textopia.generation.decoding import clean_prompt, dedup_key, sample
     from textopia.generation.vae import greedy_settings
+    from textopia.models.latent_objective import refine_posterior_mean
     from textopia.models.text_vae import ConditionedDecoder, posterior_batches
 
     greedy = greedy_settings(model)
@@ -105,6 +110,7 @@ def reconstruction_scores(model, tokenizer, prompts: list[str], *, batch_size: i
     context = tokenizer.context_ids(None)
     gen = torch.Generator().manual_seed(0)
     for batch, mu, _ in posterior_batches(model, tokenizer, prompts, max_length=max_length, batch_size=batch_size):
+        mu = refine_posterior_mean(model, batch["input_ids"], batch["labels"], mu, steps=refine_steps)
         for row, (ids, finished, _) in enumerate(sample(ConditionedDecoder(model, mu), tokenizer, context, mu.size(0),
                                                      settings, gen, max_length)):
             hyps.append(clean_prompt(tokenizer.decode(ids), finished))

@@ -209,17 +209,21 @@ class LatentGenerator(Generator):
     The service shows its interpolation and variations views only for these.
     """
 
+    # Each method encodes its prompts to posterior means refined by ``refine_steps`` gradient steps
+    # on the decoder's likelihood of the prompt (None: the model's default; 0: the encoder's own mean).
+
     @abc.abstractmethod
-    def reconstruct(self, prompt: str, *, seed: int | None = None) -> str:
+    def reconstruct(self, prompt: str, *, seed: int | None = None, refine_steps: int | None = None) -> str:
         """Encode ``prompt`` to its posterior mean and decode it greedily."""
 
     @abc.abstractmethod
-    def interpolate(self, prompt_a: str, prompt_b: str, steps: int = 8) -> list[str]:
+    def interpolate(self, prompt_a: str, prompt_b: str, steps: int = 8, *, refine_steps: int | None = None) -> list[str]:
         """Decode ``steps`` points on the spherical path between two posterior means (ends included)."""
 
     @abc.abstractmethod
     def variations(
-        self, prompt: str, n: int = 8, *, spread: float | None = None, seed: int | None = None
+        self, prompt: str, n: int = 8, *, spread: float | None = None, seed: int | None = None,
+        refine_steps: int | None = None,
     ) -> list[str]:
         """Decode ``n`` latents drawn around ``prompt``'s posterior (std scaled by ``spread``; None:
         the model's own default, measured to keep the subject while the variations differ)."""

@@ -225,7 +225,7 @@ class DiffusionGenerator(VAEGenerator):
         return self.decode_latents(z, idea=idea if self.idea_in_decoder else None, settings=settings, fused=True)
 
     def variations(self, prompt: str, n: int = 8, *, spread: float | None = None,
-                   seed: int | None = None) -> list[str]:
+                   seed: int | None = None, refine_steps: int | None = None) -> list[str]:
         """Variations by SDEdit (Meng et al. 2022), written as :meth:`generate` writes prompts.
 
         Each latent starts from the prompt's posterior mean, noised ``spread`` of the way up the
@@ -245,7 +245,8 @@ class DiffusionGenerator(VAEGenerator):
                 the reconstruction alone; 1 forgets the source but for its subject.
 
         Raises:
-            TextopiaError: n outside 1..64, spread outside [0, 1], or an empty prompt.
+            TextopiaError: n outside 1..64, spread outside [0, 1], an empty prompt, or
+                ``refine_steps`` outside 0..200.
         """
         from textopia.text import content_words, subject
 
@@ -255,8 +256,8 @@ class DiffusionGenerator(VAEGenerator):
             raise TextopiaError(f"spread (the SDEdit strength of a latent diffusion model) must be in [0, 1], "
                                 f"got {strength}")
         if strength == 0:
-            return [self.reconstruct(prompt)]
-        mu, _ = self.encode(prompt)
+            return [self.reconstruct(prompt, refine_steps=refine_steps)]
+        mu, _ = self.encode(prompt, refine_steps=refine_steps)
         about = " ".join(content_words(subject(prompt))) or None
         # Known words only where the model spells them by default (its subject's words are allowed
         # as an idea's are): on 20 other test prompts distinct-2 0.603 against 0.574, subject kept

@@ -3,7 +3,9 @@
 * ``generate(idea)``: z ~ N(0, I) (the prior), decoded by the VAE's decoder, which also reads the
   idea (``<|idea|> idea <|prompt|>``, the same context as the language models) when one is given.
   The latent chooses *which* prompt; the idea keeps it on topic.
-* ``reconstruct``: the prompt's posterior mean, decoded greedily.
+* ``reconstruct``: the prompt's posterior mean, decoded greedily. The mean is the encoder's,
+  refined by gradient steps on the decoder's likelihood of the prompt (``refine_steps``:
+  :func:`textopia.models.latent_objective.refine_posterior_mean`), as for every latent below.
 * ``interpolate``: greedy decodes along the spherical path between two posterior means
   (slerp: Shoemake 1985; White 2016, "Sampling Generative Networks", for latent spaces).
 * ``variations``: z = μ + spread · σ · ε around a prompt's posterior, each decoded greedily.
@@ -18,9 +20,11 @@ from typing import Any
 
 import torch
 
+from textopia.data.tokenizer import IGNORE_INDEX
 from textopia.generation.base import DecodingSettings, LatentGenerator, TextopiaError
 from textopia.generation.decoder import DecoderGenerator
 from textopia.generation.decoding import clean_prompt, dedup_key, sample
+from textopia.models.latent_objective import REFINE_STEPS, check_refine_steps, refine_posterior_mean
 
 logger = logging.getLogger(__name__)
 MAX_STEPS = 64
@@ -80,10 +84,15 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         #: ``variations``' spread when none is given: the checkpoint's ``default_spread`` (set where
         #: it was measured, see benchmarks/latent_eval.py), else 0.5.
         self.default_spread = float(meta.get("default_spread", DEFAULT_SPREAD))
+        #: Adam steps that refine each encoded posterior mean when a call names none: the
+        #: checkpoint's ``default_refine_steps``, else :data:`~textopia.models.latent_objective.REFINE_STEPS`.
+        steps = meta.get("default_refine_steps", REFINE_STEPS)
+        self.refine_steps = check_refine_steps(int(steps) if isinstance(steps, float) and steps.is_integer() else steps)
 
     def info(self) -> dict[str, Any]:
         out = super().info()
         out["latent_dim"] = self.latent_dim
+        out["default_refine_steps"] = self.refine_steps
         return out
 
     @property
@@ -112,13 +121,15 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         fixed: here, the decoder itself."""
         return decoder
 
-    def encode(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """The posterior of ``prompt``: ``(mu, logvar)``, each (nz,) float32.
+    def encode(self, prompt: str, *, refine_steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The posterior of ``prompt``: ``(mu, logvar)``, each (nz,) float32; ``mu`` refined by
+        ``refine_steps`` gradient steps (None: :attr:`refine_steps`; 0: the encoder's own).
 
         Raises:
-            TextopiaError: the prompt is empty.
+            TextopiaError: the prompt is empty, or ``refine_steps`` is not an integer in 0..200.
         """
-        return self._posterior(self._prompt_ids(prompt)[0])
+        mu, logvar = self._posteriors([self._prompt_ids(prompt)[0]], refine_steps)
+        return mu[0], logvar[0]
 
     def _prompt_ids(self, prompt: str) -> tuple[list[int], int]:
         """``(ids, length)``: the token ids the encoder reads (the prompt's, whitespace normalised,
@@ -139,11 +150,25 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         return ids, length
 
     @torch.no_grad()
-    def _posterior(self, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(mu, logvar)`` of q(z | ids), each (nz,) float32."""
-        x = torch.tensor([ids], dtype=torch.long, device=self.device)
-        mu, logvar = self.vae.encode(x, torch.tensor([len(ids)]))
-        return mu[0].float().cpu(), logvar[0].float().cpu()
+    def _posteriors(self, rows: list[list[int]], refine_steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mu, logvar)`` of q(z | ids) for each row of token ids (prompt + EOS), each (N, nz)
+        float32 on the CPU; ``mu`` refined by ``refine_steps`` (None: :attr:`refine_steps`).
+
+        Raises:
+            TextopiaError: ``refine_steps`` is not an integer in 0..200.
+        """
+        steps = check_refine_steps(self.refine_steps if refine_steps is None else refine_steps)
+        width = max(len(ids) for ids in rows)
+        ids = torch.tensor([r + [self.tokenizer.pad_id] * (width - len(r)) for r in rows], device=self.device)
+        lengths = torch.tensor([len(r) for r in rows], device=self.device)
+        mu, logvar = self.vae.encode(ids, lengths)
+        if steps:
+            # the decoder reads <|prompt|> and writes the prompt and EOS, as in training
+            prompt = torch.full((len(rows), 1), self.tokenizer.prompt_id, device=self.device)
+            labels = ids.masked_fill(torch.arange(width, device=self.device)[None, :] >= lengths[:, None], IGNORE_INDEX)
+            mu = refine_posterior_mean(self.vae, torch.cat([prompt, ids], 1),
+                                       torch.cat([torch.full_like(prompt, IGNORE_INDEX), labels], 1), mu, steps=steps)
+        return mu.float().cpu(), logvar.float().cpu()
 
     @torch.no_grad()
     def decode_latents(self, z: torch.Tensor, *, idea: str | None = None, settings: DecodingSettings | None = None,
@@ -200,19 +225,19 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
                                 prompts=len(prompts), truncated=truncated)
 
     # -- LatentGenerator -----------------------------------------------------------------------
-    def reconstruct(self, prompt: str, *, seed: int | None = None) -> str:
+    def reconstruct(self, prompt: str, *, seed: int | None = None, refine_steps: int | None = None) -> str:
         ids, length = self._prompt_ids(prompt)
         limit = greedy_settings(self.vae).max_new_tokens
         if length > limit:
             logger.warning("the prompt is longer than a reconstruction may be (%d tokens): its end is not written", limit)
-        mu, _ = self._posterior(ids)
-        return self.decode_latents(mu[None, :])[0]
+        mu, _ = self._posteriors([ids], refine_steps)
+        return self.decode_latents(mu)[0]
 
-    def interpolate(self, prompt_a: str, prompt_b: str, steps: int = 8) -> list[str]:
+    def interpolate(self, prompt_a: str, prompt_b: str, steps: int = 8, *, refine_steps: int | None = None) -> list[str]:
         if not 2 <= steps <= MAX_STEPS:
             raise TextopiaError(f"steps must be between 2 and {MAX_STEPS}, got {steps}")
-        mu_a, _ = self.encode(prompt_a)
-        mu_b, _ = self.encode(prompt_b)
+        (mu_a, mu_b), _ = self._posteriors([self._prompt_ids(prompt_a)[0], self._prompt_ids(prompt_b)[0]],
+                                           refine_steps)
         path = self.settle_path(slerp(mu_a, mu_b, torch.linspace(0.0, 1.0, steps)))
         ends = self.decode_latents(path[[0, -1]])  # the prompts' own reconstructions
         inner = self.decode_midpoints(path[1:-1], prompt_a, prompt_b) if steps > 2 else []
@@ -228,13 +253,13 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         return path
 
     def variations(self, prompt: str, n: int = 8, *, spread: float | None = None,
-                   seed: int | None = None) -> list[str]:
+                   seed: int | None = None, refine_steps: int | None = None) -> list[str]:
         if spread is None:
             spread = self.default_spread
         check_count(n)
         if not (spread >= 0 and math.isfinite(spread)):
             raise TextopiaError(f"spread must be a finite number >= 0, got {spread}")
-        mu, logvar = self.encode(prompt)
+        mu, logvar = self.encode(prompt, refine_steps=refine_steps)
         std = (0.5 * logvar).exp()
         if seed is None:
             seed = random.SystemRandom().randrange(2**31)

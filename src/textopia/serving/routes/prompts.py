@@ -206,7 +206,7 @@ async def interpolate(state: StateDep, body: InterpolateRequest) -> LatentRespon
     """Decode ``steps`` prompts on the path between two prompts' latents (VAE models only)."""
     a, b = " ".join(body.prompt_a.split()), " ".join(body.prompt_b.split())
     name, prompts, pattern, timing = await _latent_view(
-        state, body.model, body.safe_mode, lambda generator: generator.interpolate(a, b, body.steps))
+        state, body.model, body.safe_mode, lambda generator: generator.interpolate(a, b, body.steps, refine_steps=body.refine_steps))
     return LatentResponse(model=name, prompts=[mask_banned(p, pattern) for p in prompts], timing=timing)
 
 
@@ -216,6 +216,7 @@ async def variations(state: StateDep, body: VariationsRequest) -> LatentResponse
     prompt = " ".join(body.prompt.split())
     name, prompts, pattern, timing = await _latent_view(
         state, body.model, body.safe_mode,
-        lambda generator: generator.variations(prompt, body.n, spread=body.spread, seed=body.seed))
+        lambda generator: generator.variations(prompt, body.n, spread=body.spread, seed=body.seed,
+                                               refine_steps=body.refine_steps))
     kept = [p for p in prompts if not contains_banned(p, pattern)]
     return LatentResponse(model=name, prompts=kept, dropped=len(prompts) - len(kept), timing=timing)
