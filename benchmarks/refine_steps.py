@@ -1,7 +1,7 @@
 """Reconstruction against the refinement steps of each encoded posterior mean (``refine_steps``).
 
 A latent model encodes a prompt to the encoder's posterior mean, then moves it by Adam steps up the
-decoder's log p(x | z) (:func:`textopia.models.latent_objective.refine_posterior_mean`). Here the
+decoder's log p(x | z) (:func:`textopia.models.refinement.refine_posterior_mean`). Here the
 default is chosen: ``--num-prompts`` valid-split prompts (not the test prompts that
 ``latent_eval.py`` reports on), each reconstructed greedily (``latent_eval.reconstruction``, as
 ``reconstruct`` does) at every count in ``--steps``. Figures: corpus BLEU, exact matches, content

@@ -54,7 +54,7 @@ def test_latent_prefix_changes_the_decoder(tokenizer):
 
 
 def test_refinement_climbs_the_likelihood_row_by_row(tokenizer):
-    from textopia.models.latent_objective import refine_posterior_mean
+    from textopia.models.refinement import refine_posterior_mean
     from textopia.models.likelihood import token_nll
     from textopia.models.text_vae import prompt_tokens
 

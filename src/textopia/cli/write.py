@@ -137,7 +137,7 @@ def _latent_generator(name: str, refine_steps: int | None = None):
     """The latent model ``name``; ``refine_steps`` is checked first, before the model loads."""
     from textopia.generation.base import LatentGenerator
     from textopia.generation.loader import load
-    from textopia.models.latent_objective import check_refine_steps
+    from textopia.models.refinement import check_refine_steps
 
     if refine_steps is not None:
         check_refine_steps(refine_steps)

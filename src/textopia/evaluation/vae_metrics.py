@@ -88,7 +88,7 @@ def reconstruction_scores(model, tokenizer, prompts: list[str], *, batch_size: i
     """Greedy decodes of each prompt's posterior mean: corpus BLEU and exact-match rate.
 
     ``refine_steps``: gradient steps that refine each encoder's mean first
-    (:func:`~textopia.models.latent_objective.refine_posterior_mean`, as a latent generator's
+    (:func:`~textopia.models.refinement.refine_posterior_mean`, as a latent generator's
     ``reconstruct`` does); 0 decodes the encoder's own.
 
     Returns:
@@ -99,7 +99,7 @@ def reconstruction_scores(model, tokenizer, prompts: list[str], *, batch_size: i
 
     from textopia.generation.decoding import clean_prompt, dedup_key, sample
     from textopia.generation.vae import greedy_settings
-    from textopia.models.latent_objective import refine_posterior_mean
+    from textopia.models.refinement import refine_posterior_mean
     from textopia.models.text_vae import ConditionedDecoder, posterior_batches
 
     greedy = greedy_settings(model)

@@ -5,7 +5,7 @@
   The latent chooses *which* prompt; the idea keeps it on topic.
 * ``reconstruct``: the prompt's posterior mean, decoded greedily. The mean is the encoder's,
   refined by gradient steps on the decoder's likelihood of the prompt (``refine_steps``:
-  :func:`textopia.models.latent_objective.refine_posterior_mean`), as for every latent below.
+  :func:`textopia.models.refinement.refine_posterior_mean`), as for every latent below.
 * ``interpolate``: greedy decodes along the spherical path between two posterior means
   (slerp: Shoemake 1985; White 2016, "Sampling Generative Networks", for latent spaces).
 * ``variations``: z = μ + spread · σ · ε around a prompt's posterior, each decoded greedily.
@@ -24,7 +24,7 @@ from textopia.data.tokenizer import IGNORE_INDEX
 from textopia.generation.base import DecodingSettings, LatentGenerator, TextopiaError
 from textopia.generation.decoder import DecoderGenerator
 from textopia.generation.decoding import clean_prompt, dedup_key, sample
-from textopia.models.latent_objective import REFINE_STEPS, check_refine_steps, refine_posterior_mean
+from textopia.models.refinement import REFINE_STEPS, check_refine_steps, refine_posterior_mean
 
 logger = logging.getLogger(__name__)
 MAX_STEPS = 64
@@ -85,7 +85,7 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         #: it was measured, see benchmarks/latent_eval.py), else 0.5.
         self.default_spread = float(meta.get("default_spread", DEFAULT_SPREAD))
         #: Adam steps that refine each encoded posterior mean when a call names none: the
-        #: checkpoint's ``default_refine_steps``, else :data:`~textopia.models.latent_objective.REFINE_STEPS`.
+        #: checkpoint's ``default_refine_steps``, else :data:`~textopia.models.refinement.REFINE_STEPS`.
         steps = meta.get("default_refine_steps", REFINE_STEPS)
         self.refine_steps = check_refine_steps(int(steps) if isinstance(steps, float) and steps.is_integer() else steps)
 

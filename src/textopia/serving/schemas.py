@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints
 
 from textopia.generation.base import DecodingSettings
-from textopia.models.latent_objective import MAX_REFINE_STEPS
+from textopia.models.refinement import MAX_REFINE_STEPS
 
 _D = DecodingSettings()  # the decoding defaults, defined once
 
