@@ -5,8 +5,9 @@ them (``decode_midpoints``: fused at the model's λ, from both ends' subjects).
 ``--num-pairs`` pairs of test prompts taken apart from ``latent_eval.py``'s (from position 2000 of
 its shuffled order), 5 points each; the 3 interior points are settled by the model's own SDEdit
 and decoded at each λ, then by ``decode_midpoints``. Figures: the share of midpoints that share a content word with both ends
-(``latent_eval.py``'s measure), and the midpoints' perplexity under the embedded LSTM (a judge that
-fusion does not decode with).
+(``latent_eval.py``'s measure), the midpoints' perplexity under the embedded LSTM (a judge that
+fusion does not decode with), and the share that stutter (a word n-gram repeated at once,
+:func:`textopia.text.stutters`, the reranker's own test).
 
 ::
 
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     from textopia.generation.loader import load, resolve_model
     from textopia.models.checkpoint import load_checkpoint
     from textopia.models.likelihood import score_prompts
+    from textopia.text import stutters
 
     test = read_split(Path(args.data_dir), "test")
     order = list(range(len(test)))
@@ -82,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         report["rows"][str(weight)] = {
             "midpoints_sharing_both": sum(shared) / len(shared),
             "lstm_perplexity": score_prompts(judge, judge_tok, mids, batch_size=32).perplexity,
-            "examples": paths[:3]}
-        print(weight, report["rows"][str(weight)]["midpoints_sharing_both"], report["rows"][str(weight)]["lstm_perplexity"])
+            "stutter": sum(map(stutters, mids)) / len(mids), "examples": paths[:3]}
+        print(weight, json.dumps({k: v for k, v in report["rows"][str(weight)].items() if k != "examples"}), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "interpolation_fusion.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
@@ -91,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
              "writes them (decode_midpoints: fused, from both ends' subjects)", "",
              f"`{report['command']}` on {report['machine'].get('cpu', '?')}; {len(pairs)} pairs of test prompts, "
              "3 midpoints each, greedy.", "",
-             "| λ | midpoints sharing a content word with both ends | perplexity under the LSTM |", "|---:|---:|---:|"]
-    lines += [f"| {w} | {r['midpoints_sharing_both']:.3f} | {r['lstm_perplexity']:.1f} |" for w, r in report["rows"].items()]
+             "| λ | midpoints sharing a content word with both ends | perplexity under the LSTM | stutter |",
+             "|---:|---:|---:|---:|"]
+    lines += [f"| {w} | {r['midpoints_sharing_both']:.3f} | {r['lstm_perplexity']:.1f} | {r['stutter']:.3f} |"
+              for w, r in report["rows"].items()]
     for w, r in report["rows"].items():
         lines += ["", f"λ = {w}:", ""] + [" → ".join(f"`{x[:70]}`" for x in path) for path in r["examples"]]
     (out / "interpolation_fusion.md").write_text("\n".join(lines) + "\n")
