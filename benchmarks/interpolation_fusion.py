@@ -1,17 +1,18 @@
-"""Interpolation midpoints of the latent model: decoded by the decoder alone, in shallow fusion
-with its language model at several weights λ (greedy either way), and as ``interpolate`` writes
-them (``decode_midpoints``: fused at the model's λ, from both ends' subjects).
+"""Interpolation midpoints of the latent model: each point settled by an unconditional SDEdit and
+decoded greedily by the decoder alone or in shallow fusion with its language model at several
+weights λ (the way ``interpolate`` wrote them first), and as ``interpolate`` writes them now
+(``decode_midpoints``: SDEdit towards both ends' subjects, sampled, fused and reranked).
 
 ``--num-pairs`` pairs of test prompts taken apart from ``latent_eval.py``'s (from position 2000 of
-its shuffled order), 5 points each; the 3 interior points are settled by the model's own SDEdit
-and decoded at each λ, then by ``decode_midpoints``. Figures: the share of midpoints that share a content word with both ends
+its shuffled order), 5 points each, the ends' posterior means refined as ``interpolate`` refines
+them. Figures: the share of midpoints that share a content word with both ends
 (``latent_eval.py``'s measure), the midpoints' perplexity under the embedded LSTM (a judge that
 fusion does not decode with), and the share that stutter (a word n-gram repeated at once,
 :func:`textopia.text.stutters`, the reranker's own test).
 
 ::
 
-    python benchmarks/interpolation_fusion.py --data-dir data/sd
+    python benchmarks/interpolation_fusion.py --data-dir data/sd --lm-weights 0 1 1.4
 
 Writes ``interpolation_fusion.json`` and ``.md`` into ``--out``.
 """
@@ -40,10 +41,15 @@ def midpoints(gen, pairs: list[tuple[str, str]], lm_weight: float | None) -> lis
     default, paths = gen.lm_weight, []
     try:
         for a, b in pairs:
-            inner = gen.settle_path(slerp(gen.encode(a)[0], gen.encode(b)[0], torch.linspace(0.0, 1.0, 5)))[1:-1]
+            inner = slerp(gen.encode(a)[0], gen.encode(b)[0], torch.linspace(0.0, 1.0, 5))[1:-1]
             if lm_weight is None:
                 paths.append([a, *gen.decode_midpoints(inner, a, b), b])
             else:
+                # settled as interpolate settled them first: unconditional DDIM (η = 0) from the
+                # point noised interpolation_strength of the way, noise seed 0
+                inner = gen.diffusion.sample_latents(None, inner.size(0), steps=gen.steps, guidance=0.0, eta=0.0,
+                                                     generator=torch.Generator().manual_seed(0), init=inner,
+                                                     strength=gen.interpolation_strength).cpu()
                 gen.lm_weight = lm_weight  # decode_latents(fused=True) fuses at the model's λ
                 paths.append([a, *gen.decode_latents(inner, fused=True), b])
     finally:
@@ -89,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "interpolation_fusion.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
-    lines = ["# Interpolation midpoints: the decoder alone (λ = 0), in shallow fusion, and as interpolate "
-             "writes them (decode_midpoints: fused, from both ends' subjects)", "",
+    lines = ["# Interpolation midpoints: settled and decoded greedily by the decoder alone (λ = 0) or in shallow "
+             "fusion, and as interpolate writes them (decode_midpoints: SDEdit towards both ends' subjects, reranked)", "",
              f"`{report['command']}` on {report['machine'].get('cpu', '?')}; {len(pairs)} pairs of test prompts, "
              "3 midpoints each, greedy.", "",
              "| λ | midpoints sharing a content word with both ends | perplexity under the LSTM | stutter |",

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from textopia.generation.base import TextopiaError
+from textopia.generation.diffusion import VARIATION_TEMPERATURE
 from textopia.generation.fusion import CompactFusedCache, FusedCache, ShallowFusion, check_lm_weight
 from textopia.generation.loader import load
 from textopia.generation.vae import slerp
@@ -88,20 +89,24 @@ def test_diffusion_generator_writes_through_shallow_fusion(tiny_diffusion_checkp
         gen.generate("castle", 1, lm_weight=-1.0)
 
 
-def test_interpolation_writes_its_interior_points_fused_from_both_ends(tiny_diffusion_checkpoint, tiny_checkpoint):
+def test_interpolation_writes_its_interior_points_from_both_ends(tiny_diffusion_checkpoint, tiny_checkpoint):
     gen = load(tiny_diffusion_checkpoint)
     gen.meta["fusion_lm"] = str(tiny_checkpoint)
     a, b = "a castle on a hill, oil painting", "portrait of a woman, digital art"
-    alone = gen.interpolate(a, b, steps=4)
     gen.lm_weight = 3.0  # the checkpoint's default λ: the interior points fuse at it
     path = gen.interpolate(a, b, steps=4)
+    assert len(path) == 4 and path == gen.interpolate(a, b, steps=4)  # the same two prompts, the same path
     # the ends stay the reconstructions, written by the decoder alone
-    assert path[0] == alone[0] == gen.reconstruct(a) and path[-1] == alone[-1] == gen.reconstruct(b)
+    assert path[0] == gen.reconstruct(a) and path[-1] == gen.reconstruct(b)
     mu_a, mu_b = gen.encode(a)[0], gen.encode(b)[0]
-    inner = gen.settle_path(slerp(mu_a, mu_b, torch.linspace(0.0, 1.0, 4)))[1:-1]
+    inner = slerp(mu_a, mu_b, torch.linspace(0.0, 1.0, 4))[1:-1]
     assert path[1:-1] == gen.decode_midpoints(inner, a, b)
-    # written fused, from both ends' subjects: the first two content words of each, boosted
+    # each written as generate writes the idea of both ends' subjects (the first two content words
+    # of each), by SDEdit from its point at interpolation_strength, seed 0, fused at the model's λ
+    settings = gen.settings(init=inner[0], strength=gen.interpolation_strength)
+    first = gen.generate_with("castle hill portrait woman", 1, gen.decoding(seed=0, temperature=VARIATION_TEMPERATURE),
+                              settings)
+    assert path[1] == first[0].prompt
     assert all(all(w in m.lower() for w in ("castle", "hill", "portrait", "woman")) for m in path[1:-1]), path
     gen.lm_weight = 0.0
-    assert alone[1:-1] == gen.decode_midpoints(inner, a, b)
-    assert path[1:-1] != alone[1:-1]  # λ = 3 moves the tiny decoder's greedy choices
+    assert gen.decode_midpoints(inner, a, b) != path[1:-1]  # λ = 3 moves the tiny decoder's choices

@@ -238,7 +238,7 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
             raise TextopiaError(f"steps must be between 2 and {MAX_STEPS}, got {steps}")
         (mu_a, mu_b), _ = self._posteriors([self._prompt_ids(prompt_a)[0], self._prompt_ids(prompt_b)[0]],
                                            refine_steps)
-        path = self.settle_path(slerp(mu_a, mu_b, torch.linspace(0.0, 1.0, steps)))
+        path = slerp(mu_a, mu_b, torch.linspace(0.0, 1.0, steps))
         ends = self.decode_latents(path[[0, -1]])  # the prompts' own reconstructions
         inner = self.decode_midpoints(path[1:-1], prompt_a, prompt_b) if steps > 2 else []
         return [ends[0], *inner, ends[1]]
@@ -247,10 +247,6 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         """The interior points ``z`` (S, nz) of an interpolation from ``prompt_a`` to ``prompt_b``,
         as prompts: here, greedy decodes of the latents alone."""
         return self.decode_latents(z)
-
-    def settle_path(self, path: torch.Tensor) -> torch.Tensor:
-        """The latents (S, nz) of an interpolation path to decode: here, the path as it is."""
-        return path
 
     def variations(self, prompt: str, n: int = 8, *, spread: float | None = None,
                    seed: int | None = None, refine_steps: int | None = None) -> list[str]:
