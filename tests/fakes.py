@@ -93,6 +93,8 @@ class FakeLatentGenerator(FakeGenerator, LatentGenerator):
 
     #: a latent family's own default temperature, as latent diffusion's (the page and the API show it)
     default_decoding = DecodingSettings(temperature=0.9)
+    #: the variations' spread when a request gives none (the page's slider starts there)
+    default_spread = 0.7
 
     def __init__(self, name: str = "fake-vae", kind: str = "vae", delay_s: float = 0.0) -> None:
         super().__init__(name=name, kind=kind, delay_s=delay_s)

@@ -170,6 +170,7 @@ def test_front_forwards_generation_and_lists_the_backends_models(front: TestClie
     r = front.post("/v1/generate", json={"idea": "castle", "guidance": 2})
     assert r.status_code == 409
     assert front.post("/v1/variations", json={"prompt": "a castle"}).status_code == 501
+    assert front.post("/v1/reconstruct", json={"prompt": "a castle"}).status_code == 501
     assert front.get("/readyz").status_code == 200 and front.get("/ping").status_code == 200
     lines = front.post("/invocations", content=b'{"idea": "a", "seed": 1}\n{"n": 0}\n',
                        headers={"Content-Type": "application/jsonlines"}).text.splitlines()

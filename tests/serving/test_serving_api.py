@@ -225,6 +225,27 @@ def test_interpolate_and_variations(client: TestClient) -> None:
     assert r.status_code == 200 and len(r.json()["prompts"]) == 3
 
 
+def test_reconstruct(app_factory: Any) -> None:
+    vae = FakeLatentGenerator()
+    with TestClient(app_factory({"vae": vae, "fake": FakeGenerator()})) as c:
+        r = c.post("/v1/reconstruct", json={"prompt": "a  castle on a hill "})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["model"] == "vae" and body["prompts"] == ["a castle on a hill"] and body["timing"]["total_s"] >= 0
+        assert vae.refine_steps_asked == [None]  # unset: the model's own default
+        assert c.post("/v1/reconstruct", json={"prompt": "a nude statue"}).json()["prompts"] == ["a *** statue"]
+        r = c.post("/v1/reconstruct", json={"prompt": "a nude statue", "safe_mode": False, "refine_steps": 5})
+        assert r.json()["prompts"] == ["a nude statue"] and vae.refine_steps_asked[-1] == 5
+        for bad in ({"prompt": ""}, {"prompt": "x" * 501}, {"prompt": ["a castle"]}, {"prompts": ["a castle"]},
+                    {"prompt": "a", "refine_steps": 201}, {"prompt": "a", "refine_steps": -1}):
+            r = c.post("/v1/reconstruct", json=bad)
+            assert r.status_code == 422 and "error" in r.json(), (bad, r.text)
+        r = c.post("/v1/reconstruct", json={"prompt": "a", "model": "fake"})
+        assert r.status_code == 400 and "no latent space" in r.json()["error"]
+        models = {m["name"]: m for m in c.get("/v1/models").json()["models"]}
+        assert models["vae"]["default_spread"] == 0.7 and models["fake"]["default_spread"] is None
+
+
 def test_latent_views_pass_on_the_refinement_steps(app_factory: Any) -> None:
     vae = FakeLatentGenerator()
     with TestClient(app_factory({"vae": vae})) as c:

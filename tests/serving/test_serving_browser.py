@@ -92,10 +92,18 @@ def test_page_writes_prompts_for_an_idea(browser: Any, live_server: str) -> None
         page.wait_for_selector("#error:not([hidden])", timeout=5_000)
         assert "invalid request" in page.text_content("#error")
 
+        # the latent views: the spread slider starts at the latent model's own default
+        assert page.input_value("#spread") == "0.7" and page.text_content("#spread-value") == "0.7"
+        page.fill("#reconstruct-prompt", "  a castle   on a hill ")
+        page.click("#reconstruct")
+        page.wait_for_selector("#latent-results li", timeout=10_000)
+        assert page.locator("#latent-results .prompt-text").all_text_contents() == ["a castle on a hill"]
+
         page.fill("#prompt-a", "a castle on a hill")
         page.fill("#prompt-b", "a spaceship over a city")
         page.click("#interpolate")
-        page.wait_for_selector("#latent-results li", timeout=10_000)
+        # the list still holds the reconstruction until the path replaces it: wait for its 8 steps
+        page.wait_for_selector("#latent-results li:nth-child(8)", timeout=10_000)
         steps = page.locator("#latent-results .prompt-text").all_text_contents()
         assert steps[0] == "a castle on a hill" and steps[-1] == "a spaceship over a city"
     finally:

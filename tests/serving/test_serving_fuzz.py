@@ -26,7 +26,8 @@ from textopia.serving.settings import ServingSettings  # noqa: E402
 logger = logging.getLogger(__name__)
 
 FULL_RUN_MIN_CASES = 1000
-POST_OPERATIONS = {"POST /v1/generate", "POST /invocations", "POST /v1/interpolate", "POST /v1/variations"}
+POST_OPERATIONS = {"POST /v1/generate", "POST /invocations", "POST /v1/reconstruct", "POST /v1/interpolate",
+                   "POST /v1/variations"}
 
 app = create_app(
     ServingSettings(load_default=False, clip_tokens=False),

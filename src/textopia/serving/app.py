@@ -5,6 +5,7 @@
     GET  /                 web page (static, same-origin JS and CSS, works offline)
     POST /v1/generate      idea ──▶ prompts           POST /invocations   same body (SageMaker)
     GET  /v1/models        what is loaded             GET  /ping          200 when ready (SageMaker)
+    POST /v1/reconstruct   VAE models only
     POST /v1/interpolate   VAE models only            GET  /healthz       alive
     POST /v1/variations    VAE models only            GET  /readyz        models loaded
     GET  /docs             OpenAPI docs               GET  /openapi.json

@@ -163,6 +163,8 @@ class ModelInfo(BaseModel):
         None, description="The temperature a generate request that leaves it out gets from this model.")
     default_known_words_only: bool | None = Field(
         None, description="known_words_only for a generate request that leaves it out.")
+    default_spread: float | None = Field(
+        None, description="Latent models only: the spread a variations request that leaves it out gets.")
     info: dict[str, Any] = Field(default_factory=dict, description="What the model says of itself.")
 
 
@@ -171,6 +173,17 @@ class ModelsResponse(BaseModel):
 
     default: str | None
     models: list[ModelInfo]
+
+
+class ReconstructRequest(_Strict):
+    """Encode a prompt to its posterior mean and decode it greedily (VAE models only)."""
+
+    prompt: PromptText = Field(examples=["portrait of an old sailor, oil painting"])
+    refine_steps: RefineSteps | None = Field(
+        None, description="Gradient steps that refine each prompt's encoded posterior mean on the decoder's "
+                          "likelihood of it (0: the encoder's own mean); the model's default when unset.")
+    model: ModelName | None = Field(None, description="A latent model; the first one when unset.")
+    safe_mode: StrictBool = Field(True, description="Mask NSFW words in the reconstruction.")
 
 
 class InterpolateRequest(_Strict):

@@ -1,5 +1,5 @@
 """The JSON API under ``/v1``: write prompts from an idea, list the models, and explore a VAE's
-latent space (interpolate, variations).
+latent space (reconstruct, interpolate, variations).
 
 Generation is blocking work: it runs on the limiter's worker threads (:func:`_infer`), never on
 the event loop. On a front (``state.endpoint``) generation goes to the inference endpoint.
@@ -33,6 +33,7 @@ from textopia.serving.schemas import (
     ModelInfo,
     ModelsResponse,
     PromptOut,
+    ReconstructRequest,
     Timing,
     VariationsRequest,
 )
@@ -182,6 +183,7 @@ async def list_models(state: StateDep) -> ModelsResponse:
                 default=m.name == store.default, info=m.info,
                 default_temperature=m.generator.default_decoding.temperature,
                 default_known_words_only=m.generator.default_known_words_only(),
+                default_spread=getattr(m.generator, "default_spread", None) if m.latent else None,
             )
             for m in store.models.values()
         ],
@@ -199,6 +201,16 @@ async def _latent_view(state: ServiceState, name: str | None, safe_mode: bool,
     timing = Timing(queue_s=round(result.queue_s, 6), generate_s=round(result.run_s, 6),
                     total_s=round(time.perf_counter() - arrived, 6))
     return model.name, result.value, banned_pattern(NSFW_WORDS) if safe_mode else None, timing
+
+
+@router.post("/reconstruct", response_model=LatentResponse, responses=ERRORS)
+async def reconstruct(state: StateDep, body: ReconstructRequest) -> LatentResponse:
+    """The prompt encoded to its posterior mean and decoded greedily: one prompt (VAE models only)."""
+    prompt = " ".join(body.prompt.split())
+    name, texts, pattern, timing = await _latent_view(
+        state, body.model, body.safe_mode,
+        lambda generator: [generator.reconstruct(prompt, refine_steps=body.refine_steps)])
+    return LatentResponse(model=name, prompts=[mask_banned(t, pattern) for t in texts], timing=timing)
 
 
 @router.post("/interpolate", response_model=LatentResponse, responses=ERRORS)

@@ -115,6 +115,7 @@ function fillSelect(select, models, defaultName) {
 // there for the model picked.
 const defaultTemperature = new Map();
 const defaultKnownWords = new Map();
+const defaultSpread = new Map();
 
 function useModelDefaults() {
   const known = defaultKnownWords.get($("model").value);
@@ -123,6 +124,14 @@ function useModelDefaults() {
   if (t === undefined || t === null) return;
   $("temperature").value = t;
   $("temperature").dispatchEvent(new Event("input"));
+}
+
+// The latent model's own spread (measured for it) is where the variations slider starts.
+function useLatentDefaults() {
+  const spread = defaultSpread.get($("latent-model").value);
+  if (spread === undefined || spread === null) return;
+  $("spread").value = spread;
+  $("spread").dispatchEvent(new Event("input"));
 }
 
 async function loadModels() {
@@ -139,6 +148,8 @@ async function loadModels() {
     const latent = data.models.filter((m) => m.latent);
     if (latent.length) {
       fillSelect($("latent-model"), latent, latent[0].name);
+      for (const m of latent) defaultSpread.set(m.name, m.default_spread);
+      useLatentDefaults();
       $("latent").hidden = false;
     }
     $("status").textContent = data.models.length
@@ -229,6 +240,11 @@ document.addEventListener("DOMContentLoaded", () => {
     const texts = Array.from(document.querySelectorAll("#results .prompt-text")).map((p) => p.textContent);
     copyText(texts.join("\n"), event.currentTarget);
   });
+  $("latent-model").addEventListener("change", useLatentDefaults);
+  $("reconstruct-form").addEventListener("submit", (event) => latentCall(event, "/v1/reconstruct", {
+    prompt: $("reconstruct-prompt").value.trim(),
+    safe_mode: $("safe").checked,
+  }, $("reconstruct"), "reconstruction"));
   $("interpolate-form").addEventListener("submit", (event) => latentCall(event, "/v1/interpolate", {
     prompt_a: $("prompt-a").value.trim(),
     prompt_b: $("prompt-b").value.trim(),
