@@ -74,6 +74,11 @@ def test_refinement_climbs_the_likelihood_row_by_row(tokenizer):
     alone = refine_posterior_mean(model, ids[1:2], labels[1:2], mu[1:2], steps=10, lr=0.05)
     torch.testing.assert_close(alone, z[1:2], atol=1e-4, rtol=1e-4)
     assert torch.equal(refine_posterior_mean(model, ids, labels, mu, steps=0), mu.detach())
+    # in eval mode (a generator's) the mode is left alone, and so the decoder's packed engine is kept
+    model.eval()
+    engine = model.decoding_engine()
+    refine_posterior_mean(model, ids, labels, mu, steps=2)
+    assert not model.training and model.decoding_engine() is engine
     for bad in (-1, 201, 2.5, True):
         with pytest.raises(TextopiaError, match="refine_steps must be an integer between 0 and 200"):
             refine_posterior_mean(model, ids, labels, mu, steps=bad)

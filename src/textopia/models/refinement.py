@@ -58,7 +58,8 @@ def refine_posterior_mean(model, input_ids, labels, mu, *, steps: int = REFINE_S
     if check_refine_steps(steps) == 0:
         return mu.detach().float()
     was_training = model.training
-    model.eval()
+    if was_training:  # (a call in eval mode leaves the mode alone: train() drops a decoder's packed engine)
+        model.eval()
     z = mu.detach().float().clone().requires_grad_(True)
     optimizer = torch.optim.Adam([z], lr=lr)
     try:
@@ -68,5 +69,6 @@ def refine_posterior_mean(model, input_ids, labels, mu, *, steps: int = REFINE_S
                 (z.grad,) = torch.autograd.grad(token_nll(logits, labels).sum(), [z])  # no weight gradients
                 optimizer.step()
     finally:
-        model.train(was_training)
+        if was_training:
+            model.train()
     return z.detach()
