@@ -166,11 +166,11 @@ def cmd_interpolate(args) -> None:
     """``textopia interpolate``: the texts on the spherical path between two prompts' latents."""
     generator = _latent_generator(args.model, args.refine_steps)
     _print_texts(generator.interpolate(args.prompt_a, args.prompt_b, steps=args.steps,
-                                                       refine_steps=args.refine_steps), args.json)
+                                       refine_steps=args.refine_steps), args.json)
 
 
 def cmd_variations(args) -> None:
     """``textopia variations``: ``-n`` texts decoded from latents drawn around a prompt's posterior."""
     generator = _latent_generator(args.model, args.refine_steps)
     _print_texts(generator.variations(args.prompt, args.n, spread=args.spread, seed=args.seed,
-                                                      refine_steps=args.refine_steps), args.json)
+                                      refine_steps=args.refine_steps), args.json)

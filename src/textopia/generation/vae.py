@@ -157,17 +157,17 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         Raises:
             TextopiaError: ``refine_steps`` is not an integer in 0..200.
         """
+        from textopia.data.batching import collate
+        from textopia.models.text_vae import prompt_tokens
+
         steps = check_refine_steps(self.refine_steps if refine_steps is None else refine_steps)
-        width = max(len(ids) for ids in rows)
-        ids = torch.tensor([r + [self.tokenizer.pad_id] * (width - len(r)) for r in rows], device=self.device)
-        lengths = torch.tensor([len(r) for r in rows], device=self.device)
-        mu, logvar = self.vae.encode(ids, lengths)
-        if steps:
-            # the decoder reads <|prompt|> and writes the prompt and EOS, as in training
-            prompt = torch.full((len(rows), 1), self.tokenizer.prompt_id, device=self.device)
-            labels = ids.masked_fill(torch.arange(width, device=self.device)[None, :] >= lengths[:, None], IGNORE_INDEX)
-            mu = refine_posterior_mean(self.vae, torch.cat([prompt, ids], 1),
-                                       torch.cat([torch.full_like(prompt, IGNORE_INDEX), labels], 1), mu, steps=steps)
+        # a batch as the trainer and posterior_batches lay it out: the decoder reads <|prompt|> and
+        # writes the prompt and EOS; the encoder reads those counted tokens
+        context = self.tokenizer.context_ids(None)
+        batch = collate([(context + r, [IGNORE_INDEX] * len(context) + r) for r in rows], self.tokenizer.pad_id)
+        input_ids, labels = batch["input_ids"].to(self.device), batch["labels"].to(self.device)
+        mu, logvar = self.vae.encode(*prompt_tokens(input_ids, labels))
+        mu = refine_posterior_mean(self.vae, input_ids, labels, mu, steps=steps)
         return mu.float().cpu(), logvar.float().cpu()
 
     @torch.no_grad()

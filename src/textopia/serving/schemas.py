@@ -47,6 +47,8 @@ Spread = Annotated[float, Field(ge=0.0, le=20.0), BeforeValidator(_json_number)]
 DDIMSteps = Annotated[int, Field(ge=1, le=200), BeforeValidator(_json_number)]
 LMWeight = Annotated[float, Field(ge=0.0, le=4.0), BeforeValidator(_json_number)]
 RefineSteps = Annotated[int, Field(ge=0, le=MAX_REFINE_STEPS), BeforeValidator(_json_number)]
+REFINE_STEPS_HELP = ("Gradient steps that refine each prompt's encoded posterior mean on the decoder's likelihood "
+                     "of it (0: the encoder's own mean); the model's default when unset.")
 
 
 class _Strict(BaseModel):
@@ -179,9 +181,7 @@ class ReconstructRequest(_Strict):
     """Encode a prompt to its posterior mean and decode it greedily (VAE models only)."""
 
     prompt: PromptText = Field(examples=["portrait of an old sailor, oil painting"])
-    refine_steps: RefineSteps | None = Field(
-        None, description="Gradient steps that refine each prompt's encoded posterior mean on the decoder's "
-                          "likelihood of it (0: the encoder's own mean); the model's default when unset.")
+    refine_steps: RefineSteps | None = Field(None, description=REFINE_STEPS_HELP)
     model: ModelName | None = Field(None, description="A latent model; the first one when unset.")
     safe_mode: StrictBool = Field(True, description="Mask NSFW words in the reconstruction.")
 
@@ -192,9 +192,7 @@ class InterpolateRequest(_Strict):
     prompt_a: PromptText = Field(examples=["a castle on a hill, oil painting"])
     prompt_b: PromptText = Field(examples=["a spaceship over a city, digital art"])
     steps: JsonInt = Field(8, ge=2, le=MAX_STEPS, description="Points on the path, ends included.")
-    refine_steps: RefineSteps | None = Field(
-        None, description="Gradient steps that refine each prompt's encoded posterior mean on the decoder's "
-                          "likelihood of it (0: the encoder's own mean); the model's default when unset.")
+    refine_steps: RefineSteps | None = Field(None, description=REFINE_STEPS_HELP)
     model: ModelName | None = Field(None, description="A latent model; the first one when unset.")
     safe_mode: StrictBool = Field(True, description="Mask NSFW words in the decoded prompts.")
 
@@ -206,9 +204,7 @@ class VariationsRequest(_Strict):
     n: JsonInt = Field(8, ge=1, le=MAX_N, description="How many variations.")
     spread: Spread | None = Field(None, description="Scale of the posterior's std; the model's default when unset.")
     seed: Seed | None = Field(None, description="Same seed, same variations; random when unset.")
-    refine_steps: RefineSteps | None = Field(
-        None, description="Gradient steps that refine each prompt's encoded posterior mean on the decoder's "
-                          "likelihood of it (0: the encoder's own mean); the model's default when unset.")
+    refine_steps: RefineSteps | None = Field(None, description=REFINE_STEPS_HELP)
     model: ModelName | None = Field(None, description="A latent model; the first one when unset.")
     safe_mode: StrictBool = Field(True, description="Drop variations that hold an NSFW word.")
 

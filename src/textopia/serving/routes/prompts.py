@@ -218,7 +218,8 @@ async def interpolate(state: StateDep, body: InterpolateRequest) -> LatentRespon
     """Decode ``steps`` prompts on the path between two prompts' latents (VAE models only)."""
     a, b = " ".join(body.prompt_a.split()), " ".join(body.prompt_b.split())
     name, prompts, pattern, timing = await _latent_view(
-        state, body.model, body.safe_mode, lambda generator: generator.interpolate(a, b, body.steps, refine_steps=body.refine_steps))
+        state, body.model, body.safe_mode,
+        lambda generator: generator.interpolate(a, b, body.steps, refine_steps=body.refine_steps))
     return LatentResponse(model=name, prompts=[mask_banned(p, pattern) for p in prompts], timing=timing)
 
 
