@@ -104,6 +104,31 @@ def has_all_idea_words(idea: str, output: str) -> bool:
     return math.isnan(recall) or recall == 1.0
 
 
+#: Words at the start of a prompt that count as its opening: an idea word first written later than
+#: this, and outside the first comma-separated clause, was tacked on after the subject.
+SUBJECT_WORDS = 12
+
+
+def _idea_stem_positions(idea: str, output: str) -> tuple[set[str], list[str]]:
+    return content_stems(idea), [stem(w) for w in tokenize(output)]
+
+
+def repeats_idea_word(idea: str, output: str) -> bool:
+    """True if some content word of the idea is written more than once in the output (by stem:
+    "a storm from a storm", "castle ... castles"), as a person rarely writes it."""
+    wanted, stems = _idea_stem_positions(idea, output)
+    return any(stems.count(w) > 1 for w in wanted)
+
+
+def idea_in_subject(idea: str, output: str) -> bool:
+    """True if every content word of the idea that the output holds is first written in its
+    subject: the first comma-separated clause (:func:`subject`) or the first :data:`SUBJECT_WORDS`
+    words, not appended after the style tags ("..., concept art, illustration, swans")."""
+    wanted, stems = _idea_stem_positions(idea, output)
+    opening = max(SUBJECT_WORDS, len(tokenize(subject(output))))
+    return all(stems.index(w) < opening for w in wanted if w in stems)
+
+
 def dedup_key(text: str) -> str:
     """Two texts are the same prompt if their keys are equal: lower-case letters and digits only,
     so "A cat, 4k" and "a cat 4K" share a key (deduplication of outputs, and the split of a corpus)."""
@@ -113,11 +138,17 @@ def dedup_key(text: str) -> str:
 _MAX_STUTTER_N = 3
 
 
-def stutters(text: str) -> bool:
-    """True if a word n-gram (n = 1..3) is repeated at once: "a a", "8k, 8k", "red hair, red hair".
+_BRACKET_RUN = re.compile(r"([()\[\]{}])(?:\s*\1){3,}")
 
-    Punctuation is ignored (:func:`tokenize`), so "artstation, artstation" stutters too.
+
+def stutters(text: str) -> bool:
+    """True if a word n-gram (n = 1..3) is repeated at once: "a a", "8k, 8k", "red hair, red hair",
+    or a bracket is written four times in a row ("( ( ( (", "))))"), beyond the emphasis people type.
+
+    Punctuation is otherwise ignored (:func:`tokenize`), so "artstation, artstation" stutters too.
     """
+    if _BRACKET_RUN.search(text):
+        return True
     words = tokenize(text)
     for n in range(1, _MAX_STUTTER_N + 1):
         for i in range(len(words) - 2 * n + 1):

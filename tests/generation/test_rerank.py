@@ -28,6 +28,7 @@ def test_recall_and_all_words_use_stems():
 @pytest.mark.parametrize("text, expected", [
     ("a a portrait", True), ("portrait, 8k, 8k", True), ("artstation, artstation", True),
     ("red hair, red hair, blue eyes", True), ("a portrait of a woman, 8k, artstation", False),
+    ("woman, ( ( ( ( ( ( ) ) ) ), by karol bak", True), ("((masterpiece)), a cat", False),
 ])
 def test_stutters(text, expected):
     assert stutters(text) is expected

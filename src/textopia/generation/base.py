@@ -14,6 +14,9 @@ from textopia.errors import TextopiaError  # noqa: F401  (re-exported: its histo
 
 Mode = Literal["expand", "continue"]
 
+#: The most samples the reranker may draw per prompt asked for (``DecodingSettings.candidates``).
+MAX_CANDIDATES = 64
+
 
 
 
@@ -33,7 +36,15 @@ class DecodingSettings:
         min_new_tokens: EOS is suppressed before this many tokens.
         seed: RNG seed; the same seed and settings give the same prompts.
         banned_words: words that must not appear in the output (case-insensitive, whole words).
-        rerank: in expand mode, oversample and prefer samples that use more of the idea's words.
+        rerank: oversample and keep the best samples (:mod:`textopia.generation.rerank`: the
+            idea's words, written once, in the subject; known words, no stutter; the coherence
+            critic's choice).
+        candidates: with ``rerank``, samples drawn per prompt asked for, in one batch, whatever
+            ``n`` is (1 to :data:`MAX_CANDIDATES`), so that one prompt is chosen as carefully as
+            eight.
+        idea_prefix: with ``rerank``, in expand mode, the share of the candidates that open with
+            the idea's own words (the likeliest of "IDEA", "a IDEA", "an IDEA", "the IDEA" under
+            the model) and go on from there, beside those that place the idea themselves; in [0, 1].
         no_repeat_ngram_size: forbid any n-gram of this many tokens from appearing twice (0: off);
             keeps greedy decoding out of loops.
         min_p: min-p sampling (Nguyen et al. 2024): drop tokens less likely than ``min_p`` times
@@ -58,6 +69,8 @@ class DecodingSettings:
     min_p: float = 0.05
     idea_boost: float = 2.0
     known_words_only: bool = False
+    candidates: int = 8  # measured in benchmarks/quality.py (results/quality/candidates.md)
+    idea_prefix: float = 0.5
 
     def validate(self) -> None:
         """Raise :class:`TextopiaError` naming the first out-of-range setting."""
@@ -79,6 +92,10 @@ class DecodingSettings:
             raise TextopiaError(f"min_p must be in [0, 1), got {self.min_p}")
         if not 0 <= self.idea_boost <= 20:
             raise TextopiaError(f"idea_boost must be in [0, 20] nats, got {self.idea_boost}")
+        if not 1 <= self.candidates <= MAX_CANDIDATES:
+            raise TextopiaError(f"candidates must be between 1 and {MAX_CANDIDATES}, got {self.candidates}")
+        if not 0 <= self.idea_prefix <= 1:
+            raise TextopiaError(f"idea_prefix must be in [0, 1], got {self.idea_prefix}")
         if self.min_new_tokens < 0:
             raise TextopiaError(f"min_new_tokens must be >= 0, got {self.min_new_tokens}")
 
@@ -141,6 +158,8 @@ class Generator(abc.ABC):
         min_p: float = DecodingSettings.min_p,
         idea_boost: float = DecodingSettings.idea_boost,
         known_words_only: bool | None = None,
+        candidates: int = DecodingSettings.candidates,
+        idea_prefix: float = DecodingSettings.idea_prefix,
     ) -> list[Generation]:
         """Write ``n`` different prompts from ``idea``.
 
@@ -164,7 +183,8 @@ class Generator(abc.ABC):
             mode=mode, temperature=temperature, top_p=top_p, top_k=top_k,
             repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens,
             min_new_tokens=min_new_tokens, seed=seed, banned_words=banned_words, rerank=rerank,
-            min_p=min_p, idea_boost=idea_boost, known_words_only=known_words_only,
+            min_p=min_p, idea_boost=idea_boost, known_words_only=known_words_only, candidates=candidates,
+            idea_prefix=idea_prefix,
         ))
 
     def decoding(self, **settings: Any) -> DecodingSettings:

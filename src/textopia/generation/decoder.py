@@ -25,15 +25,14 @@ from textopia.text import KnownWords
 logger = logging.getLogger(__name__)
 
 MAX_N = 64
-OVERSAMPLE = 3  # with rerank: samples drawn per prompt returned
 MAX_ROUNDS = 4  # sampling rounds before returning fewer than n distinct prompts
 CLEAN_ROUNDS = 3  # with rerank: rounds drawn at most while fewer than n samples are clean
 
 
 def rows_per_round(n: int, settings: DecodingSettings) -> int:
     """Rows one sampling round of a request for ``n`` prompts draws: ``n`` times
-    :data:`OVERSAMPLE` with reranking, else ``n`` (the service's batcher sizes its batches by it)."""
-    return n * (OVERSAMPLE if settings.rerank else 1)
+    ``settings.candidates`` with reranking, else ``n`` (the service's batcher sizes its batches by it)."""
+    return n * (settings.candidates if settings.rerank else 1)
 
 
 class DecoderGenerator(Generator):
@@ -56,6 +55,7 @@ class DecoderGenerator(Generator):
 
         self.max_positions = max_positions(model)
         self.known_words: KnownWords | None = None  # set by the loader from the checkpoint's known_words.txt
+        self.critic = None  # a CoherenceCritic the reranker consults (set by the loader); None: none
 
     def info(self) -> dict[str, Any]:
         return {
@@ -132,7 +132,15 @@ class DecoderGenerator(Generator):
             raise TextopiaError(
                 f"the text is too long: {len(context)} tokens, the model reads at most {self.max_positions}"
             )
-        return _Request(self, idea, n, settings, context, latent)
+        request = _Request(self, idea, n, settings, context, latent)
+        own_sampler = type(self)._sample is DecoderGenerator._sample  # latent models draw their own
+        if own_sampler and settings.rerank and settings.mode == "expand" and idea and settings.idea_prefix > 0:
+            rows = int(request.per_round * settings.idea_prefix)
+            prefix = self.idea_prefix(idea)
+            prefix_context = self.tokenizer.context_ids(idea, prompt_prefix=prefix)
+            if rows and (self.max_positions is None or len(prefix_context) < self.max_positions - 1):
+                request.prefix, request.prefix_rows, request.prefix_context = prefix, rows, prefix_context
+        return request
 
     def _complete(self, requests: list["_Request"]) -> None:
         """Sample rounds until every request has enough candidates (or :data:`MAX_ROUNDS`). Each
@@ -142,21 +150,66 @@ class DecoderGenerator(Generator):
         while True:
             pending = [r for r in requests if r.rounds < MAX_ROUNDS and not r.enough()]
             if not pending:
+                self._judge(requests)
                 return
             groups: dict[DecodingSettings, list[_Request]] = {}
             for r in pending:
                 groups.setdefault(replace(r.settings, seed=None), []).append(r)
             for settings, members in groups.items():
-                if batched and len(members) > 1:
-                    jobs = [SampleJob(r.context, r.per_round, r.generator, r.idea if settings.mode == "expand" else None)
-                            for r in members]
-                    for r, samples in zip(members, sample_many(self.model, self.tokenizer, jobs, settings,
-                                                               self.max_positions, self.known_words)):
-                        r.add(samples)
+                if batched:
+                    jobs, owners = [], []
+                    for r in members:
+                        free = r.per_round - r.prefix_rows
+                        if free:
+                            jobs.append(SampleJob(r.context, free, r.generator,
+                                                  r.idea if settings.mode == "expand" else None))
+                            owners.append((r, None))
+                        if r.prefix_rows:  # the idea is written: no boost on these rows
+                            jobs.append(SampleJob(r.prefix_context, r.prefix_rows, r.generator, None))
+                            owners.append((r, r.prefix))
+                    for (r, prefix), samples in zip(owners, sample_many(self.model, self.tokenizer, jobs, settings,
+                                                                        self.max_positions, self.known_words)):
+                        r.add(samples, prefix=prefix)
                     continue
                 for r in members:
                     r.add(self._sample(r.context, r.per_round, r.settings, r.generator, idea=r.idea,
                                        mode=r.settings.mode, latent=r.latent))
+
+
+    @torch.no_grad()
+    def idea_prefix(self, idea: str) -> str:
+        """The opening of a prompt made of the idea itself: the likeliest under the model, given the
+        idea, of "IDEA", "a IDEA", "an IDEA" and "the IDEA" (the articles only where the idea does
+        not begin with a stop word); summed log-probabilities of the opening's tokens, nats."""
+        from textopia.text import STOP_WORDS, tokenize
+
+        words = tokenize(idea)
+        forms = [idea] if not words or words[0] in STOP_WORDS else [idea, f"a {idea}", f"an {idea}", f"the {idea}"]
+        base = self.tokenizer.context_ids(idea)
+        best, best_logprob = idea, -float("inf")
+        for form in forms:
+            ids = self.tokenizer.context_ids(idea, prompt_prefix=form)
+            if self.max_positions is not None and len(ids) >= self.max_positions:
+                continue
+            logits = self.model(input_ids=torch.tensor([ids])).logits[0, len(base) - 1: -1].float()  # (k, V)
+            targets = torch.tensor(ids[len(base):])
+            logprob = float(torch.log_softmax(logits, dim=-1).gather(1, targets[:, None]).sum())
+            if logprob > best_logprob:
+                best, best_logprob = form, logprob
+        return best
+
+    def _judge(self, requests: list["_Request"]) -> None:
+        """Give every reranked candidate its coherence critic's logit, all requests in one batch
+        (:mod:`textopia.generation.rerank`; nothing without a critic)."""
+        if self.critic is None:
+            return
+        slots = [(r, i) for r in requests if r.reranking for i, c in enumerate(r.candidates) if c[0] is not None]
+        if not slots:
+            return
+        logits = self.critic.logits([r.candidates[i][1] for r, i in slots]).tolist()
+        for (r, i), logit in zip(slots, logits):
+            score, text, gen = r.candidates[i]
+            r.candidates[i] = (replace(score, critic=logit), text, gen)
 
 
 class _Request:
@@ -174,16 +227,25 @@ class _Request:
         self.seen: set[str] = set()
         self.candidates: list[tuple[SampleScore | None, str, Generation]] = []
         self.rounds = 0
+        # Rows of each round that open with the idea's own words (DecodingSettings.idea_prefix):
+        # set by DecoderGenerator._request where the generator samples them.
+        self.prefix: str | None = None
+        self.prefix_rows = 0
+        self.prefix_context: list[int] = []
 
-    def add(self, samples: list[Sampled]) -> None:
+    def add(self, samples: list[Sampled], prefix: str | None = None) -> None:
+        """Take one round's samples (continuations of ``prefix``, the prompt's given opening, where
+        not None)."""
         owner, mode, idea = self.owner, self.settings.mode, self.idea
         scored_idea = idea if mode == "expand" else None
-        self.rounds += 1
+        opening = idea if mode == "continue" else prefix
+        if prefix is None or self.prefix_rows == self.per_round:  # one round: its free rows, or its only job
+            self.rounds += 1
         texts = []
         for s in samples:
             text = owner.tokenizer.decode(s.ids)
-            if mode == "continue":
-                text = f"{idea}{text}" if text[:1] in (",", ".") else f"{idea} {text}"
+            if opening:
+                text = f"{opening}{text}" if text[:1] in (",", ".") else f"{opening} {text}"
             texts.append(clean_prompt(text, s.finished))
         # Stable Diffusion's text encoder reads 77 CLIP tokens: a longer prompt loses its last tags
         # there anyway, so they are dropped here, where the reranker can still see what is left.

@@ -16,6 +16,10 @@ DEFAULT_MODEL = "default"
 LATENT_MODEL = "latent"
 
 
+#: A checkpoint's coherence critic (:mod:`textopia.models.critic`), in a folder of this name inside it.
+CRITIC_DIR = "critic"
+
+
 def assets_dir() -> Path:
     """The folder holding the embedded models (one checkpoint directory each)."""
     return Path(str(resources.files("textopia") / "assets"))
@@ -43,6 +47,19 @@ def resolve_model(name_or_dir: str | Path | None) -> Path:
         return path
     known = ", ".join(embedded_models()) or "none installed"
     raise TextopiaError(f"unknown model {name!r}: not an embedded model ({known}) nor a checkpoint directory")
+
+
+def critic_dir(path: Path) -> Path | None:
+    """The coherence critic that reranks ``path``'s prompts: the checkpoint's own ``critic/``
+    folder, else for an embedded model the one shipped with the default (it tells human prompts
+    from machine ones whatever wrote them), else None."""
+    own = path / CRITIC_DIR
+    if (own / "config.json").is_file():
+        return own
+    shipped = assets_dir() / DEFAULT_MODEL / CRITIC_DIR
+    if path.resolve().parent == assets_dir().resolve() and (shipped / "config.json").is_file():
+        return shipped
+    return None
 
 
 def generator_class(role: type) -> type:
@@ -98,7 +115,7 @@ def _load_with_engine(path: Path, engine: str, weight_dtype: str):
 
 
 def load(name_or_dir: str | Path | None = None, *, device: str | None = None, engine: str = "auto",
-         weight_dtype: str = "auto") -> Generator:
+         weight_dtype: str = "auto", critic: bool = True) -> Generator:
     """Load a model for writing prompts.
 
     Args:
@@ -112,6 +129,8 @@ def load(name_or_dir: str | Path | None = None, *, device: str | None = None, en
         weight_dtype: the lean engine's matrix weights for decoding on the CPU: ``"auto"`` and
             ``"mixed"`` (float16 blocks, an int8 output layer), ``"float16"``, ``"float32"``
             (transformers' logits exactly). Likelihoods are always scored in float32.
+        critic: let the reranker consult the model's coherence critic (:func:`critic_dir`), where
+            it has one.
 
     Returns:
         a :class:`Generator`.
@@ -138,4 +157,9 @@ def load(name_or_dir: str | Path | None = None, *, device: str | None = None, en
     known = path / KNOWN_WORDS_FILE
     if known.is_file() and hasattr(generator, "known_words"):
         generator.known_words = KnownWords.load(known)
+    found = critic_dir(path) if critic and hasattr(generator, "critic") else None
+    if found is not None:
+        from textopia.models.critic import CoherenceCritic
+
+        generator.critic = CoherenceCritic.load(found)
     return generator

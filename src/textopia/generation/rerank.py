@@ -1,16 +1,21 @@
 """The reranker: which of the oversampled prompts a user gets.
 
-A sample's score is a tuple compared in order (lexicographic), best first:
+A sample's tier is a tuple compared in order (lexicographic), best first:
 
 1. idea-word recall (:func:`textopia.text.relevance_recall`, the evaluation's own measure), higher first;
 2. no invented word (a word the corpus's train split has fewer than 5 times; needs the model's
    ``known_words.txt``), then no stutter (:func:`textopia.text.stutters`), then ended by the
    model (not cut at ``max_new_tokens``, where a prompt may overrun CLIP's 77 tokens);
-3. fluent: a mean log-probability per token under the model itself of at least
-   :data:`MIN_MEAN_LOGPROB` nats (a per-token perplexity of at most about 90);
-4. among samples equal on 1-3, :func:`select` keeps variety: it takes, one at a time, the
-   sample whose word bigrams are most often new to the kept prompts (the largest share of new
-   bigrams; sampling order breaks ties, so that a seed gives the same prompts).
+3. the idea as the subject: each idea word written once (:func:`textopia.text.repeats_idea_word`)
+   and in the prompt's opening (:func:`textopia.text.idea_in_subject`);
+4. fluent: a mean log-probability per token under the model itself of at least
+   :data:`MIN_MEAN_LOGPROB` nats (a per-token perplexity of at most about 90).
+
+Within a tier, :func:`select` takes, one at a time, the sample of highest ``critic +
+VARIETY_WEIGHT · new`` where ``critic`` is the coherence critic's logit (log-odds that a person
+wrote it: residual energy-based reranking, Deng et al. 2020; 0 without a critic) and ``new`` the
+share of its word bigrams not yet in the kept prompts; sampling order breaks ties, so that a seed
+gives the same prompts. For one prompt that is the candidate the critic finds most human.
 """
 
 from __future__ import annotations
@@ -20,12 +25,15 @@ from dataclasses import dataclass
 
 from typing import TypeVar
 
-from textopia.text import KnownWords, relevance_recall, stutters, tokenize
+from textopia.text import KnownWords, idea_in_subject, relevance_recall, repeats_idea_word, stutters, tokenize
 
 T = TypeVar("T")
 
 #: Mean log-probability per token (nats) below which a sample counts as disfluent.
 MIN_MEAN_LOGPROB = -4.5
+#: Critic logits (nats) that a wholly new set of word bigrams is worth when choosing among
+#: samples of one tier (:func:`select`).
+VARIETY_WEIGHT = 2.0
 
 
 @dataclass(frozen=True)
@@ -37,16 +45,22 @@ class SampleScore:
     stutter: bool
     mean_logprob: float  # nats per token, under the model
     finished: bool = True  # ended with EOS, not cut at max_new_tokens
+    repeats_idea: bool = False  # an idea word written twice
+    idea_late: bool = False  # an idea word first written after the prompt's subject
+    critic: float = 0.0  # the coherence critic's logit (log-odds human; 0 without a critic)
 
     @property
     def clean(self) -> bool:
-        """The whole idea, no invented word, no stutter: what a user would keep."""
-        return self.recall == 1.0 and self.invented == 0 and not self.stutter
+        """The whole idea as the subject, written once, no invented word, no stutter: what a user
+        would keep."""
+        return (self.recall == 1.0 and self.invented == 0 and not self.stutter and not self.repeats_idea
+                and not self.idea_late)
 
     def tier(self) -> tuple:
-        """The quality tier (lower is better): recall, then invented words, stutter and fluency."""
+        """The quality tier (lower is better): recall, then invented words, stutter, an unfinished
+        prompt, the idea's place, and fluency."""
         return (-self.recall, self.invented > 0, self.stutter, not self.finished,
-                self.mean_logprob < MIN_MEAN_LOGPROB)
+                self.repeats_idea or self.idea_late, self.mean_logprob < MIN_MEAN_LOGPROB)
 
 
 def score_sample(idea: str | None, prompt: str, logprob: float, num_tokens: int,
@@ -68,6 +82,8 @@ def score_sample(idea: str | None, prompt: str, logprob: float, num_tokens: int,
         stutter=stutters(prompt),
         mean_logprob=logprob / max(1, num_tokens),
         finished=finished,
+        repeats_idea=bool(idea) and repeats_idea_word(idea, prompt),
+        idea_late=bool(idea) and not idea_in_subject(idea, prompt),
     )
 
 
@@ -78,8 +94,8 @@ def _bigrams(text: str) -> set[tuple[str, str]]:
 
 def select(candidates: list[tuple[SampleScore, str, T]], n: int) -> list[T]:
     """The ``n`` best of ``(score, prompt text, item)`` in sampling order: best tier first, and
-    within a tier the largest share of word bigrams new to those kept first (greedy), ties in
-    sampling order."""
+    within a tier the highest ``critic + VARIETY_WEIGHT · (share of word bigrams new to those
+    kept)`` first (greedy), ties in sampling order."""
     order = sorted(range(len(candidates)), key=lambda i: (candidates[i][0].tier(), i))
     kept: list[T] = []
     seen: set[tuple[str, str]] = set()
@@ -91,7 +107,8 @@ def select(candidates: list[tuple[SampleScore, str, T]], n: int) -> list[T]:
             end += 1
         pool = {i: _bigrams(candidates[i][1]) for i in order[start:end]}
         while pool and len(kept) < n:
-            best = max(pool, key=lambda i: (len(pool[i] - seen) / max(1, len(pool[i])), -i))
+            best = max(pool, key=lambda i: (candidates[i][0].critic
+                                            + VARIETY_WEIGHT * len(pool[i] - seen) / max(1, len(pool[i])), -i))
             seen |= pool.pop(best)
             kept.append(candidates[best][2])
         start = end

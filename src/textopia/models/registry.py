@@ -72,7 +72,7 @@ def register(spec: ModelSpec) -> ModelSpec:
 
 def _ensure_builtin() -> None:
     # Importing the family modules registers them.
-    from textopia.models import gpt, latent_diffusion, lstm_lm, prompt_ae, text_vae  # noqa: F401
+    from textopia.models import critic, gpt, latent_diffusion, lstm_lm, prompt_ae, text_vae  # noqa: F401
 
 
 def get_spec(kind: str) -> ModelSpec:

@@ -42,7 +42,7 @@ class MicroBatcher:
     Args:
         generator: a generator with ``generate_batch`` (the decoder-only and latent families).
         window_s: the longest the first request of a batch waits for others, in seconds.
-        max_rows: sampled rows per batch at most (a request of n prompts with reranking is 3n rows).
+        max_rows: sampled rows per batch at most (a request of n prompts with reranking is n · candidates rows).
         workers: batches decoded at the same time, each on its own thread. Much of a step is
             Python (the decoding rules, sampling) that one thread runs on one core, so on a small
             CPU two batches at once with one torch thread each use it better than one batch on

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints
 
-from textopia.generation.base import DecodingSettings
+from textopia.generation.base import MAX_CANDIDATES, DecodingSettings
 from textopia.models.refinement import MAX_REFINE_STEPS
 
 _D = DecodingSettings()  # the decoding defaults, defined once
@@ -82,6 +82,8 @@ class GenerateRequest(_Strict):
                              "share of the likeliest token's probability; 0 disables it.")
     idea_boost: JsonFloat = Field(_D.idea_boost, ge=0.0, le=10.0, description="Expand mode: nats added to the "
                                   "idea's words until each is written; 0 disables it.")
+    candidates: JsonInt = Field(_D.candidates, ge=1, le=MAX_CANDIDATES, description="Samples drawn per "
+                                "prompt asked for, among which the reranker chooses.")
     known_words_only: StrictBool | None = Field(None, description="Spell only words of the model's corpus and "
                                                 "of the idea; null or left out: the model's own (on for latent "
                                                 "diffusion, off for the others).")

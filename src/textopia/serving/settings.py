@@ -36,7 +36,7 @@ class ServingSettings(BaseSettings):
             decode together (:class:`~textopia.serving.batcher.MicroBatcher`), in milliseconds;
             0 decodes each request alone.
         batch_requests: requests that can wait in one batch (the limiter's threads when batching).
-        max_batch_rows: sampled rows per batch at most (n prompts with reranking are 3n rows).
+        max_batch_rows: sampled rows per batch at most (n prompts with reranking are n · candidates rows).
         batch_workers: batches decoded at the same time on the CPU, each on its own thread with
             ``cpus // batch_workers`` torch threads (see :class:`~textopia.serving.batcher.MicroBatcher`).
         request_timeout_s: the longest a request may wait and run, in seconds; then 504.

@@ -24,6 +24,7 @@ class DataConfig(ExampleConfig):
     dir: str = "data/prepared"  # output of `textopia prepare` (train/valid/test.txt, tokenizer.json)
     train_limit: int | None = None  # use only the first N training prompts (quick runs)
     valid_limit: int | None = 2000  # prompts of the valid split scored at each periodic evaluation
+    critic_samples: str | None = None  # a critic's data: a folder of train.jsonl and valid.jsonl (writer samples)
 
 
 @dataclass

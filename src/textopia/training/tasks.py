@@ -150,3 +150,108 @@ class TokenTask(Task):
                                    batch_size=self.train_config.batch_size, device=accelerator.device)
         return {"ce_nats_per_token": result.ce_nats_per_token, "perplexity": result.perplexity,
                 "tokens": result.tokens}
+
+
+class CriticTask(Task):
+    """The coherence critic (:mod:`textopia.models.critic`): human prompts (label 1) against the
+    writer's samples for the same ideas (label 0), from ``train.jsonl`` and ``valid.jsonl`` in
+    ``data.critic_samples`` (rows ``{"idea", "human", "sample"}``, as
+    :func:`textopia.evaluation.critic.writer_samples` writes them); binary cross-entropy on the
+    critic's logit; each epoch a fresh order drawn from (seed, epoch). Validation reports the
+    held-out accuracy (a classifier two-sample test: 0.5 means the writer's samples cannot be told
+    from human prompts) and the cross-entropy (nats per example).
+
+    Raises:
+        TextopiaError: no ``data.critic_samples``, a missing or malformed file, or no examples.
+    """
+
+    unit = "examples"
+
+    def __init__(self, config: ExperimentConfig, *, resume_from: Path | None = None, progress: bool = False) -> None:
+        self.spec = get_spec("critic")
+        self.model_config = make_config("critic", config.model)
+        self.train_config = config.train
+        if not config.data.critic_samples:
+            raise TextopiaError("a critic trains on writer samples: set data.critic_samples to their folder")
+        if resume_from is not None:
+            self.model, self.tokenizer, _ = load_checkpoint(resume_from)
+        else:
+            self.tokenizer = PromptTokenizer.from_dir(config.data.dir)
+            self.model = self.spec.build(self.model_config, self.tokenizer)
+        folder = Path(config.data.critic_samples)
+        self.train_examples = self._examples(folder / "train.jsonl", config.data.train_limit)
+        self.valid_examples = self._examples(folder / "valid.jsonl", config.data.valid_limit)
+        if not self.train_examples:
+            raise TextopiaError(f"no critic examples in {folder / 'train.jsonl'}")
+
+    def _examples(self, path: Path, limit: int | None) -> list[tuple[list[int], float]]:
+        """``(input ids, label)`` pairs: each row's human prompt (1.0) and non-empty sample (0.0)."""
+        import json
+
+        from textopia.models.critic import critic_inputs
+
+        if not path.is_file():
+            raise TextopiaError(f"missing critic samples file: {path}")
+        texts: list[str] = []
+        labels: list[float] = []
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines()[:limit], 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                human, sample = str(row["human"]), str(row["sample"])
+            except (ValueError, KeyError, TypeError):
+                raise TextopiaError(f"{path}, line {number}: not a {{\"human\", \"sample\"}} JSON object") from None
+            for text, label in ((human, 1.0), (sample, 0.0)):
+                if text.strip():
+                    texts.append(text)
+                    labels.append(label)
+        if not texts:
+            return []
+        batch = critic_inputs(self.tokenizer, texts, self.model_config.n_positions)
+        lengths = batch["attention_mask"].sum(dim=1).tolist()
+        return [(row[:n], label) for row, n, label in zip(batch["input_ids"].tolist(), lengths, labels)]
+
+    def _batch(self, examples: list[tuple[list[int], float]]) -> dict[str, torch.Tensor]:
+        width = max(len(ids) for ids, _ in examples)
+        input_ids = torch.full((len(examples), width), self.tokenizer.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(examples), width), dtype=torch.long)
+        for row, (ids, _) in enumerate(examples):
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            attention_mask[row, : len(ids)] = 1
+        labels = torch.tensor([label for _, label in examples], dtype=torch.float32)
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+    def batches(self, epoch: int, skip: int, accelerator) -> Iterable[Any]:
+        order = torch.randperm(len(self.train_examples),
+                               generator=torch.Generator().manual_seed(self.train_config.seed * 100_003 + epoch)).tolist()
+        size = self.train_config.batch_size
+        for start in range(skip * size, len(order), size):
+            batch = self._batch([self.train_examples[i] for i in order[start:start + size]])
+            yield {k: v.to(accelerator.device) for k, v in batch.items()}
+
+    def loss(self, model, batch, step):
+        from textopia.models.critic import critic_logits
+
+        logits = critic_logits(model, batch["input_ids"], batch["attention_mask"])
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, batch["labels"])
+        accuracy = float(((logits > 0).float() == batch["labels"]).float().mean())
+        return loss, int(batch["labels"].numel()), {"accuracy": accuracy}
+
+    @torch.no_grad()
+    def validate(self, model, accelerator) -> dict[str, float] | None:
+        from textopia.models.critic import critic_logits
+
+        if not self.valid_examples:
+            return None
+        was_training = model.training
+        model.eval()
+        correct, nats = 0.0, 0.0
+        for start in range(0, len(self.valid_examples), 256):
+            batch = {k: v.to(accelerator.device) for k, v in self._batch(self.valid_examples[start:start + 256]).items()}
+            logits = critic_logits(model, batch["input_ids"], batch["attention_mask"])
+            correct += float(((logits > 0).float() == batch["labels"]).sum())
+            nats += float(torch.nn.functional.binary_cross_entropy_with_logits(logits, batch["labels"], reduction="sum"))
+        model.train(was_training)
+        count = len(self.valid_examples)
+        return {"accuracy": correct / count, "bce_nats": nats / count, "examples": float(count)}

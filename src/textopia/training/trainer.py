@@ -22,6 +22,7 @@ from textopia._version import __version__
 from textopia.errors import TextopiaError
 from textopia.io import recover_dir
 from textopia.models.checkpoint import carry_files, save_checkpoint, weights_digest
+from textopia.models.critic import Critic
 from textopia.models.registry import LatentDiffusionModel, check_sizes, get_spec
 from textopia.training.config import ExperimentConfig
 from textopia.training.schedules import warmup_cosine_lr
@@ -136,6 +137,10 @@ def task_class(role: type) -> type[Task]:
     """The :class:`~textopia.training.tasks.Task` class that trains models of ``role`` (a
     :class:`textopia.models.registry.Role`): latent diffusion models train on their autoencoder's
     cached latents, every other family on tokenised examples."""
+    if issubclass(role, Critic):
+        from textopia.training.tasks import CriticTask
+
+        return CriticTask
     if issubclass(role, LatentDiffusionModel):
         from textopia.training.diffusion import LatentTask  # with diffusers' scheduler: imported when used
 

@@ -79,6 +79,7 @@ def _generate_work(
         min_p=body.min_p,
         idea_boost=body.idea_boost,
         known_words_only=body.known_words_only,
+        candidates=body.candidates,
     )
     if model.batcher is not None and not extra:  # decoded together with the requests that came with it
         generations = model.batcher.generate(idea or None, body.n, model.generator.decoding(**decoding))

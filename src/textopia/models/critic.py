@@ -1,0 +1,147 @@
+"""The coherence critic: a small transformer that tells human prompts from a writer's samples.
+
+Residual energy-based reranking (Deng et al. 2020, "Residual Energy-Based Models for Text
+Generation", ICLR, section 3): with a language model P_LM as the proposal, the joint model is
+P(x) ∝ P_LM(x) · exp(-E(x)), and a classifier trained to tell real text (label 1) from P_LM's
+samples (label 0) gives the energy as its negated logit, E(x) = -logit(x). Drawing candidates from
+P_LM and keeping the one of highest logit is the argmax limit of the paper's importance
+resampling (weights ∝ exp(-E(x))); the reranker (:mod:`textopia.generation.rerank`) does that.
+
+The critic is transformers' ``GPT2ForSequenceClassification`` with one label (the logit of
+"human"), read at each row's last real token; its input is the prompt's tokens and EOS (the same
+tokenizer as the writer), at most :attr:`CriticConfig.n_positions` of them. A critic directory is a
+transformers checkpoint (``config.json`` with Textopia's settings under ``"textopia"``,
+``model.safetensors``, the tokenizer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from textopia.errors import TextopiaError
+from textopia.models.registry import ModelSpec, Role, register
+
+
+class Critic(Role):
+    """A classifier of whole prompts: one logit per prompt (log-odds that a person wrote it)."""
+
+
+@dataclass
+class CriticConfig:
+    """The critic's sizes (a GPT-2 body with a one-label classification head)."""
+
+    kind: str = "critic"
+    n_positions: int = 128  # tokens read per prompt (EOS included); longer prompts are cut
+    n_embd: int = 128  # width of the residual stream
+    n_layer: int = 2  # transformer blocks
+    n_head: int = 4  # attention heads (n_embd must divide by it)
+    dropout: float = 0.1  # residual, embedding and attention dropout
+
+
+def build_critic(config: CriticConfig, tokenizer):
+    """A fresh critic sized by ``config`` for ``tokenizer``.
+
+    Raises:
+        TextopiaError: ``n_embd`` is not a multiple of ``n_head``.
+    """
+    from transformers import GPT2Config, GPT2ForSequenceClassification
+
+    if config.n_embd % config.n_head:
+        raise TextopiaError(f"n_embd ({config.n_embd}) must be a multiple of n_head ({config.n_head})")
+    hf_config = GPT2Config(
+        vocab_size=len(tokenizer), n_positions=config.n_positions, n_embd=config.n_embd,
+        n_layer=config.n_layer, n_head=config.n_head, resid_pdrop=config.dropout,
+        embd_pdrop=config.dropout, attn_pdrop=config.dropout, num_labels=1,
+        bos_token_id=tokenizer.eos_id, eos_token_id=tokenizer.eos_id, pad_token_id=tokenizer.pad_id,
+    )
+    return GPT2ForSequenceClassification(hf_config)
+
+
+def save_critic(model, directory: Path) -> None:
+    """Write ``config.json`` (transformers') and ``model.safetensors``."""
+    model.save_pretrained(str(directory), safe_serialization=True)
+
+
+def load_critic(directory: Path, config: CriticConfig):
+    """Load the classifier of a critic directory: transformers' config, then ``model.safetensors``
+    strictly (no download, no progress bar)."""
+    from safetensors.torch import load_model
+    from transformers import GPT2Config, GPT2ForSequenceClassification
+
+    model = GPT2ForSequenceClassification(GPT2Config.from_pretrained(str(directory)))
+    load_model(model, str(Path(directory) / "model.safetensors"))
+    return model
+
+
+register(ModelSpec(name="critic", config_cls=CriticConfig, build=build_critic, load=load_critic, save=save_critic,
+                   role=Critic))
+
+
+def critic_inputs(tokenizer, prompts: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
+    """Right-padded critic input for ``prompts``: each prompt's tokens and EOS, cut to ``max_length``.
+
+    Returns:
+        ``input_ids`` (N, T) int64 (``tokenizer.pad_id`` after each row's end) and
+        ``attention_mask`` (N, T) int64 (1 = real token).
+    """
+    rows = [(ids + [tokenizer.eos_id])[:max_length] for ids in tokenizer.encode_batch(list(prompts))]
+    width = max((len(r) for r in rows), default=1)
+    input_ids = torch.full((len(rows), width), tokenizer.pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        input_ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        attention_mask[i, : len(r)] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+def critic_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The critic's logit per row, (N,) float32, read at each row's last token that is not
+    padding (transformers' pooling; the pad token never occurs inside a prompt)."""
+    return model(input_ids=input_ids, attention_mask=attention_mask).logits.squeeze(-1).float()
+
+
+class CoherenceCritic:
+    """A trained critic ready to score prompts (eval mode, no gradients).
+
+    Args:
+        model: the ``GPT2ForSequenceClassification``.
+        tokenizer: its :class:`~textopia.data.tokenizer.PromptTokenizer`.
+    """
+
+    def __init__(self, model, tokenizer) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.max_length = int(model.config.n_positions)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "CoherenceCritic":
+        """Load a critic directory (as written by ``textopia train`` with ``kind = "critic"``).
+
+        Raises:
+            TextopiaError: the directory is not a critic checkpoint, or a file is missing or corrupt.
+        """
+        from textopia.models.checkpoint import load_checkpoint
+
+        model, tokenizer, meta = load_checkpoint(directory)
+        if meta.get("kind") != "critic":
+            raise TextopiaError(f"{directory} is a {meta.get('kind')!r} checkpoint, not a critic")
+        return cls(model, tokenizer)
+
+    @torch.no_grad()
+    def logits(self, prompts: Sequence[str], batch_size: int = 128) -> torch.Tensor:
+        """Log-odds that a person wrote each prompt: (N,) float32 (the negated energy, -E(x)).
+
+        Raises:
+            TextopiaError: ``prompts`` is empty.
+        """
+        if not prompts:
+            raise TextopiaError("the critic needs at least one prompt to score")
+        out = []
+        for start in range(0, len(prompts), batch_size):
+            batch = critic_inputs(self.tokenizer, prompts[start:start + batch_size], self.max_length)
+            out.append(critic_logits(self.model, **batch))
+        return torch.cat(out)

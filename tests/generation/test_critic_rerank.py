@@ -1,0 +1,237 @@
+"""The coherence critic and the reranker's subject rule and candidate budget."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+import textopia
+from textopia.generation.base import DecodingSettings, TextopiaError
+from textopia.generation.decoder import rows_per_round
+from textopia.generation.rerank import score_sample, select
+from textopia.text import idea_in_subject, repeats_idea_word
+
+
+@pytest.mark.parametrize("idea, prompt, expected", [
+    ("lighthouse storm", "a storm from a storm with the lighthouse", True),
+    ("tundra icy", "tundra icy with icy tundra", True),
+    ("castle", "a castle on a hill, castles in the sky", True),  # by stem
+    ("lighthouse storm", "a lighthouse in a storm, digital art, artstation", False),
+    ("woman portrait", "portrait of a woman with long hair", False),
+])
+def test_repeats_idea_word(idea, prompt, expected):
+    assert repeats_idea_word(idea, prompt) is expected
+
+
+@pytest.mark.parametrize("idea, prompt, expected", [
+    ("swans", "a giant red cat in the sun, highly detailed, digital art, trending on artstation, "
+              "concept art, illustration, swans", False),
+    ("swans", "two white swans on a lake at dawn, oil painting, by monet", True),
+    ("lighthouse storm", "a lighthouse on a rocky coast at night during a heavy storm with waves", True),  # one clause
+    ("lighthouse storm", "a lighthouse, storm, dramatic sky", True),  # within the opening words
+    ("red fox", "a painting, detailed, by greg rutkowski, 8k, trending on artstation, sharp focus, red fox", False),
+])
+def test_idea_in_subject(idea, prompt, expected):
+    assert idea_in_subject(idea, prompt) is expected
+
+
+def test_subject_rule_is_a_tier_after_clean_words_before_fluency():
+    good = score_sample("lighthouse storm", "a lighthouse in a storm, digital art", -20, 10, None)
+    repeated = score_sample("lighthouse storm", "a storm from a storm with the lighthouse", -20, 10, None)
+    late = score_sample("swans", "a giant red cat in the sun, highly detailed, digital art, trending on "
+                                 "artstation, concept art, illustration, swans", -20, 10, None)
+    stutter = score_sample("lighthouse storm", "a lighthouse lighthouse in a storm", -20, 10, None)
+    assert good.clean and not repeated.clean and not late.clean
+    assert repeated.repeats_idea and late.idea_late
+    assert good.tier() < repeated.tier() < stutter.tier()
+    assert late.tier() == repeated.tier()
+
+
+def test_select_takes_the_critics_choice_within_a_tier():
+    def scored(prompt, critic):
+        return replace(score_sample("fox", prompt, -10, 10, None), critic=critic)
+
+    candidates = [(scored("a red fox in snow", -2.0), "a red fox in snow", "a"),
+                  (scored("a fox by a river at dawn", 3.0), "a fox by a river at dawn", "b"),
+                  (scored("a red car with a fox on it, dusk", 1.0), "a red car with a fox on it, dusk", "c"),
+                  (score_sample("fox", "a red car in snow", -10, 10, None).__class__(
+                      recall=0.0, invented=0, stutter=False, mean_logprob=-1.0, critic=9.0), "a red car", "d")]
+    assert select(candidates, 1) == ["b"]  # the most human-like of the best tier
+    assert select(candidates, 4)[-1] == "d"  # a critic never lifts a sample out of its tier
+    # Without critic logits (all 0) the choice falls back to sampling order among equals.
+    flat = [(replace(s, critic=0.0), t, i) for s, t, i in candidates]
+    assert select(flat, 1) == ["a"]
+
+
+def test_candidates_are_bounded_and_scale_with_n():
+    assert rows_per_round(1, DecodingSettings(candidates=16)) == 16
+    assert rows_per_round(4, DecodingSettings(candidates=16)) == 64
+    assert rows_per_round(4, DecodingSettings(candidates=16, rerank=False)) == 4
+    for bad in (0, 65):
+        with pytest.raises(TextopiaError, match="candidates must be between 1 and 64"):
+            DecodingSettings(candidates=bad).validate()
+
+
+def test_one_prompt_is_chosen_among_the_candidate_budget(tiny_checkpoint, monkeypatch):
+    from textopia.generation import decoder
+
+    gen = textopia.load(str(tiny_checkpoint))
+    drawn = []
+    original = decoder.sample_many
+
+    def spy(model, tokenizer, jobs, *args, **kwargs):
+        drawn.append(sum(job.num_samples for job in jobs))
+        return original(model, tokenizer, jobs, *args, **kwargs)
+
+    monkeypatch.setattr(decoder, "sample_many", spy)
+    out = gen.generate("old fisherman", n=1, seed=3, candidates=12, max_new_tokens=30)
+    assert len(out) == 1
+    assert drawn and drawn[0] == 12  # one batch of the whole budget, even for n = 1
+
+
+class _LengthCritic:
+    """A stand-in critic that prefers longer prompts: its choice is easy to see."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def logits(self, prompts):
+        self.calls += 1
+        return torch.tensor([float(len(p)) for p in prompts])
+
+
+def test_generator_reranks_by_its_critic(tiny_checkpoint, monkeypatch):
+    from textopia.generation import decoder
+
+    seen = []
+
+    def recording_select(candidates, n):
+        seen.append(list(candidates))
+        return select(candidates, n)
+
+    monkeypatch.setattr(decoder, "select", recording_select)
+    gen = textopia.load(str(tiny_checkpoint))
+    gen.critic = _LengthCritic()
+    judged = gen.generate("old fisherman", n=1, seed=5, candidates=16, max_new_tokens=40)
+    assert gen.critic.calls == 1  # every candidate scored in one batch
+    candidates = seen[-1]
+    assert len(candidates) >= 8 and all(score.critic == float(len(text)) for score, text, _ in candidates)
+    best = min(score.tier() for score, _, _ in candidates)
+    longest = max(len(text) for score, text, _ in candidates if score.tier() == best)
+    assert len(judged[0].prompt) == longest  # the critic's favourite of the best tier
+    gen.critic = None
+    plain = gen.generate("old fisherman", n=1, seed=5, candidates=16, max_new_tokens=40)
+    assert all(score.critic == 0.0 for score, _, _ in seen[-1])
+    assert plain[0].prompt == next(text for score, text, _ in seen[-1] if score.tier() == best)
+
+
+def test_reranked_choice_is_deterministic_with_a_critic(tiny_checkpoint):
+    gen = textopia.load(str(tiny_checkpoint))
+    gen.critic = _LengthCritic()
+    a = [g.prompt for g in gen.generate("old fisherman", n=2, seed=7, candidates=6, max_new_tokens=30)]
+    b = [g.prompt for g in gen.generate("old fisherman", n=2, seed=7, candidates=6, max_new_tokens=30)]
+    assert a == b
+
+
+@pytest.fixture(scope="module")
+def tiny_critic(prepared, tmp_path_factory):
+    """A tiny critic trained through the one training loop on an easy task: human prompts against
+    'samples' whose words are spelt backwards (invented words, as a poor writer's)."""
+    from textopia.data.corpus import read_split
+    from textopia.training.config import load_config
+    from textopia.training.trainer import train
+
+    folder = tmp_path_factory.mktemp("critic-samples")
+    for split, source in (("train", "train"), ("valid", "valid")):
+        rows = []
+        for prompt in read_split(prepared, source)[:300]:
+            rows.append({"idea": "", "human": prompt, "sample": " ".join(w[::-1] for w in prompt.split())})
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path_factory.mktemp("runs") / "critic"
+    overrides = ["model.kind=critic", "model.n_embd=32", "model.n_layer=1", "model.n_head=2", "model.n_positions=64",
+                 f"data.dir={prepared}", f"data.critic_samples={folder}", f"train.out_dir={out}",
+                 "train.batch_size=32", "train.max_steps=120", "train.lr=3e-3", "train.warmup_steps=10",
+                 "train.eval_every=120", "train.save_every=0", "train.log_every=40"]
+    train(load_config(None, overrides), progress=False)
+    return out, folder
+
+
+def test_critic_trains_to_tell_human_prompts_from_invented_words(tiny_critic):
+    from textopia.models.critic import CoherenceCritic
+
+    out, folder = tiny_critic
+    figures = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    valid = [f for f in figures if f.get("split") == "valid"][-1]
+    assert valid["accuracy"] > 0.75  # held out; 0.5 would be chance
+    critic = CoherenceCritic.load(out)
+    rows = [json.loads(line) for line in (folder / "valid.jsonl").read_text().splitlines()][:50]
+    human = critic.logits([r["human"] for r in rows])
+    invented = critic.logits([r["sample"] for r in rows])
+    assert human.shape == (50,) and human.dtype == torch.float32
+    assert float((human > invented).float().mean()) > 0.75
+
+
+def test_critic_load_refuses_another_kind(tiny_checkpoint):
+    from textopia.models.critic import CoherenceCritic
+
+    with pytest.raises(TextopiaError, match="not a critic"):
+        CoherenceCritic.load(tiny_checkpoint)
+
+
+def test_critic_task_needs_its_samples(prepared, tmp_path):
+    from textopia.training.config import load_config
+    from textopia.training.trainer import train
+
+    with pytest.raises(TextopiaError, match="critic_samples"):
+        train(load_config(None, ["model.kind=critic", f"data.dir={prepared}", f"train.out_dir={tmp_path / 'c'}"]),
+              progress=False)
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "train.jsonl").write_text("not json\n")
+    (tmp_path / "s" / "valid.jsonl").write_text("")
+    with pytest.raises(TextopiaError, match="line 1"):
+        train(load_config(None, ["model.kind=critic", f"data.dir={prepared}", f"data.critic_samples={tmp_path / 's'}",
+                                 f"train.out_dir={tmp_path / 'c'}"]), progress=False)
+
+
+def test_a_checkpoints_own_critic_is_loaded(tiny_checkpoint, tiny_critic, tmp_path):
+    import shutil
+
+    from textopia.generation.loader import critic_dir
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_checkpoint, model)
+    assert critic_dir(model) is None and textopia.load(str(model)).critic is None
+    shutil.copytree(tiny_critic[0], model / "critic")
+    assert critic_dir(model) == model / "critic"
+    assert textopia.load(str(model)).critic is not None
+    assert textopia.load(str(model), critic=False).critic is None
+
+
+def test_idea_prefix_is_the_likeliest_opening_made_of_the_idea(tiny_checkpoint):
+    gen = textopia.load(str(tiny_checkpoint))
+    assert gen.idea_prefix("old fisherman") in ("old fisherman", "a old fisherman", "an old fisherman",
+                                                 "the old fisherman")
+    assert gen.idea_prefix("the old fisherman") == "the old fisherman"  # begins with a stop word: as typed
+
+
+def test_half_the_candidates_open_with_the_idea(tiny_checkpoint, monkeypatch):
+    from textopia.generation import decoder
+
+    seen = []
+
+    def recording_select(candidates, n):
+        seen.append([text for _, text, _ in candidates])
+        return select(candidates, n)
+
+    monkeypatch.setattr(decoder, "select", recording_select)
+    gen = textopia.load(str(tiny_checkpoint))
+    prefix = gen.idea_prefix("old fisherman")
+    gen.generate("old fisherman", n=1, seed=2, candidates=8, max_new_tokens=30)
+    opened = sum(text.lower().startswith(prefix) for text in seen[-1])
+    gen.generate("old fisherman", n=1, seed=2, candidates=8, max_new_tokens=30, idea_prefix=0.0)
+    assert opened >= 4 > sum(text.lower().startswith(prefix) for text in seen[-1])
+    with pytest.raises(TextopiaError, match="idea_prefix"):
+        DecodingSettings(idea_prefix=1.5).validate()
