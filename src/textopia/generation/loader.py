@@ -7,6 +7,7 @@ from importlib import resources
 from pathlib import Path
 
 from textopia.generation.base import Generator, TextopiaError
+from textopia.models.critic import CRITIC_DIR
 from textopia.text import KNOWN_WORDS_FILE, KnownWords
 
 logger = logging.getLogger(__name__)
@@ -14,10 +15,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_MODEL = "default"
 #: The embedded latent model (latent diffusion over the prompt autoencoder): the latent views' default.
 LATENT_MODEL = "latent"
-
-
-#: A checkpoint's coherence critic (:mod:`textopia.models.critic`), in a folder of this name inside it.
-CRITIC_DIR = "critic"
 
 
 def assets_dir() -> Path:

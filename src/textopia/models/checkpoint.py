@@ -278,7 +278,8 @@ EXPORT_DEFAULTS = ("default_spread", "default_guidance", "default_steps", "defau
 
 def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32",
                       defaults: dict[str, float] | None = None) -> Path:
-    """Copy a checkpoint without its trainer state (for shipping): config, weights, tokenizer, known words.
+    """Copy a checkpoint without its trainer state (for shipping): config, weights, tokenizer, known
+    words, and its coherence critic (``critic/``) where it has one.
 
     Args:
         dtype: the weights' storage type: "float32", or "float16" / "bfloat16" to halve the
@@ -303,7 +304,15 @@ def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32
         model.to(getattr(torch, dtype))
         meta = {**meta, "stored_dtype": dtype}
 
-    extras = carry_files(src, ("metrics.jsonl", KNOWN_WORDS_FILE))  # the training log; the reranker's known words
+    carried = carry_files(src, ("metrics.jsonl", KNOWN_WORDS_FILE))  # the training log; the reranker's known words
+
+    def extras(tmp: Path) -> None:
+        from textopia.models.critic import CRITIC_DIR
+
+        carried(tmp)
+        if (src / CRITIC_DIR / "config.json").is_file():  # the reranker's coherence critic
+            shutil.copytree(src / CRITIC_DIR, tmp / CRITIC_DIR)
+
     return save_checkpoint(dst, model, tokenizer, meta, write_extra=extras)
 
 

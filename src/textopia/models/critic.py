@@ -19,11 +19,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from textopia.errors import TextopiaError
 from textopia.models.registry import ModelSpec, Role, register
+
+if TYPE_CHECKING:
+    import torch
+
+
+#: A checkpoint's own critic lives in a folder of this name inside it (exports carry it along).
+CRITIC_DIR = "critic"
 
 
 class Critic(Role):
@@ -88,6 +94,8 @@ def critic_inputs(tokenizer, prompts: Sequence[str], max_length: int) -> dict[st
         ``input_ids`` (N, T) int64 (``tokenizer.pad_id`` after each row's end) and
         ``attention_mask`` (N, T) int64 (1 = real token).
     """
+    import torch
+
     rows = [(ids + [tokenizer.eos_id])[:max_length] for ids in tokenizer.encode_batch(list(prompts))]
     width = max((len(r) for r in rows), default=1)
     input_ids = torch.full((len(rows), width), tokenizer.pad_id, dtype=torch.long)
@@ -131,17 +139,19 @@ class CoherenceCritic:
             raise TextopiaError(f"{directory} is a {meta.get('kind')!r} checkpoint, not a critic")
         return cls(model, tokenizer)
 
-    @torch.no_grad()
     def logits(self, prompts: Sequence[str], batch_size: int = 128) -> torch.Tensor:
         """Log-odds that a person wrote each prompt: (N,) float32 (the negated energy, -E(x)).
 
         Raises:
             TextopiaError: ``prompts`` is empty.
         """
+        import torch
+
         if not prompts:
             raise TextopiaError("the critic needs at least one prompt to score")
         out = []
-        for start in range(0, len(prompts), batch_size):
-            batch = critic_inputs(self.tokenizer, prompts[start:start + batch_size], self.max_length)
-            out.append(critic_logits(self.model, **batch))
+        with torch.no_grad():
+            for start in range(0, len(prompts), batch_size):
+                batch = critic_inputs(self.tokenizer, prompts[start:start + batch_size], self.max_length)
+                out.append(critic_logits(self.model, **batch))
         return torch.cat(out)
