@@ -62,8 +62,9 @@ def test_unknown_model_is_named():
         textopia.load("no-such-model")
 
 
-def test_clean_prompt_drops_the_broken_word_at_the_cut():
-    assert clean_prompt("a castle ,  highly detailed, trending on artst", finished=False) == "a castle, highly detailed, trending on"
+def test_clean_prompt_ends_where_a_phrase_ends_at_the_cut():
+    assert clean_prompt("a castle ,  highly detailed, trending on artst", finished=False) == "a castle, highly detailed"
+    assert clean_prompt("a castle on a hill at sunset with a rive", finished=False) == "a castle on a hill at sunset"
     assert clean_prompt("a castle, 8k,", finished=True) == "a castle, 8k"
 
 

@@ -21,7 +21,7 @@ from textopia.data.tokenizer import PromptTokenizer
 from textopia.errors import TextopiaError
 from textopia.generation.base import DecodingSettings
 from textopia.generation.boost import IdeaBoostProcessor, idea_boost_words
-from textopia.text import KnownWords, dedup_key  # noqa: F401  (dedup_key re-exported)
+from textopia.text import STOP_WORDS, KnownWords, dedup_key  # noqa: F401  (dedup_key re-exported)
 
 
 def banned_word_ids(tokenizer: PromptTokenizer, words: tuple[str, ...] | list[str]) -> list[list[int]]:
@@ -352,14 +352,22 @@ _REPEATED_COMMAS = re.compile(r"(,\s*){2,}")
 
 
 def clean_prompt(text: str, finished: bool) -> str:
-    """Tidy a decoded prompt; when the model was cut off, drop the word it was in the middle of.
+    """Tidy a decoded prompt; when the model was cut off, end it where a phrase ends: drop the
+    clause it was in the middle of (after the last comma), or where it has no comma, the word.
 
     U+FFFD (what a byte-level BPE decodes when its tokens stop inside a UTF-8 sequence, common at
     high temperature) is dropped: it is never what the model meant to write.
     """
     text = " ".join(text.replace("\ufffd", "").split())
-    if not finished and " " in text:
+    if not finished and "," in text:
+        text = text.rsplit(",", 1)[0]
+    elif not finished and " " in text:
         text = text.rsplit(" ", 1)[0]
+    if not finished:  # nor on a word that needs the next one ("with a", "trending on")
+        words = text.split(" ")
+        while len(words) > 1 and words[-1].lower().strip(",.;:") in STOP_WORDS:
+            words.pop()
+        text = " ".join(words)
     text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
     text = _REPEATED_COMMAS.sub(", ", text)
     return text.strip(" ,;:-")
