@@ -1,8 +1,9 @@
 """Fault injection: every failure named in issue 15 gives one line, early, and loses nothing.
 
-Interrupted checkpoint saves (through a wrapped ``os.replace``), untrusted checkpoint sizes,
-missing optional packages (a subprocess with the package hidden), bad input to ``prepare``,
-``eval`` and ``serve``, file modes and the service's security headers.
+Interrupted checkpoint saves (through a wrapped ``os.replace``), outputs written where the user's
+files are, untrusted checkpoint sizes, missing optional packages (a subprocess with the package
+hidden), bad input to ``prepare``, ``eval`` and ``serve``, file modes and the service's security
+headers.
 """
 
 from __future__ import annotations
@@ -190,6 +191,100 @@ def test_memory_budget_is_an_environment_setting(tmp_path, monkeypatch):
     monkeypatch.setenv("TEXTOPIA_MAX_MODEL_BYTES", "1000000")  # 1 MB: the 21 MB default model does not fit
     with pytest.raises(TextopiaError, match="TEXTOPIA_MAX_MODEL_BYTES"):
         load_checkpoint(DEFAULT)
+
+
+# --------------------------------------------------------------------------------------------
+# Outputs never destroy what the user did not make
+# --------------------------------------------------------------------------------------------
+
+
+def _hidden(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def _precious(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "important.txt").write_text("precious")
+    return folder / "important.txt"
+
+
+def test_prepare_refuses_a_folder_of_other_files_unless_told(tmp_path, user_file, capsys):
+    out = tmp_path / "u"
+    mine = _precious(out)
+    assert main(["prepare", str(user_file), "--out", str(out), "--no-tokenizer"]) == 2
+    assert "--overwrite" in _one_error_line(capsys)
+    assert mine.read_text() == "precious" and sorted(p.name for p in out.iterdir()) == ["important.txt"]
+    assert main(["prepare", str(user_file), "--out", str(out), "--no-tokenizer", "--overwrite"]) == 0
+    assert (out / "summary.json").is_file() and not mine.exists()
+    assert _hidden(tmp_path) == []
+
+
+def test_prepare_replaces_its_own_output_and_an_empty_folder(tmp_path, user_file):
+    out = tmp_path / "data"
+    out.mkdir()
+    for _ in range(2):
+        assert main(["prepare", str(user_file), "--out", str(out), "--no-tokenizer"]) == 0
+        assert (out / "train.txt").is_file()
+    assert _hidden(tmp_path) == []
+
+
+@pytest.mark.parametrize("where", [".", ".."])
+def test_prepare_never_writes_over_its_corpus(tmp_path, capsys, where):
+    corpus = tmp_path / "c" / "mine.txt"
+    corpus.parent.mkdir()
+    corpus.write_text("a castle on a hill at dawn, matte painting\na red fox in the snow, wildlife photography\n")
+    out = (corpus.parent / where).resolve()
+    for extra in ([], ["--overwrite"]):
+        assert main(["prepare", str(corpus), "--out", str(out), "--no-tokenizer", *extra]) == 2
+        assert "mine.txt" in _one_error_line(capsys)
+        assert corpus.is_file()
+
+
+def test_a_file_at_the_output_is_kept_unless_told_and_leaves_nothing_hidden(tmp_path, user_file, capsys):
+    out = tmp_path / "f"
+    out.write_text("precious")
+    assert main(["prepare", str(user_file), "--out", str(out), "--no-tokenizer"]) == 2
+    assert "--overwrite" in _one_error_line(capsys)
+    assert out.read_text() == "precious"
+    assert main(["prepare", str(user_file), "--out", str(out), "--no-tokenizer", "--overwrite"]) == 0
+    assert (out / "train.txt").is_file()
+    assert _hidden(tmp_path) == []
+
+
+def test_export_refuses_a_folder_of_other_files_and_replaces_a_checkpoint(tmp_path, capsys):
+    dst = tmp_path / "e"
+    mine = _precious(dst)
+    assert main(["export", str(DEFAULT), str(dst)]) == 2
+    assert "--overwrite" in _one_error_line(capsys)
+    assert sorted(p.name for p in dst.iterdir()) == ["important.txt"]
+    assert main(["export", str(DEFAULT), str(dst), "--overwrite"]) == 0
+    assert not mine.exists() and (dst / "config.json").is_file()
+    assert main(["export", str(DEFAULT), str(dst)]) == 0  # a checkpoint: replaced
+    assert main(["export", str(dst), str(tmp_path), "--overwrite"]) == 2  # would delete its own input
+    assert "holds the input" in _one_error_line(capsys)
+    assert (dst / "model.safetensors").is_file() and _hidden(tmp_path) == []
+
+
+def test_train_refuses_a_folder_of_other_files_and_resumes_its_own(prepared, tmp_path, capsys):
+    out = tmp_path / "r"
+    mine = _precious(out)
+    args = [a for kv in tiny_overrides(prepared, out, **{"train.max_steps": 2, "train.save_every": 0,
+                                                          "train.eval_every": 0, "data.train_limit": 32})
+            for a in ("--set", kv)]
+    assert main(["train", "--no-progress", *args]) == 2
+    assert "--overwrite" in _one_error_line(capsys)
+    assert sorted(p.name for p in out.iterdir()) == ["important.txt"]
+    assert main(["train", "--no-progress", "--overwrite", *args]) == 0
+    assert not mine.exists() and (out / "trainer_state.json").is_file()
+    assert main(["train", "--no-progress", "--resume", *args]) == 0  # its own checkpoint
+    for name in list(out.iterdir()):  # a run stopped before its first save leaves only its log
+        if name.name != "metrics.jsonl":
+            name.unlink()
+    assert main(["train", "--no-progress", *args]) == 0
+    args = [a for kv in tiny_overrides(prepared, prepared, **{"train.max_steps": 1}) for a in ("--set", kv)]
+    assert main(["train", "--no-progress", "--overwrite", *args]) == 2  # the data's own folder
+    assert "holds the input" in _one_error_line(capsys)
+    assert (prepared / "train.txt").is_file() and _hidden(tmp_path) == []
 
 
 # --------------------------------------------------------------------------------------------

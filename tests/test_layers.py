@@ -1,5 +1,5 @@
 """The package keeps its layers (pyproject's import-linter contract): cli > serving > evaluation >
-generation | training > models > data > errors/io/text, each importing only from below."""
+generation | training > models > data > io > errors/text, each importing only from below."""
 
 from __future__ import annotations
 

@@ -7,6 +7,10 @@ the trainer at start) puts the old one back and removes what dead writers left b
 
     .NAME.tmp-PID-*   (being written)  ─rename─▶  NAME
     NAME              (previous)       ─rename─▶  .NAME.old-PID  ─▶ removed
+
+What may be replaced is decided before any work, by :func:`check_output_dir`: nothing, an empty
+directory, or an output of the same kind; anything else only when the user says so, and never a
+directory that holds the command's own input.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from textopia.errors import TextopiaError
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +65,47 @@ def _publish_modes(root: Path) -> None:
     os.chmod(root, 0o777 & ~umask)
     for path in root.rglob("*"):
         os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
+def _remove(path: Path) -> None:
+    """Remove a directory tree or a file (what was at an output's place may be either)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def check_output_dir(path: str | Path, kind: str, is_kind: Callable[[Path], bool], *, overwrite: bool = False,
+                     inputs: Iterable[str | Path] = ()) -> None:
+    """Refuse to write the output directory ``path`` where replacing it would destroy what the
+    user did not make.
+
+    ``path`` may be replaced when nothing is there, it is an empty directory, or it holds an
+    output of this ``kind`` (``is_kind(path)``); anything else (other files, a file) only with
+    ``overwrite``. Never when it is, or holds, one of ``inputs`` (local paths; URLs are skipped).
+
+    Args:
+        kind: what the output is, for the message ("prepared corpus", "checkpoint").
+        is_kind: tells an existing directory that holds an output of this kind.
+
+    Raises:
+        TextopiaError: ``path`` may not be replaced (one line, saying why and what would).
+    """
+    path = Path(path)
+    target = path.resolve()
+    for source in inputs:
+        if "://" in str(source):
+            continue
+        source_path = Path(source).resolve()
+        if source_path == target or source_path.is_relative_to(target):
+            raise TextopiaError(f"{path} holds the input {source}: writing the {kind} there would delete it")
+    if overwrite or not os.path.lexists(path):
+        return
+    if not path.is_dir():
+        raise TextopiaError(f"{path} is a file, not a {kind}: not replaced (--overwrite replaces it)")
+    if next(path.iterdir(), None) is not None and not is_kind(path):
+        raise TextopiaError(f"{path} holds files that are not a {kind}: not replaced (--overwrite replaces it)")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -108,7 +155,7 @@ def recover_dir(path: str | Path) -> bool:
         restored = True
         logger.warning("restored %s from %s, left by an interrupted save", path, newest.name)
     for leftover in tmps + olds:
-        shutil.rmtree(leftover, ignore_errors=True)
+        _remove(leftover)
         logger.info("removed %s, left by an interrupted save", leftover)
     return restored
 
@@ -137,9 +184,9 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         raise
     old = None
     try:
-        if path.exists():
+        if os.path.lexists(path):
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            shutil.rmtree(old, ignore_errors=True)
+            _remove(old)
             os.replace(path, old)
         os.replace(tmp, path)
     except BaseException:
@@ -149,7 +196,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
 
 
 def json_safe(value: Any) -> Any:

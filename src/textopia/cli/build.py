@@ -12,6 +12,8 @@ def add_prepare(sub) -> None:
     p = sub.add_parser("prepare", help="normalise, filter, deduplicate and split a corpus; train the tokenizer")
     p.add_argument("sources", nargs="+", help="corpus files or fsspec URLs (text, CSV, JSONL, Parquet)")
     p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out even when it holds other files than a prepared corpus")
     p.add_argument("--column", help="column holding the prompt (CSV, JSONL, Parquet); default 'prompt'")
     p.add_argument("--format", choices=["text", "csv", "jsonl", "parquet"], help="default: from the suffix")
     p.add_argument("--min-words", type=int, default=4)
@@ -32,6 +34,8 @@ def add_train(sub) -> None:
     p.add_argument("--config", help="TOML file with [model], [data] and [train] tables")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a setting")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in train.out_dir")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace train.out_dir even when it holds other files than a checkpoint")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--sagemaker", action="store_true",
                    help="run as a SageMaker training job: data from the train channel, settings from "
@@ -44,6 +48,7 @@ def add_export(sub) -> None:
     p = sub.add_parser("export", help="copy a checkpoint without its trainer state (for shipping)")
     p.add_argument("checkpoint")
     p.add_argument("out")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT even when it holds other files than a checkpoint")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
                    help="storage type of the weights (half precision halves the file; loaded back as float32)")
     p.add_argument("--default", action="append", default=[], metavar="NAME=VALUE",
@@ -68,7 +73,7 @@ def cmd_prepare(args) -> None:
         def finish(tmp: Path, splits: dict[str, list[str]]) -> None:  # inside the atomic write: all or nothing
             _train_tokenizer_into(tmp, splits["train"], args.vocab_size, args.tokenizer)
 
-    summary = prepare(args.sources, args.out, config, finish=finish)
+    summary = prepare(args.sources, args.out, config, finish=finish, overwrite=args.overwrite)
     print(summary.to_json())
 
 
@@ -100,16 +105,16 @@ def cmd_train(args) -> None:
     if args.sagemaker:
         from textopia.sagemaker import run_training_job
 
-        if args.resume:
+        if args.resume or args.overwrite:
             raise TextopiaError("--sagemaker always resumes from /opt/ml/checkpoints when a checkpoint is there; "
-                                "drop --resume")
+                                f"drop {'--resume' if args.resume else '--overwrite'}")
         print(run_training_job(config=args.config, overrides=args.set, progress=not args.no_progress))
         return
     from textopia.training.config import load_config
     from textopia.training.trainer import train
 
     config = load_config(args.config, args.set)
-    out = train(config, resume=args.resume, progress=not args.no_progress)
+    out = train(config, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
     print(out)
 
 
@@ -126,4 +131,4 @@ def cmd_export(args) -> None:
             sep = ""
         if not sep:
             raise TextopiaError(f"--default expects NAME=NUMBER, got {item!r}")
-    print(export_checkpoint(args.checkpoint, args.out, dtype=args.dtype, defaults=defaults))
+    print(export_checkpoint(args.checkpoint, args.out, dtype=args.dtype, defaults=defaults, overwrite=args.overwrite))

@@ -21,7 +21,7 @@ from pathlib import Path
 import fsspec
 
 from textopia.errors import TextopiaError
-from textopia.io import atomic_dir
+from textopia.io import atomic_dir, check_output_dir
 from textopia.text import KNOWN_WORDS_FILE, KnownWords, count_words, dedup_key
 
 logger = logging.getLogger(__name__)
@@ -285,16 +285,29 @@ def filter_reason(raw: str, text: str, config: PrepareConfig) -> str | None:
     return None
 
 
+def is_prepared_dir(path: Path) -> bool:
+    """Whether the directory ``path`` holds what :func:`prepare` writes: a ``summary.json``
+    with the sources read and the splits' sizes."""
+    try:
+        summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and "sources" in summary and "splits" in summary
+
+
 def prepare(
     sources: list[str],
     out_dir: str | Path,
     config: PrepareConfig | None = None,
     finish: Callable[[Path, dict[str, list[str]]], None] | None = None,
+    *,
+    overwrite: bool = False,
 ) -> PrepareSummary:
     """Read, normalise, filter, deduplicate and split corpora into ``out_dir``.
 
     Writes ``train.txt``, ``valid.txt``, ``test.txt`` and ``summary.json`` atomically: the
-    directory appears complete or not at all (an existing one is replaced only on success).
+    directory appears complete or not at all. An existing prepared corpus there is replaced only
+    on success; other files only with ``overwrite``; a folder holding a source never.
 
     Args:
         sources: corpus files or fsspec URLs; all are checked before the first is read.
@@ -302,10 +315,12 @@ def prepare(
         config: the settings, checked first (:meth:`PrepareConfig.check`).
         finish: called with the temporary directory and the splits' prompts before it is
             published, to add files (the tokenizer); if it raises, nothing is published.
+        overwrite: replace whatever ``out_dir`` holds (see :func:`textopia.io.check_output_dir`).
 
     Raises:
-        TextopiaError: bad settings; a source is missing, unreadable, malformed or needs a
-            package that is not installed; nothing survives filtering; or the train split is empty.
+        TextopiaError: bad settings; ``out_dir`` may not be replaced; a source is missing,
+            unreadable, malformed or needs a package that is not installed; nothing survives
+            filtering; or the train split is empty.
     """
     config = config or PrepareConfig()
     config.check()
@@ -313,6 +328,7 @@ def prepare(
         raise TextopiaError("no corpus given")
     for source in sources:
         check_source(str(source))
+    check_output_dir(out_dir, "prepared corpus", is_prepared_dir, overwrite=overwrite, inputs=sources)
     summary = PrepareSummary(sources=[str(s) for s in sources], config=asdict(config))
     dropped: Counter[str] = Counter()
     seen: set[bytes] = set()
@@ -382,6 +398,7 @@ __all__ = [
     "PrepareSummary",
     "assign_split",
     "check_source",
+    "is_prepared_dir",
     "iter_corpus",
     "load_prompts",
     "normalize_prompt",

@@ -9,6 +9,7 @@ Layout::
     trainer_state.json   optional: step, data position, RNG states, optimizer hyperparameters
     optimizer.safetensors  optional: the optimizer's tensors
     metrics.jsonl        optional: the training log
+    latents.safetensors  optional: latent diffusion's latents of its training prompts (a cache)
 
 Never pickles: weights and optimizer tensors are safetensors, the rest JSON.
 """
@@ -25,7 +26,7 @@ from typing import Any
 
 from textopia.data.tokenizer import PromptTokenizer
 from textopia.errors import TextopiaError
-from textopia.io import atomic_dir
+from textopia.io import atomic_dir, check_output_dir
 from textopia.models.registry import check_sizes, get_spec, make_config
 from textopia.text import KNOWN_WORDS_FILE
 
@@ -33,6 +34,10 @@ logger = logging.getLogger(__name__)
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
+METRICS_FILE = "metrics.jsonl"  # the training log
+LATENTS_FILE = "latents.safetensors"  # latent diffusion's cache of its training prompts' latents
+#: What a training run writes in its folder before its first save.
+RUN_FILES = (METRICS_FILE, LATENTS_FILE)
 #: The largest ``config.json`` read, in bytes (ours are a few kB; a bigger one is not a config).
 MAX_CONFIG_BYTES = 256 * 1024
 #: Environment variable: the most memory a checkpoint's model may take, in bytes (default: half
@@ -65,6 +70,32 @@ def max_model_bytes() -> int:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
     except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
         return 16 * 2**30
+
+
+def is_checkpoint_dir(path: Path) -> bool:
+    """Whether the directory ``path`` holds a Textopia checkpoint (a ``config.json`` with a
+    ``"textopia"`` section), or only what a training run stopped before its first save left
+    (:data:`RUN_FILES`)."""
+    if all(entry.name in RUN_FILES for entry in path.iterdir()):
+        return True
+    config = path / CONFIG
+    try:
+        if config.stat().st_size > MAX_CONFIG_BYTES:
+            return False
+        return isinstance(json.loads(config.read_text(encoding="utf-8")).get("textopia"), dict)
+    except (OSError, ValueError, AttributeError, RecursionError):  # AttributeError: not a JSON object
+        return False
+
+
+def check_checkpoint_dir(directory: str | Path, *, overwrite: bool = False, inputs: tuple[str | Path, ...] = ()) -> None:
+    """Refuse to write a checkpoint to ``directory`` where it would destroy what the user did not
+    make: other files than a checkpoint (unless ``overwrite``), or one of ``inputs``
+    (:func:`textopia.io.check_output_dir`).
+
+    Raises:
+        TextopiaError: ``directory`` may not be replaced.
+    """
+    check_output_dir(directory, "checkpoint", is_checkpoint_dir, overwrite=overwrite, inputs=inputs)
 
 
 def save_checkpoint(
@@ -277,7 +308,7 @@ EXPORT_DEFAULTS = ("default_spread", "default_guidance", "default_steps", "defau
 
 
 def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32",
-                      defaults: dict[str, float] | None = None) -> Path:
+                      defaults: dict[str, float] | None = None, overwrite: bool = False) -> Path:
     """Copy a checkpoint without its trainer state (for shipping): config, weights, tokenizer, known
     words, and its coherence critic (``critic/``) where it has one.
 
@@ -286,9 +317,11 @@ def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32
             file (the weights are cast back to float32 when loaded; recorded as ``stored_dtype``).
         defaults: generator defaults measured for this model (names in :data:`EXPORT_DEFAULTS`),
             saved with Textopia's settings.
+        overwrite: replace ``dst`` even when it holds other files than a checkpoint.
 
     Raises:
-        TextopiaError: an unknown dtype, or as :func:`load_checkpoint`.
+        TextopiaError: an unknown dtype; ``dst`` may not be replaced (:func:`check_checkpoint_dir`);
+            or as :func:`load_checkpoint`.
     """
     import torch
 
@@ -297,6 +330,7 @@ def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32
     unknown = sorted(set(defaults or {}) - set(EXPORT_DEFAULTS))
     if unknown:
         raise TextopiaError(f"unknown generator defaults: {', '.join(unknown)} (known: {', '.join(EXPORT_DEFAULTS)})")
+    check_checkpoint_dir(dst, overwrite=overwrite, inputs=(src,))
     model, tokenizer, meta = load_checkpoint(src)
     meta = {**meta, **(defaults or {})}
     src = Path(src)
@@ -304,7 +338,7 @@ def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32
         model.to(getattr(torch, dtype))
         meta = {**meta, "stored_dtype": dtype}
 
-    carried = carry_files(src, ("metrics.jsonl", KNOWN_WORDS_FILE))  # the training log; the reranker's known words
+    carried = carry_files(src, (METRICS_FILE, KNOWN_WORDS_FILE))  # the training log; the reranker's known words
 
     def extras(tmp: Path) -> None:
         from textopia.models.critic import CRITIC_DIR

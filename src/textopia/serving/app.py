@@ -13,7 +13,8 @@
 ``POST /invocations`` also takes ``application/jsonlines`` (SageMaker batch transform with
 ``SplitType=Line``): one request object a line, answered by one JSON line each, in order.
 
-Models are loaded in the lifespan handler (never at import). Generation runs on worker threads
+Models are loaded in the lifespan handler (never at import), after transformers and diffusers
+are imported on one thread (:mod:`textopia.serving.libraries`). Generation runs on worker threads
 behind an :class:`~textopia.serving.limiter.InferenceLimiter`: at most ``max_concurrency`` at
 once, ``queue_size`` waiting, 503 with ``Retry-After`` beyond that, 504 past the per-request
 timeout. Every error is JSON ``{"error": message}``; tracebacks go to the log, never to clients.
@@ -43,6 +44,7 @@ from textopia.serving.clip import ClipCounter
 from textopia.serving.deps import ServiceState
 from textopia.serving.endpoint_client import EndpointClient
 from textopia.serving.errors import install_error_handlers
+from textopia.serving.libraries import import_libraries
 from textopia.serving.limiter import InferenceLimiter
 from textopia.serving.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
 from textopia.serving.models import ModelStore, attach_batchers, load_store
@@ -96,8 +98,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        state.clip.start()  # in the background: never blocks startup or a request
-        if state.store is None and state.endpoint is None:
+        loads_models = state.store is None and state.endpoint is None
+        if loads_models or state.clip.state == "idle":
+            # Before any thread of ours imports them: two first imports at once can fail.
+            await anyio.to_thread.run_sync(import_libraries)
+        state.clip.start()  # builds the tokenizer in the background: never blocks startup or a request
+        if loads_models:
             started = time.perf_counter()
             state.store = await anyio.to_thread.run_sync(load_store, settings)
             logger.info(

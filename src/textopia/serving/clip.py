@@ -19,6 +19,9 @@ State = Literal["idle", "loading", "ready", "failed"]
 
 def _import_counter() -> Callable[[str], int]:
     from textopia.evaluation.metrics.clip_tokens import count_clip_tokens
+    from textopia.serving.libraries import import_libraries
+
+    import_libraries()  # transformers through the one lock: never a first import beside a loader's
 
     return count_clip_tokens
 

@@ -40,7 +40,14 @@ from textopia.data.batching import TokenizedPrompts
 from textopia.data.corpus import read_split
 from textopia.data.ideas import derive_idea
 from textopia.errors import TextopiaError
-from textopia.models.checkpoint import carry_files, load_checkpoint, save_checkpoint, weights_digest
+from textopia.models.checkpoint import (
+    LATENTS_FILE,
+    carry_files,
+    check_checkpoint_dir,
+    load_checkpoint,
+    save_checkpoint,
+    weights_digest,
+)
 from textopia.models.latent_diffusion import (
     DiffusionConfig,
     LatentDiffusion,
@@ -55,7 +62,6 @@ from textopia.training.tasks import Task
 
 logger = logging.getLogger(__name__)
 
-LATENTS_FILE = "latents.safetensors"
 KIND = "latent-diffusion"
 
 
@@ -362,11 +368,13 @@ def swap_decoder(diffusion_dir: str | Path, autoencoder_dir: str | Path, out_dir
     copy).
 
     Raises:
-        TextopiaError: a checkpoint is unusable, or the two encoders differ without
-            ``new_encoder`` (the denoiser would then sample latents the new decoder was never shown).
+        TextopiaError: a checkpoint is unusable; ``out_dir`` holds other files than a checkpoint,
+            or one of the two; or the two encoders differ without ``new_encoder`` (the denoiser
+            would then sample latents the new decoder was never shown).
     """
     import torch
 
+    check_checkpoint_dir(out_dir, inputs=(diffusion_dir, autoencoder_dir))
     model, tokenizer, meta = load_checkpoint(diffusion_dir)
     ae, _, ae_meta = load_checkpoint(autoencoder_dir)
     if meta["kind"] != KIND or ae_meta["kind"] != model.config.vae.get("kind", "vae"):

@@ -212,8 +212,12 @@ class CriticTask(Task):
         lengths = batch["attention_mask"].sum(dim=1).tolist()
         return [(row[:n], label) for row, n, label in zip(batch["input_ids"].tolist(), lengths, labels)]
 
+    #: Batches are padded to a multiple of this many tokens: few distinct shapes, so that the CPU's
+    #: kernels (oneDNN builds one per shape, and keeps a bounded number) are reused.
+    PAD_TO = 16
+
     def _batch(self, examples: list[tuple[list[int], float]]) -> dict[str, torch.Tensor]:
-        width = max(len(ids) for ids, _ in examples)
+        width = -(-max(len(ids) for ids, _ in examples) // self.PAD_TO) * self.PAD_TO
         input_ids = torch.full((len(examples), width), self.tokenizer.pad_id, dtype=torch.long)
         attention_mask = torch.zeros((len(examples), width), dtype=torch.long)
         for row, (ids, _) in enumerate(examples):

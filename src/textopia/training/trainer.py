@@ -21,7 +21,7 @@ import torch
 from textopia._version import __version__
 from textopia.errors import TextopiaError
 from textopia.io import recover_dir
-from textopia.models.checkpoint import carry_files, save_checkpoint, weights_digest
+from textopia.models.checkpoint import METRICS_FILE, carry_files, check_checkpoint_dir, save_checkpoint, weights_digest
 from textopia.models.critic import Critic
 from textopia.models.registry import LatentDiffusionModel, check_sizes, get_spec
 from textopia.training.config import ExperimentConfig
@@ -34,7 +34,6 @@ logger = logging.getLogger(__name__)
 STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
 RNG_FILE = "rng_state.safetensors"
-METRICS_FILE = "metrics.jsonl"
 #: kernels oneDNN keeps in a training process (see :func:`train`)
 ONEDNN_CACHE_CAPACITY = 64
 
@@ -159,7 +158,7 @@ def build_task(config: ExperimentConfig, *, resume_from: Path | None = None, pro
     return task_class(role)(config, resume_from=resume_from, progress=progress)
 
 
-def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = True) -> Path:
+def train(config: ExperimentConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
     """Train a model as ``config`` says and return the checkpoint directory.
 
     With ``resume``, continue from the checkpoint in ``config.train.out_dir`` (weights,
@@ -168,10 +167,14 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
     A checkpoint that an interrupted save left aside is restored first, and the temporary
     folders of interrupted saves are removed (:func:`textopia.io.recover_dir`).
 
+    ``out_dir`` is replaced by each save: a checkpoint there is, other files only with
+    ``overwrite``, and the data's folder never (:func:`~textopia.models.checkpoint.check_checkpoint_dir`).
+
     Raises:
-        TextopiaError: the data or the config is unusable.
+        TextopiaError: the data or the config is unusable, or ``out_dir`` may not be replaced.
     """
     check_sizes(config.model, "[model]")  # out-of-bounds sizes fail before any work
+    check_checkpoint_dir(config.train.out_dir, overwrite=overwrite, inputs=(config.data.dir,))
     # oneDNN keeps every kernel it builds (one per shape: length-bucketed batches make hundreds),
     # up to 1,024 by default; in bf16 they held gigabytes (a 4,500-step GPT run grew to 6 GB).
     # With 64, gpt-small's RSS after 150 bf16 steps was 2.36 GB against 3.13 GB, at the same
