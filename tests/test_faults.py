@@ -352,3 +352,57 @@ def test_every_response_carries_security_headers():
         assert "frame-ancestors 'none'" in r.headers["content-security-policy"], name
     assert responses["/v1/models"].headers["content-security-policy"].startswith("default-src 'none'")
     assert responses["413"].status_code == 413
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 29: settings out of bounds, and commands as a new user tries them
+# --------------------------------------------------------------------------------------------
+
+TINY = ROOT / "configs" / "tiny.toml"
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("train.batch_size=-4", "train.batch_size must be an integer from 1 to 65,536, got -4"),
+        ("train.batch_size=0", "train.batch_size must be an integer from 1 to 65,536, got 0"),
+        ("train.batch_size=abc", "train.batch_size must be an integer from 1 to 65,536, got 'abc'"),
+        ("train.grad_accum=0", "train.grad_accum must be an integer from 1 to 4,096, got 0"),
+        ("train.lr=nan", "train.lr must be a number in (0, 1], got nan"),
+        ("train.max_steps=100000000000", "train.max_steps must be an integer from 1 to 10,000,000, got 100000000000"),
+        ("train.max_minutes=inf", "train.max_minutes must be a number in (0, 1,000,000] or none, got inf"),
+        ("train.log_every=0", "train.log_every must be an integer from 1 to 10,000,000, got 0"),
+        ("train.precision=fp8", "train.precision must be one of auto, fp32, bf16, fp16, got 'fp8'"),
+        ("train.out_dir=.", "train.out_dir must name a directory of its own"),
+        ("data.p_unconditional=1.5", "data.p_unconditional must be a number in [0, 1], got 1.5"),
+        ("data.train_limit=0", "data.train_limit must be an integer >= 1 or none, got 0"),
+        ("model.dropout=2", "model.dropout must be a number in [0, 1), got 2"),
+        ("model.n_layer=100000", "n_layer = 100000 is out of bounds (1 to 256)"),
+    ],
+)
+def test_training_settings_are_bounded_before_any_work(tmp_path, capsys, setting, message):
+    """Each is refused in one line, before the data (which does not exist here) is looked at."""
+    argv = ["train", "--config", str(TINY), "--no-progress", "--set", f"data.dir={tmp_path / 'no-data'}",
+            "--set", f"train.out_dir={tmp_path / 'run'}", "--set", setting]
+    assert main(argv) == 2
+    assert message in _one_error_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("kind", "values", "message"),
+    [
+        ("vae", {"kl_schedule": "cosine"}, "model.kl_schedule must be one of constant, linear, cyclical, got 'cosine'"),
+        ("vae", {"kl_ratio": 0.0}, "model.kl_ratio must be a number in (0, 1], got 0.0"),
+        ("lstm", {"tie_weights": "yes"}, "model.tie_weights must be true or false, got 'yes'"),
+        ("prompt-ae", {"latent_noise": float("nan")}, "model.latent_noise must be a number in [0, 1,000], got nan"),
+        ("latent-diffusion", {"prediction_type": "x0"}, "model.prediction_type must be one of epsilon, v_prediction"),
+    ],
+)
+def test_model_configs_check_their_own_bounds(kind, values, message):
+    """A model config is checked when it is made, so a checkpoint's config.json is refused as a TOML is."""
+    from textopia.models.registry import make_config
+
+    with pytest.raises(TextopiaError) as err:
+        make_config(kind, values)
+    assert message in str(err.value)
