@@ -406,3 +406,53 @@ def test_model_configs_check_their_own_bounds(kind, values, message):
     with pytest.raises(TextopiaError) as err:
         make_config(kind, values)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--seed", "1180591620717411303424"], "seed must be an integer from 0 to 2**64 - 1"),
+        (["--seed", "-1"], "seed must be an integer from 0 to 2**64 - 1"),
+        (["--temperature", "inf"], "temperature must be > 0 and finite, got inf"),
+        (["--temperature", "nan"], "temperature must be > 0 and finite, got nan"),
+        (["--repetition-penalty", "inf"], "repetition_penalty must be > 0 and finite, got inf"),
+        (["--idea-boost", "nan"], "idea_boost must be in [0, 20] nats, got nan"),
+        (["--min-new-tokens", "50", "--max-new-tokens", "10"], "--min-new-tokens must be at most --max-new-tokens (10), got 50"),
+    ],
+)
+def test_generate_settings_are_refused_before_the_model_loads(tmp_path, capsys, extra, message):
+    """The model named does not exist: the settings are refused before it is looked for."""
+    assert main(["generate", "x", "--model", str(tmp_path / "no-model"), *extra]) == 2
+    assert message in _one_error_line(capsys)
+
+
+def test_min_new_tokens_follows_a_lower_max_new_tokens_by_default(capsys):
+    assert main(["generate", "red car", "-n", "1", "--seed", "1", "--max-new-tokens", "10", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["settings"]["min_new_tokens"] == 10
+
+
+def test_decoding_settings_refuse_what_the_cli_refuses():
+    """The Python API and the service check through DecodingSettings.validate too."""
+    from textopia.generation.base import DecodingSettings
+
+    DecodingSettings(seed=2**64 - 1).validate()
+    for bad in (dict(seed=2**64), dict(seed=-1), dict(temperature=float("inf")),
+                dict(repetition_penalty=float("inf")), dict(top_p=float("nan")), dict(min_p=float("nan"))):
+        with pytest.raises(TextopiaError):
+            DecodingSettings(**bad).validate()
+
+
+def test_the_service_bounds_seeds_as_json_numbers():
+    """The service's bound is narrower than the engine's: 2**64 - 1 is no exact JSON number (a
+    double reads it as 2**64), so a JSON reader could not tell a seed just above it from it."""
+    pytest.importorskip("pydantic")
+    from pydantic import ValidationError
+
+    from textopia.bounds import DRAWN_SEEDS
+    from textopia.serving.schemas import MAX_SEED, GenerateRequest
+
+    assert MAX_SEED == DRAWN_SEEDS - 1
+    assert GenerateRequest.model_validate({"idea": "x", "seed": MAX_SEED}).seed == MAX_SEED
+    for seed in (MAX_SEED + 1, 2**64, -1):
+        with pytest.raises(ValidationError):
+            GenerateRequest.model_validate({"idea": "x", "seed": seed})

@@ -29,9 +29,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from textopia.bounds import DRAWN_SEEDS, MAX_SEED
 from textopia.generation.base import DecodingSettings, Generator, TextopiaError
-
-MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -176,7 +175,7 @@ def generate_file(
     if batch_size < 1:
         raise TextopiaError(f"--batch-size must be >= 1, got {batch_size}")
     if seed is not None and not 0 <= seed <= MAX_SEED:
-        raise TextopiaError(f"--seed must be in [0, {MAX_SEED}], got {seed}")
+        raise TextopiaError(f"--seed must be an integer from 0 to 2**64 - 1 ({MAX_SEED:,}), got {seed}")
     known = DecodingSettings.__dataclass_fields__
     decoding = {k: tuple(v) if k == "banned_words" else v for k, v in settings.items() if k in known}
     DecodingSettings(**decoding).validate()
@@ -210,7 +209,7 @@ def generate_file(
             lines = []
             for index in range(start, min(start + batch_size, len(ideas))):
                 idea = ideas[index]
-                idea_seed = seed + index if seed is not None else secrets.randbelow(MAX_SEED + 1)
+                idea_seed = seed + index if seed is not None else secrets.randbelow(DRAWN_SEEDS)
                 if idea_seed > MAX_SEED:
                     idea_seed %= MAX_SEED + 1
                 gens = generator.generate(idea.text, n, seed=idea_seed, **settings)

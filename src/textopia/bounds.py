@@ -27,6 +27,10 @@ from textopia.errors import TextopiaError
 
 #: The largest seed: torch's generators take an unsigned 64-bit integer.
 MAX_SEED = 2**64 - 1
+#: A seed drawn for a caller who gave none is below this: a JSON number that every reader holds
+#: exactly (a double holds 53 bits and reads 2**64 - 1 as 2**64), so that sending it back gives
+#: the same prompts. The service takes no seed above it either (``serving.schemas.MAX_SEED``).
+DRAWN_SEEDS = 2**32
 #: The longest sequence a model or an example may ask for, tokens.
 MAX_POSITIONS = 131_072
 #: The most optimizer steps a run may ask for (the step counts of its schedule and its periods).
@@ -160,4 +164,5 @@ def check_out_path(path: str | Path, key: str, what: str = "directory") -> Path:
     return p
 
 
-__all__ = ["MAX_POSITIONS", "MAX_SEED", "MAX_STEPS", "Bound", "bounded", "check_fields", "check_out_path"]
+__all__ = ["DRAWN_SEEDS", "MAX_POSITIONS", "MAX_SEED", "MAX_STEPS", "Bound", "bounded", "check_fields",
+           "check_out_path"]
