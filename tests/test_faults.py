@@ -456,3 +456,32 @@ def test_the_service_bounds_seeds_as_json_numbers():
     for seed in (MAX_SEED + 1, 2**64, -1):
         with pytest.raises(ValidationError):
             GenerateRequest.model_validate({"idea": "x", "seed": seed})
+
+
+CONTROLS = "\x1b[31m\x07\x00\x7f\x9b"
+
+
+def test_control_characters_never_reach_a_prompt(capsys):
+    """ESC, BEL, NUL, DEL and a C1 control in the idea: continue mode echoes the idea into its
+    prompts, and none of them gets through, from the CLI or the Python API."""
+    from textopia.generation.loader import load
+
+    idea = f"a red{CONTROLS} car\x07"
+    assert main(["generate", idea, "--mode", "continue", "-n", "2", "--seed", "1"]) == 0
+    printed = capsys.readouterr().out
+    outs = [g.prompt for g in load("default").generate(idea, 2, mode="continue", seed=1)]
+    outs += [g.prompt for g in load("default").generate(idea, 2, seed=1)]
+    for text in [printed, *outs]:
+        assert not any(ord(c) < 32 and c != "\n" or 0x7F <= ord(c) < 0xA0 for c in text), repr(text)
+    assert printed.startswith("a red[31m car")
+
+
+def test_the_tokenizer_reads_no_control_characters():
+    """Every text a model reads (from the CLI, the API or the service) is encoded here."""
+    from textopia.data.tokenizer import PromptTokenizer
+    from textopia.generation.decoding import clean_prompt
+
+    tokenizer = PromptTokenizer.from_dir(DEFAULT)
+    assert tokenizer.encode(f"a red{CONTROLS} car") == tokenizer.encode("a red[31m car")
+    assert tokenizer.encode_batch([f"a\tred\x00 car\x07"]) == [tokenizer.encode("a red car")]
+    assert clean_prompt(f"a red{CONTROLS} car, 4k\x1b", True) == "a red[31m car, 4k"
