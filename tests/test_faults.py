@@ -485,3 +485,11 @@ def test_the_tokenizer_reads_no_control_characters():
     assert tokenizer.encode(f"a red{CONTROLS} car") == tokenizer.encode("a red[31m car")
     assert tokenizer.encode_batch([f"a\tred\x00 car\x07"]) == [tokenizer.encode("a red car")]
     assert clean_prompt(f"a red{CONTROLS} car, 4k\x1b", True) == "a red[31m car, 4k"
+
+
+def test_a_banned_idea_word_is_warned_of_once():
+    proc = subprocess.run([sys.executable, "-m", "textopia.cli", "generate", "red car", "--ban", "red", "-n", "2",
+                           "--seed", "1"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stderr.count("the idea word 'red' is also banned") == 1, proc.stderr
