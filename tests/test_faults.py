@@ -493,3 +493,16 @@ def test_a_banned_idea_word_is_warned_of_once():
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stderr.count("the idea word 'red' is also banned") == 1, proc.stderr
+
+
+@pytest.mark.parametrize("model", ["latent", "diffusion"])
+def test_eval_of_a_latent_diffusion_model_says_why_there_is_no_likelihood(user_file, capsys, model):
+    assert main(["eval", model, "--data", str(user_file)]) == 2
+    assert f"{model} is a latent diffusion model (latent-diffusion): it gives no likelihood" in _one_error_line(capsys)
+
+
+def test_eval_of_a_latent_diffusion_model_gives_its_text_figures(user_file, capsys):
+    assert main(["eval", "diffusion", "--data", str(user_file), "--samples", "1", "--num-ideas", "2",
+                 "--no-embedder", "--no-clip", "--no-novelty", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["text"]["n_ideas"] == 2 and "perplexity" not in report
