@@ -506,3 +506,12 @@ def test_eval_of_a_latent_diffusion_model_gives_its_text_figures(user_file, caps
                  "--no-embedder", "--no-clip", "--no-novelty", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["text"]["n_ideas"] == 2 and "perplexity" not in report
+
+
+def test_compare_with_a_data_file_names_it_in_the_report(tmp_path, user_file, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", "default", "--data", str(user_file), "--out", str(out), "--samples", "1",
+                 "--num-ideas", "1", "--no-embedder", "--no-clip", "--no-novelty"]) == 0
+    report = (out / "results.md").read_text()
+    assert f"- Data: `{user_file}`" in report and f"- Likelihood: the prompts of `{user_file}`" in report
+    assert "None" not in report.split("## ")[0]
