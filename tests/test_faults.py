@@ -515,3 +515,32 @@ def test_compare_with_a_data_file_names_it_in_the_report(tmp_path, user_file, ca
     report = (out / "results.md").read_text()
     assert f"- Data: `{user_file}`" in report and f"- Likelihood: the prompts of `{user_file}`" in report
     assert "None" not in report.split("## ")[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["generate", "--ideas-file", "{ideas}", "--out", "."], "--out must name a file of its own"),
+        (["generate", "--ideas-file", "{ideas}", "--out", "{mine}"], "--out is the JSON-lines file to write, and"),
+        (["prepare", "{file}", "--out", "."], "--out must name a directory of its own"),
+        (["prepare", "{file}", "--out", "{mine}"], "holds other files (no summary.json): it would be replaced"),
+        (["export", str(DEFAULT), "{mine}"], "OUT '{mine}' holds other files (no config.json)"),
+        (["compare", "default", "--data", "{file}", "--out", "{ideas}"], "--out must be a directory for the results"),
+        (["train", "--config", str(TINY), "--set", "train.out_dir={mine}"], "train.out_dir '{mine}' holds other files"),
+    ],
+    ids=["generate-dot", "generate-dir", "prepare-dot", "prepare-other", "export-other", "compare-file", "train-other"],
+)
+def test_out_must_name_what_the_command_writes(tmp_path, user_file, capsys, monkeypatch, argv, message):
+    """``--out`` of generate is a JSON-lines file; of prepare, export and training a directory
+    replaced as a whole, so "." and a folder of other files are refused; of compare a folder."""
+    monkeypatch.chdir(tmp_path)
+    ideas = tmp_path / "ideas.txt"
+    ideas.write_text("red car\n")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("precious")
+    names = {"ideas": ideas, "mine": mine, "file": user_file}
+    assert main([a.format(**names) for a in argv]) == 2
+    assert message.format(**names) in _one_error_line(capsys)
+    assert (mine / "keep.txt").read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ideas.txt", "mine"]

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from textopia.bounds import DRAWN_SEEDS, MAX_SEED
+from textopia.bounds import DRAWN_SEEDS, MAX_SEED, check_out_path
 from textopia.generation.base import DecodingSettings, Generator, TextopiaError
 
 
@@ -72,6 +72,22 @@ class BatchReport:
 def partial_path(out: Path) -> Path:
     """Where the work in progress for ``out`` is kept: ``out`` plus ``.partial``."""
     return out.with_name(out.name + ".partial")
+
+
+def check_out(out: str | Path) -> Path:
+    """``out`` as a :class:`Path` if it can be the JSON-lines output: a file of its own, not a
+    directory and not a ``.partial`` name (that is where work in progress goes).
+
+    Raises:
+        TextopiaError: one line naming ``--out``, the path and what is wrong with it.
+    """
+    path = check_out_path(out, "--out", "file")
+    if path.is_dir():
+        raise TextopiaError(f"--out is the JSON-lines file to write, and {str(out)!r} is a directory "
+                            f"(give a file name, e.g. {str(path / 'prompts.jsonl')!r})")
+    if path.suffix == ".partial":
+        raise TextopiaError(f"--out must not end in .partial (that is where work in progress goes): {path}")
+    return path
 
 
 def read_ideas(path: str | Path) -> list[Idea]:
@@ -164,8 +180,9 @@ def generate_file(
         a :class:`BatchReport` with this run's throughput.
 
     Raises:
-        TextopiaError: before any generation: an unreadable ideas file, bad settings, ``n`` < 1,
-            or a partial output written from other ideas or settings.
+        TextopiaError: before any generation: an unreadable ideas file, an ``out`` that cannot
+            be the output (:func:`check_out`), bad settings, ``n`` < 1, or a partial output written
+            from other ideas or settings.
     """
     from tqdm.auto import tqdm
 
@@ -180,9 +197,7 @@ def generate_file(
     decoding = {k: tuple(v) if k == "banned_words" else v for k, v in settings.items() if k in known}
     DecodingSettings(**decoding).validate()
     ideas = read_ideas(ideas_file)
-    out = Path(out)
-    if out.suffix == ".partial":
-        raise TextopiaError(f"--out must not end in .partial (that is where work in progress goes): {out}")
+    out = check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = partial_path(out)
     record_settings = _record_settings(n, settings)

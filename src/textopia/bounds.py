@@ -164,5 +164,27 @@ def check_out_path(path: str | Path, key: str, what: str = "directory") -> Path:
     return p
 
 
+def check_out_dir(path: str | Path, key: str, marker: str) -> Path:
+    """``path`` as a :class:`Path` if a directory written atomically may go there: it names a
+    directory of its own (:func:`check_out_path`), and if it exists it is a directory that is
+    empty or holds ``marker`` (what the same command wrote there before), since it is replaced as
+    a whole on success and anything else in it would be lost.
+
+    Args:
+        key: the option or setting that gave it ("--out", "train.out_dir"), for the message.
+        marker: the file that an earlier output of the same command holds ("summary.json").
+
+    Raises:
+        TextopiaError: one line naming ``key``, the path and what is wrong with it.
+    """
+    p = check_out_path(path, key)
+    if p.exists() and not p.is_dir():
+        raise TextopiaError(f"{key} must be a directory to write, and {str(path)!r} is a file")
+    if p.is_dir() and not (p / marker).exists() and any(p.iterdir()):
+        raise TextopiaError(f"{key} {str(path)!r} holds other files (no {marker}): it would be replaced as a "
+                            "whole; give a new directory")
+    return p
+
+
 __all__ = ["DRAWN_SEEDS", "MAX_POSITIONS", "MAX_SEED", "MAX_STEPS", "Bound", "bounded", "check_fields",
-           "check_out_path"]
+           "check_out_dir", "check_out_path"]

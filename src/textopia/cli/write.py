@@ -101,9 +101,10 @@ def cmd_generate(args) -> None:
             raise TextopiaError("--ideas-file and --out go together")
         if args.idea is not None:
             raise TextopiaError("give either an idea or --ideas-file, not both")
-        from textopia.batch_generate import read_ideas
+        from textopia.batch_generate import check_out, read_ideas
 
-        read_ideas(args.ideas_file)  # a bad file fails now, not after the model has loaded
+        read_ideas(args.ideas_file)  # a bad file or output fails now, not after the model has loaded
+        check_out(args.out)
     from textopia.clip_count import prefetch_clip_backend
 
     prefetch_clip_backend()

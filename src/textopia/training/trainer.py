@@ -19,9 +19,10 @@ from typing import Any
 import torch
 
 from textopia._version import __version__
+from textopia.bounds import check_out_dir
 from textopia.errors import TextopiaError
 from textopia.io import recover_dir
-from textopia.models.checkpoint import carry_files, save_checkpoint, weights_digest
+from textopia.models.checkpoint import CONFIG, carry_files, save_checkpoint, weights_digest
 from textopia.models.registry import LatentDiffusionModel, check_sizes, get_spec
 from textopia.training.config import ExperimentConfig
 from textopia.training.schedules import warmup_cosine_lr
@@ -176,6 +177,7 @@ def train(config: ExperimentConfig, *, resume: bool = False, progress: bool = Tr
     get_spec(config.model.get("kind", "gpt"))  # an unknown kind fails before any work
     if os.environ.get("RANK", "0") == "0":  # one process repairs; the others wait for it below
         recover_dir(config.train.out_dir)
+        check_out_dir(config.train.out_dir, "train.out_dir", CONFIG)  # each save replaces it as a whole
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
