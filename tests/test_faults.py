@@ -447,3 +447,195 @@ def test_every_response_carries_security_headers():
         assert "frame-ancestors 'none'" in r.headers["content-security-policy"], name
     assert responses["/v1/models"].headers["content-security-policy"].startswith("default-src 'none'")
     assert responses["413"].status_code == 413
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 29: settings out of bounds, and commands as a new user tries them
+# --------------------------------------------------------------------------------------------
+
+TINY = ROOT / "configs" / "tiny.toml"
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("train.batch_size=-4", "train.batch_size must be an integer from 1 to 65,536, got -4"),
+        ("train.batch_size=0", "train.batch_size must be an integer from 1 to 65,536, got 0"),
+        ("train.batch_size=abc", "train.batch_size must be an integer from 1 to 65,536, got 'abc'"),
+        ("train.grad_accum=0", "train.grad_accum must be an integer from 1 to 4,096, got 0"),
+        ("train.lr=nan", "train.lr must be a number in (0, 1], got nan"),
+        ("train.max_steps=100000000000", "train.max_steps must be an integer from 1 to 10,000,000, got 100000000000"),
+        ("train.max_minutes=inf", "train.max_minutes must be a number in (0, 1,000,000] or none, got inf"),
+        ("train.log_every=0", "train.log_every must be an integer from 1 to 10,000,000, got 0"),
+        ("train.precision=fp8", "train.precision must be one of auto, fp32, bf16, fp16, got 'fp8'"),
+        ("train.out_dir=.", "train.out_dir must name a directory of its own"),
+        ("data.p_unconditional=1.5", "data.p_unconditional must be a number in [0, 1], got 1.5"),
+        ("data.train_limit=0", "data.train_limit must be an integer >= 1 or none, got 0"),
+        ("model.dropout=2", "model.dropout must be a number in [0, 1), got 2"),
+        ("model.n_layer=100000", "n_layer = 100000 is out of bounds (1 to 256)"),
+    ],
+)
+def test_training_settings_are_bounded_before_any_work(tmp_path, capsys, setting, message):
+    """Each is refused in one line, before the data (which does not exist here) is looked at."""
+    argv = ["train", "--config", str(TINY), "--no-progress", "--set", f"data.dir={tmp_path / 'no-data'}",
+            "--set", f"train.out_dir={tmp_path / 'run'}", "--set", setting]
+    assert main(argv) == 2
+    assert message in _one_error_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("kind", "values", "message"),
+    [
+        ("vae", {"kl_schedule": "cosine"}, "model.kl_schedule must be one of constant, linear, cyclical, got 'cosine'"),
+        ("vae", {"kl_ratio": 0.0}, "model.kl_ratio must be a number in (0, 1], got 0.0"),
+        ("lstm", {"tie_weights": "yes"}, "model.tie_weights must be true or false, got 'yes'"),
+        ("prompt-ae", {"latent_noise": float("nan")}, "model.latent_noise must be a number in [0, 1,000], got nan"),
+        ("latent-diffusion", {"prediction_type": "x0"}, "model.prediction_type must be one of epsilon, v_prediction"),
+    ],
+)
+def test_model_configs_check_their_own_bounds(kind, values, message):
+    """A model config is checked when it is made, so a checkpoint's config.json is refused as a TOML is."""
+    from textopia.models.registry import make_config
+
+    with pytest.raises(TextopiaError) as err:
+        make_config(kind, values)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--seed", "1180591620717411303424"], "seed must be an integer from 0 to 2**64 - 1"),
+        (["--seed", "-1"], "seed must be an integer from 0 to 2**64 - 1"),
+        (["--temperature", "inf"], "temperature must be > 0 and finite, got inf"),
+        (["--temperature", "nan"], "temperature must be > 0 and finite, got nan"),
+        (["--repetition-penalty", "inf"], "repetition_penalty must be > 0 and finite, got inf"),
+        (["--idea-boost", "nan"], "idea_boost must be in [0, 20] nats, got nan"),
+        (["--min-new-tokens", "50", "--max-new-tokens", "10"], "--min-new-tokens must be at most --max-new-tokens (10), got 50"),
+    ],
+)
+def test_generate_settings_are_refused_before_the_model_loads(tmp_path, capsys, extra, message):
+    """The model named does not exist: the settings are refused before it is looked for."""
+    assert main(["generate", "x", "--model", str(tmp_path / "no-model"), *extra]) == 2
+    assert message in _one_error_line(capsys)
+
+
+def test_min_new_tokens_follows_a_lower_max_new_tokens_by_default(capsys):
+    assert main(["generate", "red car", "-n", "1", "--seed", "1", "--max-new-tokens", "10", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["settings"]["min_new_tokens"] == 10
+
+
+def test_decoding_settings_refuse_what_the_cli_refuses():
+    """The Python API and the service check through DecodingSettings.validate too."""
+    from textopia.generation.base import DecodingSettings
+
+    DecodingSettings(seed=2**64 - 1).validate()
+    for bad in (dict(seed=2**64), dict(seed=-1), dict(temperature=float("inf")),
+                dict(repetition_penalty=float("inf")), dict(top_p=float("nan")), dict(min_p=float("nan"))):
+        with pytest.raises(TextopiaError):
+            DecodingSettings(**bad).validate()
+
+
+def test_the_service_bounds_seeds_as_json_numbers():
+    """The service's bound is narrower than the engine's: 2**64 - 1 is no exact JSON number (a
+    double reads it as 2**64), so a JSON reader could not tell a seed just above it from it."""
+    pytest.importorskip("pydantic")
+    from pydantic import ValidationError
+
+    from textopia.bounds import DRAWN_SEEDS
+    from textopia.serving.schemas import MAX_SEED, GenerateRequest
+
+    assert MAX_SEED == DRAWN_SEEDS - 1
+    assert GenerateRequest.model_validate({"idea": "x", "seed": MAX_SEED}).seed == MAX_SEED
+    for seed in (MAX_SEED + 1, 2**64, -1):
+        with pytest.raises(ValidationError):
+            GenerateRequest.model_validate({"idea": "x", "seed": seed})
+
+
+CONTROLS = "\x1b[31m\x07\x00\x7f\x9b"
+
+
+def test_control_characters_never_reach_a_prompt(capsys):
+    """ESC, BEL, NUL, DEL and a C1 control in the idea: continue mode echoes the idea into its
+    prompts, and none of them gets through, from the CLI or the Python API."""
+    from textopia.generation.loader import load
+
+    idea = f"a red{CONTROLS} car\x07"
+    assert main(["generate", idea, "--mode", "continue", "-n", "2", "--seed", "1"]) == 0
+    printed = capsys.readouterr().out
+    outs = [g.prompt for g in load("default").generate(idea, 2, mode="continue", seed=1)]
+    outs += [g.prompt for g in load("default").generate(idea, 2, seed=1)]
+    for text in [printed, *outs]:
+        assert not any(ord(c) < 32 and c != "\n" or 0x7F <= ord(c) < 0xA0 for c in text), repr(text)
+    assert printed.startswith("a red[31m car")
+
+
+def test_the_tokenizer_reads_no_control_characters():
+    """Every text a model reads (from the CLI, the API or the service) is encoded here."""
+    from textopia.data.tokenizer import PromptTokenizer
+    from textopia.generation.decoding import clean_prompt
+
+    tokenizer = PromptTokenizer.from_dir(DEFAULT)
+    assert tokenizer.encode(f"a red{CONTROLS} car") == tokenizer.encode("a red[31m car")
+    assert tokenizer.encode_batch([f"a\tred\x00 car\x07"]) == [tokenizer.encode("a red car")]
+    assert clean_prompt(f"a red{CONTROLS} car, 4k\x1b", True) == "a red[31m car, 4k"
+
+
+def test_a_banned_idea_word_is_warned_of_once():
+    proc = subprocess.run([sys.executable, "-m", "textopia.cli", "generate", "red car", "--ban", "red", "-n", "2",
+                           "--seed", "1"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stderr.count("the idea word 'red' is also banned") == 1, proc.stderr
+
+
+@pytest.mark.parametrize("model", ["latent", "diffusion"])
+def test_eval_of_a_latent_diffusion_model_says_why_there_is_no_likelihood(user_file, capsys, model):
+    assert main(["eval", model, "--data", str(user_file)]) == 2
+    assert f"{model} is a latent diffusion model (latent-diffusion): it gives no likelihood" in _one_error_line(capsys)
+
+
+def test_eval_of_a_latent_diffusion_model_gives_its_text_figures(user_file, capsys):
+    assert main(["eval", "diffusion", "--data", str(user_file), "--samples", "1", "--num-ideas", "2",
+                 "--no-embedder", "--no-clip", "--no-novelty", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["text"]["n_ideas"] == 2 and "perplexity" not in report
+
+
+def test_compare_with_a_data_file_names_it_in_the_report(tmp_path, user_file, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", "default", "--data", str(user_file), "--out", str(out), "--samples", "1",
+                 "--num-ideas", "1", "--no-embedder", "--no-clip", "--no-novelty"]) == 0
+    report = (out / "results.md").read_text()
+    assert f"- Data: `{user_file}`" in report and f"- Likelihood: the prompts of `{user_file}`" in report
+    assert "None" not in report.split("## ")[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["generate", "--ideas-file", "{ideas}", "--out", "."], "--out must name a file of its own"),
+        (["generate", "--ideas-file", "{ideas}", "--out", "{mine}"], "--out is the JSON-lines file to write, and"),
+        (["prepare", "{file}", "--out", "."], "--out must name a directory of its own"),
+        (["prepare", "{file}", "--out", "{mine}"], "{mine} holds files that are not a prepared corpus: not replaced"),
+        (["export", str(DEFAULT), "{mine}"], "{mine} holds files that are not a checkpoint: not replaced"),
+        (["compare", "default", "--data", "{file}", "--out", "{ideas}"], "--out must be a directory for the results"),
+        (["train", "--config", str(TINY), "--set", "train.out_dir={mine}"], "{mine} holds files that are not a checkpoint"),
+    ],
+    ids=["generate-dot", "generate-dir", "prepare-dot", "prepare-other", "export-other", "compare-file", "train-other"],
+)
+def test_out_must_name_what_the_command_writes(tmp_path, user_file, capsys, monkeypatch, argv, message):
+    """``--out`` of generate is a JSON-lines file; of prepare, export and training a directory
+    replaced as a whole, so "." and a folder of other files are refused; of compare a folder."""
+    monkeypatch.chdir(tmp_path)
+    ideas = tmp_path / "ideas.txt"
+    ideas.write_text("red car\n")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("precious")
+    names = {"ideas": ideas, "mine": mine, "file": user_file}
+    assert main([a.format(**names) for a in argv]) == 2
+    assert message.format(**names) in _one_error_line(capsys)
+    assert (mine / "keep.txt").read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ideas.txt", "mine"]

@@ -29,9 +29,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from textopia.bounds import DRAWN_SEEDS, MAX_SEED, check_out_path
 from textopia.generation.base import DecodingSettings, Generator, TextopiaError
-
-MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -73,6 +72,22 @@ class BatchReport:
 def partial_path(out: Path) -> Path:
     """Where the work in progress for ``out`` is kept: ``out`` plus ``.partial``."""
     return out.with_name(out.name + ".partial")
+
+
+def check_out(out: str | Path) -> Path:
+    """``out`` as a :class:`Path` if it can be the JSON-lines output: a file of its own, not a
+    directory and not a ``.partial`` name (that is where work in progress goes).
+
+    Raises:
+        TextopiaError: one line naming ``--out``, the path and what is wrong with it.
+    """
+    path = check_out_path(out, "--out", "file")
+    if path.is_dir():
+        raise TextopiaError(f"--out is the JSON-lines file to write, and {str(out)!r} is a directory "
+                            f"(give a file name, e.g. {str(path / 'prompts.jsonl')!r})")
+    if path.suffix == ".partial":
+        raise TextopiaError(f"--out must not end in .partial (that is where work in progress goes): {path}")
+    return path
 
 
 def read_ideas(path: str | Path) -> list[Idea]:
@@ -165,8 +180,9 @@ def generate_file(
         a :class:`BatchReport` with this run's throughput.
 
     Raises:
-        TextopiaError: before any generation: an unreadable ideas file, bad settings, ``n`` < 1,
-            or a partial output written from other ideas or settings.
+        TextopiaError: before any generation: an unreadable ideas file, an ``out`` that cannot
+            be the output (:func:`check_out`), bad settings, ``n`` < 1, or a partial output written
+            from other ideas or settings.
     """
     from tqdm.auto import tqdm
 
@@ -176,14 +192,12 @@ def generate_file(
     if batch_size < 1:
         raise TextopiaError(f"--batch-size must be >= 1, got {batch_size}")
     if seed is not None and not 0 <= seed <= MAX_SEED:
-        raise TextopiaError(f"--seed must be in [0, {MAX_SEED}], got {seed}")
+        raise TextopiaError(f"--seed must be an integer from 0 to 2**64 - 1 ({MAX_SEED:,}), got {seed}")
     known = DecodingSettings.__dataclass_fields__
     decoding = {k: tuple(v) if k == "banned_words" else v for k, v in settings.items() if k in known}
     DecodingSettings(**decoding).validate()
     ideas = read_ideas(ideas_file)
-    out = Path(out)
-    if out.suffix == ".partial":
-        raise TextopiaError(f"--out must not end in .partial (that is where work in progress goes): {out}")
+    out = check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = partial_path(out)
     record_settings = _record_settings(n, settings)
@@ -210,7 +224,7 @@ def generate_file(
             lines = []
             for index in range(start, min(start + batch_size, len(ideas))):
                 idea = ideas[index]
-                idea_seed = seed + index if seed is not None else secrets.randbelow(MAX_SEED + 1)
+                idea_seed = seed + index if seed is not None else secrets.randbelow(DRAWN_SEEDS)
                 if idea_seed > MAX_SEED:
                     idea_seed %= MAX_SEED + 1
                 gens = generator.generate(idea.text, n, seed=idea_seed, **settings)

@@ -35,6 +35,18 @@ def tokenize(text: str) -> list[str]:
     return _WORD_RE.findall(text.lower())
 
 
+#: Control characters (Unicode category Cc: C0, DEL and C1) as ``str.translate`` maps them: the
+#: whitespace ones (tab, line breaks) to a space, the others (NUL, BEL, ESC, ...) to nothing.
+_CONTROLS = {c: " " if chr(c).isspace() else None for c in (*range(0x20), *range(0x7F, 0xA0))}
+
+
+def strip_controls(text: str) -> str:
+    """``text`` without control characters: a NUL, a bell or a terminal escape (ESC) typed or
+    pasted into an idea never reaches a model, a prompt or the terminal that shows it; tabs and
+    line breaks become spaces. ``"red\x1b[31m car\x07"`` -> ``"red[31m car"``."""
+    return text.translate(_CONTROLS)
+
+
 #: English stop words: the Snowball stop list (snowballstem.org, english/stop.txt) plus the
 #: few extra entries of NLTK's list ("s", "t", "can", "will", "just", "don", "now").
 _STOP_WORDS_TEXT = """

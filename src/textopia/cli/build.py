@@ -11,7 +11,8 @@ def add_prepare(sub) -> None:
     """Add the ``prepare`` sub-parser to ``sub`` (argparse's sub-parsers action)."""
     p = sub.add_parser("prepare", help="normalise, filter, deduplicate and split a corpus; train the tokenizer")
     p.add_argument("sources", nargs="+", help="corpus files or fsspec URLs (text, CSV, JSONL, Parquet)")
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--out", required=True,
+                   help="output directory, written as a whole: a new one, or one that prepare wrote before")
     p.add_argument("--overwrite", action="store_true",
                    help="replace --out even when it holds other files than a prepared corpus")
     p.add_argument("--column", help="column holding the prompt (CSV, JSONL, Parquet); default 'prompt'")
@@ -47,7 +48,7 @@ def add_export(sub) -> None:
     """Add the ``export`` sub-parser to ``sub``."""
     p = sub.add_parser("export", help="copy a checkpoint without its trainer state (for shipping)")
     p.add_argument("checkpoint")
-    p.add_argument("out")
+    p.add_argument("out", help="the copy's directory, written as a whole: a new one, or a checkpoint to replace")
     p.add_argument("--overwrite", action="store_true", help="replace OUT even when it holds other files than a checkpoint")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
                    help="storage type of the weights (half precision halves the file; loaded back as float32)")
@@ -59,8 +60,10 @@ def add_export(sub) -> None:
 def cmd_prepare(args) -> None:
     """``textopia prepare``: the splits and, unless ``--no-tokenizer``, the tokenizer, written at once;
     prints the summary as JSON."""
+    from textopia.bounds import check_out_path
     from textopia.data.corpus import PrepareConfig, prepare
 
+    check_out_path(args.out, "--out")
     config = PrepareConfig(
         column=args.column, format=args.format, min_words=args.min_words, max_words=args.max_words,
         max_chars=args.max_chars, valid_fraction=args.valid_fraction, test_fraction=args.test_fraction,
@@ -120,8 +123,10 @@ def cmd_train(args) -> None:
 
 def cmd_export(args) -> None:
     """``textopia export``: copy a checkpoint without its trainer state; prints the copy's path."""
+    from textopia.bounds import check_out_path
     from textopia.models.checkpoint import export_checkpoint
 
+    check_out_path(args.out, "OUT")
     defaults = {}
     for item in args.default:
         name, sep, value = item.partition("=")

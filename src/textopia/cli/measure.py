@@ -87,14 +87,21 @@ def cmd_eval(args) -> None:
     from textopia.generation.loader import resolve_model
     from textopia.models.checkpoint import load_checkpoint, read_meta
     from textopia.models.gpt import max_positions
-    from textopia.models.registry import LatentAutoencoder, get_spec
+    from textopia.models.registry import LatentAutoencoder, LatentDiffusionModel, get_spec
 
     # Everything the command needs is checked before the model is loaded and scored.
     _check_counts(args, ("batch_size", "num_ideas", "limit"), 1)
     _check_counts(args, ("samples", "iw_limit", "bleu_limit"), 0)
     path = resolve_model(args.model)
     meta = read_meta(path)
-    is_vae = issubclass(get_spec(meta["kind"]).role, LatentAutoencoder)
+    role = get_spec(meta["kind"]).role
+    is_vae = issubclass(role, LatentAutoencoder)
+    text_only = issubclass(role, LatentDiffusionModel)
+    if text_only and (args.samples == 0 or args.ideas != "none" or args.unigram):
+        # A diffusion over latents gives no probability of a prompt's tokens: only its writing can be measured.
+        raise TextopiaError(f"{args.model} is a latent diffusion model ({meta['kind']}): it gives no likelihood of a "
+                            "prompt, which eval scores (and --ideas and --unigram need); give --samples N for the "
+                            "text figures of its prompts, or use `textopia compare`")
     data_dir = Path(args.data_dir or meta.get("data", {}).get("dir", "data/prepared"))
     if args.data:
         all_prompts = load_prompts(args.data, column=args.column)
@@ -117,6 +124,14 @@ def cmd_eval(args) -> None:
             require_packages(["sacrebleu"], "the reconstruction BLEU of a VAE (--bleu-limit 0 skips it)")
     train_prompts = read_split(data_dir, "train") if args.unigram else None
     plan = _plan_text_eval(args, data_dir, all_prompts, source) if args.samples > 0 else None
+    if text_only:
+        report = {"model": str(args.model), "source": source, **_text_eval(args, path, plan)}
+        if args.json:
+            print(json.dumps(report))
+            return
+        print(f"{report['model']} ({meta['kind']}: no likelihood to score)")
+        _print_text_figures(args, report["text"])
+        return
 
     model, tokenizer, meta = load_checkpoint(path)
     context = max_positions(model) or 256
@@ -147,12 +162,16 @@ def cmd_eval(args) -> None:
         u = report["unigram"]
         print(f"  unigram baseline   {u['ce_nats_per_token']:.4f} nats/token, perplexity {u['perplexity']:.2f}")
     if plan is not None:
-        t = report["text"]
-        print(f"  text figures of {int(t['n_samples'])} prompts for {int(t['n_ideas'])} ideas "
-              f"({args.samples} asked per idea, seed {args.seed} + idea index):")
-        for key, value in t.items():
-            if key not in ("n_ideas", "n_samples"):
-                print(f"    {key:<26} " + ("–" if value is None else f"{value:.4f}"))
+        _print_text_figures(args, report["text"])
+
+
+def _print_text_figures(args, t: dict) -> None:
+    """The text figures of ``textopia eval``'s report, one a line."""
+    print(f"  text figures of {int(t['n_samples'])} prompts for {int(t['n_ideas'])} ideas "
+          f"({args.samples} asked per idea, seed {args.seed} + idea index):")
+    for key, value in t.items():
+        if key not in ("n_ideas", "n_samples"):
+            print(f"    {key:<26} " + ("–" if value is None else f"{value:.4f}"))
 
 
 def _eval_vae(args, model, tokenizer, prompts, source, context, started) -> None:

@@ -27,7 +27,9 @@ def add_generate(sub) -> None:
     p.add_argument("--repetition-penalty", type=float, default=d.repetition_penalty,
                    help="CTRL's penalty on tokens already written (Keskar et al. 2019; 1: off; default %(default)s)")
     p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help="default %(default)s")
-    p.add_argument("--min-new-tokens", type=int, default=d.min_new_tokens, help="EOS is suppressed before this many tokens")
+    p.add_argument("--min-new-tokens", type=int, default=None,
+                   help="EOS is suppressed before this many tokens, at most --max-new-tokens (default: "
+                        f"{d.min_new_tokens}, or --max-new-tokens if less)")
     p.add_argument("--min-p", type=float, default=d.min_p,
                    help="min-p sampling: drop tokens below this share of the likeliest one's probability (0: off)")
     p.add_argument("--idea-boost", type=float, default=d.idea_boost,
@@ -35,7 +37,7 @@ def add_generate(sub) -> None:
     p.add_argument("--known-words-only", action=argparse.BooleanOptionalAction, default=None,
                    help="spell only words of the model's corpus and of the idea (default: the model's own: on "
                         "for latent diffusion, off for the others)")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None, help="0 to 2**64 - 1; the same seed and settings, the same prompts")
     p.add_argument("--ban", action="append", default=[], metavar="WORD", help="a word the prompts must not contain")
     p.add_argument("--candidates", type=int, default=d.candidates,
                    help="samples drawn per prompt asked for, among which the reranker chooses (1 to 64; "
@@ -77,7 +79,7 @@ def add_latent(sub) -> None:
     p.add_argument("-n", type=int, default=8, help="number of variations")
     p.add_argument("--spread", type=float, default=None,
                    help="scale of the posterior's standard deviation (default: the model's own)")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None, help="0 to 2**64 - 1; the same seed and settings, the same prompts")
     p.add_argument("--refine-steps", type=int, default=None, help=refine_help)
     p.add_argument("--model", default="latent", help=help_model)
     p.add_argument("--json", action="store_true", help="print a JSON list")
@@ -88,14 +90,24 @@ def cmd_generate(args) -> None:
     write them for every idea to ``--out`` and print the run's summary."""
     from textopia.generation.loader import load
 
+    min_new_tokens = _min_new_tokens(args.min_new_tokens, args.max_new_tokens)
+    # The settings are checked now, not after the model has loaded (the model's own defaults
+    # stand in for now where it has them: temperature, known_words_only).
+    DecodingSettings(
+        mode=args.mode, temperature=DecodingSettings.temperature if args.temperature is None else args.temperature,
+        top_p=args.top_p, top_k=args.top_k, repetition_penalty=args.repetition_penalty,
+        max_new_tokens=args.max_new_tokens, min_new_tokens=min_new_tokens, seed=args.seed, min_p=args.min_p,
+        idea_boost=args.idea_boost,
+    ).validate()
     if args.ideas_file or args.out:
         if not (args.ideas_file and args.out):
             raise TextopiaError("--ideas-file and --out go together")
         if args.idea is not None:
             raise TextopiaError("give either an idea or --ideas-file, not both")
-        from textopia.batch_generate import read_ideas
+        from textopia.batch_generate import check_out, read_ideas
 
-        read_ideas(args.ideas_file)  # a bad file fails now, not after the model has loaded
+        read_ideas(args.ideas_file)  # a bad file or output fails now, not after the model has loaded
+        check_out(args.out)
     from textopia.clip_count import prefetch_clip_backend
 
     prefetch_clip_backend()
@@ -111,7 +123,7 @@ def cmd_generate(args) -> None:
     settings = dict(
         mode=args.mode, temperature=temperature, top_p=args.top_p, top_k=args.top_k,
         repetition_penalty=args.repetition_penalty, max_new_tokens=args.max_new_tokens,
-        min_new_tokens=args.min_new_tokens, banned_words=args.ban, rerank=not args.no_rerank,
+        min_new_tokens=min_new_tokens, banned_words=args.ban, rerank=not args.no_rerank,
         min_p=args.min_p, idea_boost=args.idea_boost, candidates=args.candidates, **extra,
         known_words_only=generator.default_known_words_only() if args.known_words_only is None
         else args.known_words_only,
@@ -134,6 +146,16 @@ def cmd_generate(args) -> None:
     else:
         for g in gens:
             print(g.prompt)
+
+
+def _min_new_tokens(asked: int | None, max_new_tokens: int) -> int:
+    """``--min-new-tokens``: the default, lowered to ``--max-new-tokens`` when that is less; one
+    asked for above ``--max-new-tokens`` is refused (a prompt cannot be both)."""
+    if asked is None:
+        return min(DecodingSettings.min_new_tokens, max_new_tokens)
+    if asked > max_new_tokens:
+        raise TextopiaError(f"--min-new-tokens must be at most --max-new-tokens ({max_new_tokens}), got {asked}")
+    return asked
 
 
 def _latent_generator(name: str, refine_steps: int | None = None):

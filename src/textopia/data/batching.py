@@ -22,16 +22,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from textopia.bounds import MAX_POSITIONS, bounded, check_fields
 from textopia.data.ideas import derive_idea
 from textopia.data.tokenizer import IGNORE_INDEX, PromptTokenizer
 
 
 @dataclass
 class ExampleConfig:
-    """How prompts become examples."""
+    """How prompts become examples (the ``[data]`` settings of a training config)."""
 
-    p_unconditional: float = 0.2  # share of examples with no idea
-    max_length: int = 256  # tokens per example; longer prompts are cut
+    p_unconditional: float = bounded(0.2, 0, 1)  # share of examples with no idea
+    max_length: int = bounded(256, 2, MAX_POSITIONS)  # tokens per example; longer prompts are cut
+
+    def __post_init__(self) -> None:
+        check_fields(self, "data")
 
 
 class PromptDataset(torch.utils.data.Dataset):

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from textopia.errors import TextopiaError
+from textopia.text import strip_controls
 
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
@@ -233,12 +234,17 @@ class PromptTokenizer:
         return len(self.hf)
 
     def encode(self, text: str) -> list[int]:
-        """Token ids of ``text`` as it appears after a space, no special tokens added."""
-        return self.hf.encode(" " + text.strip(), add_special_tokens=False)
+        """Token ids of ``text`` as it appears after a space, no special tokens added.
+
+        Control characters are dropped first (:func:`~textopia.text.strip_controls`): every text a
+        model reads passes here (an idea, the beginning of a prompt to continue, from the CLI, the
+        Python API and the service alike), and none of them is something to write a prompt from.
+        """
+        return self.hf.encode(" " + strip_controls(text).strip(), add_special_tokens=False)
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         """:meth:`encode` for many texts at once (the Rust tokenizer's batch path)."""
-        return self.hf([" " + t.strip() for t in texts], add_special_tokens=False)["input_ids"]
+        return self.hf([" " + strip_controls(t).strip() for t in texts], add_special_tokens=False)["input_ids"]
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text of ``ids`` with special tokens dropped and surrounding space stripped."""

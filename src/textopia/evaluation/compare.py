@@ -316,6 +316,8 @@ def compare(
 
     if not models:
         raise TextopiaError("compare needs at least one model")
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise TextopiaError(f"--out must be a directory for the results, and {str(out_dir)!r} is a file")
     check_compare_needs(clip_tokens=clip_tokens, plots=True)
     for model in models:
         check_checkpoint(resolve_model(model))  # an unknown or broken model fails now, not after the first one's work

@@ -84,12 +84,14 @@ def _cell(row: Mapping[str, Any], where: str, key: str, fmt: str) -> str:
 def markdown_report(results: Mapping[str, Any]) -> str:
     """The Markdown tables of a comparison: one per group of figures, one row per model + human."""
     s = results["settings"]
+    data_file = s.get("data_file")  # a user's file: its prompts stand in for the split
+    held_out = f"the prompts of `{data_file}`" if data_file else f"split `{s['split']}`"
     lines = [
         "# Model comparison",
         "",
-        (f"- Data: `{s['data_dir']}`; ideas: {s['ideas']} ({s['num_ideas']} ideas, {s['n_per_idea']} prompts asked "
-         f"per idea, seed {s['seed']} + idea index)"),
-        (f"- Likelihood: split `{s['split']}`"
+        (f"- Data: `{data_file or s['data_dir']}`; ideas: {s['ideas']} ({s['num_ideas']} ideas, {s['n_per_idea']} "
+         f"prompts asked per idea, seed {s['seed']} + idea index)"),
+        (f"- Likelihood: {held_out}"
          + (f", first {s['likelihood_limit']} prompts" if s.get("likelihood_limit") else "")
          + "; counted: prompt tokens and EOS (not the idea, the `<|prompt|>` marker or padding)"),
         f"- Decoding: {json.dumps(s['decoding']) if s['decoding'] else 'the Generator defaults'}",

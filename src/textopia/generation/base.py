@@ -73,19 +73,26 @@ class DecodingSettings:
     idea_prefix: float = 0.5
 
     def validate(self) -> None:
-        """Raise :class:`TextopiaError` naming the first out-of-range setting."""
+        """Raise :class:`TextopiaError` naming the first out-of-range setting (a number that is not
+        finite is out of every range; a seed is an unsigned 64-bit integer, as torch's generators take)."""
+        import math
+
+        from textopia.bounds import MAX_SEED
+
         if self.mode not in ("expand", "continue"):
             raise TextopiaError(f"mode must be 'expand' or 'continue', got {self.mode!r}")
-        if not self.temperature > 0:
-            raise TextopiaError(f"temperature must be > 0, got {self.temperature}")
+        if not (self.temperature > 0 and math.isfinite(self.temperature)):
+            raise TextopiaError(f"temperature must be > 0 and finite, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise TextopiaError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.top_k < 0:
             raise TextopiaError(f"top_k must be >= 0, got {self.top_k}")
-        if not self.repetition_penalty > 0:
-            raise TextopiaError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+        if not (self.repetition_penalty > 0 and math.isfinite(self.repetition_penalty)):
+            raise TextopiaError(f"repetition_penalty must be > 0 and finite, got {self.repetition_penalty}")
         if self.max_new_tokens < 1:
             raise TextopiaError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
+            raise TextopiaError(f"seed must be an integer from 0 to 2**64 - 1 ({MAX_SEED:,}), got {self.seed}")
         if self.no_repeat_ngram_size < 0:
             raise TextopiaError(f"no_repeat_ngram_size must be >= 0, got {self.no_repeat_ngram_size}")
         if not 0 <= self.min_p < 1:

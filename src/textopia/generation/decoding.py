@@ -21,7 +21,7 @@ from textopia.data.tokenizer import PromptTokenizer
 from textopia.errors import TextopiaError
 from textopia.generation.base import DecodingSettings
 from textopia.generation.boost import IdeaBoostProcessor, idea_boost_words
-from textopia.text import STOP_WORDS, KnownWords, dedup_key  # noqa: F401  (dedup_key re-exported)
+from textopia.text import STOP_WORDS, KnownWords, dedup_key, strip_controls  # noqa: F401  (dedup_key re-exported)
 
 
 def banned_word_ids(tokenizer: PromptTokenizer, words: tuple[str, ...] | list[str]) -> list[list[int]]:
@@ -356,9 +356,11 @@ def clean_prompt(text: str, finished: bool) -> str:
     clause it was in the middle of (after the last comma), or where it has no comma, the word.
 
     U+FFFD (what a byte-level BPE decodes when its tokens stop inside a UTF-8 sequence, common at
-    high temperature) is dropped: it is never what the model meant to write.
+    high temperature) is dropped: it is never what the model meant to write. So are control
+    characters (:func:`~textopia.text.strip_controls`), whether the model wrote them or they came
+    with the text a prompt continues: an ESC or a BEL must not reach the terminal.
     """
-    text = " ".join(text.replace("\ufffd", "").split())
+    text = " ".join(strip_controls(text.replace("\ufffd", "")).split())
     if not finished and "," in text:
         text = text.rsplit(",", 1)[0]
     elif not finished and " " in text:

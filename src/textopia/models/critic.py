@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from textopia.bounds import bounded, check_fields
 from textopia.errors import TextopiaError
 from textopia.models.registry import ModelSpec, Role, register
 
@@ -45,7 +46,10 @@ class CriticConfig:
     n_embd: int = 128  # width of the residual stream
     n_layer: int = 2  # transformer blocks
     n_head: int = 4  # attention heads (n_embd must divide by it)
-    dropout: float = 0.1  # residual, embedding and attention dropout
+    dropout: float = bounded(0.1, 0, 1, high_open=True)  # residual, embedding and attention dropout
+
+    def __post_init__(self) -> None:
+        check_fields(self, "model")
 
 
 def build_critic(config: CriticConfig, tokenizer):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from textopia.bounds import bounded, check_fields
 from textopia.errors import TextopiaError
 from textopia.models.registry import CausalLM, ModelSpec, register
 
@@ -25,8 +26,11 @@ class GPTConfig:
     n_embd: int = 256  # width of the residual stream
     n_layer: int = 4  # transformer blocks
     n_head: int = 4  # attention heads (n_embd must divide by it)
-    dropout: float = 0.1  # residual, embedding and attention dropout
+    dropout: float = bounded(0.1, 0, 1, high_open=True)  # residual, embedding and attention dropout
     init_from: str | None = None  # local dir or hub name of a causal LM to fine-tune; None: scratch
+
+    def __post_init__(self) -> None:
+        check_fields(self, "model")
 
 
 def build_gpt(config: GPTConfig, tokenizer):

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from textopia.bounds import bounded, check_fields
 from textopia.errors import TextopiaError
 from textopia.models.denoisers import AdaLNBlock, Denoiser, IdeaEncoder, TransformerDenoiser, timestep_embedding
 from textopia.models.registry import LatentAutoencoder, LatentDiffusionModel, ModelSpec, get_spec, make_config, register
@@ -54,6 +55,10 @@ DEFAULT_STEPS = 50
 MAX_STEPS = 1000
 
 
+#: The noise schedules of diffusers' DDPM scheduler, by its names.
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2", "laplace", "sigmoid")
+
+
 @dataclass
 class DiffusionConfig:
     """Sizes of the denoiser and the idea encoder, the noise schedule, and the frozen VAE."""
@@ -62,21 +67,24 @@ class DiffusionConfig:
     n_hidden: int = 512  # H, width of the denoiser's residual blocks and of the idea vector
     n_blocks: int = 6  # residual MLP blocks of the denoiser
     time_dim: int = 128  # width of the sinusoidal timestep embedding (before its MLP)
-    dropout: float = 0.0  # inside each residual block
+    dropout: float = bounded(0.0, 0, 1, high_open=True)  # inside each residual block
     idea_hidden: int = 512  # hidden width of the idea encoder's MLP
     max_idea_tokens: int = 32  # ideas are cut to this many tokens
     num_train_timesteps: int = 1000  # T, steps of the forward (noising) process
-    beta_schedule: str = "squaredcos_cap_v2"  # diffusers' name; the cosine schedule of Nichol & Dhariwal 2021
-    prediction_type: str = "epsilon"  # what the denoiser predicts: "epsilon" or "v_prediction"
-    p_uncond: float = 0.1  # P(an idea is replaced by the null idea) in training (CFG)
-    scale_factor: float = 1.0  # z0 = scale_factor · VAE latent; set to 1/std of the training latents
-    latents: str = "sample"  # what the denoiser learns: "sample" (z ~ q(z|x), fresh each step) or "mean" (μ)
-    denoiser: str = "mlp"  # "mlp" (a flat latent) or "transformer" (a latent sequence: the prompt autoencoder's)
+    beta_schedule: str = bounded("squaredcos_cap_v2", choices=BETA_SCHEDULES)  # cosine: Nichol & Dhariwal 2021
+    prediction_type: str = bounded("epsilon", choices=("epsilon", "v_prediction"))  # what the denoiser predicts
+    p_uncond: float = bounded(0.1, 0, 1)  # P(an idea is replaced by the null idea) in training (CFG)
+    scale_factor: float = bounded(1.0, 0, 1e6, low_open=True)  # z0 = scale_factor · latent: 1/std of training's
+    latents: str = bounded("sample", choices=("sample", "mean"))  # what it learns: z ~ q(z|x) fresh each step, or μ
+    denoiser: str = bounded("mlp", choices=("mlp", "transformer"))  # transformer: for a latent sequence (prompt-ae's)
     n_head: int = 4  # attention heads of the transformer denoiser
     vae: dict[str, Any] = field(default_factory=dict)  # the frozen VAE's VAEConfig, as a dict
     vae_checkpoint: str | None = None  # where the VAE came from (provenance; its weights are in ours)
     init_from: str | None = None  # a latent diffusion checkpoint to continue from (its sizes and VAE are kept)
     initialized_from: str | None = None  # provenance: where init_from pointed when training started
+
+    def __post_init__(self) -> None:
+        check_fields(self, "model")
 
 
 class LatentDiffusion(nn.Module):

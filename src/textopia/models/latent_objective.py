@@ -13,6 +13,10 @@ from torch.distributions import Normal, kl_divergence
 from textopia.errors import TextopiaError
 
 
+#: The KL weight's annealing schedules (:func:`kl_beta`).
+KL_SCHEDULES = ("constant", "linear", "cyclical")
+
+
 def check_objective(config, name: str, builder: str) -> None:
     """Check the settings a latent autoencoder's objective shares (the text VAE's, the prompt
     autoencoder's): the dropouts, the KL schedule and the word-dropout token.
@@ -24,7 +28,7 @@ def check_objective(config, name: str, builder: str) -> None:
     for key in ("dropout", "word_dropout"):
         if not 0.0 <= getattr(config, key) < 1.0:
             raise TextopiaError(f"{key} must be in [0, 1), got {getattr(config, key)}")
-    if config.kl_schedule not in ("constant", "linear", "cyclical"):
+    if config.kl_schedule not in KL_SCHEDULES:
         raise TextopiaError(f"kl_schedule must be constant, linear or cyclical, got {config.kl_schedule!r}")
     if config.unk_id is None:
         raise TextopiaError(f"{name}.unk_id is not set (build the model with {builder})")

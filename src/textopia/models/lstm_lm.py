@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from textopia.bounds import bounded, check_fields
 from textopia.data.tokenizer import IGNORE_INDEX
 from textopia.errors import TextopiaError
 from textopia.models.likelihood import token_nll
@@ -35,9 +36,12 @@ class LSTMConfig:
     n_embd: int = 256  # token embedding width (also the output embedding's when tied)
     n_hidden: int = 256  # LSTM units per layer
     n_layer: int = 2  # stacked LSTM layers
-    dropout: float = 0.0  # on the embeddings, between LSTM layers and on the top layer's output
+    dropout: float = bounded(0.0, 0, 1, high_open=True)  # on the embeddings, between layers, on the top output
     tie_weights: bool = True  # the output layer reuses the input embedding (with a projection if n_hidden != n_embd)
-    init_range: float = 0.1  # embeddings start uniform in [-init_range, init_range]
+    init_range: float = bounded(0.1, 0, 10, low_open=True)  # embeddings start uniform in [-init_range, init_range]
+
+    def __post_init__(self) -> None:
+        check_fields(self, "model")
 
 
 def init_embedding_and_head(embed: nn.Embedding, lm_head: nn.Linear, init_range: float, tied: bool) -> None:

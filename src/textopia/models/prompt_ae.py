@@ -35,7 +35,7 @@ The Gaussian math is :mod:`torch.distributions` (``Normal``, ``rsample``, ``kl_d
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +43,11 @@ import torch
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
+from textopia.bounds import MAX_STEPS, bounded, check_fields
 from textopia.data.tokenizer import IGNORE_INDEX
 from textopia.errors import TextopiaError
 from textopia.models.latent_objective import (
+    KL_SCHEDULES,
     annealed_kl_weight,
     check_objective,
     free_bits_kl,
@@ -79,27 +81,28 @@ class PromptAEConfig:
     n_latents: int = 16  # K: vectors in the latent sequence
     latent_width: int = 32  # dz: numbers per latent vector
     latent_dim: int = 512  # K · dz, the flattened latent (derived; kept for the latent tools)
-    dropout: float = 0.0  # inside the transformers
-    word_dropout: float = 0.0  # P(a decoder input prompt token is replaced by UNK) (Bowman et al. 2016)
-    latent_noise: float = 0.0  # std of extra Gaussian noise on z in training (on top of the posterior's)
+    dropout: float = bounded(0.0, 0, 1, high_open=True)  # inside the transformers
+    word_dropout: float = bounded(0.0, 0, 1, high_open=True)  # P(a decoder input token -> UNK) (Bowman et al. 2016)
+    latent_noise: float = bounded(0.0, 0, 1e3)  # std of extra Gaussian noise on z in training, beyond q's
     train_encoder: bool = True  # False: the encoder is frozen (a decoder fine-tune that keeps every latent)
     init_from: str | None = None  # a GPT checkpoint (the decoder starts there) or a prompt-ae checkpoint (all of it)
     initialized_from: str | None = None  # provenance: where the decoder started (set by the build)
     # The objective (as the text VAE's).
-    lambda_recon: float = 1.0
-    lambda_div: float = 0.0  # weight of MMD(aggregate posterior, prior)
-    mmd_kernel_scale: float = 1.0
-    free_bits: float = 0.0  # nats per latent number
-    kl_schedule: str = "linear"  # "constant", "linear" or "cyclical"
-    beta_max: float = 0.02  # the KL weight reached by the schedule
-    kl_anneal_steps: int = 1000
-    kl_cycles: int = 4
-    kl_ratio: float = 0.5
-    kl_start: float = 0.0
-    unk_id: int | None = field(default=None)  # set from the tokenizer at build
+    lambda_recon: float = bounded(1.0, 0, 1e6)
+    lambda_div: float = bounded(0.0, 0, 1e6)  # weight of MMD(aggregate posterior, prior)
+    mmd_kernel_scale: float = bounded(1.0, 0, 1e6, low_open=True)
+    free_bits: float = bounded(0.0, 0, 1e3)  # nats per latent number
+    kl_schedule: str = bounded("linear", choices=KL_SCHEDULES)  # "constant", "linear" or "cyclical"
+    beta_max: float = bounded(0.02, 0, 1e3)  # the KL weight reached by the schedule
+    kl_anneal_steps: int = bounded(1000, 0, MAX_STEPS)
+    kl_cycles: int = bounded(4, 1, MAX_STEPS)
+    kl_ratio: float = bounded(0.5, 0, 1, low_open=True)
+    kl_start: float = bounded(0.0, 0, 1e3)
+    unk_id: int | None = bounded(None, 0)  # set from the tokenizer at build
 
     def __post_init__(self) -> None:
-        self.latent_dim = int(self.n_latents) * int(self.latent_width)
+        check_fields(self, "model")
+        self.latent_dim = self.n_latents * self.latent_width
 
 
 def _cache(out) -> Any:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from textopia.bounds import MAX_POSITIONS
 from textopia.errors import TextopiaError
 
 
@@ -107,7 +108,8 @@ SIZE_BOUNDS: dict[str, int] = {
     # vocabulary
     "vocab_size": 1_048_576,
     # positions
-    "n_positions": 131_072, "max_position_embeddings": 131_072, "n_ctx": 131_072, "max_idea_tokens": 131_072,
+    "n_positions": MAX_POSITIONS, "max_position_embeddings": MAX_POSITIONS, "n_ctx": MAX_POSITIONS,
+    "max_idea_tokens": MAX_POSITIONS,
     "num_train_timesteps": 100_000,
 }
 #: Settings that may also be None (transformers' "default" marker).

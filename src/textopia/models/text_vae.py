@@ -42,9 +42,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from textopia.bounds import MAX_STEPS, bounded, check_fields
 from textopia.data.tokenizer import IGNORE_INDEX
 from textopia.errors import TextopiaError
 from textopia.models.latent_objective import (
+    KL_SCHEDULES,
     active_units,
     annealed_kl_weight,
     check_objective,
@@ -72,24 +74,27 @@ class VAEConfig:
     n_hidden: int = 256  # decoder LSTM units
     n_layer: int = 1  # decoder LSTM layers
     latent_dim: int = 32  # nz, the size of z
-    dropout: float = 0.0  # on decoder embeddings and outputs
-    word_dropout: float = 0.0  # Bowman et al. 2016: P(a decoder input token is replaced by UNK)
+    dropout: float = bounded(0.0, 0, 1, high_open=True)  # on decoder embeddings and outputs
+    word_dropout: float = bounded(0.0, 0, 1, high_open=True)  # P(a decoder input token -> UNK) (Bowman et al. 2016)
     z_to_inputs: bool = True  # concatenate z to every decoder input embedding
     z_to_state: bool = True  # the decoder's initial (h, c) is a function of z
     tie_weights: bool = True  # output layer reuses the embedding (through a projection if needed)
     init_range: float = 0.1
     # The objective.
-    lambda_recon: float = 1.0  # weight of the reconstruction NLL
-    lambda_div: float = 0.0  # weight of L_div (MMD between aggregate posterior and prior)
-    mmd_kernel_scale: float = 1.0  # Gaussian kernel k(a, b) = exp(-|a - b|² / (2 · scale · nz))
-    free_bits: float = 0.0  # nats per latent dimension (Kingma et al. 2016); 0 disables
-    kl_schedule: str = "linear"  # "constant", "linear" or "cyclical" (Fu et al. 2019)
-    beta_max: float = 1.0  # the KL weight reached by the schedule
-    kl_anneal_steps: int = 2000  # linear: steps to reach beta_max; cyclical: steps covered by the cycles
-    kl_cycles: int = 4  # cyclical: M, the number of cycles
-    kl_ratio: float = 0.5  # cyclical: R, the share of each cycle spent rising
-    kl_start: float = 0.0  # the KL weight at step 0 (linear and cyclical)
-    unk_id: int | None = field(default=None)  # set from the tokenizer at build: the word-dropout token
+    lambda_recon: float = bounded(1.0, 0, 1e6)  # weight of the reconstruction NLL
+    lambda_div: float = bounded(0.0, 0, 1e6)  # weight of L_div (MMD between aggregate posterior and prior)
+    mmd_kernel_scale: float = bounded(1.0, 0, 1e6, low_open=True)  # k(a, b) = exp(-|a - b|² / (2 · scale · nz))
+    free_bits: float = bounded(0.0, 0, 1e3)  # nats per latent dimension (Kingma et al. 2016); 0 disables
+    kl_schedule: str = bounded("linear", choices=KL_SCHEDULES)  # "constant", "linear" or "cyclical" (Fu et al. 2019)
+    beta_max: float = bounded(1.0, 0, 1e3)  # the KL weight reached by the schedule
+    kl_anneal_steps: int = bounded(2000, 0, MAX_STEPS)  # linear: steps to beta_max; cyclical: steps of all cycles
+    kl_cycles: int = bounded(4, 1, MAX_STEPS)  # cyclical: M, the number of cycles
+    kl_ratio: float = bounded(0.5, 0, 1, low_open=True)  # cyclical: R, the share of each cycle spent rising
+    kl_start: float = bounded(0.0, 0, 1e3)  # the KL weight at step 0 (linear and cyclical)
+    unk_id: int | None = bounded(None, 0)  # set from the tokenizer at build: the word-dropout token
+
+    def __post_init__(self) -> None:
+        check_fields(self, "model")
 
 
 @dataclass

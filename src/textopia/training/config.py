@@ -13,8 +13,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from textopia.bounds import MAX_STEPS, bounded, check_fields, check_out_path
 from textopia.data.batching import ExampleConfig
 from textopia.errors import TextopiaError
+from textopia.models.registry import make_config
 
 
 @dataclass
@@ -22,8 +24,8 @@ class DataConfig(ExampleConfig):
     """Where the prepared data is and how prompts become examples."""
 
     dir: str = "data/prepared"  # output of `textopia prepare` (train/valid/test.txt, tokenizer.json)
-    train_limit: int | None = None  # use only the first N training prompts (quick runs)
-    valid_limit: int | None = 2000  # prompts of the valid split scored at each periodic evaluation
+    train_limit: int | None = bounded(None, 1)  # use only the first N training prompts (quick runs)
+    valid_limit: int | None = bounded(2000, 1)  # prompts of the valid split scored at each periodic evaluation
     critic_samples: str | None = None  # a critic's data: a folder of train.jsonl and valid.jsonl (writer samples)
 
 
@@ -32,22 +34,26 @@ class TrainConfig:
     """The training loop's settings."""
 
     out_dir: str = "runs/default"  # the checkpoint directory (written atomically)
-    batch_size: int = 64  # examples per micro-batch per process
-    grad_accum: int = 1  # micro-batches per optimizer step
-    lr: float = 1e-3  # peak learning rate (AdamW)
-    min_lr_ratio: float = 0.1  # final LR as a share of the peak
-    warmup_steps: int = 200  # linear warmup, optimizer steps
-    max_steps: int = 2000  # optimizer steps in all
-    weight_decay: float = 0.1  # AdamW decoupled weight decay (not on biases, norms, embeddings)
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0  # max global gradient norm; 0 disables
-    precision: str = "auto"  # "auto", "fp32", "bf16", "fp16"; auto: bf16 only where it is fast
-    eval_every: int = 500  # optimizer steps between validations; 0 disables
-    save_every: int = 500  # optimizer steps between checkpoints; 0: only at the end
-    log_every: int = 20  # optimizer steps between metric lines
-    seed: int = 0
-    max_minutes: float | None = None  # stop (and save) after this much wall-clock time
+    batch_size: int = bounded(64, 1, 65_536)  # examples per micro-batch per process
+    grad_accum: int = bounded(1, 1, 4_096)  # micro-batches per optimizer step
+    lr: float = bounded(1e-3, 0, 1, low_open=True)  # peak learning rate (AdamW)
+    min_lr_ratio: float = bounded(0.1, 0, 1)  # final LR as a share of the peak
+    warmup_steps: int = bounded(200, 0, MAX_STEPS)  # linear warmup, optimizer steps
+    max_steps: int = bounded(2000, 1, MAX_STEPS)  # optimizer steps in all
+    weight_decay: float = bounded(0.1, 0, 10)  # AdamW decoupled weight decay (not on biases, norms, embeddings)
+    beta1: float = bounded(0.9, 0, 1, high_open=True)
+    beta2: float = bounded(0.95, 0, 1, high_open=True)
+    grad_clip: float = bounded(1.0, 0, 1e6)  # max global gradient norm; 0 disables
+    precision: str = bounded("auto", choices=("auto", "fp32", "bf16", "fp16"))  # auto: bf16 only where it is fast
+    eval_every: int = bounded(500, 0, MAX_STEPS)  # optimizer steps between validations; 0 disables
+    save_every: int = bounded(500, 0, MAX_STEPS)  # optimizer steps between checkpoints; 0: only at the end
+    log_every: int = bounded(20, 1, MAX_STEPS)  # optimizer steps between metric lines
+    seed: int = bounded(0, 0, 2**32 - 1)  # numpy's seeds are 32-bit (accelerate's set_seed seeds numpy too)
+    max_minutes: float | None = bounded(None, 0, 1e6, low_open=True)  # stop (and save) after this many minutes
+
+    def __post_init__(self) -> None:
+        check_fields(self, "train")
+        check_out_path(self.out_dir, "train.out_dir")
 
 
 @dataclass
@@ -71,6 +77,10 @@ def _parse_value(text: str) -> Any:
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
+        pass
+    try:
+        return float(text)  # "nan", "inf": numbers, refused as such by the bounds
+    except ValueError:
         return text
 
 
@@ -83,10 +93,12 @@ def _fill(cls, values: dict[str, Any], section: str):
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> ExperimentConfig:
-    """Read a TOML config and apply ``section.key=value`` overrides.
+    """Read a TOML config and apply ``section.key=value`` overrides; every setting is checked
+    against its type and bound here, before any work.
 
     Raises:
-        TextopiaError: the file is missing or invalid, or a key is unknown.
+        TextopiaError: the file is missing or invalid, a key is unknown, or a value is out of
+            bounds (one line naming the key, the value and the bound).
     """
     raw: dict[str, Any] = {"model": {}, "data": {}, "train": {}}
     if path is not None:
@@ -108,6 +120,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Ex
             raise TextopiaError(f"--set expects section.key=value (model, data, train), got {item!r}")
         raw[section][name] = _parse_value(value)
     raw["model"].setdefault("kind", "gpt")
+    make_config(raw["model"]["kind"], raw["model"])  # the model's settings: checked, not kept
     return ExperimentConfig(
         model=raw["model"],
         data=_fill(DataConfig, raw["data"], "data"),

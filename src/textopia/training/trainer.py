@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from textopia._version import __version__
+from textopia.bounds import check_out_path
 from textopia.errors import TextopiaError
 from textopia.io import recover_dir
 from textopia.models.checkpoint import METRICS_FILE, carry_files, check_checkpoint_dir, save_checkpoint, weights_digest
@@ -174,6 +175,7 @@ def train(config: ExperimentConfig, *, resume: bool = False, overwrite: bool = F
         TextopiaError: the data or the config is unusable, or ``out_dir`` may not be replaced.
     """
     check_sizes(config.model, "[model]")  # out-of-bounds sizes fail before any work
+    check_out_path(config.train.out_dir, "train.out_dir")  # each save replaces it as a whole, through a sibling
     check_checkpoint_dir(config.train.out_dir, overwrite=overwrite, inputs=(config.data.dir,))
     # oneDNN keeps every kernel it builds (one per shape: length-bucketed batches make hundreds),
     # up to 1,024 by default; in bf16 they held gigabytes (a 4,500-step GPT run grew to 6 GB).
