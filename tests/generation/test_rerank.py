@@ -91,10 +91,12 @@ def test_boost_raises_unwritten_idea_words_and_blocks_eos(prepared):
     assert torch.all(proc2(written, torch.zeros(2, len(tok))) == 0)
 
 
-def test_ban_wins_over_idea_word(caplog):
+def test_ban_wins_over_idea_word(tiny_checkpoint, caplog):
+    assert idea_boost_words("red castle", ["castle"]) == ["red"]
+    gen = textopia.load(str(tiny_checkpoint))
     with caplog.at_level(logging.WARNING):
-        assert idea_boost_words("red castle", ["castle"]) == ["red"]
-    assert "ban wins" in caplog.text
+        gen.generate("red castle", n=2, seed=0, banned_words=["castle"], max_new_tokens=20)
+    assert caplog.text.count("ban wins") == 1  # once per request, however many rounds it samples
 
 
 def test_idea_words_appear_and_banned_never(tiny_checkpoint):

@@ -14,11 +14,9 @@ the command functions, so that ``textopia --help`` starts fast.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator
 
 from textopia.cli import build, measure, serve, write
 from textopia.errors import TextopiaError
@@ -67,39 +65,6 @@ def _one_line(message: str, limit: int = 1000) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-class _EachWarningOnce(logging.Filter):
-    """Lets each distinct warning through once. A library warns where it notices, and some notice
-    more than once per request: the idea boost warns of a banned idea word ("--ban red" on "red
-    car") in every round of sampling, and one command may sample several rounds."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: set[tuple[str, int, str]] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
-            return True
-        key = (record.name, record.levelno, record.getMessage())
-        if key in self.seen:
-            return False
-        self.seen.add(key)
-        return True
-
-
-@contextlib.contextmanager
-def _each_warning_once() -> Iterator[None]:
-    """While a command runs, each of the root logger's handlers says each distinct warning once
-    (a filter of its own: one shared would pass a record to the first handler only)."""
-    filters = {handler: _EachWarningOnce() for handler in logging.getLogger().handlers}
-    for handler, once in filters.items():
-        handler.addFilter(once)
-    try:
-        yield
-    finally:
-        for handler, once in filters.items():
-            handler.removeFilter(once)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run ``textopia <argv>`` (default: ``sys.argv[1:]``). Returns the exit status: 0, 2 for a
     user error (printed on one line) or 130 when interrupted."""
@@ -114,8 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
-        with _each_warning_once():
-            COMMANDS[args.command](args)
+        COMMANDS[args.command](args)
     except TextopiaError as e:
         print(f"textopia: error: {_one_line(str(e))}", file=sys.stderr)
         return 2

@@ -7,7 +7,6 @@ the spirit of Hokamp & Liu 2017's constrained decoding without its beam; it is o
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 
@@ -16,7 +15,6 @@ import torch
 from textopia.data.tokenizer import PromptTokenizer
 from textopia.text import content_words, tokenize
 
-logger = logging.getLogger(__name__)
 
 #: Nats added, beyond twice the boost, to the next token of an idea word the row has begun: a
 #: begun word ("re" of "releasing") is finished, not turned into an invented one ("rendoza").
@@ -112,15 +110,16 @@ class IdeaBoostProcessor:
         return scores
 
 
+def banned_idea_words(idea: str | None, banned_words: tuple[str, ...] | list[str]) -> list[str]:
+    """The idea's content words that are also banned (the ban wins: they are not boosted)."""
+    banned = {w for b in banned_words for w in tokenize(b)}
+    return list(dict.fromkeys(w for w in content_words(idea or "") if w in banned))
+
+
 def idea_boost_words(idea: str | None, banned_words: tuple[str, ...] | list[str]) -> list[str]:
-    """The idea's content words to boost, less any banned word (the ban wins, with a warning)."""
+    """The idea's content words to boost, less any banned word (:func:`banned_idea_words`; the
+    generator warns of those once per request)."""
     if not idea:
         return []
-    banned = {w for b in banned_words for w in tokenize(b)}
-    words: list[str] = []
-    for w in content_words(idea):
-        if w in banned:
-            logger.warning("the idea word %r is also banned: the ban wins, prompts will not contain it", w)
-        elif w not in words:
-            words.append(w)
-    return words
+    dropped = set(banned_idea_words(idea, banned_words))
+    return list(dict.fromkeys(w for w in content_words(idea) if w not in dropped))

@@ -124,6 +124,11 @@ class DecoderGenerator(Generator):
         if settings.seed is None:
             settings = replace(settings, seed=random.SystemRandom().randrange(2**31))
         settings.validate()
+        if settings.mode == "expand":
+            from textopia.generation.boost import banned_idea_words
+
+            for word in banned_idea_words(idea, settings.banned_words):
+                logger.warning("the idea word %r is also banned: the ban wins, prompts will not contain it", word)
         if settings.mode == "continue":
             context = self.tokenizer.context_ids(None, prompt_prefix=idea)
         else:
