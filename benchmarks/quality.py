@@ -170,11 +170,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--num-ideas", type=int, default=100, help="ideas derived from the test split")
     ap.add_argument("--n", type=int, nargs="+", default=[1, 4, 8], help="prompts per idea (one run each)")
     ap.add_argument("--no-critic", action="store_true", help="rerank without the models' coherence critic")
+    ap.add_argument("--fluency-weight", type=float, default=None,
+                    help="the reranker's FLUENCY_WEIGHT (critic logits per nat per token); default: the shipped one")
     ap.add_argument("--human", type=int, default=2000, help="held-out prompts for the human word-level rates")
     ap.add_argument("--decoding", nargs="*", default=[], metavar="KEY=VALUE",
                     help="decoding settings other than the defaults, e.g. temperature=0.8 min_p=0.1")
     ap.add_argument("--out", default="benchmarks/results/quality")
     args = ap.parse_args(argv)
+    if args.fluency_weight is not None:
+        from textopia.generation import rerank
+
+        rerank.FLUENCY_WEIGHT = args.fluency_weight
     decoding = {k: (int(v) if k in ("top_k", "candidates") else v.lower() == "true" if k == "rerank" else float(v))
                 for k, v in (kv.split("=", 1) for kv in args.decoding)}
 

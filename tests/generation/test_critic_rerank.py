@@ -61,9 +61,12 @@ def test_select_takes_the_critics_choice_within_a_tier():
                       recall=0.0, invented=0, stutter=False, mean_logprob=-1.0, critic=9.0), "a red car", "d")]
     assert select(candidates, 1) == ["b"]  # the most human-like of the best tier
     assert select(candidates, 4)[-1] == "d"  # a critic never lifts a sample out of its tier
-    # Without critic logits (all 0) the choice falls back to sampling order among equals.
+    # Without critic logits (all 0) and with equal fluency, the choice falls back to sampling order.
     flat = [(replace(s, critic=0.0), t, i) for s, t, i in candidates]
     assert select(flat, 1) == ["a"]
+    # The model's fluency weighs with the critic: a much likelier sample wins over a slightly more human one.
+    fluent = [(replace(s, mean_logprob=-1.0 if i == "c" else -3.0), t, i) for s, t, i in candidates]
+    assert select(fluent, 1) == ["c"]
 
 
 def test_candidates_are_bounded_and_scale_with_n():
@@ -93,14 +96,15 @@ def test_one_prompt_is_chosen_among_the_candidate_budget(tiny_checkpoint, monkey
 
 
 class _LengthCritic:
-    """A stand-in critic that prefers longer prompts: its choice is easy to see."""
+    """A stand-in critic that prefers longer prompts, by far more than fluency weighs: its choice
+    is easy to see."""
 
     def __init__(self):
         self.calls = 0
 
     def logits(self, prompts):
         self.calls += 1
-        return torch.tensor([float(len(p)) for p in prompts])
+        return torch.tensor([1000.0 * len(p) for p in prompts])
 
 
 def test_generator_reranks_by_its_critic(tiny_checkpoint, monkeypatch):
@@ -118,14 +122,15 @@ def test_generator_reranks_by_its_critic(tiny_checkpoint, monkeypatch):
     judged = gen.generate("old fisherman", n=1, seed=5, candidates=16, max_new_tokens=40)
     assert gen.critic.calls == 1  # every candidate scored in one batch
     candidates = seen[-1]
-    assert len(candidates) >= 8 and all(score.critic == float(len(text)) for score, text, _ in candidates)
+    assert len(candidates) >= 8 and all(score.critic == 1000.0 * len(text) for score, text, _ in candidates)
     best = min(score.tier() for score, _, _ in candidates)
     longest = max(len(text) for score, text, _ in candidates if score.tier() == best)
     assert len(judged[0].prompt) == longest  # the critic's favourite of the best tier
     gen.critic = None
     plain = gen.generate("old fisherman", n=1, seed=5, candidates=16, max_new_tokens=40)
     assert all(score.critic == 0.0 for score, _, _ in seen[-1])
-    assert plain[0].prompt == next(text for score, text, _ in seen[-1] if score.tier() == best)
+    # Without a critic, the most fluent of the best tier (the model's own log-probability per token).
+    assert plain[0].prompt == max(((score.mean_logprob, text) for score, text, _ in seen[-1] if score.tier() == best))[1]
 
 
 def test_reranked_choice_is_deterministic_with_a_critic(tiny_checkpoint):
@@ -235,3 +240,21 @@ def test_half_the_candidates_open_with_the_idea(tiny_checkpoint, monkeypatch):
     assert opened >= 4 > sum(text.lower().startswith(prefix) for text in seen[-1])
     with pytest.raises(TextopiaError, match="idea_prefix"):
         DecodingSettings(idea_prefix=1.5).validate()
+
+
+def test_latent_models_draw_prefix_rows_too(tiny_diffusion_checkpoint, tiny_checkpoint, monkeypatch):
+    gen = textopia.load(str(tiny_diffusion_checkpoint))
+    gen.meta["fusion_lm"] = str(tiny_checkpoint)  # same tokenizer: it chooses the opening
+    gen.lm_weight = 1.0
+    calls = []
+    original = type(gen)._sample
+
+    def spy(self, context, num, *args, prefix=None, **kwargs):
+        calls.append((num, prefix))
+        return original(self, context, num, *args, prefix=prefix, **kwargs)
+
+    monkeypatch.setattr(type(gen), "_sample", spy)
+    out = gen.generate("castle", n=1, seed=1, candidates=6, max_new_tokens=12, min_new_tokens=0, steps=2)
+    opening = gen.idea_prefix("castle")
+    assert calls[:2] == [(3, None), (3, opening)]  # half free, half opening with the idea's own words
+    assert len(out) == 1

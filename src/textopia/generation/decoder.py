@@ -67,11 +67,18 @@ class DecoderGenerator(Generator):
         }
 
     def _sample(self, context: list[int], num: int, settings: DecodingSettings, generator: torch.Generator,
-                *, idea: str | None, mode: str, latent: Any = None) -> list[Sampled]:
+                *, idea: str | None, mode: str, latent: Any = None, prefix: str | None = None) -> list[Sampled]:
         """Draw ``num`` continuations of ``context``. Latent models override this to fix a latent
-        per sample before decoding (drawn as ``latent``, their own settings object, asks)."""
+        per sample before decoding (drawn as ``latent``, their own settings object, asks).
+        ``prefix``: the prompt's opening that ``context`` ends with (the idea's own words): nothing
+        is boosted then."""
         return sample(self.model, self.tokenizer, context, num, settings, generator, self.max_positions,
-                      idea=idea if mode == "expand" else None, known_words=self.known_words)
+                      idea=idea if mode == "expand" and prefix is None else None, known_words=self.known_words)
+
+    def prefix_lm(self):
+        """The causal LM that chooses an opening made of the idea (:meth:`idea_prefix`): the model
+        itself; None where the generator has none (the idea is then its own opening)."""
+        return self.model
 
     def generate_with(self, idea: str | None, n: int, settings: DecodingSettings, latent: Any = None) -> list[Generation]:
         """:meth:`Generator.generate` with its settings as objects: ``settings`` for decoding, and
@@ -138,8 +145,7 @@ class DecoderGenerator(Generator):
                 f"the text is too long: {len(context)} tokens, the model reads at most {self.max_positions}"
             )
         request = _Request(self, idea, n, settings, context, latent)
-        own_sampler = type(self)._sample is DecoderGenerator._sample  # latent models draw their own
-        if own_sampler and settings.rerank and settings.mode == "expand" and idea and settings.idea_prefix > 0:
+        if settings.rerank and settings.mode == "expand" and idea and settings.idea_prefix > 0:
             rows = int(request.per_round * settings.idea_prefix)
             prefix = self.idea_prefix(idea)
             prefix_context = self.tokenizer.context_ids(idea, prompt_prefix=prefix)
@@ -177,8 +183,12 @@ class DecoderGenerator(Generator):
                         r.add(samples, prefix=prefix)
                     continue
                 for r in members:
-                    r.add(self._sample(r.context, r.per_round, r.settings, r.generator, idea=r.idea,
-                                       mode=r.settings.mode, latent=r.latent))
+                    if r.per_round > r.prefix_rows:
+                        r.add(self._sample(r.context, r.per_round - r.prefix_rows, r.settings, r.generator,
+                                           idea=r.idea, mode=r.settings.mode, latent=r.latent))
+                    if r.prefix_rows:
+                        r.add(self._sample(r.prefix_context, r.prefix_rows, r.settings, r.generator, idea=r.idea,
+                                           mode=r.settings.mode, latent=r.latent, prefix=r.prefix), prefix=r.prefix)
 
 
     @torch.no_grad()
@@ -188,15 +198,18 @@ class DecoderGenerator(Generator):
         not begin with a stop word); summed log-probabilities of the opening's tokens, nats."""
         from textopia.text import STOP_WORDS, tokenize
 
+        lm = self.prefix_lm()
         words = tokenize(idea)
-        forms = [idea] if not words or words[0] in STOP_WORDS else [idea, f"a {idea}", f"an {idea}", f"the {idea}"]
+        if lm is None or not words or words[0] in STOP_WORDS:
+            return idea
+        forms = [idea, f"a {idea}", f"an {idea}", f"the {idea}"]
         base = self.tokenizer.context_ids(idea)
         best, best_logprob = idea, -float("inf")
         for form in forms:
             ids = self.tokenizer.context_ids(idea, prompt_prefix=form)
             if self.max_positions is not None and len(ids) >= self.max_positions:
                 continue
-            logits = self.model(input_ids=torch.tensor([ids])).logits[0, len(base) - 1: -1].float()  # (k, V)
+            logits = lm(input_ids=torch.tensor([ids])).logits[0, len(base) - 1: -1].float()  # (k, V)
             targets = torch.tensor(ids[len(base):])
             logprob = float(torch.log_softmax(logits, dim=-1).gather(1, targets[:, None]).sum())
             if logprob > best_logprob:

@@ -127,7 +127,7 @@ class DiffusionGenerator(VAEGenerator):
                 from textopia.generation.loader import load
 
                 name = str(self.meta.get("fusion_lm", "default"))
-                lm = load(name, device=str(self.device))
+                lm = load(name, device=str(self.device), critic=False)
                 vocab = lm.tokenizer.hf.backend_tokenizer.get_vocab(), self.tokenizer.hf.backend_tokenizer.get_vocab()
                 if vocab[0] != vocab[1]:
                     raise TextopiaError(f"fusion_lm {name!r} has another tokenizer than {self.name!r}: "
@@ -167,16 +167,21 @@ class DiffusionGenerator(VAEGenerator):
                                              generator=generator, eta=self.eta, init=latent.init,
                                              strength=latent.strength).cpu()
 
-    def _sample(self, context, num, settings, generator, *, idea, mode, latent=None):
+    def _sample(self, context, num, settings, generator, *, idea, mode, latent=None, prefix=None):
         if not self.idea_in_decoder and mode == "expand" and idea:
-            context = self.tokenizer.context_ids(None)
+            context = self.tokenizer.context_ids(None, prompt_prefix=prefix)
         weight = self.fusion_weight(latent)
         if weight > 0:
             # Fused scores add λ times the language model's log-probabilities to the decoder's: the
             # boost of the idea's words scales with them, or the idea's rare words (names: "kyogre")
             # are lost (benchmarks/results/latent_fusion_unscaled_boost.md).
             settings = replace(settings, idea_boost=settings.idea_boost * (1.0 + weight))
-        return super()._sample(context, num, settings, generator, idea=idea, mode=mode, latent=latent)
+        return super()._sample(context, num, settings, generator, idea=idea, mode=mode, latent=latent, prefix=prefix)
+
+    def prefix_lm(self):
+        """The language model of shallow fusion chooses the opening made of the idea, where the
+        model fuses with one by default (:attr:`lm_weight` > 0); else none."""
+        return self.fusion_lm() if self.lm_weight > 0 else None
 
     #: SDEdit strength with which each interior point of an interpolation is written (see
     #: :meth:`decode_midpoints`); a checkpoint may set ``interpolation_strength``.

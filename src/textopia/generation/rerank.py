@@ -12,10 +12,13 @@ A sample's tier is a tuple compared in order (lexicographic), best first:
    :data:`MIN_MEAN_LOGPROB` nats (a per-token perplexity of at most about 90).
 
 Within a tier, :func:`select` takes, one at a time, the sample of highest ``critic +
-VARIETY_WEIGHT · new`` where ``critic`` is the coherence critic's logit (log-odds that a person
-wrote it: residual energy-based reranking, Deng et al. 2020; 0 without a critic) and ``new`` the
-share of its word bigrams not yet in the kept prompts; sampling order breaks ties, so that a seed
-gives the same prompts. For one prompt that is the candidate the critic finds most human.
+FLUENCY_WEIGHT · mean_logprob + VARIETY_WEIGHT · new``: ``critic`` is the coherence critic's
+logit (log-odds that a person wrote it: residual energy-based reranking, Deng et al. 2020, whose
+joint model adds the language model's log-probability to the critic's; here per token, so that
+length does not decide; 0 without a critic), ``mean_logprob`` the model's own log-probability per
+token, and ``new`` the share of its word bigrams not yet in the kept prompts; sampling order
+breaks ties, so that a seed gives the same prompts. For one prompt that is the candidate the
+critic and the model together find most likely to be a person's.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ MIN_MEAN_LOGPROB = -4.5
 #: Critic logits (nats) that a wholly new set of word bigrams is worth when choosing among
 #: samples of one tier (:func:`select`).
 VARIETY_WEIGHT = 2.0
+#: Critic logits that one nat per token of the model's own log-probability is worth (:func:`select`;
+#: chosen in benchmarks/results/quality/rerank_weights.md).
+FLUENCY_WEIGHT = 3.0
 
 
 @dataclass(frozen=True)
@@ -92,10 +98,15 @@ def _bigrams(text: str) -> set[tuple[str, str]]:
     return set(zip(words, words[1:]))
 
 
+def joint(score: SampleScore) -> float:
+    """The within-tier score of a sample: ``critic + FLUENCY_WEIGHT · mean_logprob`` (nats)."""
+    return score.critic + FLUENCY_WEIGHT * score.mean_logprob
+
+
 def select(candidates: list[tuple[SampleScore, str, T]], n: int) -> list[T]:
     """The ``n`` best of ``(score, prompt text, item)`` in sampling order: best tier first, and
-    within a tier the highest ``critic + VARIETY_WEIGHT · (share of word bigrams new to those
-    kept)`` first (greedy), ties in sampling order."""
+    within a tier the highest ``critic + FLUENCY_WEIGHT · mean_logprob + VARIETY_WEIGHT · (share
+    of word bigrams new to those kept)`` first (greedy), ties in sampling order."""
     order = sorted(range(len(candidates)), key=lambda i: (candidates[i][0].tier(), i))
     kept: list[T] = []
     seen: set[tuple[str, str]] = set()
@@ -107,7 +118,7 @@ def select(candidates: list[tuple[SampleScore, str, T]], n: int) -> list[T]:
             end += 1
         pool = {i: _bigrams(candidates[i][1]) for i in order[start:end]}
         while pool and len(kept) < n:
-            best = max(pool, key=lambda i: (candidates[i][0].critic
+            best = max(pool, key=lambda i: (joint(candidates[i][0])
                                             + VARIETY_WEIGHT * len(pool[i] - seen) / max(1, len(pool[i])), -i))
             seen |= pool.pop(best)
             kept.append(candidates[best][2])

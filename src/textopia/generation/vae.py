@@ -106,15 +106,20 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         (``latent``, a subclass's settings object for drawing them, is unused here)."""
         return torch.randn((num, self.latent_dim), generator=generator)
 
-    def _sample(self, context, num, settings, generator, *, idea, mode, latent=None):
+    def _sample(self, context, num, settings, generator, *, idea, mode, latent=None, prefix=None):
         from textopia.models.text_vae import ConditionedDecoder
 
         expand = idea if mode == "expand" else None
         z = self.latents(num, generator, idea=expand, latent=latent).to(self.device)
-        # The decoder reads the idea, so its words are boosted as for the language models.
-        boosted = expand if self.idea_in_decoder else None
+        # The decoder reads the idea, so its words are boosted as for the language models (not
+        # after an opening made of them).
+        boosted = expand if self.idea_in_decoder and prefix is None else None
         return sample(self.sampling_model(ConditionedDecoder(self.vae, z), latent), self.tokenizer, context, num,
                       settings, generator, self.max_positions, idea=boosted, known_words=self.known_words)
+
+    def prefix_lm(self):
+        """No causal LM of its own to choose an opening made of the idea: the idea is its own."""
+        return None
 
     def sampling_model(self, decoder, latent: Any = None):
         """The causal LM that :meth:`generate` samples from, given the decoder with its latents
