@@ -258,3 +258,15 @@ def test_latent_models_draw_prefix_rows_too(tiny_diffusion_checkpoint, tiny_chec
     opening = gen.idea_prefix("castle")
     assert calls[:2] == [(3, None), (3, opening)]  # half free, half opening with the idea's own words
     assert len(out) == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--candidates", "0"], "candidates must be between 1 and 64"),
+    (["--idea-prefix", "2"], "idea_prefix must be in [0, 1]"),
+])
+def test_cli_refuses_out_of_bounds_reranking_settings(argv, message, capsys):
+    from textopia.cli import main
+
+    assert main(["generate", "castle", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]

@@ -119,6 +119,9 @@ def test_banned_words_are_dropped_even_if_the_generator_ignores_them(app_factory
         {"banned_words": [""]},
         {"idea": 5},
         {"nonsense": 1},
+        {"candidates": 0},
+        {"candidates": 65},
+        {"idea_prefix": 1.5},
     ],
 )
 def test_out_of_bounds_requests_are_422_json(client: TestClient, body: dict) -> None:

@@ -42,6 +42,8 @@ def add_generate(sub) -> None:
     p.add_argument("--candidates", type=int, default=d.candidates,
                    help="samples drawn per prompt asked for, among which the reranker chooses (1 to 64; "
                         "default %(default)s)")
+    p.add_argument("--idea-prefix", type=float, default=d.idea_prefix,
+                   help="share of the candidates that open with the idea's own words (0 to 1; default %(default)s)")
     p.add_argument("--no-rerank", action="store_true",
                    help="do not oversample and prefer prompts with the whole idea, known words and no stutter")
     p.add_argument("--guidance", type=float, default=None,
@@ -124,7 +126,8 @@ def cmd_generate(args) -> None:
         mode=args.mode, temperature=temperature, top_p=args.top_p, top_k=args.top_k,
         repetition_penalty=args.repetition_penalty, max_new_tokens=args.max_new_tokens,
         min_new_tokens=min_new_tokens, banned_words=args.ban, rerank=not args.no_rerank,
-        min_p=args.min_p, idea_boost=args.idea_boost, candidates=args.candidates, **extra,
+        min_p=args.min_p, idea_boost=args.idea_boost, candidates=args.candidates,
+        idea_prefix=args.idea_prefix, **extra,
         known_words_only=generator.default_known_words_only() if args.known_words_only is None
         else args.known_words_only,
     )

@@ -84,6 +84,8 @@ class GenerateRequest(_Strict):
                                   "idea's words until each is written; 0 disables it.")
     candidates: JsonInt = Field(_D.candidates, ge=1, le=MAX_CANDIDATES, description="Samples drawn per "
                                 "prompt asked for, among which the reranker chooses.")
+    idea_prefix: JsonFloat = Field(_D.idea_prefix, ge=0.0, le=1.0, description="Expand mode: share of the "
+                                   "candidates that open with the idea's own words.")
     known_words_only: StrictBool | None = Field(None, description="Spell only words of the model's corpus and "
                                                 "of the idea; null or left out: the model's own (on for latent "
                                                 "diffusion, off for the others).")

@@ -80,6 +80,7 @@ def _generate_work(
         idea_boost=body.idea_boost,
         known_words_only=body.known_words_only,
         candidates=body.candidates,
+        idea_prefix=body.idea_prefix,
     )
     if model.batcher is not None and not extra:  # decoded together with the requests that came with it
         generations = model.batcher.generate(idea or None, body.n, model.generator.decoding(**decoding))
