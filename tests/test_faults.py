@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import ROOT, tiny_overrides
 from textopia.cli import main
 from textopia.generation.base import TextopiaError
-from textopia.io import atomic_dir, atomic_write_text, recover_dir
+from textopia.io import _process_start, atomic_dir, atomic_write_text, recover_dir
 
 DEFAULT = ROOT / "src" / "textopia" / "assets" / "default"
 
@@ -85,10 +85,13 @@ def test_leftovers_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
     with atomic_dir(target) as tmp:
         (tmp / "x").write_text("1")
     dead, alive = _dead_pid(), os.getppid()
-    for name in (f".run.tmp-{dead}-abc", f".run.old-{dead}", f".run.tmp-{alive}-def"):
+    started = _process_start(alive)  # a writer is its PID and its start time (clock ticks since boot)
+    for name in (f".run.tmp-{dead}-abc", f".run.old-{dead}", f".run.tmp-{alive}-def",
+                 f".run.tmp-{alive}.{started}-ghi", f".run.old-{alive}.{started + 1}"):
         (tmp_path / name).mkdir()
     assert recover_dir(target) is False
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f".run.tmp-{alive}-def", "run"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".run.tmp-{alive}-def", f".run.tmp-{alive}.{started}-ghi",
+                                                          "run"]
 
 
 def test_training_save_killed_between_the_renames_resumes_without_loss(prepared, tmp_path, monkeypatch, caplog):
@@ -119,6 +122,35 @@ def test_training_save_killed_between_the_renames_resumes_without_loss(prepared,
     a, _, _ = load_checkpoint(straight)
     b, _, _ = load_checkpoint(resumed)
     assert weights_digest(a) == weights_digest(b)
+
+
+def test_a_leftover_whose_pid_now_names_another_live_process_is_restored(prepared, tmp_path, monkeypatch, caplog):
+    """A save killed between its renames leaves ``.b.old-PID...``; after a restart another, live,
+    process may hold that PID (containers number their processes from 1). --resume must still
+    restore the checkpoint, not start from step 0."""
+    from textopia.training.config import load_config
+    from textopia.training.trainer import train
+
+    extra = {"train.max_steps": 4, "train.save_every": 2, "train.eval_every": 0, "data.train_limit": 32}
+    config = load_config(None, tiny_overrides(prepared, tmp_path / "b", **extra))
+    faults = _ReplaceFaults("b", fail_from=4)  # the save at step 4: b -> .b.old-* (3), tmp -> b (4) killed
+    monkeypatch.setattr(os, "replace", faults)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, progress=False)
+    monkeypatch.setattr(os, "replace", faults.real)
+    [old] = [p for p in tmp_path.iterdir() if p.name.startswith(".b.old-")]
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        # the same leftover, its writer's PID now another live process's
+        old.rename(old.with_name(old.name.replace(f"-{os.getpid()}", f"-{other.pid}", 1)))
+        with caplog.at_level("WARNING"):
+            resumed = train(config, resume=True, progress=False)
+    finally:
+        other.kill()
+        other.wait()
+    assert "restored" in caplog.text and "no checkpoint" not in caplog.text
+    assert json.loads((resumed / "trainer_state.json").read_text())["step"] == 4
+    assert _hidden(tmp_path) == []
 
 
 def test_resume_with_nothing_to_resume_says_so(prepared, tmp_path, caplog):
