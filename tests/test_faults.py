@@ -226,6 +226,56 @@ def test_memory_budget_is_an_environment_setting(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------------------------
+# Damaged files: one line naming the file
+# --------------------------------------------------------------------------------------------
+
+
+def _copy_of(checkpoint: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(checkpoint, tmp_path / "copy"))
+
+
+def _edit_weights(ckpt: Path, edit) -> None:
+    """Rewrite ``model.safetensors`` with ``edit(name, tensor)`` applied to every tensor in place."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(ckpt / "model.safetensors"))
+    for name, tensor in tensors.items():
+        edit(name, tensor)
+    save_file(tensors, str(ckpt / "model.safetensors"), metadata={"format": "pt"})
+
+
+def test_truncated_weights_are_one_line_naming_the_file(tiny_checkpoint, tmp_path, capsys):
+    ckpt = _copy_of(tiny_checkpoint, tmp_path)
+    weights = ckpt / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    assert main(["generate", "a cat", "--model", str(ckpt)]) == 2
+    assert str(weights) in _one_error_line(capsys)
+    assert main(["eval", str(ckpt), "--data", str(ROOT / "README.md"), "--limit", "2"]) == 2
+    assert str(weights) in _one_error_line(capsys)
+
+
+def test_non_finite_weights_are_refused_when_loaded(tiny_checkpoint, tmp_path, capsys):
+    """NaN weights crashed ``generate`` (a traceback) and gave ``eval`` a NaN cross-entropy, exit 0."""
+    ckpt = _copy_of(tiny_checkpoint, tmp_path)
+    _edit_weights(ckpt, lambda name, t: t.fill_(float("nan")) if name.endswith("ln_f.weight") else None)
+    assert main(["generate", "a cat", "--model", str(ckpt)]) == 2
+    line = _one_error_line(capsys)
+    assert str(ckpt / "model.safetensors") in line and "not finite" in line
+    assert main(["eval", str(ckpt), "--data", str(ROOT / "README.md"), "--limit", "2"]) == 2
+    assert "not finite" in _one_error_line(capsys)
+
+
+def test_eval_fails_on_a_non_finite_result(tiny_checkpoint, tmp_path, capsys):
+    """Finite weights whose logits overflow float32: the cross-entropy is not a number, and eval says so."""
+    ckpt = _copy_of(tiny_checkpoint, tmp_path)
+    _edit_weights(ckpt, lambda name, t: t.mul_(1e30) if name.endswith("wte.weight") else None)
+    assert main(["eval", str(ckpt), "--data", str(ROOT / "README.md"), "--limit", "4", "--json"]) == 2
+    assert "not finite" in _one_error_line(capsys)
+
+
+# --------------------------------------------------------------------------------------------
 # Outputs never destroy what the user did not make
 # --------------------------------------------------------------------------------------------
 
