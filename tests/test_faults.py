@@ -275,6 +275,81 @@ def test_eval_fails_on_a_non_finite_result(tiny_checkpoint, tmp_path, capsys):
     assert "not finite" in _one_error_line(capsys)
 
 
+@pytest.fixture(scope="module")
+def resumable(prepared, tmp_path_factory) -> Path:
+    """A tiny GPT run saved at step 2 of 4, with its trainer state."""
+    from textopia.training.config import load_config
+    from textopia.training.trainer import train
+
+    out = tmp_path_factory.mktemp("resumable") / "run"
+    train(load_config(None, tiny_overrides(prepared, out, **{"train.max_steps": 2, "train.eval_every": 0,
+                                                             "data.train_limit": 32})), progress=False)
+    return out
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _safetensors_edit(name: str, edit):
+    def damage(path: Path) -> None:
+        from safetensors.torch import load_file, save_file
+
+        tensors = load_file(str(path))
+        edit(tensors)
+        save_file(tensors, str(path))
+    return name, damage
+
+
+def _first_moment_nan(tensors) -> None:
+    name = next(n for n in sorted(tensors) if n.endswith("exp_avg"))
+    tensors[name] = tensors[name].fill_(float("nan"))
+
+
+def _moment_reshaped(tensors) -> None:
+    name = next(n for n in sorted(tensors) if n.endswith("exp_avg") and tensors[n].dim() == 2)
+    tensors[name] = tensors[name].flatten()[:5].clone()
+
+
+def _state_json(edit):
+    def damage(path: Path) -> None:
+        state = json.loads(path.read_text())
+        edit(state)
+        path.write_text(json.dumps(state))
+    return "trainer_state.json", damage
+
+
+@pytest.mark.parametrize(("name", "damage"), [
+    ("trainer_state.json", _truncate),
+    _state_json(lambda s: s.update(step="ten")),
+    _state_json(lambda s: s.pop("optimizer")),
+    _state_json(lambda s: s["optimizer"]["param_groups"].pop()),
+    ("optimizer.safetensors", _truncate),
+    ("optimizer.safetensors", Path.unlink),
+    _safetensors_edit("optimizer.safetensors", _first_moment_nan),
+    _safetensors_edit("optimizer.safetensors", _moment_reshaped),
+    ("rng_state.safetensors", _truncate),
+    _safetensors_edit("rng_state.safetensors", lambda t: t.update({"0.torch": t["0.torch"][:100].clone()})),
+    _safetensors_edit("rng_state.safetensors", lambda t: t.update({"0.python": t["0.python"][:10].clone()})),
+    ("model.safetensors", _truncate),
+    _safetensors_edit("model.safetensors", lambda t: t["transformer.ln_f.weight"].fill_(float("nan"))),
+], ids=["state-truncated", "state-step-text", "state-no-optimizer", "state-param-group-lost", "optimizer-truncated",
+        "optimizer-missing", "optimizer-nan", "optimizer-shape", "rng-truncated", "rng-torch-short", "rng-python-short",
+        "weights-truncated", "weights-nan"])
+def test_resume_from_a_damaged_file_is_one_line_naming_it(prepared, resumable, tmp_path, capsys, name, damage):
+    """Each file of a checkpoint that --resume reads, damaged: one line naming it, before any training."""
+    import shutil
+
+    out = Path(shutil.copytree(resumable, tmp_path / "run"))
+    damage(out / name)
+    log = (out / "metrics.jsonl").read_text()
+    args = [a for kv in tiny_overrides(prepared, out, **{"train.max_steps": 4, "train.eval_every": 0,
+                                                         "data.train_limit": 32}) for a in ("--set", kv)]
+    assert main(["train", "--no-progress", "--resume", *args]) == 2
+    assert str(out / name) in _one_error_line(capsys)
+    assert (out / "metrics.jsonl").read_text() == log  # nothing trained
+
+
 # --------------------------------------------------------------------------------------------
 # Outputs never destroy what the user did not make
 # --------------------------------------------------------------------------------------------

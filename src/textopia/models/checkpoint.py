@@ -6,8 +6,9 @@ Layout::
                          {"kind", "model", "data", "train", "tokenizer", "version"}
     model.safetensors    the weights
     tokenizer.json       the tokenizer (+ tokenizer_config.json, special_tokens_map.json)
-    trainer_state.json   optional: step, data position, RNG states, optimizer hyperparameters
+    trainer_state.json   optional: step, data position, the open loss window, optimizer hyperparameters
     optimizer.safetensors  optional: the optimizer's tensors
+    rng_state.safetensors  optional: every training process's RNG streams
     metrics.jsonl        optional: the training log
     latents.safetensors  optional: latent diffusion's latents of its training prompts (a cache)
 

@@ -2,7 +2,8 @@
 
 AdamW (Loshchilov & Hutter 2019), linear warmup and cosine decay, gradient clipping and
 accumulation, mixed precision where it is fast, periodic validation, JSONL metrics, atomic
-checkpoints with the full trainer state, and ``resume``. Launch on several processes with
+checkpoints with the full training state (:mod:`textopia.training.state`), and an exact
+``resume``. Launch on several processes with
 ``accelerate launch`` or ``torchrun`` (see the README).
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -21,19 +21,32 @@ import torch
 from textopia._version import __version__
 from textopia.errors import TextopiaError
 from textopia.io import recover_dir
-from textopia.models.checkpoint import METRICS_FILE, carry_files, check_checkpoint_dir, save_checkpoint, weights_digest
+from textopia.models.checkpoint import (
+    METRICS_FILE,
+    carry_files,
+    check_checkpoint_dir,
+    save_checkpoint,
+    weights_digest,
+)
 from textopia.models.critic import Critic
 from textopia.models.registry import LatentDiffusionModel, check_sizes, get_spec
 from textopia.training.config import ExperimentConfig
 from textopia.training.schedules import warmup_cosine_lr
+from textopia.training.state import (
+    STATE_FILE,
+    LossWindow,
+    TrainingState,
+    capture_rng,
+    load_optimizer,
+    read_rng,
+    read_state,
+    write_state,
+)
 from textopia.training.tasks import Task, TokenTask
 from textopia.text import KNOWN_WORDS_FILE
 
 logger = logging.getLogger(__name__)
 
-STATE_FILE = "trainer_state.json"
-OPTIMIZER_FILE = "optimizer.safetensors"
-RNG_FILE = "rng_state.safetensors"
 #: kernels oneDNN keeps in a training process (see :func:`train`)
 ONEDNN_CACHE_CAPACITY = 64
 
@@ -77,30 +90,6 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
         if p.requires_grad:
             (decay if p.dim() >= 2 else no_decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Split an optimizer state dict into tensors (for safetensors) and JSON."""
-    sd = optimizer.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, dict[str, Any]] = {}
-    for pid, st in sd["state"].items():
-        for key, value in st.items():
-            if torch.is_tensor(value):
-                tensors[f"state.{pid}.{key}"] = value.detach().cpu().contiguous()
-            else:
-                scalars.setdefault(str(pid), {})[key] = value
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    state: dict[int, dict[str, Any]] = {}
-    for name, value in tensors.items():
-        _, pid, key = name.split(".", 2)
-        state.setdefault(int(pid), {})[key] = value
-    for pid, values in meta.get("scalars", {}).items():
-        state.setdefault(int(pid), {}).update(values)
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
 class _Metrics:
@@ -161,9 +150,10 @@ def build_task(config: ExperimentConfig, *, resume_from: Path | None = None, pro
 def train(config: ExperimentConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
     """Train a model as ``config`` says and return the checkpoint directory.
 
-    With ``resume``, continue from the checkpoint in ``config.train.out_dir`` (weights,
-    optimizer, step, data position and RNG states); the run then ends with the same weights as
-    one never interrupted. Without a checkpoint there it says so (a warning) and starts afresh.
+    With ``resume``, continue from the checkpoint in ``config.train.out_dir``: its weights and
+    its training state (:mod:`textopia.training.state`: step, data position, RNG streams,
+    optimizer, the open loss window); the run then ends with the weights and the log of one
+    never interrupted. Without a checkpoint there it says so (a warning) and starts afresh.
     A checkpoint that an interrupted save left aside is restored first, and the temporary
     folders of interrupted saves are removed (:func:`textopia.io.recover_dir`).
 
@@ -171,7 +161,8 @@ def train(config: ExperimentConfig, *, resume: bool = False, overwrite: bool = F
     ``overwrite``, and the data's folder never (:func:`~textopia.models.checkpoint.check_checkpoint_dir`).
 
     Raises:
-        TextopiaError: the data or the config is unusable, or ``out_dir`` may not be replaced.
+        TextopiaError: the data or the config is unusable, ``out_dir`` may not be replaced, or the
+            checkpoint to resume is damaged.
     """
     check_sizes(config.model, "[model]")  # out-of-bounds sizes fail before any work
     check_checkpoint_dir(config.train.out_dir, overwrite=overwrite, inputs=(config.data.dir,))
@@ -198,29 +189,26 @@ def train(config: ExperimentConfig, *, resume: bool = False, overwrite: bool = F
     data_dir = Path(config.data.dir)
 
     accelerator.wait_for_everyone()  # the main process has restored an interrupted save by now
-    state: dict[str, Any] | None = None
-    if resume and not (out_dir / STATE_FILE).is_file():
-        if accelerator.is_main_process:
-            logger.warning("--resume: no checkpoint with trainer state in %s; starting from step 0", out_dir)
-    if resume and (out_dir / STATE_FILE).is_file():
-        state = json.loads((out_dir / STATE_FILE).read_text())
-        logger.info("resuming from %s at step %d", out_dir, state["step"])
-    task = build_task(config, resume_from=out_dir if state else None, progress=progress)
+    resumed = resume and (out_dir / STATE_FILE).is_file()
+    if resume and not resumed and accelerator.is_main_process:
+        logger.warning("--resume: no checkpoint with trainer state in %s; starting from step 0", out_dir)
+    state, rng = TrainingState(num_processes=accelerator.num_processes), None
+    if resumed:  # every file is checked before any work
+        state = read_state(out_dir)
+        rng = read_rng(out_dir, accelerator.process_index)
+        logger.info("resuming from %s at step %d", out_dir, state.step)
+    task = build_task(config, resume_from=out_dir if resumed else None, progress=progress)
     if task.endless and accelerator.num_processes > 1:
         raise TextopiaError("latent diffusion trains in one process (its batches are drawn per step, not sharded)")
+    if state.batch_in_epoch is None:  # the old diffusion loop's state: an endless task's batch is its step
+        state.batch_in_epoch = state.step if task.endless else 0
     model, tokenizer = task.model, task.tokenizer
     model.to(accelerator.device).train()
     optimizer = torch.optim.AdamW(
         _param_groups(model, tc.weight_decay), lr=tc.lr, betas=(tc.beta1, tc.beta2)
     )
-    if state is not None:
-        from safetensors.torch import load_file
-
-        _load_optimizer(optimizer, load_file(str(out_dir / OPTIMIZER_FILE)), state["optimizer"])
-        if "rng" in state:
-            random.setstate(_tuple_state(state["rng"]["python"]))
-        if (out_dir / RNG_FILE).is_file():
-            torch.set_rng_state(load_file(str(out_dir / RNG_FILE))["torch"])
+    if resumed:
+        load_optimizer(optimizer, out_dir, state)
     model, optimizer = accelerator.prepare(model, optimizer)
     task.prepare(accelerator)
     # In mixed precision, prepare wraps forward in autocast and converts every output to fp32:
@@ -236,36 +224,25 @@ def train(config: ExperimentConfig, *, resume: bool = False, overwrite: bool = F
         "num_trainable_parameters": sum(p.numel() for p in unwrapped.parameters() if p.requires_grad),
         "version": __version__,
     }
-    step = state["step"] if state else 0
-    epoch = state.get("epoch", 0) if state else 0
-    # an endless task's batch is its step (state files of the old diffusion loop have no batch_in_epoch)
-    batch_in_epoch = state.get("batch_in_epoch", step if task.endless else 0) if state else 0
-    metrics = _Metrics(out_dir, accelerator.is_main_process, upto_step=step if state else None)
-    if accelerator.is_main_process and not state and (out_dir / METRICS_FILE).is_file():
+    metrics = _Metrics(out_dir, accelerator.is_main_process, upto_step=state.step if resumed else None)
+    if accelerator.is_main_process and not resumed and (out_dir / METRICS_FILE).is_file():
         (out_dir / METRICS_FILE).unlink()  # a fresh run in an old directory starts a fresh log
-    elapsed_before = state.get("elapsed_s", 0.0) if state else 0.0
+    elapsed_before = state.elapsed_s
     start = time.monotonic()
 
     def save() -> None:
         accelerator.wait_for_everyone()
+        streams = [capture_rng()]
+        if accelerator.num_processes > 1:
+            from accelerate.utils import gather_object
+
+            streams = gather_object(streams)  # every process's own streams, in rank order
         if accelerator.is_main_process:
-            tensors, opt_meta = _optimizer_tensors(optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer)
-            trainer_state = {
-                "step": step,
-                "epoch": epoch,
-                "batch_in_epoch": batch_in_epoch,
-                "elapsed_s": elapsed_before + time.monotonic() - start,
-                "optimizer": opt_meta,
-                "rng": {"python": random.getstate()},
-                "num_processes": accelerator.num_processes,
-            }
+            state.elapsed_s = elapsed_before + time.monotonic() - start
+            opt = optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer
 
             def write_extra(tmp: Path) -> None:
-                from safetensors.torch import save_file
-
-                save_file(tensors, str(tmp / OPTIMIZER_FILE))
-                save_file({"torch": torch.get_rng_state()}, str(tmp / RNG_FILE))
-                (tmp / STATE_FILE).write_text(json.dumps(trainer_state) + "\n")
+                write_state(tmp, state, opt, streams)
                 metrics.write(tmp)
                 carry_files(data_dir, (KNOWN_WORDS_FILE,))(tmp)  # the reranker's known words travel with the model
                 task.write_extra(tmp)
@@ -279,83 +256,76 @@ def train(config: ExperimentConfig, *, resume: bool = False, overwrite: bool = F
         figures = task.validate(accelerator.unwrap_model(model), accelerator)
         if figures is None:
             return
-        metrics.log({"step": step, "split": "valid", **figures})
-        logger.info("step %d valid %s", step, " ".join(f"{k} {v:.4g}" for k, v in figures.items()
-                                                       if isinstance(v, float)))
+        metrics.log({"step": state.step, "split": "valid", **figures})
+        logger.info("step %d valid %s", state.step, " ".join(f"{k} {v:.4g}" for k, v in figures.items()
+                                                             if isinstance(v, float)))
 
     bar = None
     if progress and accelerator.is_main_process:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=tc.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
-    window_count, window_loss, window_n, window_start = 0, 0.0, 0, time.monotonic()
-    window_terms: dict[str, float] = {}
-    done = step >= tc.max_steps
-    while not done:
-        for batch in task.batches(epoch, batch_in_epoch, accelerator):
-            task.before_step(unwrapped, step)
-            with accelerator.accumulate(model):
-                with accelerator.autocast():
-                    loss, count, terms = task.loss(model, batch, step)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    if tc.grad_clip > 0:
-                        accelerator.clip_grad_norm_(model.parameters(), tc.grad_clip)
-                    lr = warmup_cosine_lr(step, lr=tc.lr, warmup_steps=tc.warmup_steps,
-                                          max_steps=tc.max_steps, min_lr_ratio=tc.min_lr_ratio)
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            batch_in_epoch += 1
-            window_count += count * accelerator.num_processes
-            window_loss += float(loss.detach())
-            window_n += 1
-            for key, value in terms.items():
-                window_terms[key] = window_terms.get(key, 0.0) + value
-            if not accelerator.sync_gradients:
-                continue
-            step += 1
-            if bar is not None:
-                bar.update(1)
-            if step % tc.log_every == 0 or step == tc.max_steps:
-                seconds = time.monotonic() - window_start
-                record = {"step": step, "split": "train", "loss": window_loss / window_n, "lr": lr,
-                          f"{task.unit}_per_s": window_count / max(seconds, 1e-9), "epoch": epoch,
-                          "elapsed_s": elapsed_before + time.monotonic() - start}
-                record.update({key: value / window_n for key, value in window_terms.items()})
-                metrics.log(record)
+        bar = tqdm(total=tc.max_steps, initial=state.step, desc="train", unit="step", dynamic_ncols=True)
+    window = state.window
+    done = state.step >= tc.max_steps
+    if rng is not None:
+        # set after everything above that draws (building the model): the next step draws what
+        # the uninterrupted run's next step drew
+        rng.restore()
+    try:
+        while not done:
+            for batch in task.batches(state.epoch, state.batch_in_epoch, accelerator):
+                task.before_step(unwrapped, state.step)
+                with accelerator.accumulate(model):
+                    with accelerator.autocast():
+                        loss, count, terms = task.loss(model, batch, state.step)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients:
+                        if tc.grad_clip > 0:
+                            accelerator.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                        lr = warmup_cosine_lr(state.step, lr=tc.lr, warmup_steps=tc.warmup_steps,
+                                              max_steps=tc.max_steps, min_lr_ratio=tc.min_lr_ratio)
+                        for group in optimizer.param_groups:
+                            group["lr"] = lr
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                state.batch_in_epoch += 1
+                window.add(float(loss.detach()), count * accelerator.num_processes, terms)
+                if not accelerator.sync_gradients:
+                    continue
+                state.step += 1
                 if bar is not None:
-                    bar.set_postfix(loss=f"{record['loss']:.4g}")
-                window_count, window_loss, window_n, window_start = 0, 0.0, 0, time.monotonic()
-                window_terms = {}
-            out_of_time = tc.max_minutes is not None and (elapsed_before + time.monotonic() - start) > 60 * tc.max_minutes
-            out_of_time = bool(accelerator.gather(torch.tensor([out_of_time], device=accelerator.device)).any())
-            done = step >= tc.max_steps or out_of_time
-            if tc.eval_every and (step % tc.eval_every == 0 or done):
-                validate()
-            if (tc.save_every and step % tc.save_every == 0) and not done:
-                save()
-            if done:
-                break
-        else:
-            epoch += 1
-            batch_in_epoch = 0
-    if bar is not None:
-        bar.close()
+                    bar.update(1)
+                if state.step % tc.log_every == 0 or state.step == tc.max_steps:
+                    means = window.means()
+                    record = {"step": state.step, "split": "train", "loss": means.pop("loss"), "lr": lr,
+                              f"{task.unit}_per_s": window.count / max(window.elapsed(), 1e-9), "epoch": state.epoch,
+                              "elapsed_s": elapsed_before + time.monotonic() - start, **means}
+                    metrics.log(record)
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{record['loss']:.4g}")
+                    window = state.window = LossWindow()
+                out_of_time = (tc.max_minutes is not None
+                               and (elapsed_before + time.monotonic() - start) > 60 * tc.max_minutes)
+                out_of_time = bool(accelerator.gather(torch.tensor([out_of_time], device=accelerator.device)).any())
+                done = state.step >= tc.max_steps or out_of_time
+                if tc.eval_every and (state.step % tc.eval_every == 0 or done):
+                    validate()
+                if (tc.save_every and state.step % tc.save_every == 0) and not done:
+                    save()
+                if done:
+                    break
+            else:
+                state.epoch += 1
+                state.batch_in_epoch = 0
+    finally:
+        if bar is not None:
+            bar.close()
     if accelerator.num_processes > 1:
         from accelerate.utils import gather_object
 
         digests = gather_object([weights_digest(accelerator.unwrap_model(model))])
-        metrics.log({"step": step, "split": "replicas", "num_processes": accelerator.num_processes,
+        metrics.log({"step": state.step, "split": "replicas", "num_processes": accelerator.num_processes,
                      "weights_sha256": digests, "identical": len(set(digests)) == 1})
     save()
     accelerator.end_training()
     return out_dir
-
-
-def _tuple_state(value: Any) -> Any:
-    """JSON turns Python's RNG state tuples into lists; turn them back."""
-    if isinstance(value, list):
-        return tuple(_tuple_state(v) for v in value)
-    return value
