@@ -273,3 +273,34 @@ def test_the_first_line_logged_after_a_resume_averages_the_whole_window(prepared
     resumed = train(config, resume=True, progress=False)
     assert [x["step"] for x in _train_records(resumed)] == [2, 4, 6]
     assert _train_records(resumed) == _train_records(straight)
+
+
+@pytest.mark.parametrize(("setting", "value", "old"), [
+    ("model.n_embd", 64, 32), ("model.dropout", 0.2, 0.0), ("train.batch_size", 8, 16), ("train.grad_accum", 2, 1),
+    ("data.max_length", 64, 128),
+])
+def test_resume_refuses_a_setting_that_would_change_the_run(prepared, tmp_path, setting, value, old):
+    """A resumed run continues the checkpoint's model and batches: another model size or batch
+    layout is refused, naming the setting, the checkpoint's value and the new one."""
+    from textopia.errors import TextopiaError
+
+    extra = {"train.max_steps": 2, "train.eval_every": 0, "data.train_limit": 32}
+    train(load_config(None, tiny_overrides(prepared, tmp_path / "r", **extra)), progress=False)
+    changed = load_config(None, tiny_overrides(prepared, tmp_path / "r", **{**extra, "train.max_steps": 3,
+                                                                           setting: value}))
+    with pytest.raises(TextopiaError, match=rf"{setting}: the checkpoint's {old}, this run's {value}") as err:
+        train(changed, resume=True, progress=False)
+    assert "\n" not in str(err.value)
+    assert json.loads((tmp_path / "r" / "trainer_state.json").read_text())["step"] == 2
+
+
+def test_resume_logs_what_it_keeps_and_what_it_changes(prepared, tmp_path, caplog):
+    extra = {"train.max_steps": 2, "train.eval_every": 0, "data.train_limit": 32}
+    train(load_config(None, tiny_overrides(prepared, tmp_path / "r", **extra)), progress=False)
+    config = load_config(None, [o for o in tiny_overrides(prepared, tmp_path / "r", **{**extra, "train.max_steps": 3})
+                                if not o.startswith("model.")])  # no model settings: the checkpoint's are kept
+    with caplog.at_level("INFO", logger="textopia.training.trainer"):
+        train(config, resume=True, progress=False)
+    assert "keeps the checkpoint's" in caplog.text and "n_embd=32" in caplog.text and "batch_size=16" in caplog.text
+    assert "train.max_steps: 2 -> 3" in caplog.text
+    assert json.loads((tmp_path / "r" / "trainer_state.json").read_text())["step"] == 3

@@ -20,16 +20,17 @@ import torch
 
 from textopia._version import __version__
 from textopia.errors import TextopiaError
-from textopia.io import recover_dir
+from textopia.io import json_safe, recover_dir
 from textopia.models.checkpoint import (
     METRICS_FILE,
     carry_files,
     check_checkpoint_dir,
+    read_meta,
     save_checkpoint,
     weights_digest,
 )
 from textopia.models.critic import Critic
-from textopia.models.registry import LatentDiffusionModel, check_sizes, get_spec
+from textopia.models.registry import LatentDiffusionModel, check_sizes, get_spec, make_config
 from textopia.training.config import ExperimentConfig
 from textopia.training.schedules import warmup_cosine_lr
 from textopia.training.state import (
@@ -47,6 +48,13 @@ from textopia.text import KNOWN_WORDS_FILE
 
 logger = logging.getLogger(__name__)
 
+#: The settings besides the model's that a resumed run keeps from its checkpoint: they lay out
+#: the batches (their size, accumulation, order and examples), so another value is another run.
+RUN_SETTINGS = (("train", "batch_size"), ("train", "grad_accum"), ("train", "seed"), ("data", "max_length"),
+                ("data", "train_limit"), ("data", "p_unconditional"))
+#: Model settings that say where a model came from, not what it is: a resumed run keeps the
+#: checkpoint's model whatever they say now (a moved VAE folder is no other model).
+PROVENANCE = ("init_from", "initialized_from", "vae_checkpoint")
 #: kernels oneDNN keeps in a training process (see :func:`train`)
 ONEDNN_CACHE_CAPACITY = 64
 
@@ -147,13 +155,75 @@ def build_task(config: ExperimentConfig, *, resume_from: Path | None = None, pro
     return task_class(role)(config, resume_from=resume_from, progress=progress)
 
 
+def _shown(value: Any) -> str:
+    """A setting's value in a log line or message (a table as ``{...}``)."""
+    return "{...}" if isinstance(value, dict) else repr(value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two setting values are equal as the checkpoint's JSON holds them (tuples are lists)."""
+    return json.loads(json.dumps(json_safe(a))) == json.loads(json.dumps(json_safe(b)))
+
+
+def check_resume(config: ExperimentConfig, meta: dict[str, Any], state: TrainingState, num_processes: int) -> None:
+    """Refuse to resume a checkpoint as another run: a model setting, a batch setting
+    (:data:`RUN_SETTINGS`) or the number of processes that differs from the checkpoint's. Log
+    what the resumed run keeps from the checkpoint and which other settings change.
+
+    The model settings of ``config`` are compared as the family's config dataclass holds them
+    (derived fields included); settings it leaves out are the checkpoint's, and so are the
+    :data:`PROVENANCE` settings.
+
+    Args:
+        meta: the checkpoint's Textopia settings (:func:`~textopia.models.checkpoint.read_meta`).
+        state: its training state.
+        num_processes: the processes of this run.
+
+    Raises:
+        TextopiaError: a setting differs (one line naming each, the checkpoint's value and this run's).
+    """
+    kind = meta["kind"]
+    clash: list[str] = []
+    asked = config.model.get("kind", "gpt")
+    if asked != kind:
+        clash.append(f"model.kind: the checkpoint's {kind!r}, this run's {asked!r}")
+    else:
+        kept = vars(make_config(kind, meta.get("model", {})))
+        given = {k: v for k, v in config.model.items() if k != "kind" and k not in PROVENANCE}
+        wanted = vars(make_config(kind, {**meta.get("model", {}), **given}))
+        clash += [f"model.{k}: the checkpoint's {_shown(kept[k])}, this run's {_shown(wanted[k])}"
+                  for k in kept if k not in PROVENANCE and not _same(kept[k], wanted[k])]
+    for section, name in RUN_SETTINGS:
+        saved = meta.get(section, {})
+        if name in saved and not _same(saved[name], getattr(getattr(config, section), name)):
+            clash.append(f"{section}.{name}: the checkpoint's {_shown(saved[name])}, "
+                         f"this run's {_shown(getattr(getattr(config, section), name))}")
+    if state.num_processes != num_processes:
+        clash.append(f"processes: the checkpoint's {state.num_processes}, this run's {num_processes}")
+    if clash:
+        raise TextopiaError(f"--resume would change the run: {'; '.join(clash)} (a resumed run continues the "
+                            "checkpoint's model and batches: drop the setting, or train without --resume to start "
+                            "afresh)")
+    model = ", ".join(f"{k}={_shown(v)}" for k, v in meta.get("model", {}).items() if k not in (*PROVENANCE, "kind"))
+    batches = ", ".join(f"{section}.{name}={_shown(meta[section][name])}" for section, name in RUN_SETTINGS
+                        if name in meta.get(section, {}))
+    logger.info("--resume keeps the checkpoint's model (kind=%r, %s), batches (%s) and %d process(es)",
+                kind, model, batches, num_processes)
+    for section in ("train", "data"):
+        saved, now = meta.get(section, {}), vars(getattr(config, section))
+        for name, value in now.items():
+            if name in saved and (section, name) not in RUN_SETTINGS and not _same(saved[name], value):
+                logger.info("--resume: %s.%s: %s -> %s", section, name, _shown(saved[name]), _shown(value))
+
+
 def train(config: ExperimentConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
     """Train a model as ``config`` says and return the checkpoint directory.
 
     With ``resume``, continue from the checkpoint in ``config.train.out_dir``: its weights and
     its training state (:mod:`textopia.training.state`: step, data position, RNG streams,
     optimizer, the open loss window); the run then ends with the weights and the log of one
-    never interrupted. Without a checkpoint there it says so (a warning) and starts afresh.
+    never interrupted. The model and the batch layout are the checkpoint's (:func:`check_resume`
+    refuses other values). Without a checkpoint there it says so (a warning) and starts afresh.
     A checkpoint that an interrupted save left aside is restored first, and the temporary
     folders of interrupted saves are removed (:func:`textopia.io.recover_dir`).
 
@@ -161,8 +231,8 @@ def train(config: ExperimentConfig, *, resume: bool = False, overwrite: bool = F
     ``overwrite``, and the data's folder never (:func:`~textopia.models.checkpoint.check_checkpoint_dir`).
 
     Raises:
-        TextopiaError: the data or the config is unusable, ``out_dir`` may not be replaced, or the
-            checkpoint to resume is damaged.
+        TextopiaError: the data or the config is unusable, ``out_dir`` may not be replaced, the
+            checkpoint to resume is damaged or would be resumed as another run.
     """
     check_sizes(config.model, "[model]")  # out-of-bounds sizes fail before any work
     check_checkpoint_dir(config.train.out_dir, overwrite=overwrite, inputs=(config.data.dir,))
@@ -195,6 +265,7 @@ def train(config: ExperimentConfig, *, resume: bool = False, overwrite: bool = F
     state, rng = TrainingState(num_processes=accelerator.num_processes), None
     if resumed:  # every file is checked before any work
         state = read_state(out_dir)
+        check_resume(config, read_meta(out_dir), state, accelerator.num_processes)
         rng = read_rng(out_dir, accelerator.process_index)
         logger.info("resuming from %s at step %d", out_dir, state.step)
     task = build_task(config, resume_from=out_dir if resumed else None, progress=progress)
