@@ -304,3 +304,31 @@ def test_resume_logs_what_it_keeps_and_what_it_changes(prepared, tmp_path, caplo
     assert "keeps the checkpoint's" in caplog.text and "n_embd=32" in caplog.text and "batch_size=16" in caplog.text
     assert "train.max_steps: 2 -> 3" in caplog.text
     assert json.loads((tmp_path / "r" / "trainer_state.json").read_text())["step"] == 3
+
+
+def test_training_stops_at_the_first_loss_that_is_not_finite(prepared, tmp_path, monkeypatch):
+    """A loss of NaN at step 6 stops the run with one line; the step-4 checkpoint stays as it was
+    and every line of the log is JSON (NaN is not)."""
+    from textopia.errors import TextopiaError
+    from textopia.training.tasks import TokenTask
+
+    real_loss = TokenTask.loss
+
+    def nan_from_step_5(self, model, batch, step):
+        loss, count, terms = real_loss(self, model, batch, step)
+        return (loss * float("nan") if step >= 5 else loss), count, terms
+
+    monkeypatch.setattr(TokenTask, "loss", nan_from_step_5)
+    out = tmp_path / "nan"
+    config = load_config(None, tiny_overrides(prepared, out, **{
+        "train.max_steps": 8, "train.save_every": 4, "train.log_every": 1, "train.eval_every": 0}))
+    with pytest.raises(TextopiaError, match="step 6: the training loss is nan") as err:
+        train(config, progress=False)
+    assert "\n" not in str(err.value) and str(out) in str(err.value)
+    assert json.loads((out / "trainer_state.json").read_text())["step"] == 4
+
+    def refuse(constant):
+        raise ValueError(f"{constant} in metrics.jsonl")
+
+    lines = [json.loads(x, parse_constant=refuse) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [1, 2, 3, 4, 5]

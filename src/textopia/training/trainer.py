@@ -2,8 +2,8 @@
 
 AdamW (Loshchilov & Hutter 2019), linear warmup and cosine decay, gradient clipping and
 accumulation, mixed precision where it is fast, periodic validation, JSONL metrics, atomic
-checkpoints with the full training state (:mod:`textopia.training.state`), and an exact
-``resume``. Launch on several processes with
+checkpoints with the full training state (:mod:`textopia.training.state`), an exact ``resume``,
+and a stop at the first loss that is not finite. Launch on several processes with
 ``accelerate launch`` or ``torchrun`` (see the README).
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -118,9 +119,10 @@ class _Metrics:
                     continue
 
     def log(self, record: dict[str, Any]) -> None:
+        """Append ``record``; a figure that is not finite is written as null (JSON has no NaN)."""
         if not self.enabled:
             return
-        line = json.dumps(record)
+        line = json.dumps(json_safe(record))
         self.lines.append(line)
         with self.path.open("a") as f:
             f.write(line + "\n")
@@ -230,9 +232,13 @@ def train(config: ExperimentConfig, *, resume: bool = False, overwrite: bool = F
     ``out_dir`` is replaced by each save: a checkpoint there is, other files only with
     ``overwrite``, and the data's folder never (:func:`~textopia.models.checkpoint.check_checkpoint_dir`).
 
+    Training stops at the first loss that is not finite (NaN or infinity, on any process): the
+    last checkpoint is left as it was.
+
     Raises:
         TextopiaError: the data or the config is unusable, ``out_dir`` may not be replaced, the
-            checkpoint to resume is damaged or would be resumed as another run.
+            checkpoint to resume is damaged or would be resumed as another run, or a loss is not
+            finite.
     """
     check_sizes(config.model, "[model]")  # out-of-bounds sizes fail before any work
     check_checkpoint_dir(config.train.out_dir, overwrite=overwrite, inputs=(config.data.dir,))
@@ -300,8 +306,10 @@ def train(config: ExperimentConfig, *, resume: bool = False, overwrite: bool = F
         (out_dir / METRICS_FILE).unlink()  # a fresh run in an old directory starts a fresh log
     elapsed_before = state.elapsed_s
     start = time.monotonic()
+    saved_step = state.step if resumed else None  # the checkpoint in out_dir, if any
 
     def save() -> None:
+        nonlocal saved_step
         accelerator.wait_for_everyone()
         streams = [capture_rng()]
         if accelerator.num_processes > 1:
@@ -319,6 +327,7 @@ def train(config: ExperimentConfig, *, resume: bool = False, overwrite: bool = F
                 task.write_extra(tmp)
 
             save_checkpoint(out_dir, accelerator.unwrap_model(model), tokenizer, meta, write_extra=write_extra)
+        saved_step = state.step
         accelerator.wait_for_everyone()
 
     def validate() -> None:
@@ -331,12 +340,22 @@ def train(config: ExperimentConfig, *, resume: bool = False, overwrite: bool = F
         logger.info("step %d valid %s", state.step, " ".join(f"{k} {v:.4g}" for k, v in figures.items()
                                                              if isinstance(v, float)))
 
+    def not_finite(value: float | None) -> TextopiaError:
+        """The error that stops training at step ``state.step + 1`` (``value``: this process's loss, or
+        None where another process's was not finite)."""
+        kept = (f"the checkpoint of step {saved_step} in {out_dir} is kept" if saved_step is not None
+                else f"no checkpoint was saved to {out_dir}")
+        return TextopiaError(f"step {state.step + 1}: the training loss is {'not finite' if value is None else value} "
+                             f"(NaN or infinity): training stopped; {kept} (a lower train.lr or "
+                             "train.precision = \"fp32\" may help)")
+
     bar = None
     if progress and accelerator.is_main_process:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=tc.max_steps, initial=state.step, desc="train", unit="step", dynamic_ncols=True)
     window = state.window
+    bad_loss: float | None = None  # this step's first loss that is not finite
     done = state.step >= tc.max_steps
     if rng is not None:
         # set after everything above that draws (building the model): the next step draws what
@@ -360,9 +379,18 @@ def train(config: ExperimentConfig, *, resume: bool = False, overwrite: bool = F
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
                 state.batch_in_epoch += 1
-                window.add(float(loss.detach()), count * accelerator.num_processes, terms)
+                value = float(loss.detach())
+                if bad_loss is None and not math.isfinite(value):
+                    bad_loss = value
+                window.add(value, count * accelerator.num_processes, terms)
                 if not accelerator.sync_gradients:
                     continue
+                out_of_time = (tc.max_minutes is not None
+                               and (elapsed_before + time.monotonic() - start) > 60 * tc.max_minutes)
+                flags = torch.tensor([bad_loss is not None, out_of_time], device=accelerator.device)
+                any_bad, out_of_time = accelerator.gather(flags).view(-1, 2).any(dim=0).tolist()  # over processes
+                if any_bad:
+                    raise not_finite(bad_loss)
                 state.step += 1
                 if bar is not None:
                     bar.update(1)
@@ -375,9 +403,6 @@ def train(config: ExperimentConfig, *, resume: bool = False, overwrite: bool = F
                     if bar is not None:
                         bar.set_postfix(loss=f"{record['loss']:.4g}")
                     window = state.window = LossWindow()
-                out_of_time = (tc.max_minutes is not None
-                               and (elapsed_before + time.monotonic() - start) > 60 * tc.max_minutes)
-                out_of_time = bool(accelerator.gather(torch.tensor([out_of_time], device=accelerator.device)).any())
                 done = state.step >= tc.max_steps or out_of_time
                 if tc.eval_every and (state.step % tc.eval_every == 0 or done):
                     validate()
