@@ -241,7 +241,7 @@ def capture_rng() -> dict[str, torch.Tensor]:
     """This process's RNG streams as tensors (safetensors holds no tuples): Python's Mersenne
     Twister (625 words, then its cached Gaussian or NaN), NumPy's (624 words, position, Gaussian
     flag, then its cached Gaussian), torch's CPU generator and, on a GPU, every CUDA generator."""
-    version, words, gauss = random.getstate()
+    _, words, gauss = random.getstate()
     _, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
     streams = {
         "python": torch.tensor(words, dtype=torch.int64),
@@ -278,11 +278,9 @@ class SavedRNG:
                 np.random.set_state(("MT19937", np.array(words[:624], dtype=np.uint32), int(words[624]),
                                      int(words[625]), float(s["numpy_gauss"][0])))
             torch.set_rng_state(s["torch"])
-            if "cuda" in s and torch.cuda.is_available():
-                states = list(s["cuda"])
-                if len(states) != torch.cuda.device_count():
-                    raise ValueError(f"CUDA streams of {len(states)} devices, {torch.cuda.device_count()} here")
-                torch.cuda.set_rng_state_all(states)
+            if "cuda" in s and torch.cuda.is_available():  # (devices, state bytes); a CPU run draws from none
+                for device, cuda_state in enumerate(s["cuda"][: torch.cuda.device_count()]):
+                    torch.cuda.set_rng_state(cuda_state.contiguous(), device)
         except (ValueError, TypeError, KeyError, IndexError, OverflowError, RuntimeError) as e:
             raise TextopiaError(f"damaged RNG state {self.path}: {short_error(e)} ({_AFRESH})") from None
 
