@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import ROOT, tiny_overrides
 from textopia.cli import main
 from textopia.generation.base import TextopiaError
-from textopia.io import atomic_dir, atomic_write_text, recover_dir
+from textopia.io import _process_start, atomic_dir, atomic_write_text, recover_dir
 
 DEFAULT = ROOT / "src" / "textopia" / "assets" / "default"
 
@@ -85,10 +85,13 @@ def test_leftovers_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
     with atomic_dir(target) as tmp:
         (tmp / "x").write_text("1")
     dead, alive = _dead_pid(), os.getppid()
-    for name in (f".run.tmp-{dead}-abc", f".run.old-{dead}", f".run.tmp-{alive}-def"):
+    started = _process_start(alive)  # a writer is its PID and its start time (clock ticks since boot)
+    for name in (f".run.tmp-{dead}-abc", f".run.old-{dead}", f".run.tmp-{alive}-def",
+                 f".run.tmp-{alive}.{started}-ghi", f".run.old-{alive}.{started + 1}"):
         (tmp_path / name).mkdir()
     assert recover_dir(target) is False
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f".run.tmp-{alive}-def", "run"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".run.tmp-{alive}-def", f".run.tmp-{alive}.{started}-ghi",
+                                                          "run"]
 
 
 def test_training_save_killed_between_the_renames_resumes_without_loss(prepared, tmp_path, monkeypatch, caplog):
@@ -119,6 +122,35 @@ def test_training_save_killed_between_the_renames_resumes_without_loss(prepared,
     a, _, _ = load_checkpoint(straight)
     b, _, _ = load_checkpoint(resumed)
     assert weights_digest(a) == weights_digest(b)
+
+
+def test_a_leftover_whose_pid_now_names_another_live_process_is_restored(prepared, tmp_path, monkeypatch, caplog):
+    """A save killed between its renames leaves ``.b.old-PID...``; after a restart another, live,
+    process may hold that PID (containers number their processes from 1). --resume must still
+    restore the checkpoint, not start from step 0."""
+    from textopia.training.config import load_config
+    from textopia.training.trainer import train
+
+    extra = {"train.max_steps": 4, "train.save_every": 2, "train.eval_every": 0, "data.train_limit": 32}
+    config = load_config(None, tiny_overrides(prepared, tmp_path / "b", **extra))
+    faults = _ReplaceFaults("b", fail_from=4)  # the save at step 4: b -> .b.old-* (3), tmp -> b (4) killed
+    monkeypatch.setattr(os, "replace", faults)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, progress=False)
+    monkeypatch.setattr(os, "replace", faults.real)
+    [old] = [p for p in tmp_path.iterdir() if p.name.startswith(".b.old-")]
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        # the same leftover, its writer's PID now another live process's
+        old.rename(old.with_name(old.name.replace(f"-{os.getpid()}", f"-{other.pid}", 1)))
+        with caplog.at_level("WARNING"):
+            resumed = train(config, resume=True, progress=False)
+    finally:
+        other.kill()
+        other.wait()
+    assert "restored" in caplog.text and "no checkpoint" not in caplog.text
+    assert json.loads((resumed / "trainer_state.json").read_text())["step"] == 4
+    assert _hidden(tmp_path) == []
 
 
 def test_resume_with_nothing_to_resume_says_so(prepared, tmp_path, caplog):
@@ -191,6 +223,131 @@ def test_memory_budget_is_an_environment_setting(tmp_path, monkeypatch):
     monkeypatch.setenv("TEXTOPIA_MAX_MODEL_BYTES", "1000000")  # 1 MB: the 21 MB default model does not fit
     with pytest.raises(TextopiaError, match="TEXTOPIA_MAX_MODEL_BYTES"):
         load_checkpoint(DEFAULT)
+
+
+# --------------------------------------------------------------------------------------------
+# Damaged files: one line naming the file
+# --------------------------------------------------------------------------------------------
+
+
+def _copy_of(checkpoint: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(checkpoint, tmp_path / "copy"))
+
+
+def _edit_weights(ckpt: Path, edit) -> None:
+    """Rewrite ``model.safetensors`` with ``edit(name, tensor)`` applied to every tensor in place."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(ckpt / "model.safetensors"))
+    for name, tensor in tensors.items():
+        edit(name, tensor)
+    save_file(tensors, str(ckpt / "model.safetensors"), metadata={"format": "pt"})
+
+
+def test_truncated_weights_are_one_line_naming_the_file(tiny_checkpoint, tmp_path, capsys):
+    ckpt = _copy_of(tiny_checkpoint, tmp_path)
+    weights = ckpt / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    assert main(["generate", "a cat", "--model", str(ckpt)]) == 2
+    assert str(weights) in _one_error_line(capsys)
+    assert main(["eval", str(ckpt), "--data", str(ROOT / "README.md"), "--limit", "2"]) == 2
+    assert str(weights) in _one_error_line(capsys)
+
+
+def test_non_finite_weights_are_refused_when_loaded(tiny_checkpoint, tmp_path, capsys):
+    """NaN weights crashed ``generate`` (a traceback) and gave ``eval`` a NaN cross-entropy, exit 0."""
+    ckpt = _copy_of(tiny_checkpoint, tmp_path)
+    _edit_weights(ckpt, lambda name, t: t.fill_(float("nan")) if name.endswith("ln_f.weight") else None)
+    assert main(["generate", "a cat", "--model", str(ckpt)]) == 2
+    line = _one_error_line(capsys)
+    assert str(ckpt / "model.safetensors") in line and "not finite" in line
+    assert main(["eval", str(ckpt), "--data", str(ROOT / "README.md"), "--limit", "2"]) == 2
+    assert "not finite" in _one_error_line(capsys)
+
+
+def test_eval_fails_on_a_non_finite_result(tiny_checkpoint, tmp_path, capsys):
+    """Finite weights whose logits overflow float32: the cross-entropy is not a number, and eval says so."""
+    ckpt = _copy_of(tiny_checkpoint, tmp_path)
+    _edit_weights(ckpt, lambda name, t: t.mul_(1e30) if name.endswith("wte.weight") else None)
+    assert main(["eval", str(ckpt), "--data", str(ROOT / "README.md"), "--limit", "4", "--json"]) == 2
+    assert "not finite" in _one_error_line(capsys)
+
+
+@pytest.fixture(scope="module")
+def resumable(prepared, tmp_path_factory) -> Path:
+    """A tiny GPT run saved at step 2 of 4, with its trainer state."""
+    from textopia.training.config import load_config
+    from textopia.training.trainer import train
+
+    out = tmp_path_factory.mktemp("resumable") / "run"
+    train(load_config(None, tiny_overrides(prepared, out, **{"train.max_steps": 2, "train.eval_every": 0,
+                                                             "data.train_limit": 32})), progress=False)
+    return out
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _safetensors_edit(name: str, edit):
+    def damage(path: Path) -> None:
+        from safetensors.torch import load_file, save_file
+
+        tensors = load_file(str(path))
+        edit(tensors)
+        save_file(tensors, str(path))
+    return name, damage
+
+
+def _first_moment_nan(tensors) -> None:
+    name = next(n for n in sorted(tensors) if n.endswith("exp_avg"))
+    tensors[name] = tensors[name].fill_(float("nan"))
+
+
+def _moment_reshaped(tensors) -> None:
+    name = next(n for n in sorted(tensors) if n.endswith("exp_avg") and tensors[n].dim() == 2)
+    tensors[name] = tensors[name].flatten()[:5].clone()
+
+
+def _state_json(edit):
+    def damage(path: Path) -> None:
+        state = json.loads(path.read_text())
+        edit(state)
+        path.write_text(json.dumps(state))
+    return "trainer_state.json", damage
+
+
+@pytest.mark.parametrize(("name", "damage"), [
+    ("trainer_state.json", _truncate),
+    _state_json(lambda s: s.update(step="ten")),
+    _state_json(lambda s: s.pop("optimizer")),
+    _state_json(lambda s: s["optimizer"]["param_groups"].pop()),
+    ("optimizer.safetensors", _truncate),
+    ("optimizer.safetensors", Path.unlink),
+    _safetensors_edit("optimizer.safetensors", _first_moment_nan),
+    _safetensors_edit("optimizer.safetensors", _moment_reshaped),
+    ("rng_state.safetensors", _truncate),
+    _safetensors_edit("rng_state.safetensors", lambda t: t.update({"0.torch": t["0.torch"][:100].clone()})),
+    _safetensors_edit("rng_state.safetensors", lambda t: t.update({"0.python": t["0.python"][:10].clone()})),
+    ("model.safetensors", _truncate),
+    _safetensors_edit("model.safetensors", lambda t: t["transformer.ln_f.weight"].fill_(float("nan"))),
+], ids=["state-truncated", "state-step-text", "state-no-optimizer", "state-param-group-lost", "optimizer-truncated",
+        "optimizer-missing", "optimizer-nan", "optimizer-shape", "rng-truncated", "rng-torch-short", "rng-python-short",
+        "weights-truncated", "weights-nan"])
+def test_resume_from_a_damaged_file_is_one_line_naming_it(prepared, resumable, tmp_path, capsys, name, damage):
+    """Each file of a checkpoint that --resume reads, damaged: one line naming it, before any training."""
+    import shutil
+
+    out = Path(shutil.copytree(resumable, tmp_path / "run"))
+    damage(out / name)
+    log = (out / "metrics.jsonl").read_text()
+    args = [a for kv in tiny_overrides(prepared, out, **{"train.max_steps": 4, "train.eval_every": 0,
+                                                         "data.train_limit": 32}) for a in ("--set", kv)]
+    assert main(["train", "--no-progress", "--resume", *args]) == 2
+    assert str(out / name) in _one_error_line(capsys)
+    assert (out / "metrics.jsonl").read_text() == log  # nothing trained
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,12 +1,18 @@
 """Atomic file and directory writes: a reader sees the old content or the new, never half.
 
-A directory is built in a temporary sibling ``.NAME.tmp-PID-XXXX`` and published with two
-renames: the old ``NAME`` aside to ``.NAME.old-PID``, the new one in. A process killed between
+A directory is built in a temporary sibling ``.NAME.tmp-WRITER-XXXX`` and published with two
+renames: the old ``NAME`` aside to ``.NAME.old-WRITER``, the new one in. A process killed between
 the two leaves no ``NAME`` at all; :func:`recover_dir` (run by :func:`atomic_dir` itself and by
 the trainer at start) puts the old one back and removes what dead writers left behind::
 
-    .NAME.tmp-PID-*   (being written)  ─rename─▶  NAME
-    NAME              (previous)       ─rename─▶  .NAME.old-PID  ─▶ removed
+    .NAME.tmp-WRITER-*   (being written)  ─rename─▶  NAME
+    NAME                 (previous)       ─rename─▶  .NAME.old-WRITER  ─▶ removed
+
+WRITER is ``PID.START``: the writing process's ID and its start time (clock ticks since boot, from
+``/proc``). A PID alone does not tell a dead writer: after a restart (a container numbers its
+processes from 1 again) another live process may hold it, and a leftover judged live is never
+restored. A writer is alive only while a process with its PID and its start time runs. Where the
+start time is unknown (no ``/proc``), WRITER is the PID alone and any live process with it counts.
 
 What may be replaced is decided before any work, by :func:`check_output_dir`: nothing, an empty
 directory, or an output of the same kind; anything else only when the user says so, and never a
@@ -120,17 +126,46 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _process_start(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (``/proc/PID/stat``, field 22), or
+    None where that is unknown (no such process, or no ``/proc``)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])  # the name in (...) may hold spaces
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _writer() -> str:
+    """This process as its leftovers name it: ``PID.START``, or ``PID`` where the start is unknown."""
+    pid = os.getpid()
+    start = _process_start(pid)
+    return f"{pid}" if start is None else f"{pid}.{start}"
+
+
+def _writer_alive(pid: int, start: int | None) -> bool:
+    """Whether the writer ``PID[.START]`` of a leftover still runs: a process with its PID runs and,
+    where both start times are known, started when the writer did."""
+    if not _pid_alive(pid):
+        return False
+    if start is None:
+        return True
+    now = _process_start(pid)
+    return now is None or now == start
+
+
 def _leftovers(path: Path) -> tuple[list[Path], list[Path]]:
     """``(temporary dirs, old dirs)`` that interrupted writers of ``path`` left, dead writers only."""
-    tmp_re = re.compile(rf"^\.{re.escape(path.name)}\.tmp-(\d+)-")
-    old_re = re.compile(rf"^\.{re.escape(path.name)}\.old-(\d+)$")
+    writer = r"(\d+)(?:\.(\d+))?"
+    tmp_re = re.compile(rf"^\.{re.escape(path.name)}\.tmp-{writer}-")
+    old_re = re.compile(rf"^\.{re.escape(path.name)}\.old-{writer}$")
     tmps, olds = [], []
     if not path.parent.is_dir():
         return tmps, olds
     for entry in path.parent.iterdir():
         for pattern, bucket in ((tmp_re, tmps), (old_re, olds)):
             m = pattern.match(entry.name)
-            if m and not _pid_alive(int(m.group(1))):
+            if m and not _writer_alive(int(m.group(1)), None if m.group(2) is None else int(m.group(2))):
                 bucket.append(entry)
     return tmps, olds
 
@@ -138,7 +173,7 @@ def _leftovers(path: Path) -> tuple[list[Path], list[Path]]:
 def recover_dir(path: str | Path) -> bool:
     """Undo what an interrupted :func:`atomic_dir` left: restore ``path``, remove leftovers.
 
-    If ``path`` is missing and a dead writer's ``.NAME.old-PID`` exists (the process died between
+    If ``path`` is missing and a dead writer's ``.NAME.old-WRITER`` exists (the process died between
     the two renames), the newest one is renamed back to ``path``. Then every temporary and old
     directory of dead writers is removed.
 
@@ -175,7 +210,8 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     recover_dir(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent))
+    writer = _writer()
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{writer}-", dir=path.parent))
     try:
         yield tmp
         _publish_modes(tmp)
@@ -185,7 +221,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     old = None
     try:
         if os.path.lexists(path):
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            old = path.with_name(f".{path.name}.old-{writer}")
             _remove(old)
             os.replace(path, old)
         os.replace(tmp, path)

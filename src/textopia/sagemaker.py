@@ -240,7 +240,8 @@ def run_training_job(
         TextopiaError: bad hyperparameters, a missing channel, unusable data (before training).
     """
     from textopia.training.config import load_config
-    from textopia.training.trainer import STATE_FILE, train
+    from textopia.training.state import STATE_FILE
+    from textopia.training.trainer import train
 
     paths = paths or SageMakerPaths.from_env()
     try:

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tests.conftest import tiny_overrides
+from tests.conftest import tiny_lstm_overrides, tiny_overrides, tiny_vae_overrides
 from textopia.training import trainer as trainer_mod
 from textopia.training.config import load_config
 from textopia.training.schedules import warmup_cosine_lr
@@ -36,7 +36,8 @@ def test_training_lowers_validation_loss_and_writes_a_checkpoint(tiny_checkpoint
 
 
 def test_resume_after_interruption_matches_an_uninterrupted_run(prepared, tmp_path, monkeypatch):
-    straight = train(load_config(None, tiny_overrides(prepared, tmp_path / "a", **{"train.max_steps": 20, "train.save_every": 10})), progress=False)
+    extra = {"train.max_steps": 20, "train.save_every": 10, "model.dropout": 0.1}
+    straight = train(load_config(None, tiny_overrides(prepared, tmp_path / "a", **extra)), progress=False)
 
     real_lr = trainer_mod.warmup_cosine_lr
 
@@ -45,7 +46,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(prepared, tmp_pa
             raise KeyboardInterrupt("simulated interruption")
         return real_lr(step, **kw)
 
-    config = load_config(None, tiny_overrides(prepared, tmp_path / "b", **{"train.max_steps": 20, "train.save_every": 10}))
+    config = load_config(None, tiny_overrides(prepared, tmp_path / "b", **extra))
     monkeypatch.setattr(trainer_mod, "warmup_cosine_lr", crash_at_step_13)
     with pytest.raises(KeyboardInterrupt):
         train(config, progress=False)
@@ -105,7 +106,7 @@ def test_resume_across_epoch_boundaries_is_exact(prepared, tmp_path, monkeypatch
 
     # 64 prompts in batches of 16: 4 steps an epoch, 14 steps reach epoch 3.
     extra = {"train.max_steps": 14, "train.save_every": 2, "train.log_every": 1, "train.eval_every": 0,
-             "data.train_limit": 64, "train.warmup_steps": 2}
+             "data.train_limit": 64, "train.warmup_steps": 2, "model.dropout": 0.1}
     straight = train(load_config(None, tiny_overrides(prepared, tmp_path / "a", **extra)), progress=False)
     config = load_config(None, tiny_overrides(prepared, tmp_path / "b", **extra))
     real_lr = trainer_mod.warmup_cosine_lr
@@ -141,7 +142,7 @@ def test_resume_with_gradient_accumulation_across_epochs_is_exact(prepared, tmp_
     from textopia.models.checkpoint import load_checkpoint
 
     extra = {"train.max_steps": 7, "train.save_every": 1, "train.log_every": 1, "train.eval_every": 0,
-             "data.train_limit": 64, "train.warmup_steps": 2, "train.grad_accum": 2}
+             "data.train_limit": 64, "train.warmup_steps": 2, "train.grad_accum": 2, "model.dropout": 0.1}
     straight = train(load_config(None, tiny_overrides(prepared, tmp_path / "a", **extra)), progress=False)
     config = load_config(None, tiny_overrides(prepared, tmp_path / "b", **extra))
     real_lr = trainer_mod.warmup_cosine_lr
@@ -200,3 +201,134 @@ def test_the_loop_computes_what_a_plain_loop_computes(prepared, tmp_path):
         plain.append(float(loss.detach()))
     assert len(logged) == len(plain) == 6
     assert logged == pytest.approx(plain, rel=1e-4)
+
+
+def _family_overrides(kind: str, data_dir, out_dir, **extra) -> list[str]:
+    """Tiny configs of the token-trained families with everything random in a step turned on:
+    dropout, word dropout and latent sampling (the autoencoders draw z from their posterior)."""
+    if kind == "gpt":
+        return tiny_overrides(data_dir, out_dir, **{"model.dropout": 0.1, **extra})
+    if kind == "lstm":
+        return tiny_lstm_overrides(data_dir, out_dir, **{"model.dropout": 0.1, **extra})
+    if kind == "vae":
+        return tiny_vae_overrides(data_dir, out_dir, **{"model.dropout": 0.1, **extra})
+    ae = {"model.kind": "prompt-ae", "model.n_positions": 112, "model.n_layer_enc": 1, "model.n_latents": 4,
+          "model.latent_width": 8, "model.dropout": 0.1, "model.word_dropout": 0.2, "model.latent_noise": 0.1,
+          "data.max_length": 96, **extra}
+    return tiny_overrides(data_dir, out_dir, **ae)
+
+
+def _kill_at(step: int, monkeypatch) -> None:
+    """Make the next run die (KeyboardInterrupt) when it computes optimizer step ``step``."""
+    real_lr = trainer_mod.warmup_cosine_lr
+
+    def crash(s, **kw):
+        if s == step:
+            monkeypatch.setattr(trainer_mod, "warmup_cosine_lr", real_lr)
+            raise KeyboardInterrupt("simulated kill")
+        return real_lr(s, **kw)
+
+    monkeypatch.setattr(trainer_mod, "warmup_cosine_lr", crash)
+
+
+def _train_records(out_dir) -> list[dict]:
+    """The train lines of a run's log, without the wall-clock figures."""
+    lines = [json.loads(x) for x in (out_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in x.items() if k not in ("elapsed_s", "tokens_per_s", "examples_per_s")}
+            for x in lines if x["split"] == "train"]
+
+
+@pytest.mark.parametrize("kind", ["gpt", "lstm", "vae", "prompt-ae"])
+def test_resume_with_everything_random_on_is_exact(kind, prepared, tmp_path, monkeypatch):
+    """Dropout, word dropout and latent sampling draw from the RNG streams the checkpoint saves: a
+    run killed at step 5 and resumed from its step-3 checkpoint ends with the weights and the log
+    of one never stopped (64 prompts in batches of 16: the resumed run crosses into epoch 1)."""
+    from textopia.models.checkpoint import load_checkpoint
+
+    extra = {"train.max_steps": 8, "train.save_every": 3, "train.log_every": 2, "train.eval_every": 0,
+             "data.train_limit": 64, "train.warmup_steps": 2}
+    straight = train(load_config(None, _family_overrides(kind, prepared, tmp_path / "a", **extra)), progress=False)
+    config = load_config(None, _family_overrides(kind, prepared, tmp_path / "b", **extra))
+    _kill_at(5, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, progress=False)
+    assert json.loads((tmp_path / "b" / "trainer_state.json").read_text())["step"] == 3
+    resumed = train(config, resume=True, progress=False)
+    assert _train_records(resumed) == _train_records(straight)
+    a, _, _ = load_checkpoint(straight)
+    b, _, _ = load_checkpoint(resumed)
+    assert weights_digest(a) == weights_digest(b)
+
+
+def test_the_first_line_logged_after_a_resume_averages_the_whole_window(prepared, tmp_path, monkeypatch):
+    """Saves every 3 steps, lines every 2: the line at step 4 of a run resumed at step 3 averages
+    steps 3 and 4, as the uninterrupted run's does (the open window travels in the checkpoint)."""
+    extra = {"train.max_steps": 6, "train.save_every": 3, "train.log_every": 2, "train.eval_every": 0,
+             "data.train_limit": 64}
+    straight = train(load_config(None, tiny_overrides(prepared, tmp_path / "a", **extra)), progress=False)
+    config = load_config(None, tiny_overrides(prepared, tmp_path / "b", **extra))
+    _kill_at(4, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, progress=False)
+    resumed = train(config, resume=True, progress=False)
+    assert [x["step"] for x in _train_records(resumed)] == [2, 4, 6]
+    assert _train_records(resumed) == _train_records(straight)
+
+
+@pytest.mark.parametrize(("setting", "value", "old"), [
+    ("model.n_embd", 64, 32), ("model.dropout", 0.2, 0.0), ("train.batch_size", 8, 16), ("train.grad_accum", 2, 1),
+    ("data.max_length", 64, 128),
+])
+def test_resume_refuses_a_setting_that_would_change_the_run(prepared, tmp_path, setting, value, old):
+    """A resumed run continues the checkpoint's model and batches: another model size or batch
+    layout is refused, naming the setting, the checkpoint's value and the new one."""
+    from textopia.errors import TextopiaError
+
+    extra = {"train.max_steps": 2, "train.eval_every": 0, "data.train_limit": 32}
+    train(load_config(None, tiny_overrides(prepared, tmp_path / "r", **extra)), progress=False)
+    changed = load_config(None, tiny_overrides(prepared, tmp_path / "r", **{**extra, "train.max_steps": 3,
+                                                                           setting: value}))
+    with pytest.raises(TextopiaError, match=rf"{setting}: the checkpoint's {old}, this run's {value}") as err:
+        train(changed, resume=True, progress=False)
+    assert "\n" not in str(err.value)
+    assert json.loads((tmp_path / "r" / "trainer_state.json").read_text())["step"] == 2
+
+
+def test_resume_logs_what_it_keeps_and_what_it_changes(prepared, tmp_path, caplog):
+    extra = {"train.max_steps": 2, "train.eval_every": 0, "data.train_limit": 32}
+    train(load_config(None, tiny_overrides(prepared, tmp_path / "r", **extra)), progress=False)
+    config = load_config(None, [o for o in tiny_overrides(prepared, tmp_path / "r", **{**extra, "train.max_steps": 3})
+                                if not o.startswith("model.")])  # no model settings: the checkpoint's are kept
+    with caplog.at_level("INFO", logger="textopia.training.trainer"):
+        train(config, resume=True, progress=False)
+    assert "keeps the checkpoint's" in caplog.text and "n_embd=32" in caplog.text and "batch_size=16" in caplog.text
+    assert "train.max_steps: 2 -> 3" in caplog.text
+    assert json.loads((tmp_path / "r" / "trainer_state.json").read_text())["step"] == 3
+
+
+def test_training_stops_at_the_first_loss_that_is_not_finite(prepared, tmp_path, monkeypatch):
+    """A loss of NaN at step 6 stops the run with one line; the step-4 checkpoint stays as it was
+    and every line of the log is JSON (NaN is not)."""
+    from textopia.errors import TextopiaError
+    from textopia.training.tasks import TokenTask
+
+    real_loss = TokenTask.loss
+
+    def nan_from_step_5(self, model, batch, step):
+        loss, count, terms = real_loss(self, model, batch, step)
+        return (loss * float("nan") if step >= 5 else loss), count, terms
+
+    monkeypatch.setattr(TokenTask, "loss", nan_from_step_5)
+    out = tmp_path / "nan"
+    config = load_config(None, tiny_overrides(prepared, out, **{
+        "train.max_steps": 8, "train.save_every": 4, "train.log_every": 1, "train.eval_every": 0}))
+    with pytest.raises(TextopiaError, match="step 6: the training loss is nan") as err:
+        train(config, progress=False)
+    assert "\n" not in str(err.value) and str(out) in str(err.value)
+    assert json.loads((out / "trainer_state.json").read_text())["step"] == 4
+
+    def refuse(constant):
+        raise ValueError(f"{constant} in metrics.jsonl")
+
+    lines = [json.loads(x, parse_constant=refuse) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [1, 2, 3, 4, 5]

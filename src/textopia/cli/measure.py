@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
 from textopia.errors import TextopiaError
+from textopia.io import json_safe
 
 logger = logging.getLogger("textopia")
 
@@ -143,6 +145,7 @@ def cmd_eval(args) -> None:
         return
     result = score_prompts(model, tokenizer, prompts, ideas=args.ideas, batch_size=args.batch_size,
                            max_length=context, device=device, progress=not args.json)
+    _check_finite(args.model, source, {"cross-entropy": result.ce_nats_per_token})
     report = {"model": str(args.model), "source": source, "ideas": args.ideas, **result.to_dict(),
               "seconds": round(time.monotonic() - started, 3)}
     if train_prompts is not None:
@@ -151,7 +154,7 @@ def cmd_eval(args) -> None:
     if plan is not None:
         report.update(_text_eval(args, path, plan))
     if args.json:
-        print(json.dumps(report))
+        print(json.dumps(json_safe(report)))
         return
     print(f"{report['model']} on {source} ({result.prompts} prompts, {result.tokens} tokens, ideas: {args.ideas})")
     print(f"  cross-entropy      {result.ce_nats_per_token:.4f} nats/token")
@@ -174,15 +177,29 @@ def _print_text_figures(args, t: dict) -> None:
             print(f"    {key:<26} " + ("–" if value is None else f"{value:.4f}"))
 
 
+def _check_finite(model: str, source: str, figures: dict[str, float]) -> None:
+    """Refuse a result that is not a number: NaN or an overflow says the model is broken, not how
+    good it is, and a script reading the exit status must not take it for a score.
+
+    Raises:
+        TextopiaError: a figure of ``figures`` (name: value) is NaN or infinite.
+    """
+    for name, value in figures.items():
+        if not math.isfinite(value):
+            raise TextopiaError(f"the {name} of {model} on {source} is {value}, not finite: the model's weights "
+                                "overflow or are damaged")
+
+
 def _eval_vae(args, model, tokenizer, prompts, source, context, started) -> None:
     from textopia.evaluation.vae_metrics import evaluate_vae
 
     r = evaluate_vae(model, tokenizer, prompts, iw_samples=args.iw_samples, iw_limit=args.iw_limit or None,
                      bleu_limit=args.bleu_limit, batch_size=args.batch_size, max_length=context,
                      progress=not args.json)
+    _check_finite(args.model, source, {"ELBO": r["elbo"], "IW-NLL": r["nll"]})
     report = {"model": str(args.model), "source": source, **r, "seconds": round(time.monotonic() - started, 3)}
     if args.json:
-        print(json.dumps(report))
+        print(json.dumps(json_safe(report)))
         return
     print(f"{report['model']} on {source} ({r['prompts']} prompts, {r['tokens']} tokens)")
     print(f"  ELBO               {r['elbo']:.3f} nats/prompt (reconstruction {r['recon']:.3f}, KL {r['kl']:.3f})")
@@ -241,7 +258,6 @@ def _text_eval(args, path: Path, plan: dict) -> dict:
     """The text figures of ``args.samples`` prompts per idea, for ``textopia eval``."""
     from textopia.evaluation.compare import default_embedder, generate_samples, text_figures, training_index_for
     from textopia.generation.loader import load
-    from textopia.io import json_safe
 
     generator = load(path)
     samples = generate_samples(generator, plan["ideas"], n_per_idea=args.samples, seed=args.seed,

@@ -90,7 +90,7 @@ def _load_with_engine(path: Path, engine: str, weight_dtype: str):
     """``(model, tokenizer, meta)`` with Textopia's lean GPT-2 engine and the lite tokenizer, or
     None where the engine does not run the checkpoint exactly (``engine="auto"`` then falls back)."""
     from textopia.data.tokenizer import PromptTokenizer
-    from textopia.models.checkpoint import read_meta
+    from textopia.models.checkpoint import read_meta, short_error
     from textopia.models.gpt_engine import load_engine
 
     meta = read_meta(path)
@@ -101,8 +101,8 @@ def _load_with_engine(path: Path, engine: str, weight_dtype: str):
         raise TextopiaError(f"missing file in checkpoint: {weights}")
     try:
         model = load_engine(path)
-    except (KeyError, ValueError, OSError, RuntimeError) as e:
-        raise TextopiaError(f"corrupt or incompatible weights {weights}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - whatever a damaged file makes safetensors or the engine raise
+        raise TextopiaError(f"corrupt or incompatible weights {weights}: {short_error(e)}") from None
     if model is None:
         if engine == "textopia":
             raise TextopiaError(f"Textopia's engine does not run the model in {path}; use engine='transformers'")

@@ -6,8 +6,9 @@ Layout::
                          {"kind", "model", "data", "train", "tokenizer", "version"}
     model.safetensors    the weights
     tokenizer.json       the tokenizer (+ tokenizer_config.json, special_tokens_map.json)
-    trainer_state.json   optional: step, data position, RNG states, optimizer hyperparameters
+    trainer_state.json   optional: step, data position, the open loss window, optimizer hyperparameters
     optimizer.safetensors  optional: the optimizer's tensors
+    rng_state.safetensors  optional: every training process's RNG streams
     metrics.jsonl        optional: the training log
     latents.safetensors  optional: latent diffusion's latents of its training prompts (a cache)
 
@@ -45,7 +46,7 @@ MAX_CONFIG_BYTES = 256 * 1024
 MAX_MODEL_BYTES_ENV = "TEXTOPIA_MAX_MODEL_BYTES"
 
 
-def _short(error: BaseException, limit: int = 200) -> str:
+def short_error(error: BaseException, limit: int = 200) -> str:
     """An exception as one short line: its type and the start of its message."""
     text = " ".join(f"{type(error).__name__}: {error}".split())
     return text if len(text) <= limit else text[:limit] + "..."
@@ -163,9 +164,28 @@ def _read_config(directory: Path) -> dict[str, Any]:
         if not isinstance(meta, dict) or not isinstance(meta["kind"], str):
             raise TypeError("'textopia' must be an object with a string 'kind'")
     except (ValueError, KeyError, TypeError, RecursionError) as e:  # RecursionError: "[[[[..." nesting
-        raise TextopiaError(f"corrupt checkpoint config {path}: {_short(e)}") from None
+        raise TextopiaError(f"corrupt checkpoint config {path}: {short_error(e)}") from None
     check_sizes(config, str(path))  # the transformers config's sizes and Textopia's, nested tables too
     return config
+
+
+def check_finite(named_tensors, path: str | Path, what: str = "weights") -> None:
+    """Refuse tensors that hold NaN or infinite values: a model with them writes garbage or crashes,
+    and a training run resumed from them trains at a NaN loss.
+
+    Args:
+        named_tensors: ``(name, tensor)`` pairs (``model.named_parameters()``, a state dict's items).
+        path: the file they came from, for the message.
+        what: what the file holds ("weights", "optimizer state").
+
+    Raises:
+        TextopiaError: a floating-point tensor holds a value that is not finite (the first one named).
+    """
+    import torch
+
+    for name, tensor in named_tensors:
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise TextopiaError(f"damaged {what} {path}: {name} holds values that are not finite (NaN or infinity)")
 
 
 def _skeleton(directory: Path, spec, config, tokenizer, hf_config: dict[str, Any]):
@@ -205,7 +225,7 @@ def check_weights(directory: str | Path, spec, config, tokenizer, hf_config: dic
     except TextopiaError:
         raise
     except Exception as e:
-        raise TextopiaError(f"cannot build the model {directory / CONFIG} describes: {_short(e)}") from None
+        raise TextopiaError(f"cannot build the model {directory / CONFIG} describes: {short_error(e)}") from None
     if model is None:
         return 0
     tensors = {**dict(model.named_parameters()), **dict(model.named_buffers())}
@@ -220,7 +240,7 @@ def check_weights(directory: str | Path, spec, config, tokenizer, hf_config: dic
         with safe_open(str(weights), framework="pt") as f:
             stored = {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
     except Exception as e:
-        raise TextopiaError(f"corrupt weights {weights}: {_short(e)}") from None
+        raise TextopiaError(f"corrupt weights {weights}: {short_error(e)}") from None
     aliases: dict[int, list[str]] = {}  # a tied parameter is stored once, under any one of its names
     for name, param in model.named_parameters(remove_duplicate=False):
         aliases.setdefault(id(param), []).append(name)
@@ -275,7 +295,8 @@ def load_checkpoint(directory: str | Path):
 
     Raises:
         TextopiaError: a file is missing or corrupt (the file is named), a size is out of
-            bounds, the model would not fit in memory, or the weights disagree with the config.
+            bounds, the model would not fit in memory, the weights disagree with the config, or
+            a weight is not finite (:func:`check_finite`).
     """
     import torch
 
@@ -293,7 +314,8 @@ def load_checkpoint(directory: str | Path):
     except TextopiaError:
         raise
     except Exception as e:
-        raise TextopiaError(f"corrupt or incompatible weights {weights}: {_short(e)}") from None
+        raise TextopiaError(f"corrupt or incompatible weights {weights}: {short_error(e)}") from None
+    check_finite(model.named_parameters(), weights)
     if any(p.is_floating_point() and p.dtype != torch.float32 for p in model.parameters()):
         model.float()  # weights stored in half precision (an export) compute in float32
     model.eval()

@@ -361,7 +361,8 @@ def load_engine(directory: str | Path) -> GPT2Engine | None:
     """The engine for a checkpoint directory, or None if its model is not one it runs exactly.
 
     Raises:
-        ValueError, KeyError, OSError: the weights are missing, corrupt or the wrong shape.
+        ValueError, KeyError, OSError, safetensors.SafetensorError: the weights are missing,
+            corrupt, the wrong shape or not finite (NaN or infinity).
     """
     directory = Path(directory)
     config = json.loads((directory / "config.json").read_text())
@@ -378,6 +379,9 @@ def load_engine(directory: str | Path) -> GPT2Engine | None:
             if math.prod(shape) > cfg.vocab_size * cfg.n_embd * 4 + cfg.n_positions * cfg.n_embd:
                 raise ValueError(f"weight {name} of shape {shape} is larger than the config allows")
         weights = {name: f.get_tensor(name) for name in f.keys()}
+    for name, tensor in weights.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"weight {name} holds values that are not finite (NaN or infinity)")
     engine = GPT2Engine(cfg, weights)
     engine.eval()
     return engine

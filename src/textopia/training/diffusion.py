@@ -16,9 +16,9 @@ Why samples: the decoder was trained on z ~ q(z|x), and the VAE prior's samples 
 aggregate posterior q(z) = E_x q(z|x). A denoiser that learns only the means μ learns a narrower
 distribution (Var μ = Var z − E σ²), so its prompts are less varied than the VAE's own.
 
-Everything random in a step is a function of (seed, step), so ``resume`` (weights, optimizer,
-step) continues the same run; only dropout inside the denoiser (off by default) draws from the
-global RNG, which is not restored.
+Everything random in a step is a function of (seed, step), and dropout inside the denoiser (off
+by default) draws from torch's RNG, which the checkpoint saves (:mod:`textopia.training.state`):
+``resume`` continues the same run.
 """
 
 from __future__ import annotations

@@ -118,8 +118,14 @@ class TokenTask(Task):
         examples = ExampleConfig(p_unconditional=config.data.p_unconditional, max_length=self.max_length)
         self.dataset = PromptDataset(train_prompts, self.tokenizer, examples, seed=tc.seed, ideas="random", cache=cache)
         self.sampler = BucketBatchSampler(self.dataset.lengths(), tc.batch_size, seed=tc.seed)
+        # The loader draws a seed for its workers at the start of each pass. Drawn from torch's
+        # global RNG, that draw shifted every later dropout mask when a resumed run started its
+        # pass at another step than an uninterrupted run; from its own generator, seeded per
+        # epoch in batches(), it is the same in both and leaves the training's streams alone.
+        self.loader_generator = torch.Generator()
         self.loader = torch.utils.data.DataLoader(
-            self.dataset, batch_sampler=self.sampler, collate_fn=partial(collate, pad_id=self.tokenizer.pad_id))
+            self.dataset, batch_sampler=self.sampler, collate_fn=partial(collate, pad_id=self.tokenizer.pad_id),
+            generator=self.loader_generator)
 
     def prepare(self, accelerator) -> None:
         self.loader = accelerator.prepare(self.loader)
@@ -127,6 +133,7 @@ class TokenTask(Task):
     def batches(self, epoch: int, skip: int, accelerator) -> Iterable[Any]:
         self.sampler.set_epoch(epoch)
         self.dataset.set_epoch(epoch)
+        self.loader_generator.manual_seed(self.train_config.seed * 1_000_003 + epoch)
         # Accelerate's loader sets the sampler's and the dataset's epoch to its own pass counter
         # when a pass starts; that counter restarts at 0 in a resumed run (and in the loader that
         # skip_first_batches makes), so it is set to the true epoch, or later epochs would replay

@@ -2,7 +2,8 @@
 
 AdamW (Loshchilov & Hutter 2019), linear warmup and cosine decay, gradient clipping and
 accumulation, mixed precision where it is fast, periodic validation, JSONL metrics, atomic
-checkpoints with the full trainer state, and ``resume``. Launch on several processes with
+checkpoints with the full training state (:mod:`textopia.training.state`), an exact ``resume``,
+and a stop at the first loss that is not finite. Launch on several processes with
 ``accelerate launch`` or ``torchrun`` (see the README).
 """
 
@@ -10,8 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -21,20 +22,41 @@ import torch
 from textopia._version import __version__
 from textopia.bounds import check_out_path
 from textopia.errors import TextopiaError
-from textopia.io import recover_dir
-from textopia.models.checkpoint import METRICS_FILE, carry_files, check_checkpoint_dir, save_checkpoint, weights_digest
+from textopia.io import json_safe, recover_dir
+from textopia.models.checkpoint import (
+    METRICS_FILE,
+    carry_files,
+    check_checkpoint_dir,
+    read_meta,
+    save_checkpoint,
+    weights_digest,
+)
 from textopia.models.critic import Critic
-from textopia.models.registry import LatentDiffusionModel, check_sizes, get_spec
+from textopia.models.registry import LatentDiffusionModel, check_sizes, get_spec, make_config
 from textopia.training.config import ExperimentConfig
 from textopia.training.schedules import warmup_cosine_lr
+from textopia.training.state import (
+    STATE_FILE,
+    LossWindow,
+    TrainingState,
+    capture_rng,
+    load_optimizer,
+    read_rng,
+    read_state,
+    write_state,
+)
 from textopia.training.tasks import Task, TokenTask
 from textopia.text import KNOWN_WORDS_FILE
 
 logger = logging.getLogger(__name__)
 
-STATE_FILE = "trainer_state.json"
-OPTIMIZER_FILE = "optimizer.safetensors"
-RNG_FILE = "rng_state.safetensors"
+#: The settings besides the model's that a resumed run keeps from its checkpoint: they lay out
+#: the batches (their size, accumulation, order and examples), so another value is another run.
+RUN_SETTINGS = (("train", "batch_size"), ("train", "grad_accum"), ("train", "seed"), ("data", "max_length"),
+                ("data", "train_limit"), ("data", "p_unconditional"))
+#: Model settings that say where a model came from, not what it is: a resumed run keeps the
+#: checkpoint's model whatever they say now (a moved VAE folder is no other model).
+PROVENANCE = ("init_from", "initialized_from", "vae_checkpoint")
 #: kernels oneDNN keeps in a training process (see :func:`train`)
 ONEDNN_CACHE_CAPACITY = 64
 
@@ -80,30 +102,6 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Split an optimizer state dict into tensors (for safetensors) and JSON."""
-    sd = optimizer.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, dict[str, Any]] = {}
-    for pid, st in sd["state"].items():
-        for key, value in st.items():
-            if torch.is_tensor(value):
-                tensors[f"state.{pid}.{key}"] = value.detach().cpu().contiguous()
-            else:
-                scalars.setdefault(str(pid), {})[key] = value
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    state: dict[int, dict[str, Any]] = {}
-    for name, value in tensors.items():
-        _, pid, key = name.split(".", 2)
-        state.setdefault(int(pid), {})[key] = value
-    for pid, values in meta.get("scalars", {}).items():
-        state.setdefault(int(pid), {}).update(values)
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
 class _Metrics:
     """The metrics log: kept in memory (for checkpoints) and appended to ``out_dir/metrics.jsonl``."""
 
@@ -122,9 +120,10 @@ class _Metrics:
                     continue
 
     def log(self, record: dict[str, Any]) -> None:
+        """Append ``record``; a figure that is not finite is written as null (JSON has no NaN)."""
         if not self.enabled:
             return
-        line = json.dumps(record)
+        line = json.dumps(json_safe(record))
         self.lines.append(line)
         with self.path.open("a") as f:
             f.write(line + "\n")
@@ -159,20 +158,88 @@ def build_task(config: ExperimentConfig, *, resume_from: Path | None = None, pro
     return task_class(role)(config, resume_from=resume_from, progress=progress)
 
 
+def _shown(value: Any) -> str:
+    """A setting's value in a log line or message (a table as ``{...}``)."""
+    return "{...}" if isinstance(value, dict) else repr(value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two setting values are equal as the checkpoint's JSON holds them (tuples are lists)."""
+    return json.loads(json.dumps(json_safe(a))) == json.loads(json.dumps(json_safe(b)))
+
+
+def check_resume(config: ExperimentConfig, meta: dict[str, Any], state: TrainingState, num_processes: int) -> None:
+    """Refuse to resume a checkpoint as another run: a model setting, a batch setting
+    (:data:`RUN_SETTINGS`) or the number of processes that differs from the checkpoint's. Log
+    what the resumed run keeps from the checkpoint and which other settings change.
+
+    The model settings of ``config`` are compared as the family's config dataclass holds them
+    (derived fields included); settings it leaves out are the checkpoint's, and so are the
+    :data:`PROVENANCE` settings.
+
+    Args:
+        meta: the checkpoint's Textopia settings (:func:`~textopia.models.checkpoint.read_meta`).
+        state: its training state.
+        num_processes: the processes of this run.
+
+    Raises:
+        TextopiaError: a setting differs (one line naming each, the checkpoint's value and this run's).
+    """
+    kind = meta["kind"]
+    clash: list[str] = []
+    asked = config.model.get("kind", "gpt")
+    if asked != kind:
+        clash.append(f"model.kind: the checkpoint's {kind!r}, this run's {asked!r}")
+    else:
+        kept = vars(make_config(kind, meta.get("model", {})))
+        given = {k: v for k, v in config.model.items() if k != "kind" and k not in PROVENANCE}
+        wanted = vars(make_config(kind, {**meta.get("model", {}), **given}))
+        clash += [f"model.{k}: the checkpoint's {_shown(kept[k])}, this run's {_shown(wanted[k])}"
+                  for k in kept if k not in PROVENANCE and not _same(kept[k], wanted[k])]
+    for section, name in RUN_SETTINGS:
+        saved = meta.get(section, {})
+        if name in saved and not _same(saved[name], getattr(getattr(config, section), name)):
+            clash.append(f"{section}.{name}: the checkpoint's {_shown(saved[name])}, "
+                         f"this run's {_shown(getattr(getattr(config, section), name))}")
+    if state.num_processes != num_processes:
+        clash.append(f"processes: the checkpoint's {state.num_processes}, this run's {num_processes}")
+    if clash:
+        raise TextopiaError(f"--resume would change the run: {'; '.join(clash)} (a resumed run continues the "
+                            "checkpoint's model and batches: drop the setting, or train without --resume to start "
+                            "afresh)")
+    model = ", ".join(f"{k}={_shown(v)}" for k, v in meta.get("model", {}).items() if k not in (*PROVENANCE, "kind"))
+    batches = ", ".join(f"{section}.{name}={_shown(meta[section][name])}" for section, name in RUN_SETTINGS
+                        if name in meta.get(section, {}))
+    logger.info("--resume keeps the checkpoint's model (kind=%r, %s), batches (%s) and %d process(es)",
+                kind, model, batches, num_processes)
+    for section in ("train", "data"):
+        saved, now = meta.get(section, {}), vars(getattr(config, section))
+        for name, value in now.items():
+            if name in saved and (section, name) not in RUN_SETTINGS and not _same(saved[name], value):
+                logger.info("--resume: %s.%s: %s -> %s", section, name, _shown(saved[name]), _shown(value))
+
+
 def train(config: ExperimentConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
     """Train a model as ``config`` says and return the checkpoint directory.
 
-    With ``resume``, continue from the checkpoint in ``config.train.out_dir`` (weights,
-    optimizer, step, data position and RNG states); the run then ends with the same weights as
-    one never interrupted. Without a checkpoint there it says so (a warning) and starts afresh.
+    With ``resume``, continue from the checkpoint in ``config.train.out_dir``: its weights and
+    its training state (:mod:`textopia.training.state`: step, data position, RNG streams,
+    optimizer, the open loss window); the run then ends with the weights and the log of one
+    never interrupted. The model and the batch layout are the checkpoint's (:func:`check_resume`
+    refuses other values). Without a checkpoint there it says so (a warning) and starts afresh.
     A checkpoint that an interrupted save left aside is restored first, and the temporary
     folders of interrupted saves are removed (:func:`textopia.io.recover_dir`).
 
     ``out_dir`` is replaced by each save: a checkpoint there is, other files only with
     ``overwrite``, and the data's folder never (:func:`~textopia.models.checkpoint.check_checkpoint_dir`).
 
+    Training stops at the first loss that is not finite (NaN or infinity, on any process): the
+    last checkpoint is left as it was.
+
     Raises:
-        TextopiaError: the data or the config is unusable, or ``out_dir`` may not be replaced.
+        TextopiaError: the data or the config is unusable, ``out_dir`` may not be replaced, the
+            checkpoint to resume is damaged or would be resumed as another run, or a loss is not
+            finite.
     """
     check_sizes(config.model, "[model]")  # out-of-bounds sizes fail before any work
     check_out_path(config.train.out_dir, "train.out_dir")  # each save replaces it as a whole, through a sibling
@@ -200,29 +267,27 @@ def train(config: ExperimentConfig, *, resume: bool = False, overwrite: bool = F
     data_dir = Path(config.data.dir)
 
     accelerator.wait_for_everyone()  # the main process has restored an interrupted save by now
-    state: dict[str, Any] | None = None
-    if resume and not (out_dir / STATE_FILE).is_file():
-        if accelerator.is_main_process:
-            logger.warning("--resume: no checkpoint with trainer state in %s; starting from step 0", out_dir)
-    if resume and (out_dir / STATE_FILE).is_file():
-        state = json.loads((out_dir / STATE_FILE).read_text())
-        logger.info("resuming from %s at step %d", out_dir, state["step"])
-    task = build_task(config, resume_from=out_dir if state else None, progress=progress)
+    resumed = resume and (out_dir / STATE_FILE).is_file()
+    if resume and not resumed and accelerator.is_main_process:
+        logger.warning("--resume: no checkpoint with trainer state in %s; starting from step 0", out_dir)
+    state, rng = TrainingState(num_processes=accelerator.num_processes), None
+    if resumed:  # every file is checked before any work
+        state = read_state(out_dir)
+        check_resume(config, read_meta(out_dir), state, accelerator.num_processes)
+        rng = read_rng(out_dir, accelerator.process_index)
+        logger.info("resuming from %s at step %d", out_dir, state.step)
+    task = build_task(config, resume_from=out_dir if resumed else None, progress=progress)
     if task.endless and accelerator.num_processes > 1:
         raise TextopiaError("latent diffusion trains in one process (its batches are drawn per step, not sharded)")
+    if state.batch_in_epoch is None:  # the old diffusion loop's state: an endless task's batch is its step
+        state.batch_in_epoch = state.step if task.endless else 0
     model, tokenizer = task.model, task.tokenizer
     model.to(accelerator.device).train()
     optimizer = torch.optim.AdamW(
         _param_groups(model, tc.weight_decay), lr=tc.lr, betas=(tc.beta1, tc.beta2)
     )
-    if state is not None:
-        from safetensors.torch import load_file
-
-        _load_optimizer(optimizer, load_file(str(out_dir / OPTIMIZER_FILE)), state["optimizer"])
-        if "rng" in state:
-            random.setstate(_tuple_state(state["rng"]["python"]))
-        if (out_dir / RNG_FILE).is_file():
-            torch.set_rng_state(load_file(str(out_dir / RNG_FILE))["torch"])
+    if resumed:
+        load_optimizer(optimizer, out_dir, state)
     model, optimizer = accelerator.prepare(model, optimizer)
     task.prepare(accelerator)
     # In mixed precision, prepare wraps forward in autocast and converts every output to fp32:
@@ -238,41 +303,33 @@ def train(config: ExperimentConfig, *, resume: bool = False, overwrite: bool = F
         "num_trainable_parameters": sum(p.numel() for p in unwrapped.parameters() if p.requires_grad),
         "version": __version__,
     }
-    step = state["step"] if state else 0
-    epoch = state.get("epoch", 0) if state else 0
-    # an endless task's batch is its step (state files of the old diffusion loop have no batch_in_epoch)
-    batch_in_epoch = state.get("batch_in_epoch", step if task.endless else 0) if state else 0
-    metrics = _Metrics(out_dir, accelerator.is_main_process, upto_step=step if state else None)
-    if accelerator.is_main_process and not state and (out_dir / METRICS_FILE).is_file():
+    metrics = _Metrics(out_dir, accelerator.is_main_process, upto_step=state.step if resumed else None)
+    if accelerator.is_main_process and not resumed and (out_dir / METRICS_FILE).is_file():
         (out_dir / METRICS_FILE).unlink()  # a fresh run in an old directory starts a fresh log
-    elapsed_before = state.get("elapsed_s", 0.0) if state else 0.0
+    elapsed_before = state.elapsed_s
     start = time.monotonic()
+    saved_step = state.step if resumed else None  # the checkpoint in out_dir, if any
 
     def save() -> None:
+        nonlocal saved_step
         accelerator.wait_for_everyone()
+        streams = [capture_rng()]
+        if accelerator.num_processes > 1:
+            from accelerate.utils import gather_object
+
+            streams = gather_object(streams)  # every process's own streams, in rank order
         if accelerator.is_main_process:
-            tensors, opt_meta = _optimizer_tensors(optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer)
-            trainer_state = {
-                "step": step,
-                "epoch": epoch,
-                "batch_in_epoch": batch_in_epoch,
-                "elapsed_s": elapsed_before + time.monotonic() - start,
-                "optimizer": opt_meta,
-                "rng": {"python": random.getstate()},
-                "num_processes": accelerator.num_processes,
-            }
+            state.elapsed_s = elapsed_before + time.monotonic() - start
+            opt = optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer
 
             def write_extra(tmp: Path) -> None:
-                from safetensors.torch import save_file
-
-                save_file(tensors, str(tmp / OPTIMIZER_FILE))
-                save_file({"torch": torch.get_rng_state()}, str(tmp / RNG_FILE))
-                (tmp / STATE_FILE).write_text(json.dumps(trainer_state) + "\n")
+                write_state(tmp, state, opt, streams)
                 metrics.write(tmp)
                 carry_files(data_dir, (KNOWN_WORDS_FILE,))(tmp)  # the reranker's known words travel with the model
                 task.write_extra(tmp)
 
             save_checkpoint(out_dir, accelerator.unwrap_model(model), tokenizer, meta, write_extra=write_extra)
+        saved_step = state.step
         accelerator.wait_for_everyone()
 
     def validate() -> None:
@@ -281,83 +338,92 @@ def train(config: ExperimentConfig, *, resume: bool = False, overwrite: bool = F
         figures = task.validate(accelerator.unwrap_model(model), accelerator)
         if figures is None:
             return
-        metrics.log({"step": step, "split": "valid", **figures})
-        logger.info("step %d valid %s", step, " ".join(f"{k} {v:.4g}" for k, v in figures.items()
-                                                       if isinstance(v, float)))
+        metrics.log({"step": state.step, "split": "valid", **figures})
+        logger.info("step %d valid %s", state.step, " ".join(f"{k} {v:.4g}" for k, v in figures.items()
+                                                             if isinstance(v, float)))
+
+    def not_finite(value: float | None) -> TextopiaError:
+        """The error that stops training at step ``state.step + 1`` (``value``: this process's loss, or
+        None where another process's was not finite)."""
+        kept = (f"the checkpoint of step {saved_step} in {out_dir} is kept" if saved_step is not None
+                else f"no checkpoint was saved to {out_dir}")
+        return TextopiaError(f"step {state.step + 1}: the training loss is {'not finite' if value is None else value} "
+                             f"(NaN or infinity): training stopped; {kept} (a lower train.lr or "
+                             "train.precision = \"fp32\" may help)")
 
     bar = None
     if progress and accelerator.is_main_process:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=tc.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
-    window_count, window_loss, window_n, window_start = 0, 0.0, 0, time.monotonic()
-    window_terms: dict[str, float] = {}
-    done = step >= tc.max_steps
-    while not done:
-        for batch in task.batches(epoch, batch_in_epoch, accelerator):
-            task.before_step(unwrapped, step)
-            with accelerator.accumulate(model):
-                with accelerator.autocast():
-                    loss, count, terms = task.loss(model, batch, step)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    if tc.grad_clip > 0:
-                        accelerator.clip_grad_norm_(model.parameters(), tc.grad_clip)
-                    lr = warmup_cosine_lr(step, lr=tc.lr, warmup_steps=tc.warmup_steps,
-                                          max_steps=tc.max_steps, min_lr_ratio=tc.min_lr_ratio)
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            batch_in_epoch += 1
-            window_count += count * accelerator.num_processes
-            window_loss += float(loss.detach())
-            window_n += 1
-            for key, value in terms.items():
-                window_terms[key] = window_terms.get(key, 0.0) + value
-            if not accelerator.sync_gradients:
-                continue
-            step += 1
-            if bar is not None:
-                bar.update(1)
-            if step % tc.log_every == 0 or step == tc.max_steps:
-                seconds = time.monotonic() - window_start
-                record = {"step": step, "split": "train", "loss": window_loss / window_n, "lr": lr,
-                          f"{task.unit}_per_s": window_count / max(seconds, 1e-9), "epoch": epoch,
-                          "elapsed_s": elapsed_before + time.monotonic() - start}
-                record.update({key: value / window_n for key, value in window_terms.items()})
-                metrics.log(record)
+        bar = tqdm(total=tc.max_steps, initial=state.step, desc="train", unit="step", dynamic_ncols=True)
+    window = state.window
+    bad_loss: float | None = None  # this step's first loss that is not finite
+    done = state.step >= tc.max_steps
+    if rng is not None:
+        # set after everything above that draws (building the model): the next step draws what
+        # the uninterrupted run's next step drew
+        rng.restore()
+    try:
+        while not done:
+            for batch in task.batches(state.epoch, state.batch_in_epoch, accelerator):
+                task.before_step(unwrapped, state.step)
+                with accelerator.accumulate(model):
+                    with accelerator.autocast():
+                        loss, count, terms = task.loss(model, batch, state.step)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients:
+                        if tc.grad_clip > 0:
+                            accelerator.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                        lr = warmup_cosine_lr(state.step, lr=tc.lr, warmup_steps=tc.warmup_steps,
+                                              max_steps=tc.max_steps, min_lr_ratio=tc.min_lr_ratio)
+                        for group in optimizer.param_groups:
+                            group["lr"] = lr
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                state.batch_in_epoch += 1
+                value = float(loss.detach())
+                if bad_loss is None and not math.isfinite(value):
+                    bad_loss = value
+                window.add(value, count * accelerator.num_processes, terms)
+                if not accelerator.sync_gradients:
+                    continue
+                out_of_time = (tc.max_minutes is not None
+                               and (elapsed_before + time.monotonic() - start) > 60 * tc.max_minutes)
+                flags = torch.tensor([bad_loss is not None, out_of_time], device=accelerator.device)
+                any_bad, out_of_time = accelerator.gather(flags).view(-1, 2).any(dim=0).tolist()  # over processes
+                if any_bad:
+                    raise not_finite(bad_loss)
+                state.step += 1
                 if bar is not None:
-                    bar.set_postfix(loss=f"{record['loss']:.4g}")
-                window_count, window_loss, window_n, window_start = 0, 0.0, 0, time.monotonic()
-                window_terms = {}
-            out_of_time = tc.max_minutes is not None and (elapsed_before + time.monotonic() - start) > 60 * tc.max_minutes
-            out_of_time = bool(accelerator.gather(torch.tensor([out_of_time], device=accelerator.device)).any())
-            done = step >= tc.max_steps or out_of_time
-            if tc.eval_every and (step % tc.eval_every == 0 or done):
-                validate()
-            if (tc.save_every and step % tc.save_every == 0) and not done:
-                save()
-            if done:
-                break
-        else:
-            epoch += 1
-            batch_in_epoch = 0
-    if bar is not None:
-        bar.close()
+                    bar.update(1)
+                if state.step % tc.log_every == 0 or state.step == tc.max_steps:
+                    means = window.means()
+                    record = {"step": state.step, "split": "train", "loss": means.pop("loss"), "lr": lr,
+                              f"{task.unit}_per_s": window.count / max(window.elapsed(), 1e-9), "epoch": state.epoch,
+                              "elapsed_s": elapsed_before + time.monotonic() - start, **means}
+                    metrics.log(record)
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{record['loss']:.4g}")
+                    window = state.window = LossWindow()
+                done = state.step >= tc.max_steps or out_of_time
+                if tc.eval_every and (state.step % tc.eval_every == 0 or done):
+                    validate()
+                if (tc.save_every and state.step % tc.save_every == 0) and not done:
+                    save()
+                if done:
+                    break
+            else:
+                state.epoch += 1
+                state.batch_in_epoch = 0
+    finally:
+        if bar is not None:
+            bar.close()
     if accelerator.num_processes > 1:
         from accelerate.utils import gather_object
 
         digests = gather_object([weights_digest(accelerator.unwrap_model(model))])
-        metrics.log({"step": step, "split": "replicas", "num_processes": accelerator.num_processes,
+        metrics.log({"step": state.step, "split": "replicas", "num_processes": accelerator.num_processes,
                      "weights_sha256": digests, "identical": len(set(digests)) == 1})
     save()
     accelerator.end_training()
     return out_dir
-
-
-def _tuple_state(value: Any) -> Any:
-    """JSON turns Python's RNG state tuples into lists; turn them back."""
-    if isinstance(value, list):
-        return tuple(_tuple_state(v) for v in value)
-    return value
