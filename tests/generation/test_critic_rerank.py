@@ -256,7 +256,8 @@ def test_latent_models_draw_prefix_rows_too(tiny_diffusion_checkpoint, tiny_chec
     monkeypatch.setattr(type(gen), "_sample", spy)
     out = gen.generate("castle", n=1, seed=1, candidates=6, max_new_tokens=12, min_new_tokens=0, steps=2)
     opening = gen.idea_prefix("castle")
-    assert calls[:2] == [(3, None), (3, opening)]  # half free, half opening with the idea's own words
+    # half free; half opening with the idea's own words, as a clause of its own and left open
+    assert calls[:3] == [(3, None), (2, f"{opening},"), (1, opening)]
     assert len(out) == 1
 
 

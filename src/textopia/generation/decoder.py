@@ -145,12 +145,15 @@ class DecoderGenerator(Generator):
                 f"the text is too long: {len(context)} tokens, the model reads at most {self.max_positions}"
             )
         request = _Request(self, idea, n, settings, context, latent)
-        if settings.rerank and settings.mode == "expand" and idea and settings.idea_prefix > 0:
-            rows = int(request.per_round * settings.idea_prefix)
+        rows = int(request.per_round * settings.idea_prefix)
+        if settings.rerank and settings.mode == "expand" and idea and rows:
+            # The opening as a clause of its own ("a lighthouse in a storm,": style and detail follow)
+            # and left open ("a lighthouse in a storm": the model may go on with the scene), half each.
             prefix = self.idea_prefix(idea)
-            prefix_context = self.tokenizer.context_ids(idea, prompt_prefix=prefix)
-            if rows and (self.max_positions is None or len(prefix_context) < self.max_positions - 1):
-                request.prefix, request.prefix_rows, request.prefix_context = prefix, rows, prefix_context
+            for text, count in ((f"{prefix},", rows - rows // 2), (prefix, rows // 2)):
+                context = self.tokenizer.context_ids(idea, prompt_prefix=text)
+                if count and (self.max_positions is None or len(context) < self.max_positions - 1):
+                    request.openings.append((text, count, context))
         return request
 
     def _complete(self, requests: list["_Request"]) -> None:
@@ -170,25 +173,21 @@ class DecoderGenerator(Generator):
                 if batched:
                     jobs, owners = [], []
                     for r in members:
-                        free = r.per_round - r.prefix_rows
-                        if free:
-                            jobs.append(SampleJob(r.context, free, r.generator,
-                                                  r.idea if settings.mode == "expand" else None))
-                            owners.append((r, None))
-                        if r.prefix_rows:  # the idea is written: no boost on these rows
-                            jobs.append(SampleJob(r.prefix_context, r.prefix_rows, r.generator, None))
-                            owners.append((r, r.prefix))
-                    for (r, prefix), samples in zip(owners, sample_many(self.model, self.tokenizer, jobs, settings,
-                                                                        self.max_positions, self.known_words)):
-                        r.add(samples, prefix=prefix)
+                        for context, rows, opening in r.jobs():  # an opening holds the idea: no boost
+                            jobs.append(SampleJob(context, rows, r.generator,
+                                                  r.idea if settings.mode == "expand" and opening is None else None))
+                            owners.append((r, opening))
+                    for (r, opening), samples in zip(owners, sample_many(self.model, self.tokenizer, jobs, settings,
+                                                                         self.max_positions, self.known_words)):
+                        r.add(samples, prefix=opening)
+                    for r in members:
+                        r.rounds += 1
                     continue
                 for r in members:
-                    if r.per_round > r.prefix_rows:
-                        r.add(self._sample(r.context, r.per_round - r.prefix_rows, r.settings, r.generator,
-                                           idea=r.idea, mode=r.settings.mode, latent=r.latent))
-                    if r.prefix_rows:
-                        r.add(self._sample(r.prefix_context, r.prefix_rows, r.settings, r.generator, idea=r.idea,
-                                           mode=r.settings.mode, latent=r.latent, prefix=r.prefix), prefix=r.prefix)
+                    for context, rows, opening in r.jobs():
+                        r.add(self._sample(context, rows, r.settings, r.generator, idea=r.idea, mode=r.settings.mode,
+                                           latent=r.latent, prefix=opening), prefix=opening)
+                    r.rounds += 1
 
 
     @torch.no_grad()
@@ -245,20 +244,22 @@ class _Request:
         self.seen: set[str] = set()
         self.candidates: list[tuple[SampleScore | None, str, Generation]] = []
         self.rounds = 0
-        # Rows of each round that open with the idea's own words (DecodingSettings.idea_prefix):
-        # set by DecoderGenerator._request where the generator samples them.
-        self.prefix: str | None = None
-        self.prefix_rows = 0
-        self.prefix_context: list[int] = []
+        # ``(text, rows, context)`` of each opening made of the idea's own words that rows of each
+        # round continue (DecodingSettings.idea_prefix): set by DecoderGenerator._request.
+        self.openings: list[tuple[str, int, list[int]]] = []
+
+    def jobs(self) -> list[tuple[list[int], int, str | None]]:
+        """One round's sampling jobs, ``(context, rows, opening)``: the free rows (opening None),
+        then the rows of each opening."""
+        free = self.per_round - sum(rows for _, rows, _ in self.openings)
+        return ([(self.context, free, None)] if free else []) + [(c, k, t) for t, k, c in self.openings]
 
     def add(self, samples: list[Sampled], prefix: str | None = None) -> None:
-        """Take one round's samples (continuations of ``prefix``, the prompt's given opening, where
-        not None)."""
+        """Take samples of one job of a round (continuations of ``prefix``, the prompt's given
+        opening, where not None)."""
         owner, mode, idea = self.owner, self.settings.mode, self.idea
         scored_idea = idea if mode == "expand" else None
         opening = idea if mode == "continue" else prefix
-        if prefix is None or self.prefix_rows == self.per_round:  # one round: its free rows, or its only job
-            self.rounds += 1
         texts = []
         for s in samples:
             text = owner.tokenizer.decode(s.ids)
