@@ -17,7 +17,8 @@ Figures (the relevance, invented-word and stutter checks are the reranker's own 
 
 - ``recall``: idea-word recall (:func:`textopia.text.relevance_recall`), mean over prompts;
 - ``all_words``: share of prompts that contain every content word of their idea;
-- ``invented``: share of prompts with a word seen < 5 times in the train split;
+- ``invented``: share of prompts with a word seen < 5 times in the train split that is not a word
+  of their idea (the writer did not invent what the user typed);
 - ``stutter``: share of prompts with an immediately repeated word n-gram (n <= 3);
 - ``distinct_2``: distinct word bigrams among one idea's prompts, mean over ideas;
 - ``novel``: share of prompts that are not a training prompt verbatim;
@@ -70,7 +71,8 @@ def figures(samples: dict[str, list[str]], known, index, flat: list[str] | None 
         "prompts": len(texts),
         "recall": sum(recalls) / max(1, len(recalls)),
         "all_words": sum(has_all_idea_words(i, p) for i, p in pairs) / max(1, len(pairs)),
-        "invented": sum(bool(known.invented(p)) for p in flat) / max(1, len(flat)),
+        "invented": (sum(bool(known.invented(p, i)) for i, p in pairs) / max(1, len(pairs)) if flat is texts
+                     else sum(bool(known.invented(p)) for p in flat) / max(1, len(flat))),
         "stutter": sum(stutters(p) for p in flat) / max(1, len(flat)),
         "repeats_idea": sum(repeats_idea_word(i, p) for i, p in pairs) / max(1, len(pairs)),
         "idea_late": sum(not idea_in_subject(i, p) for i, p in pairs) / max(1, len(pairs)),

@@ -209,9 +209,11 @@ class KnownWords:
     def __contains__(self, word: str) -> bool:
         return word in self.words
 
-    def invented(self, text: str) -> list[str]:
-        """The words of ``text`` that are not known, in order (numbers such as "1920" count as known)."""
-        return [w for w in tokenize(text) if w not in self.words and not w.isdigit()]
+    def invented(self, text: str, idea: str | None = None) -> list[str]:
+        """The words of ``text`` that are not known, in order (numbers such as "1920" count as known,
+        and so do the words of ``idea``: a word the user typed was not invented by the writer)."""
+        typed = set(tokenize(idea)) if idea else set()
+        return [w for w in tokenize(text) if w not in self.words and not w.isdigit() and w not in typed]
 
 
 __all__ = [

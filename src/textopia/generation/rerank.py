@@ -84,7 +84,7 @@ def score_sample(idea: str | None, prompt: str, logprob: float, num_tokens: int,
     recall = relevance_recall(idea, prompt) if idea else math.nan
     return SampleScore(
         recall=1.0 if math.isnan(recall) else recall,
-        invented=len(known_words.invented(prompt)) if known_words is not None else 0,
+        invented=len(known_words.invented(prompt, idea)) if known_words is not None else 0,
         stutter=stutters(prompt),
         mean_logprob=logprob / max(1, num_tokens),
         finished=finished,
