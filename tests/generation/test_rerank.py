@@ -38,7 +38,7 @@ def test_invented_words_are_those_not_known():
     assert KNOWN.invented("portrait of an old fisherman, 1920") == []
     assert KNOWN.invented("portrait of Binudhe fisherman") == ["binudhe"]
     assert KNOWN.invented("portrait of Kyogre fisherman", idea="kyogre fisherman") == []  # typed by the user
-    assert score_sample("kyogre", "kyogre in the sea", -10, 10, KNOWN).invented == 0
+    assert score_sample("kyogre", "kyogre fisherman", -10, 10, KNOWN).invented == 0
 
 
 def test_score_orders_relevance_then_words_then_fluency():
