@@ -271,3 +271,12 @@ def test_cli_refuses_out_of_bounds_reranking_settings(argv, message, capsys):
     assert main(["generate", "castle", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+def test_candidates_left_to_the_model_take_its_own_default(tiny_checkpoint):
+    from textopia.generation.diffusion import DiffusionGenerator
+
+    gen = textopia.load(str(tiny_checkpoint))
+    assert gen.decoding().candidates == DecodingSettings.candidates == 8
+    assert gen.decoding(candidates=3).candidates == 3
+    assert DiffusionGenerator.default_decoding.candidates == 4  # a latent sample costs more

@@ -39,9 +39,9 @@ def add_generate(sub) -> None:
                         "for latent diffusion, off for the others)")
     p.add_argument("--seed", type=int, default=None, help="0 to 2**64 - 1; the same seed and settings, the same prompts")
     p.add_argument("--ban", action="append", default=[], metavar="WORD", help="a word the prompts must not contain")
-    p.add_argument("--candidates", type=int, default=d.candidates,
-                   help="samples drawn per prompt asked for, among which the reranker chooses (1 to 64; "
-                        "default %(default)s)")
+    p.add_argument("--candidates", type=int, default=None,
+                   help=f"samples drawn per prompt asked for, among which the reranker chooses (1 to 64; "
+                        f"default: the model's own: {d.candidates}, 4 for latent diffusion)")
     p.add_argument("--idea-prefix", type=float, default=d.idea_prefix,
                    help="share of the candidates that open with the idea's own words (0 to 1; default %(default)s)")
     p.add_argument("--no-rerank", action="store_true",
@@ -94,12 +94,13 @@ def cmd_generate(args) -> None:
 
     min_new_tokens = _min_new_tokens(args.min_new_tokens, args.max_new_tokens)
     # The settings are checked now, not after the model has loaded (the model's own defaults
-    # stand in for now where it has them: temperature, known_words_only).
+    # stand in for now where it has them: temperature, candidates, known_words_only).
     DecodingSettings(
         mode=args.mode, temperature=DecodingSettings.temperature if args.temperature is None else args.temperature,
         top_p=args.top_p, top_k=args.top_k, repetition_penalty=args.repetition_penalty,
         max_new_tokens=args.max_new_tokens, min_new_tokens=min_new_tokens, seed=args.seed, min_p=args.min_p,
-        idea_boost=args.idea_boost,
+        idea_boost=args.idea_boost, idea_prefix=args.idea_prefix,
+        candidates=DecodingSettings.candidates if args.candidates is None else args.candidates,
     ).validate()
     if args.ideas_file or args.out:
         if not (args.ideas_file and args.out):
@@ -122,11 +123,12 @@ def cmd_generate(args) -> None:
         raise TextopiaError(f"--guidance, --steps and --lm-weight apply to latent diffusion models, "
                             f"not to {generator.kind!r}")
     temperature = generator.default_decoding.temperature if args.temperature is None else args.temperature
+    candidates = generator.default_decoding.candidates if args.candidates is None else args.candidates
     settings = dict(
         mode=args.mode, temperature=temperature, top_p=args.top_p, top_k=args.top_k,
         repetition_penalty=args.repetition_penalty, max_new_tokens=args.max_new_tokens,
         min_new_tokens=min_new_tokens, banned_words=args.ban, rerank=not args.no_rerank,
-        min_p=args.min_p, idea_boost=args.idea_boost, candidates=args.candidates,
+        min_p=args.min_p, idea_boost=args.idea_boost, candidates=candidates,
         idea_prefix=args.idea_prefix, **extra,
         known_words_only=generator.default_known_words_only() if args.known_words_only is None
         else args.known_words_only,

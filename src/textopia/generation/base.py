@@ -165,7 +165,7 @@ class Generator(abc.ABC):
         min_p: float = DecodingSettings.min_p,
         idea_boost: float = DecodingSettings.idea_boost,
         known_words_only: bool | None = None,
-        candidates: int = DecodingSettings.candidates,
+        candidates: int | None = None,
         idea_prefix: float = DecodingSettings.idea_prefix,
     ) -> list[Generation]:
         """Write ``n`` different prompts from ``idea``.
@@ -176,6 +176,8 @@ class Generator(abc.ABC):
             n: how many distinct prompts to return (1..64).
             temperature: the softmax temperature; None: the model's default
                 (:attr:`default_decoding`: 1.2, or 0.9 for latent diffusion).
+            candidates: samples drawn per prompt asked for; None: the model's default
+                (:attr:`default_decoding`: 8, or 4 for latent diffusion, whose samples cost more).
             known_words_only: spell only known words; None: the model's default
                 (:meth:`default_known_words_only`: on for latent diffusion, off for the others).
 
@@ -196,9 +198,11 @@ class Generator(abc.ABC):
 
     def decoding(self, **settings: Any) -> DecodingSettings:
         """:class:`DecodingSettings` from :meth:`generate`'s keywords, the model's defaults in place
-        of those left None (``temperature``, ``known_words_only``)."""
+        of those left None (``temperature``, ``candidates``, ``known_words_only``)."""
         if settings.get("temperature") is None:
             settings["temperature"] = self.default_decoding.temperature
+        if settings.get("candidates") is None:
+            settings["candidates"] = self.default_decoding.candidates
         if settings.get("known_words_only") is None:
             settings["known_words_only"] = self.default_known_words_only()
         settings["banned_words"] = tuple(settings.get("banned_words", ()))

@@ -83,7 +83,9 @@ class DiffusionGenerator(VAEGenerator):
     # Spelling only known words: without it 74% of the fused samples held an invented word (and
     # the reranker drew 2.2 rounds per call to find clean ones), with it none did (1.2 rounds):
     # benchmarks/results/latent_known_words.md.
-    default_decoding = DecodingSettings(temperature=GENERATE_TEMPERATURE, known_words_only=True)
+    # 4 candidates per prompt: a latent sample costs a diffusion and a fused decoder (n = 8 took
+    # 5.2-6.0 s with 8 against 2.3 s with 3, one thread).
+    default_decoding = DecodingSettings(temperature=GENERATE_TEMPERATURE, known_words_only=True, candidates=4)
 
     def __init__(self, model, tokenizer, meta: dict[str, Any], name: str, *, guidance: float | None = None,
                  steps: int | None = None, idea_in_decoder: bool = True, eta: float = 0.0) -> None:

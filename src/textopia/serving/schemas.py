@@ -82,8 +82,9 @@ class GenerateRequest(_Strict):
                              "share of the likeliest token's probability; 0 disables it.")
     idea_boost: JsonFloat = Field(_D.idea_boost, ge=0.0, le=10.0, description="Expand mode: nats added to the "
                                   "idea's words until each is written; 0 disables it.")
-    candidates: JsonInt = Field(_D.candidates, ge=1, le=MAX_CANDIDATES, description="Samples drawn per "
-                                "prompt asked for, among which the reranker chooses.")
+    candidates: JsonInt | None = Field(None, ge=1, le=MAX_CANDIDATES, description="Samples drawn per "
+                                       f"prompt asked for, among which the reranker chooses; null or left out: "
+                                       f"the model's own ({_D.candidates}, 4 for latent diffusion).")
     idea_prefix: JsonFloat = Field(_D.idea_prefix, ge=0.0, le=1.0, description="Expand mode: share of the "
                                    "candidates that open with the idea's own words.")
     known_words_only: StrictBool | None = Field(None, description="Spell only words of the model's corpus and "
