@@ -153,13 +153,21 @@ _MAX_STUTTER_N = 3
 _BRACKET_RUN = re.compile(r"([()\[\]{}])(?:\s*\1){3,}")
 
 
+_CLAUSE_SPLIT = re.compile(r"[,.;|]")
+
+
 def stutters(text: str) -> bool:
-    """True if a word n-gram (n = 1..3) is repeated at once: "a a", "8k, 8k", "red hair, red hair",
-    or a bracket is written four times in a row ("( ( ( (", "))))"), beyond the emphasis people type.
+    """True if a word n-gram (n = 1..3) is repeated at once: "a a", "8k, 8k", "red hair, red hair";
+    if a clause (between commas, stops, semicolons or bars) is written twice anywhere ("unreal
+    engine, 8k, unreal engine": 2% of human prompts, 9% of the default writer's raw samples); or
+    if a bracket is written four times in a row ("( ( ( (", "))))"), beyond the emphasis people type.
 
     Punctuation is otherwise ignored (:func:`tokenize`), so "artstation, artstation" stutters too.
     """
     if _BRACKET_RUN.search(text):
+        return True
+    clauses = [c for c in (" ".join(tokenize(part)) for part in _CLAUSE_SPLIT.split(text)) if c]
+    if len(clauses) != len(set(clauses)):
         return True
     words = tokenize(text)
     for n in range(1, _MAX_STUTTER_N + 1):

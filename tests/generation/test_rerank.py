@@ -29,6 +29,8 @@ def test_recall_and_all_words_use_stems():
     ("a a portrait", True), ("portrait, 8k, 8k", True), ("artstation, artstation", True),
     ("red hair, red hair, blue eyes", True), ("a portrait of a woman, 8k, artstation", False),
     ("woman, ( ( ( ( ( ( ) ) ) ), by karol bak", True), ("((masterpiece)), a cat", False),
+    ("a castle, unreal engine, 8k, unreal engine", True), ("a castle, 8k. detailed, 8k", True),
+    ("a castle, highly detailed, sharp focus, detailed face", False),
 ])
 def test_stutters(text, expected):
     assert stutters(text) is expected

@@ -46,6 +46,7 @@ Temperature = Annotated[float, Field(ge=0.05, le=2.0), BeforeValidator(_json_num
 Spread = Annotated[float, Field(ge=0.0, le=20.0), BeforeValidator(_json_number)]
 DDIMSteps = Annotated[int, Field(ge=1, le=200), BeforeValidator(_json_number)]
 LMWeight = Annotated[float, Field(ge=0.0, le=4.0), BeforeValidator(_json_number)]
+Candidates = Annotated[int, Field(ge=1, le=MAX_CANDIDATES), BeforeValidator(_json_number)]
 RefineSteps = Annotated[int, Field(ge=0, le=MAX_REFINE_STEPS), BeforeValidator(_json_number)]
 REFINE_STEPS_HELP = ("Gradient steps that refine each prompt's encoded posterior mean on the decoder's likelihood "
                      "of it (0: the encoder's own mean); the model's default when unset.")
@@ -82,7 +83,7 @@ class GenerateRequest(_Strict):
                              "share of the likeliest token's probability; 0 disables it.")
     idea_boost: JsonFloat = Field(_D.idea_boost, ge=0.0, le=10.0, description="Expand mode: nats added to the "
                                   "idea's words until each is written; 0 disables it.")
-    candidates: JsonInt | None = Field(None, ge=1, le=MAX_CANDIDATES, description="Samples drawn per "
+    candidates: Candidates | None = Field(None, description="Samples drawn per "
                                        f"prompt asked for, among which the reranker chooses; null or left out: "
                                        f"the model's own ({_D.candidates}, 4 for latent diffusion).")
     idea_prefix: JsonFloat = Field(_D.idea_prefix, ge=0.0, le=1.0, description="Expand mode: share of the "
