@@ -1,0 +1,84 @@
+"""Blind judging of one prompt per idea: write, shuffle with the sources hidden, score.
+
+Usage (from the repository root)::
+
+    # 1. one prompt per idea of benchmarks/ideas/judge_ideas.txt (idea i: seed 1000 + i), per model
+    python benchmarks/blind_judging.py write default runs/judge/default.json
+    # 2. shuffle every source's prompts into one file (the key kept apart)
+    python benchmarks/blind_judging.py assemble runs/judge default=runs/judge/default.json human=...
+    # 3. judges (people, or helpers who see only blind.txt) write id,relevance,coherence,keep lines
+    python benchmarks/blind_judging.py score runs/judge runs/judge/judge*.csv
+
+``score`` prints, per judge and source, the mean relevance, coherence and keep (1-10), the share
+kept (keep >= 7), and how often a source's prompt was kept over the human prompt for the same
+idea (keep higher: 1, equal: 1/2), over the ideas that have a human prompt.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import json
+import random
+import statistics
+import sys
+from pathlib import Path
+
+IDEAS = Path(__file__).resolve().parent / "ideas" / "judge_ideas.txt"
+
+
+def write(model: str, out: str) -> None:
+    import textopia
+
+    ideas = [line.strip() for line in IDEAS.read_text().splitlines() if line.strip()]
+    generator = textopia.load(model)
+    rows = {}
+    for i, idea in enumerate(ideas):
+        got = generator.generate(idea, n=1, seed=1000 + i)
+        rows[idea] = got[0].prompt if got else ""
+    Path(out).write_text(json.dumps(rows, indent=1) + "\n")
+
+
+def assemble(folder: str, sources: list[str]) -> None:
+    data = {name: json.loads(Path(path).read_text()) for name, path in (s.split("=", 1) for s in sources)}
+    ideas = list(next(iter(data.values())))
+    items = [{"idea": idea, "prompt": rows[idea], "source": name}
+             for idea in ideas for name, rows in data.items() if rows.get(idea)]
+    random.Random(20261203).shuffle(items)
+    for i, item in enumerate(items, 1):
+        item["id"] = i
+    out = Path(folder)
+    (out / "blind.txt").write_text("".join(f"[{it['id']}] idea: {it['idea']}\n    prompt: {it['prompt']}\n\n"
+                                           for it in items))
+    (out / "key.json").write_text(json.dumps(items, indent=1) + "\n")
+
+
+def score(folder: str, paths: list[str]) -> None:
+    key = {it["id"]: it for it in json.loads((Path(folder) / "key.json").read_text())}
+    for path in paths:
+        scores = {}
+        for row in csv.reader(open(path)):
+            try:
+                scores[int(row[0])] = tuple(float(x) for x in row[1:4])
+            except (ValueError, IndexError):
+                continue
+        by = collections.defaultdict(list)
+        for i, s in scores.items():
+            by[key[i]["source"]].append((key[i]["idea"], s))
+        print(f"{path}: {len(scores)} scored")
+        for src, vals in sorted(by.items()):
+            r, c, k = (statistics.fmean(v[1][j] for v in vals) for j in range(3))
+            kept = sum(v[1][2] >= 7 for v in vals) / len(vals)
+            print(f"  {src:>12} n={len(vals):2d} relevance {r:.2f} coherence {c:.2f} keep {k:.2f} kept {kept:.0%}")
+        human = dict(by.get("human", []))
+        for src in sorted(by):
+            pairs = [(s[2], human[idea][2]) for idea, s in by[src] if idea in human and src != "human"]
+            if pairs:
+                pref = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in pairs) / len(pairs)
+                print(f"  {src:>12} kept over the human prompt in {pref:.0%} of {len(pairs)} pairs")
+
+
+if __name__ == "__main__":
+    command, *rest = sys.argv[1:]
+    {"write": lambda: write(*rest), "assemble": lambda: assemble(rest[0], rest[1:]),
+     "score": lambda: score(rest[0], rest[1:])}[command]()
