@@ -7,6 +7,7 @@ to the log, never to clients.
 ::
 
     400 NotLatent              404 ModelNotFound         409 SettingNotForModel
+    408 the body did not arrive in time (middleware)     413 the body is too large (middleware)
     422 invalid field, TextopiaError                     500 InferenceFailed, anything unexpected
     501 NotThroughEndpoint     503 ServerBusy, ModelsNotReady (with Retry-After)
     504 InferenceTimeout       EndpointError: its own status (502 when the endpoint failed)
@@ -54,6 +55,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "No such model is loaded."},
     409: {"model": ErrorResponse, "description": "The chosen model does not take a given setting "
                                                  "(guidance, steps, lm_weight: latent diffusion models only)."},
+    408: {"model": ErrorResponse, "description": "The request body did not arrive in time."},
     413: {"model": ErrorResponse, "description": "The request body is too large."},
     422: {"model": ErrorResponse, "description": "A field is missing or out of bounds."},
     500: {"model": ErrorResponse, "description": "The model failed (logged on the server)."},

@@ -43,6 +43,13 @@ class ServingSettings(BaseSettings):
         retry_after_s: the ``Retry-After`` value sent with a 503, in seconds.
         max_body_bytes: the largest request body accepted, in bytes; then 413.
         max_connections: open connections uvicorn accepts before answering 503 itself.
+        header_timeout_s: the longest a connection may take to send a request's headers, in seconds,
+            from its opening or from the request's first byte; then it is closed.
+        body_timeout_s: the longest a request's body may take to arrive, in seconds, from its
+            headers on; then 408 and the connection is closed.
+        keep_alive_s: how long an idle connection is kept open between requests, in seconds.
+        shutdown_timeout_s: on SIGTERM, how long requests in progress may take to finish before they
+            are cancelled, in seconds.
         clip_tokens: count each prompt's CLIP tokens (the tokenizer loads in the background).
         log_level: uvicorn's and the service's log level.
     """
@@ -66,6 +73,10 @@ class ServingSettings(BaseSettings):
     retry_after_s: int = Field(default=2, ge=1)
     max_body_bytes: int = Field(default=16_384, ge=256)
     max_connections: int | None = Field(default=1024, ge=1)
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=10.0, gt=0)
+    keep_alive_s: int = Field(default=5, ge=1)
+    shutdown_timeout_s: int = Field(default=5, ge=0, le=300)
     clip_tokens: bool = True
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
