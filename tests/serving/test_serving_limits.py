@@ -85,6 +85,31 @@ def test_limiter_runs_at_most_max_concurrency_at_once() -> None:
     assert active[1] == 2
 
 
+def test_a_cancelled_caller_drops_its_waiting_call() -> None:
+    """What a JSON-lines call's deadline and a client going away rely on: cancelled work never starts."""
+    release = threading.Event()
+    ran: list[int] = []
+    limiter = InferenceLimiter(max_concurrency=1, queue_size=4, timeout_s=5)
+
+    async def main() -> None:
+        first = asyncio.create_task(limiter.run(lambda: release.wait(5)))
+        await _until(lambda: limiter.stats()["running"] == 1)
+        waiting = asyncio.create_task(limiter.run(lambda: ran.append(1)))
+        await _until(lambda: limiter.stats()["waiting"] == 1)
+        waiting.cancel()
+        await _until(lambda: limiter.stats()["waiting"] == 0)
+        release.set()
+        await first
+        await _until(lambda: limiter.stats()["running"] == 0)
+
+    try:
+        asyncio.run(main())
+    finally:
+        release.set()
+        limiter.shutdown()
+    assert ran == []
+
+
 def test_full_queue_answers_503_with_retry_after(app_factory: Any, gate: Any) -> None:
     app = app_factory({"gate": gate}, max_concurrency=1, queue_size=1, retry_after_s=3)
     limiter: InferenceLimiter = app.state.textopia.limiter

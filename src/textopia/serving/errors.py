@@ -7,7 +7,7 @@ to the log, never to clients.
 ::
 
     400 NotLatent              404 ModelNotFound         409 SettingNotForModel
-    408 the body did not arrive in time (middleware)     413 the body is too large (middleware)
+    408 the body did not arrive in time (middleware)     413 the body is too large (middleware), TooMuchWork
     422 invalid field, TextopiaError                     500 InferenceFailed, anything unexpected
     501 NotThroughEndpoint     503 ServerBusy, ModelsNotReady (with Retry-After)
     504 InferenceTimeout       EndpointError: its own status (502 when the endpoint failed)
@@ -47,6 +47,10 @@ class InferenceFailed(Exception):
 
 class NotThroughEndpoint(Exception):
     """The front has no such call: the SageMaker contract carries generation only (answered 501)."""
+
+
+class TooMuchWork(Exception):
+    """A JSON-lines call asks for more than one call may: lines, sampled rows or tokens (answered 413)."""
 
 
 # The error answers a route may give, for its OpenAPI ``responses``.
@@ -144,6 +148,10 @@ def install_error_handlers(app: FastAPI, settings: ServingSettings) -> None:
         logger.warning("endpoint call failed: %s", exc.message)
         headers = {"Retry-After": str(exc.retry_after_s or settings.retry_after_s)} if exc.status == 503 else None
         return error_response(exc.status, exc.message, exc.details, headers=headers)
+
+    @app.exception_handler(TooMuchWork)
+    async def _too_much(_: Request, exc: TooMuchWork) -> JSONResponse:
+        return error_response(413, f"too much for one call: {exc}")
 
     @app.exception_handler(NotThroughEndpoint)
     async def _not_through_endpoint(_: Request, exc: NotThroughEndpoint) -> JSONResponse:
