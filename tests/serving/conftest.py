@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -100,14 +101,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def live_server() -> Iterator[str]:
-    """The app with fake models, served by uvicorn on 127.0.0.1 in a thread; yields its URL."""
+@contextmanager
+def serving(app: FastAPI, settings: ServingSettings) -> Iterator[str]:
+    """``app`` served by uvicorn in a thread, with the service's own uvicorn options
+    (:func:`~textopia.serving.app.uvicorn_options`: its protocol, timeouts and limits) on
+    ``settings.host:settings.port``; yields its URL."""
     import uvicorn
 
-    port = free_port()
-    config = uvicorn.Config(make_app(), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
+    from textopia.serving.app import uvicorn_options
+
+    server = uvicorn.Server(uvicorn.Config(app, **uvicorn_options(settings)))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -116,7 +119,16 @@ def live_server() -> Iterator[str]:
             raise RuntimeError("uvicorn did not start within 10 s")
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{settings.host}:{settings.port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server() -> Iterator[str]:
+    """The app with fake models, served by uvicorn on 127.0.0.1 in a thread; yields its URL."""
+    settings = make_settings(port=free_port(), log_level="warning")
+    with serving(create_app(settings, {"fake": FakeGenerator(), "fake-vae": FakeLatentGenerator()},
+                            clip_counter=word_count), settings) as url:
+        yield url

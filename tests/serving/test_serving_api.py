@@ -319,6 +319,58 @@ def test_docs_work_offline_when_swagger_ui_bundle_is_installed(client: TestClien
     assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
 
 
+def test_the_docs_page_loads_a_document_its_swagger_ui_reads(client: TestClient) -> None:
+    """Without a browser: the document /docs loads is valid OpenAPI 3.0, the only 3.x that the
+    bundled Swagger UI (4.x) renders, with every operation of /openapi.json (which stays 3.1)."""
+    bundle = pytest.importorskip("swagger_ui_bundle", reason="pip install swagger-ui-bundle")
+    jsonschema_rs = pytest.importorskip("jsonschema_rs")
+    from schemathesis.specs.openapi.definitions import OPENAPI_30
+
+    swagger_ui = re.search(r"swagger-ui-(\d+)\.", str(bundle.swagger_ui_path))
+    assert swagger_ui and int(swagger_ui.group(1)) < 5  # 5.x reads 3.1: this rewrite would not be needed
+    url = re.search(r"url: '([^']+)'", client.get("/docs").text).group(1)
+    document = client.get(url).json()
+    assert re.fullmatch(r"3\.0\.\d+", document["openapi"])  # Swagger UI 4's own test of the version
+    errors = [f"{'/'.join(map(str, e.instance_path))}: {e.message}"[:200]
+              for e in jsonschema_rs.Draft4Validator(OPENAPI_30).iter_errors(document)]
+    assert not errors, errors
+    published = client.get("/openapi.json").json()
+    assert published["openapi"].startswith("3.1")
+    assert {p: set(ops) for p, ops in document["paths"].items()} == {p: set(ops) for p, ops in published["paths"].items()}
+    fields = document["components"]["schemas"]["GenerateRequest"]["properties"]
+    assert fields["temperature"]["nullable"] and fields["temperature"]["minimum"] == 0.05
+    assert fields["n"]["maximum"] == MAX_N and fields["idea"]["example"] == "a lighthouse in a storm"
+
+
+def test_openapi_30_rewrites_what_3_1_has_and_3_0_lacks() -> None:
+    from textopia.serving.openapi30 import openapi_30
+
+    schema = {
+        "type": "object",
+        "properties": {
+            "a": {"anyOf": [{"$ref": "#/components/schemas/B"}, {"type": "null"}], "description": "a B or null"},
+            "b": {"type": ["integer", "null"], "exclusiveMinimum": 0, "exclusiveMaximum": 10},
+            "c": {"const": "x", "examples": ["x"]},
+            "d": {"items": {"anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]}},
+        },
+    }
+    document = {"openapi": "3.1.0", "info": {"title": "t", "summary": "s", "version": "1"},
+                "paths": {"/x": {"post": {"requestBody": {"content": {"application/json": {"schema": schema}}},
+                                          "responses": {"200": {"description": "ok"}}}}},
+                "components": {"schemas": {"B": schema}}}
+    out = openapi_30(document)
+    assert document["openapi"] == "3.1.0" and "summary" in document["info"]  # left as it was
+    assert out["openapi"] == "3.0.3" and out["info"] == {"title": "t", "description": "s", "version": "1"}
+    for converted in (out["components"]["schemas"]["B"],
+                      out["paths"]["/x"]["post"]["requestBody"]["content"]["application/json"]["schema"]):
+        a, b, c, d = (converted["properties"][k] for k in "abcd")
+        assert a == {"allOf": [{"$ref": "#/components/schemas/B"}], "nullable": True, "description": "a B or null"}
+        assert b == {"type": "integer", "nullable": True, "minimum": 0, "exclusiveMinimum": True,
+                     "maximum": 10, "exclusiveMaximum": True}
+        assert c == {"enum": ["x"], "example": "x"}
+        assert d["items"] == {"anyOf": [{"type": "string"}, {"type": "integer"}], "nullable": True}
+
+
 def test_guidance_reaches_a_diffusion_model_and_is_refused_by_others(app_factory: Any,
                                                                      tiny_diffusion_checkpoint) -> None:
     from textopia.generation.loader import load

@@ -111,3 +111,23 @@ def test_page_writes_prompts_for_an_idea(browser: Any, live_server: str) -> None
     assert not errors, errors
     assert not failed, failed
     assert not external, external  # works offline: nothing fetched from another origin
+
+
+def test_docs_page_renders_the_operations(browser: Any, live_server: str) -> None:
+    page = browser.new_page()
+    external: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda req: None if req.url.startswith(live_server) else external.append(req.url))
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(live_server + "/docs", wait_until="load", timeout=10_000)
+        page.wait_for_selector(".opblock", timeout=10_000)  # one block per operation, once the document is read
+        text = page.inner_text("body")
+        assert "Unable to render" not in text
+        paths = page.locator(".opblock-summary-path").all_text_contents()
+        for path in ("/v1/generate", "/v1/models", "/v1/interpolate", "/ping", "/invocations"):
+            assert any(p.replace("\u200b", "") == path for p in paths), (path, paths)
+    finally:
+        page.close()
+    assert not errors, errors
+    assert not external, external  # Swagger UI and the document come from the server itself

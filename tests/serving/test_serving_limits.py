@@ -1,8 +1,15 @@
-"""Limits and plumbing: the bounded queue (503), the timeout (504), settings, model loading."""
+"""Limits and plumbing: the bounded queue (503), the timeout (504), slow clients (a real uvicorn on
+127.0.0.1), shutdown under load, settings, model loading."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -16,7 +23,9 @@ from textopia.generation.base import TextopiaError
 from textopia.serving.app import create_app
 from textopia.serving.clip import ClipCounter
 from tests.fakes import FakeGenerator, FakeLatentGenerator
+from tests.serving.conftest import free_port, make_settings, serving
 from textopia.serving.limiter import InferenceLimiter, InferenceTimeout, ServerBusy
+from textopia.serving.protocol import HeaderTimeoutProtocol
 from textopia.serving.models import ModelNotFound, ModelStore, load_store
 from textopia.serving.safety import banned_pattern, clean_words, contains_banned, mask_banned
 from textopia.serving.settings import ServingSettings
@@ -74,6 +83,31 @@ def test_limiter_runs_at_most_max_concurrency_at_once() -> None:
     asyncio.run(main())
     limiter.shutdown()
     assert active[1] == 2
+
+
+def test_a_cancelled_caller_drops_its_waiting_call() -> None:
+    """What a JSON-lines call's deadline and a client going away rely on: cancelled work never starts."""
+    release = threading.Event()
+    ran: list[int] = []
+    limiter = InferenceLimiter(max_concurrency=1, queue_size=4, timeout_s=5)
+
+    async def main() -> None:
+        first = asyncio.create_task(limiter.run(lambda: release.wait(5)))
+        await _until(lambda: limiter.stats()["running"] == 1)
+        waiting = asyncio.create_task(limiter.run(lambda: ran.append(1)))
+        await _until(lambda: limiter.stats()["waiting"] == 1)
+        waiting.cancel()
+        await _until(lambda: limiter.stats()["waiting"] == 0)
+        release.set()
+        await first
+        await _until(lambda: limiter.stats()["running"] == 0)
+
+    try:
+        asyncio.run(main())
+    finally:
+        release.set()
+        limiter.shutdown()
+    assert ran == []
 
 
 def test_full_queue_answers_503_with_retry_after(app_factory: Any, gate: Any) -> None:
@@ -217,6 +251,9 @@ def test_run_server_passes_settings_to_uvicorn(monkeypatch: pytest.MonkeyPatch) 
     assert seen["host"] == "127.0.0.1" and seen["port"] == 9000
     assert seen["app"].state.textopia.settings.models == ["a", "b"]
     assert seen["limit_concurrency"] == 1024
+    assert seen["http"].func is HeaderTimeoutProtocol and seen["http"].keywords == {"header_timeout_s": 10.0}
+    assert seen["timeout_keep_alive"] == 5 and seen["h11_max_incomplete_event_size"] == 16_384
+    assert seen["timeout_graceful_shutdown"] == 5  # SIGTERM: in-flight work gets 5 s, then is cancelled
 
 
 def test_module_entry_point_accepts_sagemakers_serve_argument(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -227,6 +264,95 @@ def test_module_entry_point_accepts_sagemakers_serve_argument(monkeypatch: pytes
     entry.main(["serve"])
     entry.main(["--port", "8081", "--models", "runs/a"])
     assert calls == [(None, None, []), (None, 8081, ["runs/a"])]
+
+
+# --------------------------------------------------------------------------- slow clients, shutdown
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> tuple[bool, bytes]:
+    """Read until the server closes the connection: (closed within ``seconds``, what it sent)."""
+    sock.settimeout(seconds)
+    received = b""
+    try:
+        while chunk := sock.recv(4096):
+            received += chunk
+    except socket.timeout:
+        return False, received
+    return True, received
+
+
+def test_a_slow_client_is_closed_after_the_header_and_body_timeouts() -> None:
+    settings = make_settings(port=free_port(), log_level="warning", header_timeout_s=0.5, body_timeout_s=0.5,
+                             batch_window_ms=0)
+    app = create_app(settings, {"fake": FakeGenerator()}, clip_counter=len)
+    address = (settings.host, settings.port)
+    with serving(app, settings) as url:
+        started = time.monotonic()
+        with socket.create_connection(address) as silent, socket.create_connection(address) as partial:
+            partial.sendall(b"POST /v1/generate HTTP/1.1\r\nHost: test\r\nContent-Type: app")
+            assert _closed_within(silent, 3) == (True, b"")  # nothing sent: closed, nothing to answer
+            assert _closed_within(partial, 3) == (True, b"")  # headers never finished: closed
+        assert time.monotonic() - started < 2.5
+        with socket.create_connection(address) as slow_body:
+            slow_body.sendall(b"POST /v1/generate HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                              b"Content-Length: 40\r\n\r\n{\"idea\": ")
+            closed, answer = _closed_within(slow_body, 3)
+            assert closed and answer.startswith(b"HTTP/1.1 408 ") and b"not received within 0.5 s" in answer
+        with socket.create_connection(address) as kept_alive:  # one request, then half of the next
+            kept_alive.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+            kept_alive.settimeout(3)
+            first = b""
+            while not first.endswith(b"}"):
+                first += kept_alive.recv(4096)
+            assert first.startswith(b"HTTP/1.1 200 ")
+            kept_alive.sendall(b"GET /healthz HTTP/1.1\r\nHo")
+            assert _closed_within(kept_alive, 3) == (True, b"")
+        # A client that keeps to the limits is served as before.
+        assert httpx.post(f"{url}/v1/generate", json={"idea": "a", "n": 1}, timeout=5).status_code == 200
+
+
+_SERVER = """
+import sys
+import uvicorn
+from tests.fakes import FakeGenerator
+from textopia.serving.app import create_app, uvicorn_options
+from textopia.serving.settings import ServingSettings
+
+settings = ServingSettings(port=int(sys.argv[1]), load_default=False, load_latent=False, clip_tokens=False,
+                           batch_window_ms=0, log_level="warning")
+uvicorn.run(create_app(settings, {"fake": FakeGenerator(delay_s=1.0)}), **uvicorn_options(settings))
+"""
+
+
+def test_sigterm_with_work_in_flight_stops_the_server_within_10_s() -> None:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
+    server = subprocess.Popen([sys.executable, "-c", _SERVER, str(port)], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        # 60 s of work: 60 lines of one prompt, a second each.
+        body = "".join(json.dumps({"idea": f"castle {i}", "n": 1}) + "\n" for i in range(60))
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            client.sendall(b"POST /invocations HTTP/1.1\r\nHost: test\r\nContent-Type: application/jsonlines\r\n"
+                           b"Content-Length: %d\r\n\r\n%s" % (len(body), body.encode()))
+            time.sleep(1.5)  # the first lines run
+            stopping = time.monotonic()
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=15)
+            took = time.monotonic() - stopping
+    finally:
+        if server.poll() is None:
+            server.kill()
+        _, stderr = server.communicate(timeout=10)
+    assert took < 10, f"the server took {took:.1f} s to stop"
+    assert "Cancel 1 running task(s)" in stderr  # the call was cancelled, not run to its end
 
 
 # --------------------------------------------------------------------------- safety, CLIP

@@ -29,6 +29,7 @@ This module is the factory and the runner; the routes are in :mod:`textopia.serv
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -46,7 +47,7 @@ from textopia.serving.endpoint_client import EndpointClient
 from textopia.serving.errors import install_error_handlers
 from textopia.serving.libraries import import_libraries
 from textopia.serving.limiter import InferenceLimiter
-from textopia.serving.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
+from textopia.serving.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from textopia.serving.models import ModelStore, attach_batchers, load_store
 from textopia.serving.routes import page, prompts, sagemaker
 from textopia.serving.settings import ServingSettings
@@ -136,7 +137,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.textopia = state
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     app.add_middleware(SecurityHeadersMiddleware)  # outermost: errors and refusals carry the headers too
     install_error_handlers(app, settings)
     app.include_router(prompts.router)
@@ -152,6 +153,27 @@ def _configure_logging(level: str) -> None:
     if not root.handlers:
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("textopia").setLevel(level.upper())
+
+
+def uvicorn_options(settings: ServingSettings) -> dict[str, Any]:
+    """uvicorn's settings for the service: where it listens, and the limits on slow clients.
+
+    A client gets ``header_timeout_s`` for its headers (:class:`~textopia.serving.protocol.HeaderTimeoutProtocol`;
+    the body's deadline is the app's), ``keep_alive_s`` idle between requests, 16 KiB of headers;
+    on SIGTERM requests in progress get ``shutdown_timeout_s`` to finish before they are cancelled.
+    """
+    from textopia.serving.protocol import HeaderTimeoutProtocol
+
+    return dict(
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        http=functools.partial(HeaderTimeoutProtocol, header_timeout_s=settings.header_timeout_s),
+        h11_max_incomplete_event_size=16_384,  # bytes of headers (uvicorn's default, stated)
+        limit_concurrency=settings.max_connections,
+        timeout_keep_alive=settings.keep_alive_s,
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
+    )
 
 
 def run_server(
@@ -179,12 +201,4 @@ def run_server(
     app = create_app(settings, endpoint=endpoint)
     logger.info("serving on http://%s:%d%s", settings.host, settings.port,
                 f", generating through {endpoint.invocations_url}" if endpoint else "")
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        limit_concurrency=settings.max_connections,
-        timeout_keep_alive=5,
-        timeout_graceful_shutdown=int(settings.request_timeout_s),
-    )
+    uvicorn.run(app, **uvicorn_options(settings))

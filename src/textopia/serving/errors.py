@@ -7,6 +7,7 @@ to the log, never to clients.
 ::
 
     400 NotLatent              404 ModelNotFound         409 SettingNotForModel
+    408 the body did not arrive in time (middleware)     413 the body is too large (middleware), TooMuchWork
     422 invalid field, TextopiaError                     500 InferenceFailed, anything unexpected
     501 NotThroughEndpoint     503 ServerBusy, ModelsNotReady (with Retry-After)
     504 InferenceTimeout       EndpointError: its own status (502 when the endpoint failed)
@@ -48,12 +49,17 @@ class NotThroughEndpoint(Exception):
     """The front has no such call: the SageMaker contract carries generation only (answered 501)."""
 
 
+class TooMuchWork(Exception):
+    """A JSON-lines call asks for more than one call may: lines, sampled rows or tokens (answered 413)."""
+
+
 # The error answers a route may give, for its OpenAPI ``responses``.
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "The model cannot do this."},
     404: {"model": ErrorResponse, "description": "No such model is loaded."},
     409: {"model": ErrorResponse, "description": "The chosen model does not take a given setting "
                                                  "(guidance, steps, lm_weight: latent diffusion models only)."},
+    408: {"model": ErrorResponse, "description": "The request body did not arrive in time."},
     413: {"model": ErrorResponse, "description": "The request body is too large."},
     422: {"model": ErrorResponse, "description": "A field is missing or out of bounds."},
     500: {"model": ErrorResponse, "description": "The model failed (logged on the server)."},
@@ -142,6 +148,10 @@ def install_error_handlers(app: FastAPI, settings: ServingSettings) -> None:
         logger.warning("endpoint call failed: %s", exc.message)
         headers = {"Retry-After": str(exc.retry_after_s or settings.retry_after_s)} if exc.status == 503 else None
         return error_response(exc.status, exc.message, exc.details, headers=headers)
+
+    @app.exception_handler(TooMuchWork)
+    async def _too_much(_: Request, exc: TooMuchWork) -> JSONResponse:
+        return error_response(413, f"too much for one call: {exc}")
 
     @app.exception_handler(NotThroughEndpoint)
     async def _not_through_endpoint(_: Request, exc: NotThroughEndpoint) -> JSONResponse:

@@ -1,25 +1,33 @@
-"""Pure ASGI middlewares: a cap on the request body's size (answered 413 as JSON), and the
-security headers every response carries (JSON, the docs, errors; the page sets its own)."""
+"""Pure ASGI middlewares: bounds on the request body's size and time (answered 413 and 408 as
+JSON), and the security headers every response carries (JSON, the docs, errors; the page sets
+its own)."""
 
 from __future__ import annotations
 
 import json
 
+import anyio
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-class BodySizeLimitMiddleware:
-    """Refuse bodies over ``max_bytes``: at once when Content-Length says so, else while reading.
+class BodyLimitMiddleware:
+    """Bound a request's body in size and in time, answered as JSON and closing the connection.
+
+    Over ``max_bytes``: 413, at once when Content-Length says so, else while reading. Not all
+    arrived within ``timeout_s`` of the request's headers: 408 (a slow or stalled client would
+    otherwise hold its connection and a worker's request open for as long as it likes).
 
     Args:
         app: the ASGI app it wraps.
         max_bytes: the largest body accepted, in bytes.
+        timeout_s: the longest the whole body may take to arrive, in seconds.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def _refuse(self, send: Send, status: int, message: str) -> None:
         body = json.dumps({"error": message}).encode()
@@ -41,6 +49,7 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         too_large = f"request body is larger than {self.max_bytes} bytes"
+        too_slow = f"request body not received within {self.timeout_s:g} s"
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -52,18 +61,25 @@ class BodySizeLimitMiddleware:
                     await self._refuse(send, 413, too_large)
                     return
 
+        deadline = anyio.current_time() + self.timeout_s
         received = 0
+        body_done = False
         started = False
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    # FastAPI re-raises HTTPException from body reading; the app's handler answers.
-                    raise HTTPException(status_code=413, detail=too_large)
-            return message
+            nonlocal received, body_done
+            if body_done:  # later messages (the disconnect) may come whenever they come
+                return await receive()
+            with anyio.move_on_at(deadline):
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    body_done = not message.get("more_body", False)
+                    if received > self.max_bytes:
+                        # FastAPI re-raises HTTPException from body reading; the app's handler answers.
+                        raise HTTPException(status_code=413, detail=too_large, headers={"Connection": "close"})
+                return message
+            raise HTTPException(status_code=408, detail=too_slow, headers={"Connection": "close"})
 
         async def tracked_send(message: Message) -> None:
             nonlocal started
@@ -74,9 +90,9 @@ class BodySizeLimitMiddleware:
         try:
             await self.app(scope, limited_receive, tracked_send)
         except HTTPException as exc:
-            if exc.status_code != 413 or started:
+            if exc.status_code not in (408, 413) or started:
                 raise
-            await self._refuse(send, 413, too_large)
+            await self._refuse(send, exc.status_code, str(exc.detail))
 
 
 #: Content-Security-Policy of responses that are not pages (JSON, plain text): load nothing.

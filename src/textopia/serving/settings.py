@@ -39,10 +39,22 @@ class ServingSettings(BaseSettings):
         max_batch_rows: sampled rows per batch at most (n prompts with reranking are n · candidates rows).
         batch_workers: batches decoded at the same time on the CPU, each on its own thread with
             ``cpus // batch_workers`` torch threads (see :class:`~textopia.serving.batcher.MicroBatcher`).
-        request_timeout_s: the longest a request may wait and run, in seconds; then 504.
+        request_timeout_s: the longest a request may wait and run, in seconds; then 504. A JSON-lines
+            call has one such deadline for all its lines; lines not answered by then are answered 504.
+        max_request_rows: sampled rows (n × candidates, summed over the lines) one JSON-lines call may
+            ask for; then 413. The default is one request's most (16 × 64).
+        max_request_tokens: tokens (rows × max_new_tokens, summed over the lines) one JSON-lines call
+            may ask for; then 413. The default is one request's most (16 × 64 × 128).
         retry_after_s: the ``Retry-After`` value sent with a 503, in seconds.
         max_body_bytes: the largest request body accepted, in bytes; then 413.
         max_connections: open connections uvicorn accepts before answering 503 itself.
+        header_timeout_s: the longest a connection may take to send a request's headers, in seconds,
+            from its opening or from the request's first byte; then it is closed.
+        body_timeout_s: the longest a request's body may take to arrive, in seconds, from its
+            headers on; then 408 and the connection is closed.
+        keep_alive_s: how long an idle connection is kept open between requests, in seconds.
+        shutdown_timeout_s: on SIGTERM, how long requests in progress may take to finish before they
+            are cancelled, in seconds (a JSON-lines call answers no further line).
         clip_tokens: count each prompt's CLIP tokens (the tokenizer loads in the background).
         log_level: uvicorn's and the service's log level.
     """
@@ -63,9 +75,15 @@ class ServingSettings(BaseSettings):
     max_batch_rows: int = Field(default=36, ge=1, le=1024)
     batch_workers: int = Field(default=2, ge=1, le=16)
     request_timeout_s: float = Field(default=60.0, gt=0)
+    max_request_rows: int = Field(default=1024, ge=1)
+    max_request_tokens: int = Field(default=131_072, ge=1)
     retry_after_s: int = Field(default=2, ge=1)
     max_body_bytes: int = Field(default=16_384, ge=256)
     max_connections: int | None = Field(default=1024, ge=1)
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=10.0, gt=0)
+    keep_alive_s: int = Field(default=5, ge=1)
+    shutdown_timeout_s: int = Field(default=5, ge=0, le=300)
     clip_tokens: bool = True
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 

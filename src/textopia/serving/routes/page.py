@@ -8,7 +8,9 @@ from importlib import resources
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
+
+from textopia.serving.openapi30 import openapi_30
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +50,18 @@ def page_router() -> APIRouter:
     return page
 
 
+DOCS_OPENAPI_URL = "/docs/openapi-3.0.json"
+
+
 def install_docs(app: FastAPI) -> None:
     """OpenAPI docs at /docs: Swagger UI from the ``swagger-ui-bundle`` package when installed
-    (so the docs work offline too), else FastAPI's default, which loads it from a CDN."""
+    (so the docs work offline too), else FastAPI's default, which loads it from a CDN.
+
+    The bundled Swagger UI (4.x) reads OpenAPI 3.0, not the 3.1 that FastAPI publishes at
+    ``/openapi.json``: it loads the same document rewritten as 3.0
+    (:func:`~textopia.serving.openapi30.openapi_30`) from :data:`DOCS_OPENAPI_URL`. The CDN's
+    Swagger UI (5.x) reads 3.1 and loads ``/openapi.json``.
+    """
     try:
         from swagger_ui_bundle import swagger_ui_path
     except ImportError:
@@ -62,14 +73,18 @@ def install_docs(app: FastAPI) -> None:
 
     app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
 
+    async def openapi_30_document() -> JSONResponse:
+        return JSONResponse(openapi_30(app.openapi()))  # app.openapi() is made once, then kept
+
     async def docs() -> Response:
         return get_swagger_ui_html(
-            openapi_url="/openapi.json", title="Textopia API",
+            openapi_url=DOCS_OPENAPI_URL, title="Textopia API",
             swagger_js_url="/docs-assets/swagger-ui-bundle.js",
             swagger_css_url="/docs-assets/swagger-ui.css",
             swagger_favicon_url="/docs-assets/favicon-32x32.png",
         )
 
+    app.add_api_route(DOCS_OPENAPI_URL, openapi_30_document, methods=["GET"], include_in_schema=False)
     app.add_api_route("/docs", docs, methods=["GET"], include_in_schema=False)
 
 
