@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from starlette.routing import Match
 from starlette.types import Scope
 
-from textopia.generation.base import TextopiaError
+from textopia.generation.base import DecodingSettings, TextopiaError
 from textopia.serving.deps import ServiceState, StateDep
 from textopia.serving.endpoint_client import ENDPOINT_MODEL, EndpointError
 from textopia.serving.errors import (
@@ -121,14 +121,17 @@ def _parse_line(number: int, line: str) -> GenerateRequest | dict[str, Any]:
 def _check_work(bodies: list[GenerateRequest], settings: ServingSettings) -> None:
     """Refuse a call whose lines together ask for more than one call may: rows or tokens.
 
-    A line's sampled rows are ``n × candidates``, its tokens ``rows × max_new_tokens`` (at most:
-    a prompt may end sooner).
+    A line's sampled rows are ``n × candidates`` (a line that leaves candidates to the model counts
+    the largest default, :class:`DecodingSettings`'), its tokens ``rows × max_new_tokens`` (at
+    most: a prompt may end sooner).
 
     Raises:
         TooMuchWork: the rows or the tokens, summed over the lines, are over the settings' bounds.
     """
-    rows = sum(body.n * body.candidates for body in bodies)
-    tokens = sum(body.n * body.candidates * body.max_new_tokens for body in bodies)
+    per_line = [body.n * (DecodingSettings.candidates if body.candidates is None else body.candidates)
+                for body in bodies]
+    rows = sum(per_line)
+    tokens = sum(r * body.max_new_tokens for r, body in zip(per_line, bodies))
     advice = "send fewer lines per call (BatchStrategy=SingleRecord) or lighter ones"
     if rows > settings.max_request_rows:
         raise TooMuchWork(f"the lines ask for {rows} sampled rows (n × candidates), at most "
