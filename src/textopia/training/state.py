@@ -194,6 +194,22 @@ def write_state(directory: Path, state: TrainingState, optimizer: torch.optim.Op
     (directory / STATE_FILE).write_text(json.dumps(record, allow_nan=False) + "\n")
 
 
+def _load_tensors(path: Path, what: str) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint's safetensors file ``path`` (``what`` names it in the error).
+
+    Raises:
+        TextopiaError: the file is missing or damaged (one line naming it).
+    """
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise TextopiaError(f"missing file in checkpoint: {path} ({_AFRESH})")
+    try:
+        return load_file(str(path))
+    except Exception as e:  # noqa: BLE001 - whatever a damaged file makes safetensors raise
+        raise TextopiaError(f"damaged {what} {path}: {short_error(e)} ({_AFRESH})") from None
+
+
 def load_optimizer(optimizer: torch.optim.Optimizer, directory: str | Path, state: TrainingState) -> None:
     """Restore ``optimizer`` from ``directory/optimizer.safetensors`` and the hyperparameters in
     ``state``; every tensor is checked against its parameter's shape and for values that are not
@@ -202,15 +218,8 @@ def load_optimizer(optimizer: torch.optim.Optimizer, directory: str | Path, stat
     Raises:
         TextopiaError: the file is missing or damaged, or does not fit the model (one line naming it).
     """
-    from safetensors.torch import load_file
-
     path = Path(directory) / OPTIMIZER_FILE
-    if not path.is_file():
-        raise TextopiaError(f"missing file in checkpoint: {path} ({_AFRESH})")
-    try:
-        tensors = load_file(str(path))
-    except Exception as e:  # noqa: BLE001 - whatever a damaged file makes safetensors raise
-        raise TextopiaError(f"damaged optimizer state {path}: {short_error(e)} ({_AFRESH})") from None
+    tensors = _load_tensors(path, "optimizer state")
     check_finite(tensors.items(), path, "optimizer state")
     params = [p for group in optimizer.param_groups for p in group["params"]]
     meta = state.optimizer or {}
@@ -293,15 +302,8 @@ def read_rng(directory: str | Path, rank: int) -> SavedRNG:
     Raises:
         TextopiaError: the file is missing or damaged, or lacks this process's streams.
     """
-    from safetensors.torch import load_file
-
     path = Path(directory) / RNG_FILE
-    if not path.is_file():
-        raise TextopiaError(f"missing file in checkpoint: {path} ({_AFRESH})")
-    try:
-        tensors = load_file(str(path))
-    except Exception as e:  # noqa: BLE001 - whatever a damaged file makes safetensors raise
-        raise TextopiaError(f"damaged RNG state {path}: {short_error(e)} ({_AFRESH})") from None
+    tensors = _load_tensors(path, "RNG state")
     prefix = f"{rank}."
     own = {name[len(prefix):]: t for name, t in tensors.items() if name.startswith(prefix)}
     if not own and rank == 0 and "torch" in tensors:  # the old layout: torch's CPU stream alone
