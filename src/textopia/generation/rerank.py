@@ -35,8 +35,9 @@ T = TypeVar("T")
 #: Mean log-probability per token (nats) below which a sample counts as disfluent.
 MIN_MEAN_LOGPROB = -4.5
 #: Critic logits (nats) that a wholly new set of word bigrams is worth when choosing among
-#: samples of one tier (:func:`select`).
-VARIETY_WEIGHT = 2.0
+#: samples of one tier (:func:`select`; chosen in benchmarks/results/quality/rerank_weights.md:
+#: it decides nothing for one prompt, and keeps eight apart).
+VARIETY_WEIGHT = 10.0
 #: Critic logits that one nat per token of the model's own log-probability is worth (:func:`select`;
 #: chosen in benchmarks/results/quality/rerank_weights.md).
 FLUENCY_WEIGHT = 3.0
