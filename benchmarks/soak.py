@@ -48,7 +48,11 @@ logger = logging.getLogger("benchmarks.soak")
 JSON = {"content-type": "application/json"}
 
 
-def request_mix(max_body_bytes: int) -> list[tuple[str, float, dict[str, Any]]]:
+#: A JSON-lines /invocations body of heavy lines: more work than one call may ask for (413).
+HEAVY_JSONL = b"".join(b'{"idea": "a lighthouse in a storm", "n": 16, "max_new_tokens": 128}\n' for _ in range(200))
+
+
+def request_mix(max_body_bytes: int, hostile: bool = False) -> list[tuple[str, float, dict[str, Any]]]:
     """``(name, weight, request)``: the kinds of request the clients send, valid and malformed.
 
     A request is ``{"method", "path", "json" | "content", "headers", "valid"}``; ``valid``
@@ -78,12 +82,36 @@ def request_mix(max_body_bytes: int) -> list[tuple[str, float, dict[str, Any]]]:
         ("json-array", 2, {"method": "POST", "path": "/v1/generate", "json": [1, 2, 3]}),
         ("wrong-method", 2, {"method": "GET", "path": "/v1/generate"}),
         ("unknown-route", 2, {"method": "GET", "path": "/v1/../../etc/passwd"}),
-    ]
+    ] + ([("heavy-jsonl", 4, {"method": "POST", "path": "/invocations", "content": HEAVY_JSONL,
+                              "headers": {"content-type": "application/jsonlines"}})] if hostile else [])
+
+
+async def slow_client(host: str, port: int, deadline: float, index: int, closed: Counter) -> None:
+    """Until ``deadline``: open a connection and send half a request (headers, or headers and part of
+    a body), then wait for the server to close it; counts ``closed`` / ``held`` (still open after 30 s)."""
+    while time.perf_counter() < deadline:
+        reader, writer = await asyncio.open_connection(host, port)
+        if index % 2:
+            writer.write(b"POST /v1/generate HTTP/1.1\r\nHost: x\r\n")  # headers never end
+        else:
+            writer.write(b"POST /v1/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100\r\n\r\n{\"idea\": ")  # the body never ends
+        await writer.drain()
+        try:
+            while await asyncio.wait_for(reader.read(4096), timeout=30):
+                pass
+            closed["closed"] += 1
+        except asyncio.TimeoutError:
+            closed["held"] += 1
+        except ConnectionError:
+            closed["closed"] += 1
+        writer.close()
 
 
 async def soak(base_url: str, clients: int, seconds: float, mix: list, timeout_s: float, seed: int,
-               on_tick) -> dict[str, Any]:
-    """``clients`` clients sending requests from ``mix`` back to back for ``seconds``."""
+               on_tick, slow_clients: int = 0) -> dict[str, Any]:
+    """``clients`` clients sending requests from ``mix`` back to back for ``seconds``, beside
+    ``slow_clients`` that send half a request and wait (:func:`slow_client`)."""
     import httpx
 
     names = [m[0] for m in mix]
@@ -132,7 +160,10 @@ async def soak(base_url: str, clients: int, seconds: float, mix: list, timeout_s
                 on_tick(time.perf_counter() - started)
                 await asyncio.sleep(5.0)
 
-        await asyncio.gather(ticker(), *(worker(i) for i in range(clients)))
+        slow: Counter[str] = Counter()
+        host, port = base_url.rsplit("//", 1)[1].rsplit(":", 1)
+        await asyncio.gather(ticker(), *(worker(i) for i in range(clients)),
+                             *(slow_client(host, int(port), deadline, i, slow) for i in range(slow_clients)))
         elapsed = time.perf_counter() - started
 
     def figures(values: list[float]) -> dict[str, Any]:
@@ -149,6 +180,7 @@ async def soak(base_url: str, clients: int, seconds: float, mix: list, timeout_s
         "server_errors_5xx": sum(c for s, c in statuses.items() if s.startswith("5")),
         "transport_errors": sum(c for s, c in statuses.items() if not s.isdigit()),
         "unexpected": dict(unexpected),
+        "slow_connections": dict(slow),
         "by_kind": {name: dict(sorted(c.items())) for name, c in by_kind.items()},
         "latency_s": {"valid": figures(latencies["valid"]), "malformed": figures(latencies["malformed"]),
                       "all": figures(latencies["valid"] + latencies["malformed"])},
@@ -175,7 +207,9 @@ def _markdown(report: dict[str, Any]) -> str:
         f"server: uvicorn, one process on {HOST}, {report['server']['max_concurrency']} inference thread(s), "
         f"queue {report['server']['queue_size']}, timeout {report['server']['request_timeout_s']} s",
         f"- {report['clients']} clients back to back for {report['minutes']:g} minutes; request mix "
-        f"(weights): {', '.join(f'{n} {w}' for n, w in report['mix'].items())}",
+        f"(weights): {', '.join(f'{n} {w}' for n, w in report['mix'].items())}; "
+        f"{report.get('slow_clients', 0)} slow clients (half a request each, then wait): "
+        f"{r.get('slow_connections') or 'none'}",
         "",
         f"**{verdict}**: {r['server_errors_5xx']} answers 5xx, {r['transport_errors']} transport errors, "
         f"{sum(r['unexpected'].values())} unexpected statuses; memory {m['start']} MiB at the start, "
@@ -220,7 +254,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         _wait_ready(base_url, proc, 300)
         models = httpx.get(base_url + "/v1/models", timeout=5).json()
         model = next(m for m in models["models"] if m["name"] == models["default"])
-        mix = request_mix(args.max_body_bytes)
+        mix = request_mix(args.max_body_bytes, hostile=args.hostile)
         for name, _, req in mix:  # warm-up: every kind once, then a few generations
             try:
                 httpx.request(req["method"], base_url + req["path"], json=req.get("json"),
@@ -249,7 +283,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
 
         with sampler:
             result = asyncio.run(soak(base_url, args.clients, args.minutes * 60, mix,
-                                      timeout_s=args.request_timeout_s + 30, seed=args.seed, on_tick=tick))
+                                      timeout_s=args.request_timeout_s + 30, seed=args.seed, on_tick=tick,
+                                      slow_clients=args.slow_clients))
         time.sleep(1.0)
         end_mib = round(sampler.rss() / 2**20, 1)
         peak_mib = round(sampler.peak / 2**20, 1)
@@ -263,7 +298,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             proc.wait()
     growth = 100 * (end_mib - start_mib) / start_mib
     passed = (alive and result["server_errors_5xx"] == 0 and result["transport_errors"] == 0
-              and not result["unexpected"] and growth < 10)
+              and not result["unexpected"] and growth < 10 and not result["slow_connections"].get("held"))
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": shlex.join(["python", "benchmarks/soak.py", *sys.argv[1:]]),
@@ -278,14 +313,15 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "model": {k: model.get(k) for k in ("name", "kind", "parameters")},
         "server": {"max_concurrency": 1, "queue_size": args.queue_size, "request_timeout_s": args.request_timeout_s,
                    "alive_at_end": alive},
-        "mix": {name: weight for name, weight, _ in request_mix(args.max_body_bytes)},
+        "mix": {name: weight for name, weight, _ in request_mix(args.max_body_bytes, hostile=args.hostile)},
+        "slow_clients": args.slow_clients,
         "memory_mib": {"start": start_mib, "end": end_mib, "peak": peak_mib},
         "memory_growth_pct": round(growth, 2),
         "memory_series": series,
         "result": result,
         "pass": passed,
         "criteria": "no 5xx, no transport error, malformed requests answered 4xx and valid ones 200, "
-                    "memory growth from start to end < 10%",
+                    "memory growth from start to end < 10%, no slow client's connection held open",
     }
 
 
@@ -300,6 +336,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-body-bytes", type=int, default=16_384, help="the server's body limit (bytes)")
     p.add_argument("--warmup", type=int, default=3, help="generations before measuring")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hostile", action="store_true",
+                   help="mix in heavy JSON-lines /invocations calls (each more work than a call may ask: 413)")
+    p.add_argument("--slow-clients", type=int, default=0,
+                   help="connections that send half a request and wait, beside the clients")
     p.add_argument("--note", default=None, help="a remark written into the results (why the run was short)")
     p.add_argument("--out", type=Path, default=RESULTS / "soak", help="output stem")
     args = p.parse_args(argv)
