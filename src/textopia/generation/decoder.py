@@ -189,7 +189,6 @@ class DecoderGenerator(Generator):
                                            latent=r.latent, prefix=opening), prefix=opening)
                     r.rounds += 1
 
-
     @torch.no_grad()
     def idea_prefix(self, idea: str) -> str:
         """The opening of a prompt made of the idea itself: the likeliest under the model, given the

@@ -91,23 +91,32 @@ register(ModelSpec(name="critic", config_cls=CriticConfig, build=build_critic, l
                    role=Critic))
 
 
-def critic_inputs(tokenizer, prompts: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
-    """Right-padded critic input for ``prompts``: each prompt's tokens and EOS, cut to ``max_length``.
+def critic_rows(tokenizer, prompts: Sequence[str], max_length: int) -> list[list[int]]:
+    """What the critic reads of each prompt: its tokens and EOS, cut to ``max_length``."""
+    return [(ids + [tokenizer.eos_id])[:max_length] for ids in tokenizer.encode_batch(list(prompts))]
+
+
+def pad_rows(rows: Sequence[list[int]], pad_id: int, multiple: int = 1) -> dict[str, torch.Tensor]:
+    """Right-pad token rows to the longest, rounded up to a ``multiple`` of tokens.
 
     Returns:
-        ``input_ids`` (N, T) int64 (``tokenizer.pad_id`` after each row's end) and
-        ``attention_mask`` (N, T) int64 (1 = real token).
+        ``input_ids`` (N, T) int64 (``pad_id`` after each row's end) and ``attention_mask`` (N, T)
+        int64 (1 = real token).
     """
     import torch
 
-    rows = [(ids + [tokenizer.eos_id])[:max_length] for ids in tokenizer.encode_batch(list(prompts))]
-    width = max((len(r) for r in rows), default=1)
-    input_ids = torch.full((len(rows), width), tokenizer.pad_id, dtype=torch.long)
+    width = -(-max((len(r) for r in rows), default=1) // multiple) * multiple
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, r in enumerate(rows):
         input_ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
         attention_mask[i, : len(r)] = 1
     return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+def critic_inputs(tokenizer, prompts: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
+    """Right-padded critic input for ``prompts`` (:func:`critic_rows`, :func:`pad_rows`)."""
+    return pad_rows(critic_rows(tokenizer, prompts, max_length), tokenizer.pad_id)
 
 
 def critic_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -195,7 +195,7 @@ class CriticTask(Task):
         """``(input ids, label)`` pairs: each row's human prompt (1.0) and non-empty sample (0.0)."""
         import json
 
-        from textopia.models.critic import critic_inputs
+        from textopia.models.critic import critic_rows
 
         if not path.is_file():
             raise TextopiaError(f"missing critic samples file: {path}")
@@ -215,23 +215,18 @@ class CriticTask(Task):
                     labels.append(label)
         if not texts:
             return []
-        batch = critic_inputs(self.tokenizer, texts, self.model_config.n_positions)
-        lengths = batch["attention_mask"].sum(dim=1).tolist()
-        return [(row[:n], label) for row, n, label in zip(batch["input_ids"].tolist(), lengths, labels)]
+        return list(zip(critic_rows(self.tokenizer, texts, self.model_config.n_positions), labels))
 
     #: Batches are padded to a multiple of this many tokens: few distinct shapes, so that the CPU's
     #: kernels (oneDNN builds one per shape, and keeps a bounded number) are reused.
     PAD_TO = 16
 
     def _batch(self, examples: list[tuple[list[int], float]]) -> dict[str, torch.Tensor]:
-        width = -(-max(len(ids) for ids, _ in examples) // self.PAD_TO) * self.PAD_TO
-        input_ids = torch.full((len(examples), width), self.tokenizer.pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(examples), width), dtype=torch.long)
-        for row, (ids, _) in enumerate(examples):
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            attention_mask[row, : len(ids)] = 1
-        labels = torch.tensor([label for _, label in examples], dtype=torch.float32)
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        from textopia.models.critic import pad_rows
+
+        batch = pad_rows([ids for ids, _ in examples], self.tokenizer.pad_id, self.PAD_TO)
+        batch["labels"] = torch.tensor([label for _, label in examples], dtype=torch.float32)
+        return batch
 
     def batches(self, epoch: int, skip: int, accelerator) -> Iterable[Any]:
         order = torch.randperm(len(self.train_examples),
