@@ -55,7 +55,7 @@ def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from textopia.generation.base import Generator
-    from textopia.serving.app import create_app
+    from textopia.serving.app import create_app, uvicorn_options
     from textopia.serving.settings import ServingSettings
 
     settings = ServingSettings(
@@ -71,8 +71,9 @@ def serve(args: argparse.Namespace) -> None:
 
         generators = {"fake": FakeGenerator(name="fake", delay_s=args.fake_delay_s)}
     app = create_app(settings, generators)
-    uvicorn.run(app, host=HOST, port=args.port, log_level="warning", access_log=False,
-                limit_concurrency=settings.max_connections)
+    # The service's own uvicorn settings (header deadline, keep-alive, connection limit), as
+    # `textopia serve` runs it: a benchmark of another configuration would measure another server.
+    uvicorn.run(app, access_log=False, **uvicorn_options(settings))
 
 
 # --------------------------------------------------------------------------- client (parent process)

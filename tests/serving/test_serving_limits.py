@@ -256,6 +256,27 @@ def test_run_server_passes_settings_to_uvicorn(monkeypatch: pytest.MonkeyPatch) 
     assert seen["timeout_graceful_shutdown"] == 5  # SIGTERM: in-flight work gets 5 s, then is cancelled
 
 
+
+def test_load_benchmarks_server_is_configured_as_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The load and soak benchmarks measure the server `textopia serve` runs: the same uvicorn
+    settings, the header deadline among them (a benchmark server without it held slow clients'
+    connections open for good while the service closes them)."""
+    import importlib.util
+
+    import uvicorn
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "load.py"
+    spec = importlib.util.spec_from_file_location("textopia_bench_load", path)
+    assert spec is not None and spec.loader is not None
+    load = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(load)
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    load.main(["--serve", "--fake", "--port", "9001"])
+    assert seen["port"] == 9001
+    assert seen["http"].func is HeaderTimeoutProtocol and seen["http"].keywords == {"header_timeout_s": 10.0}
+    assert seen["timeout_keep_alive"] == 5 and seen["limit_concurrency"] == 1024
+
 def test_module_entry_point_accepts_sagemakers_serve_argument(monkeypatch: pytest.MonkeyPatch) -> None:
     import textopia.serving.__main__ as entry
 
