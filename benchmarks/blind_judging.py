@@ -2,8 +2,10 @@
 
 Usage (from the repository root)::
 
-    # 1. one prompt per idea of benchmarks/ideas/judge_ideas.txt (idea i: seed 1000 + i), per model
-    python benchmarks/blind_judging.py write default runs/judge/default.json
+    # 1. one prompt per idea of benchmarks/ideas/judge_ideas.txt (idea i: seed 1000 + i), per model,
+    #    and a human prompt per idea from the prepared corpus (all splits; IDEAS: another idea list)
+    python benchmarks/blind_judging.py write default runs/judge/default.json [IDEAS]
+    python benchmarks/blind_judging.py human data/sd runs/judge/human.json [IDEAS]
     # 2. shuffle every source's prompts into one file (the key kept apart)
     python benchmarks/blind_judging.py assemble runs/judge default=runs/judge/default.json human=...
     # 3. judges (people, or helpers who see only blind.txt) write id,relevance,coherence,keep lines
@@ -27,16 +29,31 @@ from pathlib import Path
 IDEAS = Path(__file__).resolve().parent / "ideas" / "judge_ideas.txt"
 
 
-def write(model: str, out: str) -> None:
+def read_ideas(path: str | Path = IDEAS) -> list[str]:
+    return [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def write(model: str, out: str, ideas_file: str | Path = IDEAS) -> None:
     import textopia
 
-    ideas = [line.strip() for line in IDEAS.read_text().splitlines() if line.strip()]
+    ideas = read_ideas(ideas_file)
     generator = textopia.load(model)
     rows = {}
     for i, idea in enumerate(ideas):
         got = generator.generate(idea, n=1, seed=1000 + i)
         rows[idea] = got[0].prompt if got else ""
     Path(out).write_text(json.dumps(rows, indent=1) + "\n")
+
+
+def human(data_dir: str, out: str, ideas_file: str | Path = IDEAS) -> None:
+    """One corpus prompt per idea holding every content word of the idea (the evaluation's
+    :func:`~textopia.evaluation.ideas.human_samples`), from all splits; none where no prompt has them."""
+    from textopia.data.corpus import read_split
+    from textopia.evaluation.ideas import human_samples
+
+    prompts = [p for split in ("train", "valid", "test") for p in read_split(Path(data_dir), split)]
+    found = human_samples(read_ideas(ideas_file), prompts, n_per_idea=1, seed=0)
+    Path(out).write_text(json.dumps({idea: got[0] for idea, got in found.items() if got}, indent=1) + "\n")
 
 
 def assemble(folder: str, sources: list[str]) -> None:
@@ -80,5 +97,5 @@ def score(folder: str, paths: list[str]) -> None:
 
 if __name__ == "__main__":
     command, *rest = sys.argv[1:]
-    {"write": lambda: write(*rest), "assemble": lambda: assemble(rest[0], rest[1:]),
+    {"write": lambda: write(*rest), "human": lambda: human(*rest), "assemble": lambda: assemble(rest[0], rest[1:]),
      "score": lambda: score(rest[0], rest[1:])}[command]()

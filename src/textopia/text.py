@@ -141,6 +141,65 @@ def idea_in_subject(idea: str, output: str) -> bool:
     return all(stems.index(w) < opening for w in wanted if w in stems)
 
 
+
+def repeats_phrase(text: str) -> bool:
+    """True if two content words written side by side occur so twice anywhere in the text (by
+    stem: "by greg rutkowski and greg rutkowski", "highly detailed, ..., highly detailed"): a tag
+    or a name that a reader sees twice."""
+    words = [stem(w) for w in tokenize(text)]
+    pairs = [(a, b) for a, b in zip(words, words[1:]) if a not in STOP_WORDS and b not in STOP_WORDS]
+    return len(pairs) != len(set(pairs))
+
+
+#: Words that cannot describe one picture together: two times of day, or a photograph that is
+#: also a painting, a drawing or a 3D render. Each group is a set of alternatives; a prompt clashes
+#: when it holds words of two alternatives of one group (:func:`clashes`).
+_PHOTO = frozenset({"photograph", "photography", "photo", "dslr"})
+_HAND_MADE = frozenset({"oil painting", "oil on canvas", "watercolor", "watercolour", "pencil drawing"})
+CLASH_GROUPS: tuple[tuple[frozenset[str], ...], ...] = (
+    (frozenset({"sunrise", "dawn"}), frozenset({"sunset", "dusk"})),
+    (frozenset({"midnight"}), frozenset({"noon", "midday"})),
+    (_PHOTO, _HAND_MADE | {"painting", "sketch"}),
+    (_PHOTO, frozenset({"anime", "manga", "cartoon"})),
+    (_HAND_MADE, frozenset({"octane render", "3d render", "unreal engine"})),
+)
+
+
+def _phrases(text: str) -> set[str]:
+    words = tokenize(text.lower())
+    return set(words) | {" ".join(p) for p in zip(words, words[1:])}
+
+
+def clashes(text: str, idea: str | None = None) -> bool:
+    """True if the text holds words of two alternatives of a :data:`CLASH_GROUPS` group ("sunrise
+    at sunset", a photograph that is an oil painting), outside the words of ``idea`` (the user's
+    own words never clash)."""
+    held = _phrases(text) - (_phrases(idea) if idea else set())
+    return any(sum(bool(alt & held) for alt in group) > 1 for group in CLASH_GROUPS)
+
+
+_ARTICLE_RE = re.compile(r"\b([Aa]n?) ([^\W\d_][\w'-]*)")
+#: Word openings after which "a"/"an" is left as written: the sound is not the spelling's ("an
+#: hour", "a unicorn", "a one-eyed cat", "a european city").
+_EITHER_ARTICLE = ("h", "u", "one", "once", "eu", "ew")
+
+
+def fix_articles(text: str) -> str:
+    """``text`` with "a"/"an" agreeing with the next word's first letter: "an snowy forest" ->
+    "a snowy forest", "a old man" -> "an old man"; words whose sound the spelling does not tell
+    (:data:`_EITHER_ARTICLE`) keep the article written."""
+    def agree(m: re.Match[str]) -> str:
+        article, word = m.group(1), m.group(2)
+        low = word.lower()
+        if low.startswith(_EITHER_ARTICLE):
+            return m.group(0)
+        want = "an" if low[0] in "aeio" else "a"
+        if article.lower() == want:
+            return m.group(0)
+        return f"{want.capitalize() if article[0].isupper() else want} {word}"
+
+    return _ARTICLE_RE.sub(agree, text)
+
 def dedup_key(text: str) -> str:
     """Two texts are the same prompt if their keys are equal: lower-case letters and digits only,
     so "A cat, 4k" and "a cat 4K" share a key (deduplication of outputs, and the split of a corpus)."""

@@ -12,7 +12,7 @@ import textopia
 from textopia.generation.base import DecodingSettings, TextopiaError
 from textopia.generation.decoder import rows_per_round
 from textopia.generation.rerank import score_sample, select
-from textopia.text import idea_in_subject, repeats_idea_word
+from textopia.text import clashes, fix_articles, idea_in_subject, repeats_idea_word, repeats_phrase
 
 
 @pytest.mark.parametrize("idea, prompt, expected", [
@@ -49,6 +49,48 @@ def test_subject_rule_is_a_tier_after_clean_words_before_fluency():
     assert good.tier() < repeated.tier() < stutter.tier()
     assert late.tier() == repeated.tier()
 
+
+
+@pytest.mark.parametrize("prompt, expected", [
+    ("a fox, art by greg rutkowski and greg rutkowski", True),
+    ("a fox, highly detailed, sharp focus, highly detailed", True),
+    ("a fox, highly detailed, sharp focus, detailed fur", False),  # one word again is not a phrase
+    ("a fox and a fox cub", False),  # stop words between: not side by side
+])
+def test_repeats_phrase(prompt, expected):
+    assert repeats_phrase(prompt) is expected
+
+
+@pytest.mark.parametrize("prompt, idea, expected", [
+    ("a harbor at sunrise, sunset colors", None, True),
+    ("photo of a harbor, oil painting", None, True),
+    ("a watercolor of a harbor, octane render", None, True),
+    ("a harbor at sunset, oil painting, by monet", None, False),
+    ("a harbor, digital painting, octane render", None, False),
+    ("a photo of a sunrise, seen at sunset", "sunrise at sunset", False),  # the user's own words
+])
+def test_clashes(prompt, idea, expected):
+    assert clashes(prompt, idea) is expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("fox in an snowy forest", "fox in a snowy forest"),
+    ("A old man, an apple", "An old man, an apple"),
+    ("an hour, a unicorn, an umbrella, a one-eyed cat, a 8k photo", "an hour, a unicorn, an umbrella, a one-eyed cat, a 8k photo"),
+])
+def test_articles_agree_with_the_next_word(text, expected):
+    assert fix_articles(text) == expected
+
+
+def test_repeated_phrases_and_clashes_are_a_tier_after_the_subject_rule():
+    good = score_sample("harbor", "a harbor at dawn, oil painting, by monet", -20, 10, None)
+    twice = score_sample("harbor", "a harbor at dawn, by claude monet and claude monet", -20, 10, None)
+    clash = score_sample("harbor", "a harbor at sunrise, sunset, oil painting", -20, 10, None)
+    late = score_sample("harbor", "a boat at dawn, oil painting, by monet, highly detailed, trending on artstation, concept art, harbor", -20, 10, None)
+    assert twice.repeats_phrase and clash.clash and not good.repeats_phrase and not good.clash
+    assert good.tier() < twice.tier() == clash.tier() < late.tier()
+    # Fluency decides within a tier only: a likelier sample with a clash stays behind.
+    assert select([(replace(clash, mean_logprob=-0.5), "c", "c"), (good, "g", "g")], 1) == ["g"]
 
 def test_select_takes_the_critics_choice_within_a_tier():
     def scored(prompt, critic):

@@ -66,6 +66,7 @@ def test_clean_prompt_ends_where_a_phrase_ends_at_the_cut():
     assert clean_prompt("a castle ,  highly detailed, trending on artst", finished=False) == "a castle, highly detailed"
     assert clean_prompt("a castle on a hill at sunset with a rive", finished=False) == "a castle on a hill at sunset"
     assert clean_prompt("a castle, 8k,", finished=True) == "a castle, 8k"
+    assert clean_prompt("fox in an snowy forest, a old oak", finished=True) == "fox in a snowy forest, an old oak"
 
 
 def test_clean_prompt_drops_broken_utf8():

@@ -21,7 +21,7 @@ from textopia.data.tokenizer import PromptTokenizer
 from textopia.errors import TextopiaError
 from textopia.generation.base import DecodingSettings
 from textopia.generation.boost import IdeaBoostProcessor, idea_boost_words
-from textopia.text import STOP_WORDS, KnownWords, dedup_key, strip_controls  # noqa: F401  (dedup_key re-exported)
+from textopia.text import STOP_WORDS, KnownWords, dedup_key, fix_articles, strip_controls  # noqa: F401  (dedup_key re-exported)
 
 
 def banned_word_ids(tokenizer: PromptTokenizer, words: tuple[str, ...] | list[str]) -> list[list[int]]:
@@ -358,7 +358,8 @@ def clean_prompt(text: str, finished: bool) -> str:
     U+FFFD (what a byte-level BPE decodes when its tokens stop inside a UTF-8 sequence, common at
     high temperature) is dropped: it is never what the model meant to write. So are control
     characters (:func:`~textopia.text.strip_controls`), whether the model wrote them or they came
-    with the text a prompt continues: an ESC or a BEL must not reach the terminal.
+    with the text a prompt continues: an ESC or a BEL must not reach the terminal. "a"/"an" are
+    made to agree with the next word (:func:`~textopia.text.fix_articles`: "an snowy forest").
     """
     text = " ".join(strip_controls(text.replace("\ufffd", "")).split())
     if not finished and "," in text:
@@ -372,6 +373,6 @@ def clean_prompt(text: str, finished: bool) -> str:
         text = " ".join(words)
     text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
     text = _REPEATED_COMMAS.sub(", ", text)
-    return text.strip(" ,;:-")
+    return fix_articles(text).strip(" ,;:-")
 
 

@@ -8,7 +8,10 @@ A sample's tier is a tuple compared in order (lexicographic), best first:
    model (not cut at ``max_new_tokens``, where a prompt may overrun CLIP's 77 tokens);
 3. the idea as the subject: each idea word written once (:func:`textopia.text.repeats_idea_word`)
    and in the prompt's opening (:func:`textopia.text.idea_in_subject`);
-4. fluent: a mean log-probability per token under the model itself of at least
+4. read as one picture: no tag or name written twice (:func:`textopia.text.repeats_phrase`), no
+   clashing times of day or media (:func:`textopia.text.clashes`: "sunrise at sunset", a
+   photograph that is an oil painting), faults the blind judges marked in prompts that passed 1-3;
+5. fluent: a mean log-probability per token under the model itself of at least
    :data:`MIN_MEAN_LOGPROB` nats (a per-token perplexity of at most about 90).
 
 Within a tier, :func:`select` takes, one at a time, the sample of highest ``critic +
@@ -28,7 +31,8 @@ from dataclasses import dataclass
 
 from typing import TypeVar
 
-from textopia.text import KnownWords, idea_in_subject, relevance_recall, repeats_idea_word, stutters, tokenize
+from textopia.text import (KnownWords, clashes, idea_in_subject, relevance_recall, repeats_idea_word, repeats_phrase,
+                           stutters, tokenize)
 
 T = TypeVar("T")
 
@@ -55,6 +59,8 @@ class SampleScore:
     repeats_idea: bool = False  # an idea word written twice
     idea_late: bool = False  # an idea word first written after the prompt's subject
     critic: float = 0.0  # the coherence critic's logit (log-odds human; 0 without a critic)
+    repeats_phrase: bool = False  # two content words side by side written twice ("greg rutkowski")
+    clash: bool = False  # two times of day or two media that cannot be one picture
 
     @property
     def clean(self) -> bool:
@@ -65,9 +71,10 @@ class SampleScore:
 
     def tier(self) -> tuple:
         """The quality tier (lower is better): recall, then invented words, stutter, an unfinished
-        prompt, the idea's place, and fluency."""
+        prompt, the idea's place, a repeated phrase or a clash, and fluency."""
         return (-self.recall, self.invented > 0, self.stutter, not self.finished,
-                self.repeats_idea or self.idea_late, self.mean_logprob < MIN_MEAN_LOGPROB)
+                self.repeats_idea or self.idea_late, self.repeats_phrase or self.clash,
+                self.mean_logprob < MIN_MEAN_LOGPROB)
 
 
 def score_sample(idea: str | None, prompt: str, logprob: float, num_tokens: int,
@@ -91,6 +98,8 @@ def score_sample(idea: str | None, prompt: str, logprob: float, num_tokens: int,
         finished=finished,
         repeats_idea=bool(idea) and repeats_idea_word(idea, prompt),
         idea_late=bool(idea) and not idea_in_subject(idea, prompt),
+        repeats_phrase=repeats_phrase(prompt),
+        clash=clashes(prompt, idea),
     )
 
 
