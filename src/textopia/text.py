@@ -200,6 +200,38 @@ def fix_articles(text: str) -> str:
 
     return _ARTICLE_RE.sub(agree, text)
 
+
+#: Words a prompt may put between two of the idea's words beyond those the idea has there:
+#: "lighthouse storm" -> "a lighthouse in a storm" keeps the idea's phrase; "hummingbird drinking
+#: from a flower" -> "hummingbird drinking beer and wine bottle of flower" does not.
+IDEA_SPREAD_WORDS = 2
+
+
+def idea_kept_together(idea: str, output: str) -> bool:
+    """True if the idea's content words are written in the idea's order, each within
+    :data:`IDEA_SPREAD_WORDS` more words of the one before than the idea has between them: the
+    idea as a phrase of the prompt, not its words scattered among others ("ramen stranger things
+    on a bowl" for "a bowl of ramen"). By stem, over every place the idea's first word is written;
+    an idea word the output lacks is recall's matter, not this."""
+    wanted = [(i, stem(w)) for i, w in enumerate(tokenize(idea)) if w not in STOP_WORDS]
+    stems = [stem(w) for w in tokenize(output)]
+    present = [(i, s) for i, s in wanted if s in stems]
+    if len(present) < 2:
+        return True
+    first_index, first_stem = present[0]
+    for start in (p for p, s in enumerate(stems) if s == first_stem):
+        (i0, p0), ok = (first_index, start), True
+        for i1, s1 in present[1:]:
+            p1 = next((p for p in range(p0 + 1, len(stems)) if stems[p] == s1), None)
+            if p1 is None or (p1 - p0) - (i1 - i0) > IDEA_SPREAD_WORDS:
+                ok = False
+                break
+            i0, p0 = i1, p1
+        if ok:
+            return True
+    return False
+
+
 def dedup_key(text: str) -> str:
     """Two texts are the same prompt if their keys are equal: lower-case letters and digits only,
     so "A cat, 4k" and "a cat 4K" share a key (deduplication of outputs, and the split of a corpus)."""

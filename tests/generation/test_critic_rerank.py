@@ -12,7 +12,7 @@ import textopia
 from textopia.generation.base import DecodingSettings, TextopiaError
 from textopia.generation.decoder import rows_per_round
 from textopia.generation.rerank import score_sample, select
-from textopia.text import clashes, fix_articles, idea_in_subject, repeats_idea_word, repeats_phrase
+from textopia.text import clashes, fix_articles, idea_in_subject, idea_kept_together, repeats_idea_word, repeats_phrase
 
 
 @pytest.mark.parametrize("idea, prompt, expected", [
@@ -49,6 +49,26 @@ def test_subject_rule_is_a_tier_after_clean_words_before_fluency():
     assert good.tier() < repeated.tier() < stutter.tier()
     assert late.tier() == repeated.tier()
 
+
+
+@pytest.mark.parametrize("idea, prompt, expected", [
+    ("lighthouse storm", "a lighthouse in a storm, oil painting", True),
+    ("hummingbird drinking from a flower", "a hummingbird drinking from a red flower", True),
+    ("old fisherman", "old photo of an old fisherman", True),  # any place of the first word
+    ("hummingbird drinking from a flower", "hummingbird drinking beer and wine bottle of flower", False),
+    ("a bowl of ramen", "ramen stranger things on a bowl", False),  # out of order
+    ("astronaut riding a horse", "a horse riding an astronaut", False),
+    ("castle", "a castle", True),
+])
+def test_idea_kept_together(idea, prompt, expected):
+    assert idea_kept_together(idea, prompt) is expected
+
+
+def test_a_scattered_idea_ranks_with_a_late_one():
+    kept = score_sample("astronaut riding a horse", "an astronaut riding a horse, oil painting", -20, 10, None)
+    swapped = score_sample("astronaut riding a horse", "a horse riding an astronaut, oil painting", -20, 10, None)
+    assert kept.clean and swapped.idea_scattered and not swapped.clean
+    assert kept.tier() < swapped.tier()
 
 
 @pytest.mark.parametrize("prompt, expected", [
@@ -287,7 +307,7 @@ def test_half_the_candidates_open_with_the_idea(tiny_checkpoint, monkeypatch):
 def test_latent_models_draw_prefix_rows_too(tiny_diffusion_checkpoint, tiny_checkpoint, monkeypatch):
     gen = textopia.load(str(tiny_diffusion_checkpoint))
     gen.meta["fusion_lm"] = str(tiny_checkpoint)  # same tokenizer: it chooses the opening
-    gen.lm_weight = 1.0
+    gen.lm_weight = gen.generate_lm_weight = 1.0
     calls = []
     original = type(gen)._sample
 
@@ -296,11 +316,16 @@ def test_latent_models_draw_prefix_rows_too(tiny_diffusion_checkpoint, tiny_chec
         return original(self, context, num, *args, prefix=prefix, **kwargs)
 
     monkeypatch.setattr(type(gen), "_sample", spy)
-    out = gen.generate("castle", n=1, seed=1, candidates=6, max_new_tokens=12, min_new_tokens=0, steps=2)
+    kw = dict(n=1, seed=1, candidates=6, max_new_tokens=12, min_new_tokens=0, steps=2)
+    out = gen.generate("castle", idea_prefix=0.5, **kw)
     opening = gen.idea_prefix("castle")
     # half free; half opening with the idea's own words, as a clause of its own and left open
     assert calls[:3] == [(3, None), (2, f"{opening},"), (1, opening)]
     assert len(out) == 1
+    # By default every latent candidate opens with the idea: none is left for the boost to place.
+    calls.clear()
+    gen.generate("castle", **kw)
+    assert calls[:2] == [(3, f"{opening},"), (3, opening)]
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -322,3 +347,4 @@ def test_candidates_left_to_the_model_take_its_own_default(tiny_checkpoint):
     assert gen.decoding().candidates == DecodingSettings.candidates == 8
     assert gen.decoding(candidates=3).candidates == 3
     assert DiffusionGenerator.default_decoding.candidates == 4  # a latent sample costs more
+    assert gen.decoding().idea_prefix == 0.5 and DiffusionGenerator.default_decoding.idea_prefix == 1.0

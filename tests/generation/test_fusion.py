@@ -89,24 +89,29 @@ def test_diffusion_generator_writes_through_shallow_fusion(tiny_diffusion_checkp
         gen.generate("castle", 1, lm_weight=-1.0)
 
 
-def test_interpolation_writes_its_interior_points_from_both_ends(tiny_diffusion_checkpoint, tiny_checkpoint):
-    gen = load(tiny_diffusion_checkpoint)
-    gen.meta["fusion_lm"] = str(tiny_checkpoint)
-    a, b = "a castle on a hill, oil painting", "portrait of a woman, digital art"
-    gen.lm_weight = 3.0  # the checkpoint's default λ: the interior points fuse at it
-    path = gen.interpolate(a, b, steps=4)
-    assert len(path) == 4 and path == gen.interpolate(a, b, steps=4)  # the same two prompts, the same path
-    # the ends stay the reconstructions, written by the decoder alone
-    assert path[0] == gen.reconstruct(a) and path[-1] == gen.reconstruct(b)
-    mu_a, mu_b = gen.encode(a)[0], gen.encode(b)[0]
-    inner = slerp(mu_a, mu_b, torch.linspace(0.0, 1.0, 4))[1:-1]
-    assert path[1:-1] == gen.decode_midpoints(inner, a, b)
-    # each written as generate writes the idea of both ends' subjects (the first two content words
-    # of each), by SDEdit from its point at interpolation_strength, seed 0, fused at the model's λ
-    settings = gen.settings(init=inner[0], strength=gen.interpolation_strength)
-    first = gen.generate_with("castle hill portrait woman", 1, gen.decoding(seed=0, temperature=VARIATION_TEMPERATURE),
-                              settings)
-    assert path[1] == first[0].prompt
-    assert all(all(w in m.lower() for w in ("castle", "hill", "portrait", "woman")) for m in path[1:-1]), path
-    gen.lm_weight = 0.0
-    assert gen.decode_midpoints(inner, a, b) != path[1:-1]  # λ = 3 moves the tiny decoder's choices
+def test_prompts_from_an_idea_fuse_at_the_generate_weight(tiny_diffusion_checkpoint, tiny_checkpoint, monkeypatch):
+    """A checkpoint's ``generate_lm_weight`` is λ for prompts written from an idea (generate and
+    the service's batches); variations keep ``default_lm_weight``, which keeps what the latent carries."""
+    from textopia.generation.diffusion import DiffusionGenerator
+
+    raw = load(tiny_diffusion_checkpoint)
+    meta = {**raw.meta, "default_lm_weight": 0.5, "generate_lm_weight": 2.0, "fusion_lm": str(tiny_checkpoint)}
+    gen = DiffusionGenerator(raw.diffusion, raw.tokenizer, meta, raw.name)
+    assert (gen.lm_weight, gen.generate_lm_weight) == (0.5, 2.0)
+    assert gen.info()["generate_lm_weight"] == 2.0
+    assert gen.fusion_weight(None) == 2.0 and gen.settings().lm_weight == 0.5
+    weights = []
+    original = DiffusionGenerator.sampling_model
+    monkeypatch.setattr(DiffusionGenerator, "sampling_model",
+                        lambda self, decoder, latent=None: weights.append(self.fusion_weight(latent))
+                        or original(self, decoder, latent))
+    kw = {"max_new_tokens": 8, "min_new_tokens": 0, "seed": 3, "steps": 2}
+    out = gen.generate("castle", 1, **kw)
+    assert out[0].settings["lm_weight"] == 2.0 and set(weights) == {2.0}
+    weights.clear()
+    gen.variations("a castle on a hill, oil painting", n=1, seed=3)
+    assert set(weights) == {0.5}
+    # Without generate_lm_weight the one weight serves both.
+    alone = DiffusionGenerator(raw.diffusion, raw.tokenizer,
+                               {k: v for k, v in meta.items() if k != "generate_lm_weight"}, raw.name)
+    assert alone.generate_lm_weight == alone.lm_weight == 0.5

@@ -42,8 +42,9 @@ def add_generate(sub) -> None:
     p.add_argument("--candidates", type=int, default=None,
                    help=f"samples drawn per prompt asked for, among which the reranker chooses (1 to 64; "
                         f"default: the model's own: {d.candidates}, 4 for latent diffusion)")
-    p.add_argument("--idea-prefix", type=float, default=d.idea_prefix,
-                   help="share of the candidates that open with the idea's own words (0 to 1; default %(default)s)")
+    p.add_argument("--idea-prefix", type=float, default=None,
+                   help=f"share of the candidates that open with the idea's own words (0 to 1; default: the "
+                        f"model's own: {d.idea_prefix}, 1 for latent diffusion)")
     p.add_argument("--no-rerank", action="store_true",
                    help="do not oversample and prefer prompts with the whole idea, known words and no stutter")
     p.add_argument("--guidance", type=float, default=None,
@@ -94,12 +95,13 @@ def cmd_generate(args) -> None:
 
     min_new_tokens = _min_new_tokens(args.min_new_tokens, args.max_new_tokens)
     # The settings are checked now, not after the model has loaded (the model's own defaults
-    # stand in for now where it has them: temperature, candidates, known_words_only).
+    # stand in for now where it has them: temperature, candidates, idea_prefix, known_words_only).
     DecodingSettings(
         mode=args.mode, temperature=DecodingSettings.temperature if args.temperature is None else args.temperature,
         top_p=args.top_p, top_k=args.top_k, repetition_penalty=args.repetition_penalty,
         max_new_tokens=args.max_new_tokens, min_new_tokens=min_new_tokens, seed=args.seed, min_p=args.min_p,
-        idea_boost=args.idea_boost, idea_prefix=args.idea_prefix,
+        idea_boost=args.idea_boost,
+        idea_prefix=DecodingSettings.idea_prefix if args.idea_prefix is None else args.idea_prefix,
         candidates=DecodingSettings.candidates if args.candidates is None else args.candidates,
     ).validate()
     if args.ideas_file or args.out:
@@ -124,12 +126,13 @@ def cmd_generate(args) -> None:
                             f"not to {generator.kind!r}")
     temperature = generator.default_decoding.temperature if args.temperature is None else args.temperature
     candidates = generator.default_decoding.candidates if args.candidates is None else args.candidates
+    idea_prefix = generator.default_decoding.idea_prefix if args.idea_prefix is None else args.idea_prefix
     settings = dict(
         mode=args.mode, temperature=temperature, top_p=args.top_p, top_k=args.top_k,
         repetition_penalty=args.repetition_penalty, max_new_tokens=args.max_new_tokens,
         min_new_tokens=min_new_tokens, banned_words=args.ban, rerank=not args.no_rerank,
         min_p=args.min_p, idea_boost=args.idea_boost, candidates=candidates,
-        idea_prefix=args.idea_prefix, **extra,
+        idea_prefix=idea_prefix, **extra,
         known_words_only=generator.default_known_words_only() if args.known_words_only is None
         else args.known_words_only,
     )

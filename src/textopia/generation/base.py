@@ -166,7 +166,7 @@ class Generator(abc.ABC):
         idea_boost: float = DecodingSettings.idea_boost,
         known_words_only: bool | None = None,
         candidates: int | None = None,
-        idea_prefix: float = DecodingSettings.idea_prefix,
+        idea_prefix: float | None = None,
     ) -> list[Generation]:
         """Write ``n`` different prompts from ``idea``.
 
@@ -180,6 +180,8 @@ class Generator(abc.ABC):
                 (:attr:`default_decoding`: 8, or 4 for latent diffusion, whose samples cost more).
             known_words_only: spell only known words; None: the model's default
                 (:meth:`default_known_words_only`: on for latent diffusion, off for the others).
+            idea_prefix: share of the candidates that open with the idea; None: the model's
+                default (:attr:`default_decoding`: 0.5, or 1 for latent diffusion).
 
         Returns:
             ``n`` :class:`Generation` objects, distinct after normalising case and spacing
@@ -198,11 +200,10 @@ class Generator(abc.ABC):
 
     def decoding(self, **settings: Any) -> DecodingSettings:
         """:class:`DecodingSettings` from :meth:`generate`'s keywords, the model's defaults in place
-        of those left None (``temperature``, ``candidates``, ``known_words_only``)."""
-        if settings.get("temperature") is None:
-            settings["temperature"] = self.default_decoding.temperature
-        if settings.get("candidates") is None:
-            settings["candidates"] = self.default_decoding.candidates
+        of those left None (``temperature``, ``candidates``, ``idea_prefix``, ``known_words_only``)."""
+        for name in ("temperature", "candidates", "idea_prefix"):
+            if settings.get(name) is None:
+                settings[name] = getattr(self.default_decoding, name)
         if settings.get("known_words_only") is None:
             settings["known_words_only"] = self.default_known_words_only()
         settings["banned_words"] = tuple(settings.get("banned_words", ()))

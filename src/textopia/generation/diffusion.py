@@ -85,7 +85,10 @@ class DiffusionGenerator(VAEGenerator):
     # benchmarks/results/latent_known_words.md.
     # 4 candidates per prompt: a latent sample costs a diffusion and a fused decoder (n = 8 took
     # 5.2-6.0 s with 8 against 2.3 s with 3, one thread).
-    default_decoding = DecodingSettings(temperature=GENERATE_TEMPERATURE, known_words_only=True, candidates=4)
+    # Every candidate opens with the idea: where the boost places its words instead, the fused
+    # decoder breaks the phrase around them ("a grandmother an a polaroid baking on bread").
+    default_decoding = DecodingSettings(temperature=GENERATE_TEMPERATURE, known_words_only=True, candidates=4,
+                                        idea_prefix=1.0)
 
     def __init__(self, model, tokenizer, meta: dict[str, Any], name: str, *, guidance: float | None = None,
                  steps: int | None = None, idea_in_decoder: bool = True, eta: float = 0.0) -> None:
@@ -100,6 +103,10 @@ class DiffusionGenerator(VAEGenerator):
         #: (measured for it: benchmarks/latent_temperature.py, benchmarks/results/latent_fusion.md),
         #: else 0 (the decoder alone).
         self.lm_weight = check_lm_weight(meta.get("default_lm_weight", 0.0))
+        #: λ when writing prompts from an idea (:meth:`generate`, the service's batches): the
+        #: checkpoint's ``generate_lm_weight``, else :attr:`lm_weight`. Variations and
+        #: interpolation, which must keep what their latent carries, fuse at :attr:`lm_weight`.
+        self.generate_lm_weight = check_lm_weight(meta.get("generate_lm_weight", self.lm_weight))
         self._lm = None
         self._lm_lock = threading.Lock()
 
@@ -138,8 +145,9 @@ class DiffusionGenerator(VAEGenerator):
             return self._lm
 
     def fusion_weight(self, latent: DiffusionSettings | None) -> float:
-        """λ of a call's shallow fusion: ``latent.lm_weight``, or this model's default without settings."""
-        return self.lm_weight if latent is None else latent.lm_weight
+        """λ of a call's shallow fusion: ``latent.lm_weight``, or without settings (prompts from an
+        idea, as the service batches them) :attr:`generate_lm_weight`."""
+        return self.generate_lm_weight if latent is None else latent.lm_weight
 
     def sampling_model(self, decoder, latent: DiffusionSettings | None = None):
         """The decoder fused with :meth:`fusion_lm` at :meth:`fusion_weight` (the decoder alone at 0)."""
@@ -152,7 +160,8 @@ class DiffusionGenerator(VAEGenerator):
     def info(self) -> dict[str, Any]:
         out = super().info()
         out.update(parameters=sum(p.numel() for p in self.diffusion.parameters()), guidance=self.guidance,
-                   steps=self.steps, lm_weight=self.lm_weight, scale_factor=self.diffusion.config.scale_factor)
+                   steps=self.steps, lm_weight=self.lm_weight,
+                   generate_lm_weight=self.generate_lm_weight, scale_factor=self.diffusion.config.scale_factor)
         return out
 
     def latents(self, num: int, generator: torch.Generator, *, idea: str | None = None,
@@ -182,8 +191,8 @@ class DiffusionGenerator(VAEGenerator):
 
     def prefix_lm(self):
         """The language model of shallow fusion chooses the opening made of the idea, where the
-        model fuses with one by default (:attr:`lm_weight` > 0); else none."""
-        return self.fusion_lm() if self.lm_weight > 0 else None
+        model fuses with one when writing from an idea (:attr:`generate_lm_weight` > 0); else none."""
+        return self.fusion_lm() if self.generate_lm_weight > 0 else None
 
     #: SDEdit strength with which each interior point of an interpolation is written (see
     #: :meth:`decode_midpoints`); a checkpoint may set ``interpolation_strength``.
@@ -273,13 +282,13 @@ class DiffusionGenerator(VAEGenerator):
                  lm_weight: float | None = None, **settings) -> list[Generation]:
         """:meth:`Generator.generate`, plus the diffusion's ``guidance`` (>= 0), DDIM ``steps`` and
         the shallow-fusion weight ``lm_weight`` (None: the model's defaults, :attr:`guidance`,
-        :attr:`steps` and :attr:`lm_weight`).
+        :attr:`steps` and :attr:`generate_lm_weight`).
 
         Raises:
             TextopiaError: as for the other generators, or guidance < 0, steps outside 1..1000, or
                 lm_weight outside [0, 4].
         """
-        latent = self.settings(guidance, steps, lm_weight)
+        latent = self.settings(guidance, steps, self.generate_lm_weight if lm_weight is None else lm_weight)
         decoding = self.decoding(**settings)
         out = self.generate_with(idea, n, decoding, latent)
         conditioned = bool(idea) and decoding.mode == "expand"

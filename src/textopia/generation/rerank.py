@@ -6,8 +6,9 @@ A sample's tier is a tuple compared in order (lexicographic), best first:
 2. no invented word (a word the corpus's train split has fewer than 5 times; needs the model's
    ``known_words.txt``), then no stutter (:func:`textopia.text.stutters`), then ended by the
    model (not cut at ``max_new_tokens``, where a prompt may overrun CLIP's 77 tokens);
-3. the idea as the subject: each idea word written once (:func:`textopia.text.repeats_idea_word`)
-   and in the prompt's opening (:func:`textopia.text.idea_in_subject`);
+3. the idea as the subject: each idea word written once (:func:`textopia.text.repeats_idea_word`),
+   in the prompt's opening (:func:`textopia.text.idea_in_subject`), and as a phrase in the
+   idea's order, not scattered (:func:`textopia.text.idea_kept_together`);
 4. read as one picture: no tag or name written twice (:func:`textopia.text.repeats_phrase`), no
    clashing times of day or media (:func:`textopia.text.clashes`: "sunrise at sunset", a
    photograph that is an oil painting), faults the blind judges marked in prompts that passed 1-3;
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 
 from typing import TypeVar
 
-from textopia.text import (KnownWords, clashes, idea_in_subject, relevance_recall, repeats_idea_word, repeats_phrase,
+from textopia.text import (KnownWords, clashes, idea_in_subject, idea_kept_together, relevance_recall, repeats_idea_word, repeats_phrase,
                            stutters, tokenize)
 
 T = TypeVar("T")
@@ -58,6 +59,7 @@ class SampleScore:
     finished: bool = True  # ended with EOS, not cut at max_new_tokens
     repeats_idea: bool = False  # an idea word written twice
     idea_late: bool = False  # an idea word first written after the prompt's subject
+    idea_scattered: bool = False  # the idea's words out of its order or far apart
     critic: float = 0.0  # the coherence critic's logit (log-odds human; 0 without a critic)
     repeats_phrase: bool = False  # two content words side by side written twice ("greg rutkowski")
     clash: bool = False  # two times of day or two media that cannot be one picture
@@ -67,13 +69,13 @@ class SampleScore:
         """The whole idea as the subject, written once, no invented word, no stutter: what a user
         would keep."""
         return (self.recall == 1.0 and self.invented == 0 and not self.stutter and not self.repeats_idea
-                and not self.idea_late)
+                and not self.idea_late and not self.idea_scattered)
 
     def tier(self) -> tuple:
         """The quality tier (lower is better): recall, then invented words, stutter, an unfinished
         prompt, the idea's place, a repeated phrase or a clash, and fluency."""
         return (-self.recall, self.invented > 0, self.stutter, not self.finished,
-                self.repeats_idea or self.idea_late, self.repeats_phrase or self.clash,
+                self.repeats_idea or self.idea_late or self.idea_scattered, self.repeats_phrase or self.clash,
                 self.mean_logprob < MIN_MEAN_LOGPROB)
 
 
@@ -98,6 +100,7 @@ def score_sample(idea: str | None, prompt: str, logprob: float, num_tokens: int,
         finished=finished,
         repeats_idea=bool(idea) and repeats_idea_word(idea, prompt),
         idea_late=bool(idea) and not idea_in_subject(idea, prompt),
+        idea_scattered=bool(idea) and not idea_kept_together(idea, prompt),
         repeats_phrase=repeats_phrase(prompt),
         clash=clashes(prompt, idea),
     )

@@ -47,6 +47,7 @@ Spread = Annotated[float, Field(ge=0.0, le=20.0), BeforeValidator(_json_number)]
 DDIMSteps = Annotated[int, Field(ge=1, le=200), BeforeValidator(_json_number)]
 LMWeight = Annotated[float, Field(ge=0.0, le=4.0), BeforeValidator(_json_number)]
 Candidates = Annotated[int, Field(ge=1, le=MAX_CANDIDATES), BeforeValidator(_json_number)]
+Share = Annotated[float, Field(ge=0.0, le=1.0), BeforeValidator(_json_number)]
 RefineSteps = Annotated[int, Field(ge=0, le=MAX_REFINE_STEPS), BeforeValidator(_json_number)]
 REFINE_STEPS_HELP = ("Gradient steps that refine each prompt's encoded posterior mean on the decoder's likelihood "
                      "of it (0: the encoder's own mean); the model's default when unset.")
@@ -86,8 +87,9 @@ class GenerateRequest(_Strict):
     candidates: Candidates | None = Field(None, description="Samples drawn per "
                                        f"prompt asked for, among which the reranker chooses; null or left out: "
                                        f"the model's own ({_D.candidates}, 4 for latent diffusion).")
-    idea_prefix: JsonFloat = Field(_D.idea_prefix, ge=0.0, le=1.0, description="Expand mode: share of the "
-                                   "candidates that open with the idea's own words.")
+    idea_prefix: Share | None = Field(None, description="Expand mode: share of the "
+                                          "candidates that open with the idea's own words; null or left out: "
+                                          f"the model's own ({_D.idea_prefix}, 1 for latent diffusion).")
     known_words_only: StrictBool | None = Field(None, description="Spell only words of the model's corpus and "
                                                 "of the idea; null or left out: the model's own (on for latent "
                                                 "diffusion, off for the others).")
