@@ -151,6 +151,25 @@ def repeats_phrase(text: str) -> bool:
     return len(pairs) != len(set(pairs))
 
 
+
+_ARTICLES = frozenset({"a", "an", "the"})
+#: Words an article cannot stand right before: "having a the camera", "in a in the", "a of".
+_NOT_AFTER_ARTICLE = _ARTICLES | {"of", "in", "on", "with", "by", "and", "at", "to", "for", "from", "is", "or"}
+
+
+def broken_phrase(text: str) -> bool:
+    """True if an article stands right before another article, a preposition or a conjunction
+    ("a the camera", "in a in the", "painting by a, 4"), which no sentence does. Within a clause:
+    "plan a, by ..." across a comma is left alone."""
+    for clause in _CLAUSE_SPLIT.split(text.lower()):
+        words = tokenize(clause)
+        if any(a in _ARTICLES and b in _NOT_AFTER_ARTICLE for a, b in zip(words, words[1:])):
+            return True
+        if words and words[-1] in _ARTICLES and len(words) > 1:
+            return True
+    return False
+
+
 #: Words that cannot describe one picture together: two times of day, or a photograph that is
 #: also a painting, a drawing or a 3D render. Each group is a set of alternatives; a prompt clashes
 #: when it holds words of two alternatives of one group (:func:`clashes`).

@@ -12,7 +12,7 @@ import textopia
 from textopia.generation.base import DecodingSettings, TextopiaError
 from textopia.generation.decoder import rows_per_round
 from textopia.generation.rerank import score_sample, select
-from textopia.text import clashes, fix_articles, idea_in_subject, idea_kept_together, repeats_idea_word, repeats_phrase
+from textopia.text import broken_phrase, clashes, fix_articles, idea_in_subject, idea_kept_together, repeats_idea_word, repeats_phrase
 
 
 @pytest.mark.parametrize("idea, prompt, expected", [
@@ -93,6 +93,15 @@ def test_clashes(prompt, idea, expected):
     assert clashes(prompt, idea) is expected
 
 
+@pytest.mark.parametrize("prompt, expected", [
+    ("a woman having a the camera", True),
+    ("a painting by a, 4k", True),  # a clause ending on its article
+    ("a cat in the hat, a portrait of the queen", False),
+])
+def test_broken_phrase(prompt, expected):
+    assert broken_phrase(prompt) is expected
+
+
 @pytest.mark.parametrize("text, expected", [
     ("fox in an snowy forest", "fox in a snowy forest"),
     ("A old man, an apple", "An old man, an apple"),
@@ -107,8 +116,10 @@ def test_repeated_phrases_and_clashes_are_a_tier_after_the_subject_rule():
     twice = score_sample("harbor", "a harbor at dawn, by claude monet and claude monet", -20, 10, None)
     clash = score_sample("harbor", "a harbor at sunrise, sunset, oil painting", -20, 10, None)
     late = score_sample("harbor", "a boat at dawn, oil painting, by monet, highly detailed, trending on artstation, concept art, harbor", -20, 10, None)
-    assert twice.repeats_phrase and clash.clash and not good.repeats_phrase and not good.clash
-    assert good.tier() < twice.tier() == clash.tier() < late.tier()
+    broken = score_sample("harbor", "a harbor at dawn with a the boat, oil painting", -20, 10, None)
+    assert twice.repeats_phrase and clash.clash and broken.broken
+    assert not (good.repeats_phrase or good.clash or good.broken)
+    assert good.tier() < twice.tier() == clash.tier() == broken.tier() < late.tier()
     # Fluency decides within a tier only: a likelier sample with a clash stays behind.
     assert select([(replace(clash, mean_logprob=-0.5), "c", "c"), (good, "g", "g")], 1) == ["g"]
 

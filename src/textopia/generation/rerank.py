@@ -11,7 +11,9 @@ A sample's tier is a tuple compared in order (lexicographic), best first:
    idea's order, not scattered (:func:`textopia.text.idea_kept_together`);
 4. read as one picture: no tag or name written twice (:func:`textopia.text.repeats_phrase`), no
    clashing times of day or media (:func:`textopia.text.clashes`: "sunrise at sunset", a
-   photograph that is an oil painting), faults the blind judges marked in prompts that passed 1-3;
+   photograph that is an oil painting), no article before another or before a preposition
+   (:func:`textopia.text.broken_phrase`: "having a the camera"): faults the blind judges marked
+   in prompts that passed 1-3;
 5. fluent: a mean log-probability per token under the model itself of at least
    :data:`MIN_MEAN_LOGPROB` nats (a per-token perplexity of at most about 90).
 
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 
 from typing import TypeVar
 
-from textopia.text import (KnownWords, clashes, idea_in_subject, idea_kept_together, relevance_recall, repeats_idea_word, repeats_phrase,
+from textopia.text import (KnownWords, broken_phrase, clashes, idea_in_subject, idea_kept_together, relevance_recall, repeats_idea_word, repeats_phrase,
                            stutters, tokenize)
 
 T = TypeVar("T")
@@ -63,6 +65,7 @@ class SampleScore:
     critic: float = 0.0  # the coherence critic's logit (log-odds human; 0 without a critic)
     repeats_phrase: bool = False  # two content words side by side written twice ("greg rutkowski")
     clash: bool = False  # two times of day or two media that cannot be one picture
+    broken: bool = False  # an article before another article or a preposition ("a the camera")
 
     @property
     def clean(self) -> bool:
@@ -73,9 +76,9 @@ class SampleScore:
 
     def tier(self) -> tuple:
         """The quality tier (lower is better): recall, then invented words, stutter, an unfinished
-        prompt, the idea's place, a repeated phrase or a clash, and fluency."""
+        prompt, the idea's place, a repeated phrase, a clash or a broken phrase, and fluency."""
         return (-self.recall, self.invented > 0, self.stutter, not self.finished,
-                self.repeats_idea or self.idea_late or self.idea_scattered, self.repeats_phrase or self.clash,
+                self.repeats_idea or self.idea_late or self.idea_scattered, self.repeats_phrase or self.clash or self.broken,
                 self.mean_logprob < MIN_MEAN_LOGPROB)
 
 
@@ -103,6 +106,7 @@ def score_sample(idea: str | None, prompt: str, logprob: float, num_tokens: int,
         idea_scattered=bool(idea) and not idea_kept_together(idea, prompt),
         repeats_phrase=repeats_phrase(prompt),
         clash=clashes(prompt, idea),
+        broken=broken_phrase(prompt),
     )
 
 

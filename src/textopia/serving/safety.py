@@ -32,6 +32,9 @@ NSFW_WORDS: tuple[str, ...] = (
     "sex",
     "lingerie",
     "undressed",
+    "sexy",
+    "seductive",
+    "seductively",
     "gore",
 )
 
