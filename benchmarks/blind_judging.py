@@ -4,7 +4,7 @@ Usage (from the repository root)::
 
     # 1. one prompt per idea of benchmarks/ideas/judge_ideas.txt (idea i: seed 1000 + i), per model,
     #    and a human prompt per idea from the prepared corpus (all splits; IDEAS: another idea list)
-    python benchmarks/blind_judging.py write default runs/judge/default.json [IDEAS]
+    python benchmarks/blind_judging.py write default runs/judge/default.json [IDEAS] [KEY=VALUE ...]
     python benchmarks/blind_judging.py human data/sd runs/judge/human.json [IDEAS]
     # 2. shuffle every source's prompts into one file (the key kept apart)
     python benchmarks/blind_judging.py assemble runs/judge default=runs/judge/default.json human=...
@@ -33,14 +33,17 @@ def read_ideas(path: str | Path = IDEAS) -> list[str]:
     return [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
 
 
-def write(model: str, out: str, ideas_file: str | Path = IDEAS) -> None:
+def write(model: str, out: str, ideas_file: str | Path = IDEAS, *settings: str) -> None:
+    """One prompt per idea; ``settings``: generate() keywords other than the defaults, KEY=VALUE
+    with a number for VALUE (``lm_weight=2.5``)."""
     import textopia
 
     ideas = read_ideas(ideas_file)
     generator = textopia.load(model)
+    extra = {k: float(v) for k, v in (s.split("=", 1) for s in settings)}
     rows = {}
     for i, idea in enumerate(ideas):
-        got = generator.generate(idea, n=1, seed=1000 + i)
+        got = generator.generate(idea, n=1, seed=1000 + i, **extra)
         rows[idea] = got[0].prompt if got else ""
     Path(out).write_text(json.dumps(rows, indent=1) + "\n")
 

@@ -176,8 +176,8 @@ def broken_phrase(text: str) -> bool:
 _PHOTO = frozenset({"photograph", "photography", "photo", "dslr"})
 _HAND_MADE = frozenset({"oil painting", "oil on canvas", "watercolor", "watercolour", "pencil drawing"})
 CLASH_GROUPS: tuple[tuple[frozenset[str], ...], ...] = (
-    (frozenset({"sunrise", "dawn"}), frozenset({"sunset", "dusk"})),
-    (frozenset({"midnight"}), frozenset({"noon", "midday"})),
+    (frozenset({"sunrise", "dawn"}), frozenset({"noon", "midday"}), frozenset({"sunset", "dusk"}),
+     frozenset({"midnight"})),
     (_PHOTO, _HAND_MADE | {"painting", "sketch"}),
     (_PHOTO, frozenset({"anime", "manga", "cartoon"})),
     (_HAND_MADE, frozenset({"octane render", "3d render", "unreal engine"})),

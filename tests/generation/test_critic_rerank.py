@@ -83,6 +83,7 @@ def test_repeats_phrase(prompt, expected):
 
 @pytest.mark.parametrize("prompt, idea, expected", [
     ("a harbor at sunrise, sunset colors", None, True),
+    ("a quiet harbor at dawn, midnight, 4k", None, True),
     ("photo of a harbor, oil painting", None, True),
     ("a watercolor of a harbor, octane render", None, True),
     ("a harbor at sunset, oil painting, by monet", None, False),
