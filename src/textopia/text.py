@@ -191,10 +191,17 @@ def _phrases(text: str) -> set[str]:
 
 def clashes(text: str, idea: str | None = None) -> bool:
     """True if the text holds words of two alternatives of a :data:`CLASH_GROUPS` group ("sunrise
-    at sunset", a photograph that is an oil painting), outside the words of ``idea`` (the user's
-    own words never clash)."""
-    held = _phrases(text) - (_phrases(idea) if idea else set())
-    return any(sum(bool(alt & held) for alt in group) > 1 for group in CLASH_GROUPS)
+    at sunset", a photograph that is an oil painting) and at least one of them is not the user's:
+    the words of ``idea`` never clash among themselves ("sunrise at sunset" asked for), but a word
+    the model added clashes with them ("a harbor at dawn, midnight")."""
+    asked = _phrases(idea) if idea else set()
+    added = _phrases(text) - asked
+    for group in CLASH_GROUPS:
+        by_user = {i for i, alt in enumerate(group) if alt & asked}
+        by_model = {i for i, alt in enumerate(group) if alt & added}
+        if len(by_user | by_model) > 1 and by_model - by_user:
+            return True
+    return False
 
 
 _ARTICLE_RE = re.compile(r"\b([Aa]n?) ([^\W\d_][\w'-]*)")

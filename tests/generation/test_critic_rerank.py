@@ -89,6 +89,9 @@ def test_repeats_phrase(prompt, expected):
     ("a harbor at sunset, oil painting, by monet", None, False),
     ("a harbor, digital painting, octane render", None, False),
     ("a photo of a sunrise, seen at sunset", "sunrise at sunset", False),  # the user's own words
+    ("a quiet harbor at dawn, midnight, 4k", "a quiet harbor at dawn", True),  # the model's word clashes with the user's
+    ("a photo of a harbor, oil painting", "photo of a harbor", True),
+    ("a harbor at dawn, sunrise light", "a harbor at dawn", False),  # the same alternative again
 ])
 def test_clashes(prompt, idea, expected):
     assert clashes(prompt, idea) is expected
