@@ -176,3 +176,20 @@ def test_reduced_weights_fall_back_to_float32_where_fbgemm_cannot_run(tiny_check
     monkeypatch.setattr(gpt_engine, "_pack_int8", lambda *_: None)
     engine.set_weight_dtype("mixed")
     assert torch.equal(engine(input_ids=ids).logits, exact)
+
+
+def test_logits_equal_transformers_on_the_shipped_default_model():
+    """The shipped default model (4 layers, 256 wide, trained weights) against transformers at 1e-4:
+    its activations reach where tanh-GELU and exact GELU part (the tiny fixture's do not), so this
+    is the test that pins the engine's GELU to GPT-2's ``gelu_new``. Needs no shared corpus."""
+    from transformers import AutoModelForCausalLM
+
+    from textopia.generation.loader import resolve_model
+
+    directory = resolve_model(None)
+    engine = load_engine(directory)
+    assert isinstance(engine, GPT2Engine)
+    hf = AutoModelForCausalLM.from_pretrained(str(directory)).eval()
+    ids = torch.randint(0, engine.config.vocab_size, (2, 48), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(engine(input_ids=ids).logits, hf(input_ids=ids).logits, atol=1e-4, rtol=0)
