@@ -98,3 +98,29 @@ def test_dropping_finished_rows_changes_no_sample(tiny_checkpoint, monkeypatch):
     for a, b in zip(dropped, kept):
         assert [(s.ids, s.finished) for s in a] == [(s.ids, s.finished) for s in b]
         assert [s.logprob for s in a] == pytest.approx([s.logprob for s in b], abs=1e-4)
+
+
+def test_generate_cuts_prompts_to_clips_77_tokens(monkeypatch):
+    """Every prompt ``generate`` returns fits Stable Diffusion's text encoder (75 CLIP tokens plus
+    start and end), cut at a tag's end. The shipped model is made to write long prompts by a
+    decoder that appends forty tags to what it sampled; no shared corpus needed."""
+    from textopia.clip_count import CLIP_MAX_PROMPT_TOKENS, count_clip_tokens
+
+    gen = textopia.load()
+    decode = gen.tokenizer.decode
+    tail = ", ".join(f"{w} detailed tag" for w in ["golden", "misty", "ornate", "vivid"] * 10)
+    written: list[str] = []
+
+    def long_decode(ids, *args, **kwargs):
+        text = f"{decode(ids, *args, **kwargs)}, {tail}"
+        written.append(text)
+        return text
+
+    monkeypatch.setattr(gen.tokenizer, "decode", long_decode)
+    outs = gen.generate("castle on a hill", n=4, seed=0, max_new_tokens=20)
+    assert len(outs) == 4 and written
+    assert max(count_clip_tokens(written)) > CLIP_MAX_PROMPT_TOKENS  # the model's text did overrun
+    counts = count_clip_tokens([g.prompt for g in outs])
+    assert max(counts) <= CLIP_MAX_PROMPT_TOKENS
+    assert min(counts) > CLIP_MAX_PROMPT_TOKENS - 10  # cut at the last tag that fits, not far before
+    assert all(g.prompt.endswith(" detailed tag") for g in outs)
