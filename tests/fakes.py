@@ -88,6 +88,26 @@ class FakeGenerator(Generator):
         return {"name": self.name, "kind": self.kind, "parameters": 1234, "fake": True}
 
 
+class FakeBatchGenerator(FakeGenerator):
+    """A :class:`FakeGenerator` with ``generate_batch``, as the decoder-only family has: the
+    service gives it a micro-batcher, so requests reach it on the batched path. ``batches``
+    records each batch's ``(idea, n, settings)`` calls as they arrived."""
+
+    def __init__(self, name: str = "fake-batch", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+        self.batches: list[list[tuple[str | None, int, DecodingSettings]]] = []
+
+    def generate_batch(self, calls: list[tuple[str | None, int, DecodingSettings]]) -> list[list[Generation] | TextopiaError]:
+        self.batches.append(list(calls))
+        out: list[list[Generation] | TextopiaError] = []
+        for idea, n, settings in calls:
+            try:
+                out.append(self.generate_with(idea, n, settings))
+            except TextopiaError as e:
+                out.append(e)
+        return out
+
+
 class FakeLatentGenerator(FakeGenerator, LatentGenerator):
     """A fake with a "latent space": interpolation mixes the two prompts' words."""
 

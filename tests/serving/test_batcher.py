@@ -68,3 +68,26 @@ def test_workers_decode_batches_at_the_same_time():
         t.join(20)
     batcher.close()
     assert results == {0: ["idea0 1"], 1: ["idea1 1"]} and batcher.batches == 2
+
+
+def test_a_requests_settings_reach_the_batched_generation(app_factory):
+    """Through the API to ``generate_batch``: every decoding setting a request sends arrives in the
+    settings the micro-batcher hands the generator (the fakes without ``generate_batch`` take the
+    unbatched path, so only this test covers the batched one)."""
+    from fastapi.testclient import TestClient
+
+    from tests.fakes import FakeBatchGenerator
+
+    gen = FakeBatchGenerator()
+    body = {"idea": "red fox", "n": 2, "mode": "continue", "temperature": 0.7, "top_p": 0.8, "top_k": 40,
+            "repetition_penalty": 1.3, "min_p": 0.1, "idea_boost": 1.5, "candidates": 3, "idea_prefix": 0.25,
+            "known_words_only": True, "max_new_tokens": 30, "seed": 11, "banned_words": ["cinematic"]}
+    with TestClient(app_factory({"fake-batch": gen}, batch_window_ms=5.0)) as client:
+        r = client.post("/v1/generate", json=body)
+    assert r.status_code == 200, r.text
+    assert len(gen.batches) == 1 and len(gen.batches[0]) == 1  # the batched path, not generate()
+    idea, n, settings = gen.batches[0][0]
+    assert (idea, n) == ("red fox", 2)
+    sent = {k: v for k, v in body.items() if k not in ("idea", "n", "banned_words")}
+    assert {k: getattr(settings, k) for k in sent} == sent
+    assert "cinematic" in settings.banned_words  # with safe mode's own words
