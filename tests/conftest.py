@@ -11,6 +11,27 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TEXTOPIA_SHARED", ROOT.parent / "shared"))
 CORPUS = SHARED / "data" / "sd-discord-2022" / "prompts.txt.gz"
+#: In CI (``CI`` set, as CI services do, or ``TEXTOPIA_REQUIRE_SHARED=1``) the shared data must be
+#: there: a test skipped for want of it fails instead, so a run without ../shared cannot read green.
+REQUIRE_SHARED = (os.environ.get("CI", "").lower() not in ("", "0", "false")
+                  or os.environ.get("TEXTOPIA_REQUIRE_SHARED") == "1")
+_SHARED_MISSING = "shared data not found"
+
+
+def shared_missing(path: Path) -> str:
+    """The skip reason for a test that needs ``path`` under ../shared (a failure in CI: :data:`REQUIRE_SHARED`)."""
+    return f"{_SHARED_MISSING}: {path} (set TEXTOPIA_SHARED to its folder)"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """With :data:`REQUIRE_SHARED`, a skip for missing shared data (:func:`shared_missing`) is a failure."""
+    report = (yield).get_result()
+    if REQUIRE_SHARED and report.skipped and isinstance(report.longrepr, tuple) \
+            and str(report.longrepr[2]).startswith(f"Skipped: {_SHARED_MISSING}"):
+        report.outcome = "failed"
+        report.longrepr = (f"{report.longrepr[2][len('Skipped: '):]}; required here "
+                           f"(CI or TEXTOPIA_REQUIRE_SHARED=1 is set)")
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -32,7 +53,7 @@ def tiny_overrides(data_dir: Path, out_dir: Path, **extra) -> list[str]:
 def sample_corpus(tmp_path_factory) -> Path:
     """The first 2,000 prompts of the real corpus, gzipped, as a user's file."""
     if not CORPUS.is_file():
-        pytest.skip(f"shared corpus not found at {CORPUS}")
+        pytest.skip(shared_missing(CORPUS))
     path = tmp_path_factory.mktemp("corpus") / "sample.txt.gz"
     with gzip.open(CORPUS, "rt", encoding="utf-8") as src, gzip.open(path, "wt", encoding="utf-8") as dst:
         for i, line in enumerate(src):

@@ -1,4 +1,5 @@
-"""CLIP token counting, built offline from CLIP's merges file (skipped if the file is absent)."""
+"""CLIP token counting, built offline from CLIP's merges file (tests against the shared copy skip
+without it, and fail in CI: ``tests.conftest.REQUIRE_SHARED``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import CORPUS, SHARED, shared_missing
 from textopia.evaluation.metrics import clip_tokens
 from textopia.evaluation.metrics.clip_tokens import (
     CLIP_BPE_ENV,
@@ -23,10 +25,9 @@ from textopia.evaluation.metrics.clip_tokens import (
     resolve_clip_source,
 )
 
-SHARED = Path(os.environ.get("TEXTOPIA_SHARED", Path(__file__).resolve().parents[3] / "shared")) / "data"
-BPE = Path(os.environ.get(CLIP_BPE_ENV) or SHARED / "clip" / "bpe_simple_vocab_16e6.txt.gz")
-CORPUS = SHARED / "sd-discord-2022" / "prompts.txt.gz"
-needs_bpe = pytest.mark.skipif(not BPE.is_file(), reason=f"CLIP merges file not found at {BPE} (set {CLIP_BPE_ENV})")
+# The reference merges file is the shared copy, not the packaged one the code under test reads.
+BPE = Path(os.environ.get(CLIP_BPE_ENV) or SHARED / "data" / "clip" / "bpe_simple_vocab_16e6.txt.gz")
+needs_bpe = pytest.mark.skipif(not BPE.is_file(), reason=shared_missing(BPE))
 
 
 def test_bytes_to_unicode_is_a_bijection_onto_printable_chars() -> None:
@@ -110,7 +111,7 @@ def _reference_counter(bpe_path: Path) -> Callable[[str], int]:
 
 
 @needs_bpe
-@pytest.mark.skipif(not CORPUS.is_file(), reason=f"prompt corpus not found at {CORPUS}")
+@pytest.mark.skipif(not CORPUS.is_file(), reason=shared_missing(CORPUS))
 def test_counts_match_reference_bpe_on_real_prompts() -> None:
     reference = _reference_counter(BPE)
     with gzip.open(CORPUS, "rt", encoding="utf-8") as f:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import SHARED, shared_missing
 from textopia.evaluation.metrics import (
     SentenceEmbedder,
     TrainingIndex,
@@ -30,7 +31,6 @@ from textopia.evaluation.metrics import (
 from textopia.evaluation.metrics.novelty import _hash64, _sorted_unique
 from textopia.text import STOP_WORDS, content_stems, relevance_recall, tokenize
 
-SHARED = Path(os.environ.get("TEXTOPIA_SHARED", Path(__file__).resolve().parents[3] / "shared"))
 BPE = Path(os.environ.get("TEXTOPIA_CLIP_BPE") or SHARED / "data" / "clip" / "bpe_simple_vocab_16e6.txt.gz")
 
 
@@ -227,7 +227,7 @@ def test_text_metrics_keys_and_values() -> None:
         text_metrics({"x": []})
 
 
-@pytest.mark.skipif(not BPE.is_file(), reason=f"CLIP merges file not found at {BPE}")
+@pytest.mark.skipif(not BPE.is_file(), reason=shared_missing(BPE))
 def test_text_metrics_clip_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEXTOPIA_CLIP_BPE", str(BPE))
     m = text_metrics({"cat": ["a photo of a cat", "cat " * 80]})

@@ -2,7 +2,7 @@
 
 Uses the shared ``tiny_checkpoint`` fixture (a 1-layer GPT trained for 30 steps on a sample of
 the corpus), so it exercises the real lifespan loading, the real Generator, and decoding with
-the service's settings and banned words. Skipped when the shared corpus is missing.
+the service's settings and banned words. Skipped when the shared corpus is missing (a failure in CI).
 """
 
 from __future__ import annotations
