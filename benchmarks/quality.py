@@ -202,10 +202,10 @@ def main(argv: list[str] | None = None) -> int:
              for name, ideas in idea_sets.items()}
     from textopia.evaluation.metrics.relevance import default_embedder
     from textopia.generation.loader import DEFAULT_MODEL, assets_dir, critic_dir
-    from textopia.models.critic import CoherenceCritic
+    from textopia.models.checkpoint import load_coherence_critic
 
     shipped = critic_dir(assets_dir() / DEFAULT_MODEL)
-    judges = (default_embedder(), CoherenceCritic.load(shipped) if shipped is not None else None)
+    judges = (default_embedder(), load_coherence_critic(shipped) if shipped is not None else None)
     results = {
         "command": "python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine_info.machine(), "n": args.n, "human_prompts": len(flat),

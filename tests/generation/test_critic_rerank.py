@@ -242,13 +242,13 @@ def tiny_critic(prepared, tmp_path_factory):
 
 
 def test_critic_trains_to_tell_human_prompts_from_invented_words(tiny_critic):
-    from textopia.models.critic import CoherenceCritic
+    from textopia.models.checkpoint import load_coherence_critic
 
     out, folder = tiny_critic
     figures = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     valid = [f for f in figures if f.get("split") == "valid"][-1]
     assert valid["accuracy"] > 0.75  # held out; 0.5 would be chance
-    critic = CoherenceCritic.load(out)
+    critic = load_coherence_critic(out)
     rows = [json.loads(line) for line in (folder / "valid.jsonl").read_text().splitlines()][:50]
     human = critic.logits([r["human"] for r in rows])
     invented = critic.logits([r["sample"] for r in rows])
@@ -257,10 +257,10 @@ def test_critic_trains_to_tell_human_prompts_from_invented_words(tiny_critic):
 
 
 def test_critic_load_refuses_another_kind(tiny_checkpoint):
-    from textopia.models.critic import CoherenceCritic
+    from textopia.models.checkpoint import load_coherence_critic
 
     with pytest.raises(TextopiaError, match="not a critic"):
-        CoherenceCritic.load(tiny_checkpoint)
+        load_coherence_critic(tiny_checkpoint)
 
 
 def test_critic_task_needs_its_samples(prepared, tmp_path):

@@ -156,7 +156,8 @@ def load(name_or_dir: str | Path | None = None, *, device: str | None = None, en
         generator.known_words = KnownWords.load(known)
     found = critic_dir(path) if critic and hasattr(generator, "critic") else None
     if found is not None:
-        from textopia.models.critic import CoherenceCritic
+        from textopia.models.checkpoint import load_coherence_critic
 
-        generator.critic = CoherenceCritic.load(found)
+        generator.critic = load_coherence_critic(found)
     return generator
+

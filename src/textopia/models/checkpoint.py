@@ -322,6 +322,21 @@ def load_checkpoint(directory: str | Path):
     return model, tokenizer, meta
 
 
+def load_coherence_critic(directory: str | Path):
+    """A critic checkpoint (``textopia train`` with ``kind = "critic"``) as a ready
+    :class:`~textopia.models.critic.CoherenceCritic`.
+
+    Raises:
+        TextopiaError: the directory is not a critic checkpoint, or a file is missing or corrupt.
+    """
+    from textopia.models.critic import CoherenceCritic
+
+    model, tokenizer, meta = load_checkpoint(directory)
+    if meta.get("kind") != "critic":
+        raise TextopiaError(f"{directory} is a {meta.get('kind')!r} checkpoint, not a critic")
+    return CoherenceCritic(model, tokenizer)
+
+
 EXPORT_DTYPES = ("float32", "float16", "bfloat16")
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from textopia.bounds import bounded, check_fields
 from textopia.errors import TextopiaError
-from textopia.models.registry import ModelSpec, Role, register
+from textopia.models.spec import ModelSpec, Role, register
 
 if TYPE_CHECKING:
     import torch
@@ -126,7 +126,8 @@ def critic_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) 
 
 
 class CoherenceCritic:
-    """A trained critic ready to score prompts (eval mode, no gradients).
+    """A trained critic ready to score prompts (eval mode, no gradients); a critic checkpoint
+    loads as one with :func:`textopia.models.checkpoint.load_coherence_critic`.
 
     Args:
         model: the ``GPT2ForSequenceClassification``.
@@ -137,20 +138,6 @@ class CoherenceCritic:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.max_length = int(model.config.n_positions)
-
-    @classmethod
-    def load(cls, directory: str | Path) -> "CoherenceCritic":
-        """Load a critic directory (as written by ``textopia train`` with ``kind = "critic"``).
-
-        Raises:
-            TextopiaError: the directory is not a critic checkpoint, or a file is missing or corrupt.
-        """
-        from textopia.models.checkpoint import load_checkpoint
-
-        model, tokenizer, meta = load_checkpoint(directory)
-        if meta.get("kind") != "critic":
-            raise TextopiaError(f"{directory} is a {meta.get('kind')!r} checkpoint, not a critic")
-        return cls(model, tokenizer)
 
     def logits(self, prompts: Sequence[str], batch_size: int = 128) -> torch.Tensor:
         """Log-odds that a person wrote each prompt: (N,) float32 (the negated energy, -E(x)).

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from textopia.bounds import bounded, check_fields
 from textopia.errors import TextopiaError
-from textopia.models.registry import CausalLM, ModelSpec, register
+from textopia.models.spec import CausalLM, ModelSpec, register
 
 
 @dataclass

@@ -37,8 +37,9 @@ from torch import nn
 
 from textopia.bounds import bounded, check_fields
 from textopia.errors import TextopiaError
+from textopia.models import prompt_ae, text_vae  # noqa: F401  (registers the autoencoders build_diffusion builds)
 from textopia.models.denoisers import AdaLNBlock, Denoiser, IdeaEncoder, TransformerDenoiser, timestep_embedding
-from textopia.models.registry import LatentAutoencoder, LatentDiffusionModel, ModelSpec, get_spec, make_config, register
+from textopia.models.spec import LatentAutoencoder, LatentDiffusionModel, ModelSpec, config_for, lookup, register
 
 __all__ = ["AdaLNBlock", "Denoiser", "DiffusionConfig", "IdeaEncoder", "LatentDiffusion", "TransformerDenoiser",
            "build_diffusion", "idea_token_ids", "save_diffusion", "timestep_embedding"]
@@ -313,10 +314,10 @@ def build_diffusion(config: DiffusionConfig, tokenizer) -> LatentDiffusion:
                             "(train it with textopia train: textopia.training.trainer.train)")
     values = dict(config.vae)
     kind = values.pop("kind", "vae")
-    spec = get_spec(kind)
+    spec = lookup(kind)
     if not issubclass(spec.role, LatentAutoencoder):
         raise TextopiaError(f"latent diffusion needs a latent autoencoder, not a {kind!r} model")
-    vae_config = make_config(kind, values)
+    vae_config = config_for(kind, values)
     vae = spec.build(vae_config, tokenizer)
     config.vae = {"kind": kind, **{k: v for k, v in vars(vae_config).items() if k != "kind"}}  # unk_id filled in
     return LatentDiffusion(config, vae, vocab_size=len(tokenizer), pad_id=tokenizer.pad_id)

@@ -24,7 +24,7 @@ from textopia.bounds import bounded, check_fields
 from textopia.data.tokenizer import IGNORE_INDEX
 from textopia.errors import TextopiaError
 from textopia.models.likelihood import token_nll
-from textopia.models.registry import CausalLM, ModelSpec, register
+from textopia.models.spec import CausalLM, ModelSpec, register
 
 
 @dataclass

@@ -58,7 +58,7 @@ from textopia.models.latent_objective import (
 )
 from textopia.models.latent_objective import posterior as gaussian_posterior
 from textopia.models.likelihood import token_nll
-from textopia.models.registry import LatentAutoencoder, ModelSpec, register
+from textopia.models.spec import LatentAutoencoder, ModelSpec, register
 from textopia.models.text_vae import VAEOutput, prompt_tokens
 
 KIND = "prompt-ae"

@@ -58,7 +58,7 @@ from textopia.models.latent_objective import (
 )
 from textopia.models.likelihood import token_nll
 from textopia.models.lstm_lm import init_embedding_and_head
-from textopia.models.registry import LatentAutoencoder, ModelSpec, register
+from textopia.models.spec import LatentAutoencoder, ModelSpec, register
 
 
 
