@@ -569,7 +569,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--diffusion {args.diffusion} is a {diffusion.kind} model, not latent diffusion")
     gens["diffusion"] = diffusion
     gens["diffusion-latent"] = DiffusionGenerator(diffusion.diffusion, diffusion.tokenizer, diffusion.meta,
-                                                  diffusion.name, idea_in_decoder=False, eta=args.eta)
+                                                  diffusion.name, idea_in_decoder=False, eta=args.eta,
+                                                  load_lm=diffusion.load_lm)
     diffusion.eta = args.eta
     vae = load(args.vae, device=args.device)
     gens["vae"] = vae

@@ -96,7 +96,7 @@ def test_prompts_from_an_idea_fuse_at_the_generate_weight(tiny_diffusion_checkpo
 
     raw = load(tiny_diffusion_checkpoint)
     meta = {**raw.meta, "default_lm_weight": 0.5, "generate_lm_weight": 2.0, "fusion_lm": str(tiny_checkpoint)}
-    gen = DiffusionGenerator(raw.diffusion, raw.tokenizer, meta, raw.name)
+    gen = DiffusionGenerator(raw.diffusion, raw.tokenizer, meta, raw.name, load_lm=raw.load_lm)
     assert (gen.lm_weight, gen.generate_lm_weight) == (0.5, 2.0)
     assert gen.info()["generate_lm_weight"] == 2.0
     assert gen.fusion_weight(None) == 2.0 and gen.settings().lm_weight == 0.5

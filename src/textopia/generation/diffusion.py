@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
-from textopia.generation.base import DecodingSettings, Generation, TextopiaError
+from textopia.generation.base import DecodingSettings, Generation, Generator, TextopiaError
 from textopia.generation.fusion import ShallowFusion, check_lm_weight
 from textopia.generation.vae import VAEGenerator, check_count
 from textopia.models.latent_diffusion import DEFAULT_GUIDANCE, DEFAULT_STEPS, MAX_STEPS
@@ -77,6 +78,9 @@ class DiffusionGenerator(VAEGenerator):
             noise, 1 adds fresh noise at every step as DDPM does.
         idea_in_decoder: the VAE decoder also reads the idea (True) or only the latent (False;
             then samples are not reranked by the idea's words either, so the latent alone conditions).
+        load_lm: ``load_lm(name, device) -> Generator``, how shallow fusion loads its language
+            model (:attr:`load_lm`); ``textopia.load`` passes
+            :func:`~textopia.generation.loader.load_fusion_lm`.
     """
 
     extra_settings = ("guidance", "steps", "lm_weight")
@@ -91,7 +95,8 @@ class DiffusionGenerator(VAEGenerator):
                                         idea_prefix=1.0)
 
     def __init__(self, model, tokenizer, meta: dict[str, Any], name: str, *, guidance: float | None = None,
-                 steps: int | None = None, idea_in_decoder: bool = True, eta: float = 0.0) -> None:
+                 steps: int | None = None, idea_in_decoder: bool = True, eta: float = 0.0,
+                 load_lm: Callable[[str, str], Generator] | None = None) -> None:
         super().__init__(model.vae, tokenizer, meta, name)
         self.diffusion = model
         # A checkpoint may carry the defaults measured for it (``default_guidance``, ``default_steps``).
@@ -107,6 +112,9 @@ class DiffusionGenerator(VAEGenerator):
         #: checkpoint's ``generate_lm_weight``, else :attr:`lm_weight`. Variations and
         #: interpolation, which must keep what their latent carries, fuse at :attr:`lm_weight`.
         self.generate_lm_weight = check_lm_weight(meta.get("generate_lm_weight", self.lm_weight))
+        #: Loads shallow fusion's language model by an embedded model's name or a checkpoint
+        #: directory; None: a weight above 0 is an error when the model is first needed.
+        self.load_lm = load_lm
         self._lm = None
         self._lm_lock = threading.Lock()
 
@@ -133,10 +141,11 @@ class DiffusionGenerator(VAEGenerator):
         """
         with self._lm_lock:
             if self._lm is None:
-                from textopia.generation.loader import load
-
                 name = str(self.meta.get("fusion_lm", "default"))
-                lm = load(name, device=str(self.device), critic=False)
+                if self.load_lm is None:
+                    raise TextopiaError(f"{self.name!r} fuses with the language model {name!r} (lm_weight > 0) "
+                                        f"but was given no load_lm to load it: load it with textopia.load")
+                lm = self.load_lm(name, str(self.device))
                 vocab = lm.tokenizer.hf.backend_tokenizer.get_vocab(), self.tokenizer.hf.backend_tokenizer.get_vocab()
                 if vocab[0] != vocab[1]:
                     raise TextopiaError(f"fusion_lm {name!r} has another tokenizer than {self.name!r}: "

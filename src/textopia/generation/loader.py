@@ -154,6 +154,8 @@ def load(name_or_dir: str | Path | None = None, *, device: str | None = None, en
     known = path / KNOWN_WORDS_FILE
     if known.is_file() and hasattr(generator, "known_words"):
         generator.known_words = KnownWords.load(known)
+    if hasattr(generator, "load_lm"):  # latent diffusion's shallow fusion loads its language model by name
+        generator.load_lm = load_fusion_lm
     found = critic_dir(path) if critic and hasattr(generator, "critic") else None
     if found is not None:
         from textopia.models.checkpoint import load_coherence_critic
@@ -161,3 +163,8 @@ def load(name_or_dir: str | Path | None = None, *, device: str | None = None, en
         generator.critic = load_coherence_critic(found)
     return generator
 
+
+def load_fusion_lm(name_or_dir: str, device: str) -> Generator:
+    """The language model another model fuses with (:class:`~textopia.generation.diffusion.DiffusionGenerator`'s
+    ``load_lm``): :func:`load` without the coherence critic, which only reranks whole prompts."""
+    return load(name_or_dir, device=device, critic=False)
