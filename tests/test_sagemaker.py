@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import tiny_overrides
 from textopia.generation.base import TextopiaError
-from textopia.sagemaker import SageMakerPaths, read_hyperparameters, training_arguments
+from textopia.training.sagemaker import SageMakerPaths, read_hyperparameters, training_arguments
 
 
 def _job_root(tmp_path: Path, prepared: Path, hyperparameters: dict[str, str]) -> Path:

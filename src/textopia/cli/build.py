@@ -41,7 +41,7 @@ def add_train(sub) -> None:
     p.add_argument("--sagemaker", action="store_true",
                    help="run as a SageMaker training job: data from the train channel, settings from "
                         "hyperparameters.json, checkpoints in /opt/ml/checkpoints, the model to SM_MODEL_DIR "
-                        "(see textopia.sagemaker)")
+                        "(see textopia.training.sagemaker)")
 
 
 def add_export(sub) -> None:
@@ -106,7 +106,7 @@ def _train_tokenizer_into(out: Path, prompts: list[str], vocab_size: int, kind: 
 def cmd_train(args) -> None:
     """``textopia train``: train from a TOML config (or as a SageMaker job); prints the checkpoint's path."""
     if args.sagemaker:
-        from textopia.sagemaker import run_training_job
+        from textopia.training.sagemaker import run_training_job
 
         if args.resume or args.overwrite:
             raise TextopiaError("--sagemaker always resumes from /opt/ml/checkpoints when a checkpoint is there; "
