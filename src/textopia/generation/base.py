@@ -10,7 +10,7 @@ import abc
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from textopia.errors import TextopiaError  # noqa: F401  (re-exported: its historical home)
+from textopia.errors import TextopiaError  # noqa: F401  (re-exported for the generators' callers)
 
 Mode = Literal["expand", "continue"]
 

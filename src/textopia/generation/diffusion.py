@@ -224,10 +224,10 @@ class DiffusionGenerator(VAEGenerator):
         point: the same two prompts give the same path.
 
         On 15 pairs of test prompts apart from ``latent_eval.py``'s
-        (``benchmarks/interpolation_fusion.py``, the shipped pair), against the way before (each
-        point settled unconditionally, then decoded greedily, fused, from the same idea): midpoints
-        sharing a content word of both ends 1.000 both, stuttering 0.178 -> 0.044, perplexity
-        under the embedded LSTM 79.0 -> 87.0.
+        (``benchmarks/interpolation_fusion.py``, the shipped pair), against settling each point
+        unconditionally and decoding it greedily, fused, from the same idea: midpoints sharing a
+        content word of both ends 1.000 both, stuttering 0.044 against 0.178, perplexity under the
+        embedded LSTM 87.0 against 79.0.
         """
         from textopia.text import content_words, subject
 

@@ -102,8 +102,8 @@ class TrainingState:
     Attributes:
         step: optimizer steps done.
         epoch: the pass over the data under way.
-        batch_in_epoch: micro-batches of ``epoch`` done (None in the state of the old diffusion
-            loop: the trainer takes the step).
+        batch_in_epoch: micro-batches of ``epoch`` done (None where a state file has none: the
+            trainer then takes the step).
         elapsed_s: training seconds before this process.
         num_processes: the processes that trained it (each had its share of every batch).
         window: the train log's open window.
@@ -306,7 +306,7 @@ def read_rng(directory: str | Path, rank: int) -> SavedRNG:
     tensors = _load_tensors(path, "RNG state")
     prefix = f"{rank}."
     own = {name[len(prefix):]: t for name, t in tensors.items() if name.startswith(prefix)}
-    if not own and rank == 0 and "torch" in tensors:  # the old layout: torch's CPU stream alone
+    if not own and rank == 0 and "torch" in tensors:  # unprefixed: torch's CPU stream alone, process 0's
         own = {"torch": tensors["torch"]}
     if "torch" not in own:
         raise TextopiaError(f"damaged RNG state {path}: no streams of process {rank} ({_AFRESH})")

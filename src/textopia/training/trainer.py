@@ -279,7 +279,7 @@ def train(config: ExperimentConfig, *, resume: bool = False, overwrite: bool = F
     task = build_task(config, resume_from=out_dir if resumed else None, progress=progress)
     if task.endless and accelerator.num_processes > 1:
         raise TextopiaError("latent diffusion trains in one process (its batches are drawn per step, not sharded)")
-    if state.batch_in_epoch is None:  # the old diffusion loop's state: an endless task's batch is its step
+    if state.batch_in_epoch is None:  # a state without it: an endless task's batch is its step
         state.batch_in_epoch = state.step if task.endless else 0
     model, tokenizer = task.model, task.tokenizer
     model.to(accelerator.device).train()
