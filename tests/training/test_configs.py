@@ -1,4 +1,4 @@
-"""Every config the repository ships (configs/*.toml, named in the README's training recipes) still
+"""Every config the repository ships (configs/*.toml, named in the training recipes in docs/) still
 loads: its sections and keys are known to today's dataclasses and its sizes within bounds."""
 
 from pathlib import Path

@@ -4,7 +4,7 @@ AdamW (Loshchilov & Hutter 2019), linear warmup and cosine decay, gradient clipp
 accumulation, mixed precision where it is fast, periodic validation, JSONL metrics, atomic
 checkpoints with the full training state (:mod:`textopia.training.state`), an exact ``resume``,
 and a stop at the first loss that is not finite. Launch on several processes with
-``accelerate launch`` or ``torchrun`` (see the README).
+``accelerate launch`` or ``torchrun`` (see ``docs/training.md``).
 """
 
 from __future__ import annotations
