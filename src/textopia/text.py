@@ -165,7 +165,7 @@ def broken_phrase(text: str) -> bool:
         words = tokenize(clause)
         if any(a in _ARTICLES and b in _NOT_AFTER_ARTICLE for a, b in zip(words, words[1:])):
             return True
-        if words and words[-1] in _ARTICLES and len(words) > 1:
+        if words and words[-1] in _ARTICLES:  # "a painting by a," or a clause of "the" alone
             return True
     return False
 

@@ -100,6 +100,7 @@ def test_clashes(prompt, idea, expected):
 @pytest.mark.parametrize("prompt, expected", [
     ("a woman having a the camera", True),
     ("a painting by a, 4k", True),  # a clause ending on its article
+    ("a quiet harbor at dawn, the, art, hdr", True),  # a clause of an article alone
     ("a cat in the hat, a portrait of the queen", False),
 ])
 def test_broken_phrase(prompt, expected):
