@@ -19,6 +19,7 @@ import torch
 
 from textopia.data.tokenizer import PromptTokenizer
 from textopia.errors import TextopiaError
+from textopia.models.outputs import output_cache
 from textopia.generation.base import DecodingSettings
 from textopia.generation.boost import IdeaBoostProcessor, idea_boost_words
 from textopia.text import STOP_WORDS, KnownWords, dedup_key, fix_articles, strip_controls  # noqa: F401  (dedup_key re-exported)
@@ -289,7 +290,7 @@ def sample_many(
         if padded:
             kwargs = {"attention_mask": attention_mask[live], "position_ids": step_pos[live]}
         out = model(input_ids=step_input, past_key_values=past, use_cache=True, **kwargs)
-        past = out.past_key_values
+        past = output_cache(out)
         logits = out.logits[:, -1, :].float()  # (rows in the cache, V)
         if live.numel() < n:  # finished rows were dropped: they get EOS below whatever they score
             logits = logits.new_zeros(n, logits.size(1)).index_copy_(0, live, logits)

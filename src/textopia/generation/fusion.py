@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from textopia.errors import TextopiaError
+from textopia.models.outputs import causal_lm_output, output_cache
 
 #: The largest fusion weight λ accepted (beyond it the language model alone writes).
 MAX_LM_WEIGHT = 4.0
@@ -73,7 +74,6 @@ class ShallowFusion(nn.Module):
     @torch.no_grad()
     def forward(self, input_ids: torch.Tensor, attention_mask=None, past_key_values: FusedCache | None = None,
                 use_cache: bool = False, **_: Any):
-        from transformers.modeling_outputs import CausalLMOutputWithPast  # as ConditionedDecoder's
 
         past = past_key_values
         dec = self.decoder(input_ids=input_ids, past_key_values=None if past is None else past.decoder, use_cache=True)
@@ -83,7 +83,7 @@ class ShallowFusion(nn.Module):
                                 f"tokens, the language model {lm.logits.size(-1)}")
         logits = torch.log_softmax(dec.logits.float(), dim=-1)
         logits.add_(torch.log_softmax(lm.logits.float(), dim=-1), alpha=self.weight)
-        caches = (dec.past_key_values, lm.past_key_values)
+        caches = (output_cache(dec), output_cache(lm))
         compact = all(hasattr(c, "keep_rows") for c in caches)
         cache = (CompactFusedCache if compact else FusedCache)(*caches) if use_cache else None
-        return CausalLMOutputWithPast(logits=logits, past_key_values=cache)
+        return causal_lm_output(logits, cache)

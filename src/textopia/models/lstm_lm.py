@@ -24,6 +24,7 @@ from textopia.bounds import bounded, check_fields
 from textopia.data.tokenizer import IGNORE_INDEX
 from textopia.errors import TextopiaError
 from textopia.models.likelihood import token_nll
+from textopia.models.outputs import causal_lm_output
 from textopia.models.spec import CausalLM, ModelSpec, register
 
 
@@ -128,7 +129,6 @@ class LSTMLanguageModel(nn.Module):
             None), ``logits`` ``(batch_size, seq_len, vocab_size)`` and ``past_key_values``
             (the final ``(h, c)``, or None without ``use_cache``).
         """
-        from transformers.modeling_outputs import CausalLMOutputWithPast
 
         if attention_mask is not None and bool((attention_mask[:, 1:] > attention_mask[:, :-1]).any()):
             raise ValueError("LSTMLanguageModel takes right-padded batches only (a 0 before a 1 in attention_mask)")
@@ -147,7 +147,7 @@ class LSTMLanguageModel(nn.Module):
         if labels is not None:
             nats, count = token_nll(logits, labels).sum(), (labels[:, 1:] != IGNORE_INDEX).sum()
             loss = nats / count.clamp(min=1)  # mean nats per counted token
-        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=new_state if use_cache else None)
+        return causal_lm_output(logits, new_state if use_cache else None, loss)
 
 
 def build_lstm(config: LSTMConfig, tokenizer) -> LSTMLanguageModel:

@@ -46,6 +46,7 @@ from torch.distributions import Normal, kl_divergence
 from textopia.bounds import MAX_STEPS, bounded, check_fields
 from textopia.data.tokenizer import IGNORE_INDEX
 from textopia.errors import TextopiaError
+from textopia.models.outputs import output_cache
 from textopia.models.latent_objective import (
     KL_SCHEDULES,
     annealed_kl_weight,
@@ -103,11 +104,6 @@ class PromptAEConfig:
     def __post_init__(self) -> None:
         check_fields(self, "model")
         self.latent_dim = self.n_latents * self.latent_width
-
-
-def _cache(out) -> Any:
-    """The decoder's cache from a transformers output (``cache`` from 5.x, ``past_key_values`` before)."""
-    return out["cache"] if "cache" in out else out.get("past_key_values")
 
 
 class PromptAE(nn.Module):
@@ -252,14 +248,14 @@ class PromptAE(nn.Module):
                 out = engine(input_ids=input_ids, past_key_values=state, use_cache=True)
                 return out.logits, out.past_key_values
             out = self.decoder(input_ids, state, use_cache=True)  # the cache is the 2nd argument in every version
-            return out.logits, _cache(out)
+            return out.logits, output_cache(out)
         emb = self.embed(input_ids)
         inputs = torch.cat([self.prefix(z.to(emb.dtype)).to(emb.dtype), emb], dim=1)  # (B, K + T, E)
         if engine is not None:
             out = engine(inputs_embeds=inputs, use_cache=True)
             return out.logits[:, self.config.n_latents:], out.past_key_values
         out = self.decoder(inputs_embeds=inputs, use_cache=not self.training)
-        return out.logits[:, self.config.n_latents:], _cache(out)
+        return out.logits[:, self.config.n_latents:], output_cache(out)
 
     # -- the objective -------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,

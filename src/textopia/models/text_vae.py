@@ -57,6 +57,7 @@ from textopia.models.latent_objective import (
     word_dropout,
 )
 from textopia.models.likelihood import token_nll
+from textopia.models.outputs import causal_lm_output
 from textopia.models.lstm_lm import init_embedding_and_head
 from textopia.models.spec import LatentAutoencoder, ModelSpec, register
 
@@ -329,13 +330,12 @@ class ConditionedDecoder(nn.Module):
         self.config = vae.config
 
     def forward(self, input_ids, attention_mask=None, past_key_values=None, use_cache=False, labels=None):
-        from transformers.modeling_outputs import CausalLMOutputWithPast
 
         z = self.z
         if past_key_values is None and z.size(0) != input_ids.size(0):  # later calls may drop finished rows
             raise ValueError(f"z has {z.size(0)} rows for a batch of {input_ids.size(0)}")
         logits, state = self.vae.decode(input_ids, z, past_key_values)
-        return CausalLMOutputWithPast(logits=logits, past_key_values=state if use_cache else None)
+        return causal_lm_output(logits, state if use_cache else None)
 
 
 def build_vae(config: VAEConfig, tokenizer) -> TextVAE:
