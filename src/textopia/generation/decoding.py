@@ -19,9 +19,9 @@ import torch
 
 from textopia.data.tokenizer import PromptTokenizer
 from textopia.errors import TextopiaError
-from textopia.models.outputs import output_cache
 from textopia.generation.base import DecodingSettings
 from textopia.generation.boost import IdeaBoostProcessor, idea_boost_words
+from textopia.models.outputs import output_cache
 from textopia.text import STOP_WORDS, KnownWords, dedup_key, fix_articles, strip_controls  # noqa: F401  (dedup_key re-exported)
 
 

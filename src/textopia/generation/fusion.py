@@ -74,7 +74,6 @@ class ShallowFusion(nn.Module):
     @torch.no_grad()
     def forward(self, input_ids: torch.Tensor, attention_mask=None, past_key_values: FusedCache | None = None,
                 use_cache: bool = False, **_: Any):
-
         past = past_key_values
         dec = self.decoder(input_ids=input_ids, past_key_values=None if past is None else past.decoder, use_cache=True)
         lm = self.lm(input_ids=input_ids, past_key_values=None if past is None else past.lm, use_cache=True)

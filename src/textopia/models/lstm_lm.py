@@ -129,7 +129,6 @@ class LSTMLanguageModel(nn.Module):
             None), ``logits`` ``(batch_size, seq_len, vocab_size)`` and ``past_key_values``
             (the final ``(h, c)``, or None without ``use_cache``).
         """
-
         if attention_mask is not None and bool((attention_mask[:, 1:] > attention_mask[:, :-1]).any()):
             raise ValueError("LSTMLanguageModel takes right-padded batches only (a 0 before a 1 in attention_mask)")
         x = self.drop(self.embed(input_ids))  # (B, T, E)

@@ -7,10 +7,12 @@ that neither release warns and the decoding loop reads any model's cache the sam
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
 
+@functools.cache
 def _cache_field() -> str:
     from transformers.modeling_outputs import CausalLMOutputWithPast
 

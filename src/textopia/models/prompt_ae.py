@@ -46,7 +46,6 @@ from torch.distributions import Normal, kl_divergence
 from textopia.bounds import MAX_STEPS, bounded, check_fields
 from textopia.data.tokenizer import IGNORE_INDEX
 from textopia.errors import TextopiaError
-from textopia.models.outputs import output_cache
 from textopia.models.latent_objective import (
     KL_SCHEDULES,
     annealed_kl_weight,
@@ -59,6 +58,7 @@ from textopia.models.latent_objective import (
 )
 from textopia.models.latent_objective import posterior as gaussian_posterior
 from textopia.models.likelihood import token_nll
+from textopia.models.outputs import output_cache
 from textopia.models.spec import LatentAutoencoder, ModelSpec, register
 from textopia.models.text_vae import VAEOutput, prompt_tokens
 
@@ -246,15 +246,15 @@ class PromptAE(nn.Module):
         if state is not None:
             if engine is not None:
                 out = engine(input_ids=input_ids, past_key_values=state, use_cache=True)
-                return out.logits, out.past_key_values
-            out = self.decoder(input_ids, state, use_cache=True)  # the cache is the 2nd argument in every version
+            else:
+                out = self.decoder(input_ids, state, use_cache=True)  # the cache is the 2nd argument in every version
             return out.logits, output_cache(out)
         emb = self.embed(input_ids)
         inputs = torch.cat([self.prefix(z.to(emb.dtype)).to(emb.dtype), emb], dim=1)  # (B, K + T, E)
         if engine is not None:
             out = engine(inputs_embeds=inputs, use_cache=True)
-            return out.logits[:, self.config.n_latents:], out.past_key_values
-        out = self.decoder(inputs_embeds=inputs, use_cache=not self.training)
+        else:
+            out = self.decoder(inputs_embeds=inputs, use_cache=not self.training)
         return out.logits[:, self.config.n_latents:], output_cache(out)
 
     # -- the objective -------------------------------------------------------------------------

@@ -57,8 +57,8 @@ from textopia.models.latent_objective import (
     word_dropout,
 )
 from textopia.models.likelihood import token_nll
-from textopia.models.outputs import causal_lm_output
 from textopia.models.lstm_lm import init_embedding_and_head
+from textopia.models.outputs import causal_lm_output
 from textopia.models.spec import LatentAutoencoder, ModelSpec, register
 
 
@@ -330,7 +330,6 @@ class ConditionedDecoder(nn.Module):
         self.config = vae.config
 
     def forward(self, input_ids, attention_mask=None, past_key_values=None, use_cache=False, labels=None):
-
         z = self.z
         if past_key_values is None and z.size(0) != input_ids.size(0):  # later calls may drop finished rows
             raise ValueError(f"z has {z.size(0)} rows for a batch of {input_ids.size(0)}")
