@@ -143,11 +143,12 @@ def idea_in_subject(idea: str, output: str) -> bool:
 
 
 def repeats_phrase(text: str) -> bool:
-    """True if two content words written side by side occur so twice anywhere in the text (by
-    stem: "by greg rutkowski and greg rutkowski", "highly detailed, ..., highly detailed"): a tag
-    or a name that a reader sees twice."""
+    """True if a content word and the word after it occur so twice anywhere in the text (by stem:
+    "by greg rutkowski and greg rutkowski", "highly detailed, ..., highly detailed", "trending on
+    artstation, trending on deviantart", "art by ..., art by ..."): a tag, a name or a tag's
+    opening that a reader sees twice."""
     words = [stem(w) for w in tokenize(text)]
-    pairs = [(a, b) for a, b in zip(words, words[1:]) if a not in STOP_WORDS and b not in STOP_WORDS]
+    pairs = [(a, b) for a, b in zip(words, words[1:]) if a not in STOP_WORDS]
     return len(pairs) != len(set(pairs))
 
 
@@ -157,22 +158,60 @@ _ARTICLES = frozenset({"a", "an", "the"})
 _NOT_AFTER_ARTICLE = _ARTICLES | {"of", "in", "on", "with", "by", "and", "at", "to", "for", "from", "is", "or"}
 
 
-def broken_phrase(text: str) -> bool:
+#: A letter alone between two clause marks ("by artgerm, a. | featured"); initials ("j. c.
+#: leyendecker") stand within a clause.
+_LONE_LETTER = re.compile(r"(?:^|[,;|])\s*[^\W\d_]\s*\.?\s*(?:[,;|]|$)")
+
+
+def broken_phrase(text: str, idea: str | None = None) -> bool:
     """True if an article stands right before another article, a preposition or a conjunction
-    ("a the camera", "in a in the", "painting by a, 4"), which no sentence does. Within a clause:
-    "plan a, by ..." across a comma is left alone."""
+    ("a the camera", "in a in the", "painting by a, 4"), which no sentence does; if a clause is a
+    lone letter ("by artgerm, a. | featured on pixiv"); or if "a"/"an" stands before the idea
+    whose head noun is plural ("a floating islands above the clouds": :func:`plural_phrase`).
+    Within a clause: "plan a, by ..." across a comma is left alone."""
     for clause in _CLAUSE_SPLIT.split(text.lower()):
         words = tokenize(clause)
         if any(a in _ARTICLES and b in _NOT_AFTER_ARTICLE for a, b in zip(words, words[1:])):
             return True
         if words and words[-1] in _ARTICLES:  # "a painting by a," or a clause of "the" alone
             return True
+    if _LONE_LETTER.search(text.lower()):
+        return True
+    if idea and plural_phrase(idea):
+        lead = " ".join(tokenize(idea)[:2])
+        if re.search(rf"(?<!\w)an? {re.escape(lead)}(?!\w)", " ".join(tokenize(text.lower()))):
+            return True
     return False
 
 
-#: Words that cannot describe one picture together: two times of day, or a photograph that is
-#: also a painting, a drawing or a 3D render. Each group is a set of alternatives; a prompt clashes
-#: when it holds words of two alternatives of one group (:func:`clashes`).
+#: Plurals without a final "s", and words ending in "s" that are not plurals.
+_IRREGULAR_PLURALS = frozenset("children people men women mice geese teeth feet sheep deer fish oxen cattle "
+                               "police folk".split())
+_SINGULAR_IN_S = frozenset("canvas atlas christmas gas series species lens news chaos cosmos paris texas "
+                           "mathematics physics kudos thermos bias".split())
+
+
+def plural_phrase(phrase: str) -> bool:
+    """True if the phrase's head noun is plural, so that "a"/"an" cannot open it: the last word
+    before its first stop word or "-ing" word after the first ("floating islands above the
+    clouds" -> "islands", "children flying kites" -> "children", "octopus playing the piano" ->
+    "octopus"). Spelling only: a word ending in "s" but not "ss", "us" or "is" is plural, save
+    :data:`_SINGULAR_IN_S`; :data:`_IRREGULAR_PLURALS` are."""
+    words = tokenize(phrase.lower())
+    if not words:
+        return False
+    end = next((i for i, w in enumerate(words) if i > 0 and (w in STOP_WORDS or w.endswith("ing"))), len(words))
+    head = words[end - 1]
+    if head in _IRREGULAR_PLURALS:
+        return True
+    return (len(head) > 3 and head.endswith("s") and not head.endswith(("ss", "us", "is"))
+            and head not in _SINGULAR_IN_S)
+
+
+#: Words that cannot describe one picture together: two times of day, a photograph that is
+#: also a painting, a drawing or a 3D render, or two resolutions. Each group is a set of
+#: alternatives; a prompt clashes when it holds words of two alternatives of one group
+#: (:func:`clashes`).
 _PHOTO = frozenset({"photograph", "photography", "photo", "dslr"})
 _HAND_MADE = frozenset({"oil painting", "oil on canvas", "watercolor", "watercolour", "pencil drawing"})
 CLASH_GROUPS: tuple[tuple[frozenset[str], ...], ...] = (
@@ -181,6 +220,8 @@ CLASH_GROUPS: tuple[tuple[frozenset[str], ...], ...] = (
     (_PHOTO, _HAND_MADE | {"painting", "sketch"}),
     (_PHOTO, frozenset({"anime", "manga", "cartoon"})),
     (_HAND_MADE, frozenset({"octane render", "3d render", "unreal engine"})),
+    # Two resolutions say nothing one does not ("4k, 8k"); human prompts hold two in about 1%.
+    (frozenset({"4k"}), frozenset({"8k"}), frozenset({"16k"}), frozenset({"32k"})),
 )
 
 

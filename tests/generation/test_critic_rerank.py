@@ -12,7 +12,8 @@ import textopia
 from textopia.generation.base import DecodingSettings, TextopiaError
 from textopia.generation.decoder import rows_per_round
 from textopia.generation.rerank import score_sample, select
-from textopia.text import broken_phrase, clashes, fix_articles, idea_in_subject, idea_kept_together, repeats_idea_word, repeats_phrase
+from textopia.text import (broken_phrase, clashes, fix_articles, idea_in_subject, idea_kept_together, plural_phrase, repeats_idea_word,
+                           repeats_phrase)
 
 
 @pytest.mark.parametrize("idea, prompt, expected", [
@@ -76,6 +77,9 @@ def test_a_scattered_idea_ranks_with_a_late_one():
     ("a fox, highly detailed, sharp focus, highly detailed", True),
     ("a fox, highly detailed, sharp focus, detailed fur", False),  # one word again is not a phrase
     ("a fox and a fox cub", False),  # stop words between: not side by side
+    ("a fox, trending on artstation, sharp focus, trending on deviantart", True),  # a tag's opening twice
+    ("a fox, art by greg rutkowski, art by alphonse mucha", True),
+    ("a fox in the snow, by a river in the woods", False),  # "in the" twice: no content word
 ])
 def test_repeats_phrase(prompt, expected):
     assert repeats_phrase(prompt) is expected
@@ -92,6 +96,8 @@ def test_repeats_phrase(prompt, expected):
     ("a quiet harbor at dawn, midnight, 4k", "a quiet harbor at dawn", True),  # the model's word clashes with the user's
     ("a photo of a harbor, oil painting", "photo of a harbor", True),
     ("a harbor at dawn, sunrise light", "a harbor at dawn", False),  # the same alternative again
+    ("an owl on a branch, digital painting, 4k, intricate, 8k resolution", None, True),  # two resolutions
+    ("an owl on a branch, digital painting, 8k resolution", None, False),
 ])
 def test_clashes(prompt, idea, expected):
     assert clashes(prompt, idea) is expected
@@ -102,9 +108,32 @@ def test_clashes(prompt, idea, expected):
     ("a painting by a, 4k", True),  # a clause ending on its article
     ("a quiet harbor at dawn, the, art, hdr", True),  # a clause of an article alone
     ("a cat in the hat, a portrait of the queen", False),
+    ("a witch brewing a potion, by artgerm, a. | featured on pixiv", True),  # a lone letter as a clause
+    ("a witch brewing a potion, by j. c. leyendecker", False),  # initials within a clause
 ])
 def test_broken_phrase(prompt, expected):
     assert broken_phrase(prompt) is expected
+
+
+@pytest.mark.parametrize("idea, prompt, expected", [
+    ("floating islands above the clouds", "a floating islands above the clouds, matte painting", True),
+    ("floating islands above the clouds", "floating islands above the clouds, matte painting", False),
+    ("floating islands above the clouds", "the floating islands above the clouds, matte painting", False),
+    ("children flying kites", "a children flying kites, cartoon", True),
+    ("octopus playing the piano", "an octopus playing the piano, oil painting", False),
+    ("castle on a cliff", "a castle on a cliff", False),
+])
+def test_an_article_before_a_plural_idea_is_broken(idea, prompt, expected):
+    assert broken_phrase(prompt, idea) is expected
+
+
+@pytest.mark.parametrize("phrase, expected", [
+    ("floating islands above the clouds", True), ("children flying kites", True), ("wolves", True),
+    ("glowing mushrooms in a cave", True), ("octopus playing the piano", False), ("cyborg geisha", False),
+    ("a dress of glass", False), ("blank canvas", False), ("old fisherman", False), ("", False),
+])
+def test_plural_phrase(phrase, expected):
+    assert plural_phrase(phrase) is expected
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -298,6 +327,10 @@ def test_idea_prefix_is_the_likeliest_opening_made_of_the_idea(tiny_checkpoint):
     assert gen.idea_prefix("old fisherman") in ("old fisherman", "a old fisherman", "an old fisherman",
                                                  "the old fisherman")
     assert gen.idea_prefix("the old fisherman") == "the old fisherman"  # begins with a stop word: as typed
+    for seed in range(3):  # "a"/"an" never opens a plural idea, whatever the model finds likely
+        torch.manual_seed(seed)
+        gen.model.apply(lambda m: torch.nn.init.normal_(m.weight, std=2.0) if isinstance(m, torch.nn.Embedding) else None)
+        assert gen.idea_prefix("floating islands") in ("floating islands", "the floating islands")
 
 
 def test_half_the_candidates_open_with_the_idea(tiny_checkpoint, monkeypatch):

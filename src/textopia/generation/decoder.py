@@ -193,14 +193,15 @@ class DecoderGenerator(Generator):
     def idea_prefix(self, idea: str) -> str:
         """The opening of a prompt made of the idea itself: the likeliest under the model, given the
         idea, of "IDEA", "a IDEA", "an IDEA" and "the IDEA" (the articles only where the idea does
-        not begin with a stop word); summed log-probabilities of the opening's tokens, nats."""
-        from textopia.text import STOP_WORDS, tokenize
+        not begin with a stop word; "a" and "an" only where its head noun is singular:
+        :func:`~textopia.text.plural_phrase`); summed log-probabilities of the opening's tokens, nats."""
+        from textopia.text import STOP_WORDS, plural_phrase, tokenize
 
         lm = self.prefix_lm()
         words = tokenize(idea)
         if lm is None or not words or words[0] in STOP_WORDS:
             return idea
-        forms = [idea, f"a {idea}", f"an {idea}", f"the {idea}"]
+        forms = [idea, f"the {idea}"] if plural_phrase(idea) else [idea, f"a {idea}", f"an {idea}", f"the {idea}"]
         base = self.tokenizer.context_ids(idea)
         best, best_logprob = idea, -float("inf")
         for form in forms:

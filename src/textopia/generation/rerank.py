@@ -106,7 +106,7 @@ def score_sample(idea: str | None, prompt: str, logprob: float, num_tokens: int,
         idea_scattered=bool(idea) and not idea_kept_together(idea, prompt),
         repeats_phrase=repeats_phrase(prompt),
         clash=clashes(prompt, idea),
-        broken=broken_phrase(prompt),
+        broken=broken_phrase(prompt, idea),
     )
 
 
