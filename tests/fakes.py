@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from textopia.generation.base import (
-    DecodingSettings,
+    GenerationConfig,
     Generation,
     Generator,
     LatentGenerator,
@@ -51,7 +51,7 @@ class FakeGenerator(Generator):
         self.fail_with = fail_with
         self.calls: list[dict[str, Any]] = []
 
-    def generate_with(self, idea: str | None, n: int, settings: DecodingSettings, latent: Any = None) -> list[Generation]:
+    def generate_with(self, idea: str | None, n: int, settings: GenerationConfig, latent: Any = None) -> list[Generation]:
         settings.validate()
         if n < 1:
             raise TextopiaError(f"n must be >= 1, got {n}")
@@ -95,9 +95,9 @@ class FakeBatchGenerator(FakeGenerator):
 
     def __init__(self, name: str = "fake-batch", **kwargs: Any) -> None:
         super().__init__(name=name, **kwargs)
-        self.batches: list[list[tuple[str | None, int, DecodingSettings]]] = []
+        self.batches: list[list[tuple[str | None, int, GenerationConfig]]] = []
 
-    def generate_batch(self, calls: list[tuple[str | None, int, DecodingSettings]]) -> list[list[Generation] | TextopiaError]:
+    def generate_batch(self, calls: list[tuple[str | None, int, GenerationConfig]]) -> list[list[Generation] | TextopiaError]:
         self.batches.append(list(calls))
         out: list[list[Generation] | TextopiaError] = []
         for idea, n, settings in calls:
@@ -112,7 +112,7 @@ class FakeLatentGenerator(FakeGenerator, LatentGenerator):
     """A fake with a "latent space": interpolation mixes the two prompts' words."""
 
     #: a latent family's own default temperature, as latent diffusion's (the page and the API show it)
-    default_decoding = DecodingSettings(temperature=0.9)
+    default_decoding = GenerationConfig(temperature=0.9)
     #: the variations' spread when a request gives none (the page's slider starts there)
     default_spread = 0.7
 

@@ -64,9 +64,13 @@ def test_user_errors_are_one_line(argv, message, tmp_path):
 
 
 def test_empty_idea_on_the_command_line(tiny_checkpoint):
-    proc = subprocess.run([sys.executable, "-m", "textopia.cli", "generate", "", "--model", str(tiny_checkpoint)],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "empty idea" in proc.stderr and "Traceback" not in proc.stderr
+    """An empty idea writes from nothing, as no idea does (and as the HTTP API does)."""
+    run = lambda *idea: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "textopia.cli", "generate", *idea, "--model", str(tiny_checkpoint), "-n", "2",
+         "--seed", "3", "--max-new-tokens", "20"], capture_output=True, text=True, timeout=120)
+    empty, none = run(""), run()
+    assert empty.returncode == 0 and "Traceback" not in empty.stderr
+    assert empty.stdout == none.stdout and len(empty.stdout.splitlines()) == 2
 
 
 def test_console_script_exits_with_mains_status_and_flushed_output(tiny_checkpoint, tmp_path):
@@ -78,8 +82,8 @@ def test_console_script_exits_with_mains_status_and_flushed_output(tiny_checkpoi
     ok = run("generate", "castle on a hill", "-n", "3", "--seed", "1", "--model", str(tiny_checkpoint), "--json")
     assert ok.returncode == 0, ok.stderr
     assert len(json.loads(ok.stdout)) == 3
-    bad = run("generate", "", "--model", str(tiny_checkpoint))
-    assert bad.returncode == 2 and bad.stderr.startswith("textopia: error: empty idea") and not bad.stdout
+    bad = run("generate", "castle", "-n", "0", "--model", str(tiny_checkpoint))
+    assert bad.returncode == 2 and bad.stderr.startswith("textopia: error: -n must be") and not bad.stdout
 
 
 def test_help_examples_parse():

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from textopia.bounds import DRAWN_SEEDS, MAX_SEED, check_out_path
-from textopia.generation.base import DecodingSettings, Generator, TextopiaError
+from textopia.generation.base import Generator, TextopiaError
+from textopia.generation.config import GenerationConfig, check_setting
 
 
 @dataclass(frozen=True)
@@ -187,15 +188,14 @@ def generate_file(
     from tqdm.auto import tqdm
 
     settings = dict(settings or {})
-    if n < 1:
-        raise TextopiaError(f"-n must be >= 1, got {n}")
+    check_setting("n", n, "-n")
     if batch_size < 1:
         raise TextopiaError(f"--batch-size must be >= 1, got {batch_size}")
-    if seed is not None and not 0 <= seed <= MAX_SEED:
-        raise TextopiaError(f"--seed must be an integer from 0 to 2**64 - 1 ({MAX_SEED:,}), got {seed}")
-    known = DecodingSettings.__dataclass_fields__
+    if seed is not None:
+        check_setting("seed", seed, "--seed")
+    known = GenerationConfig.__dataclass_fields__
     decoding = {k: tuple(v) if k == "banned_words" else v for k, v in settings.items() if k in known}
-    DecodingSettings(**decoding).validate()
+    GenerationConfig(**decoding).validate()
     ideas = read_ideas(ideas_file)
     out = check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)

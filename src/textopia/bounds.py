@@ -107,6 +107,8 @@ def _field_kinds(cls: type) -> dict[str, tuple[type | None, bool]]:
         args = typing.get_args(hint) if union else (hint,)
         nullable = type(None) in args
         scalars = [a for a in args if a is not type(None)]
+        if len(scalars) == 1 and typing.get_origin(scalars[0]) is typing.Literal:  # Literal["a", "b"]: a text
+            scalars = [str] if all(isinstance(c, str) for c in typing.get_args(scalars[0])) else scalars
         kind = scalars[0] if len(scalars) == 1 and scalars[0] in (int, float, str, bool) else None
         kinds[name] = (kind, nullable)
     return kinds
@@ -122,7 +124,8 @@ def check_fields(config: Any, section: str) -> None:
     :func:`bounded` bound.
 
     Args:
-        section: the name the user writes before each key ("train", "model"), for the message.
+        section: the name the user writes before each key ("train", "model"), for the message;
+            "" for none.
 
     Raises:
         TextopiaError: one line naming the first field that is out of bounds or of the wrong
@@ -146,7 +149,18 @@ def check_fields(config: Any, section: str) -> None:
             ok = isinstance(value, str) and bound.holds(value)
         if not ok:
             what = bound.describe(kind) + (" or none" if nullable else "")
-            raise TextopiaError(f"{section}.{f.name} must be {what}, got {_shown(value)}")
+            raise TextopiaError(f"{section + '.' if section else ''}{f.name} must be {what}, got {_shown(value)}")
+
+
+def field_bound(f: dataclasses.Field) -> Bound:
+    """The :func:`bounded` bound of a dataclass field (none: :class:`Bound` with no ends)."""
+    return f.metadata.get(_BOUNDS, Bound())
+
+
+def field_kind(cls: type, name: str) -> type | None:
+    """The scalar type of the field ``name`` of the dataclass ``cls`` (int, float, str, bool; a
+    ``Literal`` of texts is str; None: not a scalar)."""
+    return _field_kinds(cls)[name][0]
 
 
 def check_out_path(path: str | Path, key: str, what: str = "directory") -> Path:
@@ -165,4 +179,4 @@ def check_out_path(path: str | Path, key: str, what: str = "directory") -> Path:
 
 
 __all__ = ["DRAWN_SEEDS", "MAX_POSITIONS", "MAX_SEED", "MAX_STEPS", "Bound", "bounded", "check_fields",
-           "check_out_path"]
+           "check_out_path", "field_bound", "field_kind"]

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import textopia
-from textopia.generation.base import DecodingSettings, TextopiaError
+from textopia.generation.base import TextopiaError
+from textopia.generation.config import GenerationConfig
 from textopia.generation.decoder import rows_per_round
 from textopia.generation.rerank import score_sample, select
 from textopia.text import (broken_phrase, clashes, fix_articles, idea_in_subject, idea_kept_together, plural_phrase, repeats_idea_word,
@@ -177,12 +178,12 @@ def test_select_takes_the_critics_choice_within_a_tier():
 
 
 def test_candidates_are_bounded_and_scale_with_n():
-    assert rows_per_round(1, DecodingSettings(candidates=16)) == 16
-    assert rows_per_round(4, DecodingSettings(candidates=16)) == 64
-    assert rows_per_round(4, DecodingSettings(candidates=16, rerank=False)) == 4
+    assert rows_per_round(1, GenerationConfig(candidates=16)) == 16
+    assert rows_per_round(4, GenerationConfig(candidates=16)) == 64
+    assert rows_per_round(4, GenerationConfig(candidates=16, rerank=False)) == 4
     for bad in (0, 65):
-        with pytest.raises(TextopiaError, match="candidates must be between 1 and 64"):
-            DecodingSettings(candidates=bad).validate()
+        with pytest.raises(TextopiaError, match="candidates must be an integer from 1 to 64"):
+            GenerationConfig(candidates=bad).validate()
 
 
 def test_one_prompt_is_chosen_among_the_candidate_budget(tiny_checkpoint, monkeypatch):
@@ -350,7 +351,7 @@ def test_half_the_candidates_open_with_the_idea(tiny_checkpoint, monkeypatch):
     gen.generate("old fisherman", n=1, seed=2, candidates=8, max_new_tokens=30, idea_prefix=0.0)
     assert opened >= 4 > sum(text.lower().startswith(prefix) for text in seen[-1])
     with pytest.raises(TextopiaError, match="idea_prefix"):
-        DecodingSettings(idea_prefix=1.5).validate()
+        GenerationConfig(idea_prefix=1.5).validate()
 
 
 def test_latent_models_draw_prefix_rows_too(tiny_diffusion_checkpoint, tiny_checkpoint, monkeypatch):
@@ -378,8 +379,8 @@ def test_latent_models_draw_prefix_rows_too(tiny_diffusion_checkpoint, tiny_chec
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--candidates", "0"], "candidates must be between 1 and 64"),
-    (["--idea-prefix", "2"], "idea_prefix must be in [0, 1]"),
+    (["--candidates", "0"], "candidates must be an integer from 1 to 64"),
+    (["--idea-prefix", "2"], "idea_prefix must be a number in [0, 1]"),
 ])
 def test_cli_refuses_out_of_bounds_reranking_settings(argv, message, capsys):
     from textopia.cli import main
@@ -393,7 +394,7 @@ def test_candidates_left_to_the_model_take_its_own_default(tiny_checkpoint):
     from textopia.generation.diffusion import DiffusionGenerator
 
     gen = textopia.load(str(tiny_checkpoint))
-    assert gen.decoding().candidates == DecodingSettings.candidates == 8
+    assert gen.decoding().candidates == GenerationConfig.candidates == 8
     assert gen.decoding(candidates=3).candidates == 3
     assert DiffusionGenerator.default_decoding.candidates == 4  # a latent sample costs more
     assert gen.decoding().idea_prefix == 0.5 and DiffusionGenerator.default_decoding.idea_prefix == 1.0

@@ -1,3 +1,4 @@
+import re
 import pytest
 
 import textopia
@@ -37,24 +38,28 @@ def test_banned_words_never_appear(tiny_checkpoint):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(n=0), "n must be between 1 and 64"),
-        (dict(temperature=0), "temperature must be > 0"),
-        (dict(top_p=1.5), "top_p must be in"),
-        (dict(max_new_tokens=0), "max_new_tokens must be >= 1"),
+        (dict(n=0), "n must be an integer from 1 to 64"),
+        (dict(temperature=0), "temperature must be a number in [0.05, 2]"),
+        (dict(top_p=1.5), "top_p must be a number in (0, 1]"),
+        (dict(max_new_tokens=0), "max_new_tokens must be an integer from 1 to 128"),
         (dict(mode="sideways"), "mode must be"),
     ],
 )
 def test_bad_settings_are_named(tiny_checkpoint, kwargs, message):
     gen = textopia.load(str(tiny_checkpoint))
-    with pytest.raises(TextopiaError, match=message):
+    with pytest.raises(TextopiaError, match=re.escape(message)):
         gen.generate("a cat", **kwargs)
 
 
-def test_empty_idea_is_an_error_but_no_idea_samples_freely(tiny_checkpoint):
+def test_an_empty_idea_is_no_idea_in_either_mode(tiny_checkpoint):
+    """As the HTTP API does: an empty idea, or one of spaces, writes from nothing, and continuing
+    nothing is writing from nothing."""
     gen = textopia.load(str(tiny_checkpoint))
-    with pytest.raises(TextopiaError, match="empty idea"):
-        gen.generate("   ", n=1)
-    assert len(gen.generate(None, n=2, seed=0)) == 2
+    free = [g.prompt for g in gen.generate(None, n=2, seed=0, max_new_tokens=20)]
+    assert len(free) == 2
+    for idea, mode in (("", "expand"), ("   ", "expand"), ("", "continue")):
+        got = gen.generate(idea, n=2, seed=0, max_new_tokens=20, mode=mode)
+        assert [g.prompt for g in got] == free and all(g.idea is None for g in got)
 
 
 def test_unknown_model_is_named():
@@ -79,12 +84,12 @@ def test_dropping_finished_rows_changes_no_sample(tiny_checkpoint, monkeypatch):
     import torch
 
     from textopia.generation import decoding
-    from textopia.generation.base import DecodingSettings
+    from textopia.generation.config import GenerationConfig
 
     gen = textopia.load(str(tiny_checkpoint), weight_dtype="float32")
     jobs = lambda: [decoding.SampleJob(gen.tokenizer.context_ids(idea), 6, torch.Generator().manual_seed(i), idea)  # noqa: E731
                     for i, idea in enumerate(["castle", "a castle on a hill at night", None])]
-    settings = DecodingSettings(max_new_tokens=60, temperature=1.5)
+    settings = GenerationConfig(max_new_tokens=60, temperature=1.5)
     monkeypatch.setattr(decoding, "COMPACT_AT", 0.99)  # drop rows as soon as one finishes
     calls = []
     from textopia.models.gpt_engine import StaticCache

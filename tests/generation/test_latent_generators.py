@@ -163,7 +163,7 @@ def test_cli_generate_with_a_diffusion_checkpoint(tiny_diffusion_checkpoint, cap
     out = json.loads(capsys.readouterr().out)
     assert len(out) == 2 and out[0]["settings"]["steps"] == 4 and out[0]["settings"]["lm_weight"] == 0.0
     assert main(args[:-1] + ["--lm-weight", "9"]) == 2
-    assert "lm_weight" in capsys.readouterr().err
+    assert "--lm-weight must be a number in [0, 4]" in capsys.readouterr().err
     assert main(["generate", "-n", "1", "--model", str(tiny_diffusion_checkpoint), "--steps", "3"]) == 0
 
 
@@ -182,12 +182,12 @@ def test_cli_eval_on_a_vae_reports_the_protocol(tiny_vae_checkpoint, prepared, c
 
 
 def test_no_repeat_ngram_setting_is_validated_and_applied(tokenizer):
-    from textopia.generation.base import DecodingSettings
+    from textopia.generation.config import GenerationConfig
     from textopia.generation.decoding import logits_processors
 
     with pytest.raises(TextopiaError, match="no_repeat_ngram_size"):
-        DecodingSettings(no_repeat_ngram_size=-1).validate()
-    procs = logits_processors(DecodingSettings(no_repeat_ngram_size=2), tokenizer, 1)
+        GenerationConfig(no_repeat_ngram_size=-1).validate()
+    procs = logits_processors(GenerationConfig(no_repeat_ngram_size=2), tokenizer, 1)
     ids = torch.tensor([[5, 6, 5]])  # the bigram (5, 6) was seen: after 5, token 6 is banned
     scores = procs(ids, torch.zeros(1, len(tokenizer)))
     assert scores[0, 6] == -math.inf and scores[0, 7] > -math.inf

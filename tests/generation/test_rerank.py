@@ -123,15 +123,17 @@ def test_reranked_generation_is_deterministic_for_a_seed(tiny_checkpoint):
 
 
 def test_generate_batch_decodes_requests_together(tiny_checkpoint):
-    from textopia.generation.base import DecodingSettings, TextopiaError
+    from textopia.generation.base import TextopiaError
+    from textopia.generation.config import GenerationConfig
 
     gen = textopia.load(str(tiny_checkpoint))
-    settings = DecodingSettings(max_new_tokens=30)
+    settings = GenerationConfig(max_new_tokens=30)
     calls = [("red fox", 2, replace_seed(settings, 1)), ("a castle on a hill at sunset", 3, replace_seed(settings, 2)),
              ("", 2, replace_seed(settings, 3)), (None, 2, replace_seed(settings, 4))]
     out = gen.generate_batch(calls)
-    assert [len(o) for o in out if not isinstance(o, TextopiaError)] == [2, 3, 2]
-    assert isinstance(out[2], TextopiaError) and "empty idea" in str(out[2])
+    assert not any(isinstance(o, TextopiaError) for o in out) and [len(o) for o in out] == [2, 3, 2, 2]
+    bad = gen.generate_batch([("red fox", 0, settings), ("red fox", 1, settings)])  # one bad call fails alone
+    assert isinstance(bad[0], TextopiaError) and "n must be" in str(bad[0]) and len(bad[1]) == 1
     def recall(idea, prompts):
         return sum(relevance_recall(idea, g.prompt) for g in prompts) / len(prompts)
 

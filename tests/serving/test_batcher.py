@@ -8,20 +8,21 @@ from dataclasses import replace
 import pytest
 
 import textopia
-from textopia.generation.base import DecodingSettings, TextopiaError
+from textopia.generation.base import TextopiaError
+from textopia.generation.config import GenerationConfig
 from textopia.serving.batcher import MicroBatcher
 
 
 def test_concurrent_requests_share_batches(tiny_checkpoint):
     gen = textopia.load(str(tiny_checkpoint))
     batcher = MicroBatcher(gen, window_s=0.2, max_rows=96)
-    settings = DecodingSettings(max_new_tokens=16)
-    ideas = ["red fox", "castle on a hill", "old fisherman", None, "", "lighthouse"]
+    settings = GenerationConfig(max_new_tokens=16)
+    ideas = ["red fox", "castle on a hill", "old fisherman", None, "red fox", "lighthouse"]
     results: dict[int, object] = {}
 
     def call(i: int) -> None:
-        try:
-            results[i] = batcher.generate(ideas[i], 2, replace(settings, seed=i))
+        try:  # request 4 asks for too many prompts
+            results[i] = batcher.generate(ideas[i], 2 if i != 4 else 65, replace(settings, seed=i))
         except TextopiaError as e:
             results[i] = e
 
@@ -32,7 +33,7 @@ def test_concurrent_requests_share_batches(tiny_checkpoint):
         t.join(60)
     batcher.close()
     assert batcher.batches < len(ideas)  # some requests were decoded together
-    assert isinstance(results[4], TextopiaError)  # the empty idea fails alone
+    assert isinstance(results[4], TextopiaError)  # the bad request fails alone
     for i in (0, 1, 2, 3, 5):
         assert len(results[i]) == 2 and all(g.idea == (ideas[i] or None) for g in results[i])
 
@@ -60,7 +61,7 @@ def test_workers_decode_batches_at_the_same_time():
     batcher = MicroBatcher(gen, window_s=0.0, max_rows=3, workers=2)  # one request (3 rows) per batch
     results: dict[int, object] = {}
     threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, batcher.generate(f"idea{i}", 1,
-                                                                                          DecodingSettings())))
+                                                                                          GenerationConfig())))
                for i in range(2)]
     for t in threads:
         t.start()

@@ -54,20 +54,20 @@ def test_settings_reach_the_generator(client: TestClient, fake: FakeGenerator) -
 
 
 def test_a_left_out_temperature_is_the_models_own(app_factory: Any) -> None:
-    from textopia.generation.base import DecodingSettings
+    from textopia.generation.base import GenerationConfig
 
     class Cool(FakeGenerator):
-        default_decoding = DecodingSettings(temperature=0.7)
+        default_decoding = GenerationConfig(temperature=0.7)
 
     cool, plain = Cool(name="cool"), FakeGenerator(name="plain")
     with TestClient(app_factory({"cool": cool, "plain": plain})) as c:
-        for model, want in (("cool", 0.7), ("plain", DecodingSettings().temperature)):
+        for model, want in (("cool", 0.7), ("plain", GenerationConfig().temperature)):
             assert c.post("/v1/generate", json={"idea": "x", "model": model, "seed": 1}).status_code == 200
             assert (cool if model == "cool" else plain).calls[-1]["temperature"] == want
         assert c.post("/v1/generate", json={"idea": "x", "model": "cool", "temperature": 1.1}).status_code == 200
         assert cool.calls[-1]["temperature"] == 1.1
         listed = {m["name"]: m["default_temperature"] for m in c.get("/v1/models").json()["models"]}
-        assert listed == {"cool": 0.7, "plain": DecodingSettings().temperature}
+        assert listed == {"cool": 0.7, "plain": GenerationConfig().temperature}
 
 
 def test_safe_mode_bans_nsfw_words_and_drops_what_slips_through(app_factory: Any) -> None:
@@ -193,7 +193,8 @@ def test_models_lists_kind_size_and_default(client: TestClient) -> None:
 
 
 def test_health_readiness_and_sagemaker_ping(client: TestClient) -> None:
-    assert client.get("/healthz").json() == {"status": "ok", "models": []}
+    # health and readiness list the same models once they are loaded
+    assert client.get("/healthz").json() == {"status": "ok", "models": ["fake", "fake-vae"]}
     assert client.get("/readyz").json()["models"] == ["fake", "fake-vae"]
     r = client.get("/ping")
     assert r.status_code == 200 and r.json()["status"] == "ready"
@@ -203,7 +204,7 @@ def test_not_ready_before_models_load(app_factory: Any) -> None:
     app = app_factory()
     app.state.textopia.store = None  # as while the lifespan handler is still loading
     c = TestClient(app)
-    assert c.get("/healthz").status_code == 200
+    assert c.get("/healthz").json() == {"status": "ok", "models": []}  # alive, nothing loaded yet
     for path in ("/readyz", "/ping"):
         r = c.get(path)
         assert r.status_code == 503 and r.headers["retry-after"] == "2"

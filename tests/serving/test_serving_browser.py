@@ -96,16 +96,23 @@ def test_page_writes_prompts_for_an_idea(browser: Any, live_server: str) -> None
         assert page.input_value("#spread") == "0.7" and page.text_content("#spread-value") == "0.7"
         page.fill("#reconstruct-prompt", "  a castle   on a hill ")
         page.click("#reconstruct")
-        page.wait_for_selector("#latent-results li", timeout=10_000)
-        assert page.locator("#latent-results .prompt-text").all_text_contents() == ["a castle on a hill"]
+        page.wait_for_selector("#reconstruct-results li", timeout=10_000)
+        assert page.locator("#reconstruct-results .prompt-text").all_text_contents() == ["a castle on a hill"]
 
         page.fill("#prompt-a", "a castle on a hill")
         page.fill("#prompt-b", "a spaceship over a city")
         page.click("#interpolate")
-        # the list still holds the reconstruction until the path replaces it: wait for its 8 steps
-        page.wait_for_selector("#latent-results li:nth-child(8)", timeout=10_000)
-        steps = page.locator("#latent-results .prompt-text").all_text_contents()
+        # the path appears under its own form; the reconstruction stays under its own
+        page.wait_for_selector("#interpolate-results li:nth-child(8)", timeout=10_000)
+        steps = page.locator("#interpolate-results .prompt-text").all_text_contents()
         assert steps[0] == "a castle on a hill" and steps[-1] == "a spaceship over a city"
+        assert page.locator("#reconstruct-results li").count() == 1
+        assert page.locator("#variations-results li").count() == 0
+        # the controls' bounds are the API's (/openapi.json), which are the Python API's
+        from textopia.generation.config import CALL_BOUNDS
+
+        page.wait_for_function(f"document.querySelector('#n').max === '{CALL_BOUNDS['n'][1].high}'", timeout=5_000)
+        assert page.get_attribute("#temperature", "max") == "2"
     finally:
         page.close()
     assert not errors, errors

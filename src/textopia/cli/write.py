@@ -8,50 +8,57 @@ import json
 import sys
 
 from textopia.errors import TextopiaError
-from textopia.generation.base import DecodingSettings
+from textopia.generation.config import GenerationConfig, check_rows, check_setting, describe
 
 
 def add_generate(sub) -> None:
     """Add the ``generate`` sub-parser to ``sub`` (argparse's sub-parsers action)."""
     p = sub.add_parser("generate", help="write prompts from an idea")
     p.add_argument("idea", nargs="?", default=None, help="the idea (expand) or the prompt's beginning (continue)")
-    p.add_argument("-n", type=int, default=4, help="number of prompts")
+    p.add_argument("-n", type=int, default=4, help=f"number of prompts ({describe('n')})")
     p.add_argument("--model", default=None, help="an embedded model's name or a checkpoint directory")
-    d = DecodingSettings()  # one source of the defaults: the Python API's
+    d = GenerationConfig()  # one source of the defaults: the Python API's
     p.add_argument("--mode", choices=["expand", "continue"], default=d.mode)
     p.add_argument("--temperature", type=float, default=None,
-                   help=f"softmax temperature (default: the model's own: {d.temperature}, lower for latent diffusion)")
+                   help=f"softmax temperature, {describe('temperature')} (default: the model's own: {d.temperature}, lower "
+                        "for latent diffusion)")
     p.add_argument("--top-p", type=float, default=d.top_p, help="nucleus sampling: keep the likeliest tokens "
-                   "holding this share of the probability (1: off; default %(default)s)")
-    p.add_argument("--top-k", type=int, default=d.top_k, help="keep the k likeliest tokens (0: off; default %(default)s)")
+                   f"holding this share of the probability, {describe('top_p')} (1: off; default %(default)s)")
+    p.add_argument("--top-k", type=int, default=d.top_k,
+                   help=f"keep the k likeliest tokens, {describe('top_k')} (0: off; default %(default)s)")
     p.add_argument("--repetition-penalty", type=float, default=d.repetition_penalty,
-                   help="CTRL's penalty on tokens already written (Keskar et al. 2019; 1: off; default %(default)s)")
-    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help="default %(default)s")
+                   help=f"CTRL's penalty on tokens already written (Keskar et al. 2019), {describe('repetition_penalty')} "
+                        "(1: off; default %(default)s)")
+    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens,
+                   help=f"cap on tokens per prompt, {describe('max_new_tokens')} (default %(default)s)")
     p.add_argument("--min-new-tokens", type=int, default=None,
                    help="EOS is suppressed before this many tokens, at most --max-new-tokens (default: "
                         f"{d.min_new_tokens}, or --max-new-tokens if less)")
     p.add_argument("--min-p", type=float, default=d.min_p,
-                   help="min-p sampling: drop tokens below this share of the likeliest one's probability (0: off)")
+                   help="min-p sampling: drop tokens below this share of the likeliest one's probability, "
+                        f"{describe('min_p')} (0: off)")
     p.add_argument("--idea-boost", type=float, default=d.idea_boost,
-                   help="expand mode: nats added to the idea's words until each is written (0: off)")
+                   help=f"expand mode: nats added to the idea's words until each is written, {describe('idea_boost')} (0: off)")
     p.add_argument("--known-words-only", action=argparse.BooleanOptionalAction, default=None,
                    help="spell only words of the model's corpus and of the idea (default: the model's own: on "
                         "for latent diffusion, off for the others)")
-    p.add_argument("--seed", type=int, default=None, help="0 to 2**64 - 1; the same seed and settings, the same prompts")
+    p.add_argument("--seed", type=int, default=None, help=f"{describe('seed')}; the same seed and settings, the same prompts")
     p.add_argument("--ban", action="append", default=[], metavar="WORD", help="a word the prompts must not contain")
     p.add_argument("--candidates", type=int, default=None,
-                   help=f"samples drawn per prompt asked for, among which the reranker chooses (1 to 64; "
+                   help=f"samples drawn per prompt asked for, among which the reranker chooses ({describe('candidates')}; "
                         f"default: the model's own: {d.candidates}, 4 for latent diffusion)")
     p.add_argument("--idea-prefix", type=float, default=None,
-                   help=f"share of the candidates that open with the idea's own words (0 to 1; default: the "
+                   help=f"share of the candidates that open with the idea's own words ({describe('idea_prefix')}; default: the "
                         f"model's own: {d.idea_prefix}, 1 for latent diffusion)")
     p.add_argument("--no-rerank", action="store_true",
                    help="do not oversample and prefer prompts with the whole idea, known words and no stutter")
     p.add_argument("--guidance", type=float, default=None,
-                   help="latent diffusion models: classifier-free guidance scale (0: ignore the idea; default: the model's own)")
-    p.add_argument("--steps", type=int, default=None, help="latent diffusion models: DDIM steps (default: the model's own)")
+                   help=f"latent diffusion models: classifier-free guidance scale, {describe('guidance')} (0: ignore the idea; "
+                        "default: the model's own)")
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"latent diffusion models: DDIM steps, {describe('steps')} (default: the model's own)")
     p.add_argument("--lm-weight", type=float, default=None,
-                   help="latent diffusion models: the language model's weight in shallow fusion, 0 to 4 "
+                   help=f"latent diffusion models: the language model's weight in shallow fusion, {describe('lm_weight')} "
                         "(0: the latent's decoder alone; default: the model's own)")
     p.add_argument("--json", action="store_true", help="print a JSON list (with --ideas-file: the run's summary)")
     f = p.add_argument_group("a file of ideas (resumable; see textopia.batch_generate)")
@@ -65,24 +72,25 @@ def add_latent(sub) -> None:
     help_model = "a model with a latent space: an embedded name or a checkpoint directory (default: latent)"
     refine_help = ("gradient steps that refine each prompt's encoded posterior mean on the decoder's likelihood "
                    "of it; 0: the encoder's own mean (default: the model's own, 30 for the embedded models)")
-    p = sub.add_parser("reconstruct", help="encode prompts to their posterior mean and decode them (VAE)")
+    p = sub.add_parser("reconstruct", help="encode prompts to their posterior mean and decode them (latent models)")
     p.add_argument("prompts", nargs="+", metavar="PROMPT")
     p.add_argument("--refine-steps", type=int, default=None, help=refine_help)
     p.add_argument("--model", default="latent", help=help_model)
     p.add_argument("--json", action="store_true", help="print a JSON list")
-    p = sub.add_parser("interpolate", help="decode points on the spherical path between two prompts' latents (VAE)")
+    p = sub.add_parser("interpolate", help="decode points on the spherical path between two prompts' latents (latent models)")
     p.add_argument("prompt_a")
     p.add_argument("prompt_b")
-    p.add_argument("--steps", type=int, default=8, help="points on the path, both ends included")
+    p.add_argument("--steps", type=int, default=8, help=f"points on the path, both ends included ({describe('points')})")
     p.add_argument("--refine-steps", type=int, default=None, help=refine_help)
     p.add_argument("--model", default="latent", help=help_model)
     p.add_argument("--json", action="store_true", help="print a JSON list")
-    p = sub.add_parser("variations", help="decode latents drawn around a prompt's posterior (VAE)")
+    p = sub.add_parser("variations", help="decode latents drawn around a prompt's posterior (latent models)")
     p.add_argument("prompt")
-    p.add_argument("-n", type=int, default=8, help="number of variations")
+    p.add_argument("-n", type=int, default=8, help=f"number of variations ({describe('n')})")
     p.add_argument("--spread", type=float, default=None,
-                   help="scale of the posterior's standard deviation (default: the model's own)")
-    p.add_argument("--seed", type=int, default=None, help="0 to 2**64 - 1; the same seed and settings, the same prompts")
+                   help=f"{describe('spread')}: the VAE's scale of the posterior's standard deviation, or latent diffusion's "
+                        "SDEdit strength, at most 1 (default: the model's own)")
+    p.add_argument("--seed", type=int, default=None, help=f"{describe('seed')}; the same seed and settings, the same prompts")
     p.add_argument("--refine-steps", type=int, default=None, help=refine_help)
     p.add_argument("--model", default="latent", help=help_model)
     p.add_argument("--json", action="store_true", help="print a JSON list")
@@ -93,17 +101,20 @@ def cmd_generate(args) -> None:
     write them for every idea to ``--out`` and print the run's summary."""
     from textopia.generation.loader import load
 
+    check_setting("n", args.n, "-n")
     min_new_tokens = _min_new_tokens(args.min_new_tokens, args.max_new_tokens)
     # The settings are checked now, not after the model has loaded (the model's own defaults
     # stand in for now where it has them: temperature, candidates, idea_prefix, known_words_only).
-    DecodingSettings(
-        mode=args.mode, temperature=DecodingSettings.temperature if args.temperature is None else args.temperature,
+    GenerationConfig(
+        mode=args.mode, temperature=GenerationConfig.temperature if args.temperature is None else args.temperature,
         top_p=args.top_p, top_k=args.top_k, repetition_penalty=args.repetition_penalty,
         max_new_tokens=args.max_new_tokens, min_new_tokens=min_new_tokens, seed=args.seed, min_p=args.min_p,
         idea_boost=args.idea_boost,
-        idea_prefix=DecodingSettings.idea_prefix if args.idea_prefix is None else args.idea_prefix,
-        candidates=DecodingSettings.candidates if args.candidates is None else args.candidates,
+        idea_prefix=GenerationConfig.idea_prefix if args.idea_prefix is None else args.idea_prefix,
+        candidates=GenerationConfig.candidates if args.candidates is None else args.candidates,
     ).validate()
+    if args.candidates is not None:
+        check_rows(args.n, GenerationConfig(candidates=args.candidates, rerank=not args.no_rerank), "--candidates")
     if args.ideas_file or args.out:
         if not (args.ideas_file and args.out):
             raise TextopiaError("--ideas-file and --out go together")
@@ -113,17 +124,19 @@ def cmd_generate(args) -> None:
 
         read_ideas(args.ideas_file)  # a bad file or output fails now, not after the model has loaded
         check_out(args.out)
+    extra = {k: v for k, v in (("guidance", args.guidance), ("steps", args.steps), ("lm_weight", args.lm_weight))
+             if v is not None}
+    for name, value in extra.items():
+        check_setting(name, value, "--" + name.replace("_", "-"))
     from textopia.clip_count import prefetch_clip_backend
 
     prefetch_clip_backend()
     generator = load(args.model)
     from textopia.generation.base import unsupported_settings
 
-    extra = {k: v for k, v in (("guidance", args.guidance), ("steps", args.steps), ("lm_weight", args.lm_weight))
-             if v is not None}
     if unsupported_settings(generator, extra):
-        raise TextopiaError(f"--guidance, --steps and --lm-weight apply to latent diffusion models, "
-                            f"not to {generator.kind!r}")
+        raise TextopiaError(f"--guidance, --steps and --lm-weight apply to latent diffusion models (such as "
+                            f"'latent'), and {generator.name!r} is not one")
     temperature = generator.default_decoding.temperature if args.temperature is None else args.temperature
     candidates = generator.default_decoding.candidates if args.candidates is None else args.candidates
     idea_prefix = generator.default_decoding.idea_prefix if args.idea_prefix is None else args.idea_prefix
@@ -160,7 +173,7 @@ def _min_new_tokens(asked: int | None, max_new_tokens: int) -> int:
     """``--min-new-tokens``: the default, lowered to ``--max-new-tokens`` when that is less; one
     asked for above ``--max-new-tokens`` is refused (a prompt cannot be both)."""
     if asked is None:
-        return min(DecodingSettings.min_new_tokens, max_new_tokens)
+        return min(GenerationConfig.min_new_tokens, max_new_tokens)
     if asked > max_new_tokens:
         raise TextopiaError(f"--min-new-tokens must be at most --max-new-tokens ({max_new_tokens}), got {asked}")
     return asked

@@ -8,103 +8,10 @@ from __future__ import annotations
 
 import abc
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from textopia.errors import TextopiaError  # noqa: F401  (re-exported for the generators' callers)
-
-Mode = Literal["expand", "continue"]
-
-#: The most samples the reranker may draw per prompt asked for (``DecodingSettings.candidates``).
-MAX_CANDIDATES = 64
-
-
-
-
-@dataclass(frozen=True)
-class DecodingSettings:
-    """How to sample.
-
-    Attributes:
-        mode: ``"expand"`` writes a prompt around an idea found anywhere in it; ``"continue"``
-            treats the text as the prompt's beginning.
-        temperature: softmax temperature (> 0), applied after min-p truncation; 1.0 leaves the
-            distribution as is.
-        top_p: nucleus sampling mass in (0, 1]; 1.0 disables it (Holtzman et al. 2020).
-        top_k: keep the k most likely tokens; 0 disables it.
-        repetition_penalty: CTRL penalty (Keskar et al. 2019) on tokens already present; 1.0 is none.
-        max_new_tokens: cap on generated tokens per prompt (tokens of our tokenizer).
-        min_new_tokens: EOS is suppressed before this many tokens.
-        seed: RNG seed; the same seed and settings give the same prompts.
-        banned_words: words that must not appear in the output (case-insensitive, whole words).
-        rerank: oversample and keep the best samples (:mod:`textopia.generation.rerank`: the
-            idea's words, written once, in the subject; known words, no stutter; the coherence
-            critic's choice).
-        candidates: with ``rerank``, samples drawn per prompt asked for, in one batch, whatever
-            ``n`` is (1 to :data:`MAX_CANDIDATES`), so that one prompt is chosen as carefully as
-            eight.
-        idea_prefix: with ``rerank``, in expand mode, the share of the candidates that open with
-            the idea's own words (the likeliest of "IDEA", "a IDEA", "an IDEA", "the IDEA" under
-            the model) and go on from there, beside those that place the idea themselves; in [0, 1].
-        no_repeat_ngram_size: forbid any n-gram of this many tokens from appearing twice (0: off);
-            keeps greedy decoding out of loops.
-        min_p: min-p sampling (Nguyen et al. 2024): drop tokens less likely than ``min_p`` times
-            the most likely one; 0 disables it.
-        idea_boost: in expand mode, nats added to the logits of the idea's words until each is
-            written (:class:`textopia.generation.boost.IdeaBoostProcessor`); 0 disables it.
-        known_words_only: spell only words of the model's corpus (its ``known_words.txt``) and of
-            the idea (:class:`textopia.generation.lexicon.KnownWordsOnly`): no invented words.
-    """
-
-    mode: Mode = "expand"
-    temperature: float = 1.2  # with min-p first (Nguyen et al. 2024): measured in benchmarks/quality.py
-    top_p: float = 0.95
-    top_k: int = 0
-    repetition_penalty: float = 1.1
-    max_new_tokens: int = 77
-    min_new_tokens: int = 16
-    seed: int | None = None
-    banned_words: tuple[str, ...] = ()
-    rerank: bool = True
-    no_repeat_ngram_size: int = 0
-    min_p: float = 0.05
-    idea_boost: float = 2.0
-    known_words_only: bool = False
-    candidates: int = 8  # measured in benchmarks/quality.py (results/quality/candidates.md)
-    idea_prefix: float = 0.5
-
-    def validate(self) -> None:
-        """Raise :class:`TextopiaError` naming the first out-of-range setting (a number that is not
-        finite is out of every range; a seed is an unsigned 64-bit integer, as torch's generators take)."""
-        import math
-
-        from textopia.bounds import MAX_SEED
-
-        if self.mode not in ("expand", "continue"):
-            raise TextopiaError(f"mode must be 'expand' or 'continue', got {self.mode!r}")
-        if not (self.temperature > 0 and math.isfinite(self.temperature)):
-            raise TextopiaError(f"temperature must be > 0 and finite, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise TextopiaError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.top_k < 0:
-            raise TextopiaError(f"top_k must be >= 0, got {self.top_k}")
-        if not (self.repetition_penalty > 0 and math.isfinite(self.repetition_penalty)):
-            raise TextopiaError(f"repetition_penalty must be > 0 and finite, got {self.repetition_penalty}")
-        if self.max_new_tokens < 1:
-            raise TextopiaError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
-            raise TextopiaError(f"seed must be an integer from 0 to 2**64 - 1 ({MAX_SEED:,}), got {self.seed}")
-        if self.no_repeat_ngram_size < 0:
-            raise TextopiaError(f"no_repeat_ngram_size must be >= 0, got {self.no_repeat_ngram_size}")
-        if not 0 <= self.min_p < 1:
-            raise TextopiaError(f"min_p must be in [0, 1), got {self.min_p}")
-        if not 0 <= self.idea_boost <= 20:
-            raise TextopiaError(f"idea_boost must be in [0, 20] nats, got {self.idea_boost}")
-        if not 1 <= self.candidates <= MAX_CANDIDATES:
-            raise TextopiaError(f"candidates must be between 1 and {MAX_CANDIDATES}, got {self.candidates}")
-        if not 0 <= self.idea_prefix <= 1:
-            raise TextopiaError(f"idea_prefix must be in [0, 1], got {self.idea_prefix}")
-        if self.min_new_tokens < 0:
-            raise TextopiaError(f"min_new_tokens must be >= 0, got {self.min_new_tokens}")
+from textopia.generation.config import GenerationConfig, Mode
 
 
 @dataclass
@@ -141,11 +48,11 @@ class Generator(abc.ABC):
 
     name: str
     kind: str
-    #: the keywords :meth:`generate` takes beyond :class:`DecodingSettings`' (a family's own settings)
+    #: the keywords :meth:`generate` takes beyond :class:`GenerationConfig`'s (a family's own settings)
     extra_settings: tuple[str, ...] = ()
-    #: the family's decoding defaults where they differ from :class:`DecodingSettings`' (the
+    #: the family's decoding defaults where they differ from :class:`GenerationConfig`'s (the
     #: temperature and ``known_words_only``, which callers leave to the model with None)
-    default_decoding: DecodingSettings = DecodingSettings()
+    default_decoding: GenerationConfig = GenerationConfig()
 
     def generate(
         self,
@@ -154,16 +61,16 @@ class Generator(abc.ABC):
         *,
         mode: Mode = "expand",
         temperature: float | None = None,
-        top_p: float = DecodingSettings.top_p,
-        top_k: int = DecodingSettings.top_k,
-        repetition_penalty: float = DecodingSettings.repetition_penalty,
-        max_new_tokens: int = DecodingSettings.max_new_tokens,
-        min_new_tokens: int = DecodingSettings.min_new_tokens,
+        top_p: float = GenerationConfig.top_p,
+        top_k: int = GenerationConfig.top_k,
+        repetition_penalty: float = GenerationConfig.repetition_penalty,
+        max_new_tokens: int = GenerationConfig.max_new_tokens,
+        min_new_tokens: int = GenerationConfig.min_new_tokens,
         seed: int | None = None,
         banned_words: list[str] | tuple[str, ...] = (),
         rerank: bool = True,
-        min_p: float = DecodingSettings.min_p,
-        idea_boost: float = DecodingSettings.idea_boost,
+        min_p: float = GenerationConfig.min_p,
+        idea_boost: float = GenerationConfig.idea_boost,
         known_words_only: bool | None = None,
         candidates: int | None = None,
         idea_prefix: float | None = None,
@@ -198,8 +105,8 @@ class Generator(abc.ABC):
             idea_prefix=idea_prefix,
         ))
 
-    def decoding(self, **settings: Any) -> DecodingSettings:
-        """:class:`DecodingSettings` from :meth:`generate`'s keywords, the model's defaults in place
+    def decoding(self, **settings: Any) -> GenerationConfig:
+        """:class:`GenerationConfig` from :meth:`generate`'s keywords, the model's defaults in place
         of those left None (``temperature``, ``candidates``, ``idea_prefix``, ``known_words_only``)."""
         for name in ("temperature", "candidates", "idea_prefix"):
             if settings.get(name) is None:
@@ -207,7 +114,7 @@ class Generator(abc.ABC):
         if settings.get("known_words_only") is None:
             settings["known_words_only"] = self.default_known_words_only()
         settings["banned_words"] = tuple(settings.get("banned_words", ()))
-        return DecodingSettings(**settings)
+        return GenerationConfig(**settings)
 
     def default_known_words_only(self) -> bool:
         """``known_words_only`` when a caller leaves it to the model: :attr:`default_decoding`'s,
@@ -215,7 +122,7 @@ class Generator(abc.ABC):
         return self.default_decoding.known_words_only and getattr(self, "known_words", None) is not None
 
     @abc.abstractmethod
-    def generate_with(self, idea: str | None, n: int, settings: DecodingSettings, latent: Any = None) -> list[Generation]:
+    def generate_with(self, idea: str | None, n: int, settings: GenerationConfig, latent: Any = None) -> list[Generation]:
         """:meth:`generate` with its settings as one object (``latent``: a latent model's own
         settings object for drawing its latents; None: its defaults). Every family implements this.
 
@@ -229,7 +136,7 @@ class Generator(abc.ABC):
 
 
 def unsupported_settings(generator: Generator, names) -> list[str]:
-    """The ``names`` that ``generator`` does not take beyond :class:`DecodingSettings` (e.g.
+    """The ``names`` that ``generator`` does not take beyond :class:`GenerationConfig` (e.g.
     ``guidance`` and ``steps``, which only latent diffusion models take: their
     :attr:`Generator.extra_settings`), in the order given."""
     return [name for name in names if name not in generator.extra_settings]

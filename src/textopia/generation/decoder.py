@@ -12,27 +12,22 @@ import torch
 
 from textopia.clip_count import fit_clip
 from textopia.data.tokenizer import PromptTokenizer
-from textopia.generation.base import (
-    DecodingSettings,
-    Generation,
-    Generator,
-    TextopiaError,
-)
+from textopia.generation.base import Generation, Generator, TextopiaError
+from textopia.generation.config import GenerationConfig, check_rows, check_setting, from_nothing
 from textopia.generation.decoding import SampleJob, Sampled, clean_prompt, dedup_key, sample, sample_many
 from textopia.generation.rerank import SampleScore, score_sample, select
 from textopia.text import KnownWords
 
 logger = logging.getLogger(__name__)
 
-MAX_N = 64
 MAX_ROUNDS = 4  # sampling rounds before returning fewer than n distinct prompts
 CLEAN_ROUNDS = 3  # with rerank: rounds drawn at most while fewer than n samples are clean
 
 
-def rows_per_round(n: int, settings: DecodingSettings) -> int:
+def rows_per_round(n: int, settings: GenerationConfig) -> int:
     """Rows one sampling round of a request for ``n`` prompts draws: ``n`` times
     ``settings.candidates`` with reranking, else ``n`` (the service's batcher sizes its batches by it)."""
-    return n * (settings.candidates if settings.rerank else 1)
+    return n * (settings.candidates if settings.rerank else 1)  # at most MAX_ROWS (config.check_rows)
 
 
 class DecoderGenerator(Generator):
@@ -66,7 +61,7 @@ class DecoderGenerator(Generator):
             "context_tokens": self.max_positions,
         }
 
-    def _sample(self, context: list[int], num: int, settings: DecodingSettings, generator: torch.Generator,
+    def _sample(self, context: list[int], num: int, settings: GenerationConfig, generator: torch.Generator,
                 *, idea: str | None, mode: str, latent: Any = None, prefix: str | None = None) -> list[Sampled]:
         """Draw ``num`` continuations of ``context``. Latent models override this to fix a latent
         per sample before decoding (drawn as ``latent``, their own settings object, asks).
@@ -80,7 +75,7 @@ class DecoderGenerator(Generator):
         itself; None where the generator has none (the idea is then its own opening)."""
         return self.model
 
-    def generate_with(self, idea: str | None, n: int, settings: DecodingSettings, latent: Any = None) -> list[Generation]:
+    def generate_with(self, idea: str | None, n: int, settings: GenerationConfig, latent: Any = None) -> list[Generation]:
         """:meth:`Generator.generate` with its settings as objects: ``settings`` for decoding, and
         ``latent`` for how a latent model draws its latents (its own settings object; None: its
         defaults).
@@ -92,7 +87,7 @@ class DecoderGenerator(Generator):
         self._complete([request])
         return request.result()
 
-    def generate_batch(self, calls: list[tuple[str | None, int, DecodingSettings]]) -> list[list[Generation] | TextopiaError]:
+    def generate_batch(self, calls: list[tuple[str | None, int, GenerationConfig]]) -> list[list[Generation] | TextopiaError]:
         """Several :meth:`generate` calls decoded together (the service's micro-batches).
 
         Args:
@@ -116,21 +111,17 @@ class DecoderGenerator(Generator):
             out[i] = r.result()
         return out  # type: ignore[return-value]
 
-    def _request(self, idea: str | None, n: int, settings: DecodingSettings, latent: Any = None) -> "_Request":
+    def _request(self, idea: str | None, n: int, settings: GenerationConfig, latent: Any = None) -> "_Request":
         """Check one call's input and set it up (no sampling yet). Raises TextopiaError."""
-        if not 1 <= n <= MAX_N:
-            raise TextopiaError(f"n must be between 1 and {MAX_N}, got {n}")
-        if idea is not None and not idea.strip():
-            raise TextopiaError("empty idea: give a few words, or no idea at all to sample unconditionally")
-        idea = " ".join(idea.split()) if idea else None
-        if settings.mode == "continue" and not idea:
-            raise TextopiaError("continue mode needs the prompt's beginning; got an empty text")
+        check_setting("n", n)
+        idea, settings = from_nothing(idea, settings)
         if settings.known_words_only and self.known_words is None:
             raise TextopiaError(f"known_words_only needs the model's known-word list, and {self.name} has none "
                                 f"(no known_words.txt in its checkpoint)")
         if settings.seed is None:
             settings = replace(settings, seed=random.SystemRandom().randrange(2**31))
         settings.validate()
+        check_rows(n, settings)
         if settings.mode == "expand":
             from textopia.generation.boost import banned_idea_words
 
@@ -166,7 +157,7 @@ class DecoderGenerator(Generator):
             if not pending:
                 self._judge(requests)
                 return
-            groups: dict[DecodingSettings, list[_Request]] = {}
+            groups: dict[GenerationConfig, list[_Request]] = {}
             for r in pending:
                 groups.setdefault(replace(r.settings, seed=None), []).append(r)
             for settings, members in groups.items():
@@ -232,7 +223,7 @@ class DecoderGenerator(Generator):
 class _Request:
     """One generate call in progress: its settings, its RNG, and the candidates sampled so far."""
 
-    def __init__(self, owner: DecoderGenerator, idea: str | None, n: int, settings: DecodingSettings,
+    def __init__(self, owner: DecoderGenerator, idea: str | None, n: int, settings: GenerationConfig,
                  context: list[int], latent: Any = None) -> None:
         self.owner, self.idea, self.n, self.settings, self.context = owner, idea, n, settings, context
         self.latent = latent  # a latent model's own settings for this call (None: its defaults)
@@ -245,7 +236,7 @@ class _Request:
         self.candidates: list[tuple[SampleScore | None, str, Generation]] = []
         self.rounds = 0
         # ``(text, rows, context)`` of each opening made of the idea's own words that rows of each
-        # round continue (DecodingSettings.idea_prefix): set by DecoderGenerator._request.
+        # round continue (GenerationConfig.idea_prefix): set by DecoderGenerator._request.
         self.openings: list[tuple[str, int, list[int]]] = []
 
     def jobs(self) -> list[tuple[list[int], int, str | None]]:

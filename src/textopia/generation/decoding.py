@@ -19,7 +19,7 @@ import torch
 
 from textopia.data.tokenizer import PromptTokenizer
 from textopia.errors import TextopiaError
-from textopia.generation.base import DecodingSettings
+from textopia.generation.config import GenerationConfig
 from textopia.generation.boost import IdeaBoostProcessor, idea_boost_words
 from textopia.models.outputs import output_cache
 from textopia.text import STOP_WORDS, KnownWords, dedup_key, fix_articles, strip_controls  # noqa: F401  (dedup_key re-exported)
@@ -40,7 +40,7 @@ def banned_word_ids(tokenizer: PromptTokenizer, words: tuple[str, ...] | list[st
 
 
 
-def logits_processors(settings: DecodingSettings, tokenizer: PromptTokenizer, context_length: int,
+def logits_processors(settings: GenerationConfig, tokenizer: PromptTokenizer, context_length: int,
                       idea: str | None = None, *, idea_rows: list[tuple[str | None, int, int]] | None = None,
                       known_words: KnownWords | None = None):
     """The :class:`ProcessorList` for ``settings``: penalties, idea boost and bans, then warpers
@@ -238,7 +238,7 @@ def sample_many(
     model,
     tokenizer: PromptTokenizer,
     jobs: list[SampleJob],
-    settings: DecodingSettings,
+    settings: GenerationConfig,
     max_positions: int | None = None,
     known_words: KnownWords | None = None,
 ) -> list[list[Sampled]]:
@@ -326,7 +326,7 @@ def sample(
     tokenizer: PromptTokenizer,
     context: list[int],
     num_samples: int,
-    settings: DecodingSettings,
+    settings: GenerationConfig,
     generator: torch.Generator,
     max_positions: int | None = None,
     idea: str | None = None,

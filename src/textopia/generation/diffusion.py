@@ -18,10 +18,11 @@ from typing import Any
 
 import torch
 
-from textopia.generation.base import DecodingSettings, Generation, Generator, TextopiaError
+from textopia.generation.base import Generation, Generator, TextopiaError
+from textopia.generation.config import GenerationConfig, check_setting
 from textopia.generation.fusion import ShallowFusion, check_lm_weight
-from textopia.generation.vae import VAEGenerator, check_count
-from textopia.models.latent_diffusion import DEFAULT_GUIDANCE, DEFAULT_STEPS, MAX_STEPS
+from textopia.generation.vae import VAEGenerator
+from textopia.models.latent_diffusion import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
 
 #: The sampling temperature of :meth:`DiffusionGenerator.variations` (the rest of the decoding is
@@ -32,7 +33,7 @@ from textopia.models.latent_diffusion import DEFAULT_GUIDANCE, DEFAULT_STEPS, MA
 VARIATION_TEMPERATURE = 0.8
 
 #: The latent diffusion model's default sampling temperature for generate (the other families
-#: keep DecodingSettings' 1.2). On 12 ideas (benchmarks/latent_temperature.py,
+#: keep GenerationConfig' 1.2). On 12 ideas (benchmarks/latent_temperature.py,
 #: benchmarks/results/latent_temperature.md): perplexity under the default GPT 190.2 at 0.9
 #: against 240.7 at 1.2, idea recall 1.000 for both, distinct-2 0.891 against 0.912.
 GENERATE_TEMPERATURE = 0.9
@@ -40,7 +41,7 @@ GENERATE_TEMPERATURE = 0.9
 
 @dataclass(frozen=True)
 class DiffusionSettings:
-    """How a latent diffusion model draws the latents of one call (beside :class:`DecodingSettings`).
+    """How a latent diffusion model draws the latents of one call (beside :class:`GenerationConfig`).
 
     Attributes:
         guidance: the classifier-free guidance scale g >= 0 (see
@@ -61,10 +62,8 @@ class DiffusionSettings:
     def validate(self) -> None:
         """Raise :class:`TextopiaError` for a setting out of range."""
         check_lm_weight(self.lm_weight)
-        if not (self.guidance >= 0 and math.isfinite(self.guidance)):
-            raise TextopiaError(f"guidance must be >= 0, got {self.guidance}")
-        if not 1 <= self.steps <= MAX_STEPS:
-            raise TextopiaError(f"steps must be between 1 and {MAX_STEPS}, got {self.steps}")
+        check_setting("guidance", self.guidance)
+        check_setting("steps", self.steps)
 
 
 class DiffusionGenerator(VAEGenerator):
@@ -91,7 +90,7 @@ class DiffusionGenerator(VAEGenerator):
     # 5.2-6.0 s with 8 against 2.3 s with 3, one thread).
     # Every candidate opens with the idea: where the boost places its words instead, the fused
     # decoder breaks the phrase around them ("a grandmother an a polaroid baking on bread").
-    default_decoding = DecodingSettings(temperature=GENERATE_TEMPERATURE, known_words_only=True, candidates=4,
+    default_decoding = GenerationConfig(temperature=GENERATE_TEMPERATURE, known_words_only=True, candidates=4,
                                         idea_prefix=1.0)
 
     def __init__(self, model, tokenizer, meta: dict[str, Any], name: str, *, guidance: float | None = None,
@@ -268,7 +267,7 @@ class DiffusionGenerator(VAEGenerator):
         from textopia.text import content_words, subject
 
         strength = self.default_spread if spread is None else spread
-        check_count(n)
+        check_setting("n", n)
         if not (math.isfinite(strength) and 0.0 <= strength <= 1.0):
             raise TextopiaError(f"spread (the SDEdit strength of a latent diffusion model) must be in [0, 1], "
                                 f"got {strength}")

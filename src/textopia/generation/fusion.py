@@ -14,26 +14,20 @@ alone.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import nn
 
 from textopia.errors import TextopiaError
+from textopia.generation.config import check_setting
 from textopia.models.outputs import causal_lm_output, output_cache
 
-#: The largest fusion weight λ accepted (beyond it the language model alone writes).
-MAX_LM_WEIGHT = 4.0
-
-
 def check_lm_weight(weight: float) -> float:
-    """``weight`` as a float, or :class:`TextopiaError` unless 0 <= weight <= :data:`MAX_LM_WEIGHT`."""
-    weight = float(weight)
-    if not (math.isfinite(weight) and 0.0 <= weight <= MAX_LM_WEIGHT):
-        raise TextopiaError(f"lm_weight (the language model's share in shallow fusion) must be in "
-                            f"[0, {MAX_LM_WEIGHT:g}], got {weight}")
-    return weight
+    """``weight`` as a float, or :class:`TextopiaError` outside its bound
+    (:data:`textopia.generation.config.CALL_BOUNDS`: beyond it the language model alone writes)."""
+    check_setting("lm_weight", weight)
+    return float(weight)
 
 
 class FusedCache:

@@ -21,33 +21,26 @@ from typing import Any
 import torch
 
 from textopia.data.tokenizer import IGNORE_INDEX
-from textopia.generation.base import DecodingSettings, LatentGenerator, TextopiaError
+from textopia.generation.base import LatentGenerator, TextopiaError
+from textopia.generation.config import GenerationConfig, check_setting
 from textopia.generation.decoder import DecoderGenerator
 from textopia.generation.decoding import clean_prompt, dedup_key, sample
 from textopia.models.refinement import REFINE_STEPS, check_refine_steps, refine_posterior_mean
 
 logger = logging.getLogger(__name__)
-MAX_STEPS = 64
-MAX_VARIATIONS = 64
 DEFAULT_SPREAD = 0.5
 # Greedy decoding of a latent, kept out of loops: plain greedy decoding of the shipped VAE ran
 # "wearing a black dress, wearing a black dress, ..." to the token limit; a CTRL repetition
 # penalty of 1.2 and no repeated 3-gram end it in a fluent prompt.
-GREEDY = DecodingSettings(temperature=1.0, top_p=1.0, top_k=1, repetition_penalty=1.2, min_new_tokens=0,
+GREEDY = GenerationConfig(temperature=1.0, top_p=1.0, top_k=1, repetition_penalty=1.2, min_new_tokens=0,
                           max_new_tokens=77, no_repeat_ngram_size=3, min_p=0.0, idea_boost=0.0)
 
 
-def check_count(n: int) -> None:
-    """Raise :class:`TextopiaError` unless 1 <= n <= :data:`MAX_VARIATIONS` (variations asked for)."""
-    if not 1 <= n <= MAX_VARIATIONS:
-        raise TextopiaError(f"n must be between 1 and {MAX_VARIATIONS}, got {n}")
-
-
-def greedy_settings(model) -> DecodingSettings:
+def greedy_settings(model) -> GenerationConfig:
     """:data:`GREEDY` with the model's own ``greedy_overrides`` (a family whose decodes do not loop
     can turn the loop guards off, which would otherwise change a faithful reconstruction)."""
     overrides = getattr(model, "greedy_overrides", None) or {}
-    return GREEDY if not overrides else DecodingSettings(**{**GREEDY.__dict__, **overrides})
+    return GREEDY if not overrides else GenerationConfig(**{**GREEDY.__dict__, **overrides})
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -176,7 +169,7 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         return mu.float().cpu(), logvar.float().cpu()
 
     @torch.no_grad()
-    def decode_latents(self, z: torch.Tensor, *, idea: str | None = None, settings: DecodingSettings | None = None,
+    def decode_latents(self, z: torch.Tensor, *, idea: str | None = None, settings: GenerationConfig | None = None,
                        seed: int = 0, fused: bool = False) -> list[str]:
         """Decode each row of ``z`` (N, nz) float into a prompt (greedy by default: :func:`greedy_settings`).
 
@@ -239,8 +232,7 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         return self.decode_latents(mu)[0]
 
     def interpolate(self, prompt_a: str, prompt_b: str, steps: int = 8, *, refine_steps: int | None = None) -> list[str]:
-        if not 2 <= steps <= MAX_STEPS:
-            raise TextopiaError(f"steps must be between 2 and {MAX_STEPS}, got {steps}")
+        check_setting("points", steps, "steps")
         (mu_a, mu_b), _ = self._posteriors([self._prompt_ids(prompt_a)[0], self._prompt_ids(prompt_b)[0]],
                                            refine_steps)
         path = slerp(mu_a, mu_b, torch.linspace(0.0, 1.0, steps))
@@ -257,7 +249,7 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
                    seed: int | None = None, refine_steps: int | None = None) -> list[str]:
         if spread is None:
             spread = self.default_spread
-        check_count(n)
+        check_setting("n", n)
         if not (spread >= 0 and math.isfinite(spread)):
             raise TextopiaError(f"spread must be a finite number >= 0, got {spread}")
         mu, logvar = self.encode(prompt, refine_steps=refine_steps)

@@ -22,7 +22,8 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from textopia.generation.base import DecodingSettings, Generation, TextopiaError
+from textopia.generation.base import Generation, TextopiaError
+from textopia.generation.config import GenerationConfig
 from textopia.generation.decoder import rows_per_round
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ logger = logging.getLogger(__name__)
 class _Item:
     idea: str | None
     n: int
-    settings: DecodingSettings
+    settings: GenerationConfig
     future: Future = field(default_factory=Future)
 
 
@@ -76,7 +77,7 @@ class MicroBatcher:
         self._count = threading.Lock()
         self.batches = 0  # batches decoded so far (for logs and tests)
 
-    def generate(self, idea: str | None, n: int, settings: DecodingSettings) -> list[Generation]:
+    def generate(self, idea: str | None, n: int, settings: GenerationConfig) -> list[Generation]:
         """Blocking: the prompts for one request, decoded with whatever arrived with it.
 
         Raises:

@@ -10,19 +10,19 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints
 
-from textopia.generation.base import MAX_CANDIDATES, DecodingSettings
-from textopia.models.refinement import MAX_REFINE_STEPS
+from textopia.bounds import DRAWN_SEEDS
+from textopia.generation.config import MAX_NEW_TOKENS, MAX_PROMPTS, GenerationConfig, describe, schema_bounds  # noqa: F401
 
-_D = DecodingSettings()  # the decoding defaults, defined once
+_D = GenerationConfig()  # the decoding defaults, defined once
 
 MAX_IDEA_CHARS = 500  # characters; a prompt of 77 CLIP tokens is about 400 characters
-MAX_N = 16  # prompts per request
-MAX_NEW_TOKENS = 128  # tokens of our tokenizer per prompt
+MAX_N = MAX_PROMPTS  # prompts per request: the Python API's and the CLI's bound
 MAX_BANNED_WORDS = 64  # entries in banned_words
 MAX_WORD_CHARS = 64  # characters per banned word
 MAX_MODEL_NAME_CHARS = 256  # characters in a model name
-MAX_STEPS = 16  # interpolation points
-MAX_SEED = 2**32 - 1
+#: A seed the service takes: below :data:`~textopia.bounds.DRAWN_SEEDS`, a JSON number every reader
+#: holds exactly (a double reads 2**64 - 1 as 2**64), the seeds it draws itself.
+MAX_SEED = DRAWN_SEEDS - 1
 
 BannedWord = Annotated[str, StringConstraints(min_length=1, max_length=MAX_WORD_CHARS)]
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_MODEL_NAME_CHARS)]
@@ -39,16 +39,17 @@ def _json_number(value: Any) -> Any:
 # Numbers as JSON Schema reads them: 10.0 is an integer, but true and "10" are not numbers.
 JsonInt = Annotated[int, BeforeValidator(_json_number)]
 JsonFloat = Annotated[float, BeforeValidator(_json_number)]
-# Bounds before the validator, so that they reach the JSON schema inside ``Seed | None``.
+# Bounds before the validator, so that they reach the JSON schema inside ``Seed | None``; every
+# bound but the seed's is the Python API's own (:mod:`textopia.generation.config`).
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED), BeforeValidator(_json_number)]
-Guidance = Annotated[float, Field(ge=0.0, le=20.0), BeforeValidator(_json_number)]
-Temperature = Annotated[float, Field(ge=0.05, le=2.0), BeforeValidator(_json_number)]
-Spread = Annotated[float, Field(ge=0.0, le=20.0), BeforeValidator(_json_number)]
-DDIMSteps = Annotated[int, Field(ge=1, le=200), BeforeValidator(_json_number)]
-LMWeight = Annotated[float, Field(ge=0.0, le=4.0), BeforeValidator(_json_number)]
-Candidates = Annotated[int, Field(ge=1, le=MAX_CANDIDATES), BeforeValidator(_json_number)]
-Share = Annotated[float, Field(ge=0.0, le=1.0), BeforeValidator(_json_number)]
-RefineSteps = Annotated[int, Field(ge=0, le=MAX_REFINE_STEPS), BeforeValidator(_json_number)]
+Guidance = Annotated[float, Field(**schema_bounds("guidance")), BeforeValidator(_json_number)]
+Temperature = Annotated[float, Field(**schema_bounds("temperature")), BeforeValidator(_json_number)]
+Spread = Annotated[float, Field(**schema_bounds("spread")), BeforeValidator(_json_number)]
+DDIMSteps = Annotated[int, Field(**schema_bounds("steps")), BeforeValidator(_json_number)]
+LMWeight = Annotated[float, Field(**schema_bounds("lm_weight")), BeforeValidator(_json_number)]
+Candidates = Annotated[int, Field(**schema_bounds("candidates")), BeforeValidator(_json_number)]
+Share = Annotated[float, Field(**schema_bounds("idea_prefix")), BeforeValidator(_json_number)]
+RefineSteps = Annotated[int, Field(**schema_bounds("refine_steps")), BeforeValidator(_json_number)]
 REFINE_STEPS_HELP = ("Gradient steps that refine each prompt's encoded posterior mean on the decoder's likelihood "
                      "of it (0: the encoder's own mean); the model's default when unset.")
 
@@ -74,15 +75,16 @@ class GenerateRequest(_Strict):
         "expand", description="expand: write a prompt around the idea; continue: go on from it "
         "(an empty idea is written from nothing in either mode)."
     )
-    n: JsonInt = Field(4, ge=1, le=MAX_N, description="How many distinct prompts to write.")
+    n: JsonInt = Field(4, **schema_bounds("n"), description="How many distinct prompts to write.")
     temperature: Temperature | None = Field(None, description="Softmax temperature; null or left "
                                           f"out: the model's own ({_D.temperature}, lower for latent diffusion).")
-    top_p: JsonFloat = Field(_D.top_p, ge=0.01, le=1.0, description="Nucleus mass; 1 disables it.")
-    top_k: JsonInt = Field(_D.top_k, ge=0, le=200, description="Keep the k likeliest tokens; 0 disables it.")
-    repetition_penalty: JsonFloat = Field(_D.repetition_penalty, ge=1.0, le=2.0, description="CTRL penalty; 1 is none.")
-    min_p: JsonFloat = Field(_D.min_p, ge=0.0, le=0.5, description="Min-p sampling: drop tokens below this "
+    top_p: JsonFloat = Field(_D.top_p, **schema_bounds("top_p"), description="Nucleus mass; 1 disables it.")
+    top_k: JsonInt = Field(_D.top_k, **schema_bounds("top_k"), description="Keep the k likeliest tokens; 0 disables it.")
+    repetition_penalty: JsonFloat = Field(_D.repetition_penalty, **schema_bounds("repetition_penalty"),
+                                          description="CTRL penalty; 1 is none.")
+    min_p: JsonFloat = Field(_D.min_p, **schema_bounds("min_p"), description="Min-p sampling: drop tokens below this "
                              "share of the likeliest token's probability; 0 disables it.")
-    idea_boost: JsonFloat = Field(_D.idea_boost, ge=0.0, le=10.0, description="Expand mode: nats added to the "
+    idea_boost: JsonFloat = Field(_D.idea_boost, **schema_bounds("idea_boost"), description="Expand mode: nats added to the "
                                   "idea's words until each is written; 0 disables it.")
     candidates: Candidates | None = Field(None, description="Samples drawn per "
                                        f"prompt asked for, among which the reranker chooses; null or left out: "
@@ -94,7 +96,7 @@ class GenerateRequest(_Strict):
                                                 "of the idea; null or left out: the model's own (on for latent "
                                                 "diffusion, off for the others).")
     max_new_tokens: JsonInt = Field(
-        _D.max_new_tokens, ge=1, le=MAX_NEW_TOKENS, description="Cap on generated tokens per prompt."
+        _D.max_new_tokens, **schema_bounds("max_new_tokens"), description="Cap on generated tokens per prompt."
     )
     seed: Seed | None = Field(
         None, description="Same seed and settings give the same prompts; "
@@ -114,14 +116,15 @@ class GenerateRequest(_Strict):
     )
     guidance: Guidance | None = Field(
         None, description="Latent diffusion models only: the classifier-free guidance "
-        "scale, 0 to 20 (0 ignores the idea; the model's own default when unset: see GET /v1/models)."
+        f"scale, {describe('guidance')} (0 ignores the idea; the model's own default when unset: see GET /v1/models)."
     )
     steps: DDIMSteps | None = Field(
-        None, description="Latent diffusion models only: DDIM steps, 1 to 200 (the model's own default when unset: "
+        None, description=f"Latent diffusion models only: DDIM steps, {describe('steps')} (the model's own default when unset: "
         "see GET /v1/models)."
     )
     lm_weight: LMWeight | None = Field(
-        None, description="Latent diffusion models only: the language model's weight in shallow fusion, 0 to 4 "
+        None, description="Latent diffusion models only: the language model's weight in shallow fusion, "
+        f"{describe('lm_weight')} "
         "(0: the latent's decoder alone; the model's own default when unset: see GET /v1/models)."
     )
 
@@ -199,7 +202,7 @@ class InterpolateRequest(_Strict):
 
     prompt_a: PromptText = Field(examples=["a castle on a hill, oil painting"])
     prompt_b: PromptText = Field(examples=["a spaceship over a city, digital art"])
-    steps: JsonInt = Field(8, ge=2, le=MAX_STEPS, description="Points on the path, ends included.")
+    steps: JsonInt = Field(8, **schema_bounds("points"), description="Points on the path, ends included.")
     refine_steps: RefineSteps | None = Field(None, description=REFINE_STEPS_HELP)
     model: ModelName | None = Field(None, description="A latent model; the first one when unset.")
     safe_mode: StrictBool = Field(True, description="Mask NSFW words in the decoded prompts.")
@@ -209,7 +212,7 @@ class VariationsRequest(_Strict):
     """Decode latents drawn around one prompt's posterior (VAE models only)."""
 
     prompt: PromptText = Field(examples=["a castle on a hill, oil painting"])
-    n: JsonInt = Field(8, ge=1, le=MAX_N, description="How many variations.")
+    n: JsonInt = Field(8, **schema_bounds("n"), description="How many variations.")
     spread: Spread | None = Field(None, description="Scale of the posterior's std; the model's default when unset.")
     seed: Seed | None = Field(None, description="Same seed, same variations; random when unset.")
     refine_steps: RefineSteps | None = Field(None, description=REFINE_STEPS_HELP)

@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 from fastapi import APIRouter
 from pydantic import ValidationError
 
-from textopia.generation.base import DecodingSettings, TextopiaError, unsupported_settings
+from textopia.generation.base import TextopiaError, unsupported_settings
+from textopia.generation.config import GenerationConfig, from_nothing
 from textopia.serving.clip import ClipCounter
 from textopia.serving.deps import ServiceState, StateDep
 from textopia.serving.endpoint_client import ENDPOINT_MODEL, EndpointError
@@ -64,8 +65,8 @@ def _generate_work(
     extra = {k: v for k, v in (("guidance", body.guidance), ("steps", body.steps), ("lm_weight", body.lm_weight))
              if v is not None}
     if unsupported_settings(model.generator, extra):
-        raise SettingNotForModel(f"guidance, steps and lm_weight apply to latent diffusion models, not to "
-                                 f"{model.generator.kind!r}")
+        raise SettingNotForModel(f"guidance, steps and lm_weight apply to latent diffusion models, and "
+                                 f"{model.name!r} is not one")
     decoding = dict(
         mode=body.mode,
         temperature=body.temperature,  # None: the model's own, as for known_words_only
@@ -73,7 +74,7 @@ def _generate_work(
         top_k=body.top_k,
         repetition_penalty=body.repetition_penalty,
         max_new_tokens=body.max_new_tokens,
-        min_new_tokens=min(DecodingSettings().min_new_tokens, body.max_new_tokens),
+        min_new_tokens=min(GenerationConfig().min_new_tokens, body.max_new_tokens),
         seed=seed,
         banned_words=tuple(banned),
         min_p=body.min_p,
@@ -130,10 +131,10 @@ async def generate_prompts(state: ServiceState, body: GenerateRequest) -> Genera
     if state.endpoint is not None:
         return await _forward(state, body, arrived)
     model = state.require_store().get(body.model)
-    idea = " ".join(body.idea.split())
-    if body.mode == "continue" and not idea:
-        # Continuing nothing is writing from nothing: an unconditional sample.
-        body = body.model_copy(update={"mode": "expand"})
+    idea, mode = from_nothing(body.idea, GenerationConfig(mode=body.mode))
+    idea = idea or ""
+    if mode.mode != body.mode:
+        body = body.model_copy(update={"mode": mode.mode})
     seed = body.seed if body.seed is not None else secrets.randbelow(MAX_SEED + 1)
     user_banned = clean_words(body.banned_words)
     banned = clean_words([*user_banned, *(NSFW_WORDS if body.safe_mode else ())])

@@ -21,7 +21,8 @@ from pydantic import ValidationError
 from starlette.routing import Match
 from starlette.types import Scope
 
-from textopia.generation.base import DecodingSettings, TextopiaError
+from textopia.generation.base import TextopiaError
+from textopia.generation.config import GenerationConfig
 from textopia.serving.deps import ServiceState, StateDep
 from textopia.serving.endpoint_client import ENDPOINT_MODEL, EndpointError
 from textopia.serving.errors import (
@@ -53,9 +54,13 @@ router = APIRouter(tags=["sagemaker"])
 
 
 @health_router.get("/healthz", response_model=Status)
-async def healthz() -> Status:
-    """The process is alive (it may still be loading models)."""
-    return Status(status="ok")
+async def healthz(state: StateDep) -> Status:
+    """The process is alive; ``models`` lists those loaded so far, as ``/readyz`` does once all
+    are (none while they load)."""
+    if state.endpoint is not None:
+        return Status(status="ok", models=[ENDPOINT_MODEL])
+    store = state.store
+    return Status(status="ok", models=store.names() if store is not None and store.models else [])
 
 
 def _ready(state: ServiceState) -> Status:
@@ -122,13 +127,13 @@ def _check_work(bodies: list[GenerateRequest], settings: ServingSettings) -> Non
     """Refuse a call whose lines together ask for more than one call may: rows or tokens.
 
     A line's sampled rows are ``n × candidates`` (a line that leaves candidates to the model counts
-    the largest default, :class:`DecodingSettings`'), its tokens ``rows × max_new_tokens`` (at
+    the largest default, :class:`GenerationConfig`'), its tokens ``rows × max_new_tokens`` (at
     most: a prompt may end sooner).
 
     Raises:
         TooMuchWork: the rows or the tokens, summed over the lines, are over the settings' bounds.
     """
-    per_line = [body.n * (DecodingSettings.candidates if body.candidates is None else body.candidates)
+    per_line = [body.n * (GenerationConfig.candidates if body.candidates is None else body.candidates)
                 for body in bodies]
     rows = sum(per_line)
     tokens = sum(r * body.max_new_tokens for r, body in zip(per_line, bodies))

@@ -134,6 +134,40 @@ function useLatentDefaults() {
   $("spread").dispatchEvent(new Event("input"));
 }
 
+// The controls take the bounds of the API's request bodies (/openapi.json), which are the Python
+// API's and the CLI's: one declaration (textopia.generation.config).
+const BOUNDED = [
+  ["temperature", "GenerateRequest", "temperature"], ["top_p", "GenerateRequest", "top_p"],
+  ["n", "GenerateRequest", "n"], ["seed", "GenerateRequest", "seed"], ["steps", "InterpolateRequest", "steps"],
+];
+
+function schemaBound(field) {
+  for (const s of [field, ...(field.anyOf || [])]) {
+    // An open end ("(0, 1]") becomes the control's first step above it.
+    const low = s.minimum ?? (s.exclusiveMinimum === undefined ? undefined : [s.exclusiveMinimum, true]);
+    const high = s.maximum ?? s.exclusiveMaximum;
+    if (low !== undefined || high !== undefined) return [low, high];
+  }
+  return [undefined, undefined];
+}
+
+async function applyBounds() {
+  try {
+    const response = await fetch("/openapi.json", { headers: { Accept: "application/json" } });
+    const schemas = (await response.json()).components.schemas;
+    for (const [id, schema, name] of BOUNDED) {
+      const field = schemas[schema] && schemas[schema].properties[name];
+      if (!field) continue;
+      const [low, high] = schemaBound(field);
+      if (Array.isArray(low)) $(id).min = String(low[0] + (Number($(id).step) || 0));
+      else if (low !== undefined) $(id).min = String(low);
+      if (high !== undefined) $(id).max = String(high);
+    }
+  } catch (err) {
+    // The page's own bounds stand; the server still refuses what is out of bounds.
+  }
+}
+
 async function loadModels() {
   try {
     const response = await fetch("/v1/models", { headers: { Accept: "application/json" } });
@@ -206,7 +240,8 @@ async function generate(event) {
   }
 }
 
-async function latentCall(event, url, body, button, label) {
+// Each latent view writes its results under its own form.
+async function latentCall(event, url, body, button, label, list) {
   event.preventDefault();
   showError("");
   const buttonText = button.textContent;
@@ -215,7 +250,6 @@ async function latentCall(event, url, body, button, label) {
   try {
     if ($("latent-model").value) body.model = $("latent-model").value;
     const data = await postJSON(url, body);
-    const list = $("latent-results");
     list.replaceChildren();
     const total = data.prompts.length;
     data.prompts.forEach((text, i) => list.appendChild(resultItem(text, label + " " + (i + 1) + "/" + total)));
@@ -244,18 +278,19 @@ document.addEventListener("DOMContentLoaded", () => {
   $("reconstruct-form").addEventListener("submit", (event) => latentCall(event, "/v1/reconstruct", {
     prompt: $("reconstruct-prompt").value.trim(),
     safe_mode: $("safe").checked,
-  }, $("reconstruct"), "reconstruction"));
+  }, $("reconstruct"), "reconstruction", $("reconstruct-results")));
   $("interpolate-form").addEventListener("submit", (event) => latentCall(event, "/v1/interpolate", {
     prompt_a: $("prompt-a").value.trim(),
     prompt_b: $("prompt-b").value.trim(),
     steps: Number($("steps").value),
     safe_mode: $("safe").checked,
-  }, $("interpolate"), "step"));
+  }, $("interpolate"), "step", $("interpolate-results")));
   $("variations-form").addEventListener("submit", (event) => latentCall(event, "/v1/variations", {
     prompt: $("variation-prompt").value.trim(),
     n: Number($("n").value),
     spread: Number($("spread").value),
     safe_mode: $("safe").checked,
-  }, $("vary"), "variation"));
+  }, $("vary"), "variation", $("variations-results")));
   loadModels();
+  applyBounds();
 });

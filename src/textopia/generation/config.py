@@ -1,0 +1,182 @@
+"""Every setting a call that writes prompts takes, declared once with its default and its bound.
+
+:class:`GenerationConfig` holds the decoding settings of one ``generate`` call (what
+transformers' ``GenerationConfig`` holds for ``generate``); :data:`CALL_BOUNDS` the settings that
+travel beside it (how many prompts, and the latent models' own). The Python API checks them here
+(:meth:`GenerationConfig.validate`, :func:`check_setting`), the CLI's help and the HTTP API's
+request bodies read their bounds from here (:func:`bound_of`, :func:`schema_bounds`), so the three
+refuse the same values with the same words::
+
+    temperature must be a number in [0.05, 2], got 5
+    n must be an integer from 1 to 64, got 0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from textopia.bounds import MAX_SEED, Bound, bounded, check_fields, field_bound, field_kind
+from textopia.errors import TextopiaError
+from textopia.models.refinement import MAX_REFINE_STEPS
+
+Mode = Literal["expand", "continue"]
+
+#: The most prompts (or variations) one call may ask for.
+MAX_PROMPTS = 64
+#: The most samples the reranker may draw per prompt asked for (``GenerationConfig.candidates``).
+MAX_CANDIDATES = 64
+#: The most rows one sampling round of a call may draw: ``n`` times ``candidates`` with reranking
+#: (64 prompts of 8 candidates; one prompt of 64). What bounds a call's memory and time.
+MAX_ROWS = 512
+#: The most tokens one prompt may run to (tokens of the model's tokenizer; a prompt of CLIP's 77
+#: tokens is about 60 of ours).
+MAX_NEW_TOKENS = 128
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """How one call samples its prompts; bounds on the fields (:func:`textopia.bounds.bounded`).
+
+    Attributes:
+        mode: ``"expand"`` writes a prompt around an idea found anywhere in it; ``"continue"``
+            treats the text as the prompt's beginning.
+        temperature: softmax temperature, applied after min-p truncation; 1.0 leaves the
+            distribution as is.
+        top_p: nucleus sampling mass in (0, 1]; 1.0 disables it (Holtzman et al. 2020).
+        top_k: keep the k most likely tokens; 0 disables it.
+        repetition_penalty: CTRL penalty (Keskar et al. 2019) on tokens already present; 1.0 is none.
+        max_new_tokens: cap on generated tokens per prompt (tokens of our tokenizer).
+        min_new_tokens: EOS is suppressed before this many tokens.
+        seed: RNG seed, an unsigned 64-bit integer as torch's generators take; the same seed and
+            settings give the same prompts.
+        banned_words: words that must not appear in the output (case-insensitive, whole words).
+        rerank: oversample and keep the best samples (:mod:`textopia.generation.rerank`: the
+            idea's words, written once, in the subject; known words, no stutter; the coherence
+            critic's choice).
+        no_repeat_ngram_size: forbid any n-gram of this many tokens from appearing twice (0: off);
+            keeps greedy decoding out of loops.
+        min_p: min-p sampling (Nguyen et al. 2024): drop tokens less likely than ``min_p`` times
+            the most likely one; 0 disables it.
+        idea_boost: in expand mode, nats added to the logits of the idea's words until each is
+            written (:class:`textopia.generation.boost.IdeaBoostProcessor`); 0 disables it.
+        known_words_only: spell only words of the model's corpus (its ``known_words.txt``) and of
+            the idea (:class:`textopia.generation.lexicon.KnownWordsOnly`): no invented words.
+        candidates: with ``rerank``, samples drawn per prompt asked for, in one batch, whatever
+            ``n`` is, so that one prompt is chosen as carefully as eight.
+        idea_prefix: with ``rerank``, in expand mode, the share of the candidates that open with
+            the idea's own words (the likeliest of "IDEA", "a IDEA", "an IDEA", "the IDEA" under
+            the model) and go on from there, beside those that place the idea themselves.
+    """
+
+    mode: Mode = bounded("expand", choices=("expand", "continue"))
+    # With min-p first (Nguyen et al. 2024): measured in benchmarks/quality.py.
+    temperature: float = bounded(1.2, 0.05, 2.0)
+    top_p: float = bounded(0.95, 0.0, 1.0, low_open=True)
+    top_k: int = bounded(0, 0, 200)
+    repetition_penalty: float = bounded(1.1, 1.0, 2.0)
+    max_new_tokens: int = bounded(77, 1, MAX_NEW_TOKENS)
+    min_new_tokens: int = bounded(16, 0, MAX_NEW_TOKENS)
+    seed: int | None = bounded(None, 0, MAX_SEED)
+    banned_words: tuple[str, ...] = ()
+    rerank: bool = True
+    no_repeat_ngram_size: int = bounded(0, 0, 16)
+    min_p: float = bounded(0.05, 0.0, 0.5)
+    idea_boost: float = bounded(2.0, 0.0, 10.0)
+    known_words_only: bool = False
+    # Measured in benchmarks/quality.py (results/quality/candidates.md).
+    candidates: int = bounded(8, 1, MAX_CANDIDATES)
+    idea_prefix: float = bounded(0.5, 0.0, 1.0)
+
+    def validate(self) -> None:
+        """Raise :class:`TextopiaError` naming the first setting of the wrong type or out of its
+        bound (a number that is not finite is out of every bound)."""
+        check_fields(self, "")
+
+
+#: The settings a call takes beside :class:`GenerationConfig`, each ``(type, bound)``: how many
+#: prompts, and the latent models' own (None in a call: the model's default).
+CALL_BOUNDS: dict[str, tuple[type, Bound]] = {
+    "n": (int, Bound(1, MAX_PROMPTS)),
+    # The classifier-free guidance scale of latent diffusion (0 ignores the idea).
+    "guidance": (float, Bound(0.0, 20.0)),
+    # DDIM steps of latent diffusion.
+    "steps": (int, Bound(1, 200)),
+    # λ of shallow fusion with the language model (0: the latent's decoder alone).
+    "lm_weight": (float, Bound(0.0, 4.0)),
+    # Variations: the VAE's scale of the posterior's standard deviation, or latent diffusion's
+    # SDEdit strength (where that model refuses above 1).
+    "spread": (float, Bound(0.0, 20.0)),
+    # Gradient steps refining an encoded posterior mean (0: the encoder's own mean).
+    "refine_steps": (int, Bound(0, MAX_REFINE_STEPS)),
+    # Points on an interpolation's path, both ends included.
+    "points": (int, Bound(2, 16)),
+}
+
+_CONFIG_FIELDS = {f.name: f for f in dataclasses.fields(GenerationConfig)}
+
+
+def bound_of(name: str) -> tuple[type, Bound]:
+    """``(type, bound)`` of a setting of :class:`GenerationConfig` or :data:`CALL_BOUNDS`.
+
+    Raises:
+        KeyError: no such setting.
+    """
+    if name in CALL_BOUNDS:
+        return CALL_BOUNDS[name]
+    return field_kind(GenerationConfig, name), field_bound(_CONFIG_FIELDS[name])
+
+
+def describe(name: str) -> str:
+    """A setting's bound in words: "a number in [0.05, 2]", "an integer from 1 to 64"."""
+    kind, bound = bound_of(name)
+    return bound.describe(kind)
+
+
+def check_setting(name: str, value: Any, key: str | None = None) -> None:
+    """Raise :class:`TextopiaError` unless ``value`` is within ``name``'s bound; the message
+    names ``key`` (an option such as "-n") or else ``name``. None is left to the caller."""
+    kind, bound = bound_of(name)
+    ok = not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else kind)
+    if ok and kind is float:
+        ok = math.isfinite(value)
+    if not (ok and bound.holds(value)):
+        raise TextopiaError(f"{key or name} must be {bound.describe(kind)}, got {value}")
+
+
+def check_rows(n: int, config: GenerationConfig, key: str = "candidates") -> None:
+    """Raise :class:`TextopiaError` when one sampling round of a call for ``n`` prompts would draw
+    more than :data:`MAX_ROWS` rows (``n`` times ``config.candidates`` with reranking); ``key``
+    names the setting in the message ("--candidates" on the command line)."""
+    rows = n * (config.candidates if config.rerank else 1)
+    if rows > MAX_ROWS:
+        raise TextopiaError(f"n x {key} must be at most {MAX_ROWS} (samples drawn at once), got {n} x "
+                            f"{config.candidates} = {rows}")
+
+
+def from_nothing(idea: str | None, config: GenerationConfig) -> tuple[str | None, GenerationConfig]:
+    """A call's idea with its spacing made single, and its config: an idea that is None, empty or
+    only spaces is none, and the prompts are written from nothing (in either mode: continuing
+    nothing is writing from nothing). The CLI, the Python API and the HTTP API treat it alike."""
+    idea = " ".join(idea.split()) if idea else ""
+    if idea:
+        return idea, config
+    return None, config if config.mode == "expand" else dataclasses.replace(config, mode="expand")
+
+
+def schema_bounds(name: str) -> dict[str, float]:
+    """A setting's bound as pydantic's ``Field`` keywords (``ge``, ``gt``, ``le``, ``lt``), so that
+    the HTTP API's request bodies and their OpenAPI document hold the bound declared here."""
+    _, bound = bound_of(name)
+    out: dict[str, float] = {}
+    if bound.low is not None:
+        out["gt" if bound.low_open else "ge"] = bound.low
+    if bound.high is not None:
+        out["lt" if bound.high_open else "le"] = bound.high
+    return out
+
+
+__all__ = ["CALL_BOUNDS", "MAX_CANDIDATES", "MAX_NEW_TOKENS", "MAX_PROMPTS", "MAX_ROWS", "check_rows", "GenerationConfig", "Mode", "bound_of",
+           "check_setting", "describe", "from_nothing", "schema_bounds"]
