@@ -10,7 +10,7 @@ For each grid point a small VAE is trained on the prompt corpus (``configs/vae-s
   (nats, at most log N); active units; the importance-weighted NLL on a few prompts
   (``--iw-limit`` prompts, ``--iw-samples`` samples each: a rough bound, for orientation only).
 * **Sample diversity** of ``--samples`` latents drawn from the prior N(0, I) (fixed seed), each
-  decoded twice: *sampled* with :class:`DecodingSettings`' defaults (what ``generate(None, n)``
+  decoded twice: *sampled* with :class:`GenerationConfig`' defaults (what ``generate(None, n)``
   does: temperature 0.9, top-p 0.95, repetition penalty 1.1) and *greedy* (all diversity then comes
   from z). Figures from :func:`textopia.evaluation.metrics.text_metrics` (the ones
   ``compare.text_figures`` reports): Div (LD4LG, distinct-2 · 3 · 4), distinct-1..4, self-BLEU
@@ -177,7 +177,7 @@ def evaluate_point(args: argparse.Namespace, out_dir: Path, prompts: list[str], 
     import torch
 
     from textopia.evaluation.vae_metrics import evaluate_vae
-    from textopia.generation.base import DecodingSettings
+    from textopia.generation.base import GenerationConfig
     from textopia.generation.loader import load
 
     gen = load(out_dir, device=args.device)
@@ -190,7 +190,7 @@ def evaluate_point(args: argparse.Namespace, out_dir: Path, prompts: list[str], 
     decoded: dict[str, list[str]] = {"sampled": [], "greedy": []}
     for start in range(0, args.samples, chunk):
         zc = z[start : start + chunk]
-        decoded["sampled"] += gen.decode_latents(zc, settings=DecodingSettings(), seed=args.seed + start)
+        decoded["sampled"] += gen.decode_latents(zc, settings=GenerationConfig(), seed=args.seed + start)
         decoded["greedy"] += gen.decode_latents(zc)
     samples = {mode: sample_figures(texts, training_index) for mode, texts in decoded.items()}
     t2 = time.monotonic()

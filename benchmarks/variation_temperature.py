@@ -30,7 +30,7 @@ def main() -> int:
     args = ap.parse_args()
     from textopia.data.corpus import read_split
     from textopia.evaluation.metrics import distinct_n
-    from textopia.generation.base import DecodingSettings
+    from textopia.generation.base import GenerationConfig
     from textopia.generation.loader import load, resolve_model
     from textopia.models.checkpoint import load_checkpoint
     from textopia.models.likelihood import score_prompts
@@ -45,7 +45,7 @@ def main() -> int:
         for i, source in enumerate(sources(test)):
             mu, _ = gen.encode(source)
             about = " ".join(content_words(subject(source))) or None
-            outs = [g.prompt for g in gen.generate_with(about, 8, DecodingSettings(seed=i, temperature=temperature,
+            outs = [g.prompt for g in gen.generate_with(about, 8, GenerationConfig(seed=i, temperature=temperature,
                                                                                    min_p=min_p),
                                                         gen.settings(init=mu, strength=spread, lm_weight=lm_weight))]
             kept += [r for r in (relevance_recall(subject(source), o) for o in outs) if r == r]
