@@ -47,7 +47,8 @@ def test_export_writes_a_card_with_the_eval_figures(tiny_checkpoint: Path, prepa
     card = _check_hub_metadata(out / "README.md", "gpt")
     assert card.data.datasets == ["someone/prompts"] and card.data.model_name == "shipped"
     found = {r.metric_type: r.metric_value for r in card.data.eval_results}
-    assert found == {"perplexity": round(report["perplexity"], 4), "cross-entropy": round(report["ce_nats_per_token"], 4)}
+    assert found == {"perplexity": round(report["perplexity"], 4),
+                     "cross-entropy": round(report["ce_nats_per_token"], 4)}
     text = card.text
     assert "Command: `textopia train --config configs/tiny.toml`" in text
     row = next(line for line in text.splitlines() if line.startswith("| perplexity (per token) |"))

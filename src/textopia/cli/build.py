@@ -136,7 +136,8 @@ def cmd_train(args) -> None:
 
 
 def cmd_export(args) -> None:
-    """``textopia export``: copy a checkpoint without its trainer state; prints the copy's path."""
+    """``textopia export``: copy a checkpoint without its trainer state, with its model card (and with
+    ``--push-to-hub``, upload it); prints the copy's path."""
     from textopia.bounds import check_out_path
     from textopia.models.checkpoint import export_checkpoint
 
@@ -150,16 +151,17 @@ def cmd_export(args) -> None:
             sep = ""
         if not sep:
             raise TextopiaError(f"--default expects NAME=NUMBER, got {item!r}")
-    from textopia.models.hub import CardFacts, check_repo_id, push_to_hub, read_eval_report
+    from textopia.models.hub import CardFacts, card_writer, check_repo_id, push_to_hub, read_eval_report
 
     if args.private and not args.push_to_hub:
         raise TextopiaError("--private goes with --push-to-hub")
     if args.push_to_hub:
         check_repo_id(args.push_to_hub)  # a bad id fails now, not after the export
-    card = CardFacts(train_command=args.train_command, eval_command=args.eval_command, datasets=args.dataset,
+    card = CardFacts(name=Path(args.out).resolve().name, train_command=args.train_command,
+                     eval_command=args.eval_command, datasets=args.dataset,
                      eval_report=read_eval_report(args.eval_json) if args.eval_json else None)
     out = export_checkpoint(args.checkpoint, args.out, dtype=args.dtype, defaults=defaults, overwrite=args.overwrite,
-                            card=card)
+                            write_extra=card_writer(card))
     print(out)
     if args.push_to_hub:
         print(f"pushed to the Hub: {push_to_hub(out, args.push_to_hub, private=args.private or None)}", file=sys.stderr)

@@ -187,7 +187,8 @@ def generate_file_ray(
     fs, out_path = fsspec.core.url_to_fs(str(out))
     name = str(model or DEFAULT_MODEL)  # the name textopia.load gives the generator, and its records
     model_dir = Path(name).expanduser()
-    load_as = str(model_dir.resolve()) if name not in embedded_models() and model_dir.is_dir() else name  # workers' cwd differs
+    # A checkpoint directory by its full path: a worker's working directory is not this one.
+    load_as = str(model_dir.resolve()) if name not in embedded_models() and model_dir.is_dir() else name
     kept = record_settings(n, settings)
     if fs.isfile(out_path):
         done, _ = check_records(fs.cat_file(out_path), out, ideas, name, kept)

@@ -18,7 +18,6 @@ Never pickles: weights and optimizer tensors are safetensors, the rest JSON.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -347,10 +346,10 @@ EXPORT_DEFAULTS = ("default_spread", "default_guidance", "default_steps", "defau
 
 
 def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32",
-                      defaults: dict[str, float] | None = None, overwrite: bool = False, card=None) -> Path:
+                      defaults: dict[str, float] | None = None, overwrite: bool = False,
+                      write_extra: Callable[[Path], None] | None = None) -> Path:
     """Copy a checkpoint without its trainer state (for shipping): config, weights, tokenizer, known
-    words, its coherence critic (``critic/``) where it has one, and a model card (``README.md``,
-    :func:`textopia.models.hub.model_card`).
+    words, and its coherence critic (``critic/``) where it has one.
 
     Args:
         dtype: the weights' storage type: "float32", or "float16" / "bfloat16" to halve the
@@ -358,9 +357,9 @@ def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32
         defaults: generator defaults measured for this model (names in :data:`EXPORT_DEFAULTS`),
             saved with Textopia's settings.
         overwrite: replace ``dst`` even when it holds other files than a checkpoint.
-        card: what the model card says that the checkpoint does not record (a
-            :class:`textopia.models.hub.CardFacts`: the training command, ``textopia eval``'s
-            figures, ...); None: the card holds what the checkpoint records, and no test figures.
+        write_extra: called with the copy's temporary directory once everything else is in it,
+            to add files: ``textopia export`` writes the model card
+            (:func:`textopia.models.hub.card_writer`).
 
     Raises:
         TextopiaError: an unknown dtype; ``dst`` may not be replaced (:func:`check_checkpoint_dir`);
@@ -383,18 +382,14 @@ def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32
 
     carried = carry_files(src, (METRICS_FILE, KNOWN_WORDS_FILE))  # the training log; the reranker's known words
 
-    from textopia.models.hub import CardFacts, write_model_card
-
-    facts = card or CardFacts()
-    facts = dataclasses.replace(facts, name=facts.name or Path(dst).resolve().name)
-
     def extras(tmp: Path) -> None:
         from textopia.models.critic import CRITIC_DIR
 
         carried(tmp)
         if (src / CRITIC_DIR / "config.json").is_file():  # the reranker's coherence critic
             shutil.copytree(src / CRITIC_DIR, tmp / CRITIC_DIR)
-        write_model_card(tmp, facts)  # last: it reads the config and the training log written above
+        if write_extra is not None:
+            write_extra(tmp)  # last: a model card reads the config and the training log copied above
 
     return save_checkpoint(dst, model, tokenizer, meta, write_extra=extras)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -282,6 +283,16 @@ def write_model_card(directory: str | Path, facts: CardFacts | None = None) -> P
     path = Path(directory) / CARD_FILE
     path.write_text(str(model_card(directory, facts)), encoding="utf-8")
     return path
+
+
+def card_writer(facts: CardFacts) -> Callable[[Path], None]:
+    """A ``write_extra`` for :func:`textopia.models.checkpoint.export_checkpoint` that writes the
+    card of the checkpoint being written (give ``facts.name``: the folder it writes in is temporary)."""
+
+    def write_extra(directory: Path) -> None:
+        write_model_card(directory, facts)
+
+    return write_extra
 
 
 def write_shipped_cards(assets: str | Path | None = None, figures: str | Path = SHIPPED_CARDS) -> list[Path]:
