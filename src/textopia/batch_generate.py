@@ -110,13 +110,19 @@ def read_ideas(path: str | Path) -> list[Idea]:
     return ideas
 
 
-def _record_settings(n: int, settings: Mapping[str, Any]) -> dict[str, Any]:
+def record_settings(n: int, settings: Mapping[str, Any]) -> dict[str, Any]:
     """The settings a record carries (JSON-normalised), so a resume can check it has the same."""
     return json.loads(json.dumps({"n": n, **{k: v for k, v in settings.items() if k != "seed"}}))
 
 
 def _check_done(path: Path, ideas: list[Idea], model: str, settings: dict[str, Any]) -> tuple[int, int]:
-    """Check the records already in ``path`` (nothing is changed).
+    """Check the records already in ``path`` (nothing is changed): :func:`check_records` of its bytes."""
+    return check_records(path.read_bytes(), path, ideas, model, settings)
+
+
+def check_records(data: bytes, path: str | Path, ideas: list[Idea], model: str,
+                  settings: dict[str, Any]) -> tuple[int, int]:
+    """Check JSON-lines records ``data`` (read from ``path``) against the ideas they should answer, in order.
 
     Returns:
         ``(records, bytes)``: how many complete records there are, and the size of the file up
@@ -126,7 +132,6 @@ def _check_done(path: Path, ideas: list[Idea], model: str, settings: dict[str, A
         TextopiaError: the records were written from other ideas, by another model or with other
             settings, or a complete line is not a record.
     """
-    data = path.read_bytes()
     *complete, torn = data.split(b"\n")  # what follows the last newline is a write cut short, if anything
     done = 0
     for number, raw in enumerate(complete, 1):
@@ -150,6 +155,45 @@ def _check_done(path: Path, ideas: list[Idea], model: str, settings: dict[str, A
                                 f"another --out, or delete it")
         done += 1
     return done, len(data) - len(torn)
+
+
+def check_batch_settings(n: int, batch_size: int, seed: int | None, settings: Mapping[str, Any]) -> None:
+    """Check a file run's settings before any work (see :func:`generate_file`'s arguments).
+
+    Raises:
+        TextopiaError: ``n`` out of its bound, ``batch_size`` below 1, a seed out of range, or bad
+            decoding settings.
+    """
+    check_setting("n", n, "-n")
+    if batch_size < 1:
+        raise TextopiaError(f"--batch-size must be >= 1, got {batch_size}")
+    if seed is not None:
+        check_setting("seed", seed, "--seed")
+    known = GenerationConfig.__dataclass_fields__
+    decoding = {k: tuple(v) if k == "banned_words" else v for k, v in settings.items() if k in known}
+    GenerationConfig(**decoding).validate()
+
+
+def idea_seed(seed: int | None, index: int) -> int:
+    """The seed of the idea at 0-based ``index``: ``seed + index`` (wrapped into 0 .. 2**64 - 1), or a
+    random one when ``seed`` is None."""
+    if seed is None:
+        return secrets.randbelow(DRAWN_SEEDS)
+    return (seed + index) % (MAX_SEED + 1)
+
+
+def idea_record(generator: Generator, idea: Idea, seed: int, n: int, settings: Mapping[str, Any],
+                kept_settings: dict[str, Any]) -> dict[str, Any]:
+    """One idea's output record: ``n`` prompts for ``idea`` sampled with ``seed`` (see the module's
+    docstring for its fields; ``kept_settings`` is :func:`record_settings`)."""
+    gens = generator.generate(idea.text, n, seed=seed, **settings)
+    return {
+        "line": idea.line, "idea": idea.text, "model": str(getattr(generator, "name", "")),
+        "kind": str(getattr(generator, "kind", "")), "seed": seed,
+        "prompts": [{"prompt": g.prompt, "num_tokens": int(g.num_tokens), "finished": bool(g.finished)}
+                    for g in gens],
+        "settings": kept_settings,
+    }
 
 
 def generate_file(
@@ -188,28 +232,21 @@ def generate_file(
     from tqdm.auto import tqdm
 
     settings = dict(settings or {})
-    check_setting("n", n, "-n")
-    if batch_size < 1:
-        raise TextopiaError(f"--batch-size must be >= 1, got {batch_size}")
-    if seed is not None:
-        check_setting("seed", seed, "--seed")
-    known = GenerationConfig.__dataclass_fields__
-    decoding = {k: tuple(v) if k == "banned_words" else v for k, v in settings.items() if k in known}
-    GenerationConfig(**decoding).validate()
+    check_batch_settings(n, batch_size, seed, settings)
     ideas = read_ideas(ideas_file)
     out = check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = partial_path(out)
-    record_settings = _record_settings(n, settings)
+    settings_kept = record_settings(n, settings)
     model = str(getattr(generator, "name", ""))
     done = 0
     if partial.exists():
-        done, size = _check_done(partial, ideas, model, record_settings)
+        done, size = _check_done(partial, ideas, model, settings_kept)
         if size < partial.stat().st_size:
             with open(partial, "r+b") as f:
                 f.truncate(size)  # a torn last line: that idea is written again
     elif out.exists():
-        done, _ = _check_done(out, ideas, model, record_settings)
+        done, _ = _check_done(out, ideas, model, settings_kept)
         if done < len(ideas):
             shutil.copyfile(out, partial)  # the ideas file has grown since: carry on from the finished file
         else:
@@ -223,20 +260,9 @@ def generate_file(
         for start in range(done, len(ideas), batch_size):
             lines = []
             for index in range(start, min(start + batch_size, len(ideas))):
-                idea = ideas[index]
-                idea_seed = seed + index if seed is not None else secrets.randbelow(DRAWN_SEEDS)
-                if idea_seed > MAX_SEED:
-                    idea_seed %= MAX_SEED + 1
-                gens = generator.generate(idea.text, n, seed=idea_seed, **settings)
-                record = {
-                    "line": idea.line, "idea": idea.text, "model": model,
-                    "kind": str(getattr(generator, "kind", "")), "seed": idea_seed,
-                    "prompts": [{"prompt": g.prompt, "num_tokens": int(g.num_tokens), "finished": bool(g.finished)}
-                                for g in gens],
-                    "settings": record_settings,
-                }
+                record = idea_record(generator, ideas[index], idea_seed(seed, index), n, settings, settings_kept)
                 lines.append(json.dumps(record, ensure_ascii=False) + "\n")
-                prompts += len(gens)
+                prompts += len(record["prompts"])
                 bar.update(1)
             f.write("".join(lines).encode("utf-8"))
             f.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from textopia.errors import TextopiaError
@@ -46,7 +47,7 @@ def add_train(sub) -> None:
 
 def add_export(sub) -> None:
     """Add the ``export`` sub-parser to ``sub``."""
-    p = sub.add_parser("export", help="copy a checkpoint without its trainer state (for shipping)")
+    p = sub.add_parser("export", help="copy a checkpoint without its trainer state, with a model card (for shipping)")
     p.add_argument("checkpoint")
     p.add_argument("out", help="the copy's directory, written as a whole: a new one, or a checkpoint to replace")
     p.add_argument("--overwrite", action="store_true", help="replace OUT even when it holds other files than a checkpoint")
@@ -55,6 +56,19 @@ def add_export(sub) -> None:
     p.add_argument("--default", action="append", default=[], metavar="NAME=VALUE",
                    help="a generator default measured for this model: default_spread, default_guidance, default_steps, "
                         "default_lm_weight")
+    c = p.add_argument_group("the model card (README.md in OUT) and the Hugging Face Hub")
+    c.add_argument("--eval-json", metavar="FILE",
+                   help="the figures for the card: what `textopia eval MODEL --split test --json` printed "
+                        "(without it the card says they were not measured)")
+    c.add_argument("--eval-command", help="the command that wrote --eval-json (default: not named)")
+    c.add_argument("--train-command", help="the command line that trained the model (default: the card shows the "
+                                           "training settings the checkpoint recorded)")
+    c.add_argument("--dataset", action="append", default=[], metavar="ID",
+                   help="the training data's Hub dataset id (repeatable)")
+    c.add_argument("--push-to-hub", metavar="REPO",
+                   help="upload OUT to this Hub model repository (made when missing; the token is the Hub "
+                        "client's: HF_TOKEN or `hf auth login`)")
+    c.add_argument("--private", action="store_true", help="with --push-to-hub: make the repository private")
 
 
 def cmd_prepare(args) -> None:
@@ -122,7 +136,8 @@ def cmd_train(args) -> None:
 
 
 def cmd_export(args) -> None:
-    """``textopia export``: copy a checkpoint without its trainer state; prints the copy's path."""
+    """``textopia export``: copy a checkpoint without its trainer state, with its model card (and with
+    ``--push-to-hub``, upload it); prints the copy's path."""
     from textopia.bounds import check_out_path
     from textopia.models.checkpoint import export_checkpoint
 
@@ -136,4 +151,17 @@ def cmd_export(args) -> None:
             sep = ""
         if not sep:
             raise TextopiaError(f"--default expects NAME=NUMBER, got {item!r}")
-    print(export_checkpoint(args.checkpoint, args.out, dtype=args.dtype, defaults=defaults, overwrite=args.overwrite))
+    from textopia.models.hub import CardFacts, card_writer, check_repo_id, push_to_hub, read_eval_report
+
+    if args.private and not args.push_to_hub:
+        raise TextopiaError("--private goes with --push-to-hub")
+    if args.push_to_hub:
+        check_repo_id(args.push_to_hub)  # a bad id fails now, not after the export
+    card = CardFacts(name=Path(args.out).resolve().name, train_command=args.train_command,
+                     eval_command=args.eval_command, datasets=args.dataset,
+                     eval_report=read_eval_report(args.eval_json) if args.eval_json else None)
+    out = export_checkpoint(args.checkpoint, args.out, dtype=args.dtype, defaults=defaults, overwrite=args.overwrite,
+                            write_extra=card_writer(card))
+    print(out)
+    if args.push_to_hub:
+        print(f"pushed to the Hub: {push_to_hub(out, args.push_to_hub, private=args.private or None)}", file=sys.stderr)

@@ -64,7 +64,13 @@ def add_generate(sub) -> None:
     f = p.add_argument_group("a file of ideas (resumable; see textopia.batch_generate)")
     f.add_argument("--ideas-file", help="ideas, one a line: write -n prompts for each to --out instead of printing")
     f.add_argument("--out", help="JSON-lines output, one line per idea in order; a rerun skips ideas already written")
-    f.add_argument("--batch-size", type=int, default=16, help="ideas written and synced to disk at once")
+    f.add_argument("--batch-size", type=int, default=16,
+                   help="ideas written and synced to disk at once (with --ray: ideas per shard)")
+    f.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run on Ray workers, one model each (needs textopia[ray]): ADDRESS 'auto' joins the cluster "
+                        "of `ray start --head`; alone, Ray's default (RAY_ADDRESS, a running cluster, else a local "
+                        "one); --out may be an fsspec URL (s3://...); see textopia.integrations.ray_batch")
+    f.add_argument("--ray-workers", type=int, default=None, help="with --ray: workers (default: the cluster's CPUs)")
 
 
 def add_latent(sub) -> None:
@@ -128,6 +134,14 @@ def cmd_generate(args) -> None:
              if v is not None}
     for name, value in extra.items():
         check_setting(name, value, "--" + name.replace("_", "-"))
+    if args.ray is not None or args.ray_workers is not None:
+        if not args.ideas_file:
+            raise TextopiaError("--ray and --ray-workers go with --ideas-file and --out")
+        if args.ray_workers is not None and args.ray_workers < 1:
+            raise TextopiaError(f"--ray-workers must be >= 1, got {args.ray_workers}")
+        from textopia.integrations.ray_batch import require_ray
+
+        require_ray()  # Ray is an extra: imported only when asked for
     from textopia.clip_count import prefetch_clip_backend
 
     prefetch_clip_backend()
@@ -149,11 +163,18 @@ def cmd_generate(args) -> None:
         known_words_only=generator.default_known_words_only() if args.known_words_only is None
         else args.known_words_only,
     )
-    if args.ideas_file:
+    if args.ideas_file and args.ray is not None:
+        from textopia.integrations.ray_batch import generate_file_ray
+
+        report = generate_file_ray(args.model, args.ideas_file, args.out, n=args.n, seed=args.seed, settings=settings,
+                                   batch_size=args.batch_size, address=args.ray, workers=args.ray_workers,
+                                   progress=not args.json)
+    elif args.ideas_file:
         from textopia.batch_generate import generate_file
 
         report = generate_file(generator, args.ideas_file, args.out, n=args.n, seed=args.seed, settings=settings,
                                batch_size=args.batch_size, progress=not args.json)
+    if args.ideas_file:
         if args.json:
             print(json.dumps(report.to_dict()))
         else:

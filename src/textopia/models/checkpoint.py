@@ -11,6 +11,7 @@ Layout::
     rng_state.safetensors  optional: every training process's RNG streams
     metrics.jsonl        optional: the training log
     latents.safetensors  optional: latent diffusion's latents of its training prompts (a cache)
+    README.md            optional: the model card, in the Hugging Face Hub's format (written by export)
 
 Never pickles: weights and optimizer tensors are safetensors, the rest JSON.
 """
@@ -345,7 +346,8 @@ EXPORT_DEFAULTS = ("default_spread", "default_guidance", "default_steps", "defau
 
 
 def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32",
-                      defaults: dict[str, float] | None = None, overwrite: bool = False) -> Path:
+                      defaults: dict[str, float] | None = None, overwrite: bool = False,
+                      write_extra: Callable[[Path], None] | None = None) -> Path:
     """Copy a checkpoint without its trainer state (for shipping): config, weights, tokenizer, known
     words, and its coherence critic (``critic/``) where it has one.
 
@@ -355,6 +357,9 @@ def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32
         defaults: generator defaults measured for this model (names in :data:`EXPORT_DEFAULTS`),
             saved with Textopia's settings.
         overwrite: replace ``dst`` even when it holds other files than a checkpoint.
+        write_extra: called with the copy's temporary directory once everything else is in it,
+            to add files: ``textopia export`` writes the model card
+            (:func:`textopia.models.hub.card_writer`).
 
     Raises:
         TextopiaError: an unknown dtype; ``dst`` may not be replaced (:func:`check_checkpoint_dir`);
@@ -383,6 +388,8 @@ def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32
         carried(tmp)
         if (src / CRITIC_DIR / "config.json").is_file():  # the reranker's coherence critic
             shutil.copytree(src / CRITIC_DIR, tmp / CRITIC_DIR)
+        if write_extra is not None:
+            write_extra(tmp)  # last: a model card reads the config and the training log copied above
 
     return save_checkpoint(dst, model, tokenizer, meta, write_extra=extras)
 
