@@ -209,7 +209,8 @@ def plural_phrase(phrase: str) -> bool:
 
 
 #: Words that cannot describe one picture together: two times of day, a photograph that is
-#: also a painting, a drawing or a 3D render, or two resolutions. Each group is a set of
+#: also a painting, a drawing or a 3D render, a photorealistic anime, black and white in vivid
+#: colour, or two resolutions. Each group is a set of
 #: alternatives; a prompt clashes when it holds words of two alternatives of one group
 #: (:func:`clashes`).
 _PHOTO = frozenset({"photograph", "photography", "photo", "dslr"})
@@ -218,7 +219,9 @@ CLASH_GROUPS: tuple[tuple[frozenset[str], ...], ...] = (
     (frozenset({"sunrise", "dawn"}), frozenset({"noon", "midday"}), frozenset({"sunset", "dusk"}),
      frozenset({"midnight"})),
     (_PHOTO, _HAND_MADE | {"painting", "sketch"}),
-    (_PHOTO, frozenset({"anime", "manga", "cartoon"})),
+    (_PHOTO | {"photorealistic", "photorealism", "photo realistic"}, frozenset({"anime", "manga", "cartoon"})),
+    (frozenset({"black and white", "monochrome", "sepia", "grayscale"}),
+     frozenset({"colorful", "vibrant colors", "vivid colors", "full color", "technicolor"})),
     (_HAND_MADE, frozenset({"octane render", "3d render", "unreal engine"})),
     # Two resolutions say nothing one does not ("4k, 8k"); human prompts hold two in about 1%.
     (frozenset({"4k"}), frozenset({"8k"}), frozenset({"16k"}), frozenset({"32k"})),
@@ -227,7 +230,7 @@ CLASH_GROUPS: tuple[tuple[frozenset[str], ...], ...] = (
 
 def _phrases(text: str) -> set[str]:
     words = tokenize(text.lower())
-    return set(words) | {" ".join(p) for p in zip(words, words[1:])}
+    return set(words) | {" ".join(p) for n in (2, 3) for p in zip(*(words[i:] for i in range(n)))}
 
 
 def clashes(text: str, idea: str | None = None) -> bool:

@@ -99,6 +99,9 @@ def test_repeats_phrase(prompt, expected):
     ("a harbor at dawn, sunrise light", "a harbor at dawn", False),  # the same alternative again
     ("an owl on a branch, digital painting, 4k, intricate, 8k resolution", None, True),  # two resolutions
     ("an owl on a branch, digital painting, 8k resolution", None, False),
+    ("an owl on a branch, photorealistic, anime screenshot", None, True),
+    ("an owl on a branch, black and white photo, vibrant colors", None, True),
+    ("an owl on a branch, black and white photo, high contrast", None, False),
 ])
 def test_clashes(prompt, idea, expected):
     assert clashes(prompt, idea) is expected
