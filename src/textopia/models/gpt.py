@@ -3,6 +3,8 @@
 A GPT checkpoint directory is also a valid transformers checkpoint: ``config.json`` is the
 transformers config (with Textopia's settings under the key ``"textopia"``), so
 ``AutoModelForCausalLM.from_pretrained(dir)`` and ``pipeline("text-generation", dir)`` load it.
+Its ``prefix`` (``<|prompt|>``) makes that pipeline, and the tools built on it (Dynamic Prompts'
+MagicPrompt), read a text as Textopia's continue mode does: as the beginning of a prompt.
 
 Radford et al. 2019, "Language Models are Unsupervised Multitask Learners" (GPT-2).
 """
@@ -70,7 +72,16 @@ def build_gpt(config: GPTConfig, tokenizer):
 
 
 def save_gpt(model, directory: Path) -> None:
-    """Write ``config.json`` (transformers') and ``model.safetensors``."""
+    """Write ``config.json`` (transformers') and ``model.safetensors``.
+
+    The config's ``prefix`` is ``<|prompt|>``: transformers' text-generation pipeline prepends it to
+    every text, so the model continues it as the beginning of a prompt, as it was trained to (the
+    default, greedy, from "a castle": "... in the middle of a forest, by greg rutkowski, trending on
+    artstation"; without the prefix: "... in a field of a girl in a field of flowers, a girl in ...").
+    """
+    from textopia.data.tokenizer import PROMPT
+
+    model.config.prefix = PROMPT
     model.save_pretrained(str(directory), safe_serialization=True)
 
 
