@@ -12,8 +12,7 @@ import pytest
 
 from tests.fakes import FakeGenerator, FakeLatentGenerator
 from textopia.bounds import MAX_SEED
-from textopia.generation.decoder import MAX_N
-from textopia.generation.vae import MAX_VARIATIONS
+from textopia.generation.config import MAX_PROMPTS
 from textopia.integrations import cache
 from textopia.integrations.comfyui import (
     NODE_CLASS_MAPPINGS,
@@ -89,7 +88,7 @@ def test_nodes_declare_what_comfyui_reads(node_class):
 
 def test_inputs_take_textopias_bounds_and_names():
     idea, variations = IdeaToPrompts.INPUT_TYPES()["required"], PromptVariations.INPUT_TYPES()["required"]
-    assert idea["n"][1]["max"] == MAX_N and variations["n"][1]["max"] == MAX_VARIATIONS
+    assert idea["n"][1]["max"] == MAX_PROMPTS and variations["n"][1]["max"] == MAX_PROMPTS
     assert idea["seed"][1]["max"] == variations["seed"][1]["max"] == MAX_SEED
     assert "default" in idea["model"][0] and idea["model"][1]["default"] == "default"
     assert variations["model"][0] == latent_models() and "default" not in latent_models()
@@ -150,14 +149,14 @@ def test_safe_mode_drops_prompts_with_an_nsfw_word(monkeypatch):
 
 @pytest.mark.parametrize(("node_class", "changes", "message"), [
     (IdeaToPrompts, {"idea": "  "}, "idea must be a non-empty text"),
-    (IdeaToPrompts, {"n": 0}, f"n must be an integer from 1 to {MAX_N}"),
-    (IdeaToPrompts, {"n": MAX_N + 1}, f"n must be an integer from 1 to {MAX_N}"),
-    (IdeaToPrompts, {"seed": -1}, "seed must be an integer from 0 to 2**64 - 1"),
-    (IdeaToPrompts, {"seed": MAX_SEED + 1}, "seed must be an integer from 0 to 2**64 - 1"),
-    (IdeaToPrompts, {"temperature": -0.5}, "temperature must be > 0"),
+    (IdeaToPrompts, {"n": 0}, f"n must be an integer from 1 to {MAX_PROMPTS}"),
+    (IdeaToPrompts, {"n": MAX_PROMPTS + 1}, f"n must be an integer from 1 to {MAX_PROMPTS}"),
+    (IdeaToPrompts, {"seed": -1}, "seed must be an integer from 0 to 18,446,744,073,709,551,615"),
+    (IdeaToPrompts, {"seed": MAX_SEED + 1}, "seed must be an integer from 0 to 18,446,744,073,709,551,615"),
+    (IdeaToPrompts, {"temperature": -0.5}, "temperature must be a number in [0.05, 2]"),
     (IdeaToPrompts, {"model": "no-such-model"}, "unknown model 'no-such-model'"),
     (PromptVariations, {"prompt": ""}, "prompt must be a non-empty text"),
-    (PromptVariations, {"n": MAX_VARIATIONS + 1}, f"n must be an integer from 1 to {MAX_VARIATIONS}"),
+    (PromptVariations, {"n": MAX_PROMPTS + 1}, f"n must be an integer from 1 to {MAX_PROMPTS}"),
     (PromptVariations, {"model": "fake"}, "has no latent space"),
 ])
 def test_bad_inputs_raise_one_line_value_errors(fake_models, node_class, changes, message):

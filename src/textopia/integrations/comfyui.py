@@ -25,10 +25,9 @@ from typing import Any
 
 from textopia.bounds import MAX_SEED
 from textopia.errors import TextopiaError
-from textopia.generation.base import DecodingSettings, LatentGenerator
-from textopia.generation.decoder import MAX_N
+from textopia.generation.base import LatentGenerator
+from textopia.generation.config import MAX_PROMPTS, GenerationConfig, bound_of, check_setting
 from textopia.generation.loader import DEFAULT_MODEL, LATENT_MODEL, embedded_models, generator_class, resolve_model
-from textopia.generation.vae import MAX_VARIATIONS
 from textopia.integrations.cache import cached_model
 from textopia.safety import NSFW_WORDS, banned_pattern, clean_words, contains_banned
 
@@ -64,14 +63,17 @@ def _text(value: Any, name: str) -> str:
     return " ".join(value.split())
 
 
-def _count(n: Any, high: int) -> int:
-    """``n`` checked against Textopia's bound on how many prompts one call writes.
+def _count(n: Any) -> int:
+    """``n`` checked against Textopia's bound on how many prompts one call writes
+    (:data:`textopia.generation.config.CALL_BOUNDS`).
 
     Raises:
-        ValueError: not an integer from 1 to ``high``.
+        ValueError: out of that bound (one line).
     """
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= high:
-        raise ValueError(f"n must be an integer from 1 to {high}, got {n!r}")
+    try:
+        check_setting("n", n)
+    except TextopiaError as e:
+        raise ValueError(str(e)) from None
     return n
 
 
@@ -115,9 +117,10 @@ class IdeaToPrompts:
                 "idea": ("STRING", {"multiline": False, "default": "a castle on a hill",
                                     "tooltip": "a few words: the subject the prompts are written around"}),
                 "model": (embedded_models(), {"default": DEFAULT_MODEL}),
-                "n": ("INT", {"default": 4, "min": 1, "max": MAX_N, "tooltip": "how many distinct prompts"}),
+                "n": ("INT", {"default": 4, "min": 1, "max": MAX_PROMPTS, "tooltip": "how many distinct prompts"}),
                 "seed": _SEED,
-                "temperature": ("FLOAT", {"default": MODEL_TEMPERATURE, "min": 0.0, "step": 0.05,
+                "temperature": ("FLOAT", {"default": MODEL_TEMPERATURE, "min": 0.0,
+                                          "max": bound_of("temperature")[1].high, "step": 0.05,
                                           "tooltip": "softmax temperature; 0: the model's own"}),
                 "safe_mode": _SAFE_MODE,
             },
@@ -134,12 +137,12 @@ class IdeaToPrompts:
         Raises:
             ValueError: an empty idea, an unknown model, or a number out of its range (one line).
         """
-        idea, n = _text(idea, "idea"), _count(n, MAX_N)
+        idea, n = _text(idea, "idea"), _count(n)
         banned = clean_words(banned_words.split(","))
         settings = {"seed": seed, "temperature": None if temperature == MODEL_TEMPERATURE else temperature,
                     "banned_words": tuple(clean_words([*banned, *(NSFW_WORDS if safe_mode else ())]))}
         try:
-            DecodingSettings(**{**settings, "temperature": settings["temperature"] or DecodingSettings.temperature}
+            GenerationConfig(**{**settings, "temperature": settings["temperature"] or GenerationConfig.temperature}
                              ).validate()  # before the model loads
             generations = cached_model(model).generate(idea, n, **settings)
         except TextopiaError as e:
@@ -173,7 +176,7 @@ class PromptVariations:
                 "prompt": ("STRING", {"multiline": True, "default": "a castle on a hill, oil painting, golden hour",
                                       "tooltip": "the prompt to vary"}),
                 "model": (choices, {"default": LATENT_MODEL if LATENT_MODEL in choices else choices[0]}),
-                "n": ("INT", {"default": 8, "min": 1, "max": MAX_VARIATIONS, "tooltip": "how many variations"}),
+                "n": ("INT", {"default": 8, "min": 1, "max": MAX_PROMPTS, "tooltip": "how many variations"}),
                 "seed": _SEED,
                 "safe_mode": _SAFE_MODE,
             },
@@ -187,9 +190,9 @@ class PromptVariations:
             ValueError: an empty prompt, a model without a latent space, or a number out of its
                 range (one line).
         """
-        prompt, n = _text(prompt, "prompt"), _count(n, MAX_VARIATIONS)
+        prompt, n = _text(prompt, "prompt"), _count(n)
         try:
-            DecodingSettings(seed=seed).validate()  # the seed's bound, before the model loads
+            GenerationConfig(seed=seed).validate()  # the seed's bound, before the model loads
             generator = cached_model(model)
             if not isinstance(generator, LatentGenerator):
                 raise TextopiaError(f"model {model!r} ({generator.kind}) has no latent space; choose one of "
