@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Where a run writes unless told otherwise.
 RESULTS = ROOT / "benchmarks" / "results"
 #: The modules that register benchmarks (``benchmarks.<name>``), imported by :func:`registry`.
-MODULES = ("quality", "speed", "latency", "blind_judging", "load", "soak")
+MODULES = ("quality", "speed", "latency", "blind_judging", "load", "soak", "diffusion_speed")
 
 _REGISTRY: dict[str, Benchmark] = {}
 
