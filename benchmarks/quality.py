@@ -5,11 +5,11 @@ Usage (from the repository root, after `textopia prepare ... --out data/sd`)::
     python -m benchmarks quality [--set models=default,lstm data_dir=data/sd num_ideas=100 n=1,4,8
         ideas_file=benchmarks/ideas/user_ideas.txt critic=false] [--out benchmarks/results]
 
-Two idea sets: ``test`` (``--num-ideas`` ideas derived from the test split, as training derives
-them) and ``user`` (``--ideas-file``: short ideas written by hand, one per line). For each model,
-each idea gets ``n`` prompts with the default settings (idea i: seed i), for each ``n`` of ``--n``
+Two idea sets: ``test`` (``num_ideas`` ideas derived from the test split, as training derives
+them) and ``user`` (``ideas_file``: short ideas written by hand, one per line). For each model,
+each idea gets ``n`` prompts with the default settings (idea i: seed i), for each value of ``n``
 (a user clicking once asks for one). The ``human`` row is
-held-out prompts of the test split (``--human`` of them for the word-level rates; grouped by
+held-out prompts of the test split (``human`` of them for the word-level rates; grouped by
 idea, as :func:`textopia.evaluation.compare.human_samples` groups them, for the rest).
 
 Figures (the relevance, invented-word and stutter checks are the reranker's own functions, from

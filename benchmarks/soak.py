@@ -2,7 +2,7 @@
 
 Starts the real server (uvicorn and the app of ``textopia.serving.app.create_app``, as
 ``benchmarks/load.py`` does, through its ``start_server``) in a child process on 127.0.0.1, warms it up, then runs
-``--clients`` clients back to back for ``--minutes`` minutes. Each client draws its next request
+``clients`` clients back to back for ``minutes`` minutes. Each client draws its next request
 from a fixed mix (seeded): about 60% valid ``POST /v1/generate`` and reads (``/v1/models``,
 ``/healthz``, ``/``), and 40% malformed ones (bad JSON, wrong types, values out of range,
 unknown fields and models, an oversized body, bytes that are not UTF-8, a wrong method or
