@@ -1,19 +1,22 @@
 """Blind judging of one prompt per idea: write, shuffle with the sources hidden, score.
 
-Usage (from the repository root)::
+Usage (from the repository root; steps 1 and 2 are functions of this module, step 3 the
+registered benchmark)::
 
     # 1. one prompt per idea of benchmarks/ideas/judge_ideas.txt (idea i: seed 1000 + i), per model,
     #    and a human prompt per idea from the prepared corpus (all splits; IDEAS: another idea list)
-    python benchmarks/blind_judging.py write default runs/judge/default.json [IDEAS] [KEY=VALUE ...]
-    python benchmarks/blind_judging.py human data/sd runs/judge/human.json [IDEAS]
+    python -m benchmarks.blind_judging write default runs/judge/default.json [IDEAS] [KEY=VALUE ...]
+    python -m benchmarks.blind_judging human data/sd runs/judge/human.json [IDEAS]
     # 2. shuffle every source's prompts into one file (the key kept apart)
-    python benchmarks/blind_judging.py assemble runs/judge default=runs/judge/default.json human=...
+    python -m benchmarks.blind_judging assemble runs/judge default=runs/judge/default.json human=...
     # 3. judges (people, or helpers who see only blind.txt) write id,relevance,coherence,keep lines
-    python benchmarks/blind_judging.py score runs/judge runs/judge/judge*.csv
+    python -m benchmarks blind_judging --set folder=runs/judge [judges=judge1.csv,judge2.csv]
 
-``score`` prints, per judge and source, the mean relevance, coherence and keep (1-10), the share
+``score`` (the ``blind_judging`` benchmark) gives, per judge and source, the mean relevance, coherence and keep (1-10), the share
 kept (keep >= 7), and how often a source's prompt was kept over the human prompt for the same
-idea (keep higher: 1, equal: 1/2), over the ideas that have a human prompt.
+idea (keep higher: 1, equal: 1/2), over the ideas that have a human prompt. With ``write_model`` it first writes ``num_ideas``
+prompts with that model (step 1, end to end: the smoke run writes 3 with the default model) and
+times them. By default it scores the latest recorded judging, round 3 (``benchmarks/results/judged/r3``).
 """
 
 from __future__ import annotations
@@ -24,9 +27,13 @@ import json
 import random
 import statistics
 import sys
+import time
 from pathlib import Path
 
-IDEAS = Path(__file__).resolve().parent / "ideas" / "judge_ideas.txt"
+from benchmarks.harness import benchmark
+
+HERE = Path(__file__).resolve().parent
+IDEAS = HERE / "ideas" / "judge_ideas.txt"
 
 
 def read_ideas(path: str | Path = IDEAS) -> list[str]:
@@ -73,32 +80,61 @@ def assemble(folder: str, sources: list[str]) -> None:
     (out / "key.json").write_text(json.dumps(items, indent=1) + "\n")
 
 
-def score(folder: str, paths: list[str]) -> None:
+def score(folder: str | Path, paths: list[str | Path]) -> list[dict]:
+    """One row per judge and source: mean relevance, coherence and keep (1-10), the share kept
+    (keep >= 7) and ``over_human``, the share of ideas with a human prompt where this source's
+    prompt was kept over it (keep higher: 1, equal: 1/2; None for the human row)."""
     key = {it["id"]: it for it in json.loads((Path(folder) / "key.json").read_text())}
+    rows = []
     for path in paths:
         scores = {}
-        for row in csv.reader(open(path)):
-            try:
-                scores[int(row[0])] = tuple(float(x) for x in row[1:4])
-            except (ValueError, IndexError):
-                continue
+        with open(path, newline="") as f:
+            for row in csv.reader(f):
+                try:
+                    scores[int(row[0])] = tuple(float(x) for x in row[1:4])
+                except (ValueError, IndexError):
+                    continue
         by = collections.defaultdict(list)
         for i, s in scores.items():
             by[key[i]["source"]].append((key[i]["idea"], s))
-        print(f"{path}: {len(scores)} scored")
+        human = dict(by.get("human", []))
         for src, vals in sorted(by.items()):
             r, c, k = (statistics.fmean(v[1][j] for v in vals) for j in range(3))
-            kept = sum(v[1][2] >= 7 for v in vals) / len(vals)
-            print(f"  {src:>12} n={len(vals):2d} relevance {r:.2f} coherence {c:.2f} keep {k:.2f} kept {kept:.0%}")
-        human = dict(by.get("human", []))
-        for src in sorted(by):
-            pairs = [(s[2], human[idea][2]) for idea, s in by[src] if idea in human and src != "human"]
-            if pairs:
-                pref = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in pairs) / len(pairs)
-                print(f"  {src:>12} kept over the human prompt in {pref:.0%} of {len(pairs)} pairs")
+            pairs = [(s[2], human[idea][2]) for idea, s in vals if idea in human and src != "human"]
+            rows.append({"judge": Path(path).stem, "source": src, "items": len(vals), "relevance": r, "coherence": c,
+                         "keep": k, "kept": sum(v[1][2] >= 7 for v in vals) / len(vals),
+                         "over_human": (sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in pairs) / len(pairs)
+                                        if pairs else None), "pairs": len(pairs)})
+    return rows
+
+
+@benchmark("blind_judging", smoke=dict(write_model="default", num_ideas=3))
+def run(folder: str = str(HERE / "results" / "judged" / "r3"), judges: tuple[str, ...] = (), write_model: str = "",
+        ideas_file: str = str(IDEAS), num_ideas: int = 0) -> dict:
+    """Blind judging: per judge and source, relevance, coherence, keep and kept over the human prompt.
+
+    ``folder``: holds ``key.json`` and the judges' CSVs (``judges``: their file names; () for
+    every ``judge*.csv``); ``write_model``: also write one prompt for each of the first
+    ``num_ideas`` ideas (0: all) with this model, as step 1 does.
+    """
+    out: dict = {}
+    if write_model:
+        import textopia
+
+        ideas = read_ideas(ideas_file)[: num_ideas or None]
+        generator = textopia.load(write_model)
+        start = time.perf_counter()
+        written = {idea: (got[0].prompt if (got := generator.generate(idea, n=1, seed=1000 + i)) else "")
+                   for i, idea in enumerate(ideas)}
+        out["written"] = {"model": write_model, "ideas": len(ideas), "empty": sum(not p for p in written.values()),
+                          "seconds_per_prompt": (time.perf_counter() - start) / max(1, len(ideas))}
+        out["details"] = {"written": written}
+    paths = [Path(folder) / j for j in judges] or sorted(Path(folder).glob("judge*.csv"))
+    out["scores"] = score(folder, paths)
+    return out
 
 
 if __name__ == "__main__":
     command, *rest = sys.argv[1:]
-    {"write": lambda: write(*rest), "human": lambda: human(*rest), "assemble": lambda: assemble(rest[0], rest[1:]),
-     "score": lambda: score(rest[0], rest[1:])}[command]()
+    {"write": lambda: write(*rest), "human": lambda: human(*rest),
+     "assemble": lambda: assemble(rest[0], rest[1:])}[command]()

@@ -3,7 +3,7 @@ came from (:func:`textopia.evaluation.critic.writer_samples`).
 
 Usage (from the repository root, after `textopia prepare ... --out data/sd`)::
 
-    python benchmarks/critic_samples.py --data-dir data/sd --model default --out runs/critic-samples
+    python -m benchmarks.critic_samples --data-dir data/sd --model default --out runs/critic-samples
         [--train 24000] [--valid 3000]
 
 Writes ``train.jsonl`` (ideas from the train split, seed 1) and ``valid.jsonl`` (from the valid

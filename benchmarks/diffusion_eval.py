@@ -35,10 +35,10 @@ Protocol:
 
 ::
 
-    python benchmarks/diffusion_eval.py                   # 100 ideas x 5, sweep 0 1 2 3 5 8 (hours on a CPU)
-    python benchmarks/diffusion_eval.py --estimate-only   # time one idea per row and stop
-    python benchmarks/diffusion_eval.py --quick           # 10 ideas x 2, sweep 0 3: a smoke run
-    python benchmarks/diffusion_eval.py --diffusion runs/diff --vae runs/vae --lms lstm default
+    python -m benchmarks.diffusion_eval                   # 100 ideas x 5, sweep 0 1 2 3 5 8 (hours on a CPU)
+    python -m benchmarks.diffusion_eval --estimate-only   # time one idea per row and stop
+    python -m benchmarks.diffusion_eval --quick           # 10 ideas x 2, sweep 0 3: a smoke run
+    python -m benchmarks.diffusion_eval --diffusion runs/diff --vae runs/vae --lms lstm default
 
 Writes ``results.json`` (settings, ideas, every row with its samples, the sweep), ``results.md``
 and ``guidance_sweep.png`` into ``--out`` (``<out>_quick`` with ``--quick``).
@@ -61,8 +61,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine_info import machine
+from benchmarks.harness import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "diffusion"
@@ -687,7 +686,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "latent-diffusion-eval",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "python " + " ".join(shlex.quote(a) for a in
-                                        ["benchmarks/diffusion_eval.py", *(argv if argv is not None else sys.argv[1:])]),
+                                        ["-m", "benchmarks.diffusion_eval", *(argv if argv is not None else sys.argv[1:])]),
         "machine": info,
         "settings": {
             "quick": args.quick, "diffusion": args.diffusion, "vae": args.vae, "lms": list(args.lms),

@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    OMP_NUM_THREADS=1 python benchmarks/generate_ideas.py [--ideas benchmarks/ideas/derived_1000.txt]
+    OMP_NUM_THREADS=1 python -m benchmarks.generate_ideas [--ideas benchmarks/ideas/derived_1000.txt]
         [--model default] [-n 1] [--kill-at 500] [--out benchmarks/results/generate_ideas]
 
 The ideas file is derived once from the shared Discord corpus (1 to 4 subject words of prompts
@@ -28,8 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import machine_info
+from benchmarks import harness
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "data" / "sd-discord-2022" / "prompts.txt.gz"
@@ -70,7 +69,7 @@ def main() -> None:
     parser.add_argument("--kill-at", type=int, default=500, help="kill the first run once this many ideas are written")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/generate_ideas")
     args = parser.parse_args()
-    info = machine_info.machine()
+    info = harness.machine()
     if not args.ideas.is_file():
         derive_ideas(args.ideas, args.num_ideas)
     ideas = [" ".join(line.split()) for line in args.ideas.read_text(encoding="utf-8").splitlines() if line.strip()]

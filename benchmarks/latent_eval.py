@@ -23,9 +23,9 @@ Figures (every relevance figure is :func:`textopia.text.relevance_recall`, the r
 
 ::
 
-    python benchmarks/latent_eval.py --data-dir data/sd                 # the shipped models
-    python benchmarks/latent_eval.py --data-dir data/sd --quick         # a smoke run
-    python benchmarks/latent_eval.py --latent runs/latent-diffusion --data-dir data/sd
+    python -m benchmarks.latent_eval --data-dir data/sd                 # the shipped models
+    python -m benchmarks.latent_eval --data-dir data/sd --quick         # a smoke run
+    python -m benchmarks.latent_eval --latent runs/latent-diffusion --data-dir data/sd
 
 Writes ``results.json``, ``results.md`` and ``guidance_sweep.png`` into ``--out``.
 """
@@ -39,9 +39,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from machine_info import machine  # noqa: E402
+from benchmarks.harness import machine
 
 
 def recall(reference: str, output: str) -> float:
@@ -193,7 +192,7 @@ def main(argv=None) -> int:
 
     latent = load(args.latent)
     report: dict = {"machine": machine(), "settings": vars(args), "models": {},
-                    "command": " ".join(["python benchmarks/latent_eval.py", *(argv if argv is not None else sys.argv[1:])])}
+                    "command": " ".join(["python -m benchmarks.latent_eval", *(argv if argv is not None else sys.argv[1:])])}
     for name, gen in (("latent", latent), ("vae", load(args.vae))):
         t0 = time.time()
         # each model's default (the encoder's mean refined, refine_posterior_mean) and the encoder's own
@@ -242,7 +241,7 @@ def main(argv=None) -> int:
 
 def markdown(r: dict) -> str:
     lines = ["# Latent models: reconstruction, variations, interpolation, generation",
-             "", f"Machine: {r['machine']}. Command: `{r.get('command', 'python benchmarks/latent_eval.py')}`.", "",
+             "", f"Machine: {r['machine']}. Command: `{r.get('command', 'python -m benchmarks.latent_eval')}`.", "",
              "FD is biased upwards on small samples: the human row holds only the held-out prompts that "
              "contain each idea's words, fewer than a model row's.", "",
              "| model | BLEU | content recall | variations: subject kept | distinct-2 | interpolation: endpoint recall | midpoints sharing both |",

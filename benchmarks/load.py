@@ -2,25 +2,24 @@
 
 Starts the real server (uvicorn, the app from ``textopia.serving.app.create_app``) in a child
 process on 127.0.0.1, then for each client concurrency (1, 8 and 32 by default) runs that many
-clients, each sending ``POST /v1/generate`` back to back, for at most ``--duration-s`` seconds
-and ``--max-requests`` requests. The server's resident memory is sampled every 0.1 s.
+clients, each sending ``POST /v1/generate`` back to back, for at most ``duration_s`` seconds
+and ``max_requests`` requests. The server's resident memory is sampled every 0.1 s.
 
 ::
 
-    python benchmarks/load.py                     # the embedded default model (textopia.load)
-    python benchmarks/load.py --fake              # a fake generator: measures the service only
+    python -m benchmarks load                         # the embedded default model (textopia.load)
+    python -m benchmarks load --set fake=true         # a fake generator: measures the service only
 
-Writes ``benchmarks/results/load.json`` and ``load.md`` (``load_fake.*`` with ``--fake``).
+Writes ``load.json`` and ``load.md`` into ``--out`` (the recorded ``benchmarks/results/load_fake.*``
+came from a ``fake`` run; give such a run its own ``--out``).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
 import os
-import platform
 import socket
 import statistics
 import subprocess
@@ -28,12 +27,11 @@ import sys
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+from benchmarks.harness import ROOT, benchmark
+
 HOST = "127.0.0.1"  # loopback only, never another address
 
 logger = logging.getLogger("benchmarks.load")
@@ -50,30 +48,65 @@ def _batching_defaults() -> dict[str, int]:
     return {"batch_workers": settings.batch_workers, "max_batch_rows": settings.max_batch_rows}
 
 
-def serve(args: argparse.Namespace) -> None:
-    """Child process: build the app (real or fake models) and serve it on 127.0.0.1."""
+def fake_generator(delay_s: float):
+    """A :class:`~textopia.generation.base.Generator` that writes from a fixed list of styles."""
+    import random
+
+    from textopia.generation.base import Generation, GenerationConfig, Generator
+
+    styles = ("highly detailed", "digital painting", "sharp focus", "volumetric lighting", "concept art",
+              "octane render", "cinematic", "golden hour", "intricate", "soft light", "watercolor", "dramatic sky")
+
+    class _Fake(Generator):
+        name, kind = "fake", "gpt"
+
+        def generate_with(self, idea: str | None, n: int, settings: GenerationConfig, latent: Any = None) -> list[Generation]:
+            settings.validate()
+            rng = random.Random(settings.seed)
+            out: list[Generation] = []
+            for _ in range(n):
+                time.sleep(delay_s)
+                words = ((idea or "a scene") + ", " + ", ".join(rng.sample(styles, 3))).split(" ")
+                words = words[: settings.max_new_tokens]
+                out.append(Generation(prompt=" ".join(words), idea=idea, num_tokens=len(words),
+                                      finished=len(words) < settings.max_new_tokens, model=self.name,
+                                      settings=dict(settings.__dict__)))
+            return out
+
+        def info(self) -> dict[str, Any]:
+            return {"name": self.name, "kind": self.kind, "parameters": 0, "fake": True}
+
+    return _Fake()
+
+
+def serve(port: int, model: str, fake: bool, fake_delay_s: float, max_concurrency: int, queue_size: int,
+          request_timeout_s: float, batch_window_ms: float) -> None:
+    """Child process: build the app (the real model or :func:`fake_generator`) and serve it on 127.0.0.1."""
     import uvicorn
 
-    from textopia.generation.base import Generator
     from textopia.serving.app import create_app, uvicorn_options
     from textopia.serving.settings import ServingSettings
 
     settings = ServingSettings(
-        host=HOST, port=args.port, max_concurrency=args.max_concurrency, queue_size=args.queue_size,
-        request_timeout_s=args.request_timeout_s, load_default=False, batch_window_ms=args.batch_window_ms,
-        models=[] if args.fake else [args.model], default_model=None,
+        host=HOST, port=port, max_concurrency=max_concurrency, queue_size=queue_size,
+        request_timeout_s=request_timeout_s, load_default=False, batch_window_ms=batch_window_ms,
+        models=[] if fake else [model], default_model=None,
         sagemaker_model_dir=Path("/nonexistent"), log_level="warning",
     )
-    generators: dict[str, Generator] | None = None
-    if args.fake:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: the fakes live with the tests
-        from tests.fakes import FakeGenerator
-
-        generators = {"fake": FakeGenerator(name="fake", delay_s=args.fake_delay_s)}
-    app = create_app(settings, generators)
+    app = create_app(settings, {"fake": fake_generator(fake_delay_s)} if fake else None)
     # The service's own uvicorn settings (header deadline, keep-alive, connection limit), as
     # `textopia serve` runs it: a benchmark of another configuration would measure another server.
     uvicorn.run(app, access_log=False, **uvicorn_options(settings))
+
+
+def start_server(port: int, **options: Any) -> subprocess.Popen[bytes]:
+    """:func:`serve` in a child process (the repository root and its ``src`` on its path)."""
+    cmd = [sys.executable, "-c", "import json, sys; from benchmarks.load import serve; serve(**json.loads(sys.argv[1]))",
+           json.dumps({"port": port, **options})]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), str(ROOT), env.get("PYTHONPATH")]))
+    logger.info("starting the server on port %d: %s", port, options)
+    return subprocess.Popen(cmd, env=env, cwd=ROOT)
 
 
 # --------------------------------------------------------------------------- client (parent process)
@@ -206,93 +239,41 @@ def _wait_ready(base_url: str, proc: subprocess.Popen[bytes], timeout_s: float) 
     raise RuntimeError(f"the server was not ready within {timeout_s:g} s")
 
 
-def _markdown(report: dict[str, Any]) -> str:
-    s = report["server"]
-    lines = [
-        "# Load benchmark of the HTTP service",
-        "",
-        f"- Date: {report['date']}; command: `{report['command']}`",
-        f"- Machine: {report['machine']['cpus']} CPUs, {report['machine']['platform']}, "
-        f"Python {report['machine']['python']}, torch {report['machine']['torch']}; load average "
-        f"(1, 5, 15 min) {report['machine']['load_average_before']} before, "
-        f"{report['machine']['load_average_after']} after",
-        f"- Model: **{report['model']['name']}** ({report['model']['kind']}, "
-        f"{report['model']['parameters']} parameters){' — FAKE generator' if report['fake'] else ''}",
-        f"- Server: uvicorn, one process on {HOST}; {s['max_concurrency']} inference thread(s), "
-        f"queue {s['queue_size']}, timeout {s['request_timeout_s']} s, micro-batching window "
-        f"{s.get('batch_window_ms', 0)} ms (0: each request decoded alone)"
-        + (f", {s['batch_workers']} batches at a time of at most {s['max_batch_rows']} rows" if "batch_workers" in s else ""),
-        f"- Request: `{json.dumps(report['request'])}` (seed varies per request)",
-        f"- Each level: at most {report['duration_s']} s and {report['max_requests']} requests; "
-        f"server memory idle {report['memory_mib']['idle']} MiB",
-        "",
-    ]
-    if report["fake"]:
-        lines += [
-            "> **These figures use a fake generator** (`--fake`, "
-            f"{report['fake_delay_s']} s of sleep per prompt), not a trained model: they measure "
-            "the service (HTTP, validation, queue, threads), not generation. Rerun without "
-            "`--fake` once the embedded default model exists.",
-            "",
-        ]
-    lines += [
-        "| clients | requests | errors | req/s | prompts/s | p50 latency (s) | p99 latency (s) "
-        "| mean generate (s) | mean queue (s) | peak RSS (MiB) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in report["levels"]:
-        lines.append(
-            f"| {r['concurrency']} | {r['requests']} | {r['errors']} | {r['requests_per_s']:.2f} "
-            f"| {r['prompts_per_s']:.2f} | {r['latency_s']['p50']:.3f} | {r['latency_s']['p99']:.3f} "
-            f"| {r['server_generate_s_mean']} | {r['server_queue_s_mean']} | {r['peak_rss_mib']} |"
-        )
-    lines += [
-        "",
-        "Latency is measured by the client, from sending the request to reading the whole answer "
-        "(seconds). Generate and queue times are the server's own (`timing` in the answer). "
-        "With a batching window above 0, requests that arrive within it are decoded together "
-        "(`textopia.serving.batcher`), and 'mean generate' includes the wait for the batch; with "
-        "0, each runs on its own through the Generator, one inference thread at a time, so "
-        "throughput is flat in the number of clients and latency grows with the queue.",
-        "",
-    ]
-    return "\n".join(lines)
+@benchmark("load", smoke=dict(fake=True, concurrency=(1, 2), duration_s=0.5, max_requests=4, warmup=1))
+def run(model: str = "default", fake: bool = False, fake_delay_s: float = 0.01, concurrency: tuple[int, ...] = (1, 8, 32),
+        duration_s: float = 15.0, max_requests: int = 300, warmup: int = 3, idea: str = "a lighthouse in a storm",
+        n: int = 2, max_new_tokens: int = 48, max_concurrency: int = 1, queue_size: int = 64,
+        batch_window_ms: float = 10.0, request_timeout_s: float = 60.0, startup_timeout_s: float = 300.0) -> dict:
+    """The HTTP service under load: requests/s, p50/p99 latency, errors and memory per client count.
 
-
-def bench(args: argparse.Namespace) -> dict[str, Any]:
+    ``fake``: serve :func:`fake_generator` (``fake_delay_s`` of sleep per prompt) and measure the
+    service only; ``n`` prompts of at most ``max_new_tokens`` per request; ``max_concurrency``:
+    server inference threads; ``batch_window_ms``: the server's micro-batching window (0: one
+    request at a time); each level runs at most ``duration_s`` seconds and ``max_requests`` requests.
+    """
     load_before = os.getloadavg()  # 1, 5 and 15 minute load: other work on the machine skews figures
     port = _free_port()
     base_url = f"http://{HOST}:{port}"
-    cmd = [
-        sys.executable, str(Path(__file__).resolve()), "--serve", "--port", str(port),
-        "--model", args.model, "--max-concurrency", str(args.max_concurrency),
-        "--queue-size", str(args.queue_size), "--request-timeout-s", str(args.request_timeout_s),
-        "--fake-delay-s", str(args.fake_delay_s), "--batch-window-ms", str(args.batch_window_ms),
-    ] + (["--fake"] if args.fake else [])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
-    logger.info("starting the server: %s", " ".join(cmd))
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
+    proc = start_server(port, model=model, fake=fake, fake_delay_s=fake_delay_s, max_concurrency=max_concurrency,
+                        queue_size=queue_size, request_timeout_s=request_timeout_s, batch_window_ms=batch_window_ms)
     try:
         started = time.perf_counter()
-        _wait_ready(base_url, proc, args.startup_timeout_s)
+        _wait_ready(base_url, proc, startup_timeout_s)
         startup_s = time.perf_counter() - started
         import httpx
 
         models = httpx.get(base_url + "/v1/models", timeout=5).json()
-        model = next(m for m in models["models"] if m["name"] == models["default"])
-        body = {"idea": args.idea, "n": args.n, "max_new_tokens": args.max_new_tokens}
-        for i in range(args.warmup):  # first calls pay one-off costs (allocations, caches)
+        served = next(m for m in models["models"] if m["name"] == models["default"])
+        body = {"idea": idea, "n": n, "max_new_tokens": max_new_tokens}
+        for i in range(warmup):  # first calls pay one-off costs (allocations, caches)
             httpx.post(base_url + "/v1/generate", json={**body, "seed": 10_000 + i}, timeout=120)
-        time.sleep(2.0)  # let background loading (the CLIP tokenizer) finish before "idle"
+        time.sleep(0.2 if fake else 2.0)  # let background loading (the CLIP tokenizer) finish before "idle"
         idle_mib = round(MemorySampler(proc.pid).rss() / 2**20, 1)
         levels = []
-        for c in args.concurrency:
+        for c in concurrency:
             with MemorySampler(proc.pid) as sampler:
-                level = asyncio.run(
-                    run_level(base_url, c, body, args.duration_s, args.max_requests,
-                              timeout_s=args.request_timeout_s + 30)
-                )
+                level = asyncio.run(run_level(base_url, c, body, duration_s, max_requests,
+                                              timeout_s=request_timeout_s + 30))
             level["peak_rss_mib"] = round(sampler.peak / 2**20, 1)
             logger.info(
                 "%2d clients: %d requests, %d errors, %.2f req/s, p50 %.3f s, p99 %.3f s, peak %s MiB",
@@ -307,76 +288,16 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    try:
-        import torch
-
-        torch_version = str(torch.__version__)
-    except ImportError:
-        torch_version = "not installed"
     return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": "python benchmarks/load.py " + " ".join(sys.argv[1:]),
-        "fake": args.fake,
-        "fake_delay_s": args.fake_delay_s if args.fake else None,
-        "note": (
-            "FAKE generator: measures the service only, not a trained model"
-            if args.fake else "embedded model loaded through textopia.load"
-        ),
-        "machine": {
-            "cpus": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "torch": torch_version,
-            "load_average_before": [round(x, 2) for x in load_before],
-            "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        },
-        "model": {k: model.get(k) for k in ("name", "kind", "parameters")},
-        "server": {
-            "max_concurrency": args.max_concurrency, "queue_size": args.queue_size,
-            "request_timeout_s": args.request_timeout_s, "startup_s": round(startup_s, 2),
-            "batch_window_ms": args.batch_window_ms,
-            **_batching_defaults(),
-        },
+        "note": ("FAKE generator: measures the service only, not a trained model" if fake
+                 else "embedded model loaded through textopia.load"),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "model": {k: served.get(k) for k in ("name", "kind", "parameters")},
+        "server": {"host": HOST, "max_concurrency": max_concurrency, "queue_size": queue_size,
+                   "request_timeout_s": request_timeout_s, "startup_s": round(startup_s, 2),
+                   "batch_window_ms": batch_window_ms, **_batching_defaults()},
         "request": body,
-        "duration_s": args.duration_s,
-        "max_requests": args.max_requests,
         "memory_mib": {"idle": idle_mib},
         "levels": levels,
     }
-
-
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="default", help="embedded model name or checkpoint dir")
-    p.add_argument("--fake", action="store_true", help="serve a fake generator (no model)")
-    p.add_argument("--fake-delay-s", type=float, default=0.01, help="fake compute per prompt, s")
-    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
-    p.add_argument("--duration-s", type=float, default=15.0, help="longest run per level, s")
-    p.add_argument("--max-requests", type=int, default=300, help="most requests per level")
-    p.add_argument("--warmup", type=int, default=3, help="requests before measuring")
-    p.add_argument("--idea", default="a lighthouse in a storm")
-    p.add_argument("--n", type=int, default=2, help="prompts per request")
-    p.add_argument("--max-new-tokens", type=int, default=48)
-    p.add_argument("--max-concurrency", type=int, default=1, help="server inference threads")
-    p.add_argument("--queue-size", type=int, default=64)
-    p.add_argument("--batch-window-ms", type=float, default=10.0,
-                   help="micro-batching window of the server (0: one request at a time)")
-    p.add_argument("--request-timeout-s", type=float, default=60.0)
-    p.add_argument("--startup-timeout-s", type=float, default=300.0)
-    p.add_argument("--out", type=Path, default=None, help="output stem (default results/load[_fake])")
-    p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    if args.serve:
-        serve(args)
-        return
-    report = bench(args)
-    stem = args.out or RESULTS / ("load_fake" if args.fake else "load")
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(_markdown(report))
-    logger.info("wrote %s.json and .md", stem)
-
-
-if __name__ == "__main__":
-    main()

@@ -2,14 +2,14 @@
 
 Usage (from the repository root, after `textopia prepare ... --out data/sd`)::
 
-    python benchmarks/quality.py default lstm [--data-dir data/sd] [--num-ideas 100] [--n 1 4 8]
-        [--ideas-file benchmarks/ideas/user_ideas.txt] [--no-critic] [--out benchmarks/results/quality]
+    python -m benchmarks quality [--set models=default,lstm data_dir=data/sd num_ideas=100 n=1,4,8
+        ideas_file=benchmarks/ideas/user_ideas.txt critic=false] [--out benchmarks/results]
 
-Two idea sets: ``test`` (``--num-ideas`` ideas derived from the test split, as training derives
-them) and ``user`` (``--ideas-file``: short ideas written by hand, one per line). For each model,
-each idea gets ``n`` prompts with the default settings (idea i: seed i), for each ``n`` of ``--n``
+Two idea sets: ``test`` (``num_ideas`` ideas derived from the test split, as training derives
+them) and ``user`` (``ideas_file``: short ideas written by hand, one per line). For each model,
+each idea gets ``n`` prompts with the default settings (idea i: seed i), for each value of ``n``
 (a user clicking once asks for one). The ``human`` row is
-held-out prompts of the test split (``--human`` of them for the word-level rates; grouped by
+held-out prompts of the test split (``human`` of them for the word-level rates; grouped by
 idea, as :func:`textopia.evaluation.compare.human_samples` groups them, for the rest).
 
 Figures (the relevance, invented-word and stutter checks are the reranker's own functions, from
@@ -23,6 +23,8 @@ Figures (the relevance, invented-word and stutter checks are the reranker's own 
 - ``distinct_2``: distinct word bigrams among one idea's prompts, mean over ideas;
 - ``novel``: share of prompts that are not a training prompt verbatim;
 - ``clip_fit``: share of prompts within CLIP's 77 tokens; ``words``: words per prompt;
+  (these four are :func:`textopia.evaluation.metrics.text_metrics`' ``distinct_2_within``,
+  ``train_novel_share``, 1 - ``clip_tokens_over_77_share`` and ``words_mean``);
 - ``repeats_idea``: share of prompts that write an idea word twice
   (:func:`textopia.text.repeats_idea_word`); ``idea_late``: share whose idea words are not all in
   the subject (:func:`textopia.text.idea_in_subject`);
@@ -34,62 +36,68 @@ Figures (the relevance, invented-word and stutter checks are the reranker's own 
   The critic also chose among the candidates, so its accuracy after reranking flatters the model;
   MAUVE is the independent figure.
 
-Writes ``results.json`` (figures, settings, machine, every prompt), ``results.md`` and
-``relevance_diversity.png`` to ``--out``.
+Writes ``quality.json`` (figures, settings, machine; every prompt under ``details``) and
+``quality.md``; :func:`plot` draws relevance against diversity from the JSON.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import random
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import machine_info
+from benchmarks.harness import Result, benchmark
 
+HERE = Path(__file__).resolve().parent
 FIGURES = ("recall", "all_words", "invented", "stutter", "repeats_idea", "idea_late", "distinct_2", "novel", "clip_fit",
            "words")
 
 
+def _share(flags) -> float:
+    flags = list(flags)
+    return sum(map(bool, flags)) / max(1, len(flags))
+
+
 def figures(samples: dict[str, list[str]], known, index, flat: list[str] | None = None) -> dict[str, float]:
-    """The figures of ``{idea: [prompt, ...]}``; word-level rates over ``flat`` when given (human row)."""
-    from textopia.evaluation.metrics.clip_tokens import CLIP_MAX_PROMPT_TOKENS, count_clip_tokens_batch
-    from textopia.evaluation.metrics import distinct_n_within
-    from textopia.text import has_all_idea_words, idea_in_subject, relevance_recall, repeats_idea_word, stutters, tokenize
+    """The figures of ``{idea: [prompt, ...]}``; word-level rates (invented, stutter) over ``flat``
+    when given (the human row)."""
+    from textopia.evaluation.metrics import text_metrics
+    from textopia.evaluation.metrics.diversity import distinct_n_within
+    from textopia.text import has_all_idea_words, idea_in_subject, relevance_recall, repeats_idea_word, stutters
 
     pairs = [(idea, p) for idea, prompts in samples.items() for p in prompts]
-    texts = [p for _, p in pairs]
-    flat = flat if flat is not None else texts
     recalls = [r for r in (relevance_recall(i, p) for i, p in pairs) if not math.isnan(r)]
-    counts = count_clip_tokens_batch(texts)
+    shared = (text_metrics(samples, training_index=index) if pairs else  # no human prompt holds these ideas
+              dict.fromkeys(("train_novel_share", "clip_tokens_over_77_share", "words_mean"), math.nan))
     return {
         "ideas": len(samples),
-        "prompts": len(texts),
+        "prompts": len(pairs),
         "recall": sum(recalls) / max(1, len(recalls)),
-        "all_words": sum(has_all_idea_words(i, p) for i, p in pairs) / max(1, len(pairs)),
-        "invented": (sum(bool(known.invented(p, i)) for i, p in pairs) / max(1, len(pairs)) if flat is texts
-                     else sum(bool(known.invented(p)) for p in flat) / max(1, len(flat))),
-        "stutter": sum(stutters(p) for p in flat) / max(1, len(flat)),
-        "repeats_idea": sum(repeats_idea_word(i, p) for i, p in pairs) / max(1, len(pairs)),
-        "idea_late": sum(not idea_in_subject(i, p) for i, p in pairs) / max(1, len(pairs)),
+        "all_words": _share(has_all_idea_words(i, p) for i, p in pairs),
+        "invented": (_share(known.invented(p, i) for i, p in pairs) if flat is None
+                     else _share(known.invented(p) for p in flat)),
+        "stutter": _share(stutters(p) for p in (flat if flat is not None else (p for _, p in pairs))),
+        "repeats_idea": _share(repeats_idea_word(i, p) for i, p in pairs),
+        "idea_late": _share(not idea_in_subject(i, p) for i, p in pairs),
+        # ideas with one prompt have no within-idea variety: left out, not counted as NaN
         "distinct_2": distinct_n_within({k: v for k, v in samples.items() if len(v) > 1}, 2),
-        "novel": 1.0 - index.verbatim_share(texts),
-        "clip_fit": sum(c <= CLIP_MAX_PROMPT_TOKENS for c in counts) / max(1, len(counts)),
-        "words": sum(len(tokenize(p)) for p in texts) / max(1, len(texts)),
+        "novel": shared["train_novel_share"],
+        "clip_fit": 1.0 - shared["clip_tokens_over_77_share"],
+        "words": shared["words_mean"],
     }
 
 
 def run_model(name: str, idea_sets: dict[str, list[str]], n: int, known, index, decoding: dict, *,
-              critic: bool, human: list[str], judges) -> dict:
+              critic: bool, human: list[str], judges, max_new_tokens: int | None) -> dict:
     import textopia
     from textopia.evaluation.metrics.humanness import mauve_score, two_sample_accuracy
 
     generator = textopia.load(name, critic=critic)
-    out: dict = {"model": name, "n": n, "info": generator.info(), "critic": generator.critic is not None, "sets": {}}
+    if max_new_tokens:
+        decoding = {**decoding, "max_new_tokens": max_new_tokens}
+    out: dict = {"model": name, "n": n, "critic": generator.critic is not None, "sets": {}}
+    samples_of: dict[str, dict[str, list[str]]] = {}
     for set_name, ideas in idea_sets.items():
         start = time.perf_counter()
         samples = {idea: [g.prompt for g in generator.generate(idea, n, seed=i, **decoding)]
@@ -97,64 +105,91 @@ def run_model(name: str, idea_sets: dict[str, list[str]], n: int, known, index, 
         seconds = time.perf_counter() - start
         row = figures(samples, known, index)
         row["seconds_per_idea"] = seconds / len(ideas)
-        out["sets"][set_name] = {"figures": row, "samples": samples}
-        print(f"{name:>10} n={n} {set_name:>5} " + " ".join(f"{k} {row[k]:.3f}" for k in (*FIGURES, "seconds_per_idea")),
-              flush=True)
-    texts = [p for s in out["sets"].values() for prompts in s["samples"].values() for p in prompts]
+        out["sets"][set_name] = row
+        samples_of[set_name] = samples
+    texts = [p for samples in samples_of.values() for prompts in samples.values() for p in prompts]
     embedder, shipped_critic = judges
     pool = human[: len(texts)]
     out["mauve"] = mauve_score(texts, pool, embedder) if embedder is not None else None
     out["critic_2st"] = two_sample_accuracy(shipped_critic, texts, pool) if shipped_critic is not None else None
-    print(f"{name:>10} n={n} mauve {out['mauve']} critic_2st {out['critic_2st']}", flush=True)
-    return out
+    return out, {"model": name, "n": n, "info": generator.info(), "samples": samples_of}
 
 
-def markdown(results: dict) -> str:
-    settings = ", ".join(f"{k}={v}" for k, v in results["decoding"].items()) or "default settings"
-    lines = [f"# Prompt quality (n = {', '.join(map(str, results['n']))} prompts per idea, {settings})", "",
-             f"Machine: {results['machine']['cpu']}, {results['machine']['cpus']} cores. "
-             f"Command: `{results['command']}`", ""]
-    for set_name in results["idea_sets"]:
-        lines += [f"## Ideas: {set_name} ({results['idea_sets'][set_name]} ideas)", "",
-                  "| row | recall | all words | invented | stutter | repeats idea | idea late | distinct-2 | novel "
-                  "| CLIP fit | words | s/idea |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        rows = [(f"{r['model']}, n={r['n']}", r["sets"][set_name]["figures"]) for r in results["models"]]
-        rows.append(("human (test split)", results["human"][set_name]))
-        for label, f in rows:
-            cells = [f"{f[k]:.3f}" for k in FIGURES[:-1]] + [f"{f['words']:.1f}"]
-            cells.append(f"{f['seconds_per_idea']:.2f}" if "seconds_per_idea" in f else "-")
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
-        lines.append("")
-    lines += ["Human rows: recall and all-words over held-out prompts that contain the idea's words (so they",
-              "are 1 by construction where a prompt was found); invented and stutter rates over "
-              f"{results['human_prompts']} held-out test prompts.", "",
-              "## Against human prompts (both idea sets' prompts pooled)", "",
-              "| row | prompts | MAUVE (MiniLM) | critic two-sample accuracy |", "|---|---:|---:|---:|"]
-    for r in results["models"]:
-        count = sum(len(p) for s in r["sets"].values() for p in s["samples"].values())
-        cells = [f"{r[k]:.3f}" if r.get(k) is not None else "-" for k in ("mauve", "critic_2st")]
-        lines.append(f"| {r['model']}, n={r['n']}{'' if r['critic'] else ' (no critic)'} | {count} | " + " | ".join(cells) + " |")
-    lines.append("")
-    for r in results["models"]:
-        for set_name in results["idea_sets"]:
-            first = next(iter(r["sets"][set_name]["samples"].items()))
-            lines += [f"Example, {r['model']}, n={r['n']}, {set_name}: **{first[0]}**", ""] + [f"- {p}" for p in first[1]] + [""]
-    return "\n".join(lines)
+def _decoding(pairs: tuple[str, ...]) -> dict:
+    return {k: (int(v) if k in ("top_k", "candidates", "max_new_tokens") else v.lower() == "true" if k == "rerank"
+                else float(v)) for k, v in (kv.split("=", 1) for kv in pairs)}
 
 
-def plot(results: dict, path: Path) -> None:
+@benchmark("quality", smoke=dict(data_dir=str(HERE / "smoke_data"), num_ideas=2, user_ideas=2, n=(2,), human=20,
+                                 max_new_tokens=8))
+def run(models: tuple[str, ...] = ("default",), data_dir: str = "data/sd", ideas_file: str = str(HERE / "ideas" / "user_ideas.txt"),
+        num_ideas: int = 100, user_ideas: int = 0, n: tuple[int, ...] = (1, 4, 8), critic: bool = True,
+        fluency_weight: float | None = None, human: int = 2000, decoding: tuple[str, ...] = (), judges: bool = True,
+        max_new_tokens: int = 0) -> dict:
+    """What a user gets from `textopia generate IDEA`: relevance, fluency, variety and form.
+
+    ``models``: embedded names or checkpoint directories; ``user_ideas``: the first that many of
+    ``ideas_file`` (0: all); ``critic``: rerank with the models' coherence critic; ``fluency_weight``:
+    the reranker's FLUENCY_WEIGHT (None: the shipped one); ``human``: held-out prompts for the human
+    word-level rates; ``decoding``: ``KEY=VALUE`` settings other than the defaults; ``judges``:
+    compute MAUVE and the critic's two-sample accuracy; ``max_new_tokens``: 0 for the default.
+    """
+    if fluency_weight is not None:
+        from textopia.generation import rerank
+
+        rerank.FLUENCY_WEIGHT = fluency_weight
+    from textopia.data.corpus import read_split
+    from textopia.evaluation.compare import training_index_for
+    from textopia.evaluation.ideas import human_samples, load_ideas, read_ideas_file
+    from textopia.text import KNOWN_WORDS_FILE, KnownWords
+
+    data = Path(data_dir)
+    known = KnownWords.load(data / KNOWN_WORDS_FILE)
+    index = training_index_for(data)
+    test = read_split(data, "test")
+    derived, sources = load_ideas(data_dir=data, split="test", num_ideas=num_ideas, seed=0)
+    user = read_ideas_file(ideas_file)
+    idea_sets = {"test": derived, "user": user[:user_ideas] if user_ideas else user}
+    flat = random.Random(0).sample(test, min(human, len(test)))
+    human_rows = {name: figures(human_samples(ideas, test, n_per_idea=max(n), sources=sources), known, index, flat=flat)
+                  for name, ideas in idea_sets.items()}
+    embedder = shipped_critic = None
+    if judges:
+        from textopia.evaluation.metrics.relevance import default_embedder
+        from textopia.generation.loader import DEFAULT_MODEL, assets_dir, critic_dir
+        from textopia.models.checkpoint import load_coherence_critic
+
+        shipped = critic_dir(assets_dir() / DEFAULT_MODEL)
+        embedder = default_embedder()
+        shipped_critic = load_coherence_critic(shipped) if shipped is not None else None
+    rows, details = [], []
+    for model in models:
+        for k in n:
+            row, detail = run_model(model, idea_sets, k, known, index, _decoding(decoding), critic=critic, human=flat,
+                                    judges=(embedder, shipped_critic), max_new_tokens=max_new_tokens)
+            rows.append(row)
+            details.append(detail)
+    by_set = {set_name: [{"row": f"{r['model']}, n={r['n']}", **r["sets"][set_name]} for r in rows]
+              + [{"row": "human (test split)", **human_rows[set_name]}] for set_name in idea_sets}
+    return {"human_prompts": len(flat), "idea_sets": {k: len(v) for k, v in idea_sets.items()},
+            **{f"ideas: {k}": v for k, v in by_set.items()},
+            "against human prompts": [{"row": f"{r['model']}, n={r['n']}" + ("" if r["critic"] else " (no critic)"),
+                                       "mauve": r["mauve"], "critic_2st": r["critic_2st"]} for r in rows],
+            "details": {"models": details}}
+
+
+def plot(result: Result, path: str | Path) -> None:
+    """Relevance (idea-word recall) against diversity (distinct-2) of every row, from a quality result."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    for set_name, marker in zip(results["idea_sets"], "os^"):
-        for r in results["models"]:
-            f = r["sets"][set_name]["figures"]
+    for set_name, marker in zip(result.figures["idea_sets"], "os^"):
+        for f in result.figures[f"ideas: {set_name}"]:
             ax.scatter(f["distinct_2"], f["recall"], marker=marker)
-            ax.annotate(f"{r['model']} n={r['n']} ({set_name})", (f["distinct_2"], f["recall"]), fontsize=8)
+            ax.annotate(f"{f['row']} ({set_name})", (f["distinct_2"], f["recall"]), fontsize=8)
     ax.set_xlabel("distinct-2 among one idea's prompts")
     ax.set_ylabel("idea-word recall")
     ax.set_title("Relevance against diversity")
@@ -162,66 +197,3 @@ def plot(results: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("models", nargs="+", help="embedded models' names or checkpoint directories")
-    ap.add_argument("--data-dir", default="data/sd", help="prepared data (test split, train split, known words)")
-    ap.add_argument("--ideas-file", default=str(Path(__file__).resolve().parent / "ideas" / "user_ideas.txt"))
-    ap.add_argument("--num-ideas", type=int, default=100, help="ideas derived from the test split")
-    ap.add_argument("--n", type=int, nargs="+", default=[1, 4, 8], help="prompts per idea (one run each)")
-    ap.add_argument("--no-critic", action="store_true", help="rerank without the models' coherence critic")
-    ap.add_argument("--fluency-weight", type=float, default=None,
-                    help="the reranker's FLUENCY_WEIGHT (critic logits per nat per token); default: the shipped one")
-    ap.add_argument("--human", type=int, default=2000, help="held-out prompts for the human word-level rates")
-    ap.add_argument("--decoding", nargs="*", default=[], metavar="KEY=VALUE",
-                    help="decoding settings other than the defaults, e.g. temperature=0.8 min_p=0.1")
-    ap.add_argument("--out", default="benchmarks/results/quality")
-    args = ap.parse_args(argv)
-    if args.fluency_weight is not None:
-        from textopia.generation import rerank
-
-        rerank.FLUENCY_WEIGHT = args.fluency_weight
-    decoding = {k: (int(v) if k in ("top_k", "candidates") else v.lower() == "true" if k == "rerank" else float(v))
-                for k, v in (kv.split("=", 1) for kv in args.decoding)}
-
-    from textopia.data.corpus import read_split
-    from textopia.evaluation.ideas import human_samples, load_ideas, read_ideas_file
-    from textopia.evaluation.compare import training_index_for
-    from textopia.text import KNOWN_WORDS_FILE, KnownWords
-
-    data_dir = Path(args.data_dir)
-    known = KnownWords.load(data_dir / KNOWN_WORDS_FILE)
-    index = training_index_for(data_dir)
-    test = read_split(data_dir, "test")
-    derived, sources = load_ideas(data_dir=data_dir, split="test", num_ideas=args.num_ideas, seed=0)
-    idea_sets = {"test": derived, "user": read_ideas_file(args.ideas_file)}
-    flat = random.Random(0).sample(test, min(args.human, len(test)))
-    human = {name: figures(human_samples(ideas, test, n_per_idea=max(args.n), sources=sources), known, index, flat=flat)
-             for name, ideas in idea_sets.items()}
-    from textopia.evaluation.metrics.relevance import default_embedder
-    from textopia.generation.loader import DEFAULT_MODEL, assets_dir, critic_dir
-    from textopia.models.checkpoint import load_coherence_critic
-
-    shipped = critic_dir(assets_dir() / DEFAULT_MODEL)
-    judges = (default_embedder(), load_coherence_critic(shipped) if shipped is not None else None)
-    results = {
-        "command": "python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": machine_info.machine(), "n": args.n, "human_prompts": len(flat),
-        "idea_sets": {k: len(v) for k, v in idea_sets.items()}, "human": human,
-        "decoding": decoding,
-        "models": [run_model(m, idea_sets, n, known, index, decoding, critic=not args.no_critic, human=flat,
-                             judges=judges) for m in args.models for n in args.n],
-    }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
-    (out / "results.md").write_text(markdown(results))
-    plot(results, out / "relevance_diversity.png")
-    print((out / "results.md").read_text())
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,8 +1,8 @@
 """Soak benchmark of the HTTP service: minutes of 32 clients sending valid and malformed requests.
 
 Starts the real server (uvicorn and the app of ``textopia.serving.app.create_app``, as
-``benchmarks/load.py`` does) in a child process on 127.0.0.1, warms it up, then runs
-``--clients`` clients back to back for ``--minutes`` minutes. Each client draws its next request
+``benchmarks/load.py`` does, through its ``start_server``) in a child process on 127.0.0.1, warms it up, then runs
+``clients`` clients back to back for ``minutes`` minutes. Each client draws its next request
 from a fixed mix (seeded): about 60% valid ``POST /v1/generate`` and reads (``/v1/models``,
 ``/healthz``, ``/``), and 40% malformed ones (bad JSON, wrong types, values out of range,
 unknown fields and models, an oversized body, bytes that are not UTF-8, a wrong method or
@@ -11,37 +11,28 @@ content type, an unknown route). The server's resident memory is sampled every 5
 Pass criteria: no 5xx answer and no transport error at all, every malformed request answered
 4xx, and resident memory at the end less than 10% above memory at the start (after warm-up)::
 
-    python benchmarks/soak.py                   # 10 minutes, the embedded default model
-    python benchmarks/soak.py --minutes 2       # a short run
-    python benchmarks/soak.py --fake            # a fake generator: the service only
+    python -m benchmarks soak                    # 10 minutes, the embedded default model
+    python -m benchmarks soak --set minutes=2    # a short run
+    python -m benchmarks soak --set fake=true    # a fake generator: the service only
 
-Writes ``benchmarks/results/soak.json`` and ``soak.md``.
+Writes ``soak.json`` and ``soak.md`` into ``--out`` (``benchmarks/results`` by default).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import logging
 import os
-import platform
 import random
-import shlex
 import statistics
 import subprocess
-import sys
 import time
 from collections import Counter
-from datetime import datetime, timezone
-from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load import HOST, MemorySampler, _free_port, _percentile, _wait_ready  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+from benchmarks.harness import benchmark
+from benchmarks.load import HOST, MemorySampler, _free_port, _percentile, _wait_ready, start_server
 
 logger = logging.getLogger("benchmarks.soak")
 
@@ -189,69 +180,14 @@ async def soak(base_url: str, clients: int, seconds: float, mix: list, timeout_s
     }
 
 
-def _markdown(report: dict[str, Any]) -> str:
-    r, m = report["result"], report["memory_mib"]
-    lat = r["latency_s"]
-    verdict = "PASS" if report["pass"] else "FAIL"
-    lines = [
-        "# Soak benchmark of the HTTP service",
-        "",
-        f"- Date: {report['date']}; command: `{report['command']}`",
-    ]
-    if report["minutes"] < 10:
-        lines.append(f"- **This was a {report['minutes']:g}-minute run**, not the default 10 minutes"
-                     + (f" ({report['note']})." if report.get("note") else "."))
-    lines += [
-        f"- Machine: {report['machine']['cpus']} CPUs, {report['machine']['platform']}, Python "
-        f"{report['machine']['python']}; load average (1, 5, 15 min) {report['machine']['load_average_before']} "
-        f"before, {report['machine']['load_average_after']} after",
-        f"- Model: **{report['model']['name']}** ({report['model']['kind']}){' — FAKE generator' if report['fake'] else ''}; "
-        f"server: uvicorn, one process on {HOST}, {report['server']['max_concurrency']} inference thread(s), "
-        f"queue {report['server']['queue_size']}, timeout {report['server']['request_timeout_s']} s",
-        f"- {report['clients']} clients back to back for {report['minutes']:g} minutes; request mix "
-        f"(weights): {', '.join(f'{n} {w}' for n, w in report['mix'].items())}; "
-        f"{report.get('slow_clients', 0)} slow clients (half a request each, then wait): "
-        f"{r.get('slow_connections') or 'none'}",
-        "",
-        f"**{verdict}**: {r['server_errors_5xx']} answers 5xx, {r['transport_errors']} transport errors, "
-        f"{sum(r['unexpected'].values())} unexpected statuses; memory {m['start']} MiB at the start, "
-        f"{m['end']} MiB at the end ({report['memory_growth_pct']:+.1f}%, limit +10%), peak {m['peak']} MiB.",
-        "",
-        "| requests | req/s | statuses | p50 valid (s) | p99 valid (s) | p50 malformed (s) | p99 malformed (s) |",
-        "|---:|---:|---|---:|---:|---:|---:|",
-        f"| {r['requests']} | {r['requests_per_s']} | {', '.join(f'{k}: {v}' for k, v in r['statuses'].items())} "
-        f"| {lat['valid']['p50']} | {lat['valid']['p99']} | {lat['malformed']['p50']} | {lat['malformed']['p99']} |",
-        "",
-        "| request kind | answers |",
-        "|---|---|",
-    ]
-    lines += [f"| {name} | {', '.join(f'{k}: {v}' for k, v in c.items())} |" for name, c in r["by_kind"].items()]
-    lines += [
-        "",
-        "Resident memory of the server (MiB) every 5 s: "
-        + ", ".join(f"{t:.0f} s {v}" for t, v in report["memory_series"]),
-        "",
-        "Latency is the client's, from sending a request to reading the whole answer. Valid "
-        "generations wait in the server's queue behind each other (one inference thread), so their "
-        "latency grows with the number of clients; malformed requests are refused before the queue.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def bench(args: argparse.Namespace) -> dict[str, Any]:
+def bench(args: SimpleNamespace) -> dict[str, Any]:
     import httpx
 
     load_before = os.getloadavg()
     port = _free_port()
     base_url = f"http://{HOST}:{port}"
-    cmd = [sys.executable, str(Path(__file__).resolve().parent / "load.py"), "--serve", "--port", str(port),
-           "--model", args.model, "--max-concurrency", "1", "--queue-size", str(args.queue_size),
-           "--request-timeout-s", str(args.request_timeout_s), "--fake-delay-s", "0.05"]
-    cmd += ["--fake"] if args.fake else []
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
+    proc = start_server(port, model=args.model, fake=args.fake, fake_delay_s=0.05, max_concurrency=1,
+                        queue_size=args.queue_size, request_timeout_s=args.request_timeout_s, batch_window_ms=10.0)
     try:
         _wait_ready(base_url, proc, 300)
         models = httpx.get(base_url + "/v1/models", timeout=5).json()
@@ -302,16 +238,13 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     passed = (alive and result["server_errors_5xx"] == 0 and result["transport_errors"] == 0
               and not result["unexpected"] and growth < 10 and not any(k.startswith("held") for k in result["slow_connections"]))
     return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": shlex.join(["python", "benchmarks/soak.py", *sys.argv[1:]]),
         "minutes": args.minutes,
         "short_run_note": (f"a {args.minutes:g}-minute run, not the default 10 minutes" if args.minutes < 10 else None),
         "note": args.note,
         "clients": args.clients,
         "fake": args.fake,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "load_average_before": [round(x, 2) for x in load_before],
-                    "load_average_after": [round(x, 2) for x in os.getloadavg()]},
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "model": {k: model.get(k) for k in ("name", "kind", "parameters")},
         "server": {"max_concurrency": 1, "queue_size": args.queue_size, "request_timeout_s": args.request_timeout_s,
                    "alive_at_end": alive},
@@ -319,7 +252,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "slow_clients": args.slow_clients,
         "memory_mib": {"start": start_mib, "end": end_mib, "peak": peak_mib},
         "memory_growth_pct": round(growth, 2),
-        "memory_series": series,
+        "details": {"memory_series": series},
         "result": result,
         "pass": passed,
         "criteria": "no 5xx, no transport error, malformed requests answered 4xx and valid ones 200, "
@@ -327,34 +260,17 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--minutes", type=float, default=10.0, help="how long the clients send requests (minutes)")
-    p.add_argument("--clients", type=int, default=32, help="concurrent clients")
-    p.add_argument("--model", default="default", help="embedded model name or checkpoint dir")
-    p.add_argument("--fake", action="store_true", help="serve a fake generator (the service only)")
-    p.add_argument("--queue-size", type=int, default=64, help="server queue (requests)")
-    p.add_argument("--request-timeout-s", type=float, default=60.0, help="server request timeout (s)")
-    p.add_argument("--max-body-bytes", type=int, default=16_384, help="the server's body limit (bytes)")
-    p.add_argument("--warmup", type=int, default=3, help="generations before measuring")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--hostile", action="store_true",
-                   help="mix in heavy JSON-lines /invocations calls (each more work than a call may ask: 413)")
-    p.add_argument("--slow-clients", type=int, default=0,
-                   help="connections that send half a request and wait, beside the clients")
-    p.add_argument("--note", default=None, help="a remark written into the results (why the run was short)")
-    p.add_argument("--out", type=Path, default=RESULTS / "soak", help="output stem")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    report = bench(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(_markdown(report))
-    logger.info("%s: %d requests, %s, memory %+.1f%%; wrote %s.json and .md", "PASS" if report["pass"] else "FAIL",
-                report["result"]["requests"], report["result"]["statuses"], report["memory_growth_pct"], args.out)
-    return 0 if report["pass"] else 1
+@benchmark("soak", smoke=dict(fake=True, minutes=0.02, clients=2, warmup=1))
+def run(minutes: float = 10.0, clients: int = 32, model: str = "default", fake: bool = False, queue_size: int = 64,
+        request_timeout_s: float = 60.0, max_body_bytes: int = 16_384, warmup: int = 3, seed: int = 0,
+        hostile: bool = False, slow_clients: int = 0, note: str | None = None) -> dict:
+    """Minutes of clients sending valid and malformed requests to the HTTP service: 5xx, 4xx, memory growth.
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    ``hostile``: mix in heavy JSON-lines /invocations calls (each more work than a call may ask:
+    413); ``slow_clients``: connections that send half a request and wait, beside the clients;
+    ``note``: a remark written into the results (why the run was short). ``pass`` in the figures.
+    """
+    report = bench(SimpleNamespace(**locals()))
+    logger.info("%s: %d requests, %s, memory %+.1f%%", "PASS" if report["pass"] else "FAIL",
+                report["result"]["requests"], report["result"]["statuses"], report["memory_growth_pct"])
+    return report

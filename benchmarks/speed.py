@@ -2,10 +2,10 @@
 
 Usage (from the repository root)::
 
-    python benchmarks/speed.py [--models default lstm] [--repeats 5] [--baseline-rev e2dd2c2]
-        [--out benchmarks/results/speed]
+    python -m benchmarks speed [--set models=default,lstm repeats=5 baseline_rev=e2dd2c2]
+        [--out benchmarks/results]
 
-Rows, for each model (48 new tokens per prompt, EOS suppressed so every engine writes the same
+Rows, for each model (``new_tokens`` = 48 new tokens per prompt, EOS suppressed so every engine writes the same
 number of tokens; top-p 0.95, temperature 0.9, no reranking):
 
 - ``textopia``: :meth:`Generator.generate` on the default engine (for GPT-2 checkpoints the lean
@@ -19,19 +19,17 @@ number of tokens; top-p 0.95, temperature 0.9, no reranking):
 - ``floor``: the time to stream the weights from memory once per token (bytes x 48 over the
   memory bandwidth measured here with a large copy).
 
-Batch 1 and batch 32 seconds are medians over ``--repeats`` seeds. The cold start is the whole
+Batch 1 and batch 32 (``batches``) seconds are medians over ``repeats`` seeds. The cold start is the whole
 ``textopia generate "woman portrait" -n 4`` CLI call from a new process, for this checkout and for
-``--baseline-rev`` (a temporary git worktree of that revision, run with its own sources): the
+``baseline_rev`` (a temporary git worktree of that revision, run with its own sources): the
 ratio is measured in the same run, and so is the warm latency of one and of eight prompts with
-every default setting (reranking on) in both. With ``--load-clients``, the HTTP service under
-load too (``benchmarks/load.py`` at those client counts, 2 prompts per request; its own figures in
-``benchmarks/results/load.*``). Writes ``<out>.json`` and ``<out>.md``.
+every default setting (reranking on) in both. With ``load_clients``, the HTTP service under
+load too (:mod:`benchmarks.load` at those client counts, 2 prompts per request, 20 s and 400 requests
+per level; its levels are copied under ``service``). Writes ``speed.json`` and ``speed.md``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -40,13 +38,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import machine_info
+from benchmarks.harness import ROOT, benchmark
 
-ROOT = Path(__file__).resolve().parents[1]
-NEW_TOKENS = 48
-SETTINGS = {"temperature": 0.9, "top_p": 0.95, "top_k": 0, "repetition_penalty": 1.0, "min_p": 0.0,
-            "max_new_tokens": NEW_TOKENS, "min_new_tokens": NEW_TOKENS}
+SETTINGS = {"temperature": 0.9, "top_p": 0.95, "top_k": 0, "repetition_penalty": 1.0, "min_p": 0.0}
 
 
 def _median_time(fn, repeats: int) -> float:
@@ -72,11 +66,12 @@ def memory_bandwidth_bytes_per_s() -> float:
     return 2 * x.numel() * 4 / best  # read + write
 
 
-def bench_model(name: str, repeats: int) -> list[dict]:
+def bench_model(name: str, repeats: int, new_tokens: int, batches: tuple[int, ...]) -> list[dict]:
     import torch
 
     import textopia
 
+    settings = {**SETTINGS, "max_new_tokens": new_tokens, "min_new_tokens": new_tokens}
     rows = []
     fast = textopia.load(name)
     slow = textopia.load(name, engine="transformers")
@@ -88,9 +83,9 @@ def bench_model(name: str, repeats: int) -> list[dict]:
         if label == "textopia (transformers model)" and type(gen.model) is type(fast.model):
             continue  # no separate engine for this model kind
         row = {"model": name, "engine": label, "backend": type(gen.model).__name__}
-        for batch in (1, 32):
+        for batch in batches:
             row[f"batch{batch}_s"] = _median_time(
-                lambda seed, b=batch, g=gen: g.generate("woman portrait", n=b, seed=seed, rerank=False, **SETTINGS),
+                lambda seed, b=batch, g=gen: g.generate("woman portrait", n=b, seed=seed, rerank=False, **settings),
                 repeats)
         rows.append(row)
     hf = slow.model
@@ -101,18 +96,19 @@ def bench_model(name: str, repeats: int) -> list[dict]:
         def hf_generate(seed: int, batch: int) -> None:
             torch.manual_seed(seed)
             hf.generate(context.expand(batch, -1), attention_mask=torch.ones_like(context).expand(batch, -1),
-                        do_sample=True, temperature=0.9, top_p=0.95, max_new_tokens=NEW_TOKENS,
-                        min_new_tokens=NEW_TOKENS, pad_token_id=tok.pad_id, eos_token_id=tok.eos_id)
+                        do_sample=True, temperature=0.9, top_p=0.95, max_new_tokens=new_tokens,
+                        min_new_tokens=new_tokens, pad_token_id=tok.pad_id, eos_token_id=tok.eos_id)
 
         rows.append({"model": name, "engine": "transformers generate", "backend": type(hf).__name__,
-                     **{f"batch{b}_s": _median_time(lambda s, b=b: hf_generate(s, b), repeats) for b in (1, 32)}})
+                     **{f"batch{b}_s": _median_time(lambda s, b=b: hf_generate(s, b), repeats) for b in batches}})
     weight_bytes = sum(p.numel() * p.element_size() for p in fast.model.parameters())
     rows.append({"model": name, "engine": "floor (weights streamed once per token)", "backend": "-",
-                 "batch1_s": NEW_TOKENS * weight_bytes / memory_bandwidth_bytes_per_s(), "batch32_s": None,
+                 f"batch{batches[0]}_s": new_tokens * weight_bytes / memory_bandwidth_bytes_per_s(),
                  "weight_mb": weight_bytes / 1e6})
+    top = max(batches)
     for r in rows:
-        if r.get("batch32_s"):
-            r["prompts_per_s_batch32"] = 32 / r["batch32_s"]
+        if r.get(f"batch{top}_s"):
+            r[f"prompts_per_s_batch{top}"] = top / r[f"batch{top}_s"]
     return rows
 
 
@@ -134,12 +130,13 @@ def cold_start(src: Path | None, repeats: int) -> float:
 
 _LATENCY = """
 import statistics, sys, time, textopia
+repeats = int(sys.argv[1])
 g = textopia.load()
 g.generate("woman portrait", n=1, seed=0)
 out = {}
 for n in (1, 8):
     times = []
-    for seed in range(1, 6):
+    for seed in range(1, repeats + 1):
         t0 = time.perf_counter()
         g.generate("woman portrait", n=n, seed=seed)
         times.append(time.perf_counter() - t0)
@@ -148,79 +145,49 @@ print(out[1], out[8])
 """
 
 
-def warm_latency(src: Path) -> dict[str, float]:
+def warm_latency(src: Path, repeats: int) -> dict[str, float]:
     """Median seconds of ``generate("woman portrait", n)`` with every default (reranking on), n = 1
-    and 8, in a process running the sources in ``src``, after one warm-up call."""
+    and 8, over ``repeats`` seeds, in a process running the sources in ``src``, after one warm-up call."""
     env = dict(os.environ, PYTHONPATH=str(src))
-    out = subprocess.run([sys.executable, "-c", _LATENCY], check=True, capture_output=True, text=True, env=env,
-                         cwd=tempfile.gettempdir())
+    out = subprocess.run([sys.executable, "-c", _LATENCY, str(repeats)], check=True, capture_output=True, text=True,
+                         env=env, cwd=tempfile.gettempdir())
     one, eight = (float(x) for x in out.stdout.split()[-2:])
     return {"one_prompt_s": one, "eight_prompts_s": eight}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", nargs="+", default=["default"])
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--cold-repeats", type=int, default=3)
-    ap.add_argument("--baseline-rev", default="e2dd2c2", help="revision whose cold start is the baseline")
-    ap.add_argument("--out", default="benchmarks/results/speed")
-    ap.add_argument("--load-clients", type=int, nargs="*", default=[1, 16, 64],
-                    help="client counts for the service under load (none: skip it)")
-    args = ap.parse_args(argv)
-    rows = [r for m in args.models for r in bench_model(m, args.repeats)]
-    cold = {"this checkout": cold_start(ROOT / "src", args.cold_repeats)}
-    latency = {"this checkout": warm_latency(ROOT / "src")}
-    with tempfile.TemporaryDirectory() as tmp:
-        wt = Path(tmp) / "baseline"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(wt), args.baseline_rev],
-                       check=True, capture_output=True)
-        try:
-            cold[f"baseline {args.baseline_rev}"] = cold_start(wt / "src", args.cold_repeats)
-            latency[f"baseline {args.baseline_rev}"] = warm_latency(wt / "src")
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(wt)], capture_output=True)
-    service = None
-    if args.load_clients:
-        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "load.py"), "--concurrency",
-                        *map(str, args.load_clients), "--duration-s", "20", "--max-requests", "400"],
-                       check=True, cwd=ROOT)
-        service = json.loads((ROOT / "benchmarks" / "results" / "load.json").read_text())
-    result = {"command": "python benchmarks/speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "machine": machine_info.machine(), "new_tokens": NEW_TOKENS, "settings": SETTINGS,
-              "rows": rows, "cold_start_s": cold, "default_settings_latency_s": latency,
-              "service": service and {"command": service["command"], "server": service["server"],
-                                      "levels": service["levels"]}}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    m = result["machine"]
-    lines = [f"# Decoding speed ({NEW_TOKENS} new tokens, top-p 0.95, temperature 0.9, no reranking)", "",
-             f"Machine: {m['cpu']}, {m['cpus']} cores, torch {m['torch']} ({m['torch_threads']} threads). "
-             f"Command: `{result['command']}`", "",
-             "| model | engine | batch 1 (s) | batch 32 (s) | prompts/s at batch 32 |", "|---|---|---:|---:|---:|"]
-    for r in rows:
-        b32 = f"{r['batch32_s']:.3f}" if r.get("batch32_s") else "-"
-        pps = f"{r['prompts_per_s_batch32']:.0f}" if r.get("prompts_per_s_batch32") else "-"
-        lines.append(f"| {r['model']} | {r['engine']} | {r['batch1_s']:.3f} | {b32} | {pps} |")
-    lines += ["", "| cold `textopia generate \"woman portrait\" -n 4` | seconds |", "|---|---:|"]
-    lines += [f"| {k} | {v:.2f} |" for k, v in cold.items()]
-    base = [v for k, v in cold.items() if k.startswith("baseline")]
-    if base:
-        lines.append(f"| ratio (this / baseline) | {cold['this checkout'] / base[0]:.2f} |")
-    lines += ["", "| `generate(\"woman portrait\", n)`, every default (reranking on), warm | n = 1 (s) | n = 8 (s) |",
-              "|---|---:|---:|"]
-    lines += [f"| {k} | {v['one_prompt_s']:.3f} | {v['eight_prompts_s']:.3f} |" for k, v in latency.items()]
-    if service:
-        lines += ["", f"Service under load (`{service['command']}`; 2 prompts per request, every default "
-                      "setting; details in `benchmarks/results/load.md`):", "",
-                  "| clients | req/s | p50 (s) | p99 (s) | errors |", "|---:|---:|---:|---:|---:|"]
-        lines += [f"| {lv['concurrency']} | {lv['requests_per_s']:.2f} | {lv['latency_s']['p50']:.3f} | "
-                  f"{lv['latency_s']['p99']:.3f} | {lv['errors']} |" for lv in service["levels"]]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    return 0
+@benchmark("speed", smoke=dict(repeats=1, cold_repeats=1, latency_repeats=1, baseline_rev="", load_clients=(),
+                               new_tokens=8, batches=(1, 2)))
+def run(models: tuple[str, ...] = ("default",), repeats: int = 5, cold_repeats: int = 3, latency_repeats: int = 5,
+        baseline_rev: str = "e2dd2c2", load_clients: tuple[int, ...] = (1, 16, 64), new_tokens: int = 48,
+        batches: tuple[int, ...] = (1, 32)) -> dict:
+    """Decoding speed of the shipped models on every engine, cold start and warm latency against a baseline revision.
 
+    ``baseline_rev``: "" for no baseline; ``load_clients``: () to leave out the service under load.
+    """
+    rows = [r for m in models for r in bench_model(m, repeats, new_tokens, batches)]
+    cold = {"this checkout": cold_start(ROOT / "src", cold_repeats)}
+    latency = {"this checkout": warm_latency(ROOT / "src", latency_repeats)}
+    if baseline_rev:
+        with tempfile.TemporaryDirectory() as tmp:
+            wt = Path(tmp) / "baseline"
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(wt), baseline_rev],
+                           check=True, capture_output=True)
+            try:
+                cold[f"baseline {baseline_rev}"] = cold_start(wt / "src", cold_repeats)
+                latency[f"baseline {baseline_rev}"] = warm_latency(wt / "src", latency_repeats)
+            finally:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(wt)], capture_output=True)
+    cold_rows = [{"checkout": k, "cold_generate_n4_s": v} for k, v in cold.items()]
+    if baseline_rev:
+        cold_rows.append({"checkout": "ratio (this / baseline)",
+                          "cold_generate_n4_s": cold["this checkout"] / cold[f"baseline {baseline_rev}"]})
+    out = {"new_tokens": new_tokens, "settings": SETTINGS, "decoding": rows, "cold_start": cold_rows,
+           "default_settings_warm_latency": [{"checkout": k, **v} for k, v in latency.items()]}
+    if load_clients:
+        from benchmarks import load
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+        service = load.run(concurrency=load_clients, duration_s=20.0, max_requests=400)
+        out["service"] = [{k: lv[k] for k in ("concurrency", "requests_per_s", "errors")}
+                          | {"p50_s": lv["latency_s"]["p50"], "p99_s": lv["latency_s"]["p99"]}
+                          for lv in service["levels"]]
+    return out

@@ -2,8 +2,8 @@
 
 Usage (from the repository root, after `textopia prepare ... --out data/sd`)::
 
-    python benchmarks/train_speed.py [--data-dir data/sd] [--families gpt lstm vae]
-        [--precisions fp32 bf16] [--steps 60] [--train-limit 30000] [--out benchmarks/results/train_speed]
+    python -m benchmarks.train_speed [--data-dir data/sd] [--families gpt lstm vae]
+        [--precisions fp32 bf16] [--steps 60] [--train-limit 30000] [--out benchmarks/results]
 
 For each family (its `configs/<family>-small.toml` model, batch 48) and precision, in one run on
 the same data (the first ``--train-limit`` prompts of the train split) and the same model:
@@ -19,7 +19,7 @@ latent diffusion loop instead, in latents per second: both sides continue the sh
 ``src/textopia/assets/latent`` (``model.init_from``) on the posteriors of the same
 ``--train-limit`` prompts (encoded once by :func:`textopia.training.diffusion.cached_latents`
 before timing), each step drawing a batch of latents and ideas from a seeded generator, the plain
-side with the model's own ``loss``, AdamW and clipping. Writes ``<out>.json`` and ``<out>.md``.
+side with the model's own ``loss``, AdamW and clipping. Writes ``train_speed.json`` and ``.md`` into ``--out`` (the harness's schema and writer).
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ import sys
 import tempfile
 import time
 from functools import partial
+from datetime import datetime, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import machine_info
+from benchmarks import harness
 
 ROOT = Path(__file__).resolve().parents[1]
 WARMUP = 10
@@ -155,8 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--train-limit", type=int, default=30000)
-    ap.add_argument("--out", default="benchmarks/results/train_speed")
+    ap.add_argument("--out", default=str(harness.RESULTS), help="folder for train_speed.json and .md")
     args = ap.parse_args(argv)
+    options = {k: v for k, v in vars(args).items() if k != "out"}
+    info, timestamp, start = harness.machine(), datetime.now(timezone.utc).isoformat(timespec="seconds"), time.perf_counter()
     rows = []
     for family in args.families:
         for precision in args.precisions:
@@ -165,13 +167,10 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"family": family, "precision": precision, "unit": "latents" if family == LATENT else "tokens",
                          "textopia_tokens_per_s": ours, "plain_tokens_per_s": plain, "ratio": ours / plain})
             print(rows[-1], flush=True)
-    result = {"command": "python benchmarks/train_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "machine": machine_info.machine(), "steps": args.steps, "rows": rows}
-    table = ["| family | precision | textopia train | plain loop | ratio |", "|---|---|---:|---:|---:|"]
-    table += [f"| {r['family']} | {r['precision']} | {r['textopia_tokens_per_s']:.0f} | {r['plain_tokens_per_s']:.0f} | "
-              f"{r['ratio']:.2f} |" for r in rows]
-    print(machine_info.write_results(args.out, result, "Training throughput: `textopia train` against a plain loop "
-                                     "(tokens/s, or latents/s for latent diffusion; median of windows)", table))
+    result = harness.Result("train_speed", options, {"steps": args.steps, "rows": rows}, info, timestamp,
+                            harness.git_commit(), round(time.perf_counter() - start, 3))
+    _, md = harness.write(result, args.out)
+    print(md.read_text())
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Stand-in generators for tests and the load benchmark: no model, no torch, deterministic.
+"""Stand-in generators for tests: no model, no torch, deterministic (benchmarks/load.py has its own).
 
 They follow the :class:`~textopia.generation.base.Generator` contract (distinct prompts,
 seeded, banned words honoured, ``TextopiaError`` on bad settings) so the service can be tested

@@ -261,18 +261,14 @@ def test_load_benchmarks_server_is_configured_as_the_service(monkeypatch: pytest
     """The load and soak benchmarks measure the server `textopia serve` runs: the same uvicorn
     settings, the header deadline among them (a benchmark server without it held slow clients'
     connections open for good while the service closes them)."""
-    import importlib.util
-
     import uvicorn
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "load.py"
-    spec = importlib.util.spec_from_file_location("textopia_bench_load", path)
-    assert spec is not None and spec.loader is not None
-    load = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(load)
+    from benchmarks import load  # the checkout's package: pytest puts the repository root on the path
+
     seen: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
-    load.main(["--serve", "--fake", "--port", "9001"])
+    load.serve(port=9001, model="default", fake=True, fake_delay_s=0.01, max_concurrency=1, queue_size=64,
+               request_timeout_s=60.0, batch_window_ms=10.0)
     assert seen["port"] == 9001
     assert seen["http"].func is HeaderTimeoutProtocol and seen["http"].keywords == {"header_timeout_s": 10.0}
     assert seen["timeout_keep_alive"] == 5 and seen["limit_concurrency"] == 1024

@@ -29,11 +29,11 @@ from textopia.models.latent_diffusion import DEFAULT_GUIDANCE, DEFAULT_STEPS
 #: the default). On 12 test prompts (not the benchmark's), 8 variations each at spread 0.5 with the
 #: shipped model: temperature 0.8 gave perplexity 103 under the default GPT against 165 at the
 #: default 1.2, subject kept 1.000 for both, distinct-2 0.640 against 0.681
-#: (benchmarks/variation_temperature.py, benchmarks/results/variation_temperature.md).
+#: (benchmarks/archive/variation_temperature.py, benchmarks/results/variation_temperature.md).
 VARIATION_TEMPERATURE = 0.8
 
 #: The latent diffusion model's default sampling temperature for generate (the other families
-#: keep GenerationConfig' 1.2). On 12 ideas (benchmarks/latent_temperature.py,
+#: keep GenerationConfig' 1.2). On 12 ideas (benchmarks/archive/latent_temperature.py,
 #: benchmarks/results/latent_temperature.md): perplexity under the default GPT 190.2 at 0.9
 #: against 240.7 at 1.2, idea recall 1.000 for both, distinct-2 0.891 against 0.912.
 GENERATE_TEMPERATURE = 0.9
@@ -104,7 +104,7 @@ class DiffusionGenerator(VAEGenerator):
         self.idea_in_decoder = idea_in_decoder
         self.eta = eta
         #: λ of shallow fusion when a call gives none: the checkpoint's ``default_lm_weight``
-        #: (measured for it: benchmarks/latent_temperature.py, benchmarks/results/latent_fusion.md),
+        #: (measured for it: benchmarks/archive/latent_temperature.py, benchmarks/results/latent_fusion.md),
         #: else 0 (the decoder alone).
         self.lm_weight = check_lm_weight(meta.get("default_lm_weight", 0.0))
         #: λ when writing prompts from an idea (:meth:`generate`, the service's batches): the
@@ -223,7 +223,7 @@ class DiffusionGenerator(VAEGenerator):
         point: the same two prompts give the same path.
 
         On 15 pairs of test prompts apart from ``latent_eval.py``'s
-        (``benchmarks/interpolation_fusion.py``, the shipped pair), against settling each point
+        (``benchmarks/archive/interpolation_fusion.py``, the shipped pair), against settling each point
         unconditionally and decoding it greedily, fused, from the same idea: midpoints sharing a
         content word of both ends 1.000 both, stuttering 0.044 against 0.178, perplexity under the
         embedded LSTM 87.0 against 79.0.

@@ -11,7 +11,7 @@ from textopia.errors import TextopiaError
 
 
 #: Adam steps and step size of :func:`refine_posterior_mean`, the latent models' default. Chosen
-#: on 200 valid prompts with the shipped latent pair (``benchmarks/refine_steps.py``, greedy
+#: on 200 valid prompts with the shipped latent pair (``benchmarks/archive/refine_steps.py``, greedy
 #: reconstructions): content recall 0.883 (the encoder's mean), 0.924, 0.927, 0.932, 0.932 and
 #: BLEU 73.2, 81.4, 82.5, 83.4, 83.6 at 0, 10, 20, 30, 40 steps of 0.05.
 REFINE_STEPS = 30

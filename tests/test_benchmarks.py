@@ -1,0 +1,58 @@
+"""Every registered benchmark runs at its smoke size and writes a result the schema reads back.
+
+The benchmarks (``python -m benchmarks``, :mod:`benchmarks.harness`) are imported from the
+repository root; their smoke sizes take seconds each on a 2-core CPU (the whole file about a minute).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import harness  # the checkout's package: pytest puts the repository root on the path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+NAMES = sorted(harness.registry())
+
+
+def test_list_names_every_benchmark():
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), str(ROOT),
+                                                                    os.environ.get("PYTHONPATH")])))
+    out = subprocess.run([sys.executable, "-m", "benchmarks", "--list"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120, check=True).stdout
+    listed = {line.split()[0] for line in out.splitlines() if line and not line.startswith(" ")}
+    assert listed == set(NAMES)
+    assert {"quality", "speed", "latency", "blind_judging", "load"} <= listed
+
+
+def test_unknown_option_is_refused():
+    with pytest.raises(KeyError, match="no option"):
+        harness.registry()["latency"].options(overrides={"no_such_option": 1})
+
+
+def test_set_values_take_the_defaults_type():
+    assert harness.parse_value("1,8", (1, 8)) == (1, 8)
+    assert harness.parse_value("false", True) is False
+    assert harness.parse_value("0.5", 1.0) == 0.5
+    assert harness.parse_value("", ()) == ()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_smoke_run_writes_json_and_markdown(name, tmp_path):
+    result = harness.run(name, smoke=True)
+    json_path, md_path = harness.write(result, tmp_path)
+    assert json_path == tmp_path / f"{name}.json" and md_path == tmp_path / f"{name}.md"
+    back = harness.Result.from_json(json_path.read_text())
+    assert back.benchmark == name and back.figures and back.seconds > 0 and back.timestamp.endswith("+00:00")
+    assert back.options == json.loads(json.dumps(result.options))  # every option recorded, smoke sizes included
+    assert back.options.items() >= json.loads(json.dumps(dict(harness.registry()[name].smoke))).items()
+    assert {"cpu", "cpus", "torch"} <= back.machine.keys()
+    text = md_path.read_text()
+    assert text.startswith(f"# {name}\n") and "\nMachine: " in text and "|---|" in text
+    assert not list(tmp_path.glob(".*.tmp"))  # the writer left no temporary file behind
