@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--list", action="store_true", help="list the registered benchmarks and their options")
     ap.add_argument("--smoke", action="store_true", help="the smallest sizes (seconds): checks that it runs")
     ap.add_argument("--out", default=str(harness.RESULTS), help="folder for NAME.json and NAME.md")
-    ap.add_argument("--set", dest="sets", nargs="*", default=[], metavar="KEY=VALUE", help="override an option")
+    ap.add_argument("--set", dest="sets", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override an option")
     args = ap.parse_args(argv)
     benchmarks = harness.registry()
     if args.list:

@@ -56,3 +56,14 @@ def test_smoke_run_writes_json_and_markdown(name, tmp_path):
     text = md_path.read_text()
     assert text.startswith(f"# {name}\n") and "\nMachine: " in text and "|---|" in text
     assert not list(tmp_path.glob(".*.tmp"))  # the writer left no temporary file behind
+
+
+def test_every_set_flag_applies(tmp_path):
+    """``--set a=1 --set b=2`` sets both (a later flag once replaced the earlier ones)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), str(ROOT),
+                                                                    os.environ.get("PYTHONPATH")])))
+    subprocess.run([sys.executable, "-m", "benchmarks", "latency", "--smoke", "--out", str(tmp_path),
+                    "--set", "n=2", "--set", "num_ideas=1"], cwd=ROOT, env=env, capture_output=True, text=True,
+                   timeout=300, check=True)
+    options = json.loads((tmp_path / "latency.json").read_text())["options"]
+    assert options["n"] == [2] and options["num_ideas"] == 1
