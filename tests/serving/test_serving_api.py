@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -411,3 +412,17 @@ def test_known_words_only_reaches_the_model_and_models_show_its_default(app_fact
             assert r.status_code == 200, r.text
         r = client.post("/v1/generate", json={"idea": "castle", "n": 1, "known_words_only": "yes"})
         assert r.status_code == 422 and "known_words_only" in r.text
+
+
+def test_n_times_candidates_over_the_rows_of_one_call_is_a_conflict(client: TestClient) -> None:
+    """Each within its bound, together over MAX_ROWS: 409 naming both, as the Python API and the CLI
+    refuse it (tests/test_settings_agree.py), before any model runs; one row fewer is written."""
+    from textopia.generation.config import MAX_ROWS
+
+    r = client.post("/v1/generate", json={"idea": "castle", "n": 64, "candidates": 64})
+    assert r.status_code == 409 and f"n x candidates must be at most {MAX_ROWS}" in r.json()["error"]
+    assert client.post("/v1/generate", json={"idea": "castle", "n": 64, "candidates": MAX_ROWS // 64}).status_code == 200
+    lines = json.dumps({"idea": "castle", "n": 64, "candidates": 9}) + "\n" + json.dumps({"idea": "castle"}) + "\n"
+    r = client.post("/invocations", content=lines, headers={"Content-Type": "application/jsonlines"})
+    answers = [json.loads(line) for line in r.text.splitlines()]
+    assert answers[0]["status"] == 409 and "prompts" in answers[1]

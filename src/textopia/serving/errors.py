@@ -41,6 +41,11 @@ class SettingNotForModel(Exception):
     """A setting the chosen model does not take, e.g. guidance for a GPT (answered 409)."""
 
 
+class SettingsConflict(SettingNotForModel):
+    """Settings each within its bound that do not go together: ``n`` x ``candidates`` over the
+    rows one call may draw (:data:`textopia.generation.config.MAX_ROWS`; answered 409)."""
+
+
 class InferenceFailed(Exception):
     """A generator raised something other than TextopiaError (answered 500, logged in full)."""
 
@@ -58,7 +63,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "The model cannot do this."},
     404: {"model": ErrorResponse, "description": "No such model is loaded."},
     409: {"model": ErrorResponse, "description": "The chosen model does not take a given setting "
-                                                 "(guidance, steps, lm_weight: latent diffusion models only)."},
+                                                 "(guidance, steps, lm_weight: latent diffusion models only), "
+                                                 "or two settings do not go together (n x candidates over "
+                                                 "the rows one call may draw)."},
     408: {"model": ErrorResponse, "description": "The request body did not arrive in time."},
     413: {"model": ErrorResponse, "description": "The request body is too large."},
     422: {"model": ErrorResponse, "description": "A field is missing or out of bounds."},

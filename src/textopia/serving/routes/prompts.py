@@ -17,11 +17,11 @@ from fastapi import APIRouter
 from pydantic import ValidationError
 
 from textopia.generation.base import TextopiaError, unsupported_settings
-from textopia.generation.config import GenerationConfig, from_nothing
+from textopia.generation.config import GenerationConfig, check_rows, from_nothing
 from textopia.serving.clip import ClipCounter
 from textopia.serving.deps import ServiceState, StateDep
 from textopia.serving.endpoint_client import ENDPOINT_MODEL, EndpointError
-from textopia.serving.errors import ERRORS, InferenceFailed, SettingNotForModel, validation_details
+from textopia.serving.errors import ERRORS, InferenceFailed, SettingNotForModel, SettingsConflict, validation_details
 from textopia.serving.limiter import InferenceTimeout, ServerBusy, Timed
 from textopia.serving.models import LoadedModel
 from textopia.serving.safety import NSFW_WORDS, banned_pattern, clean_words, contains_banned, mask_banned
@@ -131,6 +131,11 @@ async def generate_prompts(state: ServiceState, body: GenerateRequest) -> Genera
     if state.endpoint is not None:
         return await _forward(state, body, arrived)
     model = state.require_store().get(body.model)
+    if body.candidates is not None:  # the model's own candidates are within the rows for any n
+        try:
+            check_rows(body.n, GenerationConfig(candidates=body.candidates), "candidates")
+        except TextopiaError as exc:
+            raise SettingsConflict(str(exc)) from None
     idea, mode = from_nothing(body.idea, GenerationConfig(mode=body.mode))
     idea = idea or ""
     if mode.mode != body.mode:

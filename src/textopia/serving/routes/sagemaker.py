@@ -110,7 +110,8 @@ def _line_error(exc: Exception) -> tuple[int, str]:
         return 504, f"generation {exc}; try fewer prompts or fewer tokens"
     if isinstance(exc, EndpointError):
         return exc.status, exc.message
-    status = {ModelNotFound: 404, SettingNotForModel: 409, InferenceFailed: 500}.get(type(exc), 422)
+    status = next((code for kind, code in ((ModelNotFound, 404), (SettingNotForModel, 409), (InferenceFailed, 500))
+                   if isinstance(exc, kind)), 422)
     return status, str(exc) or "invalid request"
 
 
