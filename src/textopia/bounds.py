@@ -119,6 +119,19 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:60] + "..."
 
 
+def value_holds(kind: type, value: Any, bound: Bound) -> bool:
+    """True if ``value`` is of the scalar type ``kind`` (int, float, str, bool; a bool is no
+    number, an int is a float, a float is finite) and within ``bound``."""
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool) and bound.holds(value)
+    if kind is float:
+        return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                and bound.holds(value))
+    return isinstance(value, str) and bound.holds(value)
+
+
 def check_fields(config: Any, section: str) -> None:
     """Check every field of the dataclass instance ``config`` against its type and its
     :func:`bounded` bound.
@@ -138,16 +151,7 @@ def check_fields(config: Any, section: str) -> None:
         value = getattr(config, f.name)
         if kind is None or (value is None and nullable):
             continue
-        if kind is int:
-            ok = isinstance(value, int) and not isinstance(value, bool) and bound.holds(value)
-        elif kind is float:
-            ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-                  and bound.holds(value))
-        elif kind is bool:
-            ok = isinstance(value, bool)
-        else:
-            ok = isinstance(value, str) and bound.holds(value)
-        if not ok:
+        if not value_holds(kind, value, bound):
             what = bound.describe(kind) + (" or none" if nullable else "")
             raise TextopiaError(f"{section + '.' if section else ''}{f.name} must be {what}, got {_shown(value)}")
 
@@ -179,4 +183,4 @@ def check_out_path(path: str | Path, key: str, what: str = "directory") -> Path:
 
 
 __all__ = ["DRAWN_SEEDS", "MAX_POSITIONS", "MAX_SEED", "MAX_STEPS", "Bound", "bounded", "check_fields",
-           "check_out_path", "field_bound", "field_kind"]
+           "check_out_path", "field_bound", "field_kind", "value_holds"]

@@ -10,8 +10,7 @@ import torch
 
 import textopia
 from textopia.generation.base import TextopiaError
-from textopia.generation.config import GenerationConfig
-from textopia.generation.decoder import rows_per_round
+from textopia.generation.config import GenerationConfig, rows_per_round
 from textopia.generation.rerank import score_sample, select
 from textopia.text import (broken_phrase, clashes, fix_articles, idea_in_subject, idea_kept_together, plural_phrase, repeats_idea_word,
                            repeats_phrase)

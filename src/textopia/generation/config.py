@@ -14,11 +14,10 @@ refuse the same values with the same words::
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from textopia.bounds import MAX_SEED, Bound, bounded, check_fields, field_bound, field_kind
+from textopia.bounds import MAX_SEED, Bound, bounded, check_fields, field_bound, field_kind, value_holds
 from textopia.errors import TextopiaError
 from textopia.models.refinement import MAX_REFINE_STEPS
 
@@ -139,18 +138,21 @@ def check_setting(name: str, value: Any, key: str | None = None) -> None:
     """Raise :class:`TextopiaError` unless ``value`` is within ``name``'s bound; the message
     names ``key`` (an option such as "-n") or else ``name``. None is left to the caller."""
     kind, bound = bound_of(name)
-    ok = not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else kind)
-    if ok and kind is float:
-        ok = math.isfinite(value)
-    if not (ok and bound.holds(value)):
+    if not value_holds(kind, value, bound):
         raise TextopiaError(f"{key or name} must be {bound.describe(kind)}, got {value}")
+
+
+def rows_per_round(n: int, config: GenerationConfig) -> int:
+    """Rows one sampling round of a call for ``n`` prompts draws: ``n`` times ``config.candidates``
+    with reranking, else ``n`` (the service's batcher sizes its batches by it)."""
+    return n * (config.candidates if config.rerank else 1)
 
 
 def check_rows(n: int, config: GenerationConfig, key: str = "candidates") -> None:
     """Raise :class:`TextopiaError` when one sampling round of a call for ``n`` prompts would draw
-    more than :data:`MAX_ROWS` rows (``n`` times ``config.candidates`` with reranking); ``key``
-    names the setting in the message ("--candidates" on the command line)."""
-    rows = n * (config.candidates if config.rerank else 1)
+    more than :data:`MAX_ROWS` rows (:func:`rows_per_round`); ``key`` names the setting in the
+    message ("--candidates" on the command line)."""
+    rows = rows_per_round(n, config)
     if rows > MAX_ROWS:
         raise TextopiaError(f"n x {key} must be at most {MAX_ROWS} (samples drawn at once), got {n} x "
                             f"{config.candidates} = {rows}")
@@ -178,5 +180,5 @@ def schema_bounds(name: str) -> dict[str, float]:
     return out
 
 
-__all__ = ["CALL_BOUNDS", "MAX_CANDIDATES", "MAX_NEW_TOKENS", "MAX_PROMPTS", "MAX_ROWS", "check_rows", "GenerationConfig", "Mode", "bound_of",
-           "check_setting", "describe", "from_nothing", "schema_bounds"]
+__all__ = ["CALL_BOUNDS", "MAX_CANDIDATES", "MAX_NEW_TOKENS", "MAX_PROMPTS", "MAX_ROWS", "GenerationConfig", "Mode",
+           "bound_of", "check_rows", "check_setting", "describe", "from_nothing", "rows_per_round", "schema_bounds"]

@@ -13,7 +13,7 @@ import torch
 from textopia.clip_count import fit_clip
 from textopia.data.tokenizer import PromptTokenizer
 from textopia.generation.base import Generation, Generator, TextopiaError
-from textopia.generation.config import GenerationConfig, check_rows, check_setting, from_nothing
+from textopia.generation.config import GenerationConfig, check_rows, check_setting, from_nothing, rows_per_round
 from textopia.generation.decoding import SampleJob, Sampled, clean_prompt, dedup_key, sample, sample_many
 from textopia.generation.rerank import SampleScore, score_sample, select
 from textopia.text import KnownWords
@@ -22,12 +22,6 @@ logger = logging.getLogger(__name__)
 
 MAX_ROUNDS = 4  # sampling rounds before returning fewer than n distinct prompts
 CLEAN_ROUNDS = 3  # with rerank: rounds drawn at most while fewer than n samples are clean
-
-
-def rows_per_round(n: int, settings: GenerationConfig) -> int:
-    """Rows one sampling round of a request for ``n`` prompts draws: ``n`` times
-    ``settings.candidates`` with reranking, else ``n`` (the service's batcher sizes its batches by it)."""
-    return n * (settings.candidates if settings.rerank else 1)  # at most MAX_ROWS (config.check_rows)
 
 
 class DecoderGenerator(Generator):

@@ -23,8 +23,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from textopia.generation.base import Generation, TextopiaError
-from textopia.generation.config import GenerationConfig
-from textopia.generation.decoder import rows_per_round
+from textopia.generation.config import GenerationConfig, rows_per_round
 
 logger = logging.getLogger(__name__)
 
