@@ -70,6 +70,17 @@ def shard_name(index: int) -> str:
     return f"shard-{index:06d}.jsonl"
 
 
+def write_whole(fs: Any, path: str, data: bytes) -> None:
+    """``data`` as the file ``path`` of the fsspec filesystem ``fs``, whole: written under a
+    temporary name beside it (one per writer, so that a retried worker never shares it), then
+    moved into place, so that a reader finds the whole file or none."""
+    head, _, name = path.rpartition("/")
+    tmp = f"{head}/.{name}.tmp-{uuid.uuid4().hex}" if head else f".{name}.tmp-{uuid.uuid4().hex}"
+    with fs.open(tmp, "wb") as f:
+        f.write(data)
+    fs.mv(tmp, path)
+
+
 class ShardWriter:
     """Ray Data's callable class: each actor loads the model once; each call writes whole shards.
 
@@ -102,11 +113,7 @@ class ShardWriter:
                                  self.kept)
             lines.append(json.dumps(record, ensure_ascii=False) + "\n")
             prompts += len(record["prompts"])
-        final = f"{self.root}/{shard_name(shard)}"
-        tmp = f"{self.root}/.{shard_name(shard)}.tmp-{uuid.uuid4().hex}"
-        with self.fs.open(tmp, "wb") as f:
-            f.write("".join(lines).encode("utf-8"))
-        self.fs.mv(tmp, final)
+        write_whole(self.fs, f"{self.root}/{shard_name(shard)}", "".join(lines).encode("utf-8"))
         return len(lines), prompts
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -237,10 +244,7 @@ def generate_file_ray(
         if check_records(data, path, chunk, name, kept)[0] != len(chunk):
             raise TextopiaError(f"shard {path} is incomplete after the run; run the same command again")
         parts.append(data)
-    tmp = f"{out_path}.tmp-{uuid.uuid4().hex}"
-    with fs.open(tmp, "wb") as f:
-        f.write(b"".join(parts))
-    fs.mv(tmp, out_path)
+    write_whole(fs, out_path, b"".join(parts))
     fs.rm(shards, recursive=True)
     seconds = time.perf_counter() - started
     return BatchReport(
