@@ -12,8 +12,8 @@ import textopia
 from textopia.generation.base import TextopiaError
 from textopia.generation.config import GenerationConfig, rows_per_round
 from textopia.generation.rerank import score_sample, select
-from textopia.text import (broken_phrase, clashes, fix_articles, idea_in_subject, idea_kept_together, plural_phrase, repeats_idea_word,
-                           repeats_phrase)
+from textopia.text import (broken_phrase, clashes, fix_articles, idea_in_subject, idea_kept_together, idea_reworded,
+                           join_spaced_hyphens, plural_phrase, repeats_idea_word, repeats_phrase, restates_tag)
 
 
 @pytest.mark.parametrize("idea, prompt, expected", [
@@ -65,6 +65,59 @@ def test_idea_kept_together(idea, prompt, expected):
     assert idea_kept_together(idea, prompt) is expected
 
 
+@pytest.mark.parametrize("idea, prompt, expected", [
+    ("cat sleeping on a windowsill", "cat sleeping in the windowsill, 4k", True),
+    ("city in the clouds", "city of clouds on night", True),
+    ("bowl of ramen", "bowl with ramen, food photography", True),
+    ("lighthouse in a storm", "a lighthouse, storm, oil painting", True),  # a comma is no phrase
+    ("cat sleeping on a windowsill", "a cat sleeping on the windowsill", False),  # articles aside
+    ("cat sleeping on a windowsill", "cat sleeping peacefully on a windowsill", False),  # a word added
+    ("lighthouse storm", "a lighthouse in a storm", False),  # keywords: any small words will do
+    ("woman portrait", "portrait of a woman", False),
+    ("bowl of ramen", "a bowl of ramen, a bowl with chopsticks", False),  # written once as asked
+])
+def test_idea_reworded(idea, prompt, expected):
+    assert idea_reworded(idea, prompt) is expected
+
+
+def test_a_reworded_idea_ranks_with_a_scattered_one():
+    kept = score_sample("cat sleeping on a windowsill", "cat sleeping on a windowsill, 4k", -20, 10, None)
+    reworded = score_sample("cat sleeping on a windowsill", "cat sleeping in the windowsill, 4k", -20, 10, None)
+    swapped = score_sample("astronaut riding a horse", "a horse riding an astronaut, oil painting", -20, 10, None)
+    assert kept.clean and reworded.idea_reworded and not reworded.clean
+    assert kept.tier() < reworded.tier() == swapped.tier()
+
+
+@pytest.mark.parametrize("prompt, expected", [
+    ("girl with a red umbrella, anime style, anime, concept art", True),
+    ("a fox, detailed, highly detailed", True),
+    ("a fox, fantasy, fantasy art, 4k", True),
+    ("a fox, 4k, 4k", True),
+    ("a fox, highly detailed, detailed fur", False),  # "detailed fur" says more
+    ("a fox in a forest, forest background, by greg rutkowski", False),  # the subject is no tag
+    ("a fox, digital art, trending on artstation", False),
+])
+def test_restates_tag(prompt, expected):
+    assert restates_tag(prompt) is expected
+
+
+def test_a_restated_tag_ranks_below_a_clean_prompt():
+    clean = score_sample("fox", "a fox, anime style, concept art", -20, 10, None)
+    padded = score_sample("fox", "a fox, anime style, anime, concept art", -20, 10, None)
+    assert padded.repeats_phrase and not clean.repeats_phrase
+    assert clean.tier() < padded.tier()
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("a fox, highly - detailed, sci - fi, award - winning", "a fox, highly-detailed, sci-fi, award-winning"),
+    ("a fox - 4k", "a fox-4k"),
+    ("a fox, -, 4k", "a fox, -, 4k"),  # no word either side
+    ("a fox, self-portrait", "a fox, self-portrait"),
+])
+def test_join_spaced_hyphens(text, expected):
+    assert join_spaced_hyphens(text) == expected
+
+
 def test_a_scattered_idea_ranks_with_a_late_one():
     kept = score_sample("astronaut riding a horse", "an astronaut riding a horse, oil painting", -20, 10, None)
     swapped = score_sample("astronaut riding a horse", "a horse riding an astronaut, oil painting", -20, 10, None)
@@ -101,6 +154,9 @@ def test_repeats_phrase(prompt, expected):
     ("an owl on a branch, photorealistic, anime screenshot", None, True),
     ("an owl on a branch, black and white photo, vibrant colors", None, True),
     ("an owl on a branch, black and white photo, high contrast", None, False),
+    ("a lighthouse on a cliff, photo, unreal engine 5, 8k", None, True),  # a photograph is not rendered
+    ("a lighthouse on a cliff, concept art, illustration", None, False),
+    ("a lighthouse on a cliff, photo, 35mm lens", None, False),
 ])
 def test_clashes(prompt, idea, expected):
     assert clashes(prompt, idea) is expected

@@ -129,3 +129,12 @@ def test_generate_cuts_prompts_to_clips_77_tokens(monkeypatch):
     assert max(counts) <= CLIP_MAX_PROMPT_TOKENS
     assert min(counts) > CLIP_MAX_PROMPT_TOKENS - 10  # cut at the last tag that fits, not far before
     assert all(g.prompt.endswith(" detailed tag") for g in outs)
+
+
+def test_the_models_spaced_hyphens_are_closed_up_and_the_users_kept(tiny_checkpoint, monkeypatch):
+    """The corpus spells compounds "highly - detailed"; the prompt a user gets reads "highly-detailed",
+    while the beginning a user gives in continue mode is kept as typed."""
+    gen = textopia.load(str(tiny_checkpoint))
+    monkeypatch.setattr(gen.tokenizer, "decode", lambda ids, **_: ", highly - detailed, sci - fi")
+    got = gen.generate("a castle - on a hill", n=1, mode="continue", seed=0, rerank=False)
+    assert got[0].prompt == "a castle - on a hill, highly-detailed, sci-fi"

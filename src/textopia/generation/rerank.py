@@ -8,8 +8,11 @@ A sample's tier is a tuple compared in order (lexicographic), best first:
    model (not cut at ``max_new_tokens``, where a prompt may overrun CLIP's 77 tokens);
 3. the idea as the subject: each idea word written once (:func:`textopia.text.repeats_idea_word`),
    in the prompt's opening (:func:`textopia.text.idea_in_subject`), and as a phrase in the
-   idea's order, not scattered (:func:`textopia.text.idea_kept_together`);
+   idea's order, not scattered (:func:`textopia.text.idea_kept_together`), joined by the idea's
+   own small words (:func:`textopia.text.idea_reworded`: not "cat sleeping in the windowsill" for
+   "cat sleeping on a windowsill");
 4. read as one picture: no tag or name written twice (:func:`textopia.text.repeats_phrase`), no
+   tag said again inside another (:func:`textopia.text.restates_tag`: "anime style, anime"), no
    clashing times of day or media (:func:`textopia.text.clashes`: "sunrise at sunset", a
    photograph that is an oil painting), no article before another or before a preposition
    (:func:`textopia.text.broken_phrase`: "having a the camera"): faults the blind judges marked
@@ -34,8 +37,8 @@ from dataclasses import dataclass
 
 from typing import TypeVar
 
-from textopia.text import (KnownWords, broken_phrase, clashes, idea_in_subject, idea_kept_together, relevance_recall, repeats_idea_word, repeats_phrase,
-                           stutters, tokenize)
+from textopia.text import (KnownWords, broken_phrase, clashes, idea_in_subject, idea_kept_together, idea_reworded,
+                           relevance_recall, repeats_idea_word, repeats_phrase, restates_tag, stutters, tokenize)
 
 T = TypeVar("T")
 
@@ -62,8 +65,9 @@ class SampleScore:
     repeats_idea: bool = False  # an idea word written twice
     idea_late: bool = False  # an idea word first written after the prompt's subject
     idea_scattered: bool = False  # the idea's words out of its order or far apart
+    idea_reworded: bool = False  # two idea words joined by other small words than the idea's
     critic: float = 0.0  # the coherence critic's logit (log-odds human; 0 without a critic)
-    repeats_phrase: bool = False  # two content words side by side written twice ("greg rutkowski")
+    repeats_phrase: bool = False  # a phrase written twice ("greg rutkowski"), or a tag inside another
     clash: bool = False  # two times of day or two media that cannot be one picture
     broken: bool = False  # an article before another article or a preposition ("a the camera")
 
@@ -72,13 +76,13 @@ class SampleScore:
         """The whole idea as the subject, written once, no invented word, no stutter: what a user
         would keep."""
         return (self.recall == 1.0 and self.invented == 0 and not self.stutter and not self.repeats_idea
-                and not self.idea_late and not self.idea_scattered)
+                and not self.idea_late and not self.idea_scattered and not self.idea_reworded)
 
     def tier(self) -> tuple:
         """The quality tier (lower is better): recall, then invented words, stutter, an unfinished
         prompt, the idea's place, a repeated phrase, a clash or a broken phrase, and fluency."""
         return (-self.recall, self.invented > 0, self.stutter, not self.finished,
-                self.repeats_idea or self.idea_late or self.idea_scattered, self.repeats_phrase or self.clash or self.broken,
+                self.repeats_idea or self.idea_late or self.idea_scattered or self.idea_reworded, self.repeats_phrase or self.clash or self.broken,
                 self.mean_logprob < MIN_MEAN_LOGPROB)
 
 
@@ -104,7 +108,8 @@ def score_sample(idea: str | None, prompt: str, logprob: float, num_tokens: int,
         repeats_idea=bool(idea) and repeats_idea_word(idea, prompt),
         idea_late=bool(idea) and not idea_in_subject(idea, prompt),
         idea_scattered=bool(idea) and not idea_kept_together(idea, prompt),
-        repeats_phrase=repeats_phrase(prompt),
+        idea_reworded=bool(idea) and idea_reworded(idea, prompt),
+        repeats_phrase=repeats_phrase(prompt) or restates_tag(prompt),
         clash=clashes(prompt, idea),
         broken=broken_phrase(prompt, idea),
     )
