@@ -13,7 +13,7 @@ from textopia.generation.base import TextopiaError
 from textopia.generation.config import GenerationConfig, rows_per_round
 from textopia.generation.rerank import score_sample, select
 from textopia.text import (broken_phrase, clashes, fix_articles, idea_in_subject, idea_kept_together, idea_reworded,
-                           join_spaced_hyphens, plural_phrase, repeats_idea_word, repeats_phrase, restates_tag)
+                           close_spaced_compounds, plural_phrase, repeats_idea_word, repeats_phrase, restates_tag)
 
 
 @pytest.mark.parametrize("idea, prompt, expected", [
@@ -113,9 +113,11 @@ def test_a_restated_tag_ranks_below_a_clean_prompt():
     ("a fox - 4k", "a fox-4k"),
     ("a fox, -, 4k", "a fox, -, 4k"),  # no word either side
     ("a fox, self-portrait", "a fox, self-portrait"),
+    ("a fox, 3 d render, 2 D art", "a fox, 3d render, 2D art"),
+    ("a fox, 3 days old, 1.3 d", "a fox, 3 days old, 1.3 d"),
 ])
-def test_join_spaced_hyphens(text, expected):
-    assert join_spaced_hyphens(text) == expected
+def test_close_spaced_compounds(text, expected):
+    assert close_spaced_compounds(text) == expected
 
 
 def test_a_scattered_idea_ranks_with_a_late_one():
@@ -169,6 +171,11 @@ def test_clashes(prompt, idea, expected):
     ("a cat in the hat, a portrait of the queen", False),
     ("a witch brewing a potion, by artgerm, a. | featured on pixiv", True),  # a lone letter as a clause
     ("a witch brewing a potion, by j. c. leyendecker", False),  # initials within a clause
+    ("a palace made of ice, 3d art, in the style of and unreal engine", True),  # a preposition before "and"
+    ("a painting of daenerys, by by stanley artgerm lau", True),
+    ("a hockey player, portrait design by, mark brooks", True),  # a clause ending on "by"
+    ("a cute astronaut penguin, helmet on, floating in space", False),  # "on" can end one
+    ("a castle made of ice, by greg rutkowski and alphonse mucha", False),
 ])
 def test_broken_phrase(prompt, expected):
     assert broken_phrase(prompt) is expected

@@ -16,7 +16,7 @@ from textopia.generation.base import Generation, Generator, TextopiaError
 from textopia.generation.config import GenerationConfig, check_rows, check_setting, from_nothing, rows_per_round
 from textopia.generation.decoding import SampleJob, Sampled, clean_prompt, dedup_key, sample, sample_many
 from textopia.generation.rerank import SampleScore, score_sample, select
-from textopia.text import KnownWords, join_spaced_hyphens
+from textopia.text import KnownWords, close_spaced_compounds
 
 logger = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ class _Request:
         opening = idea if mode == "continue" else prefix
         texts = []
         for s in samples:
-            text = join_spaced_hyphens(owner.tokenizer.decode(s.ids))  # the model's words, not the user's
+            text = close_spaced_compounds(owner.tokenizer.decode(s.ids))  # the model's words, not the user's
             if opening:
                 text = f"{opening}{text}" if text[:1] in (",", ".") else f"{opening} {text}"
             texts.append(clean_prompt(text, s.finished))

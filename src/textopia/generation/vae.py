@@ -25,7 +25,7 @@ from textopia.generation.base import LatentGenerator, TextopiaError
 from textopia.generation.config import GenerationConfig, check_setting
 from textopia.generation.decoder import DecoderGenerator
 from textopia.generation.decoding import clean_prompt, dedup_key, sample
-from textopia.text import join_spaced_hyphens
+from textopia.text import close_spaced_compounds
 from textopia.models.refinement import REFINE_STEPS, check_refine_steps, refine_posterior_mean
 
 logger = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         decoder = ConditionedDecoder(self.vae, z.float().to(self.device))
         model = self.sampling_model(decoder) if fused else decoder
         out = sample(model, self.tokenizer, context, z.size(0), settings, generator, self.max_positions, idea=idea)
-        return [clean_prompt(join_spaced_hyphens(self.tokenizer.decode(ids)), finished) for ids, finished, _ in out]
+        return [clean_prompt(close_spaced_compounds(self.tokenizer.decode(ids)), finished) for ids, finished, _ in out]
 
     iw_samples: int = 500  # K of :meth:`likelihood`
 
