@@ -249,7 +249,9 @@ CLASH_GROUPS: tuple[tuple[frozenset[str], ...], ...] = (
     (frozenset({"sunrise", "dawn"}), frozenset({"noon", "midday"}), frozenset({"sunset", "dusk"}),
      frozenset({"midnight"})),
     (_PHOTO, _HAND_MADE | {"painting", "sketch"}),
-    (_PHOTO | {"photorealistic", "photorealism", "photo realistic"}, frozenset({"anime", "manga", "cartoon"})),
+    # A realistic cartoon: 0.6% of human test prompts.
+    (_PHOTO | {"photorealistic", "photorealism", "photo realistic", "realistic", "hyperrealistic", "hyper realistic",
+               "ultra realistic", "realism"}, frozenset({"anime", "manga", "cartoon", "cartoonish", "chibi"})),
     (frozenset({"black and white", "monochrome", "sepia", "grayscale"}),
      frozenset({"colorful", "vibrant colors", "vivid colors", "full color", "technicolor"})),
     (_HAND_MADE, frozenset({"octane render", "3d render", "unreal engine"})),

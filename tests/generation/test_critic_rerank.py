@@ -154,6 +154,8 @@ def test_repeats_phrase(prompt, expected):
     ("an owl on a branch, digital painting, 4k, intricate, 8k resolution", None, True),  # two resolutions
     ("an owl on a branch, digital painting, 8k resolution", None, False),
     ("an owl on a branch, photorealistic, anime screenshot", None, True),
+    ("an owl on a branch, hyper realistic, cartoon style", None, True),
+    ("an anime owl on a branch, cel shading, trending on pixiv", None, False),
     ("an owl on a branch, black and white photo, vibrant colors", None, True),
     ("an owl on a branch, black and white photo, high contrast", None, False),
     ("a lighthouse on a cliff, photo, unreal engine 5, 8k", None, True),  # a photograph is not rendered
@@ -243,8 +245,10 @@ def test_select_takes_the_critics_choice_within_a_tier():
 
 
 def test_candidates_are_bounded_and_scale_with_n():
-    assert rows_per_round(1, GenerationConfig(candidates=16)) == 16
+    assert rows_per_round(1, GenerationConfig(candidates=16)) == 32  # one prompt: a pool of two prompts' worth
+    assert rows_per_round(2, GenerationConfig(candidates=16)) == 32
     assert rows_per_round(4, GenerationConfig(candidates=16)) == 64
+    assert rows_per_round(1, GenerationConfig(candidates=16, rerank=False)) == 1
     assert rows_per_round(4, GenerationConfig(candidates=16, rerank=False)) == 4
     for bad in (0, 65):
         with pytest.raises(TextopiaError, match="candidates must be an integer from 1 to 64"):
@@ -263,9 +267,9 @@ def test_one_prompt_is_chosen_among_the_candidate_budget(tiny_checkpoint, monkey
         return original(model, tokenizer, jobs, *args, **kwargs)
 
     monkeypatch.setattr(decoder, "sample_many", spy)
-    out = gen.generate("old fisherman", n=1, seed=3, candidates=12, max_new_tokens=30)
+    out = gen.generate("old fisherman", n=1, seed=3, candidates=6, max_new_tokens=30)
     assert len(out) == 1
-    assert drawn and drawn[0] == 12  # one batch of the whole budget, even for n = 1
+    assert drawn and drawn[0] == 12  # one batch of the whole pool, two prompts' worth, for n = 1
 
 
 class _LengthCritic:
@@ -431,7 +435,7 @@ def test_latent_models_draw_prefix_rows_too(tiny_diffusion_checkpoint, tiny_chec
         return original(self, context, num, *args, prefix=prefix, **kwargs)
 
     monkeypatch.setattr(type(gen), "_sample", spy)
-    kw = dict(n=1, seed=1, candidates=6, max_new_tokens=12, min_new_tokens=0, steps=2)
+    kw = dict(n=1, seed=1, candidates=3, max_new_tokens=12, min_new_tokens=0, steps=2)  # one prompt: two prompts' worth, 6 rows
     out = gen.generate("castle", idea_prefix=0.5, **kw)
     opening = gen.idea_prefix("castle")
     # half free; half opening with the idea's own words, as a clause of its own and left open

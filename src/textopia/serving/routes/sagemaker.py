@@ -22,7 +22,7 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 from textopia.generation.base import TextopiaError
-from textopia.generation.config import GenerationConfig
+from textopia.generation.config import GenerationConfig, rows_per_round
 from textopia.serving.deps import ServiceState, StateDep
 from textopia.serving.endpoint_client import ENDPOINT_MODEL, EndpointError
 from textopia.serving.errors import (
@@ -127,14 +127,16 @@ def _parse_line(number: int, line: str) -> GenerateRequest | dict[str, Any]:
 def _check_work(bodies: list[GenerateRequest], settings: ServingSettings) -> None:
     """Refuse a call whose lines together ask for more than one call may: rows or tokens.
 
-    A line's sampled rows are ``n × candidates`` (a line that leaves candidates to the model counts
-    the largest default, :class:`GenerationConfig`'), its tokens ``rows × max_new_tokens`` (at
-    most: a prompt may end sooner).
+    A line's sampled rows are :func:`~textopia.generation.config.rows_per_round`'s, ``n ×
+    candidates`` for two prompts or more (a line that leaves candidates to the model counts the
+    largest default, :class:`GenerationConfig`'), its tokens ``rows × max_new_tokens`` (at most: a
+    prompt may end sooner).
 
     Raises:
         TooMuchWork: the rows or the tokens, summed over the lines, are over the settings' bounds.
     """
-    per_line = [body.n * (GenerationConfig.candidates if body.candidates is None else body.candidates)
+    per_line = [rows_per_round(body.n, GenerationConfig(candidates=GenerationConfig.candidates if body.candidates is None
+                                                        else body.candidates))
                 for body in bodies]
     rows = sum(per_line)
     tokens = sum(r * body.max_new_tokens for r, body in zip(per_line, bodies))
