@@ -356,9 +356,9 @@ def idea_reworded(idea: str, output: str) -> bool:
     out = tokenize(output.lower())
     stems = [stem(w) for w in out]
     for a, b in zip(content, content[1:]):
-        wanted = [w for w in words[a + 1:b] if w not in _ARTICLES]
-        if not wanted:  # keywords ("lighthouse storm"): any small words a phrase needs will do
+        if b == a + 1:  # keywords ("lighthouse storm"): any small words a phrase needs will do
             continue
+        wanted = [w for w in words[a + 1:b] if w not in _ARTICLES]
         first, second = stem(words[a]), stem(words[b])
         links = []
         for p, s in enumerate(stems):

@@ -69,6 +69,7 @@ def test_idea_kept_together(idea, prompt, expected):
     ("cat sleeping on a windowsill", "cat sleeping in the windowsill, 4k", True),
     ("city in the clouds", "city of clouds on night", True),
     ("bowl of ramen", "bowl with ramen, food photography", True),
+    ("child flying a kite", "child flying over kite, digital painting", True),  # only an article between
     ("lighthouse in a storm", "a lighthouse, storm, oil painting", True),  # a comma is no phrase
     ("cat sleeping on a windowsill", "a cat sleeping on the windowsill", False),  # articles aside
     ("cat sleeping on a windowsill", "cat sleeping peacefully on a windowsill", False),  # a word added
