@@ -178,8 +178,9 @@ _NOT_AFTER_ARTICLE = _ARTICLES | {"of", "in", "on", "with", "by", "and", "at", "
 #: human test prompts, nearly all slips).
 _PREPOSITIONS = frozenset({"of", "in", "on", "with", "by", "at", "from", "into", "for"})
 _NOT_AFTER_PREPOSITION = _PREPOSITIONS | {"and", "or"}
-#: Words a clause cannot end on ("a painting by,"); "on" and "in" can ("helmet on").
-_CLAUSE_NEEDS_MORE = frozenset({"of", "by", "with", "from", "into"})
+#: Words a clause cannot end on ("a painting by,", "award-winning photo, trending" for "trending on
+#: artstation"); "on" and "in" can ("helmet on").
+_CLAUSE_NEEDS_MORE = frozenset({"of", "by", "with", "from", "into", "trending", "featured"})
 
 
 #: A letter alone between two clause marks ("by artgerm, a. | featured"); initials ("j. c.
@@ -377,16 +378,22 @@ def idea_reworded(idea: str, output: str) -> bool:
 _SPACED_HYPHEN = re.compile(r"(?<=[^\W_]) - (?=[^\W_])")
 #: "3 d" or "2 d" standing for 3D or 2D: "3 d render".
 _SPACED_D = re.compile(r"(?<![\w.])([23]) ([dD])(?!\w)")
+#: A slash with a space either side between two words: "f / 1", "3 / 4 view".
+_SPACED_SLASH = re.compile(r"(?<=[^\W_]) / (?=[^\W_])")
+#: A one-digit number's decimals after a spaced point: "f/1. 8" (an aperture).
+_SPACED_DECIMAL = re.compile(r"(?<![\w.])(\d)\. (\d{1,2})(?![\w.])")
 
 
 def close_spaced_compounds(text: str) -> str:
     """``text`` with compounds the corpus spells spaced closed up: each hyphen between two words
-    ("highly - detailed, sci - fi" -> "highly-detailed, sci-fi") and "3 d" or "2 d" ("3 d render"
-    -> "3d render"). The Discord corpus spells them so 3 times in 4 (an artefact of the tools its
+    ("highly - detailed, sci - fi" -> "highly-detailed, sci-fi"), "3 d" or "2 d" ("3 d render"
+    -> "3d render"), a slash between two words and an aperture's decimals ("f / 1. 8, 3 / 4 view"
+    -> "f/1.8, 3/4 view"). The Discord corpus spells them so 3 times in 4 (an artefact of the tools its
     prompts were copied from), and the models learnt it; a reader sees a typo. Of the corpus's 480
     spaced hyphen pairs seen 20 times or more, all are compounds ("award - winning", "jean -
     baptiste", "close - up"), so a dash between clauses is rare enough to close up too."""
-    return _SPACED_D.sub(r"\1\2", _SPACED_HYPHEN.sub("-", text))
+    text = _SPACED_SLASH.sub("/", _SPACED_HYPHEN.sub("-", text))
+    return _SPACED_DECIMAL.sub(r"\1.\2", _SPACED_D.sub(r"\1\2", text))
 
 
 def dedup_key(text: str) -> str:
