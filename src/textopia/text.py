@@ -168,6 +168,27 @@ def restates_tag(text: str) -> bool:
                for i, a in enumerate(clauses) for j, b in enumerate(clauses) if i != j)
 
 
+#: The most words a clause may have for :func:`repeats_in_clause` to read a word in it twice as
+#: a slip rather than a sentence's second mention.
+_SHORT_CLAUSE = 8
+
+
+def repeats_in_clause(text: str, idea: str | None = None) -> bool:
+    """True if a clause of at most :data:`_SHORT_CLAUSE` words holds one content word twice, by
+    stem ("a beautiful river is under the river", "stars and stars", "wooden gadgets made of
+    wood"): a slip a reader sees at once. Words of one letter ("d & d") are left alone, and so
+    are the idea's (:func:`repeats_idea_word` judges those). 3% of human test prompts do so."""
+    asked = content_stems(idea) if idea else set()
+    for clause in _CLAUSE_SPLIT.split(text.lower()):
+        words = tokenize(clause)
+        if len(words) > _SHORT_CLAUSE:
+            continue
+        stems = [s for s in (stem(w) for w in words if w not in STOP_WORDS and len(w) > 1) if s not in asked]
+        if len(stems) != len(set(stems)):
+            return True
+    return False
+
+
 _ARTICLES = frozenset({"a", "an", "the"})
 #: Words an article cannot stand right before: "having a the camera", "in a in the", "a of".
 _NOT_AFTER_ARTICLE = _ARTICLES | {"of", "in", "on", "with", "by", "and", "at", "to", "for", "from", "is", "or"}
@@ -289,18 +310,21 @@ _ARTICLE_RE = re.compile(r"\b([Aa]n?) ([^\W\d_][\w'-]*)")
 #: Word openings after which "a"/"an" is left as written: the sound is not the spelling's ("an
 #: hour", "a unicorn", "a one-eyed cat", "a european city").
 _EITHER_ARTICLE = ("h", "u", "one", "once", "eu", "ew")
+#: Words whose "h" is silent: "an" whatever was written ("a hour" -> "an hour").
+_SILENT_H = ("hour", "honest", "honor", "honour", "heir")
 
 
 def fix_articles(text: str) -> str:
     """``text`` with "a"/"an" agreeing with the next word's first letter: "an snowy forest" ->
-    "a snowy forest", "a old man" -> "an old man"; words whose sound the spelling does not tell
-    (:data:`_EITHER_ARTICLE`) keep the article written."""
+    "a snowy forest", "a old man" -> "an old man", "a hour" -> "an hour" (:data:`_SILENT_H`);
+    other words whose sound the spelling does not tell (:data:`_EITHER_ARTICLE`) keep the article
+    written."""
     def agree(m: re.Match[str]) -> str:
         article, word = m.group(1), m.group(2)
         low = word.lower()
-        if low.startswith(_EITHER_ARTICLE):
+        if low.startswith(_EITHER_ARTICLE) and not low.startswith(_SILENT_H):
             return m.group(0)
-        want = "an" if low[0] in "aeio" else "a"
+        want = "an" if low[0] in "aeio" or low.startswith(_SILENT_H) else "a"
         if article.lower() == want:
             return m.group(0)
         return f"{want.capitalize() if article[0].isupper() else want} {word}"

@@ -13,7 +13,8 @@ from textopia.generation.base import TextopiaError
 from textopia.generation.config import GenerationConfig, rows_per_round
 from textopia.generation.rerank import score_sample, select
 from textopia.text import (broken_phrase, clashes, fix_articles, idea_in_subject, idea_kept_together, idea_reworded,
-                           close_spaced_compounds, plural_phrase, repeats_idea_word, repeats_phrase, restates_tag)
+                           close_spaced_compounds, plural_phrase, repeats_idea_word, repeats_in_clause, repeats_phrase,
+                           restates_tag)
 
 
 @pytest.mark.parametrize("idea, prompt, expected", [
@@ -100,6 +101,23 @@ def test_a_reworded_idea_ranks_with_a_scattered_one():
 ])
 def test_restates_tag(prompt, expected):
     assert restates_tag(prompt) is expected
+
+
+@pytest.mark.parametrize("prompt, expected", [
+    ("a treehouse in a giant oak, a beautiful river is under the river, digital painting", True),
+    ("a city in the clouds, stars and stars, 4k", True),
+    ("a knight, d & d, fantasy art", False),  # one-letter words
+    ("a wizard in a tower, with a long beard and a pointed hat, holding a staff of light, by the window "
+     "of the wizard tower", False),  # a long clause may name a thing again
+    ("a fox in the snow, snowy forest, 4k", False),  # another clause
+])
+def test_repeats_in_clause(prompt, expected):
+    assert repeats_in_clause(prompt) is expected
+
+
+def test_an_idea_word_twice_is_the_subject_rules_matter_not_the_clauses():
+    assert repeats_in_clause("a storm from a storm with the lighthouse")
+    assert not repeats_in_clause("a storm from a storm with the lighthouse", "lighthouse storm")
 
 
 def test_a_restated_tag_ranks_below_a_clean_prompt():
@@ -212,6 +230,7 @@ def test_plural_phrase(phrase, expected):
     ("fox in an snowy forest", "fox in a snowy forest"),
     ("A old man, an apple", "An old man, an apple"),
     ("an hour, a unicorn, an umbrella, a one-eyed cat, a 8k photo", "an hour, a unicorn, an umbrella, a one-eyed cat, a 8k photo"),
+    ("a hour before dawn, a honest man, a horse, an hotel", "an hour before dawn, an honest man, a horse, an hotel"),
 ])
 def test_articles_agree_with_the_next_word(text, expected):
     assert fix_articles(text) == expected

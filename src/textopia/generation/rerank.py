@@ -13,6 +13,7 @@ A sample's tier is a tuple compared in order (lexicographic), best first:
    "cat sleeping on a windowsill");
 4. read as one picture: no tag or name written twice (:func:`textopia.text.repeats_phrase`), no
    tag said again inside another (:func:`textopia.text.restates_tag`: "anime style, anime"), no
+   word twice in a short clause (:func:`textopia.text.repeats_in_clause`: "stars and stars"), no
    clashing times of day or media (:func:`textopia.text.clashes`: "sunrise at sunset", a
    photograph that is an oil painting), no article before another or before a preposition
    (:func:`textopia.text.broken_phrase`: "having a the camera"): faults the blind judges marked
@@ -38,7 +39,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from textopia.text import (KnownWords, broken_phrase, clashes, idea_in_subject, idea_kept_together, idea_reworded,
-                           relevance_recall, repeats_idea_word, repeats_phrase, restates_tag, stutters, tokenize)
+                           relevance_recall, repeats_idea_word, repeats_in_clause, repeats_phrase, restates_tag, stutters,
+                           tokenize)
 
 T = TypeVar("T")
 
@@ -109,7 +111,7 @@ def score_sample(idea: str | None, prompt: str, logprob: float, num_tokens: int,
         idea_late=bool(idea) and not idea_in_subject(idea, prompt),
         idea_scattered=bool(idea) and not idea_kept_together(idea, prompt),
         idea_reworded=bool(idea) and idea_reworded(idea, prompt),
-        repeats_phrase=repeats_phrase(prompt) or restates_tag(prompt),
+        repeats_phrase=repeats_phrase(prompt) or restates_tag(prompt) or repeats_in_clause(prompt, idea),
         clash=clashes(prompt, idea),
         broken=broken_phrase(prompt, idea),
     )
