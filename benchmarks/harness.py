@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Where a run writes unless told otherwise.
 RESULTS = ROOT / "benchmarks" / "results"
 #: The modules that register benchmarks (``benchmarks.<name>``), imported by :func:`registry`.
-MODULES = ("quality", "speed", "latency", "blind_judging", "load", "soak", "diffusion_speed", "critic_samples")
+MODULES = ("quality", "speed", "latency", "blind_judging", "load", "soak", "diffusion_speed", "critic_samples",
+           "generate_ideas")
 
 _REGISTRY: dict[str, Benchmark] = {}
 
