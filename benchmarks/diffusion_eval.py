@@ -524,16 +524,16 @@ def run(diffusion: str = "diffusion", vae: str = "vae", lms: tuple[str, ...] = (
     firsts: list[list[str]] = []
     estimate_rows = []
     n_slots = len(ideas)
-    logger.info(f"estimate: timing one of {n_slots} slots ({n_per_idea} prompts) for each of "
-          f"{len(specs) + len(sweep_specs)} rows ...")
+    logger.info("estimate: timing one of %d slots (%d prompts) for each of %d rows", n_slots, n_per_idea,
+                len(specs) + len(sweep_specs))
     for spec in specs + sweep_specs:
         first, seconds = probe(gens[spec.key], spec, ideas, n_per_idea=n_per_idea, seed=seed)
         firsts.append(first)
         estimate_rows.append({"row": spec.name, "slot_s": round(seconds, 3), "row_s": round(seconds * n_slots, 1)})
-        logger.info(f"  {spec.name:<55} {seconds:7.2f} s per slot -> {seconds * n_slots:8.0f} s")
+        logger.info("  %-55s %7.2f s per slot -> %8.0f s", spec.name, seconds, seconds * n_slots)
     total_est = sum(r["row_s"] for r in estimate_rows)
-    logger.info(f"estimated generation time: {total_est:.0f} s ({total_est / 3600:.2f} h), plus measuring "
-          "(embeddings, fluency, novelty: minutes)")
+    logger.info("estimated generation time: %.0f s (%.2f h), plus measuring (embeddings, fluency, novelty: minutes)",
+                total_est, total_est / 3600)
     if estimate_only:
         return {"estimate": estimate_rows, "estimated_generation_s": total_est}
 
@@ -572,9 +572,7 @@ def run(diffusion: str = "diffusion", vae: str = "vae", lms: tuple[str, ...] = (
         row["seconds"] = {"measure": row["seconds"]}
         row["samples"] = samples
         rows.append(row)
-    sweep_rows = []
-    for spec, first in zip(sweep_specs, firsts[len(specs):]):
-        sweep_rows.append(measured(spec, first))
+    sweep_rows = [measured(spec, first) for spec, first in zip(sweep_specs, firsts[len(specs):])]
 
     paired = []
     by_name = {r["name"]: r for r in rows}

@@ -86,7 +86,7 @@ def killed_run(command: list[str], partial: Path, kill_at: int) -> dict:
 @benchmark("generate_ideas", smoke=dict(ideas_file=str(IDEAS / "user_ideas.txt"), num_ideas=8, kill_at=2, batch_size=1))
 def run(ideas_file: str = str(IDEAS / "derived_1000.txt"), num_ideas: int = 1000, model: str = "default", n: int = 1,
         kill_at: int = 500, batch_size: int = 16) -> dict:
-    """Throughput of ``textopia generate --ideas-file``, killed half-way (SIGKILL) and resumed.
+    """Throughput of `textopia generate --ideas-file`, killed half-way (SIGKILL) and resumed.
 
     ``num_ideas``: the first that many of ``ideas_file`` (derived from the shared corpus when the
     file is missing); ``n``: prompts per idea; ``kill_at``: ideas on disk when the first run is

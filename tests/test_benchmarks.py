@@ -30,7 +30,8 @@ def test_list_names_every_benchmark():
                          text=True, timeout=120, check=True).stdout
     listed = {line.split()[0] for line in out.splitlines() if line and not line.startswith(" ")}
     assert listed == set(NAMES)
-    assert {"quality", "speed", "latency", "blind_judging", "load"} <= listed
+    assert {"quality", "speed", "latency", "blind_judging", "load", "soak", "diffusion_speed", "critic_samples",
+            "generate_ideas", "train_speed", "latent_eval", "diffusion_eval"} <= listed
 
 
 def test_unknown_option_is_refused():
