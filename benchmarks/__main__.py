@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, bench in benchmarks.items():
             print(f"{name:<{width}}  {bench.description}")
             print(f"{'':<{width}}  options: " + ", ".join(f"{k}={v!r}" for k, v in bench.defaults.items()))
+            if bench.corpus:
+                print(f"{'':<{width}}  reads a prepared corpus, even at --smoke: --set {bench.corpus}=DIR")
         return 0
     if args.name not in benchmarks:
         ap.error(f"give a benchmark to run, one of: {', '.join(benchmarks)} (or --list)")

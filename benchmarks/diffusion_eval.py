@@ -6,25 +6,25 @@ posterior's holes), and how does it compare with the plain language models? Rows
 
     conditional (idea i, n prompts, seed + i)       unconditional (group i of n, seed + i, no idea)
     ─────────────────────────────────────────       ───────────────────────────────────────────────
-    diffusion, g = --guidance, idea in decoder       diffusion, g irrelevant (no idea: null branch)
-    diffusion, g = --guidance, latent only           VAE prior
-    VAE prior, idea in decoder                       each --lms model (a model without holes)
-    each --lms model (LSTM, GPT)                     human: random held-out prompts (the floor)
+    diffusion, g = guidance, idea in decoder         diffusion, g irrelevant (no idea: null branch)
+    diffusion, g = guidance, latent only             VAE prior
+    VAE prior, idea in decoder                       each lms model (a model without holes)
+    each lms model (LSTM, GPT)                       human: random held-out prompts (the floor)
     human: held-out prompts holding the idea
 
 Figures per row (``textopia.evaluation``): Fréchet distance between MiniLM sentence embeddings
 of the row's prompts and a reference set of held-out human prompts (FD, lower is better;
 :func:`frechet_distance`), Div and distinct-n, novelty against the train split, relevance (idea
-words found, cosine) and fluency: the perplexity of the row's prompts under ``--fluency-model``
+words found, cosine) and fluency: the perplexity of the row's prompts under ``fluency_model``
 (p(prompt), no idea; :func:`score_prompts`). Then a guidance sweep of the diffusion model with the
 idea *only* in the latent: relevance against diversity for each guidance scale.
 
 Protocol:
 
-* Ideas: ``--num-ideas`` derived from ``--split`` of ``--data-dir`` (seed ``--seed``), as
+* Ideas: ``num_ideas`` derived from ``split`` of ``data_dir`` (seed ``seed``), as
   ``textopia compare`` does; idea i is written with seed ``seed + i`` by every model.
 * Held-out prompts of the split are cut into disjoint sets: the ideas' source prompts and the
-  human row (:func:`human_samples`); the FD reference (``--reference-size`` prompts, seeded);
+  human row (:func:`human_samples`); the FD reference (``reference_size`` prompts, seeded);
   the random human row (as many prompts as a model row, seeded). FD is biased by sample size and
   by conditioning: compare conditional rows with the human row grouped by idea (same ideas, same
   size) and unconditional rows with the random human row.
@@ -33,43 +33,34 @@ Protocol:
   outside the latent and would hide what guidance alone does.
 * Fluency: the fluency LM scores its own samples too, which favours it; read its own row with care.
 
-::
+Usage (from the repository root, after `textopia prepare ... --out data/sd`)::
 
-    python -m benchmarks.diffusion_eval                   # 100 ideas x 5, sweep 0 1 2 3 5 8 (hours on a CPU)
-    python -m benchmarks.diffusion_eval --estimate-only   # time one idea per row and stop
-    python -m benchmarks.diffusion_eval --quick           # 10 ideas x 2, sweep 0 3: a smoke run
-    python -m benchmarks.diffusion_eval --diffusion runs/diff --vae runs/vae --lms lstm default
+    python -m benchmarks diffusion_eval                                 # 100 ideas x 5, sweep 0 1 2 3 5 8 (hours on a CPU)
+    python -m benchmarks diffusion_eval --set estimate_only=true        # time one idea per row and stop
+    python -m benchmarks diffusion_eval --set diffusion=runs/diff vae=runs/vae lms=lstm,default
 
-Writes ``results.json`` (settings, ideas, every row with its samples, the sweep), ``results.md``
-and ``guidance_sweep.png`` into ``--out`` (``<out>_quick`` with ``--quick``).
+Writes ``diffusion_eval.json`` (settings, ideas, every row with its samples, the sweep, under
+``details``) and ``diffusion_eval.md``; :func:`plot_sweep` draws the sweep from the result.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import math
 import os
 import random
-import shlex
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import machine
+from benchmarks.harness import Result, benchmark
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = ROOT / "benchmarks" / "results" / "diffusion"
+SMOKE_DATA = Path(__file__).resolve().parent / "smoke_data"
 
 logger = logging.getLogger("benchmarks.diffusion_eval")
 
-FULL = {"num_ideas": 100, "n_per_idea": 5, "sweep": [0.0, 1.0, 2.0, 3.0, 5.0, 8.0], "reference_size": 2000}
-QUICK = {"num_ideas": 10, "n_per_idea": 2, "sweep": [0.0, 3.0], "reference_size": 500}
 
 
 # --------------------------------------------------------------------------------------------
@@ -305,12 +296,6 @@ def paired_bootstrap(measure: Measure, a: Mapping[str, Sequence[str]], b: Mappin
 # --------------------------------------------------------------------------------------------
 
 
-def _fmt(value: Any, fmt: str) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    return fmt.format(value)
-
-
 def _get(row: Mapping[str, Any], path: str) -> Any:
     value: Any = row
     for part in path.split("."):
@@ -318,137 +303,82 @@ def _get(row: Mapping[str, Any], path: str) -> Any:
     return value
 
 
-# (header, path in the row, format)
+# (header, path in the row)
 MAIN_COLUMNS = [
-    ("FD ↓", "frechet", "{:.4f}"),
-    ("fluency PPL/token ↓", "fluency.perplexity", "{:.1f}"),
-    ("fluency PPL/word ↓", "fluency.perplexity_per_word", "{:.1f}"),
-    ("idea words found", "text.relevance_recall", "{:.3f}"),
-    ("cosine (MiniLM)", "text.relevance_cosine", "{:.3f}"),
-    ("Div", "text.div", "{:.3f}"),
-    ("Div within", "text.div_within", "{:.3f}"),
-    ("novel", "text.train_novel_share", "{:.3f}"),
-    ("prompts", "text.n_samples", "{:,.0f}"),
-    ("s / prompt", "seconds.per_prompt", "{:.3f}"),
+    ("FD ↓", "frechet"),
+    ("fluency PPL/token ↓", "fluency.perplexity"),
+    ("fluency PPL/word ↓", "fluency.perplexity_per_word"),
+    ("idea words found", "text.relevance_recall"),
+    ("cosine (MiniLM)", "text.relevance_cosine"),
+    ("Div", "text.div"),
+    ("Div within", "text.div_within"),
+    ("novel", "text.train_novel_share"),
+    ("prompts", "text.n_samples"),
+    ("s / prompt", "seconds.per_prompt"),
 ]
 DIVERSITY_COLUMNS = [
-    ("distinct-1", "text.distinct_1", "{:.3f}"),
-    ("distinct-2", "text.distinct_2", "{:.3f}"),
-    ("distinct-3", "text.distinct_3", "{:.3f}"),
-    ("distinct-4", "text.distinct_4", "{:.3f}"),
-    ("distinct-2 within", "text.distinct_2_within", "{:.3f}"),
-    ("self-BLEU (0-100)", "text.self_bleu", "{:.1f}"),
-    ("verbatim in train", "text.train_verbatim_share", "{:.3f}"),
-    ("4-grams in train", "text.train_4gram_overlap", "{:.3f}"),
-    ("words", "text.words_mean", "{:.1f}"),
-    ("CLIP tokens", "text.clip_tokens_mean", "{:.1f}"),
-    ("repetition-2", "text.repetition_rate_2", "{:.3f}"),
+    ("distinct-1", "text.distinct_1"),
+    ("distinct-2", "text.distinct_2"),
+    ("distinct-3", "text.distinct_3"),
+    ("distinct-4", "text.distinct_4"),
+    ("distinct-2 within", "text.distinct_2_within"),
+    ("self-BLEU (0-100)", "text.self_bleu"),
+    ("verbatim in train", "text.train_verbatim_share"),
+    ("4-grams in train", "text.train_4gram_overlap"),
+    ("words", "text.words_mean"),
+    ("CLIP tokens", "text.clip_tokens_mean"),
+    ("repetition-2", "text.repetition_rate_2"),
 ]
 SWEEP_COLUMNS = [
-    ("guidance", "guidance", "{:g}"),
-    ("decoder reads the idea", "idea_in_decoder", "{}"),
-    ("idea words found", "text.relevance_recall", "{:.3f}"),
-    ("cosine (MiniLM)", "text.relevance_cosine", "{:.3f}"),
-    ("Div", "text.div", "{:.3f}"),
-    ("Div within", "text.div_within", "{:.3f}"),
-    ("FD ↓", "frechet", "{:.4f}"),
-    ("fluency PPL/token ↓", "fluency.perplexity", "{:.1f}"),
-    ("prompts", "text.n_samples", "{:,.0f}"),
+    ("guidance", "guidance"),
+    ("decoder reads the idea", "idea_in_decoder"),
+    ("idea words found", "text.relevance_recall"),
+    ("cosine (MiniLM)", "text.relevance_cosine"),
+    ("Div", "text.div"),
+    ("Div within", "text.div_within"),
+    ("FD ↓", "frechet"),
+    ("fluency PPL/token ↓", "fluency.perplexity"),
+    ("prompts", "text.n_samples"),
 ]
 
 
-def _table(rows: Sequence[Mapping[str, Any]], columns, *, first: str | None = "row") -> list[str]:
-    heads = ([first] if first else []) + [c[0] for c in columns]
-    lines = ["| " + " | ".join(heads) + " |", "|" + ("---|" if first else "") + "---:|" * len(columns)]
-    for r in rows:
-        cells = ([r["name"]] if first else []) + [_fmt(_get(r, path), fmt) for _, path, fmt in columns]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+def table(rows: Sequence[Mapping[str, Any]], columns, *, first: str | None = "row") -> list[dict[str, Any]]:
+    """``rows`` as flat table rows: the row's name (``first``), then each column's value (None: not measured)."""
+    return [({first: r["name"]} if first else {}) | {head: _get(r, path) for head, path in columns} for r in rows]
 
 
-def markdown(report: Mapping[str, Any]) -> str:
-    s = report["settings"]
-    m = report["machine"]
-    cond = [r for r in report["rows"] if r["conditional"]]
-    uncond = [r for r in report["rows"] if not r["conditional"]]
-    lines = ["# Latent diffusion against the VAE prior and the language models" + (" — quick smoke run" if s["quick"] else ""), ""]
-    if s["quick"]:
-        lines += [("> **A smoke run** (`--quick`): it checks the path end to end; its figures rest on a few "
-                   "prompts and must not be read as results."), ""]
-    lines += [
-        f"- Date: {report['date']}; command: `{report['command']}`",
-        (f"- Machine: {m['cpu']}, {m['cpus']} CPUs, torch {m['torch']} ({m['torch_threads']} threads), "
-         f"{m.get('gpu', 'no GPU')}; load average before {m['load_average']}"),
-        (f"- Models: diffusion `{s['diffusion']}` (guidance {s['guidance']:g}, {s['steps']} DDIM steps, eta {s.get('eta', 0.0):g}), VAE `{s['vae']}` "
-         f"(same weights as the diffusion's VAE: {s['vae_matches_diffusion']}), LMs {', '.join(f'`{x}`' for x in s['lms']) or 'none'}; "
-         f"fluency LM `{s['fluency_model']}`"),
-        (f"- Ideas: {s['num_ideas']} derived from `{s['data_dir']}/{s['split']}.txt` (seed {s['seed']}), "
-         f"{s['n_per_idea']} prompts asked per idea, idea i with seed {s['seed']} + i; unconditional rows: "
-         f"{s['num_ideas']} groups of {s['n_per_idea']}, group i with seed {s['seed']} + i"),
-        (f"- FD reference: {s['reference_size']} held-out prompts of `{s['split']}`, disjoint from the ideas' sources "
-         "and both human rows; MiniLM (all-MiniLM-L6-v2) embeddings"),
-        f"- Decoding: Generator defaults{' (rerank on)' if s['rerank'] else ', rerank off'}; sweep: rerank off",
-        f"- Wall time: {report['seconds']['total']:.0f} s (estimated beforehand: {report['estimate']['total_s']:.0f} s of generation)",
-        "",
-        "## Conditional: written from the ideas",
-        "",
-        *_table(cond, MAIN_COLUMNS),
-        "",
-        "## Unconditional: no idea (does N(0, I) land in holes?)",
-        "",
-        *_table(uncond, MAIN_COLUMNS),
-        "",
-        *_paired_lines(report.get("paired", [])),
-        "## Diversity, novelty and form (all rows)",
-        "",
-        *_table(cond + uncond, DIVERSITY_COLUMNS),
-        "",
-        "## Guidance sweep (diffusion, rerank off)",
-        "",
-        *_table(report["sweep"], SWEEP_COLUMNS, first=None),
-        "",
-        "![relevance against diversity](guidance_sweep.png)",
-        "",
-        ("FD: Fréchet distance between Gaussians fitted to MiniLM embeddings of the row's prompts and of the "
+def paired_rows(paired: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The paired bootstraps as table rows (a − b: negative ΔFD, diffusion closer to human prompts;
+    ΔDiv ≥ 0, at no less diversity)."""
+    return [{"rows (a − b)": f"{item['a']} − {item['b']}", "slots": r["slots"], "resamples": r["resamples"],
+             "ΔFD": r["fd_delta"], "ΔFD 90% interval": r["fd_delta_ci90"], "P(ΔFD < 0)": r["p_fd_lower"],
+             "ΔDiv": r["div_delta"], "ΔDiv 90% interval": r["div_delta_ci90"], "P(ΔDiv ≥ 0)": r["p_div_not_lower"]}
+            for item in paired for r in [item["result"]]]
+
+
+#: What the tables' figures are (the result's ``notes``).
+NOTES = ("FD: Fréchet distance between Gaussians fitted to MiniLM embeddings of the row's prompts and of the "
          "reference (squared embedding units; biased by sample size and, for conditional rows, by the ideas: compare "
          "conditional rows with `human · grouped by idea`, unconditional ones with `human · random held-out`). "
          "Fluency: perplexity of the row's prompts, p(prompt) without the idea, under the fluency LM (tokens of its "
          "tokenizer, EOS counted; per word: the same nats over whitespace words); it scores its own samples too. "
          "Relevance: share of the idea's content words found, and cosine(idea, prompt) in MiniLM space, per idea. "
          "Div: distinct-2 × 3 × 4 pooled (LD4LG); *within*: among one idea's (or one seed's) prompts. Novel: share "
-         "of prompts not verbatim in the train split. – : not measured or undefined."),
-        "",
-    ]
-    return "\n".join(lines)
+         "of prompts not verbatim in the train split. Paired bootstrap: resamples of the slots (ideas, or seeds of "
+         "the unconditional rows), the same draw for both rows, each measured on the distinct slots drawn (about "
+         "63%: conservative intervals), FD against the fixed reference.")
 
 
-def _paired_lines(paired: Sequence[Mapping[str, Any]]) -> list[str]:
-    if not paired:
-        return []
-    lines = ["## Diffusion against the VAE prior: paired bootstrap", "",
-             "| rows (a − b) | slots | ΔFD | 90% interval | P(ΔFD < 0) | ΔDiv | 90% interval | P(ΔDiv ≥ 0) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for item in paired:
-        r = item["result"]
-        lines.append(f"| {item['a']} − {item['b']} | {r['slots']} | {r['fd_delta']:+.4f} | "
-                     f"[{r['fd_delta_ci90'][0]:+.4f}, {r['fd_delta_ci90'][1]:+.4f}] | {r['p_fd_lower']:.2f} | "
-                     f"{r['div_delta']:+.3f} | [{r['div_delta_ci90'][0]:+.3f}, {r['div_delta_ci90'][1]:+.3f}] | "
-                     f"{r['p_div_not_lower']:.2f} |")
-    n = paired[0]["result"]["resamples"]
-    lines += ["", (f"{n} resamples of the slots (ideas, or seeds of the unconditional rows), the same draw for both "
-                   "rows, each measured on the distinct slots drawn (about 63%: conservative intervals); FD against "
-                   "the fixed reference. Negative ΔFD: diffusion is closer to human prompts; "
-                   "ΔDiv ≥ 0: at no less diversity."), ""]
-    return lines
 
-
-def plot_sweep(report: Mapping[str, Any], path: Path) -> None:
-    """Relevance (y) against Div (x), one point per guidance scale, the main rows in grey for reference."""
+def plot_sweep(result: Result, path: str | Path) -> None:
+    """Relevance (y) against Div (x), one point per guidance scale, the main rows in grey for reference,
+    from a diffusion_eval result (its ``details``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    report = result.details
     ykeys = [k for k in ("relevance_cosine", "relevance_recall")
              if any(_get(r, f"text.{k}") is not None for r in report["sweep"])]
     fig, axes = plt.subplots(1, max(1, len(ykeys)), figsize=(6.2 * max(1, len(ykeys)), 4.8), squeeze=False,
@@ -499,96 +429,71 @@ def vae_matches(diffusion_gen, vae_gen) -> bool:
     return a.keys() == b.keys() and all(a[k].shape == b[k].shape and torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--diffusion", default="diffusion", help="checkpoint directory or embedded model")
-    parser.add_argument("--vae", default="vae", help="checkpoint directory or embedded model (the diffusion's VAE)")
-    parser.add_argument("--lms", nargs="*", default=["lstm", "default"], help="language models to compare (may be none)")
-    parser.add_argument("--data-dir", type=Path, default=Path("data/sd"))
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--num-ideas", type=int, help=f"ideas (default {FULL['num_ideas']}; --quick {QUICK['num_ideas']})")
-    parser.add_argument("--n-per-idea", type=int, help=f"prompts per idea (default {FULL['n_per_idea']}; --quick {QUICK['n_per_idea']})")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--guidance", type=float, default=3.0, help="guidance scale of the main diffusion rows")
-    parser.add_argument("--steps", type=int, default=50, help="DDIM steps")
-    parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0: deterministic; 1: DDPM-like noise)")
-    parser.add_argument("--sweep", type=float, nargs="*", help="guidance scales of the sweep (default 0 1 2 3 5 8; --quick 0 3)")
-    parser.add_argument("--sweep-idea-in-decoder", action="store_true",
-                        help="also sweep with the idea in the decoder (doubles the sweep's cost)")
-    parser.add_argument("--reference-size", type=int, help="held-out prompts in the FD reference (default 2000; --quick 500)")
-    parser.add_argument("--fluency-model", default="default", help="LM that scores fluency; 'none' skips it")
-    parser.add_argument("--no-uncond-lms", action="store_true", help="no unconditional rows for the LMs")
-    parser.add_argument("--no-rerank", action="store_true", help="main table without reranking by idea words")
-    parser.add_argument("--no-clip-tokens", action="store_true", help="do not count CLIP tokens")
-    parser.add_argument("--device", help="torch device (default: CUDA when available)")
-    parser.add_argument("--quick", action="store_true", help="10 ideas x 2, sweep 0 3: a smoke run into <out>_quick")
-    parser.add_argument("--estimate-only", action="store_true", help="time one idea per row, print the estimate, stop")
-    parser.add_argument("--bootstrap", type=int, default=200,
-                        help="paired bootstrap resamples of ΔFD and ΔDiv, diffusion against the VAE prior (0: none)")
-    parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    args = parser.parse_args(argv)
-    preset = QUICK if args.quick else FULL
-    for key, value in preset.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    if args.quick and not args.out.name.endswith("_quick"):
-        args.out = args.out.with_name(args.out.name + "_quick")
-    if args.num_ideas < 1 or args.n_per_idea < 1 or args.steps < 1:
-        parser.error("--num-ideas, --n-per-idea and --steps must be >= 1")
-    return args
+@benchmark("diffusion_eval", smoke=dict(lms=("lstm",), data_dir=str(SMOKE_DATA), num_ideas=2, n_per_idea=2, steps=2,
+                                        sweep=(0.0,), sweep_idea_in_decoder=True, reference_size=10, bootstrap=2,
+                                        progress=False))
+def run(diffusion: str = "diffusion", vae: str = "vae", lms: tuple[str, ...] = ("lstm", "default"),
+        data_dir: str = "data/sd", split: str = "test", num_ideas: int = 100, n_per_idea: int = 5, seed: int = 0,
+        guidance: float = 3.0, steps: int = 50, eta: float = 0.0, sweep: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 5.0, 8.0),
+        sweep_idea_in_decoder: bool = False, reference_size: int = 2000, fluency_model: str = "default",
+        uncond_lms: bool = True, rerank: bool = True, clip_tokens: bool = True, device: str | None = None,
+        estimate_only: bool = False, bootstrap: int = 200, progress: bool = True) -> dict:
+    """Latent diffusion against the VAE prior, the LSTM and the GPT: the same ideas, the same seeds.
 
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ``diffusion``, ``vae``, ``lms``: checkpoint directories or embedded models (``vae``: the
+    diffusion's VAE; ``lms`` may be empty); ``guidance``, ``steps`` (DDIM), ``eta`` (0:
+    deterministic; 1: DDPM-like noise): the main diffusion rows; ``sweep``: guidance scales of the
+    sweep (also with the idea in the decoder with ``sweep_idea_in_decoder``, twice the cost);
+    ``reference_size``: held-out prompts in the FD reference; ``fluency_model``: the decoder-only LM
+    that scores fluency ("none": none); ``uncond_lms``: unconditional rows for the LMs; ``rerank``:
+    the main table reranked by idea words; ``clip_tokens``: count CLIP tokens; ``device``: torch
+    device (None: CUDA when available); ``estimate_only``: time one idea per row and stop;
+    ``bootstrap``: paired bootstrap resamples of ΔFD and ΔDiv, diffusion against the VAE prior (0: none).
+    """
+    if num_ideas < 1 or n_per_idea < 1 or steps < 1:
+        raise ValueError("num_ideas, n_per_idea and steps must be >= 1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    started = time.monotonic()
-    info = machine()
-
     from textopia.data.corpus import read_split
     from textopia.evaluation.compare import default_embedder, training_index_for
-    from textopia.io import json_safe
     from textopia.evaluation.ideas import load_ideas
     from textopia.generation.decoder import DecoderGenerator
     from textopia.generation.diffusion import DiffusionGenerator
     from textopia.generation.loader import load
-    from textopia.io import atomic_write_text
 
+    data = Path(data_dir)
     # Ideas and held-out sets.
-    ideas, sources = load_ideas(data_dir=args.data_dir, split=args.split, num_ideas=args.num_ideas, seed=args.seed)
-    held_out = read_split(args.data_dir, args.split)
-    human, reference, human_random = held_out_sets(held_out, ideas, sources, n_per_idea=args.n_per_idea,
-                                                   reference_size=args.reference_size, seed=args.seed)
+    ideas, sources = load_ideas(data_dir=data, split=split, num_ideas=num_ideas, seed=seed)
+    held_out = read_split(data, split)
+    human, reference, human_random = held_out_sets(held_out, ideas, sources, n_per_idea=n_per_idea,
+                                                   reference_size=reference_size, seed=seed)
 
     # Generators.
     gens: dict[str, Any] = {}
-    diffusion = load(args.diffusion, device=args.device)
-    if not isinstance(diffusion, DiffusionGenerator):
-        raise SystemExit(f"--diffusion {args.diffusion} is a {diffusion.kind} model, not latent diffusion")
-    gens["diffusion"] = diffusion
-    gens["diffusion-latent"] = DiffusionGenerator(diffusion.diffusion, diffusion.tokenizer, diffusion.meta,
-                                                  diffusion.name, idea_in_decoder=False, eta=args.eta,
-                                                  load_lm=diffusion.load_lm)
-    diffusion.eta = args.eta
-    vae = load(args.vae, device=args.device)
-    gens["vae"] = vae
-    for lm in args.lms:
-        gens[f"lm:{lm}"] = load(lm, device=args.device)
+    diffusion_gen = load(diffusion, device=device)
+    if not isinstance(diffusion_gen, DiffusionGenerator):
+        raise ValueError(f"diffusion={diffusion} is a {diffusion_gen.kind} model, not latent diffusion")
+    gens["diffusion"] = diffusion_gen
+    gens["diffusion-latent"] = DiffusionGenerator(diffusion_gen.diffusion, diffusion_gen.tokenizer, diffusion_gen.meta,
+                                                  diffusion_gen.name, idea_in_decoder=False, eta=eta,
+                                                  load_lm=diffusion_gen.load_lm)
+    diffusion_gen.eta = eta
+    gens["vae"] = load(vae, device=device)
+    for lm in lms:
+        gens[f"lm:{lm}"] = load(lm, device=device)
     fluency = None
-    if args.fluency_model.lower() != "none":
-        fluency = gens.get(f"lm:{args.fluency_model}") or load(args.fluency_model, device=args.device)
+    if fluency_model.lower() != "none":
+        fluency = gens.get(f"lm:{fluency_model}") or load(fluency_model, device=device)
         if not isinstance(fluency, DecoderGenerator) or hasattr(fluency, "vae"):
-            raise SystemExit(f"--fluency-model {args.fluency_model} must be a decoder-only LM (GPT, LSTM)")
-    matches = vae_matches(diffusion, vae)
+            raise ValueError(f"fluency_model={fluency_model} must be a decoder-only LM (GPT, LSTM)")
+    matches = vae_matches(diffusion_gen, gens["vae"])
     if not matches:
-        logger.warning("--vae %s is not the diffusion model's VAE: the VAE rows decode with other weights", args.vae)
+        logger.warning("vae=%s is not the diffusion model's VAE: the VAE rows decode with other weights", vae)
 
     # Rows.
-    g, steps = args.guidance, args.steps
-    dec = {"steps": steps} | ({} if not args.no_rerank else {"rerank": False})
-    plain = {} if not args.no_rerank else {"rerank": False}
-    dname, vname = Path(args.diffusion).name, Path(args.vae).name
+    g = guidance
+    dec = {"steps": steps} | ({} if rerank else {"rerank": False})
+    plain = {} if rerank else {"rerank": False}
+    dname, vname = Path(diffusion).name, Path(vae).name
     specs = [
         Spec(f"{dname} · g={g:g} · idea in latent + decoder", "diffusion", True, dec | {"guidance": g},
              {"kind": "diffusion", "guidance": g, "steps": steps, "idea_in_decoder": True}),
@@ -597,20 +502,20 @@ def main(argv: list[str] | None = None) -> int:
         Spec(f"{vname} · prior N(0, I) · idea in decoder", "vae", True, dict(plain),
              {"kind": "vae", "idea_in_decoder": True}),
         *[Spec(f"{lm} ({gens[f'lm:{lm}'].kind})", f"lm:{lm}", True, dict(plain), {"kind": gens[f"lm:{lm}"].kind})
-          for lm in args.lms],
+          for lm in lms],
         Spec(f"{dname} · no idea", "diffusion", False, {"steps": steps},
              {"kind": "diffusion", "guidance": None, "steps": steps, "idea_in_decoder": False}),
         Spec(f"{vname} · prior N(0, I) · no idea", "vae", False, {}, {"kind": "vae", "idea_in_decoder": False}),
-        *([] if args.no_uncond_lms else
+        *([] if not uncond_lms else
           [Spec(f"{lm} ({gens[f'lm:{lm}'].kind}) · no idea", f"lm:{lm}", False, {}, {"kind": gens[f"lm:{lm}"].kind})
-           for lm in args.lms]),
+           for lm in lms]),
     ]
-    variants = [False, True] if args.sweep_idea_in_decoder else [False]
+    variants = [False, True] if sweep_idea_in_decoder else [False]
     sweep_specs = [Spec(f"sweep g={s:g} · {'latent + decoder' if v else 'latent only'}",
                         "diffusion" if v else "diffusion-latent", True,
                         {"guidance": s, "steps": steps, "rerank": False},
                         {"kind": "diffusion", "guidance": s, "steps": steps, "idea_in_decoder": v})
-                   for v in variants for s in args.sweep]
+                   for v in variants for s in sweep]
 
     # Estimate: one slot per row, timed after a warm-up; the slot is kept as the row's first.
     for key, gen in gens.items():
@@ -619,33 +524,33 @@ def main(argv: list[str] | None = None) -> int:
     firsts: list[list[str]] = []
     estimate_rows = []
     n_slots = len(ideas)
-    print(f"estimate: timing one of {n_slots} slots ({args.n_per_idea} prompts) for each of "
-          f"{len(specs) + len(sweep_specs)} rows ...", flush=True)
+    logger.info("estimate: timing one of %d slots (%d prompts) for each of %d rows", n_slots, n_per_idea,
+                len(specs) + len(sweep_specs))
     for spec in specs + sweep_specs:
-        first, seconds = probe(gens[spec.key], spec, ideas, n_per_idea=args.n_per_idea, seed=args.seed)
+        first, seconds = probe(gens[spec.key], spec, ideas, n_per_idea=n_per_idea, seed=seed)
         firsts.append(first)
         estimate_rows.append({"row": spec.name, "slot_s": round(seconds, 3), "row_s": round(seconds * n_slots, 1)})
-        print(f"  {spec.name:<55} {seconds:7.2f} s per slot -> {seconds * n_slots:8.0f} s", flush=True)
+        logger.info("  %-55s %7.2f s per slot -> %8.0f s", spec.name, seconds, seconds * n_slots)
     total_est = sum(r["row_s"] for r in estimate_rows)
-    print(f"estimated generation time: {total_est:.0f} s ({total_est / 3600:.2f} h), plus measuring "
-          "(embeddings, fluency, novelty: minutes)", flush=True)
-    if args.estimate_only:
-        return 0
+    logger.info("estimated generation time: %.0f s (%.2f h), plus measuring (embeddings, fluency, novelty: minutes)",
+                total_est, total_est / 3600)
+    if estimate_only:
+        return {"estimate": estimate_rows, "estimated_generation_s": total_est}
 
     # What every row is measured with.
-    embedder = default_embedder(args.device)
+    embedder = default_embedder(device)
     embedder = CachedEmbedder(embedder) if embedder is not None else None
     t0 = time.perf_counter()
     ref_emb = embedder.encode(reference) if embedder is not None and len(reference) >= 2 else None
     logger.info("reference: %d prompts embedded in %.1f s", len(reference), time.perf_counter() - t0)
-    measure = Measure(embedder=embedder, reference=ref_emb, training_index=training_index_for(args.data_dir),
-                      fluency=fluency, clip_tokens=not args.no_clip_tokens, seed=args.seed)
+    measure = Measure(embedder=embedder, reference=ref_emb, training_index=training_index_for(data),
+                      fluency=fluency, clip_tokens=clip_tokens, seed=seed)
 
-    def run(spec: Spec, first: list[str]) -> dict[str, Any]:
+    def measured(spec: Spec, first: list[str]) -> dict[str, Any]:
         gen = gens[spec.key]
         t0 = time.perf_counter()
-        samples = generate_row(gen, spec, ideas, n_per_idea=args.n_per_idea, seed=args.seed, first=first,
-                               progress=not args.no_progress)
+        samples = generate_row(gen, spec, ideas, n_per_idea=n_per_idea, seed=seed, first=first,
+                               progress=progress)
         seconds = time.perf_counter() - t0 + next(r["slot_s"] for r in estimate_rows if r["row"] == spec.name)
         n = sum(map(len, samples.values()))
         row = {"name": spec.name, "model": str(getattr(gen, "name", spec.key)), "conditional": spec.conditional,
@@ -655,11 +560,11 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("%s: %d prompts in %.0f s; FD %s", spec.name, n, seconds, row["frechet"])
         return row
 
-    rows = [run(spec, first) for spec, first in zip(specs, firsts)]
+    rows = [measured(spec, first) for spec, first in zip(specs, firsts)]
     human_rows = [
-        ({"name": "human · grouped by idea", "model": f"held-out {args.split} prompts holding the idea's words",
+        ({"name": "human · grouped by idea", "model": f"held-out {split} prompts holding the idea's words",
           "conditional": True, "kind": "human"}, human),
-        ({"name": "human · random held-out", "model": f"random held-out {args.split} prompts", "conditional": False,
+        ({"name": "human · random held-out", "model": f"random held-out {split} prompts", "conditional": False,
           "kind": "human"}, human_random),
     ]
     for about, samples in human_rows:
@@ -667,54 +572,29 @@ def main(argv: list[str] | None = None) -> int:
         row["seconds"] = {"measure": row["seconds"]}
         row["samples"] = samples
         rows.append(row)
-    sweep = []
-    for spec, first in zip(sweep_specs, firsts[len(specs):]):
-        row = run(spec, first)
-        sweep.append(row)
+    sweep_rows = [measured(spec, first) for spec, first in zip(sweep_specs, firsts[len(specs):])]
 
     paired = []
     by_name = {r["name"]: r for r in rows}
     for a, b in ((specs[0].name, specs[2].name), (specs[1].name, specs[2].name),
                  (f"{dname} · no idea", f"{vname} · prior N(0, I) · no idea")):
-        result = paired_bootstrap(measure, by_name[a]["samples"], by_name[b]["samples"], resamples=args.bootstrap,
-                                  seed=args.seed)
+        result = paired_bootstrap(measure, by_name[a]["samples"], by_name[b]["samples"], resamples=bootstrap,
+                                  seed=seed)
         if result is not None:
             paired.append({"a": a, "b": b, "result": result})
             logger.info("paired bootstrap %s − %s: %s", a, b, result)
 
-    report = {
-        "benchmark": "latent-diffusion-eval",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": "python " + " ".join(shlex.quote(a) for a in
-                                        ["-m", "benchmarks.diffusion_eval", *(argv if argv is not None else sys.argv[1:])]),
-        "machine": info,
-        "settings": {
-            "quick": args.quick, "diffusion": args.diffusion, "vae": args.vae, "lms": list(args.lms),
-            "fluency_model": args.fluency_model, "data_dir": str(args.data_dir), "split": args.split,
-            "num_ideas": len(ideas), "n_per_idea": args.n_per_idea, "seed": args.seed, "guidance": g, "steps": steps,
-            "eta": args.eta, "sweep": list(args.sweep), "sweep_idea_in_decoder": args.sweep_idea_in_decoder,
-            "reference_size": len(reference), "bootstrap": args.bootstrap, "rerank": not args.no_rerank, "vae_matches_diffusion": matches,
-            "embedder": embedder is not None, "clip_tokens": not args.no_clip_tokens,
-            "models": {k: v.info() for k, v in gens.items()},
-        },
-        "estimate": {"rows": estimate_rows, "total_s": total_est},
-        "ideas": list(ideas),
-        "rows": rows,
-        "sweep": sweep,
-        "paired": paired,
-        "seconds": {"total": round(time.monotonic() - started, 1)},
+    conditional = [r for r in rows if r["conditional"]]
+    unconditional = [r for r in rows if not r["conditional"]]
+    return {
+        "vae_matches_diffusion": matches, "embedder": embedder is not None, "ideas": len(ideas),
+        "reference_prompts": len(reference), "estimated_generation_s": total_est,
+        "conditional: written from the ideas": table(conditional, MAIN_COLUMNS),
+        "unconditional: no idea (does N(0, I) land in holes?)": table(unconditional, MAIN_COLUMNS),
+        "diffusion against the VAE prior: paired bootstrap": paired_rows(paired),
+        "diversity, novelty and form (all rows)": table(conditional + unconditional, DIVERSITY_COLUMNS),
+        "guidance sweep (diffusion, rerank off)": table(sweep_rows, SWEEP_COLUMNS, first=None),
+        "notes": NOTES,
+        "details": {"models": {k: v.info() for k, v in gens.items()}, "estimate": estimate_rows, "ideas": list(ideas),
+                    "rows": rows, "sweep": sweep_rows, "paired": paired},
     }
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "results.json", json.dumps(json_safe(report), indent=2, ensure_ascii=False,
-                                                       allow_nan=False) + "\n")
-    text = markdown(report)
-    atomic_write_text(out / "results.md", text)
-    plot_sweep(report, out / "guidance_sweep.png")
-    print(text)
-    print(f"wrote {out}/results.json, results.md, guidance_sweep.png")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,7 +9,10 @@ A benchmark is a function of keyword options that returns its figures (a dict)::
         return {"rows": [...]}
 
 The options and their defaults are the function's keyword arguments; ``smoke`` overrides them
-with the smallest sizes that still run every line (seconds, for the tests). :func:`run` calls it
+with the smallest sizes that still run every line (seconds, for the tests). A benchmark that reads
+a prepared corpus (``textopia prepare``'s folder: splits and tokenizer) that the repository does not
+hold names the option with ``corpus="data_dir"``; the tests give it a small one built from
+``../shared`` (``tests/conftest.py``'s ``prepared``). :func:`run` calls it
 and wraps the figures in a :class:`Result` (options, machine, UTC time, git commit, seconds);
 :func:`write` writes ``NAME.json`` and ``NAME.md`` atomically. ``python -m benchmarks --list``
 lists what is registered (:data:`MODULES`, imported on first use).
@@ -35,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Where a run writes unless told otherwise.
 RESULTS = ROOT / "benchmarks" / "results"
 #: The modules that register benchmarks (``benchmarks.<name>``), imported by :func:`registry`.
-MODULES = ("quality", "speed", "latency", "blind_judging", "load", "soak", "diffusion_speed")
+MODULES = ("quality", "speed", "latency", "blind_judging", "load", "soak", "diffusion_speed", "critic_samples",
+           "generate_ideas", "train_speed", "latent_eval", "diffusion_eval")
 
 _REGISTRY: dict[str, Benchmark] = {}
 
@@ -49,12 +53,15 @@ class Benchmark:
         description: one line (the run function's docstring's first line).
         run: the function; its keyword arguments are the options, their defaults the full size.
         smoke: the options that make it run in seconds (the tests' size), on top of the defaults.
+        corpus: the option naming a prepared corpus the smoke size still needs (None: it needs none
+            beyond the repository's ``benchmarks/smoke_data``).
     """
 
     name: str
     description: str
     run: Callable[..., dict[str, Any]]
     smoke: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    corpus: str | None = None
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -73,15 +80,20 @@ class Benchmark:
         return out
 
 
-def benchmark(name: str, *, smoke: Mapping[str, Any] | None = None) -> Callable:
-    """Register the decorated function as benchmark ``name`` (its docstring's first line describes it)."""
+def benchmark(name: str, *, smoke: Mapping[str, Any] | None = None, corpus: str | None = None) -> Callable:
+    """Register the decorated function as benchmark ``name`` (its docstring's first line describes it);
+    ``corpus``: see :attr:`Benchmark.corpus`."""
 
     def register(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+        if fn.__module__ == "__main__":  # a module run as a script (python -m benchmarks.NAME): the
+            return fn                    # registry imports it again by its name and registers that copy
         if name in _REGISTRY and _REGISTRY[name].run is not fn:
             raise ValueError(f"benchmark {name!r} registered twice")
         description = (fn.__doc__ or "").strip().split("\n")[0]
-        bench = Benchmark(name, description, fn, dict(smoke or {}))
+        bench = Benchmark(name, description, fn, dict(smoke or {}), corpus)
         bench.options(smoke=True)  # a smoke option the function does not take fails at import
+        if corpus is not None and corpus not in bench.defaults:
+            raise ValueError(f"benchmark {name!r}: corpus={corpus!r} is not one of its options")
         _REGISTRY[name] = bench
         return fn
 

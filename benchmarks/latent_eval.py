@@ -19,28 +19,29 @@ Figures (every relevance figure is :func:`textopia.text.relevance_recall`, the r
    and the Fréchet distance of MiniLM embeddings to ``--reference-size`` held-out human prompts;
    the human row is held-out prompts holding each idea's words (same ideas, same count).
 5. The guidance sweep of the latent model (rerank off; its decoder still reads the idea): recall
-   against distinct-2 for each guidance scale, plotted.
+   against distinct-2 for each guidance scale (:func:`plot` draws it from the result).
 
-::
+Usage (from the repository root, after `textopia prepare ... --out data/sd`)::
 
-    python -m benchmarks.latent_eval --data-dir data/sd                 # the shipped models
-    python -m benchmarks.latent_eval --data-dir data/sd --quick         # a smoke run
-    python -m benchmarks.latent_eval --latent runs/latent-diffusion --data-dir data/sd
+    python -m benchmarks latent_eval --set data_dir=data/sd                         # the shipped models
+    python -m benchmarks latent_eval --set data_dir=data/sd latent=runs/latent-diffusion [num_recon=500
+        num_sources=40 num_pairs=20 num_ideas=100 n=8 reference_size=2000 guidance=0,1,2,4,7 sweep_ideas=30]
 
-Writes ``results.json``, ``results.md`` and ``guidance_sweep.png`` into ``--out``.
+Writes ``latent_eval.json`` (every example under ``details``) and ``latent_eval.md``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import logging
 import random
-import sys
 import time
 from pathlib import Path
 
+from benchmarks.harness import Result, benchmark
 
-from benchmarks.harness import machine
+SMOKE_DATA = Path(__file__).resolve().parent / "smoke_data"
+
+logger = logging.getLogger("benchmarks.latent_eval")
 
 
 def recall(reference: str, output: str) -> float:
@@ -138,170 +139,106 @@ def row_figures(samples: dict[str, list[str]], fluency, embedder, reference) -> 
     return figures
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--latent", default="latent", help="the latent diffusion model over the prompt autoencoder")
-    p.add_argument("--vae", default="vae", help="the LSTM VAE row")
-    p.add_argument("--lms", nargs="*", default=["default"], help="language-model rows")
-    p.add_argument("--data-dir", required=True, help="prepared data (its test split)")
-    p.add_argument("--num-recon", type=int, default=500)
-    p.add_argument("--num-sources", type=int, default=40)
-    p.add_argument("--num-pairs", type=int, default=20)
-    p.add_argument("--num-ideas", type=int, default=100)
-    p.add_argument("--reference-size", type=int, default=2000)
-    p.add_argument("--guidance", type=float, nargs="*", default=[0.0, 1.0, 2.0, 4.0, 7.0])
-    p.add_argument("--sweep-ideas", type=int, default=30)
-    p.add_argument("--quick", action="store_true", help="small numbers: a smoke run")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "latent"))
-    return p.parse_args(argv)
+@benchmark("latent_eval", smoke=dict(data_dir=str(SMOKE_DATA), num_recon=4, num_sources=1, num_pairs=1, num_ideas=2,
+                                     n=2, reference_size=10, guidance=(0.0,), sweep_ideas=1))
+def run(latent: str = "latent", vae: str = "vae", lms: tuple[str, ...] = ("default",), data_dir: str = "data/sd",
+        num_recon: int = 500, num_sources: int = 40, num_pairs: int = 20, num_ideas: int = 100, n: int = 8,
+        reference_size: int = 2000, guidance: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0, 7.0), sweep_ideas: int = 30,
+        seed: int = 0) -> dict:
+    """The latent models measured: reconstruction, variations, interpolation, idea-conditioned generation.
 
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    if args.quick:
-        args.num_recon, args.num_sources, args.num_pairs, args.num_ideas = 40, 4, 3, 8
-        args.reference_size, args.sweep_ideas, args.guidance = 300, 4, [0.0, 3.0]
-        args.out += "_quick"
+    ``latent``: the latent diffusion model over the prompt autoencoder; ``vae``: the LSTM VAE row;
+    ``lms``: language-model rows; ``data_dir``: prepared data (its test split); ``n``: variations of
+    a source and prompts of an idea; ``guidance``: the sweep's scales, on ``sweep_ideas`` ideas.
+    """
     from textopia.data.corpus import read_split
     from textopia.evaluation.compare import default_embedder
     from textopia.evaluation.ideas import human_samples, ideas_from_prompts
+    from textopia.evaluation.metrics import distinct_n
     from textopia.generation.loader import load, resolve_model
     from textopia.models.checkpoint import load_checkpoint
 
-    started = time.time()
-    test = read_split(Path(args.data_dir), "test")
-    rng = random.Random(f"latent-eval/{args.seed}")
+    test = read_split(Path(data_dir), "test")
+    rng = random.Random(f"latent-eval/{seed}")
     order = list(range(len(test)))
     rng.shuffle(order)
-    recon_prompts = [test[j] for j in order[: args.num_recon]]
-    sources = [test[j] for j in order[: args.num_sources]]
-    pair_pool = [test[j] for j in order[args.num_sources: args.num_sources + 2 * args.num_pairs]]
+    recon_prompts = [test[j] for j in order[:num_recon]]
+    sources = [test[j] for j in order[:num_sources]]
+    pair_pool = [test[j] for j in order[num_sources: num_sources + 2 * num_pairs]]
     pairs = list(zip(pair_pool[::2], pair_pool[1::2]))
-    idea_pairs = ideas_from_prompts(test, args.num_ideas, seed=args.seed)
+    idea_pairs = ideas_from_prompts(test, num_ideas, seed=seed)
     ideas = [i for i, _ in idea_pairs]
     used = {s for _, s in idea_pairs}
     rest = [test[j] for j in order if test[j] not in used]
-    reference_prompts = rest[-args.reference_size:]
-    human = human_samples(ideas, rest[: -args.reference_size], n_per_idea=8, seed=args.seed,
-                          sources=dict(idea_pairs))
+    reference_prompts = rest[-reference_size:]
+    human = human_samples(ideas, rest[:-reference_size], n_per_idea=n, seed=seed, sources=dict(idea_pairs))
 
-    fluency_model, fluency_tok, _ = load_checkpoint(resolve_model("default"))
+    fluency = load_checkpoint(resolve_model("default"))[:2]
     embedder = default_embedder()
     reference = embedder.encode(reference_prompts) if embedder is not None else None
 
-    latent = load(args.latent)
-    report: dict = {"machine": machine(), "settings": vars(args), "models": {},
-                    "command": " ".join(["python -m benchmarks.latent_eval", *(argv if argv is not None else sys.argv[1:])])}
-    for name, gen in (("latent", latent), ("vae", load(args.vae))):
-        t0 = time.time()
+    models = {"latent": load(latent), "vae": load(vae)}
+    recon, by_length, varied, interp, examples = [], [], [], [], {}
+    for name, gen in models.items():
+        t0 = time.perf_counter()
         # each model's default (the encoder's mean refined, refine_posterior_mean) and the encoder's own
-        entry = {"refine_steps": gen.refine_steps, "reconstruction": reconstruction(gen, recon_prompts, gen.refine_steps),
-                 "reconstruction_encoder_mean": reconstruction(gen, recon_prompts, 0),
-                 "variations": variations(gen, sources), "interpolation": interpolation(gen, pairs)}
-        entry["seconds"] = time.time() - t0
-        report["models"][name] = entry
-        print(name, json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "examples"} if isinstance(v, dict) else v
-                                for k, v in entry.items()}), flush=True)
+        for label, steps in ((name, gen.refine_steps), (f"{name}, the encoder's mean unrefined", 0)):
+            scores = reconstruction(gen, recon_prompts, steps)
+            examples[f"{label}: reconstruction"] = scores.pop("examples")
+            by_length.append({"model": label, **scores.pop("content_recall_by_length")})
+            recon.append({"model": label, "refine_steps": steps, **scores})
+        v = variations(gen, sources, n)
+        examples[f"{name}: variations"] = v.pop("examples")
+        v.pop("prompts")
+        it = interpolation(gen, pairs)
+        examples[f"{name}: interpolation"] = it.pop("examples")
+        varied.append({"model": name, **v})
+        interp.append({"model": name, **it, "seconds": time.perf_counter() - t0})
+        logger.info("%s: %s %s %s", name, recon[-2], varied[-1], interp[-1])
 
-    rows = {}
-    row_models = [("latent", latent), ("vae", load(args.vae))] + [(m, load(m)) for m in args.lms]
-    for name, gen in row_models:
-        t0 = time.time()
-        samples = generation(gen, ideas, 8)
-        seconds = time.time() - t0
-        rows[name] = {**row_figures(samples, (fluency_model, fluency_tok), embedder, reference),
-                      "seconds_per_call": seconds / len(ideas), "examples": {k: samples[k] for k in ideas[:3]}}
-        print(name, {k: v for k, v in rows[name].items() if k != "examples"}, flush=True)
+    rows = []
+    for name, gen in [*models.items(), *((m, load(m)) for m in lms)]:
+        t0 = time.perf_counter()
+        samples = generation(gen, ideas, n)
+        seconds = time.perf_counter() - t0
+        rows.append({"row": name, **row_figures(samples, fluency, embedder, reference),
+                     "seconds_per_call": seconds / len(ideas)})
+        examples[f"{name}: generation"] = {k: samples[k] for k in ideas[:3]}
+        logger.info("%s", rows[-1])
     human_rows = {k: v for k, v in human.items() if v}
-    rows["human"] = {**row_figures(human_rows, (fluency_model, fluency_tok), embedder, reference),
-                     "examples": {k: human_rows[k] for k in list(human_rows)[:3]}}
-    report["generation"] = rows
+    rows.append({"row": "human", **row_figures(human_rows, fluency, embedder, reference)})
 
     sweep = []
-    for g in args.guidance:
-        samples = generation(latent, ideas[: args.sweep_ideas], 8, guidance=g, rerank=False)
-        from textopia.evaluation.metrics import distinct_n
-
+    for g in guidance:
+        samples = generation(models["latent"], ideas[:sweep_ideas], n, guidance=g, rerank=False)
         recalls = [recall(i, t) for i, group in samples.items() for t in group]
         sweep.append({"guidance": g, "idea_recall": sum(recalls) / len(recalls),
                       "distinct_2": sum(distinct_n(v, 2) for v in samples.values()) / len(samples)})
-        print("sweep", sweep[-1], flush=True)
-    report["guidance_sweep"] = sweep
-    report["seconds"] = time.time() - started
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
-    (out / "results.md").write_text(markdown(report))
-    plot(sweep, out / "guidance_sweep.png")
-    print((out / "results.md").read_text())
-    return 0
+        logger.info("sweep %s", sweep[-1])
+    return {"reconstruction": recon, "reconstruction: content recall by the prompt's length in tokens": by_length,
+            "variations": varied, "interpolation": interp,
+            f"generation: {len(ideas)} test-split ideas x {n} prompts, default settings": rows,
+            "guidance sweep of the latent model (rerank off; the decoder still reads the idea)": sweep,
+            "details": {"examples": examples}}
 
 
-def markdown(r: dict) -> str:
-    lines = ["# Latent models: reconstruction, variations, interpolation, generation",
-             "", f"Machine: {r['machine']}. Command: `{r.get('command', 'python -m benchmarks.latent_eval')}`.", "",
-             "FD is biased upwards on small samples: the human row holds only the held-out prompts that "
-             "contain each idea's words, fewer than a model row's.", "",
-             "| model | BLEU | content recall | variations: subject kept | distinct-2 | interpolation: endpoint recall | midpoints sharing both |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for name, m in r["models"].items():
-        rc, v, it = m["reconstruction"], m["variations"], m["interpolation"]
-        lines.append(f"| {name} | {rc['bleu']:.1f} | {rc['content_recall']:.3f} | {v['subject_kept']:.3f} | "
-                     f"{v['distinct_2']:.3f} | {it['endpoint_recall']:.3f} | {it['midpoints_sharing_both']:.3f} |")
-        if "reconstruction_encoder_mean" in m:
-            rc0 = m["reconstruction_encoder_mean"]
-            lines.append(f"| {name}, the encoder's mean unrefined | {rc0['bleu']:.1f} | {rc0['content_recall']:.3f} | | | | |")
-    lines += ["", "Each model encodes a prompt to its posterior mean refined by "
-              + ", ".join(f"{m.get('refine_steps', 0)} ({name})" for name, m in r["models"].items())
-              + " gradient steps on the decoder's likelihood (refine_posterior_mean); the unrefined rows "
-              "decode the encoder's own mean."]
-    lines += ["", "Reconstruction's content recall by the prompt's length in tokens (prompts in each):", "",
-              "| model | " + " | ".join(bucket_name(lo, hi) for lo, hi in LENGTH_BUCKETS) + " |",
-              "|---|" + "---:|" * len(LENGTH_BUCKETS)]
-    for name, m in r["models"].items():
-        for label, key in ((name, "reconstruction"), (f"{name}, unrefined", "reconstruction_encoder_mean")):
-            if key not in m:
-                continue
-            cells = [m[key].get("content_recall_by_length", {}).get(bucket_name(lo, hi)) for lo, hi in LENGTH_BUCKETS]
-            lines.append(f"| {label} | " + " | ".join(f"{c['content_recall']:.3f} ({c['prompts']})" if c else ""
-                                                   for c in cells) + " |")
-    lines += ["", f"Generation: {r['settings']['num_ideas']} test-split ideas x 8 prompts, default settings.", "",
-              "| row | idea recall | distinct-2 | fluency PPL (default GPT) | FD (MiniLM) | s per 8 prompts |",
-              "|---|---:|---:|---:|---:|---:|"]
-    for name, g in r["generation"].items():
-        fd = g.get("fd", float("nan"))
-        lines.append(f"| {name} | {g['idea_recall']:.3f} | {g['distinct_2']:.3f} | {g['fluency_ppl']:.1f} | "
-                     f"{fd:.4f} | {g.get('seconds_per_call', float('nan')):.2f} |")
-    lines += ["", "Guidance sweep of the latent model (rerank off; the decoder still reads and boosts the idea):", "",
-              "| guidance | idea recall | distinct-2 |", "|---:|---:|---:|"]
-    lines += [f"| {s['guidance']:g} | {s['idea_recall']:.3f} | {s['distinct_2']:.3f} |" for s in r["guidance_sweep"]]
-    lines += ["", "Examples:", ""]
-    for name, m in r["models"].items():
-        for src, hyp in m["reconstruction"]["examples"][:3]:
-            lines.append(f"- {name} reconstruct: `{src}` -> `{hyp}`")
-    return "\n".join(lines) + "\n"
-
-
-def plot(sweep: list[dict], path: Path) -> None:
+def plot(result: Result, path: str | Path) -> None:
+    """Idea-word recall against distinct-2 for each guidance scale of the sweep, from a latent_eval result."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    sweep = next(v for k, v in result.figures.items() if k.startswith("guidance sweep"))
     fig, ax = plt.subplots(figsize=(5, 4))
     xs, ys = [s["distinct_2"] for s in sweep], [s["idea_recall"] for s in sweep]
     ax.plot(xs, ys, "o-")
     for s in sweep:
         ax.annotate(f"g={s['guidance']:g}", (s["distinct_2"], s["idea_recall"]), textcoords="offset points",
                     xytext=(4, 4))
-    ax.set_xlabel("distinct-2 among 8 prompts (variety)")
+    ax.set_xlabel(f"distinct-2 among {result.options['n']} prompts (variety)")
     ax.set_ylabel("idea-word recall (relevance)")
     ax.set_title("Latent diffusion: the guidance knob")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    plt.close(fig)

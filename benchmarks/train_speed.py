@@ -2,43 +2,44 @@
 
 Usage (from the repository root, after `textopia prepare ... --out data/sd`)::
 
-    python -m benchmarks.train_speed [--data-dir data/sd] [--families gpt lstm vae]
-        [--precisions fp32 bf16] [--steps 60] [--train-limit 30000] [--out benchmarks/results]
+    python -m benchmarks train_speed [--set data_dir=data/sd families=gpt,lstm,vae precisions=fp32,bf16
+        steps=60 warmup=10 train_limit=30000 sets=train.batch_size=32] [--out benchmarks/results]
 
-For each family (its `configs/<family>-small.toml` model, batch 48) and precision, in one run on
-the same data (the first ``--train-limit`` prompts of the train split) and the same model:
+For each family (its `configs/<family>-small.toml` model, batch 48, with the ``sets`` overrides
+on both sides) and precision, in one run on the same data (the first ``train_limit`` prompts of
+the train split) and the same model:
 
-- ``textopia``: ``textopia train`` (a fresh process) for ``--steps`` optimizer steps; tokens/s
-  from its own log windows after the first 10 steps;
+- ``textopia``: ``textopia train`` (a fresh process) for ``steps`` optimizer steps; the median of
+  its own log windows (every ``warmup`` steps) after the first ``warmup`` steps;
 - ``plain``: the same model, examples, length-bucketed batches and collation, with a bare loop:
-  ``torch.autocast`` (bf16) or none, forward, backward, gradient clipping at 1.0, AdamW; tokens/s
-  over the same steps.
+  ``torch.autocast`` (bf16) or none, forward, backward, gradient clipping at 1.0, AdamW; the rate
+  over the steps after the first ``warmup``.
 
-Tokens are every non-padding token of a batch. ``--families latent-diffusion`` measures the
-latent diffusion loop instead, in latents per second: both sides continue the shipped
-``src/textopia/assets/latent`` (``model.init_from``) on the posteriors of the same
-``--train-limit`` prompts (encoded once by :func:`textopia.training.diffusion.cached_latents`
-before timing), each step drawing a batch of latents and ideas from a seeded generator, the plain
-side with the model's own ``loss``, AdamW and clipping. Writes ``train_speed.json`` and ``.md`` into ``--out`` (the harness's schema and writer).
+Rates are per second of wall clock: tokens (every non-padding token of a batch) for the language
+models. ``families=latent-diffusion`` measures the latent diffusion loop instead, in latents per
+second: both sides continue the shipped ``src/textopia/assets/latent`` (``model.init_from``) on
+the posteriors of the same ``train_limit`` prompts (encoded once by
+:func:`textopia.training.diffusion.cached_latents` before timing), each step drawing a batch of
+latents and ideas from a seeded generator, the plain side with the model's own ``loss``, AdamW and
+clipping. Writes ``train_speed.json`` and ``.md``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import logging
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from functools import partial
-from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmarks import harness
+from benchmarks.harness import benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
-WARMUP = 10
 LATENT = "latent-diffusion"
 SHIPPED_LATENT = ROOT / "src" / "textopia" / "assets" / "latent"
 
@@ -50,25 +51,33 @@ def family_config(family: str) -> Path:
     return small if small.is_file() else ROOT / "configs" / f"{family}.toml"
 
 
-def textopia_rate(family: str, precision: str, data_dir: str, steps: int, limit: int) -> float:
-    """`textopia train` in a fresh process (Accelerate fixes the precision once per process)."""
+logger = logging.getLogger("benchmarks.train_speed")
+
+
+def textopia_rate(family: str, precision: str, data_dir: str, steps: int, warmup: int, limit: int,
+                  sets: Sequence[str]) -> float:
+    """`textopia train` in a fresh process (Accelerate fixes the precision once per process): the
+    median of its log windows (every ``warmup`` steps) after the first ``warmup`` steps."""
     with tempfile.TemporaryDirectory() as tmp:
-        sets = [f"data.dir={data_dir}", f"data.train_limit={limit}", "data.valid_limit=10",
-                f"train.out_dir={tmp}/run", f"train.max_steps={steps}", "train.eval_every=0",
-                "train.save_every=0", "train.log_every=10", f"train.precision={precision}",
-                "train.max_minutes=None"]
+        overrides = [f"data.dir={data_dir}", f"data.train_limit={limit}", "data.valid_limit=10",
+                     f"train.out_dir={tmp}/run", f"train.max_steps={steps}", "train.eval_every=0",
+                     "train.save_every=0", f"train.log_every={warmup}", f"train.precision={precision}",
+                     "train.max_minutes=None", *sets]
         if family == LATENT:
-            sets.append(f"model.init_from={SHIPPED_LATENT}")
+            overrides.append(f"model.init_from={SHIPPED_LATENT}")
         cmd = [sys.executable, "-m", "textopia.cli", "train", "--config", str(family_config(family)),
-               "--no-progress", *(x for s in sets for x in ("--set", s))]
+               "--no-progress", *(x for s in overrides for x in ("--set", s))]
         subprocess.run(cmd, check=True, capture_output=True, text=True)
         lines = [json.loads(x) for x in Path(f"{tmp}/run/metrics.jsonl").read_text().splitlines()]
     unit = "examples_per_s" if family == LATENT else "tokens_per_s"
-    rates = [x[unit] for x in lines if x.get("split") == "train" and x["step"] > WARMUP]
+    rates = [x[unit] for x in lines if x.get("split") == "train" and x["step"] > warmup]
+    if not rates:
+        raise ValueError(f"no log window after step {warmup} of {steps}: steps must be at least 2 x warmup")
     return statistics.median(rates)
 
 
-def plain_latent_rate(precision: str, data_dir: str, steps: int, limit: int) -> float:
+def plain_latent_rate(precision: str, data_dir: str, steps: int, warmup: int, limit: int,
+                      sets: Sequence[str]) -> float:
     """The plain loop for latent diffusion: latents per second."""
     import random
 
@@ -81,7 +90,7 @@ def plain_latent_rate(precision: str, data_dir: str, steps: int, limit: int) -> 
     from textopia.training.config import load_config
     from textopia.training.diffusion import Latents, cached_latents
 
-    config = load_config(str(family_config(LATENT)), [f"data.dir={data_dir}"])
+    config = load_config(str(family_config(LATENT)), [f"data.dir={data_dir}", *sets])
     model, tokenizer, _ = load_checkpoint(SHIPPED_LATENT)
     model.train()
     prompts = read_split(data_dir, "train")[:limit]
@@ -94,7 +103,7 @@ def plain_latent_rate(precision: str, data_dir: str, steps: int, limit: int) -> 
     optimizer = torch.optim.AdamW(params, lr=config.train.lr, weight_decay=config.train.weight_decay)
     batch, examples, start = config.train.batch_size, 0, None
     for step in range(steps):
-        if step == WARMUP:
+        if step == warmup:
             examples, start = 0, time.perf_counter()
         gen = torch.Generator().manual_seed(step)
         idx = torch.randint(0, len(latents), (batch,), generator=gen)
@@ -110,9 +119,11 @@ def plain_latent_rate(precision: str, data_dir: str, steps: int, limit: int) -> 
     return examples / (time.perf_counter() - start)
 
 
-def plain_rate(family: str, precision: str, data_dir: str, steps: int, limit: int) -> float:
+def plain_rate(family: str, precision: str, data_dir: str, steps: int, warmup: int, limit: int,
+               sets: Sequence[str]) -> float:
+    """The plain loop: tokens per second (latents per second for latent diffusion) after ``warmup`` steps."""
     if family == LATENT:
-        return plain_latent_rate(precision, data_dir, steps, limit)
+        return plain_latent_rate(precision, data_dir, steps, warmup, limit, sets)
     import torch
 
     from textopia.data.batching import BucketBatchSampler, ExampleConfig, PromptDataset, collate
@@ -121,7 +132,7 @@ def plain_rate(family: str, precision: str, data_dir: str, steps: int, limit: in
     from textopia.models.registry import get_spec, make_config
     from textopia.training.config import load_config
 
-    config = load_config(str(family_config(family)), [f"data.dir={data_dir}"])
+    config = load_config(str(family_config(family)), [f"data.dir={data_dir}", *sets])
     kind = config.model.get("kind", family)
     tokenizer = PromptTokenizer.from_dir(data_dir)
     model = get_spec(kind).build(make_config(kind, config.model), tokenizer)
@@ -136,7 +147,7 @@ def plain_rate(family: str, precision: str, data_dir: str, steps: int, limit: in
     for step, batch in enumerate(loader):
         if step == steps:
             break
-        if step == WARMUP:
+        if step == warmup:
             tokens, start = 0, time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
             loss = model(**batch).loss
@@ -148,31 +159,25 @@ def plain_rate(family: str, precision: str, data_dir: str, steps: int, limit: in
     return tokens / (time.perf_counter() - start)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data-dir", default="data/sd")
-    ap.add_argument("--families", nargs="+", default=["gpt", "lstm", "vae"])
-    ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
-    ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--train-limit", type=int, default=30000)
-    ap.add_argument("--out", default=str(harness.RESULTS), help="folder for train_speed.json and .md")
-    args = ap.parse_args(argv)
-    options = {k: v for k, v in vars(args).items() if k != "out"}
-    info, timestamp, start = harness.machine(), datetime.now(timezone.utc).isoformat(timespec="seconds"), time.perf_counter()
+@benchmark("train_speed", smoke=dict(families=("gpt", LATENT), precisions=("bf16",), steps=4, warmup=2,
+                                     train_limit=200, sets=("train.batch_size=8",)), corpus="data_dir")
+def run(data_dir: str = "data/sd", families: tuple[str, ...] = ("gpt", "lstm", "vae"),
+        precisions: tuple[str, ...] = ("fp32", "bf16"), steps: int = 60, warmup: int = 10, train_limit: int = 30000,
+        sets: tuple[str, ...] = ()) -> dict:
+    """Training throughput: `textopia train` against a minimal plain PyTorch loop, side by side.
+
+    ``families``: ``configs/<family>-small.toml`` (else ``<family>.toml``) models, or
+    ``latent-diffusion``; ``precisions``: ``fp32``, ``bf16`` (autocast); ``steps``: optimizer steps
+    per side, the first ``warmup`` untimed; ``sets``: ``KEY=VALUE`` config overrides for both sides.
+    """
+    if steps < 2 * warmup or warmup < 1:
+        raise ValueError(f"steps ({steps}) must be at least 2 x warmup ({warmup}), warmup >= 1")
     rows = []
-    for family in args.families:
-        for precision in args.precisions:
-            plain = plain_rate(family, precision, args.data_dir, args.steps, args.train_limit)
-            ours = textopia_rate(family, precision, args.data_dir, args.steps, args.train_limit)
+    for family in families:
+        for precision in precisions:
+            plain = plain_rate(family, precision, data_dir, steps, warmup, train_limit, sets)
+            ours = textopia_rate(family, precision, data_dir, steps, warmup, train_limit, sets)
             rows.append({"family": family, "precision": precision, "unit": "latents" if family == LATENT else "tokens",
-                         "textopia_tokens_per_s": ours, "plain_tokens_per_s": plain, "ratio": ours / plain})
-            print(rows[-1], flush=True)
-    result = harness.Result("train_speed", options, {"steps": args.steps, "rows": rows}, info, timestamp,
-                            harness.git_commit(), round(time.perf_counter() - start, 3))
-    _, md = harness.write(result, args.out)
-    print(md.read_text())
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+                         "textopia_per_s": ours, "plain_per_s": plain, "ratio": ours / plain})
+            logger.info("%s", rows[-1])
+    return {"steps": steps, "rows": rows}
