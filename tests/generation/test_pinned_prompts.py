@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -25,10 +27,12 @@ SHORT = {"max_new_tokens": 16, "min_new_tokens": 0}
 
 
 def _train(overrides: list[str]) -> None:
-    from textopia.training.config import load_config
-    from textopia.training.trainer import train
-
-    train(load_config(None, overrides), progress=False)
+    """``textopia train`` in a process of its own: accelerate's precision is set once per process,
+    and the other fixtures of this one train at ``precision=auto``."""
+    argv = [sys.executable, "-m", "textopia.cli", "train", "--no-progress"]
+    for override in overrides:
+        argv += ["--set", override]
+    subprocess.run(argv, check=True, capture_output=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -186,6 +190,7 @@ DIFFUSION = {
         "ao an a aoo ao, an a, a,o a, as an a",
     ],
     "fused": ["castle doing", "castle dynamic doing", "castle, a being"],
+    "fused, boosted": ["Castle of art as", "Castle genshin", "Castle of as art"],
 }
 
 
@@ -196,4 +201,7 @@ def test_the_tiny_latent_diffusion_model_writes_the_pinned_prompts(fp32_diffusio
     observed["interpolate"] = gen.interpolate("a castle on a hill", "portrait of a woman", steps=3)
     gen.meta["fusion_lm"] = str(fp32_gpt)  # the same prepared tokenizer
     observed["fused"] = [g.prompt for g in gen.generate("castle", 3, seed=4, steps=4, lm_weight=1.0, **SHORT)]
+    # no candidate opens with the idea: the boost of its words, scaled with the fusion, places them
+    observed["fused, boosted"] = [g.prompt for g in gen.generate("castle", 3, seed=4, steps=4, lm_weight=1.0,
+                                                                 idea_prefix=0.0, **SHORT)]
     _check(observed, DIFFUSION)
