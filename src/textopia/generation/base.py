@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import abc
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from textopia.errors import TextopiaError  # noqa: F401  (re-exported for the generators' callers)
 from textopia.generation.config import GenerationConfig, Mode
+
+if TYPE_CHECKING:
+    from textopia.models.likelihood import LikelihoodResult
 
 
 @dataclass
@@ -38,6 +41,19 @@ class Generation:
         return asdict(self)
 
 
+class Likelihood(Protocol):
+    """A model's likelihood of prompts, where the model computes one itself (a VAE's bound)."""
+
+    def __call__(self, prompts: list[str], *, ideas: str = "none", batch_size: int = 8,
+                 seed: int = 0) -> LikelihoodResult:
+        """The summed NLL of ``prompts`` (nats) and what it was counted on.
+
+        Raises:
+            TextopiaError: the model cannot score ``ideas`` ("none": p(prompt); "derived":
+                p(prompt | derived idea)).
+        """
+
+
 class Generator(abc.ABC):
     """Writes prompts. Every model kind implements :meth:`generate`.
 
@@ -53,6 +69,10 @@ class Generator(abc.ABC):
     #: the family's decoding defaults where they differ from :class:`GenerationConfig`'s (the
     #: temperature and ``known_words_only``, which callers leave to the model with None)
     default_decoding: GenerationConfig = GenerationConfig()
+    #: the model's own likelihood of prompts (a VAE's importance-weighted bound); None where it
+    #: computes none (a decoder-only LM is scored exactly by
+    #: :func:`~textopia.models.likelihood.score_prompts` instead)
+    likelihood: Likelihood | None = None
 
     def generate(
         self,

@@ -96,7 +96,7 @@ class DiffusionGenerator(VAEGenerator):
     def __init__(self, model, tokenizer, meta: dict[str, Any], name: str, *, guidance: float | None = None,
                  steps: int | None = None, idea_in_decoder: bool = True, eta: float = 0.0,
                  load_lm: Callable[[str, str], Generator] | None = None) -> None:
-        super().__init__(model.vae, tokenizer, meta, name)
+        super().__init__(model.vae, tokenizer, meta, name, own_likelihood=False)
         self.diffusion = model
         # A checkpoint may carry the defaults measured for it (``default_guidance``, ``default_steps``).
         self.guidance = float(meta.get("default_guidance", DEFAULT_GUIDANCE) if guidance is None else guidance)
@@ -162,9 +162,6 @@ class DiffusionGenerator(VAEGenerator):
         weight = self.fusion_weight(latent)
         return decoder if weight == 0 else ShallowFusion(decoder, self.fusion_lm(), weight)
 
-    # The diffusion model has no tractable likelihood of its own; its VAE's bound is not its.
-    likelihood = None
-
     def info(self) -> dict[str, Any]:
         out = super().info()
         out.update(parameters=sum(p.numel() for p in self.diffusion.parameters()), guidance=self.guidance,
@@ -185,17 +182,6 @@ class DiffusionGenerator(VAEGenerator):
         return self.diffusion.sample_latents(ids, num, steps=latent.steps, guidance=latent.guidance,
                                              generator=generator, eta=self.eta, init=latent.init,
                                              strength=latent.strength).cpu()
-
-    def _sample(self, context, num, settings, generator, *, idea, mode, latent=None, prefix=None):
-        if not self.idea_in_decoder and mode == "expand" and idea:
-            context = self.tokenizer.context_ids(None, prompt_prefix=prefix)
-        weight = self.fusion_weight(latent)
-        if weight > 0:
-            # Fused scores add λ times the language model's log-probabilities to the decoder's: the
-            # boost of the idea's words scales with them, or the idea's rare words (names: "kyogre")
-            # are lost (benchmarks/results/latent_fusion_unscaled_boost.md).
-            settings = replace(settings, idea_boost=settings.idea_boost * (1.0 + weight))
-        return super()._sample(context, num, settings, generator, idea=idea, mode=mode, latent=latent, prefix=prefix)
 
     def prefix_lm(self):
         """The language model of shallow fusion chooses the opening made of the idea, where the
