@@ -197,7 +197,7 @@ DIFFUSION = {
 def test_the_tiny_latent_diffusion_model_writes_the_pinned_prompts(fp32_diffusion, fp32_gpt):
     gen = textopia.load(str(fp32_diffusion))
     observed = _calls(gen, steps=4)
-    observed["variations"] = gen.variations("a castle on a hill, oil painting", 3, spread=0.5, seed=2)
+    observed["variations"] = gen.variations("a castle on a hill, oil painting", 3, strength=0.5, seed=2)
     observed["interpolate"] = gen.interpolate("a castle on a hill", "portrait of a woman", steps=3)
     gen.meta["fusion_lm"] = str(fp32_gpt)  # the same prepared tokenizer
     observed["fused"] = [g.prompt for g in gen.generate("castle", 3, seed=4, steps=4, lm_weight=1.0, **SHORT)]

@@ -181,8 +181,14 @@ class LatentGenerator(Generator):
 
     @abc.abstractmethod
     def variations(
-        self, prompt: str, n: int = 8, *, spread: float | None = None, seed: int | None = None,
-        refine_steps: int | None = None,
+        self, prompt: str, n: int = 8, *, spread: float | None = None, strength: float | None = None,
+        seed: int | None = None, refine_steps: int | None = None,
     ) -> list[str]:
-        """Decode ``n`` latents drawn around ``prompt``'s posterior (std scaled by ``spread``; None:
-        the model's own default, measured to keep the subject while the variations differ)."""
+        """Decode ``n`` latents drawn around ``prompt``'s posterior: a VAE's scaled by ``spread``
+        (the posterior std's scale), latent diffusion's noised by SDEdit at ``strength`` (in
+        [0, 1]); None: the model's own default, measured to keep the subject while the variations
+        differ. A model refuses the other model's setting.
+
+        Raises:
+            TextopiaError: a setting out of its bound, or one the model does not take.
+        """

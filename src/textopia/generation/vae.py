@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import random
 from dataclasses import replace
 from typing import Any
@@ -23,7 +22,7 @@ import torch
 
 from textopia.data.tokenizer import IGNORE_INDEX
 from textopia.generation.base import LatentGenerator, TextopiaError
-from textopia.generation.config import GenerationConfig, check_setting
+from textopia.generation.config import GenerationConfig, check_setting, describe
 from textopia.generation.decoder import DecoderGenerator, Draw
 from textopia.generation.decoding import Sampled, clean_prompt, dedup_key, sample
 from textopia.generation.fusion import ShallowFusion
@@ -286,13 +285,15 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         as prompts: here, greedy decodes of the latents alone."""
         return self.decode_latents(z)
 
-    def variations(self, prompt: str, n: int = 8, *, spread: float | None = None,
+    def variations(self, prompt: str, n: int = 8, *, spread: float | None = None, strength: float | None = None,
                    seed: int | None = None, refine_steps: int | None = None) -> list[str]:
+        if strength is not None:
+            raise TextopiaError(f"strength is latent diffusion's SDEdit strength; {self.name}'s variations take "
+                                f"spread (the posterior std's scale, {describe('spread')})")
         if spread is None:
             spread = self.default_spread
         check_setting("n", n)
-        if not (spread >= 0 and math.isfinite(spread)):
-            raise TextopiaError(f"spread must be a finite number >= 0, got {spread}")
+        check_setting("spread", spread)
         mu, logvar = self.encode(prompt, refine_steps=refine_steps)
         std = (0.5 * logvar).exp()
         if seed is None:
