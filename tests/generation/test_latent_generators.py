@@ -54,6 +54,8 @@ def test_vae_generator_latent_methods(tiny_vae_checkpoint):
         gen.interpolate("a", "b", steps=1)
     with pytest.raises(TextopiaError, match="spread"):
         gen.variations("a", 2, spread=-1.0)
+    with pytest.raises(TextopiaError, match="^strength is latent diffusion's SDEdit strength; .* take spread"):
+        gen.variations("a", 2, strength=0.5)
     with pytest.raises(TextopiaError, match="empty prompt"):
         gen.reconstruct("   ")
     # refine_steps: the default refines the encoder's mean (reconstruct, interpolate and variations
