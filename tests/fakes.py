@@ -119,6 +119,7 @@ class FakeLatentGenerator(FakeGenerator, LatentGenerator):
     def __init__(self, name: str = "fake-vae", kind: str = "vae", delay_s: float = 0.0) -> None:
         super().__init__(name=name, kind=kind, delay_s=delay_s)
         self.refine_steps_asked: list[int | None] = []  # what each call was told, in order
+        self.variations_asked: list[tuple[float | None, float | None]] = []  # (spread, strength) per call
 
     def reconstruct(self, prompt: str, *, seed: int | None = None, refine_steps: int | None = None) -> str:
         self.refine_steps_asked.append(refine_steps)
@@ -136,9 +137,10 @@ class FakeLatentGenerator(FakeGenerator, LatentGenerator):
         return out
 
     def variations(
-        self, prompt: str, n: int = 8, *, spread: float | None = None, seed: int | None = None,
-        refine_steps: int | None = None,
+        self, prompt: str, n: int = 8, *, spread: float | None = None, strength: float | None = None,
+        seed: int | None = None, refine_steps: int | None = None,
     ) -> list[str]:
         self.refine_steps_asked.append(refine_steps)
+        self.variations_asked.append((spread, strength))
         rng = random.Random(seed)
         return [f"{' '.join(prompt.split())}, {rng.choice(_STYLES)}" for _ in range(n)]

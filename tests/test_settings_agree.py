@@ -28,6 +28,7 @@ API = {"temperature": (GenerateRequest, "temperature"), "top_p": (GenerateReques
        "idea_prefix": (GenerateRequest, "idea_prefix"), "n": (GenerateRequest, "n"),
        "guidance": (GenerateRequest, "guidance"), "steps": (GenerateRequest, "steps"),
        "lm_weight": (GenerateRequest, "lm_weight"), "spread": (VariationsRequest, "spread"),
+       "strength": (VariationsRequest, "strength"),
        "refine_steps": (VariationsRequest, "refine_steps"), "points": (InterpolateRequest, "steps")}
 NUMERIC = [f.name for f in dataclasses.fields(GenerationConfig)
            if bound_of(f.name)[1].low is not None or bound_of(f.name)[1].high is not None] + list(CALL_BOUNDS)
@@ -56,8 +57,8 @@ def _schema_bound(model, field: str) -> tuple[float | None, float | None]:
 
 
 def test_every_numeric_setting_is_written_somewhere():
-    assert {"temperature", "top_p", "n", "candidates", "guidance", "spread", "points"} <= set(NUMERIC)
-    assert set(API) <= set(NUMERIC) and set(CLI) <= set(NUMERIC)
+    assert {"temperature", "top_p", "n", "candidates", "guidance", "spread", "strength", "points"} <= set(NUMERIC)
+    assert set(API) <= set(NUMERIC) and set(CLI) <= set(NUMERIC) and set(VARIATIONS_CLI) <= set(NUMERIC)
 
 
 @pytest.mark.parametrize("name", sorted(API))
@@ -87,6 +88,28 @@ def test_the_cli_states_and_refuses_the_configs_bound(name, tmp_path, capsys):
         assert main(["generate", "x", "--model", str(tmp_path / "no-model"), CLI[name], text]) == 2
         err = capsys.readouterr().err.strip()
         assert f"must be {describe(name)}" in err and "no-model" not in err, err
+
+
+# The options of `textopia variations`: a VAE's spread and latent diffusion's SDEdit strength.
+VARIATIONS_CLI = {"spread": "--spread", "strength": "--strength"}
+
+
+@pytest.mark.parametrize("name", sorted(VARIATIONS_CLI))
+def test_the_variations_command_states_and_refuses_the_configs_bound(name, tmp_path, capsys):
+    helps = {opt: action.help for action in build_parser()._subparsers._group_actions[0].choices["variations"]._actions
+             for opt in action.option_strings}
+    assert describe(name) in helps[VARIATIONS_CLI[name]]
+    for value in _outside(name):
+        assert main(["variations", "x", "--model", str(tmp_path / "no-model"), VARIATIONS_CLI[name], str(value)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"{VARIATIONS_CLI[name]} must be {describe(name)}" in err and "no-model" not in err, err
+
+
+def test_spread_and_strength_are_two_bounds():
+    """A VAE's spread scales the posterior's std (no upper end near 1); latent diffusion's strength
+    is a share of the noise schedule, in [0, 1]."""
+    assert bound_of("strength")[1].low == 0 and bound_of("strength")[1].high == 1
+    assert bound_of("spread")[1].high > 1
 
 
 @pytest.mark.parametrize("name", [n for n in NUMERIC if n not in CALL_BOUNDS])

@@ -451,13 +451,13 @@ def test_latent_models_draw_prefix_rows_too(tiny_diffusion_checkpoint, tiny_chec
     gen.meta["fusion_lm"] = str(tiny_checkpoint)  # same tokenizer: it chooses the opening
     gen.lm_weight = gen.generate_lm_weight = 1.0
     calls = []
-    original = type(gen)._sample
+    original = gen.sampler.draw
 
-    def spy(self, context, num, *args, prefix=None, **kwargs):
-        calls.append((num, prefix))
-        return original(self, context, num, *args, prefix=prefix, **kwargs)
+    def spy(jobs, settings):
+        calls.extend((job.rows, job.opening) for job in jobs)
+        return original(jobs, settings)
 
-    monkeypatch.setattr(type(gen), "_sample", spy)
+    monkeypatch.setattr(gen.sampler, "draw", spy)
     kw = dict(n=1, seed=1, candidates=3, max_new_tokens=12, min_new_tokens=0, steps=2)  # one prompt: two prompts' worth, 6 rows
     out = gen.generate("castle", idea_prefix=0.5, **kw)
     opening = gen.idea_prefix("castle")

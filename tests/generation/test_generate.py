@@ -138,3 +138,27 @@ def test_the_models_spaced_hyphens_are_closed_up_and_the_users_kept(tiny_checkpo
     monkeypatch.setattr(gen.tokenizer, "decode", lambda ids, **_: ", highly - detailed, sci - fi")
     got = gen.generate("a castle - on a hill", n=1, mode="continue", seed=0, rerank=False)
     assert got[0].prompt == "a castle - on a hill, highly-detailed, sci-fi"
+
+
+def test_a_generator_draws_each_round_through_the_sampler_it_is_given(tiny_checkpoint):
+    """The token sampler is a component: a round's jobs go to it, and its samples are the candidates."""
+    from textopia.generation.decoder import BatchedLMSampler, DecoderGenerator
+
+    loaded = textopia.load(str(tiny_checkpoint), weight_dtype="float32")
+    rounds = []
+
+    class Recording:
+        inner: BatchedLMSampler
+
+        def draw(self, jobs, settings):
+            rounds.append([(job.rows, job.idea, job.opening) for job in jobs])
+            return self.inner.draw(jobs, settings)
+
+    recording = Recording()
+    gen = DecoderGenerator(loaded.model, loaded.tokenizer, loaded.meta, loaded.name, sampler=recording)
+    gen.known_words, recording.inner = loaded.known_words, BatchedLMSampler(gen)
+    kw = dict(seed=3, max_new_tokens=12, min_new_tokens=0)
+    assert [g.prompt for g in gen.generate("castle", 2, **kw)] == [g.prompt for g in loaded.generate("castle", 2, **kw)]
+    opening = gen.idea_prefix("castle")
+    # 2 prompts x 8 candidates: half free, half opening with the idea (as a clause, and left open)
+    assert rounds[0] == [(8, "castle", None), (4, "castle", f"{opening},"), (4, "castle", opening)]

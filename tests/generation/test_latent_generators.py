@@ -54,6 +54,8 @@ def test_vae_generator_latent_methods(tiny_vae_checkpoint):
         gen.interpolate("a", "b", steps=1)
     with pytest.raises(TextopiaError, match="spread"):
         gen.variations("a", 2, spread=-1.0)
+    with pytest.raises(TextopiaError, match="^strength is latent diffusion's SDEdit strength; .* take spread"):
+        gen.variations("a", 2, strength=0.5)
     with pytest.raises(TextopiaError, match="empty prompt"):
         gen.reconstruct("   ")
     # refine_steps: the default refines the encoder's mean (reconstruct, interpolate and variations
@@ -200,9 +202,11 @@ def test_compare_scores_a_vae_by_its_iw_bound_and_skips_diffusion(tiny_vae_check
 
     prompts = read_split(prepared, "valid")[:6]
     vae = load(tiny_vae_checkpoint)
-    vae.iw_samples = 5
+    vae.likelihood.iw_samples = 5
     row = model_likelihood(vae, prompts)
     assert row["prompts"] == 6 and row["tokens"] > 0 and row["perplexity"] > 1
+    # the diffusion model's latents are not the VAE's prior's: the VAE's bound is not its likelihood
+    assert load(tiny_diffusion_checkpoint).likelihood is None
     assert model_likelihood(load(tiny_diffusion_checkpoint), prompts) is None
     with pytest.raises(TextopiaError, match="p\\(prompt\\)"):
         vae.likelihood(prompts, ideas="derived")

@@ -233,8 +233,12 @@ def test_sdedit_variations_of_a_latent_diffusion_model(tiny_diffusion_checkpoint
     # (the idea boost writes each word's tokens; whether this tiny model then ends the word, as in
     # "castleioning", is its own luck: the shipped model's subject recall is in benchmarks/)
     assert subject(prompt) == "a castle on a hill" and all("castle" in v.lower() and "hill" in v.lower() for v in a), a
-    with pytest.raises(TextopiaError, match="SDEdit"):
-        gen.variations(prompt, 2, spread=1.5)
+    for setting in ("strength", "spread"):  # spread: the strength's documented other name here
+        with pytest.raises(TextopiaError, match=r"^strength must be a number in \[0, 1\], got 1.5$"):
+            gen.variations(prompt, 2, **{setting: 1.5})
+    with pytest.raises(TextopiaError, match="strength alone"):
+        gen.variations(prompt, 2, spread=0.5, strength=0.5)
+    assert gen.variations(prompt, 3, strength=0.6, seed=1) == a
     # interpolation: the ends are the reconstructions; interior points are denoised, deterministically
     other = "portrait of a woman, digital art"
     path = gen.interpolate(prompt, other, steps=4)

@@ -263,6 +263,17 @@ def test_latent_views_pass_on_the_refinement_steps(app_factory: Any) -> None:
     assert vae.refine_steps_asked == [0, 40, None]  # unset: the model's own default
 
 
+def test_variations_pass_on_a_vaes_spread_and_latent_diffusions_strength(app_factory: Any) -> None:
+    vae = FakeLatentGenerator()
+    with TestClient(app_factory({"vae": vae})) as c:
+        for body in ({"spread": 2.5}, {"strength": 0.3}, {}):
+            assert c.post("/v1/variations", json={"prompt": "a", "n": 1, **body}).status_code == 200
+        for bad in ({"strength": 1.5}, {"strength": -0.1}, {"spread": 21}):
+            r = c.post("/v1/variations", json={"prompt": "a", **bad})
+            assert r.status_code == 422 and next(iter(bad)) in r.text, (bad, r.text)
+    assert vae.variations_asked == [(2.5, None), (None, 0.3), (None, None)]
+
+
 def test_latent_views_need_a_latent_model(app_factory: Any, client: TestClient) -> None:
     r = client.post("/v1/interpolate", json={"prompt_a": "a", "prompt_b": "b", "model": "fake"})
     assert r.status_code == 400 and "no latent space" in r.json()["error"]
@@ -276,7 +287,7 @@ def test_latent_safe_mode_masks_interpolation_and_drops_variations(app_factory: 
         def interpolate(self, a, b, steps=8, *, refine_steps=None):
             return ["a nude statue"] * steps
 
-        def variations(self, prompt, n=8, *, spread=0.5, seed=None, refine_steps=None):
+        def variations(self, prompt, n=8, *, spread=0.5, strength=None, seed=None, refine_steps=None):
             return ["a naked man", "a calm lake"][:n]
 
     with TestClient(app_factory({"vae": NsfwVae()})) as c:

@@ -94,6 +94,7 @@ def test_page_writes_prompts_for_an_idea(browser: Any, live_server: str) -> None
 
         # the latent views: the spread slider starts at the latent model's own default
         assert page.input_value("#spread") == "0.7" and page.text_content("#spread-value") == "0.7"
+        assert page.is_hidden("#strength-field")  # a VAE takes a spread, not an SDEdit strength
         page.fill("#reconstruct-prompt", "  a castle   on a hill ")
         page.click("#reconstruct")
         page.wait_for_selector("#reconstruct-results li", timeout=10_000)

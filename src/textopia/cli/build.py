@@ -54,8 +54,8 @@ def add_export(sub) -> None:
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
                    help="storage type of the weights (half precision halves the file; loaded back as float32)")
     p.add_argument("--default", action="append", default=[], metavar="NAME=VALUE",
-                   help="a generator default measured for this model: default_spread, default_guidance, default_steps, "
-                        "default_lm_weight")
+                   help="a generator default measured for this model: default_spread, default_strength, default_guidance, "
+                        "default_steps, default_lm_weight")
     c = p.add_argument_group("the model card (README.md in OUT) and the Hugging Face Hub")
     c.add_argument("--eval-json", metavar="FILE",
                    help="the figures for the card: what `textopia eval MODEL --split test --json` printed "

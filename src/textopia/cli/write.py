@@ -94,8 +94,11 @@ def add_latent(sub) -> None:
     p.add_argument("prompt")
     p.add_argument("-n", type=int, default=8, help=f"number of variations ({describe('n')})")
     p.add_argument("--spread", type=float, default=None,
-                   help=f"{describe('spread')}: the VAE's scale of the posterior's standard deviation, or latent diffusion's "
-                        "SDEdit strength, at most 1 (default: the model's own)")
+                   help=f"{describe('spread')}: a VAE's scale of the posterior's standard deviation; a latent diffusion "
+                        "model takes it as --strength (default: the model's own)")
+    p.add_argument("--strength", type=float, default=None,
+                   help=f"{describe('strength')}: latent diffusion's SDEdit strength, the share of the noise schedule "
+                        "the prompt's latent is noised up (default: the model's own)")
     p.add_argument("--seed", type=int, default=None, help=f"{describe('seed')}; the same seed and settings, the same prompts")
     p.add_argument("--refine-steps", type=int, default=None, help=refine_help)
     p.add_argument("--model", default="latent", help=help_model)
@@ -238,6 +241,9 @@ def cmd_interpolate(args) -> None:
 
 def cmd_variations(args) -> None:
     """``textopia variations``: ``-n`` texts decoded from latents drawn around a prompt's posterior."""
+    for name in ("spread", "strength"):  # refused before the model loads, as generate's settings are
+        if getattr(args, name) is not None:
+            check_setting(name, getattr(args, name), f"--{name}")
     generator = _latent_generator(args.model, args.refine_steps)
-    _print_texts(generator.variations(args.prompt, args.n, spread=args.spread, seed=args.seed,
-                                      refine_steps=args.refine_steps), args.json)
+    _print_texts(generator.variations(args.prompt, args.n, spread=args.spread, strength=args.strength,
+                                      seed=args.seed, refine_steps=args.refine_steps), args.json)

@@ -103,17 +103,16 @@ def model_likelihood(
 ) -> dict[str, Any] | None:
     """Exact CE, PPL and per-word PPL of ``prompts`` (a :class:`LikelihoodResult` as a dict).
 
-    The hook for other model kinds: a Generator with a ``likelihood(prompts, *, ideas,
-    batch_size, seed)`` method returning a :class:`LikelihoodResult` (a VAE's importance-sampled
-    bound, say) is scored with it. Decoder-only models are scored exactly with
-    :func:`score_prompts`; any other model gets None (no likelihood row).
+    The hook for other model kinds: a Generator with a :attr:`~textopia.generation.base.Generator.likelihood`
+    (a :class:`~textopia.generation.base.Likelihood`, a VAE's importance-sampled bound, say) is
+    scored with it. Decoder-only models are scored exactly with :func:`score_prompts`; any other
+    model gets None (no likelihood row).
     """
     from textopia.evaluation.likelihood import score_prompts
     from textopia.generation.decoder import DecoderGenerator
 
-    own = getattr(generator, "likelihood", None)
-    if callable(own):
-        return own(list(prompts), ideas=ideas, batch_size=batch_size, seed=seed).to_dict()
+    if generator.likelihood is not None:
+        return generator.likelihood(list(prompts), ideas=ideas, batch_size=batch_size, seed=seed).to_dict()
     from textopia.generation.base import LatentGenerator
 
     if not isinstance(generator, DecoderGenerator) or isinstance(generator, LatentGenerator):

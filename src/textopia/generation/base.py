@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import abc
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from textopia.errors import TextopiaError  # noqa: F401  (re-exported for the generators' callers)
 from textopia.generation.config import GenerationConfig, Mode
+
+if TYPE_CHECKING:
+    from textopia.models.likelihood import LikelihoodResult
 
 
 @dataclass
@@ -38,6 +41,19 @@ class Generation:
         return asdict(self)
 
 
+class Likelihood(Protocol):
+    """A model's likelihood of prompts, where the model computes one itself (a VAE's bound)."""
+
+    def __call__(self, prompts: list[str], *, ideas: str = "none", batch_size: int = 8,
+                 seed: int = 0) -> LikelihoodResult:
+        """The summed NLL of ``prompts`` (nats) and what it was counted on.
+
+        Raises:
+            TextopiaError: the model cannot score ``ideas`` ("none": p(prompt); "derived":
+                p(prompt | derived idea)).
+        """
+
+
 class Generator(abc.ABC):
     """Writes prompts. Every model kind implements :meth:`generate`.
 
@@ -53,6 +69,10 @@ class Generator(abc.ABC):
     #: the family's decoding defaults where they differ from :class:`GenerationConfig`'s (the
     #: temperature and ``known_words_only``, which callers leave to the model with None)
     default_decoding: GenerationConfig = GenerationConfig()
+    #: the model's own likelihood of prompts (a VAE's importance-weighted bound); None where it
+    #: computes none (a decoder-only LM is scored exactly by
+    #: :func:`~textopia.models.likelihood.score_prompts` instead)
+    likelihood: Likelihood | None = None
 
     def generate(
         self,
@@ -161,8 +181,14 @@ class LatentGenerator(Generator):
 
     @abc.abstractmethod
     def variations(
-        self, prompt: str, n: int = 8, *, spread: float | None = None, seed: int | None = None,
-        refine_steps: int | None = None,
+        self, prompt: str, n: int = 8, *, spread: float | None = None, strength: float | None = None,
+        seed: int | None = None, refine_steps: int | None = None,
     ) -> list[str]:
-        """Decode ``n`` latents drawn around ``prompt``'s posterior (std scaled by ``spread``; None:
-        the model's own default, measured to keep the subject while the variations differ)."""
+        """Decode ``n`` latents drawn around ``prompt``'s posterior: a VAE's scaled by ``spread``
+        (the posterior std's scale), latent diffusion's noised by SDEdit at ``strength`` (in
+        [0, 1]); None: the model's own default, measured to keep the subject while the variations
+        differ. A model refuses the other model's setting.
+
+        Raises:
+            TextopiaError: a setting out of its bound, or one the model does not take.
+        """

@@ -106,9 +106,11 @@ CALL_BOUNDS: dict[str, tuple[type, Bound]] = {
     "steps": (int, Bound(1, 200)),
     # λ of shallow fusion with the language model (0: the latent's decoder alone).
     "lm_weight": (float, Bound(0.0, 4.0)),
-    # Variations: the VAE's scale of the posterior's standard deviation, or latent diffusion's
-    # SDEdit strength (where that model refuses above 1).
+    # A VAE's variations: the scale of the posterior's standard deviation.
     "spread": (float, Bound(0.0, 20.0)),
+    # Latent diffusion's variations: SDEdit's strength, the share of the noise schedule the
+    # source's latent is noised up (0: the reconstruction; 1: only its subject is kept).
+    "strength": (float, Bound(0.0, 1.0)),
     # Gradient steps refining an encoded posterior mean (0: the encoder's own mean).
     "refine_steps": (int, Bound(0, MAX_REFINE_STEPS)),
     # Points on an interpolation's path, both ends included.

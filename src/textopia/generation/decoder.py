@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import random
 import re
-from dataclasses import asdict, replace
-from typing import Any
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Protocol
 
 import torch
 
@@ -14,7 +14,7 @@ from textopia.clip_count import fit_clip
 from textopia.data.tokenizer import PromptTokenizer
 from textopia.generation.base import Generation, Generator, TextopiaError
 from textopia.generation.config import GenerationConfig, check_rows, check_setting, from_nothing, rows_per_round
-from textopia.generation.decoding import SampleJob, Sampled, clean_prompt, dedup_key, sample, sample_many
+from textopia.generation.decoding import SampleJob, Sampled, clean_prompt, dedup_key, sample_many
 from textopia.generation.rerank import SampleScore, score_sample, select
 from textopia.text import KnownWords, close_spaced_compounds
 
@@ -24,17 +24,63 @@ MAX_ROUNDS = 4  # sampling rounds before returning fewer than n distinct prompts
 CLEAN_ROUNDS = 3  # with rerank: rounds drawn at most while fewer than n samples are clean
 
 
+@dataclass(frozen=True)
+class Draw:
+    """One job of a sampling round: ``rows`` continuations of ``context`` for one call.
+
+    Attributes:
+        context: the token ids fed first (:meth:`PromptTokenizer.context_ids`).
+        rows: how many samples to draw.
+        generator: the call's RNG (seeded by its ``seed``).
+        idea: the call's idea in expand mode (None in continue mode or without one).
+        opening: the prompt's opening that ``context`` ends with (the idea's own words; None: none).
+        latent: a latent model's own settings object for the call (None: its defaults).
+    """
+
+    context: list[int]
+    rows: int
+    generator: torch.Generator
+    idea: str | None = None
+    opening: str | None = None
+    latent: Any = None
+
+
+class TokenSampler(Protocol):
+    """How a :class:`DecoderGenerator` draws the rows of a sampling round."""
+
+    def draw(self, jobs: list[Draw], settings: GenerationConfig) -> list[list[Sampled]]:
+        """Each job's samples (``job.rows`` :class:`Sampled` each), in the jobs' order; the jobs'
+        calls share ``settings`` but for their seeds (each job draws with its own RNG)."""
+
+
+class BatchedLMSampler:
+    """The language models' :class:`TokenSampler`: every job of a round in one batch
+    (:func:`sample_many`), the calls of a service's micro-batch together; the idea's words are
+    boosted where the job has no opening made of them."""
+
+    def __init__(self, generator: "DecoderGenerator") -> None:
+        self.generator = generator
+
+    def draw(self, jobs: list[Draw], settings: GenerationConfig) -> list[list[Sampled]]:
+        g = self.generator
+        batch = [SampleJob(j.context, j.rows, j.generator, j.idea if j.opening is None else None) for j in jobs]
+        return sample_many(g.model, g.tokenizer, batch, settings, g.max_positions, g.known_words)
+
+
 class DecoderGenerator(Generator):
-    """Writes prompts with a decoder-only LM and :func:`textopia.generation.decoding.sample`.
+    """Writes prompts with a decoder-only LM and :func:`textopia.generation.decoding.sample_many`.
 
     Args:
         model: the LM (eval mode).
         tokenizer: its tokenizer.
         meta: the checkpoint's Textopia settings (``kind``, ``model``, ...).
         name: the model's name as the user gave it.
+        sampler: draws each sampling round's rows (None: :class:`BatchedLMSampler` on ``model``;
+            a latent model passes one that fixes a latent per row first).
     """
 
-    def __init__(self, model, tokenizer: PromptTokenizer, meta: dict[str, Any], name: str) -> None:
+    def __init__(self, model, tokenizer: PromptTokenizer, meta: dict[str, Any], name: str, *,
+                 sampler: TokenSampler | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.meta = meta
@@ -45,6 +91,7 @@ class DecoderGenerator(Generator):
         self.max_positions = max_positions(model)
         self.known_words: KnownWords | None = None  # set by the loader from the checkpoint's known_words.txt
         self.critic = None  # a CoherenceCritic the reranker consults (set by the loader); None: none
+        self.sampler: TokenSampler = BatchedLMSampler(self) if sampler is None else sampler
 
     def info(self) -> dict[str, Any]:
         return {
@@ -54,15 +101,6 @@ class DecoderGenerator(Generator):
             "vocab_size": len(self.tokenizer),
             "context_tokens": self.max_positions,
         }
-
-    def _sample(self, context: list[int], num: int, settings: GenerationConfig, generator: torch.Generator,
-                *, idea: str | None, mode: str, latent: Any = None, prefix: str | None = None) -> list[Sampled]:
-        """Draw ``num`` continuations of ``context``. Latent models override this to fix a latent
-        per sample before decoding (drawn as ``latent``, their own settings object, asks).
-        ``prefix``: the prompt's opening that ``context`` ends with (the idea's own words): nothing
-        is boosted then."""
-        return sample(self.model, self.tokenizer, context, num, settings, generator, self.max_positions,
-                      idea=idea if mode == "expand" and prefix is None else None, known_words=self.known_words)
 
     def prefix_lm(self):
         """The causal LM that chooses an opening made of the idea (:meth:`idea_prefix`): the model
@@ -143,9 +181,8 @@ class DecoderGenerator(Generator):
 
     def _complete(self, requests: list["_Request"]) -> None:
         """Sample rounds until every request has enough candidates (or :data:`MAX_ROUNDS`). Each
-        round, the requests that still need one and whose settings differ only in ``seed`` are
-        sampled in one batch (:func:`sample_many`), the service's later rounds included."""
-        batched = type(self)._sample is DecoderGenerator._sample  # latent models draw their own
+        round, the jobs of the requests that still need one and whose settings differ only in
+        ``seed`` go to :attr:`sampler` together, the service's later rounds included."""
         while True:
             pending = [r for r in requests if r.rounds < MAX_ROUNDS and not r.enough()]
             if not pending:
@@ -155,23 +192,15 @@ class DecoderGenerator(Generator):
             for r in pending:
                 groups.setdefault(replace(r.settings, seed=None), []).append(r)
             for settings, members in groups.items():
-                if batched:
-                    jobs, owners = [], []
-                    for r in members:
-                        for context, rows, opening in r.jobs():  # an opening holds the idea: no boost
-                            jobs.append(SampleJob(context, rows, r.generator,
-                                                  r.idea if settings.mode == "expand" and opening is None else None))
-                            owners.append((r, opening))
-                    for (r, opening), samples in zip(owners, sample_many(self.model, self.tokenizer, jobs, settings,
-                                                                         self.max_positions, self.known_words)):
-                        r.add(samples, prefix=opening)
-                    for r in members:
-                        r.rounds += 1
-                    continue
+                jobs, owners = [], []
                 for r in members:
+                    idea = r.idea if settings.mode == "expand" else None
                     for context, rows, opening in r.jobs():
-                        r.add(self._sample(context, rows, r.settings, r.generator, idea=r.idea, mode=r.settings.mode,
-                                           latent=r.latent, prefix=opening), prefix=opening)
+                        jobs.append(Draw(context, rows, r.generator, idea, opening, r.latent))
+                        owners.append((r, opening))
+                for (r, opening), samples in zip(owners, self.sampler.draw(jobs, settings)):
+                    r.add(samples, prefix=opening)
+                for r in members:
                     r.rounds += 1
 
     @torch.no_grad()

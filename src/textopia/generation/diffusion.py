@@ -10,7 +10,6 @@ variations are the VAE's own.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -21,12 +20,12 @@ import torch
 from textopia.generation.base import Generation, Generator, TextopiaError
 from textopia.generation.config import GenerationConfig, check_setting
 from textopia.generation.fusion import ShallowFusion, check_lm_weight
-from textopia.generation.vae import VAEGenerator
+from textopia.generation.vae import DEFAULT_SPREAD, VAEGenerator
 from textopia.models.latent_diffusion import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
 
 #: The sampling temperature of :meth:`DiffusionGenerator.variations` (the rest of the decoding is
-#: the default). On 12 test prompts (not the benchmark's), 8 variations each at spread 0.5 with the
+#: the default). On 12 test prompts (not the benchmark's), 8 variations each at strength 0.5 with the
 #: shipped model: temperature 0.8 gave perplexity 103 under the default GPT against 165 at the
 #: default 1.2, subject kept 1.000 for both, distinct-2 0.640 against 0.681
 #: (benchmarks/archive/variation_temperature.py, benchmarks/results/variation_temperature.md).
@@ -96,8 +95,11 @@ class DiffusionGenerator(VAEGenerator):
     def __init__(self, model, tokenizer, meta: dict[str, Any], name: str, *, guidance: float | None = None,
                  steps: int | None = None, idea_in_decoder: bool = True, eta: float = 0.0,
                  load_lm: Callable[[str, str], Generator] | None = None) -> None:
-        super().__init__(model.vae, tokenizer, meta, name)
+        super().__init__(model.vae, tokenizer, meta, name, own_likelihood=False)
         self.diffusion = model
+        #: :meth:`variations`' SDEdit strength when none is given: the checkpoint's
+        #: ``default_strength``, else its ``default_spread`` (the key's older name), else 0.5.
+        self.default_strength = float(meta.get("default_strength", meta.get("default_spread", DEFAULT_SPREAD)))
         # A checkpoint may carry the defaults measured for it (``default_guidance``, ``default_steps``).
         self.guidance = float(meta.get("default_guidance", DEFAULT_GUIDANCE) if guidance is None else guidance)
         self.steps = int(meta.get("default_steps", DEFAULT_STEPS) if steps is None else steps)
@@ -162,9 +164,6 @@ class DiffusionGenerator(VAEGenerator):
         weight = self.fusion_weight(latent)
         return decoder if weight == 0 else ShallowFusion(decoder, self.fusion_lm(), weight)
 
-    # The diffusion model has no tractable likelihood of its own; its VAE's bound is not its.
-    likelihood = None
-
     def info(self) -> dict[str, Any]:
         out = super().info()
         out.update(parameters=sum(p.numel() for p in self.diffusion.parameters()), guidance=self.guidance,
@@ -185,17 +184,6 @@ class DiffusionGenerator(VAEGenerator):
         return self.diffusion.sample_latents(ids, num, steps=latent.steps, guidance=latent.guidance,
                                              generator=generator, eta=self.eta, init=latent.init,
                                              strength=latent.strength).cpu()
-
-    def _sample(self, context, num, settings, generator, *, idea, mode, latent=None, prefix=None):
-        if not self.idea_in_decoder and mode == "expand" and idea:
-            context = self.tokenizer.context_ids(None, prompt_prefix=prefix)
-        weight = self.fusion_weight(latent)
-        if weight > 0:
-            # Fused scores add λ times the language model's log-probabilities to the decoder's: the
-            # boost of the idea's words scales with them, or the idea's rare words (names: "kyogre")
-            # are lost (benchmarks/results/latent_fusion_unscaled_boost.md).
-            settings = replace(settings, idea_boost=settings.idea_boost * (1.0 + weight))
-        return super()._sample(context, num, settings, generator, idea=idea, mode=mode, latent=latent, prefix=prefix)
 
     def prefix_lm(self):
         """The language model of shallow fusion chooses the opening made of the idea, where the
@@ -240,11 +228,11 @@ class DiffusionGenerator(VAEGenerator):
             out.append(written[0].prompt if written else self.decode_latents(point[None], fused=True)[0])
         return out
 
-    def variations(self, prompt: str, n: int = 8, *, spread: float | None = None,
+    def variations(self, prompt: str, n: int = 8, *, spread: float | None = None, strength: float | None = None,
                    seed: int | None = None, refine_steps: int | None = None) -> list[str]:
         """Variations by SDEdit (Meng et al. 2022), written as :meth:`generate` writes prompts.
 
-        Each latent starts from the prompt's posterior mean, noised ``spread`` of the way up the
+        Each latent starts from the prompt's posterior mean, noised ``strength`` of the way up the
         noise schedule, and is denoised by the diffusion model conditioned on the prompt's subject
         (the content words of its first clause). The subject is then the idea of an ordinary
         :meth:`generate` call: the decoder reads it and samples (the default settings, at
@@ -257,20 +245,23 @@ class DiffusionGenerator(VAEGenerator):
         which decoding a noised latent greedily lost in a third of the variations.
 
         Args:
-            spread: SDEdit's strength in [0, 1] (None: the model's ``default_spread``): 0 gives
+            strength: SDEdit's strength in [0, 1] (None: :attr:`default_strength`): 0 gives
                 the reconstruction alone; 1 forgets the source but for its subject.
+            spread: taken as ``strength`` (the documented CLI's ``--spread`` and HTTP API's
+                ``spread`` of this model); not with ``strength``.
 
         Raises:
-            TextopiaError: n outside 1..64, spread outside [0, 1], an empty prompt, or
-                ``refine_steps`` outside 0..200.
+            TextopiaError: n outside 1..64, strength outside [0, 1], both strength and spread, an
+                empty prompt, or ``refine_steps`` outside 0..200.
         """
         from textopia.text import content_words, subject
 
-        strength = self.default_spread if spread is None else spread
+        if spread is not None and strength is not None:
+            raise TextopiaError("give strength alone: a latent diffusion model takes spread as its strength")
+        if strength is None:
+            strength = self.default_strength if spread is None else spread
         check_setting("n", n)
-        if not (math.isfinite(strength) and 0.0 <= strength <= 1.0):
-            raise TextopiaError(f"spread (the SDEdit strength of a latent diffusion model) must be in [0, 1], "
-                                f"got {strength}")
+        check_setting("strength", strength)
         if strength == 0:
             return [self.reconstruct(prompt, refine_steps=refine_steps)]
         mu, _ = self.encode(prompt, refine_steps=refine_steps)

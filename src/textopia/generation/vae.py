@@ -14,17 +14,18 @@
 from __future__ import annotations
 
 import logging
-import math
 import random
+from dataclasses import replace
 from typing import Any
 
 import torch
 
 from textopia.data.tokenizer import IGNORE_INDEX
 from textopia.generation.base import LatentGenerator, TextopiaError
-from textopia.generation.config import GenerationConfig, check_setting
-from textopia.generation.decoder import DecoderGenerator
-from textopia.generation.decoding import clean_prompt, dedup_key, sample
+from textopia.generation.config import GenerationConfig, check_setting, describe
+from textopia.generation.decoder import DecoderGenerator, Draw
+from textopia.generation.decoding import Sampled, clean_prompt, dedup_key, sample
+from textopia.generation.fusion import ShallowFusion
 from textopia.text import close_spaced_compounds
 from textopia.models.refinement import REFINE_STEPS, check_refine_steps, refine_posterior_mean
 
@@ -60,20 +61,103 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return out.to(a.dtype)
 
 
+class LatentSampler:
+    """A latent model's :class:`~textopia.generation.decoder.TokenSampler`: job by job, a latent per
+    row (:meth:`VAEGenerator.latents`: the prior, or latent diffusion's draw for the idea), then the
+    decoder with those latents fixed samples the row (:meth:`VAEGenerator.sampling_model`)."""
+
+    def __init__(self, generator: "VAEGenerator") -> None:
+        self.generator = generator
+
+    def draw(self, jobs: list[Draw], settings: GenerationConfig) -> list[list[Sampled]]:
+        return [self._draw(job, settings) for job in jobs]
+
+    def _draw(self, job: Draw, settings: GenerationConfig) -> list[Sampled]:
+        from textopia.models.text_vae import ConditionedDecoder
+
+        g = self.generator
+        z = g.latents(job.rows, job.generator, idea=job.idea, latent=job.latent).to(g.device)  # (rows, nz)
+        context = job.context
+        if not g.idea_in_decoder and job.idea:  # the latent alone conditions: the decoder reads no idea
+            context = g.tokenizer.context_ids(None, prompt_prefix=job.opening)
+        model = g.sampling_model(ConditionedDecoder(g.vae, z), job.latent)
+        if isinstance(model, ShallowFusion):
+            # Fused scores add λ times the language model's log-probabilities to the decoder's: the
+            # boost of the idea's words scales with them, or the idea's rare words (names: "kyogre")
+            # are lost (benchmarks/results/latent_fusion_unscaled_boost.md).
+            settings = replace(settings, idea_boost=settings.idea_boost * (1.0 + model.weight))
+        # The decoder reads the idea, so its words are boosted as for the language models (not
+        # after an opening made of them).
+        boosted = job.idea if g.idea_in_decoder and job.opening is None else None
+        return sample(model, g.tokenizer, context, job.rows, settings, job.generator, g.max_positions,
+                      idea=boosted, known_words=g.known_words)
+
+
+class ImportanceWeightedNLL:
+    """A text VAE's likelihood of prompts: the importance-weighted NLL with ``iw_samples`` (K)
+    samples of the posterior per prompt (Burda et al. 2016).
+
+    Args:
+        vae: the :class:`~textopia.models.text_vae.TextVAE`; tokenizer: its tokenizer;
+        max_positions: the decoder's context length, tokens (None: 256).
+    """
+
+    def __init__(self, vae, tokenizer, max_positions: int | None, iw_samples: int = 500) -> None:
+        self.vae, self.tokenizer, self.max_positions = vae, tokenizer, max_positions
+        self.iw_samples = iw_samples
+
+    @torch.no_grad()
+    def __call__(self, prompts: list[str], *, ideas: str = "none", batch_size: int = 8, seed: int = 0):
+        """The importance-weighted NLL of ``prompts`` (K = :attr:`iw_samples`) as a
+        :class:`~textopia.evaluation.likelihood.LikelihoodResult`: an upper bound of the exact NLL
+        that tightens as K grows (Burda et al. 2016), counted on the same tokens as the LMs'.
+
+        Raises:
+            TextopiaError: ``ideas`` is not "none" (the encoder reads only the prompt, so the
+                bound is of p(prompt)).
+        """
+        from textopia.models.likelihood import LikelihoodResult
+        from textopia.models.vae_likelihood import iw_log_likelihood
+        from textopia.models.text_vae import posterior_batches
+
+        if ideas != "none":
+            raise TextopiaError(f"a VAE's likelihood is of p(prompt) only (ideas='none'), got ideas={ideas!r}")
+        gen = torch.Generator().manual_seed(seed)
+        nats, tokens, truncated = 0.0, 0, 0
+        was_training = self.vae.training
+        self.vae.eval()
+        for batch, mu, logvar in posterior_batches(self.vae, self.tokenizer, prompts, batch_size=min(batch_size, 8),
+                                                   max_length=self.max_positions or 256):
+            nats -= float(iw_log_likelihood(self.vae, batch["input_ids"], batch["labels"], mu, logvar,
+                                            num_samples=self.iw_samples, generator=gen).sum())
+            labels = batch["labels"]
+            tokens += int((labels[:, 1:] != -100).sum())
+            last = (labels != -100).cumsum(1).argmax(1)  # the last counted position of each row
+            truncated += int((labels.gather(1, last[:, None]) != self.tokenizer.eos_id).sum())
+        self.vae.train(was_training)
+        return LikelihoodResult(nats=nats, tokens=tokens, words=sum(len(p.split()) for p in prompts),
+                                prompts=len(prompts), truncated=truncated)
+
+
 class VAEGenerator(DecoderGenerator, LatentGenerator):
     """Writes prompts with a :class:`textopia.models.text_vae.TextVAE`.
 
     Args:
         model: the VAE (eval mode); tokenizer, meta, name: as for :class:`DecoderGenerator`.
+        own_likelihood: the VAE's importance-weighted bound is the model's likelihood
+            (:class:`ImportanceWeightedNLL` as :attr:`likelihood`); False where the VAE only
+            decodes another model's latents (latent diffusion), whose likelihood it is not.
     """
 
     #: the decoder reads the idea (and its words are boosted); a latent diffusion model may be
     #: told to condition through the latent alone
     idea_in_decoder: bool = True
 
-    def __init__(self, model, tokenizer, meta: dict[str, Any], name: str) -> None:
-        super().__init__(model, tokenizer, meta, name)
+    def __init__(self, model, tokenizer, meta: dict[str, Any], name: str, *, own_likelihood: bool = True) -> None:
+        super().__init__(model, tokenizer, meta, name, sampler=LatentSampler(self))
         self.vae = model
+        if own_likelihood:
+            self.likelihood = ImportanceWeightedNLL(model, tokenizer, self.max_positions)
         self.latent_dim = int(model.config.latent_dim)
         #: ``variations``' spread when none is given: the checkpoint's ``default_spread`` (set where
         #: it was measured, see benchmarks/latent_eval.py), else 0.5.
@@ -99,17 +183,6 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         """``num`` latents (num, nz) float32 to decode for ``idea``: here, draws from the prior N(0, I)
         (``latent``, a subclass's settings object for drawing them, is unused here)."""
         return torch.randn((num, self.latent_dim), generator=generator)
-
-    def _sample(self, context, num, settings, generator, *, idea, mode, latent=None, prefix=None):
-        from textopia.models.text_vae import ConditionedDecoder
-
-        expand = idea if mode == "expand" else None
-        z = self.latents(num, generator, idea=expand, latent=latent).to(self.device)
-        # The decoder reads the idea, so its words are boosted as for the language models (not
-        # after an opening made of them).
-        boosted = expand if self.idea_in_decoder and prefix is None else None
-        return sample(self.sampling_model(ConditionedDecoder(self.vae, z), latent), self.tokenizer, context, num,
-                      settings, generator, self.max_positions, idea=boosted, known_words=self.known_words)
 
     def prefix_lm(self):
         """No causal LM of its own to choose an opening made of the idea: the idea is its own."""
@@ -189,40 +262,6 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         out = sample(model, self.tokenizer, context, z.size(0), settings, generator, self.max_positions, idea=idea)
         return [clean_prompt(close_spaced_compounds(self.tokenizer.decode(ids)), finished) for ids, finished, _ in out]
 
-    iw_samples: int = 500  # K of :meth:`likelihood`
-
-    @torch.no_grad()
-    def likelihood(self, prompts: list[str], *, ideas: str = "none", batch_size: int = 8, seed: int = 0):
-        """The importance-weighted NLL of ``prompts`` (K = ``iw_samples``) as a
-        :class:`~textopia.evaluation.likelihood.LikelihoodResult`: an upper bound of the exact NLL
-        that tightens as K grows (Burda et al. 2016), counted on the same tokens as the LMs'.
-
-        Raises:
-            TextopiaError: ``ideas`` is not "none" (the encoder reads only the prompt, so the
-                bound is of p(prompt)).
-        """
-        from textopia.models.likelihood import LikelihoodResult
-        from textopia.models.vae_likelihood import iw_log_likelihood
-        from textopia.models.text_vae import posterior_batches
-
-        if ideas != "none":
-            raise TextopiaError(f"a VAE's likelihood is of p(prompt) only (ideas='none'), got ideas={ideas!r}")
-        gen = torch.Generator().manual_seed(seed)
-        nats, tokens, truncated = 0.0, 0, 0
-        was_training = self.vae.training
-        self.vae.eval()
-        for batch, mu, logvar in posterior_batches(self.vae, self.tokenizer, prompts, batch_size=min(batch_size, 8),
-                                                   max_length=self.max_positions or 256):
-            nats -= float(iw_log_likelihood(self.vae, batch["input_ids"], batch["labels"], mu, logvar,
-                                            num_samples=self.iw_samples, generator=gen).sum())
-            labels = batch["labels"]
-            tokens += int((labels[:, 1:] != -100).sum())
-            last = (labels != -100).cumsum(1).argmax(1)  # the last counted position of each row
-            truncated += int((labels.gather(1, last[:, None]) != self.tokenizer.eos_id).sum())
-        self.vae.train(was_training)
-        return LikelihoodResult(nats=nats, tokens=tokens, words=sum(len(p.split()) for p in prompts),
-                                prompts=len(prompts), truncated=truncated)
-
     # -- LatentGenerator -----------------------------------------------------------------------
     def reconstruct(self, prompt: str, *, seed: int | None = None, refine_steps: int | None = None) -> str:
         ids, length = self._prompt_ids(prompt)
@@ -246,13 +285,15 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
         as prompts: here, greedy decodes of the latents alone."""
         return self.decode_latents(z)
 
-    def variations(self, prompt: str, n: int = 8, *, spread: float | None = None,
+    def variations(self, prompt: str, n: int = 8, *, spread: float | None = None, strength: float | None = None,
                    seed: int | None = None, refine_steps: int | None = None) -> list[str]:
+        if strength is not None:
+            raise TextopiaError(f"strength is latent diffusion's SDEdit strength; {self.name}'s variations take "
+                                f"spread (the posterior std's scale, {describe('spread')})")
         if spread is None:
             spread = self.default_spread
         check_setting("n", n)
-        if not (spread >= 0 and math.isfinite(spread)):
-            raise TextopiaError(f"spread must be a finite number >= 0, got {spread}")
+        check_setting("spread", spread)
         mu, logvar = self.encode(prompt, refine_steps=refine_steps)
         std = (0.5 * logvar).exp()
         if seed is None:

@@ -342,7 +342,7 @@ EXPORT_DTYPES = ("float32", "float16", "bfloat16")
 
 
 #: Generator defaults a shipped checkpoint may carry (measured for it; see the generators).
-EXPORT_DEFAULTS = ("default_spread", "default_guidance", "default_steps", "default_lm_weight")
+EXPORT_DEFAULTS = ("default_spread", "default_strength", "default_guidance", "default_steps", "default_lm_weight")
 
 
 def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32",

@@ -45,6 +45,7 @@ Seed = Annotated[int, Field(ge=0, le=MAX_SEED), BeforeValidator(_json_number)]
 Guidance = Annotated[float, Field(**schema_bounds("guidance")), BeforeValidator(_json_number)]
 Temperature = Annotated[float, Field(**schema_bounds("temperature")), BeforeValidator(_json_number)]
 Spread = Annotated[float, Field(**schema_bounds("spread")), BeforeValidator(_json_number)]
+Strength = Annotated[float, Field(**schema_bounds("strength")), BeforeValidator(_json_number)]
 DDIMSteps = Annotated[int, Field(**schema_bounds("steps")), BeforeValidator(_json_number)]
 LMWeight = Annotated[float, Field(**schema_bounds("lm_weight")), BeforeValidator(_json_number)]
 Candidates = Annotated[int, Field(**schema_bounds("candidates")), BeforeValidator(_json_number)]
@@ -177,7 +178,11 @@ class ModelInfo(BaseModel):
     default_known_words_only: bool | None = Field(
         None, description="known_words_only for a generate request that leaves it out.")
     default_spread: float | None = Field(
-        None, description="Latent models only: the spread a variations request that leaves it out gets.")
+        None, description="Latent models only: the spread a variations request that leaves it out gets "
+                          "(latent diffusion: its default_strength).")
+    default_strength: float | None = Field(
+        None, description="Latent diffusion models only: the SDEdit strength a variations request that leaves "
+                          "it out gets.")
     info: dict[str, Any] = Field(default_factory=dict, description="What the model says of itself.")
 
 
@@ -213,7 +218,11 @@ class VariationsRequest(_Strict):
 
     prompt: PromptText = Field(examples=["a castle on a hill, oil painting"])
     n: JsonInt = Field(8, **schema_bounds("n"), description="How many variations.")
-    spread: Spread | None = Field(None, description="Scale of the posterior's std; the model's default when unset.")
+    spread: Spread | None = Field(None, description="A VAE's scale of the posterior's std (latent diffusion takes "
+                                                    "it as strength); the model's default when unset.")
+    strength: Strength | None = Field(None, description="Latent diffusion's SDEdit strength: the share of the noise "
+                                                        "schedule the prompt's latent is noised up; the model's "
+                                                        "default when unset.")
     seed: Seed | None = Field(None, description="Same seed, same variations; random when unset.")
     refine_steps: RefineSteps | None = Field(None, description=REFINE_STEPS_HELP)
     model: ModelName | None = Field(None, description="A latent model; the first one when unset.")

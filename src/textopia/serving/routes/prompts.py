@@ -192,6 +192,7 @@ async def list_models(state: StateDep) -> ModelsResponse:
                 default_temperature=m.generator.default_decoding.temperature,
                 default_known_words_only=m.generator.default_known_words_only(),
                 default_spread=getattr(m.generator, "default_spread", None) if m.latent else None,
+                default_strength=getattr(m.generator, "default_strength", None) if m.latent else None,
             )
             for m in store.models.values()
         ],
@@ -237,7 +238,7 @@ async def variations(state: StateDep, body: VariationsRequest) -> LatentResponse
     prompt = " ".join(body.prompt.split())
     name, prompts, pattern, timing = await _latent_view(
         state, body.model, body.safe_mode,
-        lambda generator: generator.variations(prompt, body.n, spread=body.spread, seed=body.seed,
-                                               refine_steps=body.refine_steps))
+        lambda generator: generator.variations(prompt, body.n, spread=body.spread, strength=body.strength,
+                                               seed=body.seed, refine_steps=body.refine_steps))
     kept = [p for p in prompts if not contains_banned(p, pattern)]
     return LatentResponse(model=name, prompts=kept, dropped=len(prompts) - len(kept), timing=timing)

@@ -116,6 +116,7 @@ function fillSelect(select, models, defaultName) {
 const defaultTemperature = new Map();
 const defaultKnownWords = new Map();
 const defaultSpread = new Map();
+const defaultStrength = new Map();
 
 function useModelDefaults() {
   const known = defaultKnownWords.get($("model").value);
@@ -126,12 +127,22 @@ function useModelDefaults() {
   $("temperature").dispatchEvent(new Event("input"));
 }
 
-// The latent model's own spread (measured for it) is where the variations slider starts.
+// A VAE's variations take a spread, latent diffusion's an SDEdit strength: the page shows the
+// slider of the chosen latent model, starting at its own default (measured for it).
+function diffusionChosen() {
+  const strength = defaultStrength.get($("latent-model").value);
+  return strength !== undefined && strength !== null;
+}
+
 function useLatentDefaults() {
-  const spread = defaultSpread.get($("latent-model").value);
-  if (spread === undefined || spread === null) return;
-  $("spread").value = spread;
-  $("spread").dispatchEvent(new Event("input"));
+  const diffusion = diffusionChosen();
+  $("spread-field").hidden = diffusion;
+  $("strength-field").hidden = !diffusion;
+  const id = diffusion ? "strength" : "spread";
+  const value = (diffusion ? defaultStrength : defaultSpread).get($("latent-model").value);
+  if (value === undefined || value === null) return;
+  $(id).value = value;
+  $(id).dispatchEvent(new Event("input"));
 }
 
 // The controls take the bounds of the API's request bodies (/openapi.json), which are the Python
@@ -139,6 +150,7 @@ function useLatentDefaults() {
 const BOUNDED = [
   ["temperature", "GenerateRequest", "temperature"], ["top_p", "GenerateRequest", "top_p"],
   ["n", "GenerateRequest", "n"], ["seed", "GenerateRequest", "seed"], ["steps", "InterpolateRequest", "steps"],
+  ["spread", "VariationsRequest", "spread"], ["strength", "VariationsRequest", "strength"],
 ];
 
 function schemaBound(field) {
@@ -182,7 +194,10 @@ async function loadModels() {
     const latent = data.models.filter((m) => m.latent);
     if (latent.length) {
       fillSelect($("latent-model"), latent, latent[0].name);
-      for (const m of latent) defaultSpread.set(m.name, m.default_spread);
+      for (const m of latent) {
+        defaultSpread.set(m.name, m.default_spread);
+        defaultStrength.set(m.name, m.default_strength);
+      }
       useLatentDefaults();
       $("latent").hidden = false;
     }
@@ -263,7 +278,7 @@ async function latentCall(event, url, body, button, label, list) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  ["temperature", "top_p", "n", "steps", "spread"].forEach(bindOutput);
+  ["temperature", "top_p", "n", "steps", "spread", "strength"].forEach(bindOutput);
   $("idea").addEventListener("input", () => { $("idea-count").textContent = $("idea").value.length; });
   $("idea").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("generate-form").requestSubmit();
@@ -288,7 +303,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("variations-form").addEventListener("submit", (event) => latentCall(event, "/v1/variations", {
     prompt: $("variation-prompt").value.trim(),
     n: Number($("n").value),
-    spread: Number($("spread").value),
+    ...(diffusionChosen() ? { strength: Number($("strength").value) } : { spread: Number($("spread").value) }),
     safe_mode: $("safe").checked,
   }, $("vary"), "variation", $("variations-results")));
   loadModels();

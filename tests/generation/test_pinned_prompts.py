@@ -1,0 +1,207 @@
+"""The exact prompts that fixed seeds write, pinned: a refactor of the generators must not change them.
+
+Pinned only where the arithmetic is the same on every CPU we run on. The models are trained here in
+float32 (``train.precision=fp32``): the shared tiny fixtures train at ``precision=auto``, which is
+bf16 autocast on a CPU with AVX512-BF16 and float32 on one with AVX2 only, so their weights, and
+the prompts, differ between the two machines. They decode in float32 too (``weight_dtype="float32"``):
+the lean engine's default float16 and int8 weights run fbgemm's kernels, chosen by the CPU.
+
+With ``TEXTOPIA_PIN_DUMP=1`` each test prints what it observed, to pin anew after a deliberate change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import textopia
+
+from tests.conftest import tiny_overrides, tiny_vae_overrides
+
+FP32 = {"train.precision": "fp32"}
+SHORT = {"max_new_tokens": 16, "min_new_tokens": 0}
+
+
+def _train(overrides: list[str]) -> None:
+    """``textopia train`` in a process of its own: accelerate's precision is set once per process,
+    and the other fixtures of this one train at ``precision=auto``."""
+    argv = [sys.executable, "-m", "textopia.cli", "train", "--no-progress"]
+    for override in overrides:
+        argv += ["--set", override]
+    subprocess.run(argv, check=True, capture_output=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def fp32_gpt(prepared, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pinned") / "gpt"
+    _train(tiny_overrides(prepared, out, **FP32))
+    return out
+
+
+@pytest.fixture(scope="module")
+def fp32_vae(prepared, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pinned") / "vae"
+    _train(tiny_vae_overrides(prepared, out, **FP32))
+    return out
+
+
+@pytest.fixture(scope="module")
+def fp32_diffusion(prepared, fp32_vae, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pinned") / "diffusion"
+    _train(["model.kind=latent-diffusion", f"model.vae_checkpoint={fp32_vae}", "model.n_hidden=32",
+            "model.n_blocks=2", "model.idea_hidden=32", "model.time_dim=16", f"data.dir={prepared}",
+            "data.train_limit=300", "data.valid_limit=20", "data.max_length=128", f"train.out_dir={out}",
+            "train.max_steps=30", "train.batch_size=32", "train.eval_every=15", "train.save_every=0",
+            "train.log_every=10", "train.warmup_steps=2", "train.precision=fp32"])
+    return out
+
+
+def _check(observed: dict, pinned: dict) -> None:
+    if os.environ.get("TEXTOPIA_PIN_DUMP") == "1":
+        print(json.dumps(observed, indent=4))
+    assert observed == pinned
+
+
+def _calls(gen, **extra) -> dict[str, list[str]]:
+    """The prompts of each pinned call: expand with an idea, continue, from nothing; n = 1 and 3."""
+    out = {}
+    for label, idea, mode in (("expand", "castle on a hill", "expand"), ("continue", "a portrait of", "continue"),
+                              ("nothing", None, "expand")):
+        for n in (1, 3):
+            out[f"{label} n={n}"] = [g.prompt for g in gen.generate(idea, n, mode=mode, seed=11, **SHORT, **extra)]
+    return out
+
+
+DEFAULT = {
+    "expand n=1": ["a castle on a hill, in the style of the game king"],
+    "expand n=3": [
+        "a castle on a hill, highly detailed, digital painting",
+        "A castle on the hill, a detailed painting by Thomas Kinkade",
+        "a castle on a hill, in the style of studio ghibli",
+    ],
+    "continue n=1": ["a portrait of a character in the style of mark ryden"],
+    "continue n=3": [
+        "a portrait of a beautiful woman by dan mcpharlin",
+        "a portrait of an evil knight, digital art",
+        "a portrait of a medieval female knight by artgerm, wlop",
+    ],
+    "nothing n=1": ["a very cute white cat, detailed, oil on canvas"],
+    "nothing n=3": [
+        "a film still from a 1980s movie",
+        "a painting of a tiger by dan hillier",
+        "a white woman with a helmet, oil painting, pale colors",
+    ],
+}
+
+
+def test_the_shipped_default_model_writes_the_pinned_prompts():
+    """The embedded GPT in float32 (the same prompts with ATen, MKL and oneDNN held to AVX2:
+    ``ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2``, and with
+    ``torch.backends.mkldnn`` off), its coherence critic reranking."""
+    _check(_calls(textopia.load("default", weight_dtype="float32")), DEFAULT)
+
+
+GPT = {
+    "expand n=1": ["castle on a hill lights"],
+    "expand n=3": [
+        "castle on a hill, high",
+        "castle on a hill",
+        "castle on a hill human proa drawing P render col Artgermx by colorful",
+    ],
+    "continue n=1": ["a portrait of ratio"],
+    "continue n=3": ["a portrait of r", "a portrait of king", "a portrait of focus"],
+    "nothing n=1": ["res"],
+    "nothing n=3": ["into symmetrical", "up alphonse", "by reints2 painting Sc overmic Fineixwinningmation"],
+    "batch": [["castle on a hill", "castle on a hill, shotwor art haldhtilliho ch2 his co"], ["award sk portraittror"]],
+}
+
+
+def test_the_tiny_gpt_writes_the_pinned_prompts(fp32_gpt):
+    gen = textopia.load(str(fp32_gpt), weight_dtype="float32")
+    observed = _calls(gen)
+    observed["batch"] = [[g.prompt for g in r] for r in gen.generate_batch(
+        [("castle on a hill", 2, gen.decoding(seed=5, **SHORT)), (None, 1, gen.decoding(seed=6, **SHORT))])]
+    _check(observed, GPT)
+
+
+VAE = {
+    "expand n=1": ["castle on a hill"],
+    "expand n=3": [
+        "castle on a hill, anime",
+        "castle on a hill",
+        "castle on a hill, ach Sib onroid out( oil, screenshot D cloudsark",
+    ],
+    "continue n=1": ["a portrait of ri#"],
+    "continue n=3": [
+        "a portrait of heavenill HDR 19oo lights she mucha hea Cignidep",
+        "a portrait of the realismutifulto lens ra white- B)ers White K",
+        "a portrait of h is6ag proaron inidil faceple portrait",
+    ],
+    "nothing n=1": ["tricolu superfish[nale ter glass HDRscape"],
+    "nothing n=3": [
+        "i awX C angrapho< symmetricalant comy",
+        "6omartmanaronus Rper stillayrealisticbl scre",
+        "retillk glass ky by Fineiece V super the",
+    ],
+    "variations": [
+        "a, ao an a as an a, an ao, a,o a",
+        "ao an a a, an aoo ao, a,o a, as an aon an a",
+        "a,o an a as an ao aoo a, an a, ao, a",
+    ],
+    "interpolate": [
+        "ao an a aoo ao, an a, a,o a, as an a",
+        "ao an a aoo ao, an a, a,o a, as an a",
+        "ao an a aoo ao, an a, a,o a, as an a",
+    ],
+}
+
+
+def test_the_tiny_vae_writes_the_pinned_prompts(fp32_vae):
+    gen = textopia.load(str(fp32_vae))
+    observed = _calls(gen)
+    observed["variations"] = gen.variations("a castle on a hill, oil painting", 3, spread=1.0, seed=2)
+    observed["interpolate"] = gen.interpolate("a castle on a hill", "portrait of a woman", steps=3)
+    _check(observed, VAE)
+
+
+DIFFUSION = {
+    "expand n=1": ["castle on a hill yoda with art"],
+    "expand n=3": [
+        "castle on a hill h official",
+        "castle on a hill, eerie art goodman To with art",
+        "castle on a hill f",
+    ],
+    "continue n=1": ["a portrait of Lens"],
+    "continue n=3": ["a portrait of", "a portrait of orange soft aerial of art", "a portrait of Thirdeye HDR gal"],
+    "nothing n=1": ["scary detailed"],
+    "nothing n=3": ["White art photo style insanely photo", "da high the from", "[orANge Mm"],
+    "variations": [
+        "castle hill Morgan art of an art from a sofT art chess, high HDR",
+        "castle hill, f dynamic, in art clef, and,h Torso from an of Torso an of in goodman cgsocieTy centered ghIbli digital Monster, goodman art",
+        "castle hill, despiCaBle HDR smooth My,on of digital, a Moon cosmic of a To,doll coloreD",
+    ],
+    "interpolate": [
+        "ao an a aoo ao, an a, a,o a, as an a",
+        "castle hill portrait woman, art of,my in high god HDR de,looking a",
+        "ao an a aoo ao, an a, a,o a, as an a",
+    ],
+    "fused": ["castle doing", "castle dynamic doing", "castle, a being"],
+    "fused, boosted": ["Castle of art as", "Castle genshin", "Castle of as art"],
+}
+
+
+def test_the_tiny_latent_diffusion_model_writes_the_pinned_prompts(fp32_diffusion, fp32_gpt):
+    gen = textopia.load(str(fp32_diffusion))
+    observed = _calls(gen, steps=4)
+    observed["variations"] = gen.variations("a castle on a hill, oil painting", 3, strength=0.5, seed=2)
+    observed["interpolate"] = gen.interpolate("a castle on a hill", "portrait of a woman", steps=3)
+    gen.meta["fusion_lm"] = str(fp32_gpt)  # the same prepared tokenizer
+    observed["fused"] = [g.prompt for g in gen.generate("castle", 3, seed=4, steps=4, lm_weight=1.0, **SHORT)]
+    # no candidate opens with the idea: the boost of its words, scaled with the fusion, places them
+    observed["fused, boosted"] = [g.prompt for g in gen.generate("castle", 3, seed=4, steps=4, lm_weight=1.0,
+                                                                 idea_prefix=0.0, **SHORT)]
+    _check(observed, DIFFUSION)
