@@ -170,25 +170,13 @@ def test_the_tiny_vae_writes_the_pinned_prompts(fp32_vae):
 
 DIFFUSION = {
     "expand n=1": ["castle on a hill yoda with art"],
-    "expand n=3": [
-        "castle on a hill h official",
-        "castle on a hill, eerie art goodman To with art",
-        "castle on a hill f",
-    ],
+    "expand n=3": ["castle on a hill h official", "castle on a hill f", "castle on a hill digital"],
     "continue n=1": ["a portrait of Lens"],
     "continue n=3": ["a portrait of", "a portrait of orange soft aerial of art", "a portrait of Thirdeye HDR gal"],
     "nothing n=1": ["scary detailed"],
-    "nothing n=3": ["White art photo style insanely photo", "da high the from", "[orANge Mm"],
-    "variations": [
-        "castle hill Morgan art of an art from a sofT art chess, high HDR",
-        "castle hill, f dynamic, in art clef, and,h Torso from an of Torso an of in goodman cgsocieTy centered ghIbli digital Monster, goodman art",
-        "castle hill, despiCaBle HDR smooth My,on of digital, a Moon cosmic of a To,doll coloreD",
-    ],
-    "interpolate": [
-        "ao an a aoo ao, an a, a,o a, as an a",
-        "castle hill portrait woman, art of,my in high god HDR de,looking a",
-        "ao an a aoo ao, an a, a,o a, as an a",
-    ],
+    "nothing n=3": ["da high the from", "White art photo style insanely photo", "[orANge Mm"],
+    "variations": ["castle hill Morgan art of an art from a sofT art chess, high HDR", "castle hill, f dynamic, in art clef, and,h Torso from an of Torso an of in goodman cgsocieTy centered ghIbli digital Monster, goodman art", "castle hill, despiCaBle HDR smooth My,on of digital, a Moon cosmic of a To,doll coloreD"],
+    "interpolate": ["ao an a aoo ao, an a, a,o a, as an a", "castle hill portrait woman, art of,my in high god HDR de,looking a", "ao an a aoo ao, an a, a,o a, as an a"],
     "fused": ["castle doing", "castle dynamic doing", "castle, a being"],
     "fused, boosted": ["Castle of art as", "Castle genshin", "Castle of as art"],
 }
