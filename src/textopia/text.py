@@ -89,6 +89,18 @@ def subject(prompt: str) -> str:
     return prompt.split(",", 1)[0]
 
 
+def subject_idea(prompt: str) -> str:
+    """A prompt's subject as an idea to write from: its first clause (:func:`subject`) as written,
+    spacing made single ("a lighthouse on a cliff at sunset"), where that has at most
+    :data:`SUBJECT_WORDS` words; else the clause's content words alone, so that a prompt without
+    commas does not become its own opening. Empty when the clause has no content word."""
+    clause = " ".join(subject(prompt).split())
+    words = content_words(clause)
+    if not words:
+        return ""
+    return clause if len(tokenize(clause)) <= SUBJECT_WORDS else " ".join(words)
+
+
 def content_stems(text: str) -> set[str]:
     """The set of stems of a text's content words: :func:`content_words`, :func:`stem`."""
     return {stem(w) for w in content_words(text)}

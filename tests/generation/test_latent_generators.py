@@ -219,3 +219,35 @@ def test_latent_generators_boost_the_idea_words_their_decoder_reads(tiny_vae_che
     for directory in (tiny_vae_checkpoint, tiny_diffusion_checkpoint):
         out = load(directory).generate("castle", 4, seed=0)
         assert sum(has_all_idea_words("castle", g.prompt) for g in out) >= 3, [g.prompt for g in out]
+
+
+@pytest.mark.parametrize("prompt, expected", [
+    ("a lighthouse on a cliff at sunset, oil painting, 4k", "a lighthouse on a cliff at sunset"),
+    ("portrait  of an old   fisherman", "portrait of an old fisherman"),
+    ("a very long subject with many words that goes on and on past the opening of a prompt, 4k",
+     "long subject many words goes past opening prompt"),  # too long a clause: its content words
+    ("the, 4k", ""),
+])
+def test_subject_idea(prompt, expected):
+    from textopia.text import subject_idea
+
+    assert subject_idea(prompt) == expected
+
+
+def test_latent_variations_and_midpoints_write_from_a_subject_as_written(tiny_diffusion_checkpoint, monkeypatch):
+    """Variations open with the source's subject as a person wrote it, and each interior point of an
+    interpolation with the nearer end's ("lighthouse cliff portrait old" from both ends reads as no scene)."""
+    gen = load(tiny_diffusion_checkpoint)
+    ideas = []
+    original = gen.generate_with
+
+    def spy(idea, n, settings, latent=None):
+        ideas.append(idea)
+        return original(idea, n, settings, latent)
+
+    monkeypatch.setattr(gen, "generate_with", spy)
+    gen.variations("a castle on a hill, oil painting", 2, strength=0.5, seed=1)
+    assert ideas == ["a castle on a hill"]
+    ideas.clear()
+    gen.interpolate("a castle on a hill, oil painting", "portrait of a woman, photo", steps=5)
+    assert ideas == ["a castle on a hill", "a castle on a hill", "portrait of a woman"]

@@ -175,8 +175,8 @@ DIFFUSION = {
     "continue n=3": ["a portrait of", "a portrait of orange soft aerial of art", "a portrait of Thirdeye HDR gal"],
     "nothing n=1": ["scary detailed"],
     "nothing n=3": ["da high the from", "White art photo style insanely photo", "[orANge Mm"],
-    "variations": ["castle hill Morgan art of an art from a sofT art chess, high HDR", "castle hill, f dynamic, in art clef, and,h Torso from an of Torso an of in goodman cgsocieTy centered ghIbli digital Monster, goodman art", "castle hill, despiCaBle HDR smooth My,on of digital, a Moon cosmic of a To,doll coloreD"],
-    "interpolate": ["ao an a aoo ao, an a, a,o a, as an a", "castle hill portrait woman, art of,my in high god HDR de,looking a", "ao an a aoo ao, an a, a,o a, as an a"],
+    "variations": ["a castle on a hill My, from a HDR colors an instagRam gooDman", "a castle on a hill, from the digital of My official and HDR Torso Tesla from Morgan artstAtion, commeRcial arthur", "a castle on a hill open art in she, in Moon, from art, The Morgan from smooth"],
+    "interpolate": ["ao an a aoo ao, an a, a,o a, as an a", "a castle on a hill, polished,open confidentiAl with inside spongebob", "ao an a aoo ao, an a, a,o a, as an a"],
     "fused": ["castle doing", "castle dynamic doing", "castle, a being"],
     "fused, boosted": ["Castle of art as", "Castle genshin", "Castle of as art"],
 }

@@ -194,37 +194,30 @@ class DiffusionGenerator(VAEGenerator):
     #: :meth:`decode_midpoints`); a checkpoint may set ``interpolation_strength``.
     interpolation_strength: float = 0.3
 
-    #: Content words of each end's subject that an interpolation's interior points are written from.
-    MIDPOINT_SUBJECT_WORDS = 2
-
     def decode_midpoints(self, z: torch.Tensor, prompt_a: str, prompt_b: str) -> list[str]:
         """The interior points ``z`` (S, nz) of an interpolation, each written by SDEdit from both ends.
 
-        The idea is the first :data:`MIDPOINT_SUBJECT_WORDS` content words of each end's subject.
-        Each point is noised ``interpolation_strength`` of the way up the schedule and denoised
-        towards that idea (SDEdit, Meng et al. 2022: a straight path between two latents crosses
+        The idea is the subject of the nearer end (:func:`~textopia.text.subject_idea`: "a
+        lighthouse on a cliff at sunset"), so that each point reads as one scene ("lighthouse cliff
+        portrait old" from both ends' first words read as none); the latent carries the blend of
+        the two ends' styles and details. Each point is noised ``interpolation_strength`` of the
+        way up the schedule and denoised towards that idea (SDEdit, Meng et al. 2022: a straight path between two latents crosses
         regions no prompt was encoded to, where the decoder writes broken text), then written as
         :meth:`variations` writes a variation: an ordinary :meth:`generate` call for the idea (the
         decoder reads it, its words are boosted until written, samples at
         :data:`VARIATION_TEMPERATURE` fused with the language model, known words only), whose
         reranker picks the best sample: every idea word, no stutter, fluent. Seed 0 for every
         point: the same two prompts give the same path.
-
-        On 15 pairs of test prompts apart from ``latent_eval.py``'s
-        (``benchmarks/archive/interpolation_fusion.py``, the shipped pair), against settling each point
-        unconditionally and decoding it greedily, fused, from the same idea: midpoints sharing a
-        content word of both ends 1.000 both, stuttering 0.044 against 0.178, perplexity under the
-        embedded LSTM 87.0 against 79.0.
         """
-        from textopia.text import content_words, subject
+        from textopia.text import subject_idea
 
-        words = [w for end in (prompt_a, prompt_b) for w in content_words(subject(end))[: self.MIDPOINT_SUBJECT_WORDS]]
-        idea = " ".join(dict.fromkeys(words)) or None
+        ideas = [subject_idea(end) or None for end in (prompt_a, prompt_b)]
         strength = float(self.meta.get("interpolation_strength", self.interpolation_strength))
         decoding = self.decoding(seed=0, temperature=VARIATION_TEMPERATURE)
         out = []
-        for point in z:
-            written = self.generate_with(idea, 1, decoding, self.settings(init=point, strength=strength))
+        for i, point in enumerate(z):
+            nearer = ideas[0] if 2 * (i + 1) <= len(z) + 1 else ideas[1]  # the middle point: the first end's
+            written = self.generate_with(nearer, 1, decoding, self.settings(init=point, strength=strength))
             out.append(written[0].prompt if written else self.decode_latents(point[None], fused=True)[0])
         return out
 
@@ -234,7 +227,7 @@ class DiffusionGenerator(VAEGenerator):
 
         Each latent starts from the prompt's posterior mean, noised ``strength`` of the way up the
         noise schedule, and is denoised by the diffusion model conditioned on the prompt's subject
-        (the content words of its first clause). The subject is then the idea of an ordinary
+        (:func:`~textopia.text.subject_idea`: its first clause as written). The subject is then the idea of an ordinary
         :meth:`generate` call: the decoder reads it and samples (the default settings, at
         :data:`VARIATION_TEMPERATURE`, fused with the language model at the model's
         :attr:`lm_weight`), its words are boosted until written, and the reranker
@@ -254,7 +247,7 @@ class DiffusionGenerator(VAEGenerator):
             TextopiaError: n outside 1..64, strength outside [0, 1], both strength and spread, an
                 empty prompt, or ``refine_steps`` outside 0..200.
         """
-        from textopia.text import content_words, subject
+        from textopia.text import subject_idea
 
         if spread is not None and strength is not None:
             raise TextopiaError("give strength alone: a latent diffusion model takes spread as its strength")
@@ -265,7 +258,7 @@ class DiffusionGenerator(VAEGenerator):
         if strength == 0:
             return [self.reconstruct(prompt, refine_steps=refine_steps)]
         mu, _ = self.encode(prompt, refine_steps=refine_steps)
-        about = " ".join(content_words(subject(prompt))) or None
+        about = subject_idea(prompt) or None
         # Known words only where the model spells them by default (its subject's words are allowed
         # as an idea's are): on 20 other test prompts distinct-2 0.603 against 0.574, subject kept
         # 0.992 against 0.990.
