@@ -91,14 +91,19 @@ def subject(prompt: str) -> str:
 
 def subject_idea(prompt: str) -> str:
     """A prompt's subject as an idea to write from: its first clause (:func:`subject`) as written,
-    spacing made single ("a lighthouse on a cliff at sunset"), where that has at most
-    :data:`SUBJECT_WORDS` words; else the clause's content words alone, so that a prompt without
-    commas does not become its own opening. Empty when the clause has no content word."""
-    clause = " ".join(subject(prompt).split())
-    words = content_words(clause)
-    if not words:
+    spacing made single ("a lighthouse on a cliff at sunset"). A clause of more than
+    :data:`SUBJECT_WORDS` words is cut where its last phrase within them begins (before a stop
+    word that follows a content word: "a beautiful jungle princess wearing white robes stands in a
+    doorway looking out over a city" -> "... stands in a doorway looking"), so that a prompt
+    without commas does not become its own opening. Empty when the clause has no content word."""
+    words = subject(prompt).split()
+    if not content_words(" ".join(words)):
         return ""
-    return clause if len(tokenize(clause)) <= SUBJECT_WORDS else " ".join(words)
+    if len(words) > SUBJECT_WORDS:
+        low = [w.lower().strip(".,;:!?") for w in words]
+        cuts = [i for i in range(1, SUBJECT_WORDS + 1) if low[i] in STOP_WORDS and low[i - 1] not in STOP_WORDS]
+        words = words[: cuts[-1] if cuts else SUBJECT_WORDS]
+    return " ".join(words)
 
 
 def content_stems(text: str) -> set[str]:

@@ -224,8 +224,10 @@ def test_latent_generators_boost_the_idea_words_their_decoder_reads(tiny_vae_che
 @pytest.mark.parametrize("prompt, expected", [
     ("a lighthouse on a cliff at sunset, oil painting, 4k", "a lighthouse on a cliff at sunset"),
     ("portrait  of an old   fisherman", "portrait of an old fisherman"),
-    ("a very long subject with many words that goes on and on past the opening of a prompt, 4k",
-     "long subject many words goes past opening prompt"),  # too long a clause: its content words
+    ("a beautiful jungle princess wearing white robes stands in a doorway looking out over a city, 4k",
+     "a beautiful jungle princess wearing white robes stands in a doorway looking"),  # cut where a phrase begins
+    ("one two three four five six seven eight nine ten eleven twelve thirteen", "one two three four five six seven "
+     "eight nine ten eleven twelve"),
     ("the, 4k", ""),
 ])
 def test_subject_idea(prompt, expected):
