@@ -21,6 +21,8 @@ CLI = {"temperature": "--temperature", "top_p": "--top-p", "top_k": "--top-k",
        "repetition_penalty": "--repetition-penalty", "max_new_tokens": "--max-new-tokens", "min_p": "--min-p",
        "idea_boost": "--idea-boost", "candidates": "--candidates", "idea_prefix": "--idea-prefix",
        "seed": "--seed", "n": "-n", "guidance": "--guidance", "steps": "--steps", "lm_weight": "--lm-weight"}
+# The options of `textopia variations`: a VAE's spread and latent diffusion's SDEdit strength.
+VARIATIONS_CLI = {"spread": "--spread", "strength": "--strength"}
 API = {"temperature": (GenerateRequest, "temperature"), "top_p": (GenerateRequest, "top_p"),
        "top_k": (GenerateRequest, "top_k"), "repetition_penalty": (GenerateRequest, "repetition_penalty"),
        "max_new_tokens": (GenerateRequest, "max_new_tokens"), "min_p": (GenerateRequest, "min_p"),
@@ -77,32 +79,23 @@ def test_the_service_takes_seeds_that_json_holds_exactly():
     assert _schema_bound(GenerateRequest, "seed") == (0, DRAWN_SEEDS - 1) and DRAWN_SEEDS - 1 < bound.high
 
 
-@pytest.mark.parametrize("name", sorted(CLI))
-def test_the_cli_states_and_refuses_the_configs_bound(name, tmp_path, capsys):
-    helps = {opt: action.help for action in build_parser()._subparsers._group_actions[0].choices["generate"]._actions
+# Each command's options whose bounds the config declares: generate's settings, and variations'
+# VAE spread and latent diffusion SDEdit strength.
+CLI_OPTIONS = ([("generate", name, option) for name, option in sorted(CLI.items())]
+               + [("variations", name, option) for name, option in sorted(VARIATIONS_CLI.items())])
+
+
+@pytest.mark.parametrize("command, name, option", CLI_OPTIONS)
+def test_the_cli_states_and_refuses_the_configs_bound(command, name, option, tmp_path, capsys):
+    helps = {opt: action.help for action in build_parser()._subparsers._group_actions[0].choices[command]._actions
              for opt in action.option_strings}
-    assert describe(name) in helps[CLI[name]]
+    assert describe(name) in helps[option]
     for value in _outside(name):
         text = str(int(value)) if bound_of(name)[0] is int else str(value)
         # The model does not exist: the setting is refused before it is looked for.
-        assert main(["generate", "x", "--model", str(tmp_path / "no-model"), CLI[name], text]) == 2
+        assert main([command, "x", "--model", str(tmp_path / "no-model"), option, text]) == 2
         err = capsys.readouterr().err.strip()
         assert f"must be {describe(name)}" in err and "no-model" not in err, err
-
-
-# The options of `textopia variations`: a VAE's spread and latent diffusion's SDEdit strength.
-VARIATIONS_CLI = {"spread": "--spread", "strength": "--strength"}
-
-
-@pytest.mark.parametrize("name", sorted(VARIATIONS_CLI))
-def test_the_variations_command_states_and_refuses_the_configs_bound(name, tmp_path, capsys):
-    helps = {opt: action.help for action in build_parser()._subparsers._group_actions[0].choices["variations"]._actions
-             for opt in action.option_strings}
-    assert describe(name) in helps[VARIATIONS_CLI[name]]
-    for value in _outside(name):
-        assert main(["variations", "x", "--model", str(tmp_path / "no-model"), VARIATIONS_CLI[name], str(value)]) == 2
-        err = capsys.readouterr().err.strip()
-        assert f"{VARIATIONS_CLI[name]} must be {describe(name)}" in err and "no-model" not in err, err
 
 
 def test_spread_and_strength_are_two_bounds():
