@@ -16,8 +16,11 @@ number of tokens; top-p 0.95, temperature 0.9, no reranking):
 - ``textopia (transformers model)``: the same Generator over transformers' model
   (``load(engine="transformers")``), our sampling loop;
 - ``transformers generate``: ``model.generate`` of transformers on the same weights;
-- ``floor``: the time to stream the weights from memory once per token (bytes x 48 over the
-  memory bandwidth measured here with a large copy).
+- ``floor (weights streamed ...)``: the time to stream the weights from memory once per token
+  (bytes x 48 over the memory bandwidth measured here with a large copy);
+- ``floor (the forward's matmuls ...)``: the compute floor, the forward's matrix products timed
+  with ``torch.mm`` at the model's shapes (:func:`matmul_floor_s`), with the GFLOP/s they reach;
+  each textopia row gets ``batchB_x_floor``, its time over that floor.
 
 Batch 1 and batch 32 (``batches``) seconds are medians over ``repeats`` seeds. The cold start is the whole
 ``textopia generate "woman portrait" -n 4`` CLI call from a new process, for this checkout and for
@@ -66,6 +69,34 @@ def memory_bandwidth_bytes_per_s() -> float:
     return 2 * x.numel() * 4 / best  # read + write
 
 
+def matmul_floor_s(config, batch: int, new_tokens: int, repeats: int = 20) -> tuple[float, float]:
+    """The compute floor of decoding ``new_tokens`` tokens for ``batch`` rows with a GPT-2 of
+    ``config`` (an :class:`~textopia.models.gpt_engine.EngineConfig`) on this CPU: ``(seconds,
+    GFLOP/s)``. Each token's forward is, per layer, four float32 matrix products of ``batch`` rows
+    (``d x 3d``, ``d x d``, ``d x 4d``, ``4d x d``) and the output layer's ``d x V``; their time is
+    measured with ``torch.mm`` at those shapes (best of ``repeats``) and summed over the tokens.
+    Attention over the cache, layer norms and sampling are left out: the floor is what the
+    arithmetic alone costs, the engine's time over it the overhead left."""
+    import torch
+
+    d, layers, vocab = config.n_embd, config.n_layer, config.vocab_size
+    shapes = [(d, 3 * d), (d, d), (d, 4 * d), (4 * d, d)] * layers + [(d, vocab)]
+    total, flops = 0.0, 0
+    for k, n in dict.fromkeys(shapes):
+        x, w = torch.randn(batch, k), torch.randn(k, n)
+        out = torch.empty(batch, n)
+        torch.mm(x, w, out=out)
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            torch.mm(x, w, out=out)
+            best = min(best, time.perf_counter() - t0)
+        count = shapes.count((k, n))
+        total += count * best
+        flops += count * 2 * batch * k * n
+    return new_tokens * total, flops / total / 1e9
+
+
 def bench_model(name: str, repeats: int, new_tokens: int, batches: tuple[int, ...]) -> list[dict]:
     import torch
 
@@ -105,6 +136,17 @@ def bench_model(name: str, repeats: int, new_tokens: int, batches: tuple[int, ..
     rows.append({"model": name, "engine": "floor (weights streamed once per token)", "backend": "-",
                  f"batch{batches[0]}_s": new_tokens * weight_bytes / memory_bandwidth_bytes_per_s(),
                  "weight_mb": weight_bytes / 1e6})
+    config = getattr(fast.model, "config", None)
+    if config is not None and hasattr(config, "n_embd"):  # the lean GPT engine: the floor of its arithmetic
+        floor = {"model": name, "engine": "floor (the forward's matmuls, torch.mm at the model's shapes)", "backend": "-"}
+        for batch in batches:
+            seconds, gflops = matmul_floor_s(config, batch, new_tokens)
+            floor[f"batch{batch}_s"], floor[f"batch{batch}_gflop_per_s"] = seconds, gflops
+        rows.append(floor)
+        for r in rows:
+            if r["engine"].startswith("textopia"):
+                for batch in batches:
+                    r[f"batch{batch}_x_floor"] = r[f"batch{batch}_s"] / floor[f"batch{batch}_s"]
     top = max(batches)
     for r in rows:
         if r.get(f"batch{top}_s"):
