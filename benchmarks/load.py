@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -163,9 +164,10 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 
 async def run_level(
     base_url: str, concurrency: int, body: dict[str, Any], duration_s: float, max_requests: int,
-    timeout_s: float,
+    timeout_s: float, ideas: list[str] | None = None,
 ) -> dict[str, Any]:
-    """``concurrency`` clients sending requests back to back; returns the level's figures."""
+    """``concurrency`` clients sending requests back to back; returns the level's figures. With
+    ``ideas``, request i asks for ``ideas[i % len(ideas)]`` instead of ``body``'s idea."""
     import httpx
 
     latencies: list[float] = []
@@ -184,6 +186,8 @@ async def run_level(
             while time.perf_counter() < deadline and issued < max_requests:
                 issued += 1
                 payload = {**body, "seed": issued}
+                if ideas:
+                    payload["idea"] = ideas[issued % len(ideas)]
                 t0 = time.perf_counter()
                 try:
                     r = await client.post("/v1/generate", json=payload)
@@ -239,15 +243,19 @@ def _wait_ready(base_url: str, proc: subprocess.Popen[bytes], timeout_s: float) 
     raise RuntimeError(f"the server was not ready within {timeout_s:g} s")
 
 
-@benchmark("load", smoke=dict(fake=True, concurrency=(1, 2), duration_s=0.5, max_requests=4, warmup=1))
+@benchmark("load", smoke=dict(fake=True, concurrency=(1, 2), duration_s=0.5, max_requests=4, warmup=1, ideas_file="derived"))
 def run(model: str = "default", fake: bool = False, fake_delay_s: float = 0.01, concurrency: tuple[int, ...] = (1, 8, 32),
         duration_s: float = 15.0, max_requests: int = 300, warmup: int = 3, idea: str = "a lighthouse in a storm",
-        n: int = 2, max_new_tokens: int = 48, max_concurrency: int = 1, queue_size: int = 64,
+        ideas_file: str = "", n: int = 2, max_new_tokens: int = 48, max_concurrency: int = 1, queue_size: int = 64,
         batch_window_ms: float = 10.0, request_timeout_s: float = 60.0, startup_timeout_s: float = 300.0) -> dict:
     """The HTTP service under load: requests/s, p50/p99 latency, errors and memory per client count.
 
     ``fake``: serve :func:`fake_generator` (``fake_delay_s`` of sleep per prompt) and measure the
-    service only; ``n`` prompts of at most ``max_new_tokens`` per request; ``max_concurrency``:
+    service only; ``n`` prompts of at most ``max_new_tokens`` per request (0: the model's own
+    default, as a user who sets nothing gets); ``ideas_file``: a realistic mix instead of one
+    ``idea``, each request the next idea of the file in a seeded shuffle (``"derived"``:
+    ``benchmarks/ideas/derived_1000.txt``, ideas of 1-6 words derived from test prompts, some with
+    digits or rare names); ``max_concurrency``:
     server inference threads; ``batch_window_ms``: the server's micro-batching window (0: one
     request at a time); each level runs at most ``duration_s`` seconds and ``max_requests`` requests.
     """
@@ -264,7 +272,12 @@ def run(model: str = "default", fake: bool = False, fake_delay_s: float = 0.01, 
 
         models = httpx.get(base_url + "/v1/models", timeout=5).json()
         served = next(m for m in models["models"] if m["name"] == models["default"])
-        body = {"idea": idea, "n": n, "max_new_tokens": max_new_tokens}
+        body = {"idea": idea, "n": n} | ({"max_new_tokens": max_new_tokens} if max_new_tokens else {})
+        mix = None
+        if ideas_file:
+            path = Path(__file__).resolve().parent / "ideas" / "derived_1000.txt" if ideas_file == "derived" else Path(ideas_file)
+            mix = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+            random.Random(0).shuffle(mix)
         for i in range(warmup):  # first calls pay one-off costs (allocations, caches)
             httpx.post(base_url + "/v1/generate", json={**body, "seed": 10_000 + i}, timeout=120)
         time.sleep(0.2 if fake else 2.0)  # let background loading (the CLIP tokenizer) finish before "idle"
@@ -273,7 +286,7 @@ def run(model: str = "default", fake: bool = False, fake_delay_s: float = 0.01, 
         for c in concurrency:
             with MemorySampler(proc.pid) as sampler:
                 level = asyncio.run(run_level(base_url, c, body, duration_s, max_requests,
-                                              timeout_s=request_timeout_s + 30))
+                                              timeout_s=request_timeout_s + 30, ideas=mix))
             level["peak_rss_mib"] = round(sampler.peak / 2**20, 1)
             logger.info(
                 "%2d clients: %d requests, %d errors, %.2f req/s, p50 %.3f s, p99 %.3f s, peak %s MiB",
@@ -297,7 +310,7 @@ def run(model: str = "default", fake: bool = False, fake_delay_s: float = 0.01, 
         "server": {"host": HOST, "max_concurrency": max_concurrency, "queue_size": queue_size,
                    "request_timeout_s": request_timeout_s, "startup_s": round(startup_s, 2),
                    "batch_window_ms": batch_window_ms, **_batching_defaults()},
-        "request": body,
+        "request": body | ({"ideas_file": ideas_file} if ideas_file else {}),
         "memory_mib": {"idle": idle_mib},
         "levels": levels,
     }
