@@ -268,8 +268,10 @@ def test_select_takes_the_critics_choice_within_a_tier():
 
 
 def test_candidates_are_bounded_and_scale_with_n():
-    assert rows_per_round(1, GenerationConfig(candidates=16)) == 32  # one prompt: a pool of two prompts' worth
-    assert rows_per_round(2, GenerationConfig(candidates=16)) == 32
+    assert rows_per_round(1, GenerationConfig(candidates=16)) == 16
+    assert rows_per_round(1, GenerationConfig(candidates=4)) == 16  # one prompt: never fewer than MIN_POOL
+    assert rows_per_round(3, GenerationConfig(candidates=4)) == 16
+    assert rows_per_round(5, GenerationConfig(candidates=4)) == 20
     assert rows_per_round(4, GenerationConfig(candidates=16)) == 64
     assert rows_per_round(1, GenerationConfig(candidates=16, rerank=False)) == 1
     assert rows_per_round(4, GenerationConfig(candidates=16, rerank=False)) == 4
@@ -292,7 +294,7 @@ def test_one_prompt_is_chosen_among_the_candidate_budget(tiny_checkpoint, monkey
     monkeypatch.setattr(decoder, "sample_many", spy)
     out = gen.generate("old fisherman", n=1, seed=3, candidates=6, max_new_tokens=30)
     assert len(out) == 1
-    assert drawn and drawn[0] == 12  # one batch of the whole pool, two prompts' worth, for n = 1
+    assert drawn and drawn[0] == 16  # one batch of the whole pool (MIN_POOL), for n = 1
 
 
 class _LengthCritic:
@@ -458,16 +460,16 @@ def test_latent_models_draw_prefix_rows_too(tiny_diffusion_checkpoint, tiny_chec
         return original(jobs, settings)
 
     monkeypatch.setattr(gen.sampler, "draw", spy)
-    kw = dict(n=1, seed=1, candidates=3, max_new_tokens=12, min_new_tokens=0, steps=2)  # one prompt: two prompts' worth, 6 rows
+    kw = dict(n=1, seed=1, candidates=3, max_new_tokens=12, min_new_tokens=0, steps=2)  # one prompt: MIN_POOL, 16 rows
     out = gen.generate("castle", idea_prefix=0.5, **kw)
     opening = gen.idea_prefix("castle")
     # half free; half opening with the idea's own words, as a clause of its own and left open
-    assert calls[:3] == [(3, None), (2, f"{opening},"), (1, opening)]
+    assert calls[:3] == [(8, None), (4, f"{opening},"), (4, opening)]
     assert len(out) == 1
     # By default every latent candidate opens with the idea: none is left for the boost to place.
     calls.clear()
     gen.generate("castle", **kw)
-    assert calls[:2] == [(3, f"{opening},"), (3, opening)]
+    assert calls[:2] == [(8, f"{opening},"), (8, opening)]
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -169,16 +169,16 @@ def test_the_tiny_vae_writes_the_pinned_prompts(fp32_vae):
 
 
 DIFFUSION = {
-    "expand n=1": ["castle on a hill yoda with art"],
-    "expand n=3": ["castle on a hill h official", "castle on a hill f", "castle on a hill digital"],
-    "continue n=1": ["a portrait of Lens"],
-    "continue n=3": ["a portrait of", "a portrait of orange soft aerial of art", "a portrait of Thirdeye HDR gal"],
-    "nothing n=1": ["scary detailed"],
-    "nothing n=3": ["da high the from", "White art photo style insanely photo", "[orANge Mm"],
-    "variations": ["a castle on a hill My, from a HDR colors an instagRam gooDman", "a castle on a hill, from the digital of My official and HDR Torso Tesla from Morgan artstAtion, commeRcial arthur", "a castle on a hill open art in she, in Moon, from art, The Morgan from smooth"],
-    "interpolate": ["ao an a aoo ao, an a, a,o a, as an a", "a castle on a hill, polished,open confidentiAl with inside spongebob", "ao an a aoo ao, an a, a,o a, as an a"],
-    "fused": ["castle doing", "castle dynamic doing", "castle, a being"],
-    "fused, boosted": ["Castle of art as", "Castle genshin", "Castle of as art"],
+    "expand n=1": ["castle on a hill from genshin"],
+    "expand n=3": ["castle on a hill from genshin", "castle on a hill, orange she My de", "castle on a hill, ornate ink in Torso"],
+    "continue n=1": ["a portrait of king,odyssey doll"],
+    "continue n=3": ["a portrait of king,odyssey doll", "a portrait of h of art", "a portrait of scheme style dynaMIC in"],
+    "nothing n=1": ["mayan in"],
+    "nothing n=3": ["mayan in", "is the Dusk", "A Joseph"],
+    "variations": ["a castle on a hill, of art a smooth confidential,goodman and, dog", "a castle on a hill close glowing HDR from clef high digital", "a castle on a hill Tooth an art with dog from dynamic,yoda in symmetrical high of chess as, art in, and of digital the Torso with To, arthur artstAtion cosmic the"],
+    "interpolate": ["ao an a aoo ao, an a, a,o a, as an a", "a castle on a hill, coherent close with Tooth", "ao an a aoo ao, an a, a,o a, as an a"],
+    "fused": ["castle", "castle, soft", "castle, art of a selfie"],
+    "fused, boosted": ["Castle, god", "Castle in art simon", "Castle dynAmic"],
 }
 
 

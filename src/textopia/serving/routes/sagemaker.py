@@ -22,7 +22,7 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 from textopia.generation.base import TextopiaError
-from textopia.generation.config import GenerationConfig, rows_per_round
+from textopia.generation.config import MIN_POOL, GenerationConfig, rows_per_round
 from textopia.serving.deps import ServiceState, StateDep
 from textopia.serving.endpoint_client import ENDPOINT_MODEL, EndpointError
 from textopia.serving.errors import (
@@ -128,7 +128,7 @@ def _check_work(bodies: list[GenerateRequest], settings: ServingSettings) -> Non
     """Refuse a call whose lines together ask for more than one call may: rows or tokens.
 
     A line's sampled rows are :func:`~textopia.generation.config.rows_per_round`'s, ``n ×
-    candidates`` for two prompts or more (a line that leaves candidates to the model counts the
+    candidates`` and at least ``MIN_POOL`` (a line that leaves candidates to the model counts the
     largest default, :class:`GenerationConfig`'), its tokens ``rows × max_new_tokens`` (at most: a
     prompt may end sooner).
 
@@ -142,10 +142,10 @@ def _check_work(bodies: list[GenerateRequest], settings: ServingSettings) -> Non
     tokens = sum(r * body.max_new_tokens for r, body in zip(per_line, bodies))
     advice = "send fewer lines per call (BatchStrategy=SingleRecord) or lighter ones"
     if rows > settings.max_request_rows:
-        raise TooMuchWork(f"the lines ask for {rows} sampled rows (n × candidates), at most "
+        raise TooMuchWork(f"the lines ask for {rows} sampled rows (n × candidates, at least {MIN_POOL} a line), at most "
                           f"{settings.max_request_rows} per call (max_request_rows); {advice}")
     if tokens > settings.max_request_tokens:
-        raise TooMuchWork(f"the lines ask for {tokens} tokens (n × candidates × max_new_tokens), at most "
+        raise TooMuchWork(f"the lines ask for {tokens} tokens (rows × max_new_tokens), at most "
                           f"{settings.max_request_tokens} per call (max_request_tokens); {advice}")
 
 
