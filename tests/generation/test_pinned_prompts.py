@@ -77,24 +77,12 @@ def _calls(gen, **extra) -> dict[str, list[str]]:
 
 
 DEFAULT = {
-    "expand n=1": ["a castle on a hill, in the style of the game king"],
-    "expand n=3": [
-        "a castle on a hill, highly detailed, digital painting",
-        "A castle on the hill, a detailed painting by Thomas Kinkade",
-        "a castle on a hill, in the style of studio ghibli",
-    ],
-    "continue n=1": ["a portrait of a character in the style of mark ryden"],
-    "continue n=3": [
-        "a portrait of a beautiful woman by dan mcpharlin",
-        "a portrait of an evil knight, digital art",
-        "a portrait of a medieval female knight by artgerm, wlop",
-    ],
-    "nothing n=1": ["a very cute white cat, detailed, oil on canvas"],
-    "nothing n=3": [
-        "a film still from a 1980s movie",
-        "a painting of a tiger by dan hillier",
-        "a white woman with a helmet, oil painting, pale colors",
-    ],
+    "expand n=1": ["a castle on the hill, matte painting"],
+    "expand n=3": ["a castle on a hill, matte painting by christophe vacher", "an anime castle on top of hill, digital painting", "an abandoned castle on the hill at night"],
+    "continue n=1": ["a portrait of a cute japanese girl, digital painting by greg rutkowski"],
+    "continue n=3": ["a portrait of a character in a scenic environment by syd mead", "a portrait of a cyberpunk old man with cybernetic implants, by sandra chevrier", "a portrait of a female scientist, anime visual, by ilya kuvshinov"],
+    "nothing n=1": ["a painting of a man in a white hat, by hokusai"],
+    "nothing n=3": ["beautiful matte painting of an elven city made of snow", "a man looking at a mirror", "a photorealistic render of a white wolf on top of a mountain"],
 }
 
 
