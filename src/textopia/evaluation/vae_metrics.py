@@ -30,6 +30,7 @@ from textopia.models.vae_likelihood import (  # noqa: F401  (re-exported)
     DEFAULT_IW_SAMPLES,
     gaussian_log_density,
     iw_log_likelihood,
+    iw_nll_sums,
     sequence_log_likelihood,
 )
 
@@ -164,18 +165,13 @@ def evaluate_vae(
     au = active_units(mu_all) if n >= 2 else 0
 
     iw_prompts = prompts[:iw_limit] if iw_limit is not None else prompts
-    nll = 0.0
-    iw_tokens = 0
     iw_batch = max(1, min(8, batch_size))
     batches = list(posterior_batches(model, tokenizer, iw_prompts, max_length=max_length, batch_size=iw_batch))
     if progress:
         from tqdm.auto import tqdm
 
         batches = tqdm(batches, desc=f"IW-NLL (K={iw_samples})", unit="batch")
-    for batch, mu, logvar in batches:
-        nll -= float(iw_log_likelihood(model, batch["input_ids"], batch["labels"], mu, logvar,
-                                       num_samples=iw_samples, generator=gen).sum())
-        iw_tokens += int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+    nll, iw_tokens, _ = iw_nll_sums(model, batches, num_samples=iw_samples, generator=gen)
 
     out: dict[str, Any] = {
         "prompts": n, "tokens": tokens,

@@ -26,8 +26,9 @@ from textopia.generation.config import GenerationConfig, check_setting, describe
 from textopia.generation.decoder import DecoderGenerator, Draw
 from textopia.generation.decoding import Sampled, clean_prompt, dedup_key, sample
 from textopia.generation.fusion import ShallowFusion
-from textopia.text import close_spaced_compounds
 from textopia.models.refinement import REFINE_STEPS, check_refine_steps, refine_posterior_mean
+from textopia.models.vae_likelihood import ImportanceWeightedNLL
+from textopia.text import close_spaced_compounds
 
 logger = logging.getLogger(__name__)
 DEFAULT_SPREAD = 0.5
@@ -91,52 +92,6 @@ class LatentSampler:
         boosted = job.idea if g.idea_in_decoder and job.opening is None else None
         return sample(model, g.tokenizer, context, job.rows, settings, job.generator, g.max_positions,
                       idea=boosted, known_words=g.known_words)
-
-
-class ImportanceWeightedNLL:
-    """A text VAE's likelihood of prompts: the importance-weighted NLL with ``iw_samples`` (K)
-    samples of the posterior per prompt (Burda et al. 2016).
-
-    Args:
-        vae: the :class:`~textopia.models.text_vae.TextVAE`; tokenizer: its tokenizer;
-        max_positions: the decoder's context length, tokens (None: 256).
-    """
-
-    def __init__(self, vae, tokenizer, max_positions: int | None, iw_samples: int = 500) -> None:
-        self.vae, self.tokenizer, self.max_positions = vae, tokenizer, max_positions
-        self.iw_samples = iw_samples
-
-    @torch.no_grad()
-    def __call__(self, prompts: list[str], *, ideas: str = "none", batch_size: int = 8, seed: int = 0):
-        """The importance-weighted NLL of ``prompts`` (K = :attr:`iw_samples`) as a
-        :class:`~textopia.evaluation.likelihood.LikelihoodResult`: an upper bound of the exact NLL
-        that tightens as K grows (Burda et al. 2016), counted on the same tokens as the LMs'.
-
-        Raises:
-            TextopiaError: ``ideas`` is not "none" (the encoder reads only the prompt, so the
-                bound is of p(prompt)).
-        """
-        from textopia.models.likelihood import LikelihoodResult
-        from textopia.models.vae_likelihood import iw_log_likelihood
-        from textopia.models.text_vae import posterior_batches
-
-        if ideas != "none":
-            raise TextopiaError(f"a VAE's likelihood is of p(prompt) only (ideas='none'), got ideas={ideas!r}")
-        gen = torch.Generator().manual_seed(seed)
-        nats, tokens, truncated = 0.0, 0, 0
-        was_training = self.vae.training
-        self.vae.eval()
-        for batch, mu, logvar in posterior_batches(self.vae, self.tokenizer, prompts, batch_size=min(batch_size, 8),
-                                                   max_length=self.max_positions or 256):
-            nats -= float(iw_log_likelihood(self.vae, batch["input_ids"], batch["labels"], mu, logvar,
-                                            num_samples=self.iw_samples, generator=gen).sum())
-            labels = batch["labels"]
-            tokens += int((labels[:, 1:] != -100).sum())
-            last = (labels != -100).cumsum(1).argmax(1)  # the last counted position of each row
-            truncated += int((labels.gather(1, last[:, None]) != self.tokenizer.eos_id).sum())
-        self.vae.train(was_training)
-        return LikelihoodResult(nats=nats, tokens=tokens, words=sum(len(p.split()) for p in prompts),
-                                prompts=len(prompts), truncated=truncated)
 
 
 class VAEGenerator(DecoderGenerator, LatentGenerator):
