@@ -170,6 +170,12 @@ def repeats_phrase(text: str) -> bool:
 
 
 
+def _clause_words(text: str) -> list[list[str]]:
+    """The text's clauses (split at commas, full stops, semicolons and bars), each as its words
+    (:func:`tokenize`)."""
+    return [tokenize(clause) for clause in _CLAUSE_SPLIT.split(text)]
+
+
 #: The most content words a tag may have for :func:`restates_tag` to count it as said again.
 _SHORT_TAG = 3
 
@@ -179,7 +185,7 @@ def restates_tag(text: str) -> bool:
     does not: its content words, by stem, are all in another clause ("anime style, anime",
     "detailed, highly detailed", "fantasy, fantasy art"). A reader sees the prompt padded; 9% of
     human test prompts do so."""
-    clauses = [frozenset(stem(w) for w in tokenize(c) if w not in STOP_WORDS) for c in _CLAUSE_SPLIT.split(text.lower())]
+    clauses = [frozenset(stem(w) for w in words if w not in STOP_WORDS) for words in _clause_words(text)]
     clauses = [c for c in clauses if c]
     return any(len(a) <= _SHORT_TAG and a <= b and (a != b or i < j)
                for i, a in enumerate(clauses) for j, b in enumerate(clauses) if i != j)
@@ -196,8 +202,7 @@ def repeats_in_clause(text: str, idea: str | None = None) -> bool:
     wood"): a slip a reader sees at once. Words of one letter ("d & d") are left alone, and so
     are the idea's (:func:`repeats_idea_word` judges those). 3% of human test prompts do so."""
     asked = content_stems(idea) if idea else set()
-    for clause in _CLAUSE_SPLIT.split(text.lower()):
-        words = tokenize(clause)
+    for words in _clause_words(text):
         if len(words) > _SHORT_CLAUSE:
             continue
         stems = [s for s in (stem(w) for w in words if w not in STOP_WORDS and len(w) > 1) if s not in asked]
@@ -216,9 +221,12 @@ _NOT_AFTER_ARTICLE = _ARTICLES | {"of", "in", "on", "with", "by", "and", "at", "
 #: human test prompts, nearly all slips).
 _PREPOSITIONS = frozenset({"of", "in", "on", "with", "by", "at", "from", "into", "for"})
 _NOT_AFTER_PREPOSITION = _PREPOSITIONS | {"and", "or"}
-#: Words a clause cannot end on ("a painting by,", "award-winning photo, trending" for "trending on
+#: Words a clause cannot end on: an article ("a painting by a,"), a preposition that needs a noun
+#: ("a painting by,"), a tag's opening ("award-winning photo, trending" for "trending on
 #: artstation"); "on" and "in" can ("helmet on").
-_CLAUSE_NEEDS_MORE = frozenset({"of", "by", "with", "from", "into", "trending", "featured"})
+_CLAUSE_NEEDS_MORE = _ARTICLES | {"of", "by", "with", "from", "into", "trending", "featured"}
+#: What cannot stand right after each article and each preposition.
+_CANNOT_FOLLOW = {**{a: _NOT_AFTER_ARTICLE for a in _ARTICLES}, **{p: _NOT_AFTER_PREPOSITION for p in _PREPOSITIONS}}
 
 
 #: A letter alone between two clause marks ("by artgerm, a. | featured"); initials ("j. c.
@@ -234,15 +242,10 @@ def broken_phrase(text: str, idea: str | None = None) -> bool:
     lone letter ("by artgerm, a. | featured on pixiv"); or if "a"/"an" stands before the idea
     whose head noun is plural ("a floating islands above the clouds": :func:`plural_phrase`).
     Within a clause: "plan a, by ..." across a comma is left alone."""
-    for clause in _CLAUSE_SPLIT.split(text.lower()):
-        words = tokenize(clause)
-        if any(a in _ARTICLES and b in _NOT_AFTER_ARTICLE for a, b in zip(words, words[1:])):
-            return True
-        if words and words[-1] in _ARTICLES:  # "a painting by a," or a clause of "the" alone
-            return True
-        if any(a in _PREPOSITIONS and b in _NOT_AFTER_PREPOSITION for a, b in zip(words, words[1:])):
-            return True  # "in the style of and unreal engine"
-        if words and words[-1] in _CLAUSE_NEEDS_MORE:  # "portrait design by, mark brooks"
+    for words in _clause_words(text):
+        if any(b in _CANNOT_FOLLOW.get(a, ()) for a, b in zip(words, words[1:])):
+            return True  # "a the camera", "in the style of and unreal engine"
+        if words and words[-1] in _CLAUSE_NEEDS_MORE:  # "a painting by a,", "portrait design by, mark brooks"
             return True
     if _LONE_LETTER.search(text.lower()):
         return True
