@@ -135,8 +135,8 @@ def _check_work(bodies: list[GenerateRequest], settings: ServingSettings) -> Non
     Raises:
         TooMuchWork: the rows or the tokens, summed over the lines, are over the settings' bounds.
     """
-    per_line = [rows_per_round(body.n, GenerationConfig(candidates=GenerationConfig.candidates if body.candidates is None
-                                                        else body.candidates))
+    per_line = [rows_per_round(body.n, GenerationConfig() if body.candidates is None
+                               else GenerationConfig(candidates=body.candidates))
                 for body in bodies]
     rows = sum(per_line)
     tokens = sum(r * body.max_new_tokens for r, body in zip(per_line, bodies))
