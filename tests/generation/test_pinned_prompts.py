@@ -77,12 +77,12 @@ def _calls(gen, **extra) -> dict[str, list[str]]:
 
 
 DEFAULT = {
-    "expand n=1": ["a castle on the hill, matte painting"],
-    "expand n=3": ["a castle on a hill, matte painting by christophe vacher", "an anime castle on top of hill, digital painting", "an abandoned castle on the hill at night"],
-    "continue n=1": ["a portrait of a cute japanese girl, digital painting by greg rutkowski"],
-    "continue n=3": ["a portrait of a character in a scenic environment by syd mead", "a portrait of a cyberpunk old man with cybernetic implants, by sandra chevrier", "a portrait of a female scientist, anime visual, by ilya kuvshinov"],
-    "nothing n=1": ["a painting of a man in a white hat, by hokusai"],
-    "nothing n=3": ["beautiful matte painting of an elven city made of snow", "a man looking at a mirror", "a photorealistic render of a white wolf on top of a mountain"],
+    "expand n=1": ["a castle on a hill, digital art by greg rutkowski"],
+    "expand n=3": ["a castle on a hill", "castle on the hill by greg rutkowski", "a castle on a hill, 4k, ultra realistic, highly detailed"],
+    "continue n=1": ["a portrait of a character in a scenic environment by Steve McCurry"],
+    "continue n=3": ["a portrait of a character in a scenic environment by david lynch", "a portrait of a man with black hair by leonardo da vinci", "a portrait of a female knight, character portrait by greg rutkowski, trending on artstation"],
+    "nothing n=1": ["a man holding a cup of coffee in his hand, anime style"],
+    "nothing n=3": ["beautiful and detailed painting of a woman sitting on a table", "photo of the c-3", "a female character portrait, by wlop"],
 }
 
 
@@ -95,11 +95,7 @@ def test_the_shipped_default_model_writes_the_pinned_prompts():
 
 GPT = {
     "expand n=1": ["castle on a hill lights"],
-    "expand n=3": [
-        "castle on a hill, high",
-        "castle on a hill",
-        "castle on a hill human proa drawing P render col Artgermx by colorful",
-    ],
+    "expand n=3": ["castle on a hill, high", "castle on a hill", "castle on a hill human proa drawing P render col Artgermx by colorful"],
     "continue n=1": ["a portrait of ratio"],
     "continue n=3": ["a portrait of r", "a portrait of king", "a portrait of focus"],
     "nothing n=1": ["res"],
@@ -118,33 +114,13 @@ def test_the_tiny_gpt_writes_the_pinned_prompts(fp32_gpt):
 
 VAE = {
     "expand n=1": ["castle on a hill"],
-    "expand n=3": [
-        "castle on a hill, anime",
-        "castle on a hill",
-        "castle on a hill, ach Sib onroid out( oil, screenshot D cloudsark",
-    ],
+    "expand n=3": ["castle on a hill", "castle on a hill, digitalapech Sib onroid anron catad N Artay", "castle on a hill ir car Zoial,im"],
     "continue n=1": ["a portrait of ri#"],
-    "continue n=3": [
-        "a portrait of heavenill HDR 19oo lights she mucha hea Cignidep",
-        "a portrait of the realismutifulto lens ra white- B)ers White K",
-        "a portrait of h is6ag proaron inidil faceple portrait",
-    ],
+    "continue n=3": ["a portrait of heavenill HDR 19oo lights she mucha hea Cignidep", "a portrait of the realismutifulto lens ra white- B)ers White K", "a portrait of h is6ag proaron inidil faceple portrait"],
     "nothing n=1": ["tricolu superfish[nale ter glass HDRscape"],
-    "nothing n=3": [
-        "i awX C angrapho< symmetricalant comy",
-        "6omartmanaronus Rper stillayrealisticbl scre",
-        "retillk glass ky by Fineiece V super the",
-    ],
-    "variations": [
-        "a, ao an a as an a, an ao, a,o a",
-        "ao an a a, an aoo ao, a,o a, as an aon an a",
-        "a,o an a as an ao aoo a, an a, ao, a",
-    ],
-    "interpolate": [
-        "ao an a aoo ao, an a, a,o a, as an a",
-        "ao an a aoo ao, an a, a,o a, as an a",
-        "ao an a aoo ao, an a, a,o a, as an a",
-    ],
+    "nothing n=3": ["i awX C angrapho< symmetricalant comy", "6omartmanaronus Rper stillayrealisticbl scre", "retillk glass ky by Fineiece V super the"],
+    "variations": ["a, ao an a as an a, an ao, a,o a", "ao an a a, an aoo ao, a,o a, as an aon an a", "a,o an a as an ao aoo a, an a, ao, a"],
+    "interpolate": ["ao an a aoo ao, an a, a,o a, as an a", "ao an a aoo ao, an a, a,o a, as an a", "ao an a aoo ao, an a, a,o a, as an a"],
 }
 
 
@@ -157,16 +133,16 @@ def test_the_tiny_vae_writes_the_pinned_prompts(fp32_vae):
 
 
 DIFFUSION = {
-    "expand n=1": ["castle on a hill from genshin"],
-    "expand n=3": ["castle on a hill from genshin", "castle on a hill, orange she My de", "castle on a hill, ornate ink in Torso"],
-    "continue n=1": ["a portrait of king,odyssey doll"],
-    "continue n=3": ["a portrait of king,odyssey doll", "a portrait of h of art", "a portrait of scheme style dynaMIC in"],
-    "nothing n=1": ["mayan in"],
-    "nothing n=3": ["mayan in", "is the Dusk", "A Joseph"],
-    "variations": ["a castle on a hill, of art a smooth confidential,goodman and, dog", "a castle on a hill close glowing HDR from clef high digital", "a castle on a hill Tooth an art with dog from dynamic,yoda in symmetrical high of chess as, art in, and of digital the Torso with To, arthur artstAtion cosmic the"],
-    "interpolate": ["ao an a aoo ao, an a, a,o a, as an a", "a castle on a hill, coherent close with Tooth", "ao an a aoo ao, an a, a,o a, as an a"],
-    "fused": ["castle", "castle, soft", "castle, art of a selfie"],
-    "fused, boosted": ["Castle, god", "Castle in art simon", "Castle dynAmic"],
+    "expand n=1": ["castle on a hill Morgan spell"],
+    "expand n=3": ["castle on a hill Morgan spell", "castle on a hill, sketch from god", "castle on a hill Book in Monster as and"],
+    "continue n=1": ["a portrait of Ted with centered digital, and"],
+    "continue n=3": ["a portrait of Ted with centered digital, and", "a portrait of colored from To selfIe", "a portrait of voodoo highly"],
+    "nothing n=1": ["no TeslA glowing"],
+    "nothing n=3": ["no TeslA glowing", "with dog", "allIsoN art"],
+    "variations": ["a castle on a hill, h art dog,yoda from smooth", "a castle on a hill, horse high HDR goggles in digital Moon high of high cherry in Tall", "a castle on a hill, art color a cyberpunk, HDR Monster"],
+    "interpolate": ["ao an a aoo ao, an a, a,o a, as an a", "a castle on a hill, ortega, dslr shoot art inside as The Merisi", "ao an a aoo ao, an a, a,o a, as an a"],
+    "fused": ["castle yoda", "castle, f and", "castle of going"],
+    "fused, boosted": ["an art soft inside of castle", "Castle, and a sfw", "Castle skin"],
 }
 
 

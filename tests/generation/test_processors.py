@@ -82,3 +82,37 @@ def test_nucleus_draws_follow_the_renormalised_nucleus(monkeypatch, rounds):
         assert counts[~keep[r]].sum() == 0
         want = torch.where(keep[r], probs[r], 0).double()
         torch.testing.assert_close(counts, want / want.sum(), atol=0.015, rtol=0)
+
+
+@pytest.mark.parametrize("top_p", [1.0, 0.8])
+def test_the_support_holds_the_same_distribution_as_the_whole_vocabulary(top_p):
+    """After min-p, nucleus_of_support's tokens and probabilities are softmax(TopP(scores)) over the
+    whole vocabulary, exactly; a row without a bound on its support (no min-p) is refused."""
+    from textopia.generation.decoding import SUPPORT_SIZES, nucleus_of_support
+
+    g = torch.Generator().manual_seed(3)
+    scores = torch.randn(8, 3000, generator=g) * torch.tensor([1.5, 2, 3, 4, 6, 8, 10, 12])[:, None]
+    scores = ours.MinP(0.05)(None, scores)
+    ids, probs = nucleus_of_support(scores, top_p)
+    dense = torch.zeros(8, 3000, dtype=torch.float64).scatter_(1, ids, probs)
+    want = torch.softmax((ours.TopP(top_p)(None, scores.clone()) if top_p < 1 else scores).double(), dim=-1)
+    torch.testing.assert_close(dense, want, atol=1e-12, rtol=0)
+    flat = torch.randn(2, 3000, generator=g)
+    assert nucleus_of_support(flat, top_p) is None  # every token possible: draw() serves
+    assert nucleus_of_support(flat, top_p, rows=torch.tensor([False, False])) is not None
+    assert ids.size(1) in SUPPORT_SIZES
+
+
+def test_support_draws_follow_the_nucleus_and_one_uniform_a_row():
+    """support_draw samples the renormalised nucleus of the support, never a token outside it,
+    and takes one uniform per row from each row's generator (as draw's first pass does)."""
+    from textopia.generation.decoding import RowGenerators, support_draw
+
+    scores = torch.log(torch.tensor([[0.05, 0.4, 0.0, 0.25, 0.2, 0.1]])).repeat(20000, 1)
+    g = torch.Generator().manual_seed(2)
+    picks = support_draw(scores, RowGenerators([(g, 0, 20000)]), top_p=0.8)
+    counts = torch.bincount(picks, minlength=6).double() / picks.numel()
+    torch.testing.assert_close(counts, torch.tensor([0, 0.4, 0, 0.25, 0.2, 0]).double() / 0.85, atol=0.015, rtol=0)
+    fresh = torch.Generator().manual_seed(2)
+    RowGenerators([(fresh, 0, 20000)]).uniform(torch.arange(20000))  # one uniform for each row
+    assert torch.equal(torch.rand(3, generator=g), torch.rand(3, generator=fresh))

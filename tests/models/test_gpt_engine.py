@@ -136,9 +136,9 @@ def _ce(engine, tokenizer, prompts) -> float:
     return nats / tokens
 
 
-@pytest.mark.parametrize("dtype", ["mixed", "float16"])
+@pytest.mark.parametrize("dtype", ["mixed", "float16", "bfloat16"])
 def test_reduced_weights_keep_the_shipped_models_perplexity(prepared, dtype):
-    """The decoding default (float16 blocks, an int8 output layer) and float16 score real held-out prompts within 1% of
+    """The decoding default (float16 blocks, an int8 output layer), float16 and bfloat16 score real held-out prompts within 1% of
     float32's perplexity on the shipped default model; ``exact()`` gives float32's logits back."""
     import textopia
     from textopia.data.corpus import read_split

@@ -12,6 +12,7 @@ idea boost (:mod:`textopia.generation.boost`) and the known-word constraint
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, NamedTuple
 
@@ -201,6 +202,56 @@ def draw(probs: torch.Tensor, generator: torch.Generator | RowGenerators, top_p:
     return ids
 
 
+#: How many of a step's likeliest tokens :func:`support_draw` looks at first, and at most: with
+#: min-p on, a row keeps the tokens within a factor of the likeliest, a few dozen in practice.
+SUPPORT_SIZES = (96, 512)
+
+
+def nucleus_of_support(scores: torch.Tensor, top_p: float = 1.0, rows: torch.Tensor | None = None):
+    """The tokens each row of ``scores`` (N, V) may still draw (its finite scores: min-p, top-k
+    and the bans write ``-inf``), likeliest first, with their probabilities after the softmax and
+    the nucleus of ``top_p`` (Holtzman et al. 2020, section 3.1: the smallest set of likeliest
+    tokens whose probability reaches ``top_p``), renormalised; or None where one of ``rows``
+    (bool (N,); None: every row) keeps more tokens than the largest of :data:`SUPPORT_SIZES`.
+
+    Returns:
+        ``(ids, probs)``: (N, k) int64 vocabulary ids and (N, k) float64 probabilities (0 past a
+        row's support or nucleus); k is one of :data:`SUPPORT_SIZES` or the vocabulary's size.
+        A row outside ``rows`` gets the likeliest k of its scores, whatever its support.
+    """
+    for k in SUPPORT_SIZES:
+        values, ids = scores.topk(min(k, scores.size(-1)), dim=-1)  # descending
+        last = values[:, -1] if rows is None else values[rows, -1]
+        if k >= scores.size(-1) or bool((last == -math.inf).all()):
+            break
+    else:
+        return None
+    probs = torch.softmax(values.double(), dim=-1)
+    if top_p < 1.0:
+        keep = (probs.cumsum(dim=-1) - probs) < top_p  # the mass ranked above the token is below top_p
+        keep[:, 0] = True
+        probs = torch.where(keep, probs, 0.0)
+        probs = probs / probs.sum(dim=-1, keepdim=True)
+    return ids, probs
+
+
+def support_draw(scores: torch.Tensor, rngs: RowGenerators, top_p: float = 1.0,
+                 rows: torch.Tensor | None = None) -> torch.Tensor | None:
+    """One token per row of ``scores`` (N, V), from the distribution :func:`draw` draws from on
+    ``softmax(scores)`` with ``top_p``, over each row's support only (:func:`nucleus_of_support`:
+    no pass over the whole vocabulary in float64): one uniform per row from ``rngs``, by inverse
+    transform sampling over the support sorted likeliest first. ``rows``: the rows whose draw
+    counts (bool (N,), the unfinished ones; the others draw from their likeliest tokens).
+    Returns (N,) int64, or None where a row's support is too large (:func:`draw` then serves)."""
+    support = nucleus_of_support(scores, top_p, rows)
+    if support is None:
+        return None
+    ids, probs = support
+    cdf = probs.cumsum(dim=-1)
+    pos = torch.searchsorted(cdf, rngs.uniform(torch.arange(ids.size(0))) * cdf[:, -1:]).clamp_(max=ids.size(1) - 1)
+    return ids.gather(1, pos).squeeze(1)
+
+
 class PerJob:
     """Applies each job's processor to its own rows ``[start, stop)`` of a batch, in place (the idea
     boost of each request in a micro-batch)."""
@@ -284,6 +335,7 @@ def sample_many(
     # A static cache only as long as this batch can get (not the model's whole context).
     past = model.new_cache(n, width + max(0, budget)) if hasattr(model, "new_cache") else None
     live = torch.arange(n, device=device)  # the batch row that each row of the model's cache holds
+    bounded_support = settings.min_p > 0 or settings.top_k > 0  # a step's support is a few dozen tokens
     step_input, step_pos = input_ids, positions
     for _ in range(max(0, budget)):
         kwargs = {}
@@ -294,9 +346,11 @@ def sample_many(
         logits = out.logits[:, -1, :].float()  # (rows in the cache, V)
         if live.numel() < n:  # finished rows were dropped: they get EOS below whatever they score
             logits = logits.new_zeros(n, logits.size(1)).index_copy_(0, live, logits)
-        scores = procs(input_ids, logits.clone())  # the rules write in place; logits stay the model's
-        probs = torch.softmax(scores, dim=-1).cpu()
-        next_ids = draw(probs, rngs, settings.top_p).to(device)
+        scores = procs(input_ids, logits.clone()).cpu()  # the rules write in place; logits stay the model's
+        next_ids = support_draw(scores, rngs, settings.top_p, ~finished) if bounded_support else None
+        if next_ids is None:
+            next_ids = draw(torch.softmax(scores, dim=-1), rngs, settings.top_p)
+        next_ids = next_ids.to(device)
         next_ids = torch.where(finished, torch.full_like(next_ids, tokenizer.eos_id), next_ids)
         token_logprob = logits.gather(1, next_ids[:, None]).squeeze(1) - torch.logsumexp(logits, dim=-1)  # (N,)
         logprob += torch.where(finished, torch.zeros_like(token_logprob), token_logprob).double().cpu()

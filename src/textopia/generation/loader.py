@@ -83,7 +83,7 @@ ENGINES = ("auto", "textopia", "transformers")
 #: The lean engine's weights for decoding, by ``load(weight_dtype=...)``: "auto" is "mixed" (float16
 #: blocks, an int8 output layer: perplexity within 1% of float32; see
 #: ``GPT2Engine.set_weight_dtype``).
-WEIGHT_DTYPES = ("auto", "float32", "float16", "mixed")
+WEIGHT_DTYPES = ("auto", "float32", "float16", "mixed", "bfloat16")
 
 
 def _load_with_engine(path: Path, engine: str, weight_dtype: str):
@@ -124,8 +124,9 @@ def load(name_or_dir: str | Path | None = None, *, device: str | None = None, en
             everything else through transformers or our own modules; ``"transformers"`` always
             uses transformers' model; ``"textopia"`` requires the lean engine.
         weight_dtype: the lean engine's matrix weights for decoding on the CPU: ``"auto"`` and
-            ``"mixed"`` (float16 blocks, an int8 output layer), ``"float16"``, ``"float32"``
-            (transformers' logits exactly). Likelihoods are always scored in float32.
+            ``"mixed"`` (float16 blocks, an int8 output layer), ``"float16"``, ``"bfloat16"``
+            (oneDNN's kernels: fast on a CPU with AMX, slow on one without AVX-512 BF16),
+            ``"float32"`` (transformers' logits exactly). Likelihoods are always scored in float32.
         critic: let the reranker consult the model's coherence critic (:func:`critic_dir`), where
             it has one.
 

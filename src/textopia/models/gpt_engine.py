@@ -37,7 +37,10 @@ SUPPORTED = ("GPT2LMHeadModel",)
 #: weights with a scale per output channel, activations quantised per call; at batch 48 on one
 #: thread it takes 0.6 ms against 2.0 ms in float16 and 3.1 ms in float32). int8 blocks too
 #: cost 0.67% of perplexity (against 0.21% for the output layer alone) and are not offered.
-WEIGHT_DTYPES = ("float32", "float16", "mixed")
+#: ``bfloat16`` (every matrix weight in bfloat16, each product's input cast to bfloat16 and its
+#: output back to float32: oneDNN's bfloat16 kernels, which use AMX or AVX-512 BF16 where the CPU
+#: has them and are slow where it does not, hence chosen by measurement: :func:`fastest_weight_dtype`).
+WEIGHT_DTYPES = ("float32", "float16", "mixed", "bfloat16")
 
 
 @dataclass
@@ -108,8 +111,8 @@ class EngineOutput:
 
 class _Linear:
     """``y = x @ weight + bias`` for a (in, out) ``Conv1D`` weight held in ``dtype``: "float32",
-    "float16" or "int8" (fbgemm's packed weights; the last two fall back to the next wider one
-    where this CPU or torch build cannot pack them).
+    "bfloat16" (a plain bfloat16 tensor), "float16" or "int8" (fbgemm's packed weights; these two
+    fall back to the next wider one where this CPU or torch build cannot pack them).
 
     Called on ``x`` (N, in) float32; returns (N, out) float32.
     """
@@ -118,6 +121,10 @@ class _Linear:
         self.dtype = dtype
         if dtype == "float32":
             self.weight, self.bias = weight, bias
+            return
+        if dtype == "bfloat16":
+            self.weight = weight.detach().to(torch.bfloat16)
+            self.bias = None if bias is None else bias.detach().to(torch.bfloat16)
             return
         w = weight.detach().t().contiguous().float()  # (out, in), as nn.Linear holds it
         b = None if bias is None else bias.detach().float()
@@ -135,6 +142,9 @@ class _Linear:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.dtype == "float32":
             return x @ self.weight if self.bias is None else torch.addmm(self.bias, x, self.weight)
+        if self.dtype == "bfloat16":
+            x = x.to(torch.bfloat16)
+            return (x @ self.weight if self.bias is None else torch.addmm(self.bias, x, self.weight)).float()
         if self.dtype == "float16":
             return torch.ops.quantized.linear_dynamic_fp16(x, self.packed)
         # reduce_range: 7-bit activations, so that int8 products never saturate without VNNI.
