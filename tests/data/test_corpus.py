@@ -124,9 +124,12 @@ def test_megabyte_line_is_dropped_and_counted(tmp_path):
 def test_prepare_writes_the_known_words_of_the_train_split(prepared):
     from collections import Counter
 
-    from textopia.text import KNOWN_WORDS_FILE, MIN_KNOWN_COUNT, KnownWords, tokenize
+    from textopia.text import KNOWN_WORDS_FILE, MIN_KNOWN_COUNT, MIN_NAME_COUNT, KnownWords, credited_names, tokenize
 
     known = KnownWords.load(prepared / KNOWN_WORDS_FILE)
-    counts = Counter(w for line in (prepared / "train.txt").read_text().splitlines() for w in tokenize(line))
+    lines = (prepared / "train.txt").read_text().splitlines()
+    counts = Counter(w for line in lines for w in tokenize(line))
     assert known.words == {w for w, c in counts.items() if c >= MIN_KNOWN_COUNT}
+    names = Counter(n for line in lines for n in set(credited_names(line)))
+    assert known.names == {n for n, c in names.items() if c >= MIN_NAME_COUNT} and known.names
     assert "portrait" in known and len(known) > 100

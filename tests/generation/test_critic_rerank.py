@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import replace
 
 import pytest
@@ -12,7 +13,7 @@ import textopia
 from textopia.generation.base import TextopiaError
 from textopia.generation.config import GenerationConfig, rows_per_round
 from textopia.generation.rerank import score_sample, select
-from textopia.text import (broken_phrase, clashes, fix_articles, idea_in_subject, idea_kept_together, idea_reworded,
+from textopia.text import (KnownWords, broken_phrase, clashes, credited_names, fix_articles, idea_in_subject, idea_kept_together, idea_reworded,
                            close_spaced_compounds, plural_phrase, repeats_idea_word, repeats_in_clause, repeats_phrase,
                            restates_tag)
 
@@ -247,6 +248,38 @@ def test_repeated_phrases_and_clashes_are_a_tier_after_the_subject_rule():
     assert good.tier() < twice.tier() == clash.tier() == broken.tier() < late.tier()
     # Fluency decides within a tier only: a likelier sample with a clash stays behind.
     assert select([(replace(clash, mean_logprob=-0.5), "c", "c"), (good, "g", "g")], 1) == ["g"]
+
+@pytest.mark.parametrize("prompt, expected", [
+    ("a ship by Greg Rutkowski and Alphonse Mucha, in the style of the old masters", ["greg rutkowski", "alphonse mucha"]),
+    ("a robot playing violin, by Tatsuya Stubbs & Nagel", ["tatsuya stubbs"]),  # one word: nobody to check
+    ("a house by the sea, in the style of a dream, by wlop", []),
+    ("art by ilya kuvshinov with john collier / james jean; 8k", ["ilya kuvshinov", "john collier", "james jean"]),
+    ("a cat (by louis wain), photo", ["louis wain"]),
+])
+def test_credited_names(prompt, expected):
+    assert credited_names(prompt) == expected
+
+
+def test_an_unknown_name_is_a_fault_where_the_list_has_names():
+    known = KnownWords.from_counts(Counter({"robot": 9}), name_counts=Counter({"greg rutkowski": 40, "ann ellis": 1}))
+    assert known.names == {"greg rutkowski"}  # a name credited once may be a typo
+    assert known.unknown_names("a robot, by tatsuya stubbs and greg rutkowski") == ["tatsuya stubbs"]
+    assert known.unknown_names("a robot by ann ellis") == ["ann ellis"]
+    assert known.unknown_names("a robot by tatsuya stubbs", idea="tatsuya robot") == []  # the user typed it
+    assert KnownWords(["robot"]).unknown_names("a robot by tatsuya stubbs") == []  # a list without names
+    good = score_sample(None, "a robot, by greg rutkowski", -20, 10, known)
+    made_up = score_sample(None, "a robot, by tatsuya stubbs", -20, 10, known)
+    assert made_up.unknown_name and not good.unknown_name
+    assert good.tier() < made_up.tier()
+    assert select([(replace(made_up, mean_logprob=-0.5), "m", "m"), (good, "g", "g")], 1) == ["g"]
+
+
+def test_known_names_survive_a_save_and_load(tmp_path):
+    known = KnownWords(["robot", "greg"], ["greg rutkowski"])
+    known.save(tmp_path / "known_words.txt")
+    again = KnownWords.load(tmp_path / "known_words.txt")
+    assert again.words == known.words and again.names == known.names
+
 
 def test_select_takes_the_critics_choice_within_a_tier():
     def scored(prompt, critic):

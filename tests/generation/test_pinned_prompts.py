@@ -99,7 +99,7 @@ GPT = {
     "continue n=1": ["a portrait of ratio"],
     "continue n=3": ["a portrait of r", "a portrait of king", "a portrait of focus"],
     "nothing n=1": ["res"],
-    "nothing n=3": ["into symmetrical", "up alphonse", "by reints2 painting Sc overmic Fineixwinningmation"],
+    "nothing n=3": ["into symmetrical", "up alphonse", "r RetG enbllan mucha art"],
     "batch": [["castle on a hill", "castle on a hill, shotwor art haldhtilliho ch2 his co"], ["award sk portraittror"]],
 }
 

@@ -22,7 +22,7 @@ import fsspec
 
 from textopia.errors import TextopiaError
 from textopia.io import atomic_dir, check_output_dir
-from textopia.text import KNOWN_WORDS_FILE, KnownWords, count_words, dedup_key
+from textopia.text import KNOWN_WORDS_FILE, KnownWords, count_names, count_words, dedup_key
 
 logger = logging.getLogger(__name__)
 
@@ -367,8 +367,10 @@ def prepare(
         for split, lines in buckets.items():
             (tmp / f"{split}.txt").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         (tmp / "summary.json").write_text(summary.to_json() + "\n", encoding="utf-8")
-        # The words people use: what the reranker and the evaluation call known (not invented).
-        KnownWords.from_counts(count_words(buckets["train"])).save(tmp / KNOWN_WORDS_FILE)
+        # The words people use and the names they credit: what the reranker and the evaluation
+        # call known (not invented).
+        KnownWords.from_counts(count_words(buckets["train"]), name_counts=count_names(buckets["train"])).save(
+            tmp / KNOWN_WORDS_FILE)
         if finish is not None:
             finish(tmp, buckets)
     logger.info("prepared %s: %s", out_dir, summary.splits)

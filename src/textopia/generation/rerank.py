@@ -16,8 +16,9 @@ A sample's tier is a tuple compared in order (lexicographic), best first:
    word twice in a short clause (:func:`textopia.text.repeats_in_clause`: "stars and stars"), no
    clashing times of day or media (:func:`textopia.text.clashes`: "sunrise at sunset", a
    photograph that is an oil painting), no article before another or before a preposition
-   (:func:`textopia.text.broken_phrase`: "having a the camera"): faults the blind judges marked
-   in prompts that passed 1-3;
+   (:func:`textopia.text.broken_phrase`: "having a the camera"), no name credited that the
+   corpus never credits (:meth:`textopia.text.KnownWords.unknown_names`: "by Tatsuya Stubbs",
+   two known words made into an artist): faults the blind judges marked in prompts that passed 1-3;
 5. fluent: a mean log-probability per token under the model itself of at least
    :data:`MIN_MEAN_LOGPROB` nats (a per-token perplexity of at most about 90).
 
@@ -72,6 +73,7 @@ class SampleScore:
     repeats_phrase: bool = False  # a phrase written twice ("greg rutkowski"), or a tag inside another
     clash: bool = False  # two times of day or two media that cannot be one picture
     broken: bool = False  # an article before another article or a preposition ("a the camera")
+    unknown_name: bool = False  # a credited name the corpus never credits ("by Tatsuya Stubbs")
 
     @property
     def clean(self) -> bool:
@@ -84,7 +86,7 @@ class SampleScore:
         """The quality tier (lower is better): recall, then invented words, stutter, an unfinished
         prompt, the idea's place, a repeated phrase, a clash or a broken phrase, and fluency."""
         return (-self.recall, self.invented > 0, self.stutter, not self.finished,
-                self.repeats_idea or self.idea_late or self.idea_scattered or self.idea_reworded, self.repeats_phrase or self.clash or self.broken,
+                self.repeats_idea or self.idea_late or self.idea_scattered or self.idea_reworded, self.repeats_phrase or self.clash or self.broken or self.unknown_name,
                 self.mean_logprob < MIN_MEAN_LOGPROB)
 
 
@@ -97,7 +99,8 @@ def score_sample(idea: str | None, prompt: str, logprob: float, num_tokens: int,
         prompt: the cleaned prompt text.
         logprob: the sum of the model's log-probabilities of its tokens (nats).
         num_tokens: how many tokens that sum covers.
-        known_words: the corpus's known words, or None to skip the invented-word check.
+        known_words: the corpus's known words and names, or None to skip the invented-word and
+            unknown-name checks.
         finished: whether the model ended the prompt (EOS) rather than hitting the token limit.
     """
     recall = relevance_recall(idea, prompt) if idea else math.nan
@@ -114,6 +117,7 @@ def score_sample(idea: str | None, prompt: str, logprob: float, num_tokens: int,
         repeats_phrase=repeats_phrase(prompt) or restates_tag(prompt) or repeats_in_clause(prompt, idea),
         clash=clashes(prompt, idea),
         broken=broken_phrase(prompt, idea),
+        unknown_name=known_words is not None and bool(known_words.unknown_names(prompt, idea)),
     )
 
 
