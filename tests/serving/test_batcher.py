@@ -92,3 +92,49 @@ def test_a_requests_settings_reach_the_batched_generation(app_factory):
     sent = {k: v for k, v in body.items() if k not in ("idea", "n", "banned_words")}
     assert {k: getattr(settings, k) for k in sent} == sent
     assert "cinematic" in settings.banned_words  # with safe mode's own words
+
+
+class _Gate:
+    """A generator whose first batch waits until released, recording every call it decodes."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.decoded: list[str] = []
+
+    def generate_batch(self, calls):
+        self.release.wait(10)
+        self.decoded += [idea for idea, _, _ in calls]
+        return [[idea] for idea, _, _ in calls]
+
+
+def test_a_request_past_its_deadline_is_dropped_unsampled():
+    """A request whose deadline passes while it waits behind a batch is never decoded (its
+    client has gone); its caller gets InferenceTimeout, and a request still in time is decoded."""
+    import time
+
+    from textopia.serving.limiter import InferenceTimeout
+
+    gen = _Gate()
+    batcher = MicroBatcher(gen, window_s=0.0, max_rows=1, workers=1)  # one request per batch
+    results: dict[str, object] = {}
+
+    def call(idea: str, deadline: float | None) -> None:
+        try:
+            results[idea] = batcher.generate(idea, 1, GenerationConfig(rerank=False), deadline)
+        except InferenceTimeout as e:
+            results[idea] = e
+
+    first = threading.Thread(target=call, args=("first", None))
+    first.start()
+    time.sleep(0.2)  # "first" holds the worker
+    late = threading.Thread(target=call, args=("late", time.monotonic() + 0.1))
+    timely = threading.Thread(target=call, args=("timely", time.monotonic() + 30))
+    late.start(), timely.start()
+    time.sleep(0.4)  # "late"'s deadline passes while it waits
+    gen.release.set()
+    for t in (first, late, timely):
+        t.join(20)
+    batcher.close()
+    assert isinstance(results["late"], InferenceTimeout)
+    assert results["first"] == ["first"] and results["timely"] == ["timely"]
+    assert gen.decoded == ["first", "timely"] and batcher.dropped == 1

@@ -10,7 +10,9 @@ model costs about as much per step for 64 rows as for 4. The batcher holds a req
           └──────────────────────────────── each caller's Future ◀────────────────────────────────┘
 
 The queue in front is the service's :class:`~textopia.serving.limiter.InferenceLimiter` (bounded,
-with its timeout); a caller blocks on its own Future only.
+with its timeout); a caller blocks on its own Future only. A request carries its deadline: one
+still waiting here when it passes is dropped unsampled (its client has already had a 504), so that
+an overloaded service does not spend its CPU on answers nobody reads.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 
 from textopia.generation.base import Generation, TextopiaError
 from textopia.generation.config import GenerationConfig, rows_per_round
+from textopia.serving.limiter import InferenceTimeout
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +36,11 @@ class _Item:
     idea: str | None
     n: int
     settings: GenerationConfig
+    deadline: float | None = None  # time.monotonic() past which nobody waits for the answer
     future: Future = field(default_factory=Future)
+
+    def expired(self, now: float) -> bool:
+        return self.deadline is not None and now >= self.deadline
 
 
 class MicroBatcher:
@@ -75,14 +82,21 @@ class MicroBatcher:
             thread.start()
         self._count = threading.Lock()
         self.batches = 0  # batches decoded so far (for logs and tests)
+        self.dropped = 0  # requests dropped unsampled, past their deadline
 
-    def generate(self, idea: str | None, n: int, settings: GenerationConfig) -> list[Generation]:
+    def generate(self, idea: str | None, n: int, settings: GenerationConfig,
+                 deadline: float | None = None) -> list[Generation]:
         """Blocking: the prompts for one request, decoded with whatever arrived with it.
+
+        Args:
+            deadline: ``time.monotonic()`` after which the answer is of no use (None: none): a
+                request not yet in a batch then is dropped without sampling.
 
         Raises:
             TextopiaError: the request's own input was bad (its batch mates are unaffected).
+            InferenceTimeout: the deadline passed before the request's batch began.
         """
-        item = _Item(idea, n, settings)
+        item = _Item(idea, n, settings, deadline)
         self._queue.put(item)
         return item.future.result()
 
@@ -124,6 +138,17 @@ class MicroBatcher:
                 return
 
     def _decode(self, batch: list[_Item]) -> None:
+        now = time.monotonic()
+        expired = [b for b in batch if b.expired(now)]
+        for b in expired:
+            b.future.set_exception(InferenceTimeout("the request's deadline passed before its batch began"))
+        if expired:
+            with self._count:
+                self.dropped += len(expired)
+            logger.info("dropped %d requests past their deadline", len(expired))
+            batch = [b for b in batch if not b.expired(now)]
+            if not batch:
+                return
         started, cpu = time.perf_counter(), time.thread_time()
         try:
             results = self.generator.generate_batch([(b.idea, b.n, b.settings) for b in batch])

@@ -59,9 +59,10 @@ async def _infer(state: ServiceState, fn: Callable[[], T]) -> Timed[T]:
 
 def _generate_work(
     model: LoadedModel, body: GenerateRequest, idea: str, seed: int, banned: list[str],
-    drop_pattern: Any, clip: ClipCounter,
+    drop_pattern: Any, clip: ClipCounter, deadline: float | None = None,
 ) -> tuple[list[PromptOut], int]:
-    """Blocking: write the prompts, drop any holding a banned word, count CLIP tokens."""
+    """Blocking: write the prompts, drop any holding a banned word, count CLIP tokens; ``deadline``
+    (``time.monotonic()``): when the request's client stops waiting (the batcher drops it unsampled)."""
     extra = {k: v for k, v in (("guidance", body.guidance), ("steps", body.steps), ("lm_weight", body.lm_weight))
              if v is not None}
     if unsupported_settings(model.generator, extra):
@@ -84,7 +85,7 @@ def _generate_work(
         idea_prefix=body.idea_prefix,
     )
     if model.batcher is not None and not extra:  # decoded together with the requests that came with it
-        generations = model.batcher.generate(idea or None, body.n, model.generator.decoding(**decoding))
+        generations = model.batcher.generate(idea or None, body.n, model.generator.decoding(**decoding), deadline)
     else:
         generations = model.generator.generate(idea or None, body.n, **decoding, **extra)
     kept: list[PromptOut] = []
@@ -144,8 +145,9 @@ async def generate_prompts(state: ServiceState, body: GenerateRequest) -> Genera
     user_banned = clean_words(body.banned_words)
     banned = clean_words([*user_banned, *(NSFW_WORDS if body.safe_mode else ())])
     pattern = banned_pattern(banned)
+    deadline = time.monotonic() + state.limiter.timeout_s
     result = await _infer(
-        state, lambda: _generate_work(model, body, idea, seed, banned, pattern, state.clip)
+        state, lambda: _generate_work(model, body, idea, seed, banned, pattern, state.clip, deadline)
     )
     prompts, dropped = result.value
     return GenerateResponse(
