@@ -78,11 +78,11 @@ def _calls(gen, **extra) -> dict[str, list[str]]:
 
 DEFAULT = {
     "expand n=1": ["a castle on a hill, digital art by greg rutkowski"],
-    "expand n=3": ["a castle on a hill", "castle on the hill by greg rutkowski", "a castle on a hill, 4k, ultra realistic, highly detailed"],
+    "expand n=3": ["a castle on a hill", "castle on the hill by greg rutkowski", "a castle on a hill, trending on artstation, 4k"],
     "continue n=1": ["a portrait of a character in a scenic environment by Steve McCurry"],
     "continue n=3": ["a portrait of a character in a scenic environment by david lynch", "a portrait of a man with black hair by leonardo da vinci", "a portrait of a female knight, character portrait by greg rutkowski, trending on artstation"],
     "nothing n=1": ["a man holding a cup of coffee in his hand, anime style"],
-    "nothing n=3": ["beautiful and detailed painting of a woman sitting on a table", "photo of the c-3", "a female character portrait, by wlop"],
+    "nothing n=3": ["beautiful woman, detailed face, in the style of peter mohrbacher", "beautiful and detailed painting of a woman sitting on a table", "a female character portrait, by wlop"],
 }
 
 
