@@ -281,8 +281,8 @@ def plural_phrase(phrase: str) -> bool:
 
 
 #: Words that cannot describe one picture together: two times of day, a photograph that is
-#: also a painting, a drawing or a 3D render, a photorealistic anime, black and white in vivid
-#: colour, or two resolutions. Each group is a set of
+#: also a painting, a drawing or a 3D render, a photorealistic anime or Pixar film, soft and
+#: sharp focus, black and white in vivid colour, or two resolutions. Each group is a set of
 #: alternatives; a prompt clashes when it holds words of two alternatives of one group
 #: (:func:`clashes`).
 _PHOTO = frozenset({"photograph", "photography", "photo", "dslr"})
@@ -291,9 +291,12 @@ CLASH_GROUPS: tuple[tuple[frozenset[str], ...], ...] = (
     (frozenset({"sunrise", "dawn"}), frozenset({"noon", "midday"}), frozenset({"sunset", "dusk"}),
      frozenset({"midnight"})),
     (_PHOTO, _HAND_MADE | {"painting", "sketch"}),
-    # A realistic cartoon: 0.6% of human test prompts.
+    # A realistic cartoon: 0.6% of human test prompts; a realistic Pixar or Ghibli film, 0.4% more.
     (_PHOTO | {"photorealistic", "photorealism", "photo realistic", "realistic", "hyperrealistic", "hyper realistic",
-               "ultra realistic", "realism"}, frozenset({"anime", "manga", "cartoon", "cartoonish", "chibi"})),
+               "ultra realistic", "realism"}, frozenset({"anime", "manga", "cartoon", "cartoonish", "chibi", "pixar",
+                                                        "studio ghibli", "ghibli", "disney", "dreamworks"})),
+    # Soft focus and sharp focus at once: 0.05% of human test prompts.
+    (frozenset({"soft focus"}), frozenset({"sharp focus"})),
     (frozenset({"black and white", "monochrome", "sepia", "grayscale"}),
      frozenset({"colorful", "vibrant colors", "vivid colors", "full color", "technicolor"})),
     (_HAND_MADE, frozenset({"octane render", "3d render", "unreal engine"})),

@@ -183,6 +183,10 @@ def test_repeats_phrase(prompt, expected):
     ("a lighthouse on a cliff, photo, unreal engine 5, 8k", None, True),  # a photograph is not rendered
     ("a lighthouse on a cliff, concept art, illustration", None, False),
     ("a lighthouse on a cliff, photo, 35mm lens", None, False),
+    ("a farmer with a tractor, photorealistic, pixar and dreamworks", None, True),  # a realistic animated film
+    ("a farmer with a tractor, pixar style, 3d render", None, False),
+    ("a ballerina on a stage, soft focus portrait, sharp focus", None, True),
+    ("a ballerina on a stage, soft focus portrait", None, False),
 ])
 def test_clashes(prompt, idea, expected):
     assert clashes(prompt, idea) is expected
