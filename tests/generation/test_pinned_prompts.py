@@ -77,8 +77,8 @@ def _calls(gen, **extra) -> dict[str, list[str]]:
 
 
 DEFAULT = {
-    "expand n=1": ["a castle on a hill, digital art by greg rutkowski"],
-    "expand n=3": ["a castle on a hill", "castle on the hill by greg rutkowski", "a castle on a hill, trending on artstation, 4k"],
+    "expand n=1": ["a castle on a hill, highly detailed, 8k"],
+    "expand n=3": ["a castle on a hill", "a castle on a hill, 4k, ultra realistic, highly detailed", "a castle on a hill, by albert bierstadt and bruce pennington"],
     "continue n=1": ["a portrait of a character in a scenic environment by Steve McCurry"],
     "continue n=3": ["a portrait of a character in a scenic environment by david lynch", "a portrait of a man with black hair by leonardo da vinci", "a portrait of a female knight, character portrait by greg rutkowski, trending on artstation"],
     "nothing n=1": ["a man holding a cup of coffee in his hand, anime style"],
@@ -94,13 +94,13 @@ def test_the_shipped_default_model_writes_the_pinned_prompts():
 
 
 GPT = {
-    "expand n=1": ["castle on a hill lights"],
-    "expand n=3": ["castle on a hill, high", "castle on a hill", "castle on a hill human proa drawing P render col Artgermx by colorful"],
+    "expand n=1": ["castle on a hill"],
+    "expand n=3": ["castle on a hill, a", "castle on a hill", "castle on a hill, c cyberpunkth detailedmanar 3p trendingenta visual"],
     "continue n=1": ["a portrait of ratio"],
     "continue n=3": ["a portrait of r", "a portrait of king", "a portrait of focus"],
     "nothing n=1": ["res"],
     "nothing n=3": ["into symmetrical", "up alphonse", "r RetG enbllan mucha art"],
-    "batch": [["castle on a hill", "castle on a hill, shotwor art haldhtilliho ch2 his co"], ["award sk portraittror"]],
+    "batch": [["castle on a hill", "castle on a hill, g Doto conceptra s photorealistic part pla focusersal"], ["award sk portraittror"]],
 }
 
 

@@ -79,6 +79,16 @@ class DecoderGenerator(Generator):
             a latent model passes one that fixes a latent per row first).
     """
 
+    #: Of the candidates that open with the idea's own words, the share whose opening is left
+    #: open ("a lighthouse in a storm": the model may go on with the scene), the rest closed as a
+    #: clause of its own ("a lighthouse in a storm,": style and detail follow). None for a language
+    #: model: left open, the writer went on with scenes that fight the idea ("a clock tower in the
+    #: rain, eats a sign", "a desert nomad on a clear ocean"); two blind judges of one prompt on 30
+    #: ideas scored all closed against half open coherence 6.20 / 6.30 against 5.73 / 5.93 and
+    #: relevance 8.60 / 9.13 against 8.03 / 8.50 (keep 5.63 / 6.00 against 5.43 / 5.63). The free
+    #: candidates still place the idea, and the scene, themselves.
+    open_opening_share = 0.0
+
     def __init__(self, model, tokenizer: PromptTokenizer, meta: dict[str, Any], name: str, *,
                  sampler: TokenSampler | None = None) -> None:
         self.model = model
@@ -171,9 +181,11 @@ class DecoderGenerator(Generator):
         rows = int(request.per_round * settings.idea_prefix)
         if settings.rerank and settings.mode == "expand" and idea and rows:
             # The opening as a clause of its own ("a lighthouse in a storm,": style and detail follow)
-            # and left open ("a lighthouse in a storm": the model may go on with the scene), half each.
+            # and left open ("a lighthouse in a storm": the model may go on with the scene), as
+            # open_opening_share says.
             prefix = self.idea_prefix(idea)
-            for text, count in ((f"{prefix},", rows - rows // 2), (prefix, rows // 2)):
+            left_open = round(rows * self.open_opening_share)
+            for text, count in ((f"{prefix},", rows - left_open), (prefix, left_open)):
                 context = self.tokenizer.context_ids(idea, prompt_prefix=text)
                 if count and (self.max_positions is None or len(context) < self.max_positions - 1):
                     request.openings.append((text, count, context))

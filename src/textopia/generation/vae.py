@@ -107,6 +107,9 @@ class VAEGenerator(DecoderGenerator, LatentGenerator):
     #: the decoder reads the idea (and its words are boosted); a latent diffusion model may be
     #: told to condition through the latent alone
     idea_in_decoder: bool = True
+    #: half the openings made of the idea left open: closed, the latent decoder's nonsense moved
+    #: to the clause after (eyed on 30 ideas; not judged), so the latent families keep half each
+    open_opening_share = 0.5
 
     def __init__(self, model, tokenizer, meta: dict[str, Any], name: str, *, own_likelihood: bool = True) -> None:
         super().__init__(model, tokenizer, meta, name, sampler=LatentSampler(self))
