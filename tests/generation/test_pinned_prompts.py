@@ -77,12 +77,12 @@ def _calls(gen, **extra) -> dict[str, list[str]]:
 
 
 DEFAULT = {
-    "expand n=1": ["a castle on a hill, highly detailed, 8k"],
-    "expand n=3": ["a castle on a hill", "a castle on a hill, 4k, ultra realistic, highly detailed", "a castle on a hill, by albert bierstadt and bruce pennington"],
-    "continue n=1": ["a portrait of a character in a scenic environment by Steve McCurry"],
-    "continue n=3": ["a portrait of a character in a scenic environment by david lynch", "a portrait of a man with black hair by leonardo da vinci", "a portrait of a female knight, character portrait by greg rutkowski, trending on artstation"],
-    "nothing n=1": ["a man holding a cup of coffee in his hand, anime style"],
-    "nothing n=3": ["beautiful woman, detailed face, in the style of peter mohrbacher", "beautiful and detailed painting of a woman sitting on a table", "a female character portrait, by wlop"],
+    "expand n=1": ["a castle on a hill, digital art, trending on artstation"],
+    "expand n=3": ["a castle on a hill, realistic, 8k", "castle on the hill in the distance, digital art", "a castle on a hill, trending on artstation, art by greg rutkowski"],
+    "continue n=1": ["a portrait of the goddess of memory by lee madgwick"],
+    "continue n=3": ["a portrait of a character in a scenic environment by stanley artgerm lau", "a portrait of a female knight, art by artgerm and greg rutkowski", "a portrait of an anime woman by René Magritte"],
+    "nothing n=1": ["a painting of a tree, by john avon, trending on artstation"],
+    "nothing n=3": ["a painting of a man in his office", "an astronaut on a planet, ultra realistic, 8k", "a young girl, painting by greg rutkowski and alphonse mucha."],
 }
 
 
