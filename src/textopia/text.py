@@ -396,9 +396,11 @@ def idea_reworded(idea: str, output: str) -> bool:
     than the idea does, articles aside: "cat sleeping in the windowsill" for "cat sleeping on a
     windowsill", "city of clouds" for "city in the clouds". A person asked for the idea reads the
     changed preposition as a changed idea. Only where the output writes the two words with at most
-    :data:`_LINK_WORDS` stop words between them; "cat sleeping peacefully on a windowsill" adds a
-    word and is left alone, and so is any pair written once as the idea has it, and a pair the idea
-    writes side by side ("lighthouse storm" -> "a lighthouse in a storm"). By stem."""
+    :data:`_LINK_WORDS` words between them, all stop words or none of them the idea's own small
+    words ("woman wearing a sunflower field" for "woman in a sunflower field"); "cat sleeping
+    peacefully on a windowsill" adds a word and keeps the idea's "on", and is left alone, and so
+    is any pair written once as the idea has it, and a pair the idea writes side by side
+    ("lighthouse storm" -> "a lighthouse in a storm"). By stem."""
     words = tokenize(idea.lower())
     content = [i for i, w in enumerate(words) if w not in STOP_WORDS]
     out = tokenize(output.lower())
@@ -416,6 +418,8 @@ def idea_reworded(idea: str, output: str) -> bool:
             q = next((k for k, w in enumerate(gap) if stem(w) == second), None)
             if q is not None and all(w in STOP_WORDS for w in gap[:q]):
                 links.append([w for w in gap[:q] if w not in _ARTICLES])
+            elif q is not None and wanted and not set(wanted) & set(gap[:q]):
+                links.append([w for w in gap[:q] if w not in _ARTICLES])  # a verb for the idea's link
         if links and wanted not in links:
             return True
     return False

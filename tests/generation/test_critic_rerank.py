@@ -75,6 +75,9 @@ def test_idea_kept_together(idea, prompt, expected):
     ("lighthouse in a storm", "a lighthouse, storm, oil painting", True),  # a comma is no phrase
     ("cat sleeping on a windowsill", "a cat sleeping on the windowsill", False),  # articles aside
     ("cat sleeping on a windowsill", "cat sleeping peacefully on a windowsill", False),  # a word added
+    ("woman in a sunflower field", "woman wearing a sunflower field, portrait", True),  # a verb for "in"
+    ("woman in a sunflower field", "woman standing in a sunflower field", False),  # the idea's "in" kept
+    ("robot playing violin", "robot playing a violin", False),  # no small word asked for
     ("lighthouse storm", "a lighthouse in a storm", False),  # keywords: any small words will do
     ("woman portrait", "portrait of a woman", False),
     ("bowl of ramen", "a bowl of ramen, a bowl with chopsticks", False),  # written once as asked
