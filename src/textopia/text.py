@@ -300,10 +300,11 @@ CLASH_GROUPS: tuple[tuple[frozenset[str], ...], ...] = (
     (frozenset({"black and white", "monochrome", "sepia", "grayscale"}),
      frozenset({"colorful", "vibrant colors", "vivid colors", "full color", "technicolor"})),
     (_HAND_MADE, frozenset({"octane render", "3d render", "unreal engine"})),
-    # A photograph is not drawn or rendered ("a lighthouse on a cliff, photo, unreal engine 5"):
-    # 1.9% of human test prompts against 5% of the default's.
+    # A photograph is not drawn or rendered ("a lighthouse on a cliff, photo, unreal engine 5"),
+    # nor posted to ArtStation, a site of digital art (both round-7 judges marked "realistic photo,
+    # ..., trending on artstation"): 2.5% of human test prompts (1.9% without ArtStation).
     (_PHOTO, frozenset({"illustration", "concept art", "digital art", "octane render", "3d render", "unreal engine",
-                        "comic"})),
+                        "comic", "artstation"})),
     # Two resolutions say nothing one does not ("4k, 8k"); human prompts hold two in about 1%.
     (frozenset({"4k"}), frozenset({"8k"}), frozenset({"16k"}), frozenset({"32k"})),
 )

@@ -190,6 +190,8 @@ def test_repeats_phrase(prompt, expected):
     ("a farmer with a tractor, pixar style, 3d render", None, False),
     ("a ballerina on a stage, soft focus portrait, sharp focus", None, True),
     ("a ballerina on a stage, soft focus portrait", None, False),
+    ("a sailboat on a calm lake, realistic photo, golden hour, trending on artstation", None, True),
+    ("a sailboat on a calm lake, oil painting, trending on artstation", None, False),
 ])
 def test_clashes(prompt, idea, expected):
     assert clashes(prompt, idea) is expected
