@@ -417,10 +417,11 @@ def idea_reworded(idea: str, output: str) -> bool:
                 continue
             gap = out[p + 1:p + 2 + _LINK_WORDS]
             q = next((k for k, w in enumerate(gap) if stem(w) == second), None)
-            if q is not None and all(w in STOP_WORDS for w in gap[:q]):
-                links.append([w for w in gap[:q] if w not in _ARTICLES])
-            elif q is not None and wanted and not set(wanted) & set(gap[:q]):
-                links.append([w for w in gap[:q] if w not in _ARTICLES])  # a verb for the idea's link
+            if q is None:
+                continue
+            between = gap[:q]  # small words only, or a word in place of the idea's own ("wearing a")
+            if all(w in STOP_WORDS for w in between) or (wanted and not set(wanted) & set(between)):
+                links.append([w for w in between if w not in _ARTICLES])
         if links and wanted not in links:
             return True
     return False

@@ -228,9 +228,9 @@ def nucleus_of_support(scores: torch.Tensor, top_p: float = 1.0, rows: torch.Ten
         return None
     probs = torch.softmax(values.double(), dim=-1)
     if top_p < 1.0:
-        keep = (probs.cumsum(dim=-1) - probs) < top_p  # the mass ranked above the token is below top_p
-        keep[:, 0] = True
-        probs = torch.where(keep, probs, 0.0)
+        from textopia.generation.processors import in_nucleus
+
+        probs = torch.where(in_nucleus(probs, top_p), probs, 0.0)
         probs = probs / probs.sum(dim=-1, keepdim=True)
     return ids, probs
 

@@ -133,6 +133,15 @@ class MinP:
         return scores.masked_fill_(scores < floor, -math.inf)
 
 
+def in_nucleus(sorted_probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Which tokens of ``sorted_probs`` (N, k), each row likeliest first, are in the nucleus of
+    ``top_p`` (Holtzman et al. 2020, section 3.1): a token is iff the mass ranked above it is
+    below ``top_p``; the likeliest always is. Returns (N, k) bool."""
+    keep = (sorted_probs.cumsum(dim=-1) - sorted_probs) < top_p
+    keep[:, 0] = True
+    return keep
+
+
 class TopP:
     """Nucleus sampling (Holtzman et al. 2020): keep the smallest set of likeliest tokens whose
     probability reaches ``top_p`` (at least one)."""
@@ -152,9 +161,7 @@ class TopP:
             if k >= scores.size(-1) or rows.numel() == 0:
                 break
             top, order = probs[rows].topk(k, dim=-1)  # descending
-            # Keep a token iff the mass ranked above it is below top_p (the nucleus; at least one).
-            keep_top = (top.cumsum(dim=-1) - top) < self.top_p
-            keep_top[:, 0] = True
+            keep_top = in_nucleus(top, self.top_p)
             covered = top.sum(dim=-1) >= self.top_p  # the nucleus ends within the first k
             done = rows[covered]
             keep[done] = torch.zeros_like(keep[done]).scatter(1, order[covered], keep_top[covered])

@@ -84,7 +84,8 @@ class SampleScore:
 
     def tier(self) -> tuple:
         """The quality tier (lower is better): recall, then invented words, stutter, an unfinished
-        prompt, the idea's place, a repeated phrase, a clash or a broken phrase, and fluency."""
+        prompt, the idea's place, a repeated phrase, a clash, a broken phrase or an unknown name, and
+        fluency."""
         return (-self.recall, self.invented > 0, self.stutter, not self.finished,
                 self.repeats_idea or self.idea_late or self.idea_scattered or self.idea_reworded, self.repeats_phrase or self.clash or self.broken or self.unknown_name,
                 self.mean_logprob < MIN_MEAN_LOGPROB)

@@ -39,7 +39,7 @@ SUPPORTED = ("GPT2LMHeadModel",)
 #: cost 0.67% of perplexity (against 0.21% for the output layer alone) and are not offered.
 #: ``bfloat16`` (every matrix weight in bfloat16, each product's input cast to bfloat16 and its
 #: output back to float32: oneDNN's bfloat16 kernels, which use AMX or AVX-512 BF16 where the CPU
-#: has them and are slow where it does not, hence chosen by measurement: :func:`fastest_weight_dtype`).
+#: has them and are slow where it does not; offered, not the loader's default).
 WEIGHT_DTYPES = ("float32", "float16", "mixed", "bfloat16")
 
 
