@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import zlib
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -531,33 +532,126 @@ def count_names(texts: Iterable[str]) -> Counter[str]:
     return counts
 
 
+#: The file beside ``known_words.txt`` that holds a corpus's known clauses (:class:`KnownWords`).
+KNOWN_CLAUSES_FILE = "known_clauses.safetensors"
+#: How many of a corpus's train prompts must hold a clause for it to count as known: a clause
+#: three people wrote is one people write.
+MIN_CLAUSE_COUNT = 3
+
+#: Where a prompt's clauses part: punctuation, brackets, "and" / "&", and before "by" (so that
+#: "concept art by greg rutkowski and alphonse mucha" is three known parts, not one new
+#: combination).
+_CLAUSE_PART_SPLIT = re.compile(r"[,.;:|()\[\]{}!?\"]|\band\b|&|(?=\bby\b)", re.IGNORECASE)
+
+
+def clause_parts(text: str) -> list[str]:
+    """The text's clauses, split at punctuation, brackets, "and", "&" and before "by", each as its
+    :func:`tokenize` words joined by single spaces; empty parts dropped: ``"A ship, painting by
+    Greg Rutkowski and Alphonse Mucha. 8k"`` is ``["a ship", "painting", "by greg rutkowski",
+    "alphonse mucha", "8k"]``."""
+    parts = (" ".join(tokenize(part)) for part in _CLAUSE_PART_SPLIT.split(text))
+    return [part for part in parts if part]
+
+
+def clause_key(part: str) -> int:
+    """A :func:`clause_parts` part's key in a known-clause list: its CRC-32 (stable across runs and
+    machines; among the ~150,000 known clauses of a corpus of 800,000 prompts a new clause
+    collides with a known one about once in 30,000)."""
+    return zlib.crc32(part.encode("utf-8"))
+
+
+def count_clauses(texts: Iterable[str]) -> Counter[int]:
+    """Prompts of ``texts`` holding each clause (:func:`clause_parts`), by :func:`clause_key`,
+    once per prompt."""
+    counts: Counter[int] = Counter()
+    for text in texts:
+        counts.update({clause_key(part) for part in clause_parts(text)})
+    return counts
+
+
 class KnownWords:
     """The words a corpus uses: those seen at least :data:`MIN_KNOWN_COUNT` times in its train
-    split; and the names its prompts credit, at least :data:`MIN_NAME_COUNT` times.
+    split; the names its prompts credit, at least :data:`MIN_NAME_COUNT` times; and its clauses,
+    those held by at least :data:`MIN_CLAUSE_COUNT` prompts.
 
     A word of a generated prompt that is not known is *invented* (a byte-level model's
     misspelling or made-up name); a credited name that is not known is most often two known
-    words put together ("Tatsuya Stubbs"). Saved as UTF-8 text, one word or name per line,
-    sorted: a line with a space is a name (a list without names checks no names).
+    words put together ("Tatsuya Stubbs"); a clause no prompt of the corpus holds is where a
+    writer's nonsense lives ("riding a pigs", "the river is under water"). Words and names are
+    saved as UTF-8 text, one per line, sorted: a line with a space is a name (a list without names
+    checks no names). Clauses are saved beside it as :data:`KNOWN_CLAUSES_FILE`, their sorted
+    :func:`clause_key` keys as a uint32 tensor ``clauses`` (a list without that file checks no
+    clauses).
     """
 
-    def __init__(self, words: Iterable[str], names: Iterable[str] = ()) -> None:
+    def __init__(self, words: Iterable[str], names: Iterable[str] = (), clauses: Iterable[int] = ()) -> None:
+        import numpy as np
+
         self.words = frozenset(words)
         self.names = frozenset(names)
+        self.clauses = np.unique(np.fromiter(clauses, dtype=np.uint32))  # sorted keys, shape (k,)
 
     @classmethod
     def from_counts(cls, counts: Counter[str], min_count: int = MIN_KNOWN_COUNT,
-                    name_counts: Counter[str] | None = None) -> "KnownWords":
+                    name_counts: Counter[str] | None = None,
+                    clause_counts: Counter[int] | None = None) -> "KnownWords":
         return cls((w for w, c in counts.items() if c >= min_count),
-                   (n for n, c in (name_counts or Counter()).items() if c >= MIN_NAME_COUNT))
+                   (n for n, c in (name_counts or Counter()).items() if c >= MIN_NAME_COUNT),
+                   (k for k, c in (clause_counts or Counter()).items() if c >= MIN_CLAUSE_COUNT))
 
     @classmethod
     def load(cls, path: str | Path) -> "KnownWords":
-        lines = [line for line in Path(path).read_text(encoding="utf-8").split("\n") if line]
-        return cls((w for w in lines if " " not in w), (n for n in lines if " " in n))
+        """Read ``known_words.txt`` at ``path``, and :data:`KNOWN_CLAUSES_FILE` beside it where there
+        is one. Raises OSError if ``path`` cannot be read, and ValueError if the clause file is not
+        a safetensors file with a uint32 ``clauses`` tensor."""
+        from safetensors.numpy import load_file
+
+        path = Path(path)
+        lines = [line for line in path.read_text(encoding="utf-8").split("\n") if line]
+        clauses_path = path.with_name(KNOWN_CLAUSES_FILE)
+        clauses = ()
+        if clauses_path.is_file():
+            try:
+                clauses = load_file(str(clauses_path))["clauses"]
+            except Exception as e:
+                raise ValueError(f"{clauses_path} is not a known-clause list: {e}") from None
+            if clauses.dtype.name != "uint32" or clauses.ndim != 1:
+                raise ValueError(f"{clauses_path} is not a known-clause list: its clauses are {clauses.dtype} "
+                                 f"of shape {tuple(clauses.shape)}, not uint32 of one dimension")
+        return cls((w for w in lines if " " not in w), (n for n in lines if " " in n), clauses)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text("".join(w + "\n" for w in sorted(self.words | self.names)), encoding="utf-8")
+        """Write ``known_words.txt`` at ``path`` and, where there are known clauses,
+        :data:`KNOWN_CLAUSES_FILE` beside it (callers write into a directory that is renamed into
+        place whole: :func:`textopia.io.atomic_dir`)."""
+        from safetensors.numpy import save_file
+
+        path = Path(path)
+        path.write_text("".join(w + "\n" for w in sorted(self.words | self.names)), encoding="utf-8")
+        if len(self.clauses):
+            save_file({"clauses": self.clauses}, str(path.with_name(KNOWN_CLAUSES_FILE)))
+
+    def new_clauses(self, text: str, idea: str | None = None) -> list[str]:
+        """The clauses of ``text`` (:func:`clause_parts`) that no prompt of the corpus holds often
+        enough to be known, in order; none where the list has no clauses, and none that holds a
+        content word of ``idea`` (the user's own scene, which may well be new); without an idea,
+        the first clause (the subject, where a prompt written from nothing or from a user's opening
+        says what it shows, as new as a person's) is not counted either. Blind judges gave
+        the 508 model prompts of rounds 1-7 a mean coherence of 6.40 of 10 with no new clause,
+        4.55 with one, 3.45 with two; human prompts hold new clauses at no such cost (36% of held-out
+        human prompts hold one beyond their subject; benchmarks/results/quality/new_clauses)."""
+        if not len(self.clauses):
+            return []
+        import numpy as np
+
+        asked = content_stems(idea) if idea else set()
+        parts = clause_parts(text)
+        parts = [part for part in parts if not content_stems(part) & asked] if asked else parts[1:]
+        if not parts:
+            return []
+        keys = np.array([clause_key(part) for part in parts], dtype=np.uint32)
+        at = np.searchsorted(self.clauses, keys).clip(max=len(self.clauses) - 1)
+        return [part for part, known in zip(parts, self.clauses[at] == keys) if not known]
 
     def unknown_names(self, text: str, idea: str | None = None) -> list[str]:
         """The names ``text`` credits (:func:`credited_names`) that are not known, in order; none
@@ -581,12 +675,17 @@ class KnownWords:
 
 
 __all__ = [
+    "KNOWN_CLAUSES_FILE",
     "KNOWN_WORDS_FILE",
+    "MIN_CLAUSE_COUNT",
     "MIN_KNOWN_COUNT",
     "MIN_NAME_COUNT",
     "STOP_WORDS",
     "KnownWords",
+    "clause_key",
+    "clause_parts",
     "content_stems",
+    "count_clauses",
     "count_names",
     "credited_names",
     "content_words",

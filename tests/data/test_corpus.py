@@ -133,3 +133,8 @@ def test_prepare_writes_the_known_words_of_the_train_split(prepared):
     names = Counter(n for line in lines for n in set(credited_names(line)))
     assert known.names == {n for n, c in names.items() if c >= MIN_NAME_COUNT} and known.names
     assert "portrait" in known and len(known) > 100
+    from textopia.text import MIN_CLAUSE_COUNT, clause_key, count_clauses
+
+    clauses = count_clauses(lines)
+    assert set(known.clauses.tolist()) == {k for k, c in clauses.items() if c >= MIN_CLAUSE_COUNT}
+    assert len(known.clauses) and clause_key("highly detailed") in set(known.clauses.tolist())

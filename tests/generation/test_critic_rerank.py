@@ -13,7 +13,8 @@ import textopia
 from textopia.generation.base import TextopiaError
 from textopia.generation.config import GenerationConfig, rows_per_round
 from textopia.generation.rerank import score_sample, select
-from textopia.text import (KnownWords, broken_phrase, clashes, credited_names, fix_articles, idea_in_subject, idea_kept_together, idea_reworded,
+from textopia.text import (KNOWN_CLAUSES_FILE, MIN_CLAUSE_COUNT, KnownWords, broken_phrase, clashes, clause_parts,
+                           count_clauses, credited_names, fix_articles, idea_in_subject, idea_kept_together, idea_reworded,
                            close_spaced_compounds, plural_phrase, repeats_idea_word, repeats_in_clause, repeats_phrase,
                            restates_tag)
 
@@ -288,6 +289,58 @@ def test_known_names_survive_a_save_and_load(tmp_path):
     known.save(tmp_path / "known_words.txt")
     again = KnownWords.load(tmp_path / "known_words.txt")
     assert again.words == known.words and again.names == known.names
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("A ship, painting by Greg Rutkowski and Alphonse Mucha. 8k", ["a ship", "painting", "by greg rutkowski", "alphonse mucha", "8k"]),
+    ("a fox (standby); black & white | art", ["a fox", "standby", "black", "white", "art"]),  # "by" only as a word
+    (" , ,. ", []),
+])
+def test_clause_parts(text, expected):
+    assert clause_parts(text) == expected
+
+
+def _clause_list(*prompts, times=MIN_CLAUSE_COUNT):
+    return KnownWords(["robot"], clauses=(k for k, c in count_clauses(list(prompts) * times).items() if c >= times))
+
+
+def test_a_clause_the_corpus_does_not_hold_is_new():
+    known = KnownWords.from_counts(Counter({"robot": 9}), clause_counts=count_clauses(
+        ["a robot, highly detailed, by greg rutkowski"] * MIN_CLAUSE_COUNT + ["a cat, riding a pig"] * (MIN_CLAUSE_COUNT - 1)))
+    assert known.new_clauses("a robot, highly detailed, concept art by greg rutkowski") == ["concept art"]
+    assert known.new_clauses("a robot, riding a pig, highly detailed") == ["riding a pig"]  # held too rarely
+    # The idea's own clause may be new; a new clause without the idea's words is not excused.
+    assert known.new_clauses("a robot in a teacup, highly detailed", idea="robot in a teacup") == []
+    assert known.new_clauses("a robot, a teacup sky", idea="robot") == ["a teacup sky"]
+    assert KnownWords(["robot"]).new_clauses("a robot, riding a pig") == []  # a list without clauses
+    # Without an idea the subject is the writer's or the user's opening: as new as a person's.
+    assert known.new_clauses("a robot in a teacup, riding a pig") == ["riding a pig"]
+
+
+def test_new_clauses_rank_a_sample_down_within_its_tier():
+    known = _clause_list("a robot, highly detailed, by greg rutkowski")
+    good = score_sample("robot", "a robot, highly detailed", -20, 10, known)
+    one = score_sample("robot", "a robot, holding fire at its hand, highly detailed", -20, 10, known)
+    two = score_sample("robot", "a robot. the river is under water. the moon is under the stars", -20, 10, known)
+    assert (good.new_clauses, one.new_clauses, two.new_clauses) == (0, 1, 2)
+    assert good.tier() < one.tier() < two.tier()
+    # A likelier sample, or one the critic prefers, with a new clause stays behind.
+    assert select([(replace(one, mean_logprob=-0.5, critic=3.0), "o", "o"), (good, "g", "g")], 1) == ["g"]
+    # The idea's place and the phrase faults come first.
+    clash = score_sample("robot", "a robot, sunrise, sunset", -20, 10, known)
+    assert one.tier() < clash.tier()
+
+
+def test_known_clauses_survive_a_save_and_load(tmp_path):
+    known = _clause_list("a robot, highly detailed")
+    known.save(tmp_path / "known_words.txt")
+    assert (tmp_path / KNOWN_CLAUSES_FILE).is_file()
+    again = KnownWords.load(tmp_path / "known_words.txt")
+    assert again.clauses.tolist() == known.clauses.tolist() and len(again.clauses) == 2
+    assert again.new_clauses("a robot, riding a pig") == ["riding a pig"]
+    (tmp_path / KNOWN_CLAUSES_FILE).write_bytes(b"not a tensor file")
+    with pytest.raises(ValueError, match="not a known-clause list"):
+        KnownWords.load(tmp_path / "known_words.txt")
 
 
 def test_select_takes_the_critics_choice_within_a_tier():

@@ -114,10 +114,10 @@ def test_the_tiny_gpt_writes_the_pinned_prompts(fp32_gpt):
 
 VAE = {
     "expand n=1": ["castle on a hill"],
-    "expand n=3": ["castle on a hill", "castle on a hill, digitalapech Sib onroid anron catad N Artay", "castle on a hill ir car Zoial,im"],
+    "expand n=3": ["castle on a hill", "castle on a hill owra intricatewor Peter pa film", "castle on a hill, digitalapech Sib onroid anron catad N Artay"],
     "continue n=1": ["a portrait of ri#"],
-    "continue n=3": ["a portrait of heavenill HDR 19oo lights she mucha hea Cignidep", "a portrait of the realismutifulto lens ra white- B)ers White K", "a portrait of h is6ag proaron inidil faceple portrait"],
-    "nothing n=1": ["tricolu superfish[nale ter glass HDRscape"],
+    "continue n=3": ["a portrait of heavenill HDR 19oo lights she mucha hea Cignidep", "a portrait of h is6ag proaron inidil faceple portrait", "a portrait of backapepunkarletonifwn sk color"],
+    "nothing n=1": ["rown#cle"],
     "nothing n=3": ["i awX C angrapho< symmetricalant comy", "6omartmanaronus Rper stillayrealisticbl scre", "retillk glass ky by Fineiece V super the"],
     "variations": ["a, ao an a as an a, an ao, a,o a", "ao an a a, an aoo ao, a,o a, as an aon an a", "a,o an a as an ao aoo a, an a, ao, a"],
     "interpolate": ["ao an a aoo ao, an a, a,o a, as an a", "ao an a aoo ao, an a, a,o a, as an a", "ao an a aoo ao, an a, a,o a, as an a"],
@@ -134,15 +134,15 @@ def test_the_tiny_vae_writes_the_pinned_prompts(fp32_vae):
 
 DIFFUSION = {
     "expand n=1": ["castle on a hill Morgan spell"],
-    "expand n=3": ["castle on a hill Morgan spell", "castle on a hill, sketch from god", "castle on a hill Book in Monster as and"],
+    "expand n=3": ["castle on a hill Morgan spell", "castle on a hill Book in Monster as and", "castle on a hill she"],
     "continue n=1": ["a portrait of Ted with centered digital, and"],
     "continue n=3": ["a portrait of Ted with centered digital, and", "a portrait of colored from To selfIe", "a portrait of voodoo highly"],
     "nothing n=1": ["no TeslA glowing"],
     "nothing n=3": ["no TeslA glowing", "with dog", "allIsoN art"],
-    "variations": ["a castle on a hill, h art dog,yoda from smooth", "a castle on a hill, horse high HDR goggles in digital Moon high of high cherry in Tall", "a castle on a hill, art color a cyberpunk, HDR Monster"],
-    "interpolate": ["ao an a aoo ao, an a, a,o a, as an a", "a castle on a hill, ortega, dslr shoot art inside as The Merisi", "ao an a aoo ao, an a, a,o a, as an a"],
-    "fused": ["castle yoda", "castle, f and", "castle of going"],
-    "fused, boosted": ["an art soft inside of castle", "Castle, and a sfw", "Castle skin"],
+    "variations": ["a castle on a hill yellow golden high Torso", "a castle on a hill digital from Most a spongeBob clef", "a castle on a hill, horse high HDR goggles in digital Moon high of high cherry in Tall"],
+    "interpolate": ["ao an a aoo ao, an a, a,o a, as an a", "a castle on a hill portman a MerisI with adorable instAgrAm art,orange and", "ao an a aoo ao, an a, a,o a, as an a"],
+    "fused": ["castle yoda", "castle of going", "castle sfw"],
+    "fused, boosted": ["an art soft inside of castle", "Castle skin", "Castle Minion in An art sky"],
 }
 
 

@@ -22,7 +22,7 @@ import fsspec
 
 from textopia.errors import TextopiaError
 from textopia.io import atomic_dir, check_output_dir
-from textopia.text import KNOWN_WORDS_FILE, KnownWords, count_names, count_words, dedup_key
+from textopia.text import KNOWN_WORDS_FILE, KnownWords, count_clauses, count_names, count_words, dedup_key
 
 logger = logging.getLogger(__name__)
 
@@ -367,10 +367,11 @@ def prepare(
         for split, lines in buckets.items():
             (tmp / f"{split}.txt").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         (tmp / "summary.json").write_text(summary.to_json() + "\n", encoding="utf-8")
-        # The words people use and the names they credit: what the reranker and the evaluation
-        # call known (not invented).
-        KnownWords.from_counts(count_words(buckets["train"]), name_counts=count_names(buckets["train"])).save(
-            tmp / KNOWN_WORDS_FILE)
+        # The words people use, the names they credit and the clauses they write: what the
+        # reranker and the evaluation call known (not invented).
+        train = buckets["train"]
+        KnownWords.from_counts(count_words(train), name_counts=count_names(train),
+                               clause_counts=count_clauses(train)).save(tmp / KNOWN_WORDS_FILE)
         if finish is not None:
             finish(tmp, buckets)
     logger.info("prepared %s: %s", out_dir, summary.splits)
