@@ -142,7 +142,7 @@ DIFFUSION = {
     "variations": ["a castle on a hill yellow golden high Torso", "a castle on a hill digital from Most a spongeBob clef", "a castle on a hill, horse high HDR goggles in digital Moon high of high cherry in Tall"],
     "interpolate": ["ao an a aoo ao, an a, a,o a, as an a", "a castle on a hill portman a MerisI with adorable instAgrAm art,orange and", "ao an a aoo ao, an a, a,o a, as an a"],
     "fused": ["castle yoda", "castle of going", "castle sfw"],
-    "fused, boosted": ["an art soft inside of castle", "Castle skin", "Castle Minion in An art sky"],
+    "fused, boosted": ["an art soft inside of castle", "Castle, and a sfw", "Castle skin"],
 }
 
 
