@@ -124,13 +124,14 @@ def _decoding(pairs: tuple[str, ...]) -> dict:
                                  max_new_tokens=8))
 def run(models: tuple[str, ...] = ("default",), data_dir: str = "data/sd", ideas_file: str = str(HERE / "ideas" / "user_ideas.txt"),
         num_ideas: int = 100, user_ideas: int = 0, n: tuple[int, ...] = (1, 4, 8), critic: bool = True,
-        fluency_weight: float | None = None, human: int = 2000, decoding: tuple[str, ...] = (), judges: bool = True,
+        fluency_weight: float | None = None, fluency_cap: float | None = None, human: int = 2000, decoding: tuple[str, ...] = (), judges: bool = True,
         max_new_tokens: int = 0) -> dict:
     """What a user gets from `textopia generate IDEA`: relevance, fluency, variety and form.
 
     ``models``: embedded names or checkpoint directories; ``user_ideas``: the first that many of
     ``ideas_file`` (0: all); ``critic``: rerank with the models' coherence critic; ``fluency_weight``:
-    the reranker's FLUENCY_WEIGHT (None: the shipped one); ``human``: held-out prompts for the human
+    the reranker's FLUENCY_WEIGHT (None: the shipped one); ``fluency_cap``: its FLUENCY_CAP (None:
+    the shipped one); ``human``: held-out prompts for the human
     word-level rates; ``decoding``: ``KEY=VALUE`` settings other than the defaults; ``judges``:
     compute MAUVE and the critic's two-sample accuracy; ``max_new_tokens``: 0 for the default.
     """
@@ -138,6 +139,10 @@ def run(models: tuple[str, ...] = ("default",), data_dir: str = "data/sd", ideas
         from textopia.generation import rerank
 
         rerank.FLUENCY_WEIGHT = fluency_weight
+    if fluency_cap is not None:
+        from textopia.generation import rerank
+
+        rerank.FLUENCY_CAP = fluency_cap
     from textopia.data.corpus import read_split
     from textopia.evaluation.compare import training_index_for
     from textopia.evaluation.ideas import human_samples, load_ideas, read_ideas_file
