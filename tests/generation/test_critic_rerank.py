@@ -313,6 +313,12 @@ def test_a_clause_the_corpus_does_not_hold_is_new():
     # The idea's own clause may be new; a new clause without the idea's words is not excused.
     assert known.new_clauses("a robot in a teacup, highly detailed", idea="robot in a teacup") == []
     assert known.new_clauses("a robot, a teacup sky", idea="robot") == ["teacup sky"]
+    # What the writer added to the idea's own clause counts: after its first word, or as a credit.
+    assert known.new_clauses("a robot riding a pig", idea="robot") == ["riding a pig"]
+    assert known.new_clauses("a robot highly detailed", idea="robot") == []
+    assert known.new_clauses("a robot of highly detailed", idea="robot") == []  # "highly detailed" after "of"
+    assert known.new_clauses("a robot in the style of nobody we know", idea="robot") == []  # a credit
+    assert known.new_clauses("a robot dancing", idea="robot") == []  # one word added: too little to judge
     assert KnownWords(["robot"]).new_clauses("a robot, riding a pig") == []  # a list without clauses
     # Without an idea the subject is the writer's or the user's opening: as new as a person's.
     assert known.new_clauses("a robot in a teacup, riding a pig") == ["riding a pig"]

@@ -114,7 +114,7 @@ def test_the_tiny_gpt_writes_the_pinned_prompts(fp32_gpt):
 
 VAE = {
     "expand n=1": ["castle on a hill"],
-    "expand n=3": ["castle on a hill", "castle on a hill owra intricatewor Peter pa film", "castle on a hill, digitalapech Sib onroid anron catad N Artay"],
+    "expand n=3": ["castle on a hill", "castle on a hill, digitalapech Sib onroid anron catad N Artay", "castle on a hill owra intricatewor Peter pa film"],
     "continue n=1": ["a portrait of ri#"],
     "continue n=3": ["a portrait of heavenill HDR 19oo lights she mucha hea Cignidep", "a portrait of h is6ag proaron inidil faceple portrait", "a portrait of backapepunkarletonifwn sk color"],
     "nothing n=1": ["rown#cle"],
@@ -133,15 +133,15 @@ def test_the_tiny_vae_writes_the_pinned_prompts(fp32_vae):
 
 
 DIFFUSION = {
-    "expand n=1": ["castle on a hill Morgan spell"],
-    "expand n=3": ["castle on a hill Morgan spell", "castle on a hill Book in Monster as and", "castle on a hill she"],
+    "expand n=1": ["castle on a hill she"],
+    "expand n=3": ["castle on a hill she", "castle on a hill, sketch from god", "castle on a hill Book in Monster as and"],
     "continue n=1": ["a portrait of Ted with centered digital, and"],
     "continue n=3": ["a portrait of Ted with centered digital, and", "a portrait of colored from To selfIe", "a portrait of voodoo highly"],
     "nothing n=1": ["no TeslA glowing"],
     "nothing n=3": ["no TeslA glowing", "with dog", "allIsoN art"],
-    "variations": ["a castle on a hill yellow golden high Torso", "a castle on a hill digital from Most a spongeBob clef", "a castle on a hill, horse high HDR goggles in digital Moon high of high cherry in Tall"],
-    "interpolate": ["ao an a aoo ao, an a, a,o a, as an a", "a castle on a hill portman a MerisI with adorable instAgrAm art,orange and", "ao an a aoo ao, an a, a,o a, as an a"],
-    "fused": ["castle yoda", "castle of going", "castle sfw"],
+    "variations": ["a castle on a hill, horse high HDR goggles in digital Moon high of high cherry in Tall", "a castle on a hill digital from Most a spongeBob clef", "a castle on a hill yellow golden high Torso"],
+    "interpolate": ["ao an a aoo ao, an a, a,o a, as an a", "a castle on a hill, ortega, dslr shoot art inside as The Merisi", "ao an a aoo ao, an a, a,o a, as an a"],
+    "fused": ["castle yoda", "castle sfw", "castle single"],
     "fused, boosted": ["an art soft inside of castle", "Castle, and a sfw", "Castle skin"],
 }
 
