@@ -135,13 +135,11 @@ def run(models: tuple[str, ...] = ("default",), data_dir: str = "data/sd", ideas
     word-level rates; ``decoding``: ``KEY=VALUE`` settings other than the defaults; ``judges``:
     compute MAUVE and the critic's two-sample accuracy; ``max_new_tokens``: 0 for the default.
     """
-    if fluency_weight is not None:
-        from textopia.generation import rerank
+    from textopia.generation import rerank
 
+    if fluency_weight is not None:
         rerank.FLUENCY_WEIGHT = fluency_weight
     if fluency_cap is not None:
-        from textopia.generation import rerank
-
         rerank.FLUENCY_CAP = fluency_cap
     from textopia.data.corpus import read_split
     from textopia.evaluation.compare import training_index_for
