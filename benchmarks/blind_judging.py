@@ -80,6 +80,19 @@ def assemble(folder: str, sources: list[str]) -> None:
     (out / "key.json").write_text(json.dumps(items, indent=1) + "\n")
 
 
+def read_scores(path: str | Path) -> dict[int, tuple[float, float, float]]:
+    """A judge's CSV (``id,relevance,coherence,keep``): each prompt id's three scores; the header and
+    malformed lines skipped."""
+    scores = {}
+    with open(path, newline="") as f:
+        for row in csv.reader(f):
+            try:
+                scores[int(row[0])] = tuple(float(x) for x in row[1:4])
+            except (ValueError, IndexError):
+                continue
+    return scores
+
+
 def score(folder: str | Path, paths: list[str | Path]) -> list[dict]:
     """One row per judge and source: mean relevance, coherence and keep (1-10), the share kept
     (keep >= 7) and ``over_human``, the share of ideas with a human prompt where this source's
@@ -87,13 +100,7 @@ def score(folder: str | Path, paths: list[str | Path]) -> list[dict]:
     key = {it["id"]: it for it in json.loads((Path(folder) / "key.json").read_text())}
     rows = []
     for path in paths:
-        scores = {}
-        with open(path, newline="") as f:
-            for row in csv.reader(f):
-                try:
-                    scores[int(row[0])] = tuple(float(x) for x in row[1:4])
-                except (ValueError, IndexError):
-                    continue
+        scores = read_scores(path)
         by = collections.defaultdict(list)
         for i, s in scores.items():
             by[key[i]["source"]].append((key[i]["idea"], s))

@@ -17,11 +17,11 @@ reranker would see them today.
 from __future__ import annotations
 
 import collections
-import csv
 import json
 import statistics
 from pathlib import Path
 
+from benchmarks.blind_judging import read_scores
 from benchmarks.harness import benchmark
 
 HERE = Path(__file__).resolve().parent
@@ -32,12 +32,8 @@ def _coherence(folder: Path) -> dict[int, float]:
     """Each prompt id's mean coherence over the judges' CSVs of ``folder``."""
     scores: dict[int, list[float]] = collections.defaultdict(list)
     for path in sorted(folder.glob("judge*.csv")):
-        with path.open(newline="") as f:
-            for row in csv.DictReader(f):
-                try:
-                    scores[int(row["id"])].append(float(row["coherence"]))
-                except (KeyError, TypeError, ValueError):
-                    continue
+        for i, (_, coherence, _) in read_scores(path).items():
+            scores[i].append(coherence)
     return {i: statistics.mean(v) for i, v in scores.items()}
 
 

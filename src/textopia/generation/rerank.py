@@ -22,7 +22,7 @@ A sample's tier is a tuple compared in order (lexicographic), best first:
 5. fewer new clauses: clauses no prompt of the corpus holds often enough to be known
    (:meth:`textopia.text.KnownWords.new_clauses`; the idea's own words excepted), where a writer's
    nonsense lives ("elephant crossing the savanna, riding a pigs"): blind judges scored model
-   prompts with one such clause 1.9 points of coherence (of 10) lower than those with none;
+   prompts with one such clause 1.8 points of coherence (of 10) lower than those with none;
 6. fluent: a mean log-probability per token under the model itself of at least
    :data:`MIN_MEAN_LOGPROB` nats (a per-token perplexity of at most about 90).
 
