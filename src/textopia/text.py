@@ -289,8 +289,10 @@ def plural_phrase(phrase: str) -> bool:
 _PHOTO = frozenset({"photograph", "photography", "photo", "dslr"})
 _HAND_MADE = frozenset({"oil painting", "oil on canvas", "watercolor", "watercolour", "pencil drawing"})
 CLASH_GROUPS: tuple[tuple[frozenset[str], ...], ...] = (
-    (frozenset({"sunrise", "dawn"}), frozenset({"noon", "midday"}), frozenset({"sunset", "dusk"}),
-     frozenset({"midnight"})),
+    # Morning and evening count with their hours ("a harbor at dawn, summer evening"): human test
+    # prompts clash so in 0.05%, against 0.04% without them.
+    (frozenset({"sunrise", "dawn", "morning"}), frozenset({"noon", "midday"}),
+     frozenset({"sunset", "dusk", "evening"}), frozenset({"midnight"})),
     (_PHOTO, _HAND_MADE | {"painting", "sketch"}),
     # A realistic cartoon: 0.6% of human test prompts; a realistic Pixar or Ghibli film, 0.4% more.
     (_PHOTO | {"photorealistic", "photorealism", "photo realistic", "realistic", "hyperrealistic", "hyper realistic",

@@ -177,6 +177,8 @@ def test_repeats_phrase(prompt, expected):
     ("a quiet harbor at dawn, midnight, 4k", "a quiet harbor at dawn", True),  # the model's word clashes with the user's
     ("a photo of a harbor, oil painting", "photo of a harbor", True),
     ("a harbor at dawn, sunrise light", "a harbor at dawn", False),  # the same alternative again
+    ("a quiet harbor at dawn, summer evening", "a quiet harbor at dawn", True),  # evening is dusk's hour
+    ("a harbor on a misty morning, sunrise light", None, False),  # morning is dawn's
     ("an owl on a branch, digital painting, 4k, intricate, 8k resolution", None, True),  # two resolutions
     ("an owl on a branch, digital painting, 8k resolution", None, False),
     ("an owl on a branch, photorealistic, anime screenshot", None, True),
