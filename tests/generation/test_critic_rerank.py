@@ -485,6 +485,27 @@ def test_critic_trains_to_tell_human_prompts_from_invented_words(tiny_critic):
     assert float((human > invented).float().mean()) > 0.75
 
 
+def test_critic_reads_through_the_engine_as_transformers_does(tiny_critic):
+    """The critic's lean-engine path gives transformers' logits, in the order given, though it reads
+    the prompts sorted by length in batches of its own."""
+    from textopia.models.checkpoint import load_coherence_critic
+    from textopia.models.critic import critic_inputs, critic_logits
+
+    out, folder = tiny_critic
+    critic = load_coherence_critic(out)
+    assert critic.engine is not None  # a GPT-2 trunk: the engine runs it
+    rows = [json.loads(line) for line in (folder / "valid.jsonl").read_text().splitlines()][:40]
+    prompts = [p for r in rows for p in (r["human"], r["sample"])]
+    prompts.insert(3, prompts[0] + ", " + ", ".join(["highly detailed"] * 30))  # cut at n_positions
+    fast = critic.logits(prompts, batch_size=7)
+    with torch.no_grad():
+        exact = critic_logits(critic.model, **critic_inputs(critic.tokenizer, prompts, critic.max_length))
+    assert fast.shape == exact.shape == (len(prompts),)
+    assert torch.allclose(fast, exact, atol=1e-4), float((fast - exact).abs().max())
+    critic.engine = None  # transformers' own path
+    assert torch.allclose(critic.logits(prompts), exact, atol=1e-5)
+
+
 def test_critic_load_refuses_another_kind(tiny_checkpoint):
     from textopia.models.checkpoint import load_coherence_critic
 

@@ -125,6 +125,10 @@ def critic_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) 
     return model(input_ids=input_ids, attention_mask=attention_mask).logits.squeeze(-1).float()
 
 
+#: Prompts the critic reads per batch (:meth:`CoherenceCritic.logits`).
+BATCH_ROWS = 32
+
+
 class CoherenceCritic:
     """A trained critic ready to score prompts (eval mode, no gradients); a critic checkpoint
     loads as one with :func:`textopia.models.checkpoint.load_coherence_critic`.
@@ -138,9 +142,26 @@ class CoherenceCritic:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.max_length = int(model.config.n_positions)
+        self.engine, self.score_weight = _engine_for(model)
 
-    def logits(self, prompts: Sequence[str], batch_size: int = 128) -> torch.Tensor:
-        """Log-odds that a person wrote each prompt: (N,) float32 (the negated energy, -E(x)).
+    def _logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """:func:`critic_logits` of a right-padded batch: through the lean GPT-2 engine where it
+        runs this critic exactly (the same trunk in float32, read at each row's last real token),
+        else through transformers."""
+        import torch
+
+        if self.engine is None:
+            return critic_logits(self.model, input_ids, attention_mask)
+        hidden = self.engine.hidden_states(input_ids)  # (N, T, E)
+        last = attention_mask.sum(dim=1) - 1  # (N,) each row's last real token
+        pooled = hidden[torch.arange(hidden.size(0)), last]  # (N, E)
+        return (pooled @ self.score_weight.t()).squeeze(-1).float()
+
+    def logits(self, prompts: Sequence[str], batch_size: int = BATCH_ROWS) -> torch.Tensor:
+        """Log-odds that a person wrote each prompt: (N,) float32 (the negated energy, -E(x)), in
+        the order given. Prompts are read in batches of up to ``batch_size`` of similar length
+        (sorted by tokens), so that a batch is padded to little more than its own rows: a
+        reranker's candidates run from 10 to 77 tokens.
 
         Raises:
             TextopiaError: ``prompts`` is empty.
@@ -149,9 +170,32 @@ class CoherenceCritic:
 
         if not prompts:
             raise TextopiaError("the critic needs at least one prompt to score")
-        out = []
+        rows = critic_rows(self.tokenizer, prompts, self.max_length)
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        out = torch.empty(len(rows), dtype=torch.float32)
         with torch.no_grad():
-            for start in range(0, len(prompts), batch_size):
-                batch = critic_inputs(self.tokenizer, prompts[start:start + batch_size], self.max_length)
-                out.append(critic_logits(self.model, **batch))
-        return torch.cat(out)
+            for start in range(0, len(order), batch_size):
+                chunk = order[start:start + batch_size]
+                out[chunk] = self._logits(**pad_rows([rows[i] for i in chunk], self.tokenizer.pad_id))
+        return out
+
+
+def _engine_for(model):
+    """``(engine, score_weight)``: the lean GPT-2 engine (:mod:`textopia.models.gpt_engine`) over
+    the critic's trunk and its head's weight (1, E), where the engine runs this configuration
+    exactly; ``(None, None)`` otherwise. With the batches sorted by length, 128 test prompts took
+    0.073 s against transformers' 0.213 s on one thread, logits within 2e-6
+    (``python -m benchmarks critic_speed``: ``benchmarks/results/critic_speed/``)."""
+    from textopia.models.gpt_engine import EngineConfig, GPT2Engine, supports
+
+    config = model.config.to_dict()
+    state = model.state_dict()
+    if (not supports({**config, "architectures": ["GPT2LMHeadModel"]}) or config.get("num_labels", 1) != 1
+            or "score.weight" not in state or "score.bias" in state):
+        return None, None
+    weights = {name: tensor.detach().float() for name, tensor in state.items() if name.startswith("transformer.")}
+    try:
+        engine = GPT2Engine(EngineConfig.from_json(config), weights)
+    except (KeyError, ValueError):
+        return None, None
+    return engine.eval(), state["score.weight"].detach().float()

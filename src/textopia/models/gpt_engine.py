@@ -280,7 +280,7 @@ class GPT2Engine(nn.Module):
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 past_key_values: StaticCache | None = None, use_cache: bool = False,
                 position_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
-                **_: Any) -> EngineOutput:
+                output_hidden: bool = False, **_: Any) -> EngineOutput:
         """Logits of the next token at every position.
 
         Args:
@@ -293,6 +293,8 @@ class GPT2Engine(nn.Module):
             position_ids: (B, T) int64 positions; default ``cached .. cached + T - 1`` for every row.
             inputs_embeds: (B, T, E) float instead of ``input_ids``: the input vectors themselves (a
                 latent prefix, say), to which the position embeddings are added, as in transformers.
+            output_hidden: return the final LayerNorm's output (B, T, E) float32 instead, without
+                the output layer (:meth:`hidden_states`).
 
         Returns:
             :class:`EngineOutput` with ``logits`` (B, T, V) float32.
@@ -362,10 +364,24 @@ class GPT2Engine(nn.Module):
             x = x + out(m).view(b, t, -1)
         x = F.layer_norm(x, (cfg.n_embd,), self._w("transformer.ln_f.weight"), self._w("transformer.ln_f.bias"),
                          cfg.layer_norm_epsilon)
-        logits = head(x.reshape(b * t, -1)).view(b, t, -1)  # (B, T, V)
         if cache is not None:
             cache.length = start + t
+        if output_hidden:
+            return x
+        logits = head(x.reshape(b * t, -1)).view(b, t, -1)  # (B, T, V)
         return EngineOutput(logits=logits.float(), past_key_values=cache if use_cache else None)
+
+    def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The last block's output after the final LayerNorm, (B, T, E) float32, for a
+        right-padded batch ``input_ids`` (B, T) int64 (a real token never sees the padding after
+        it): what transformers' ``GPT2Model`` returns as ``last_hidden_state``, which a
+        sequence-classification head reads (the coherence critic,
+        :class:`textopia.models.critic.CoherenceCritic`).
+
+        Raises:
+            ValueError: the sequence is longer than ``n_positions``.
+        """
+        return self.forward(input_ids=input_ids, output_hidden=True)
 
 
 def load_engine(directory: str | Path) -> GPT2Engine | None:
