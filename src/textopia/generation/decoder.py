@@ -228,15 +228,20 @@ class DecoderGenerator(Generator):
         if lm is None or not words or words[0] in STOP_WORDS:
             return idea
         forms = [idea, f"the {idea}"] if plural_phrase(idea) else [idea, f"a {idea}", f"an {idea}", f"the {idea}"]
-        base = self.tokenizer.context_ids(idea)
+        base = len(self.tokenizer.context_ids(idea))
+        rows = [(form, ids) for form in forms
+                if (self.max_positions is None or len(ids := self.tokenizer.context_ids(idea, prompt_prefix=form))
+                    < self.max_positions)]
+        if not rows:
+            return idea
+        # One right-padded batch (causal: a real token never sees the padding after it).
+        width = max(len(ids) for _, ids in rows)
+        input_ids = torch.tensor([ids + [self.tokenizer.pad_id] * (width - len(ids)) for _, ids in rows])
+        logprobs = torch.log_softmax(lm(input_ids=input_ids).logits[:, base - 1:].float(), dim=-1)  # (F, W - base + 1, V)
         best, best_logprob = idea, -float("inf")
-        for form in forms:
-            ids = self.tokenizer.context_ids(idea, prompt_prefix=form)
-            if self.max_positions is not None and len(ids) >= self.max_positions:
-                continue
-            logits = lm(input_ids=torch.tensor([ids])).logits[0, len(base) - 1: -1].float()  # (k, V)
-            targets = torch.tensor(ids[len(base):])
-            logprob = float(torch.log_softmax(logits, dim=-1).gather(1, targets[:, None]).sum())
+        for row, (form, ids) in enumerate(rows):
+            targets = torch.tensor(ids[base:])
+            logprob = float(logprobs[row, : len(ids) - base].gather(1, targets[:, None]).sum())
             if logprob > best_logprob:
                 best, best_logprob = form, logprob
         return best
