@@ -77,12 +77,12 @@ def _calls(gen, **extra) -> dict[str, list[str]]:
 
 
 DEFAULT = {
-    "expand n=1": ["a castle on a hill, digital art, trending on artstation"],
-    "expand n=3": ["a castle on a hill, realistic, 8k", "castle on the hill in the distance, digital art", "a castle on a hill, trending on artstation, art by greg rutkowski"],
-    "continue n=1": ["a portrait of the goddess of memory by lee madgwick"],
-    "continue n=3": ["a portrait of a character in a scenic environment by stanley artgerm lau", "a portrait of a female knight, art by artgerm and greg rutkowski", "a portrait of an anime woman by René Magritte"],
-    "nothing n=1": ["a painting of a tree, by john avon, trending on artstation"],
-    "nothing n=3": ["a painting of a man in his office", "an astronaut on a planet, ultra realistic, 8k", "a young girl, painting by greg rutkowski and alphonse mucha."],
+    "expand n=1": ["a castle on the hill"],
+    "expand n=3": ["a castle on a hill", "a castle on a hill, 8k, trending on artstation", "a castle on a hill, art by James Gurney"],
+    "continue n=1": ["a portrait of an anthropomorphic dragon, by tim hildebrandt, studio lighting"],
+    "continue n=3": ["a portrait of a character in a scenic environment by edward hopper", "a portrait of an anime character inspired in the style of ilya kuvshinov", "a portrait of an anime girl, cute face by artgerm, trending on pixiv"],
+    "nothing n=1": ["a detailed portrait of a cute young girl by victo ngai"],
+    "nothing n=3": ["a portrait of a beautiful woman in a green dress, oil painting", "a painting of a skeleton by Leonardo da Vinci", "a cat made of meat"],
 }
 
 
@@ -95,12 +95,12 @@ def test_the_shipped_default_model_writes_the_pinned_prompts():
 
 GPT = {
     "expand n=1": ["castle on a hill"],
-    "expand n=3": ["castle on a hill, a", "castle on a hill", "castle on a hill, c cyberpunkth detailedmanar 3p trendingenta visual"],
-    "continue n=1": ["a portrait of ratio"],
-    "continue n=3": ["a portrait of r", "a portrait of king", "a portrait of focus"],
-    "nothing n=1": ["res"],
-    "nothing n=3": ["into symmetrical", "up alphonse", "r RetG enbllan mucha art"],
-    "batch": [["castle on a hill", "castle on a hill, g Doto conceptra s photorealistic part pla focusersal"], ["award sk portraittror"]],
+    "expand n=3": ["castle on a hill", "castle on a hill, one in t ITbl f made are of 8", "castle on a hill, am M musigiWut most ma Golrtrait r"],
+    "continue n=1": ["a portrait of on girl"],
+    "continue n=3": ["a portrait of h", "a portrait", "a portrait of z d on fix com made sly"],
+    "nothing n=1": ["in girl"],
+    "nothing n=3": ["winning of", "by concepton", "erkerb drawingus cinematic aphingarlet head"],
+    "batch": [["castle on a hill", "castle on a hill, still aniisinggsgrnjro"], ["photography"]],
 }
 
 
@@ -114,11 +114,11 @@ def test_the_tiny_gpt_writes_the_pinned_prompts(fp32_gpt):
 
 VAE = {
     "expand n=1": ["castle on a hill"],
-    "expand n=3": ["castle on a hill", "castle on a hill, digitalapech Sib onroid anron catad N Artay", "castle on a hill owra intricatewor Peter pa film"],
-    "continue n=1": ["a portrait of ri#"],
-    "continue n=3": ["a portrait of heavenill HDR 19oo lights she mucha hea Cignidep", "a portrait of h is6ag proaron inidil faceple portrait", "a portrait of backapepunkarletonifwn sk color"],
-    "nothing n=1": ["rown#cle"],
-    "nothing n=3": ["i awX C angrapho< symmetricalant comy", "6omartmanaronus Rper stillayrealisticbl scre", "retillk glass ky by Fineiece V super the"],
+    "expand n=3": ["castle on a hill", "castle on a hill aleam cat com background e syiling B hd", "castle on a hill, osgra photograph robot ske m spimy co"],
+    "continue n=1": ["a portrait of White detail"],
+    "continue n=3": ["a portrait of high 8 colorgeral Al0", "a portrait of Station smiling whitegth Hv wearing human photograph Emmao", "a portrait of heaven hyperrealistic Kib face engine chall jant"],
+    "nothing n=1": ["Tec the@ron Mhotid B c render wear"],
+    "nothing n=3": ["octane", "roughitewn studioley goitch", "deestutiful photorealismentaq partsep lightmation! painting eyeso"],
     "variations": ["a, ao an a as an a, an ao, a,o a", "ao an a a, an aoo ao, a,o a, as an aon an a", "a,o an a as an ao aoo a, an a, ao, a"],
     "interpolate": ["ao an a aoo ao, an a, a,o a, as an a", "ao an a aoo ao, an a, a,o a, as an a", "ao an a aoo ao, an a, a,o a, as an a"],
 }

@@ -32,7 +32,7 @@ from textopia.models.latent_diffusion import DEFAULT_GUIDANCE, DEFAULT_STEPS
 VARIATION_TEMPERATURE = 0.8
 
 #: The latent diffusion model's default sampling temperature for generate (the other families
-#: keep GenerationConfig' 1.2). On 12 ideas (benchmarks/archive/latent_temperature.py,
+#: keep GenerationConfig's 1.0). On 12 ideas (benchmarks/archive/latent_temperature.py,
 #: benchmarks/results/latent_temperature.md): perplexity under the default GPT 190.2 at 0.9
 #: against 240.7 at 1.2, idea recall 1.000 for both, distinct-2 0.891 against 0.912.
 GENERATE_TEMPERATURE = 0.9

@@ -32,7 +32,7 @@ from textopia.integrations.cache import cached_model
 from textopia.safety import NSFW_WORDS, banned_pattern, clean_words, contains_banned
 
 CATEGORY = "Textopia"
-#: The temperature widget's value that leaves the temperature to the model (1.2, or 0.9 for latent
+#: The temperature widget's value that leaves the temperature to the model (1.0, or 0.9 for latent
 #: diffusion: :attr:`Generator.default_decoding`); ComfyUI's number widgets cannot be empty.
 MODEL_TEMPERATURE = 0.0
 
