@@ -373,8 +373,10 @@ def test_select_takes_the_critics_choice_within_a_tier():
 
 def test_candidates_are_bounded_and_scale_with_n():
     assert rows_per_round(1, GenerationConfig(candidates=16)) == 16
-    assert rows_per_round(1, GenerationConfig(candidates=4)) == 16  # one prompt: never fewer than MIN_POOL
-    assert rows_per_round(3, GenerationConfig(candidates=4)) == 16
+    assert rows_per_round(1, GenerationConfig(candidates=4)) == 8  # one prompt: never fewer than MIN_POOL
+    assert rows_per_round(1, GenerationConfig()) == 8  # the default: as many as a prompt of eight gets
+    assert rows_per_round(3, GenerationConfig(candidates=2)) == 8
+    assert rows_per_round(1, GenerationConfig(candidates=4), min_pool=16) == 16  # latent diffusion's floor
     assert rows_per_round(5, GenerationConfig(candidates=4)) == 20
     assert rows_per_round(4, GenerationConfig(candidates=16)) == 64
     assert rows_per_round(1, GenerationConfig(candidates=16, rerank=False)) == 1
@@ -398,7 +400,7 @@ def test_one_prompt_is_chosen_among_the_candidate_budget(tiny_checkpoint, monkey
     monkeypatch.setattr(decoder, "sample_many", spy)
     out = gen.generate("old fisherman", n=1, seed=3, candidates=6, max_new_tokens=30)
     assert len(out) == 1
-    assert drawn and drawn[0] == 16  # one batch of the whole pool (MIN_POOL), for n = 1
+    assert drawn and drawn[0] == 8  # one batch of the whole pool (MIN_POOL), for n = 1
 
 
 class _LengthCritic:
@@ -565,9 +567,9 @@ def test_half_the_candidates_open_with_the_idea(tiny_checkpoint, monkeypatch):
     monkeypatch.setattr(decoder, "select", recording_select)
     gen = textopia.load(str(tiny_checkpoint))
     prefix = gen.idea_prefix("old fisherman")
-    gen.generate("old fisherman", n=1, seed=2, candidates=8, max_new_tokens=30)
+    gen.generate("old fisherman", n=2, seed=2, candidates=8, max_new_tokens=30)  # 16 rows, 8 opened
     opened = sum(text.lower().startswith(prefix) for text in seen[-1])
-    gen.generate("old fisherman", n=1, seed=2, candidates=8, max_new_tokens=30, idea_prefix=0.0)
+    gen.generate("old fisherman", n=2, seed=2, candidates=8, max_new_tokens=30, idea_prefix=0.0)
     assert opened >= 4 > sum(text.lower().startswith(prefix) for text in seen[-1])
     with pytest.raises(TextopiaError, match="idea_prefix"):
         GenerationConfig(idea_prefix=1.5).validate()
@@ -585,7 +587,7 @@ def test_latent_models_draw_prefix_rows_too(tiny_diffusion_checkpoint, tiny_chec
         return original(jobs, settings)
 
     monkeypatch.setattr(gen.sampler, "draw", spy)
-    kw = dict(n=1, seed=1, candidates=3, max_new_tokens=12, min_new_tokens=0, steps=2)  # one prompt: MIN_POOL, 16 rows
+    kw = dict(n=1, seed=1, candidates=3, max_new_tokens=12, min_new_tokens=0, steps=2)  # one prompt: LATENT_MIN_POOL, 16 rows
     out = gen.generate("castle", idea_prefix=0.5, **kw)
     opening = gen.idea_prefix("castle")
     # half free; half opening with the idea's own words, as a clause of its own and left open

@@ -77,11 +77,11 @@ def _calls(gen, **extra) -> dict[str, list[str]]:
 
 
 DEFAULT = {
-    "expand n=1": ["a castle on the hill"],
+    "expand n=1": ["a castle on a hill, in the style of studio ghibli"],
     "expand n=3": ["a castle on a hill", "a castle on a hill, 8k, trending on artstation", "a castle on a hill, art by James Gurney"],
-    "continue n=1": ["a portrait of an anthropomorphic dragon, by tim hildebrandt, studio lighting"],
+    "continue n=1": ["a portrait of a beautiful woman, in the style of peter mohrbacher"],
     "continue n=3": ["a portrait of a character in a scenic environment by edward hopper", "a portrait of an anime character inspired in the style of ilya kuvshinov", "a portrait of an anime girl, cute face by artgerm, trending on pixiv"],
-    "nothing n=1": ["a detailed portrait of a cute young girl by victo ngai"],
+    "nothing n=1": ["A serene landscape with a singular building in the style of Dan Mumford"],
     "nothing n=3": ["a portrait of a beautiful woman in a green dress, oil painting", "a painting of a skeleton by Leonardo da Vinci", "a cat made of meat"],
 }
 
@@ -96,11 +96,11 @@ def test_the_shipped_default_model_writes_the_pinned_prompts():
 GPT = {
     "expand n=1": ["castle on a hill"],
     "expand n=3": ["castle on a hill", "castle on a hill, one in t ITbl f made are of 8", "castle on a hill, am M musigiWut most ma Golrtrait r"],
-    "continue n=1": ["a portrait of on girl"],
+    "continue n=1": ["a portrait of screenshot"],
     "continue n=3": ["a portrait of h", "a portrait", "a portrait of z d on fix com made sly"],
-    "nothing n=1": ["in girl"],
+    "nothing n=1": ["Peter intricate with"],
     "nothing n=3": ["winning of", "by concepton", "erkerb drawingus cinematic aphingarlet head"],
-    "batch": [["castle on a hill", "castle on a hill, still aniisinggsgrnjro"], ["photography"]],
+    "batch": [["castle on a hill", "castle on a hill, still aniisinggsgrnjro"], ["it"]],
 }
 
 
@@ -115,9 +115,9 @@ def test_the_tiny_gpt_writes_the_pinned_prompts(fp32_gpt):
 VAE = {
     "expand n=1": ["castle on a hill"],
     "expand n=3": ["castle on a hill", "castle on a hill aleam cat com background e syiling B hd", "castle on a hill, osgra photograph robot ske m spimy co"],
-    "continue n=1": ["a portrait of White detail"],
+    "continue n=1": ["a portrait of ket redlavep bre ta"],
     "continue n=3": ["a portrait of high 8 colorgeral Al0", "a portrait of Station smiling whitegth Hv wearing human photograph Emmao", "a portrait of heaven hyperrealistic Kib face engine chall jant"],
-    "nothing n=1": ["Tec the@ron Mhotid B c render wear"],
+    "nothing n=1": ["iece photorealisticperׯ extreme la raon mago"],
     "nothing n=3": ["octane", "roughitewn studioley goitch", "deestutiful photorealismentaq partsep lightmation! painting eyeso"],
     "variations": ["a, ao an a as an a, an ao, a,o a", "ao an a a, an aoo ao, a,o a, as an aon an a", "a,o an a as an ao aoo a, an a, ao, a"],
     "interpolate": ["ao an a aoo ao, an a, a,o a, as an a", "ao an a aoo ao, an a, a,o a, as an a", "ao an a aoo ao, an a, a,o a, as an a"],

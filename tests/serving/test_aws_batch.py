@@ -107,7 +107,7 @@ def test_a_call_is_refused_413_when_its_lines_together_ask_too_much(app_factory)
         r = c.post("/invocations", content=too_many, headers=JSONLINES)
         assert r.status_code == 413 and f"at most {MAX_JSONLINES}" in r.json()["error"]
     with TestClient(app_factory({"fake": fake}, max_request_tokens=1000)) as c:
-        light = json.dumps({"idea": "x", "n": 2, "candidates": 4, "max_new_tokens": 50})  # 16 rows (MIN_POOL): 800 tokens
+        light = json.dumps({"idea": "x", "n": 2, "candidates": 4, "max_new_tokens": 50})  # 16 rows (the floor): 800 tokens
         r = c.post("/invocations", content=light + "\n" + light + "\n", headers=JSONLINES)
         assert r.status_code == 413
         assert "1600 tokens" in r.json()["error"] and "max_request_tokens" in r.json()["error"]

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from textopia.errors import TextopiaError  # noqa: F401  (re-exported for the generators' callers)
-from textopia.generation.config import GenerationConfig, Mode
+from textopia.generation.config import MIN_POOL, GenerationConfig, Mode
 
 if TYPE_CHECKING:
     from textopia.models.likelihood import LikelihoodResult
@@ -69,6 +69,8 @@ class Generator(abc.ABC):
     #: the family's decoding defaults where they differ from :class:`GenerationConfig`'s (the
     #: temperature and ``known_words_only``, which callers leave to the model with None)
     default_decoding: GenerationConfig = GenerationConfig()
+    #: with reranking, the fewest samples a call draws (:func:`~textopia.generation.config.rows_per_round`)
+    min_pool: int = MIN_POOL
     #: the model's own likelihood of prompts (a VAE's importance-weighted bound); None where it
     #: computes none (a decoder-only LM is scored exactly by
     #: :func:`~textopia.models.likelihood.score_prompts` instead)

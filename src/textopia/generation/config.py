@@ -149,26 +149,34 @@ def check_setting(name: str, value: Any, key: str | None = None) -> None:
         raise TextopiaError(f"{key or name} must be {bound.describe(kind)}, got {value}")
 
 
-#: With reranking, the fewest samples a call draws: a call for one prompt (the one a user sees)
-#: chooses among 16, not 8. The chosen prompt has no fault the reranker ranks down (a reworded
-#: idea, a tag said twice, a clash of media, ...) for 0.952 of 105 ideas with 8 samples and 0.971
-#: with 16 for the default writer, 0.914 and 0.990 for the latent pair (4 candidates a prompt):
-#: ``python -m benchmarks pool``, benchmarks/results/quality/pool and pool_latent.
-MIN_POOL = 16
+#: With reranking, the fewest samples a call draws, as many as one prompt of the default's gets
+#: (``candidates``). Two blind judges of one prompt for 50 new ideas scored the default's choice
+#: among 8 samples no worse than among 16 (coherence 5.40 / 5.72 -> 5.64 / 6.00, keep 5.20 / 5.68
+#: -> 5.34 / 5.92; 8's keep higher in 28.5 and 28 of 50: benchmarks/results/judged/ab_s20_pool8),
+#: though the reranker's rules find a fault in more of its choices (0.962 -> 0.914 of 105 ideas
+#: fault-free: ``python -m benchmarks pool --set pools=8,16``, benchmarks/results/quality/pool_s20),
+#: and a one-prompt call takes 0.65 of the time (0.135 s against 0.208 s on one thread).
+MIN_POOL = 8
+#: :data:`MIN_POOL` for latent diffusion (:attr:`Generator.min_pool`), whose calls take 4 candidates
+#: a prompt: two blind judges scored its one prompt among 8 samples below its one among 16 (keep
+#: 5.82 / 5.66 -> 5.62 / 5.50, 8's keep higher in 23.5 and 24.5 of 50:
+#: benchmarks/results/judged/ab_s20_latent_pool8), so it keeps 16.
+LATENT_MIN_POOL = 16
 
 
-def rows_per_round(n: int, config: GenerationConfig) -> int:
+def rows_per_round(n: int, config: GenerationConfig, min_pool: int = MIN_POOL) -> int:
     """Rows one sampling round of a call for ``n`` prompts draws: with reranking ``n`` times
-    ``config.candidates`` and at least :data:`MIN_POOL`, else ``n`` (the service's batcher sizes
+    ``config.candidates`` and at least ``min_pool`` (the generator's
+    :attr:`~textopia.generation.base.Generator.min_pool`), else ``n`` (the service's batcher sizes
     its batches by it)."""
-    return max(n * config.candidates, MIN_POOL) if config.rerank else n
+    return max(n * config.candidates, min_pool) if config.rerank else n
 
 
-def check_rows(n: int, config: GenerationConfig, key: str = "candidates") -> None:
+def check_rows(n: int, config: GenerationConfig, key: str = "candidates", min_pool: int = MIN_POOL) -> None:
     """Raise :class:`TextopiaError` when one sampling round of a call for ``n`` prompts would draw
     more than :data:`MAX_ROWS` rows (:func:`rows_per_round`); ``key`` names the setting in the
     message ("--candidates" on the command line)."""
-    rows = rows_per_round(n, config)
+    rows = rows_per_round(n, config, min_pool)
     if rows > MAX_ROWS:
         raise TextopiaError(f"n x {key} must be at most {MAX_ROWS} (samples drawn at once), got {n} x "
                             f"{config.candidates} = {rows}")
@@ -196,5 +204,5 @@ def schema_bounds(name: str) -> dict[str, float]:
     return out
 
 
-__all__ = ["CALL_BOUNDS", "MAX_CANDIDATES", "MAX_NEW_TOKENS", "MAX_PROMPTS", "MAX_ROWS", "MIN_POOL", "GenerationConfig", "Mode",
+__all__ = ["CALL_BOUNDS", "MAX_CANDIDATES", "MAX_NEW_TOKENS", "MAX_PROMPTS", "MAX_ROWS", "MIN_POOL", "LATENT_MIN_POOL", "GenerationConfig", "Mode",
            "bound_of", "check_rows", "check_setting", "describe", "from_nothing", "rows_per_round", "schema_bounds"]

@@ -163,7 +163,7 @@ class DecoderGenerator(Generator):
         if settings.seed is None:
             settings = replace(settings, seed=random.SystemRandom().randrange(2**31))
         settings.validate()
-        check_rows(n, settings)
+        check_rows(n, settings, min_pool=self.min_pool)
         if settings.mode == "expand":
             from textopia.generation.boost import banned_idea_words
 
@@ -268,7 +268,7 @@ class _Request:
         self.owner, self.idea, self.n, self.settings, self.context = owner, idea, n, settings, context
         self.latent = latent  # a latent model's own settings for this call (None: its defaults)
         self.reranking = settings.rerank
-        self.per_round = rows_per_round(n, settings)
+        self.per_round = rows_per_round(n, settings, owner.min_pool)
         self.banned = [re.compile(rf"(?<!\w){re.escape(w.strip())}(?!\w)", re.IGNORECASE)
                        for w in settings.banned_words if w.strip()]
         self.generator = torch.Generator().manual_seed(settings.seed)

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from textopia.generation.base import Generation, Generator, TextopiaError
-from textopia.generation.config import GenerationConfig, check_setting
+from textopia.generation.config import LATENT_MIN_POOL, GenerationConfig, check_setting
 from textopia.generation.fusion import ShallowFusion, check_lm_weight
 from textopia.generation.vae import DEFAULT_SPREAD, VAEGenerator
 from textopia.models.latent_diffusion import DEFAULT_GUIDANCE, DEFAULT_STEPS
@@ -89,6 +89,7 @@ class DiffusionGenerator(VAEGenerator):
     # 5.2-6.0 s with 8 against 2.3 s with 3, one thread).
     # Every candidate opens with the idea: where the boost places its words instead, the fused
     # decoder breaks the phrase around them ("a grandmother an a polaroid baking on bread").
+    min_pool = LATENT_MIN_POOL
     default_decoding = GenerationConfig(temperature=GENERATE_TEMPERATURE, known_words_only=True, candidates=4,
                                         idea_prefix=1.0)
 

@@ -25,7 +25,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from textopia.generation.base import Generation, TextopiaError
-from textopia.generation.config import GenerationConfig, rows_per_round
+from textopia.generation.config import MIN_POOL, GenerationConfig, rows_per_round
 from textopia.serving.limiter import InferenceTimeout
 
 logger = logging.getLogger(__name__)
@@ -107,9 +107,8 @@ class MicroBatcher:
         for thread in self._threads:
             thread.join(timeout=5)
 
-    @staticmethod
-    def _rows(item: _Item) -> int:
-        return rows_per_round(item.n, item.settings)
+    def _rows(self, item: _Item) -> int:
+        return rows_per_round(item.n, item.settings, getattr(self.generator, "min_pool", MIN_POOL))
 
     def _run(self) -> None:
         if self.torch_threads is not None:

@@ -22,7 +22,7 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 from textopia.generation.base import TextopiaError
-from textopia.generation.config import MIN_POOL, GenerationConfig, rows_per_round
+from textopia.generation.config import LATENT_MIN_POOL, MIN_POOL, GenerationConfig, rows_per_round
 from textopia.serving.deps import ServiceState, StateDep
 from textopia.serving.endpoint_client import ENDPOINT_MODEL, EndpointError
 from textopia.serving.errors import (
@@ -124,25 +124,30 @@ def _parse_line(number: int, line: str) -> GenerateRequest | dict[str, Any]:
         return {"error": message, "status": 422, "line": number, "details": details}
 
 
+#: The fewest rows a line is counted for: the larger of the families' floors.
+_FLOOR = max(MIN_POOL, LATENT_MIN_POOL)
+
+
 def _check_work(bodies: list[GenerateRequest], settings: ServingSettings) -> None:
     """Refuse a call whose lines together ask for more than one call may: rows or tokens.
 
     A line's sampled rows are :func:`~textopia.generation.config.rows_per_round`'s, ``n ×
-    candidates`` and at least ``MIN_POOL`` (a line that leaves candidates to the model counts the
-    largest default, :class:`GenerationConfig`'), its tokens ``rows × max_new_tokens`` (at most: a
+    candidates`` and at least the larger of the families' floors (:data:`_FLOOR`: a line is counted
+    before its model is known; a line that leaves candidates to the model counts the largest
+    default, :class:`GenerationConfig`'), its tokens ``rows × max_new_tokens`` (at most: a
     prompt may end sooner).
 
     Raises:
         TooMuchWork: the rows or the tokens, summed over the lines, are over the settings' bounds.
     """
     per_line = [rows_per_round(body.n, GenerationConfig() if body.candidates is None
-                               else GenerationConfig(candidates=body.candidates))
+                               else GenerationConfig(candidates=body.candidates), _FLOOR)
                 for body in bodies]
     rows = sum(per_line)
     tokens = sum(r * body.max_new_tokens for r, body in zip(per_line, bodies))
     advice = "send fewer lines per call (BatchStrategy=SingleRecord) or lighter ones"
     if rows > settings.max_request_rows:
-        raise TooMuchWork(f"the lines ask for {rows} sampled rows (n × candidates, at least {MIN_POOL} a line), at most "
+        raise TooMuchWork(f"the lines ask for {rows} sampled rows (n × candidates, at least {_FLOOR} a line), at most "
                           f"{settings.max_request_rows} per call (max_request_rows); {advice}")
     if tokens > settings.max_request_tokens:
         raise TooMuchWork(f"the lines ask for {tokens} tokens (rows × max_new_tokens), at most "
