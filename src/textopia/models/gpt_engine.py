@@ -280,7 +280,7 @@ class GPT2Engine(nn.Module):
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 past_key_values: StaticCache | None = None, use_cache: bool = False,
                 position_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
-                output_hidden: bool = False, **_: Any) -> EngineOutput:
+                **_: Any) -> EngineOutput:
         """Logits of the next token at every position.
 
         Args:
@@ -293,8 +293,6 @@ class GPT2Engine(nn.Module):
             position_ids: (B, T) int64 positions; default ``cached .. cached + T - 1`` for every row.
             inputs_embeds: (B, T, E) float instead of ``input_ids``: the input vectors themselves (a
                 latent prefix, say), to which the position embeddings are added, as in transformers.
-            output_hidden: return the final LayerNorm's output (B, T, E) float32 instead, without
-                the output layer (:meth:`hidden_states`).
 
         Returns:
             :class:`EngineOutput` with ``logits`` (B, T, V) float32.
@@ -302,6 +300,30 @@ class GPT2Engine(nn.Module):
         Raises:
             ValueError: the sequence would pass ``n_positions``.
         """
+        x, cache = self._trunk(input_ids, attention_mask, past_key_values, use_cache, position_ids, inputs_embeds)
+        b, t = x.shape[:2]
+        logits = self._layers()[1](x.reshape(b * t, -1)).view(b, t, -1)  # (B, T, V)
+        return EngineOutput(logits=logits.float(), past_key_values=cache if use_cache else None)
+
+    @torch.no_grad()
+    def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The last block's output after the final LayerNorm, (B, T, E) float32, for a
+        right-padded batch ``input_ids`` (B, T) int64 (a real token never sees the padding after
+        it): what transformers' ``GPT2Model`` returns as ``last_hidden_state``, which a
+        sequence-classification head reads (the coherence critic,
+        :class:`textopia.models.critic.CoherenceCritic`).
+
+        Raises:
+            ValueError: the sequence is longer than ``n_positions``.
+        """
+        return self._trunk(input_ids)[0]
+
+    def _trunk(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None = None,
+               past_key_values: StaticCache | None = None, use_cache: bool = False,
+               position_ids: torch.Tensor | None = None,
+               inputs_embeds: torch.Tensor | None = None) -> tuple[torch.Tensor, StaticCache | None]:
+        """:meth:`forward` up to the output layer: the final LayerNorm's output (B, T, E) float32
+        and the cache (written and advanced; None without one)."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("give exactly one of input_ids and inputs_embeds")
         b, t = input_ids.shape if input_ids is not None else inputs_embeds.shape[:2]
@@ -338,7 +360,7 @@ class GPT2Engine(nn.Module):
             mask[:, torch.arange(t), torch.arange(start, start + t)] = True  # a padding query sees itself
             mask = mask[:, None]  # (B, 1, T, S)
         e, eps = (cfg.n_embd,), cfg.layer_norm_epsilon
-        blocks, head = self._layers()
+        blocks, _ = self._layers()
         for i, (ln1_w, ln1_b, attn, proj, ln2_w, ln2_b, fc, out) in enumerate(blocks):
             a = F.layer_norm(x, e, ln1_w, ln1_b, eps)
             qkv = attn(a.reshape(b * t, -1))
@@ -366,22 +388,7 @@ class GPT2Engine(nn.Module):
                          cfg.layer_norm_epsilon)
         if cache is not None:
             cache.length = start + t
-        if output_hidden:
-            return x
-        logits = head(x.reshape(b * t, -1)).view(b, t, -1)  # (B, T, V)
-        return EngineOutput(logits=logits.float(), past_key_values=cache if use_cache else None)
-
-    def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """The last block's output after the final LayerNorm, (B, T, E) float32, for a
-        right-padded batch ``input_ids`` (B, T) int64 (a real token never sees the padding after
-        it): what transformers' ``GPT2Model`` returns as ``last_hidden_state``, which a
-        sequence-classification head reads (the coherence critic,
-        :class:`textopia.models.critic.CoherenceCritic`).
-
-        Raises:
-            ValueError: the sequence is longer than ``n_positions``.
-        """
-        return self.forward(input_ids=input_ids, output_hidden=True)
+        return x, cache
 
 
 def load_engine(directory: str | Path) -> GPT2Engine | None:
