@@ -332,3 +332,18 @@ def test_training_stops_at_the_first_loss_that_is_not_finite(prepared, tmp_path,
 
     lines = [json.loads(x, parse_constant=refuse) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines] == [1, 2, 3, 4, 5]
+
+
+def test_loader_workers_train_the_same_weights_as_the_training_process(prepared, tmp_path):
+    """Examples made by worker processes (train.num_workers) are the ones the training process
+    would make, in the same order, across epochs: the same losses and weights bit for bit."""
+    extra = {"train.max_steps": 10, "train.log_every": 1, "train.eval_every": 0, "data.train_limit": 64,
+             "train.warmup_steps": 2}
+    alone = train(load_config(None, tiny_overrides(prepared, tmp_path / "a", **extra)), progress=False)
+    workers = train(load_config(None, tiny_overrides(prepared, tmp_path / "b", **extra, **{"train.num_workers": 2})),
+                    progress=False)
+    from textopia.models.checkpoint import load_checkpoint
+
+    assert max(epoch for _, _, epoch in _train_losses(alone)) == 2
+    assert _train_losses(workers) == _train_losses(alone)
+    assert weights_digest(load_checkpoint(workers)[0]) == weights_digest(load_checkpoint(alone)[0])

@@ -50,6 +50,7 @@ class TrainConfig:
     log_every: int = bounded(20, 1, MAX_STEPS)  # optimizer steps between metric lines
     seed: int = bounded(0, 0, 2**32 - 1)  # numpy's seeds are 32-bit (accelerate's set_seed seeds numpy too)
     max_minutes: float | None = bounded(None, 0, 1e6, low_open=True)  # stop (and save) after this many minutes
+    num_workers: int = bounded(0, 0, 64)  # data-loader worker processes; 0: examples are made in the training process
 
     def __post_init__(self) -> None:
         check_fields(self, "train")
