@@ -94,3 +94,15 @@ def test_fine_tune_from_a_local_pretrained_causal_lm(tokenizer, prepared, tmp_pa
     assert model.get_input_embeddings().weight.shape[0] >= len(tok)
     out = model(**_batch(tok, prepared, n=2))
     assert torch.isfinite(out.loss)
+
+
+def test_fine_tuning_a_half_precision_checkpoint_trains_float32_weights(tiny_checkpoint, tmp_path):
+    """An exported float16 checkpoint (as the shipped default is stored) or a hub model saved in
+    bfloat16 is fine-tuned from float32 copies of its weights, not in half precision."""
+    from textopia.data.tokenizer import PromptTokenizer, load_hf_tokenizer
+    from textopia.models.checkpoint import export_checkpoint
+
+    half = export_checkpoint(tiny_checkpoint, tmp_path / "half", dtype="float16")
+    tok = PromptTokenizer(load_hf_tokenizer(half))
+    model = build_gpt(GPTConfig(init_from=str(half)), tok)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}

@@ -41,11 +41,15 @@ def build_gpt(config: GPTConfig, tokenizer):
     Raises:
         TextopiaError: ``init_from`` cannot be loaded, or the sizes do not fit together.
     """
+    import torch
     from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
     if config.init_from:
         try:
-            model = AutoModelForCausalLM.from_pretrained(config.init_from)
+            # float32 master weights whatever the checkpoint stores: transformers would keep a
+            # half-precision checkpoint (an exported default, most hub models) in half precision,
+            # and AdamW on half-precision weights loses small updates (mixed precision autocasts).
+            model = AutoModelForCausalLM.from_pretrained(config.init_from, dtype=torch.float32)
         except Exception as e:
             raise TextopiaError(f"cannot load causal LM {config.init_from!r}: {e}") from None
         if model.get_input_embeddings().weight.shape[0] < len(tokenizer):
