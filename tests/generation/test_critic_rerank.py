@@ -619,3 +619,7 @@ def test_candidates_left_to_the_model_take_its_own_default(tiny_checkpoint):
     assert gen.decoding(candidates=3).candidates == 3
     assert DiffusionGenerator.default_decoding.candidates == 4  # a latent sample costs more
     assert gen.decoding().idea_prefix == 0.5 and DiffusionGenerator.default_decoding.idea_prefix == 1.0
+    # the latent pair keeps the penalty it was judged with, whatever the language models' default
+    assert gen.decoding().repetition_penalty == GenerationConfig.repetition_penalty
+    assert gen.decoding(repetition_penalty=1.3).repetition_penalty == 1.3
+    assert DiffusionGenerator.default_decoding.repetition_penalty == 1.1

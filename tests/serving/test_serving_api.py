@@ -71,6 +71,23 @@ def test_a_left_out_temperature_is_the_models_own(app_factory: Any) -> None:
         assert listed == {"cool": 0.7, "plain": GenerationConfig().temperature}
 
 
+def test_a_left_out_repetition_penalty_is_the_models_own(app_factory: Any) -> None:
+    from textopia.generation.base import GenerationConfig
+
+    class Strict(FakeGenerator):
+        default_decoding = GenerationConfig(repetition_penalty=1.4)
+
+    strict, plain = Strict(name="strict"), FakeGenerator(name="plain")
+    with TestClient(app_factory({"strict": strict, "plain": plain})) as c:
+        for model, want in (("strict", 1.4), ("plain", GenerationConfig().repetition_penalty)):
+            assert c.post("/v1/generate", json={"idea": "x", "model": model, "seed": 1}).status_code == 200
+            assert (strict if model == "strict" else plain).calls[-1]["repetition_penalty"] == want
+        body = {"idea": "x", "model": "strict", "repetition_penalty": 1.0}
+        assert c.post("/v1/generate", json=body).status_code == 200
+        assert strict.calls[-1]["repetition_penalty"] == 1.0
+        assert c.post("/v1/generate", json={**body, "repetition_penalty": 2.5}).status_code == 422
+
+
 def test_safe_mode_bans_nsfw_words_and_drops_what_slips_through(app_factory: Any) -> None:
     class Leaky(FakeGenerator):
         def generate(self, idea, n=4, **kwargs):

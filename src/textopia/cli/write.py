@@ -26,9 +26,9 @@ def add_generate(sub) -> None:
                    f"holding this share of the probability, {describe('top_p')} (1: off; default %(default)s)")
     p.add_argument("--top-k", type=int, default=d.top_k,
                    help=f"keep the k likeliest tokens, {describe('top_k')} (0: off; default %(default)s)")
-    p.add_argument("--repetition-penalty", type=float, default=d.repetition_penalty,
+    p.add_argument("--repetition-penalty", type=float, default=None,
                    help=f"CTRL's penalty on tokens already written (Keskar et al. 2019), {describe('repetition_penalty')} "
-                        "(1: off; default %(default)s)")
+                        f"(1: off; default: the model's own: {d.repetition_penalty})")
     p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens,
                    help=f"cap on tokens per prompt, {describe('max_new_tokens')} (default %(default)s)")
     p.add_argument("--min-new-tokens", type=int, default=None,
@@ -116,7 +116,9 @@ def cmd_generate(args) -> None:
     # stand in for now where it has them: temperature, candidates, idea_prefix, known_words_only).
     GenerationConfig(
         mode=args.mode, temperature=GenerationConfig.temperature if args.temperature is None else args.temperature,
-        top_p=args.top_p, top_k=args.top_k, repetition_penalty=args.repetition_penalty,
+        top_p=args.top_p, top_k=args.top_k,
+        repetition_penalty=(GenerationConfig.repetition_penalty if args.repetition_penalty is None
+                            else args.repetition_penalty),
         max_new_tokens=args.max_new_tokens, min_new_tokens=min_new_tokens, seed=args.seed, min_p=args.min_p,
         idea_boost=args.idea_boost,
         idea_prefix=GenerationConfig.idea_prefix if args.idea_prefix is None else args.idea_prefix,
@@ -155,11 +157,13 @@ def cmd_generate(args) -> None:
         raise TextopiaError(f"--guidance, --steps and --lm-weight apply to latent diffusion models (such as "
                             f"'latent'), and {generator.name!r} is not one")
     temperature = generator.default_decoding.temperature if args.temperature is None else args.temperature
+    repetition_penalty = (generator.default_decoding.repetition_penalty if args.repetition_penalty is None
+                          else args.repetition_penalty)
     candidates = generator.default_decoding.candidates if args.candidates is None else args.candidates
     idea_prefix = generator.default_decoding.idea_prefix if args.idea_prefix is None else args.idea_prefix
     settings = dict(
         mode=args.mode, temperature=temperature, top_p=args.top_p, top_k=args.top_k,
-        repetition_penalty=args.repetition_penalty, max_new_tokens=args.max_new_tokens,
+        repetition_penalty=repetition_penalty, max_new_tokens=args.max_new_tokens,
         min_new_tokens=min_new_tokens, banned_words=args.ban, rerank=not args.no_rerank,
         min_p=args.min_p, idea_boost=args.idea_boost, candidates=candidates,
         idea_prefix=idea_prefix, **extra,

@@ -85,7 +85,7 @@ class Generator(abc.ABC):
         temperature: float | None = None,
         top_p: float = GenerationConfig.top_p,
         top_k: int = GenerationConfig.top_k,
-        repetition_penalty: float = GenerationConfig.repetition_penalty,
+        repetition_penalty: float | None = None,
         max_new_tokens: int = GenerationConfig.max_new_tokens,
         min_new_tokens: int = GenerationConfig.min_new_tokens,
         seed: int | None = None,
@@ -105,6 +105,8 @@ class Generator(abc.ABC):
             n: how many distinct prompts to return (1..64).
             temperature: the softmax temperature; None: the model's default
                 (:attr:`default_decoding`: 1.2, or 0.9 for latent diffusion).
+            repetition_penalty: CTRL's penalty on tokens already written; None: the model's default
+                (:attr:`default_decoding`: 1.1).
             candidates: samples drawn per prompt asked for; None: the model's default
                 (:attr:`default_decoding`: 8, or 4 for latent diffusion, whose samples cost more).
             known_words_only: spell only known words; None: the model's default
@@ -129,8 +131,9 @@ class Generator(abc.ABC):
 
     def decoding(self, **settings: Any) -> GenerationConfig:
         """:class:`GenerationConfig` from :meth:`generate`'s keywords, the model's defaults in place
-        of those left None (``temperature``, ``candidates``, ``idea_prefix``, ``known_words_only``)."""
-        for name in ("temperature", "candidates", "idea_prefix"):
+        of those left None (``temperature``, ``repetition_penalty``, ``candidates``, ``idea_prefix``,
+        ``known_words_only``)."""
+        for name in ("temperature", "repetition_penalty", "candidates", "idea_prefix"):
             if settings.get(name) is None:
                 settings[name] = getattr(self.default_decoding, name)
         if settings.get("known_words_only") is None:

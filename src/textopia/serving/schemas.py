@@ -44,6 +44,7 @@ JsonFloat = Annotated[float, BeforeValidator(_json_number)]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED), BeforeValidator(_json_number)]
 Guidance = Annotated[float, Field(**schema_bounds("guidance")), BeforeValidator(_json_number)]
 Temperature = Annotated[float, Field(**schema_bounds("temperature")), BeforeValidator(_json_number)]
+RepetitionPenalty = Annotated[float, Field(**schema_bounds("repetition_penalty")), BeforeValidator(_json_number)]
 Spread = Annotated[float, Field(**schema_bounds("spread")), BeforeValidator(_json_number)]
 Strength = Annotated[float, Field(**schema_bounds("strength")), BeforeValidator(_json_number)]
 DDIMSteps = Annotated[int, Field(**schema_bounds("steps")), BeforeValidator(_json_number)]
@@ -81,8 +82,8 @@ class GenerateRequest(_Strict):
                                           f"out: the model's own ({_D.temperature}, lower for latent diffusion).")
     top_p: JsonFloat = Field(_D.top_p, **schema_bounds("top_p"), description="Nucleus mass; 1 disables it.")
     top_k: JsonInt = Field(_D.top_k, **schema_bounds("top_k"), description="Keep the k likeliest tokens; 0 disables it.")
-    repetition_penalty: JsonFloat = Field(_D.repetition_penalty, **schema_bounds("repetition_penalty"),
-                                          description="CTRL penalty; 1 is none.")
+    repetition_penalty: RepetitionPenalty | None = Field(None, description="CTRL penalty; 1 is none; null or left out: "
+                                                 f"the model's own ({_D.repetition_penalty}).")
     min_p: JsonFloat = Field(_D.min_p, **schema_bounds("min_p"), description="Min-p sampling: drop tokens below this "
                              "share of the likeliest token's probability; 0 disables it.")
     idea_boost: JsonFloat = Field(_D.idea_boost, **schema_bounds("idea_boost"), description="Expand mode: nats added to the "
