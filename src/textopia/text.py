@@ -170,6 +170,55 @@ def repeats_phrase(text: str) -> bool:
     return len(pairs) != len(set(pairs))
 
 
+#: Tags and names for :func:`repeats_variant`: clauses (a full stop ends one only after a word of
+#: two letters or more, so that initials stay: "h. r. giger"), each split at "and", "&" and "/",
+#: its credit opening ("art by", "in the style of", "and") left out.
+_TAG_SPLIT = re.compile(r"[,;|]|(?<=[^\W\d_]{2})\.(?=\s|$)")
+_TAG_PART = re.compile(r"\s+(?:and|&)\s+|/", re.IGNORECASE)
+_TAG_LEAD = re.compile(r"^(?:(?:art|painted|painting|illustration|drawn|photo|photograph|made|rendered)\s+)?"
+                       r"(?:in\s+the\s+)?(?:style\s+of|by|and|&)\s+", re.IGNORECASE)
+#: The fewest letters a tag must have for :func:`repeats_variant` to compare its spelling.
+_VARIANT_MIN_LETTERS = 6
+
+
+def _within_edits(a: str, b: str, limit: int) -> bool:
+    """True if ``a`` becomes ``b`` in at most ``limit`` single-letter insertions, deletions or
+    substitutions (Levenshtein distance, row by row, stopped once a row exceeds the limit)."""
+    if abs(len(a) - len(b)) > limit:
+        return False
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        row = [i]
+        for j, cb in enumerate(b, 1):
+            row.append(min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        if min(row) > limit:
+            return False
+        previous = row
+    return previous[-1] <= limit
+
+
+def repeats_variant(text: str) -> bool:
+    """True if two tags or names are one written in two spellings: the same letters apart from
+    spacing, case, punctuation and digits ("h. r. giger, and hr giger", "hyperrealism, hyper
+    realism"), or within one letter's edit (two for 10 letters or more: "thomas kincade, thomas
+    kinkade", "by artgem, by artgerm"). :func:`repeats_phrase` sees only the same spelling twice;
+    a reader sees one name or tag written twice either way. 0.57% of human test prompts do so,
+    nearly all such repeats ("artstationHD, artstationHQ", "digital painting, digtial painting")."""
+    tags: list[tuple[str, str]] = []
+    for clause in _TAG_SPLIT.split(text):
+        clause = clause.strip()
+        while (bare := _TAG_LEAD.sub("", clause)) != clause:
+            clause = bare
+        for part in _TAG_PART.split(clause):
+            letters = re.sub(r"[^a-z]", "", part.lower())
+            if len(letters) >= _VARIANT_MIN_LETTERS:
+                tags.append((letters, part.strip().lower()))
+    for i, (a, written_a) in enumerate(tags):
+        for b, written_b in tags[i + 1:]:
+            if written_a != written_b and _within_edits(a, b, 2 if min(len(a), len(b)) >= 10 else 1):
+                return True
+    return False
+
 
 def _clause_words(text: str) -> list[list[str]]:
     """The text's clauses (split at commas, full stops, semicolons and bars), each as its words
@@ -724,6 +773,7 @@ __all__ = [
     "dedup_key",
     "has_all_idea_words",
     "relevance_recall",
+    "repeats_variant",
     "stem",
     "stutters",
     "tokenize",

@@ -16,7 +16,7 @@ from textopia.generation.rerank import score_sample, select
 from textopia.text import (KNOWN_CLAUSES_FILE, MIN_CLAUSE_COUNT, KnownWords, broken_phrase, clashes, clause_parts,
                            count_clauses, credited_names, fix_articles, idea_in_subject, idea_kept_together, idea_reworded,
                            close_spaced_compounds, plural_phrase, repeats_idea_word, repeats_in_clause, repeats_phrase,
-                           restates_tag)
+                           repeats_variant, restates_tag)
 
 
 @pytest.mark.parametrize("idea, prompt, expected", [
@@ -164,6 +164,27 @@ def test_a_scattered_idea_ranks_with_a_late_one():
 ])
 def test_repeats_phrase(prompt, expected):
     assert repeats_phrase(prompt) is expected
+
+
+@pytest.mark.parametrize("prompt, expected", [
+    ("a castle in winter, art by albert bierstadt, victo ngai, thomas kincade, thomas kinkade", True),
+    ("a balloon festival, by artgem, by artgerm, by wlop", True),
+    ("robot learning to paint, in the style of h. r. giger, and hr giger", True),  # initials apart
+    ("a ship, hyperrealism, hyper realism", True),
+    ("a ship, digital painting, by greg rutkowski, digtial painting", True),
+    ("a ship by greg rutkowski and alphonse mucha, 4k, 8k", False),
+    ("a knight by j. c. leyendecker, sharp focus", False),  # initials are not cut apart
+    ("anger, angel, metal, medal", False),  # under six letters: too short to tell from a typo
+    ("a castle, by thomas cole and thomas moran", False),  # two painters
+])
+def test_repeats_variant(prompt, expected):
+    assert repeats_variant(prompt) is expected
+
+
+def test_a_name_in_two_spellings_is_a_repeat_for_the_reranker():
+    clean = score_sample("a castle", "a castle in winter, by thomas kinkade, 4k", -20, 10, None)
+    twice = score_sample("a castle", "a castle in winter, by thomas kinkade, thomas kincade", -20, 10, None)
+    assert not clean.repeats_phrase and twice.repeats_phrase and clean.tier() < twice.tier()
 
 
 @pytest.mark.parametrize("prompt, idea, expected", [

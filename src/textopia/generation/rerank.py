@@ -11,7 +11,8 @@ A sample's tier is a tuple compared in order (lexicographic), best first:
    idea's order, not scattered (:func:`textopia.text.idea_kept_together`), joined by the idea's
    own small words (:func:`textopia.text.idea_reworded`: not "cat sleeping in the windowsill" for
    "cat sleeping on a windowsill");
-4. read as one picture: no tag or name written twice (:func:`textopia.text.repeats_phrase`), no
+4. read as one picture: no tag or name written twice (:func:`textopia.text.repeats_phrase`), nor in
+   two spellings (:func:`textopia.text.repeats_variant`: "thomas kincade, thomas kinkade"), no
    tag said again inside another (:func:`textopia.text.restates_tag`: "anime style, anime"), no
    word twice in a short clause (:func:`textopia.text.repeats_in_clause`: "stars and stars"), no
    clashing times of day or media (:func:`textopia.text.clashes`: "sunrise at sunset", a
@@ -44,7 +45,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from textopia.text import (KnownWords, broken_phrase, clashes, idea_in_subject, idea_kept_together, idea_reworded,
-                           relevance_recall, repeats_idea_word, repeats_in_clause, repeats_phrase, restates_tag, stutters,
+                           relevance_recall, repeats_idea_word, repeats_in_clause, repeats_phrase, repeats_variant, restates_tag, stutters,
                            tokenize)
 
 T = TypeVar("T")
@@ -127,7 +128,8 @@ def score_sample(idea: str | None, prompt: str, logprob: float, num_tokens: int,
         idea_late=bool(idea) and not idea_in_subject(idea, prompt),
         idea_scattered=bool(idea) and not idea_kept_together(idea, prompt),
         idea_reworded=bool(idea) and idea_reworded(idea, prompt),
-        repeats_phrase=repeats_phrase(prompt) or restates_tag(prompt) or repeats_in_clause(prompt, idea),
+        repeats_phrase=(repeats_phrase(prompt) or restates_tag(prompt) or repeats_in_clause(prompt, idea)
+                        or repeats_variant(prompt)),
         clash=clashes(prompt, idea),
         broken=broken_phrase(prompt, idea),
         unknown_name=known_words is not None and bool(known_words.unknown_names(prompt, idea)),
