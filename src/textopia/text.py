@@ -346,12 +346,18 @@ CLASH_GROUPS: tuple[tuple[frozenset[str], ...], ...] = (
     # A realistic cartoon: 0.6% of human test prompts; a realistic Pixar or Ghibli film, 0.4% more.
     (_PHOTO | {"photorealistic", "photorealism", "photo realistic", "realistic", "hyperrealistic", "hyper realistic",
                "ultra realistic", "realism"}, frozenset({"anime", "manga", "cartoon", "cartoonish", "chibi", "pixar",
-                                                        "studio ghibli", "ghibli", "disney", "dreamworks"})),
+                                                        "studio ghibli", "ghibli", "disney", "dreamworks",
+                                                        # anime's film makers ("photorealistic, ... by makoto
+                                                        # shinkai", a session-21 judge's clash): 0.2% more
+                                                        "makoto shinkai", "hayao miyazaki", "kyoto animation"})),
     # Soft focus and sharp focus at once: 0.05% of human test prompts.
     (frozenset({"soft focus"}), frozenset({"sharp focus"})),
     (frozenset({"black and white", "monochrome", "sepia", "grayscale"}),
      frozenset({"colorful", "vibrant colors", "vivid colors", "full color", "technicolor"})),
     (_HAND_MADE, frozenset({"octane render", "3d render", "unreal engine"})),
+    # Paint on canvas that is digital art ("oil painting, digital art": all three session-21
+    # judges): 0.48% of human test prompts.
+    (_HAND_MADE, frozenset({"digital art", "digital painting", "digital illustration"})),
     # A photograph is not drawn or rendered ("a lighthouse on a cliff, photo, unreal engine 5"),
     # nor posted to ArtStation, a site of digital art (both round-7 judges marked "realistic photo,
     # ..., trending on artstation"): 2.5% of human test prompts (1.9% without ArtStation).
