@@ -78,11 +78,11 @@ def _calls(gen, **extra) -> dict[str, list[str]]:
 
 DEFAULT = {
     "expand n=1": ["a castle on a hill, in the style of studio ghibli"],
-    "expand n=3": ["a castle on a hill", "a castle on a hill, 8k, trending on artstation", "a castle on a hill, art by James Gurney"],
-    "continue n=1": ["a portrait of a beautiful woman, in the style of peter mohrbacher"],
-    "continue n=3": ["a portrait of a character in a scenic environment by edward hopper", "a portrait of an anime character inspired in the style of ilya kuvshinov", "a portrait of an anime girl, cute face by artgerm, trending on pixiv"],
-    "nothing n=1": ["A serene landscape with a singular building in the style of Dan Mumford"],
-    "nothing n=3": ["a portrait of a beautiful woman in a green dress, oil painting", "a painting of a skeleton by Leonardo da Vinci", "a cat made of meat"],
+    "expand n=3": ["a castle on a hill, in the style of makoto shinkai", "a castle on a hill, trending on artstation, studio ghibli", "a castle on a hill, by caspar david friedrich"],
+    "continue n=1": ["a portrait of a character in a scenic environment by Dan Mumford"],
+    "continue n=3": ["a portrait of a female android by sarah ann loreth", "a portrait of a boy with blonde hair and blue eyes by wlop", "a portrait of a beautiful woman by Cecil Beaton"],
+    "nothing n=1": ["a portrait of the moon god, fantasy art by greg rutkowski"],
+    "nothing n=3": ["a portrait of a young girl with green eyes, anime, artstation", "a girl in the style of anime", "A portrait of a man who has a crown on his head"],
 }
 
 

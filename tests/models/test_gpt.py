@@ -106,3 +106,10 @@ def test_fine_tuning_a_half_precision_checkpoint_trains_float32_weights(tiny_che
     tok = PromptTokenizer(load_hf_tokenizer(half))
     model = build_gpt(GPTConfig(init_from=str(half)), tok)
     assert {p.dtype for p in model.parameters()} == {torch.float32}
+    # stored in float16, computed in float32 by transformers too (the config says which)
+    from safetensors import safe_open
+    from transformers import AutoModelForCausalLM
+
+    with safe_open(str(half / "model.safetensors"), framework="pt") as f:
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F16"}
+    assert AutoModelForCausalLM.from_pretrained(half).dtype == torch.float32

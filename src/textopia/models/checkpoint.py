@@ -386,6 +386,14 @@ def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32
         from textopia.models.critic import CRITIC_DIR
 
         carried(tmp)
+        if dtype != "float32" and (tmp / "config.json").is_file():
+            # transformers records the tensors' half precision as the model's dtype, and its
+            # from_pretrained would then compute in it; the weights are stored small, computed in
+            # float32, as Textopia loads them
+            config = json.loads((tmp / "config.json").read_text())
+            if "dtype" in config:
+                config["dtype"] = "float32"
+                (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         if (src / CRITIC_DIR / "config.json").is_file():  # the reranker's coherence critic
             shutil.copytree(src / CRITIC_DIR, tmp / CRITIC_DIR)
         if write_extra is not None:
