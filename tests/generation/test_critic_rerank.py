@@ -647,3 +647,10 @@ def test_candidates_left_to_the_model_take_its_own_default(tiny_checkpoint):
     assert gen.decoding().repetition_penalty == GenerationConfig.repetition_penalty
     assert gen.decoding(repetition_penalty=1.3).repetition_penalty == 1.3
     assert DiffusionGenerator.default_decoding.repetition_penalty == 1.1
+
+
+def test_the_lstm_writes_without_the_repetition_penalty_by_default(tiny_lstm_checkpoint, tiny_checkpoint):
+    lstm, gpt = textopia.load(str(tiny_lstm_checkpoint)), textopia.load(str(tiny_checkpoint))
+    assert lstm.decoding().repetition_penalty == 1.0 and gpt.decoding().repetition_penalty == 1.1
+    assert lstm.decoding(repetition_penalty=1.2).repetition_penalty == 1.2
+    assert lstm.decoding().temperature == gpt.decoding().temperature  # only the penalty differs

@@ -28,7 +28,7 @@ def add_generate(sub) -> None:
                    help=f"keep the k likeliest tokens, {describe('top_k')} (0: off; default %(default)s)")
     p.add_argument("--repetition-penalty", type=float, default=None,
                    help=f"CTRL's penalty on tokens already written (Keskar et al. 2019), {describe('repetition_penalty')} "
-                        f"(1: off; default: the model's own: {d.repetition_penalty})")
+                        f"(1: off; default: the model's own: {d.repetition_penalty}, 1.0 for the LSTM)")
     p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens,
                    help=f"cap on tokens per prompt, {describe('max_new_tokens')} (default %(default)s)")
     p.add_argument("--min-new-tokens", type=int, default=None,

@@ -106,7 +106,7 @@ class Generator(abc.ABC):
             temperature: the softmax temperature; None: the model's default
                 (:attr:`default_decoding`: 1.2, or 0.9 for latent diffusion).
             repetition_penalty: CTRL's penalty on tokens already written; None: the model's default
-                (:attr:`default_decoding`: 1.1).
+                (:attr:`default_decoding`: 1.1, or 1.0 for the LSTM).
             candidates: samples drawn per prompt asked for; None: the model's default
                 (:attr:`default_decoding`: 8, or 4 for latent diffusion, whose samples cost more).
             known_words_only: spell only known words; None: the model's default

@@ -83,7 +83,7 @@ class GenerateRequest(_Strict):
     top_p: JsonFloat = Field(_D.top_p, **schema_bounds("top_p"), description="Nucleus mass; 1 disables it.")
     top_k: JsonInt = Field(_D.top_k, **schema_bounds("top_k"), description="Keep the k likeliest tokens; 0 disables it.")
     repetition_penalty: RepetitionPenalty | None = Field(None, description="CTRL penalty; 1 is none; null or left out: "
-                                                 f"the model's own ({_D.repetition_penalty}).")
+                                                 f"the model's own ({_D.repetition_penalty}, 1.0 for the LSTM).")
     min_p: JsonFloat = Field(_D.min_p, **schema_bounds("min_p"), description="Min-p sampling: drop tokens below this "
                              "share of the likeliest token's probability; 0 disables it.")
     idea_boost: JsonFloat = Field(_D.idea_boost, **schema_bounds("idea_boost"), description="Expand mode: nats added to the "
