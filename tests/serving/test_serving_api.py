@@ -54,38 +54,27 @@ def test_settings_reach_the_generator(client: TestClient, fake: FakeGenerator) -
     assert call["banned_words"] == ("Greg Rutkowski", "artstation")  # cleaned, deduplicated
 
 
-def test_a_left_out_temperature_is_the_models_own(app_factory: Any) -> None:
+@pytest.mark.parametrize(("setting", "own", "asked", "too_high"), [
+    ("temperature", 0.7, 1.1, 2.5),
+    ("repetition_penalty", 1.4, 1.0, 2.5),
+])
+def test_a_left_out_decoding_setting_is_the_models_own(app_factory: Any, setting, own, asked, too_high) -> None:
     from textopia.generation.base import GenerationConfig
 
-    class Cool(FakeGenerator):
-        default_decoding = GenerationConfig(temperature=0.7)
+    class Own(FakeGenerator):
+        default_decoding = GenerationConfig(**{setting: own})
 
-    cool, plain = Cool(name="cool"), FakeGenerator(name="plain")
-    with TestClient(app_factory({"cool": cool, "plain": plain})) as c:
-        for model, want in (("cool", 0.7), ("plain", GenerationConfig().temperature)):
-            assert c.post("/v1/generate", json={"idea": "x", "model": model, "seed": 1}).status_code == 200
-            assert (cool if model == "cool" else plain).calls[-1]["temperature"] == want
-        assert c.post("/v1/generate", json={"idea": "x", "model": "cool", "temperature": 1.1}).status_code == 200
-        assert cool.calls[-1]["temperature"] == 1.1
-        listed = {m["name"]: m["default_temperature"] for m in c.get("/v1/models").json()["models"]}
-        assert listed == {"cool": 0.7, "plain": GenerationConfig().temperature}
-
-
-def test_a_left_out_repetition_penalty_is_the_models_own(app_factory: Any) -> None:
-    from textopia.generation.base import GenerationConfig
-
-    class Strict(FakeGenerator):
-        default_decoding = GenerationConfig(repetition_penalty=1.4)
-
-    strict, plain = Strict(name="strict"), FakeGenerator(name="plain")
-    with TestClient(app_factory({"strict": strict, "plain": plain})) as c:
-        for model, want in (("strict", 1.4), ("plain", GenerationConfig().repetition_penalty)):
-            assert c.post("/v1/generate", json={"idea": "x", "model": model, "seed": 1}).status_code == 200
-            assert (strict if model == "strict" else plain).calls[-1]["repetition_penalty"] == want
-        body = {"idea": "x", "model": "strict", "repetition_penalty": 1.0}
+    mine, plain = Own(name="mine"), FakeGenerator(name="plain")
+    with TestClient(app_factory({"mine": mine, "plain": plain})) as c:
+        for gen, want in ((mine, own), (plain, getattr(GenerationConfig(), setting))):
+            assert c.post("/v1/generate", json={"idea": "x", "model": gen.name, "seed": 1}).status_code == 200
+            assert gen.calls[-1][setting] == want
+        body = {"idea": "x", "model": "mine", setting: asked}
         assert c.post("/v1/generate", json=body).status_code == 200
-        assert strict.calls[-1]["repetition_penalty"] == 1.0
-        assert c.post("/v1/generate", json={**body, "repetition_penalty": 2.5}).status_code == 422
+        assert mine.calls[-1][setting] == asked
+        assert c.post("/v1/generate", json={**body, setting: too_high}).status_code == 422
+        listed = {m["name"]: m["default_temperature"] for m in c.get("/v1/models").json()["models"]}
+        assert listed == {"mine": mine.default_decoding.temperature, "plain": GenerationConfig().temperature}
 
 
 def test_safe_mode_bans_nsfw_words_and_drops_what_slips_through(app_factory: Any) -> None:
