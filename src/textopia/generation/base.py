@@ -104,7 +104,7 @@ class Generator(abc.ABC):
                 None or "" samples unconditionally.
             n: how many distinct prompts to return (1..64).
             temperature: the softmax temperature; None: the model's default
-                (:attr:`default_decoding`: 1.2, or 0.9 for latent diffusion).
+                (:attr:`default_decoding`: 1.0, or 0.9 for latent diffusion).
             repetition_penalty: CTRL's penalty on tokens already written; None: the model's default
                 (:attr:`default_decoding`: 1.1, or 1.0 for the LSTM).
             candidates: samples drawn per prompt asked for; None: the model's default

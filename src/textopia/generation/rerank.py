@@ -45,8 +45,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from textopia.text import (KnownWords, broken_phrase, clashes, idea_in_subject, idea_kept_together, idea_reworded,
-                           relevance_recall, repeats_idea_word, repeats_in_clause, repeats_phrase, repeats_variant, restates_tag, stutters,
-                           tokenize)
+                           relevance_recall, repeats_idea_word, repeats_in_clause, repeats_phrase, repeats_variant,
+                           restates_tag, stutters, tokenize)
 
 T = TypeVar("T")
 
