@@ -520,6 +520,9 @@ _BRACKET_RUN = re.compile(r"([()\[\]{}])(?:\s*\1){3,}")
 
 
 _CLAUSE_SPLIT = re.compile(r"[,.;|]")
+#: Two words joined by an ampersand, "d & d", "rock & roll": one name, which the stutter check
+#: reads as one word (1% of the corpus's prompts write "d & d").
+_AMPERSAND_PAIR = re.compile(r"(\w+)\s*&\s*(\w+)")
 
 
 def stutters(text: str) -> bool:
@@ -528,10 +531,12 @@ def stutters(text: str) -> bool:
     engine, 8k, unreal engine": 2% of human prompts, 9% of the default writer's raw samples); or
     if a bracket is written four times in a row ("( ( ( (", "))))"), beyond the emphasis people type.
 
-    Punctuation is otherwise ignored (:func:`tokenize`), so "artstation, artstation" stutters too.
+    Punctuation is otherwise ignored (:func:`tokenize`), so "artstation, artstation" stutters too;
+    two words joined by "&" are one ("d & d", the game, is no stutter).
     """
     if _BRACKET_RUN.search(text):
         return True
+    text = _AMPERSAND_PAIR.sub(r"\1_and_\2", text)
     clauses = [c for c in (" ".join(tokenize(part)) for part in _CLAUSE_SPLIT.split(text)) if c]
     if len(clauses) != len(set(clauses)):
         return True

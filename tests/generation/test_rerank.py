@@ -31,6 +31,7 @@ def test_recall_and_all_words_use_stems():
     ("woman, ( ( ( ( ( ( ) ) ) ), by karol bak", True), ("((masterpiece)), a cat", False),
     ("a castle, unreal engine, 8k, unreal engine", True), ("a castle, 8k. detailed, 8k", True),
     ("a castle, highly detailed, sharp focus, detailed face", False),
+    ("a knight, d & d, fantasy", False), ("a knight, d&d, d & d", True), ("a knight & & knight", True),
 ])
 def test_stutters(text, expected):
     assert stutters(text) is expected
