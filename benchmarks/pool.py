@@ -45,8 +45,7 @@ def run(model: str = "default", pools: tuple[int, ...] = (8, 12, 16), num_derive
             started, clean = time.perf_counter(), 0
             for i, idea in enumerate(ideas):
                 chosen = generator.generate(idea, 1, seed=i, candidates=pool, **extra)[0]
-                tier = score_sample(idea, chosen.prompt, 0.0, 1, generator.known_words, chosen.finished).tier()
-                clean += tier[:-1] == (-1.0,) + (False,) * (len(tier) - 2)
+                clean += score_sample(idea, chosen.prompt, 0.0, 1, generator.known_words, chosen.finished).faultless
             rows.append({"samples": pool, "ideas": len(ideas), "fault_free": clean / len(ideas),
                          "seconds_per_idea": (time.perf_counter() - started) / len(ideas)})
     finally:

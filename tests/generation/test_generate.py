@@ -162,3 +162,26 @@ def test_a_generator_draws_each_round_through_the_sampler_it_is_given(tiny_check
     opening = gen.idea_prefix("castle")
     # 2 prompts x 8 candidates: half free, half opening with the idea as a clause of its own
     assert rounds[0] == [(8, "castle", None), (8, "castle", f"{opening},")]
+
+
+def test_a_hard_idea_draws_more_rounds_until_a_sample_is_faultless(tiny_checkpoint):
+    """A call stops drawing when it holds n samples without a fault the reranker ranks down (a
+    clash or a new clause as much as a missing idea word), or after CLEAN_ROUNDS rounds."""
+    from dataclasses import replace
+
+    from textopia.generation.decoder import CLEAN_ROUNDS
+    from textopia.generation.rerank import SampleScore
+
+    gen = textopia.load(str(tiny_checkpoint), weight_dtype="float32")
+    request = gen._request("castle", 1, gen.decoding(seed=0))
+    request.rounds = 1
+    clash = SampleScore(recall=1.0, invented=0, stutter=False, mean_logprob=-1.0, clash=True)
+    request.candidates = [(clash, f"prompt {i}", None) for i in range(request.per_round)]
+    assert clash.clean and not clash.faultless and not request.enough()
+    request.candidates[3] = (replace(clash, clash=False, new_clauses=1), "new clause", None)
+    assert not request.enough()
+    request.candidates[3] = (replace(clash, clash=False), "faultless", None)
+    assert request.candidates[3][0].faultless and request.enough()
+    request.candidates[3] = (clash, "prompt 3", None)
+    request.rounds = CLEAN_ROUNDS
+    assert request.enough()

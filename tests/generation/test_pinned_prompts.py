@@ -134,13 +134,13 @@ def test_the_tiny_vae_writes_the_pinned_prompts(fp32_vae):
 
 DIFFUSION = {
     "expand n=1": ["castle on a hill she"],
-    "expand n=3": ["castle on a hill she", "castle on a hill, sketch from god", "castle on a hill Book in Monster as and"],
+    "expand n=3": ["castle on a hill elon", "castle on a hill she", "castle on a hill, Monster cherry doll"],
     "continue n=1": ["a portrait of Ted with centered digital, and"],
     "continue n=3": ["a portrait of Ted with centered digital, and", "a portrait of colored from To selfIe", "a portrait of voodoo highly"],
     "nothing n=1": ["no TeslA glowing"],
     "nothing n=3": ["no TeslA glowing", "with dog", "allIsoN art"],
-    "variations": ["a castle on a hill, horse high HDR goggles in digital Moon high of high cherry in Tall", "a castle on a hill digital from Most a spongeBob clef", "a castle on a hill yellow golden high Torso"],
-    "interpolate": ["ao an a aoo ao, an a, a,o a, as an a", "a castle on a hill, ortega, dslr shoot art inside as The Merisi", "ao an a aoo ao, an a, a,o a, as an a"],
+    "variations": ["a castle on a hill, horse high HDR goggles in digital Moon high of high cherry in Tall", "a castle on a hill epic and, desert selfie high Mm in symmeTRical", "a castle on a hill digital from Most a spongeBob clef"],
+    "interpolate": ["ao an a aoo ao, an a, a,o a, as an a", "a castle on a hill, in a TeslA a glowing allisoN Tesla approaching a sofT a high Torso", "ao an a aoo ao, an a, a,o a, as an a"],
     "fused": ["castle yoda", "castle sfw", "castle single"],
     "fused, boosted": ["an art soft inside of castle", "Castle, and a sfw", "Castle skin"],
 }

@@ -21,7 +21,7 @@ from textopia.text import KnownWords, close_spaced_compounds
 logger = logging.getLogger(__name__)
 
 MAX_ROUNDS = 4  # sampling rounds before returning fewer than n distinct prompts
-CLEAN_ROUNDS = 3  # with rerank: rounds drawn at most while fewer than n samples are clean
+CLEAN_ROUNDS = 3  # with rerank: rounds drawn at most while fewer than n samples are faultless
 
 
 @dataclass(frozen=True)
@@ -327,10 +327,11 @@ class _Request:
             return len(self.candidates) >= self.n
         if len(self.candidates) < self.per_round:
             return False
-        # A hard idea (few samples with the whole idea, known words and no stutter) gets one more
-        # round of samples, so that the reranker has enough good ones to choose from.
-        clean = sum(1 for score, _, _ in self.candidates if score is not None and score.clean)
-        return clean >= self.n or self.rounds >= CLEAN_ROUNDS
+        # A hard idea (fewer than n samples without a fault the reranker ranks down: the whole idea
+        # as the subject, known words, no stutter, no clash or repeated phrase, no new clause) gets
+        # more rounds of samples, so that the reranker has enough good ones to choose from.
+        faultless = sum(1 for score, _, _ in self.candidates if score is not None and score.faultless)
+        return faultless >= self.n or self.rounds >= CLEAN_ROUNDS
 
     def result(self) -> list[Generation]:
         # See textopia.generation.rerank: relevance, then known words and no stutter, then fluency,

@@ -95,6 +95,14 @@ class SampleScore:
         return (self.recall == 1.0 and self.invented == 0 and not self.stutter and not self.repeats_idea
                 and not self.idea_late and not self.idea_scattered and not self.idea_reworded)
 
+    @property
+    def faultless(self) -> bool:
+        """:attr:`clean`, ended by the model, and none of the faults of the tiers after the idea's
+        place (a phrase twice, a clash, a broken phrase, an unknown name, a new clause): the
+        reranker's first tier but for fluency, a prompt the judges found nothing to mark in."""
+        return (self.clean and self.finished and not (self.repeats_phrase or self.clash or self.broken
+                                                      or self.unknown_name) and self.new_clauses == 0)
+
     def tier(self) -> tuple:
         """The quality tier (lower is better): recall, then invented words, stutter, an unfinished
         prompt, the idea's place, a repeated phrase, a clash, a broken phrase or an unknown name, new
