@@ -32,6 +32,7 @@ def test_recall_and_all_words_use_stems():
     ("a castle, unreal engine, 8k, unreal engine", True), ("a castle, 8k. detailed, 8k", True),
     ("a castle, highly detailed, sharp focus, detailed face", False),
     ("a knight, d & d, fantasy", False), ("a knight, d&d, d & d", True), ("a knight & & knight", True),
+    ("a village, neutral light, light blue tones", False), ("a girl, sakura leaves leaves", True),
 ])
 def test_stutters(text, expected):
     assert stutters(text) is expected
