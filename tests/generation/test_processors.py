@@ -116,3 +116,19 @@ def test_support_draws_follow_the_nucleus_and_one_uniform_a_row():
     fresh = torch.Generator().manual_seed(2)
     RowGenerators([(fresh, 0, 20000)]).uniform(torch.arange(20000))  # one uniform for each row
     assert torch.equal(torch.rand(3, generator=g), torch.rand(3, generator=fresh))
+
+
+def test_support_draw_searches_the_unfinished_rows_only():
+    """With ``rows``, the unfinished rows draw what they draw with every row searched, the finished
+    ones get token 0, and every row still takes its uniform (the generators end alike)."""
+    from textopia.generation.decoding import RowGenerators, support_draw
+
+    g = torch.Generator().manual_seed(4)
+    scores = torch.randn(6, 50, generator=g)
+    scores[scores < 0.5] = -math.inf  # a support of a few tokens a row, as after min-p
+    rows = torch.tensor([True, False, True, True, False, True])
+    every_gen, some_gen = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+    every = support_draw(scores, RowGenerators([(every_gen, 0, 6)]), top_p=0.9)
+    some = support_draw(scores, RowGenerators([(some_gen, 0, 6)]), top_p=0.9, rows=rows)
+    assert torch.equal(some[rows], every[rows]) and not bool(some[~rows].any())
+    assert torch.equal(torch.rand(2, generator=every_gen), torch.rand(2, generator=some_gen))

@@ -241,15 +241,22 @@ def support_draw(scores: torch.Tensor, rngs: RowGenerators, top_p: float = 1.0,
     ``softmax(scores)`` with ``top_p``, over each row's support only (:func:`nucleus_of_support`:
     no pass over the whole vocabulary in float64): one uniform per row from ``rngs``, by inverse
     transform sampling over the support sorted likeliest first. ``rows``: the rows whose draw
-    counts (bool (N,), the unfinished ones; the others draw from their likeliest tokens).
+    counts (bool (N,), the unfinished ones): only they are searched, and the others get token 0;
+    every row still takes its uniform, so that a row's draws do not depend on when the others end.
     Returns (N,) int64, or None where a row's support is too large (:func:`draw` then serves)."""
-    support = nucleus_of_support(scores, top_p, rows)
+    n = scores.size(0)
+    active = None if rows is None or bool(rows.all()) else rows.nonzero().squeeze(1)
+    support = nucleus_of_support(scores if active is None else scores[active], top_p)
     if support is None:
         return None
     ids, probs = support
     cdf = probs.cumsum(dim=-1)
-    pos = torch.searchsorted(cdf, rngs.uniform(torch.arange(ids.size(0))) * cdf[:, -1:]).clamp_(max=ids.size(1) - 1)
-    return ids.gather(1, pos).squeeze(1)
+    u = rngs.uniform(torch.arange(n))
+    pos = torch.searchsorted(cdf, (u if active is None else u[active]) * cdf[:, -1:]).clamp_(max=ids.size(1) - 1)
+    picked = ids.gather(1, pos).squeeze(1)
+    if active is None:
+        return picked
+    return picked.new_zeros(n).index_copy_(0, active, picked)
 
 
 class PerJob:
@@ -352,8 +359,13 @@ def sample_many(
             next_ids = draw(torch.softmax(scores, dim=-1), rngs, settings.top_p)
         next_ids = next_ids.to(device)
         next_ids = torch.where(finished, torch.full_like(next_ids, tokenizer.eos_id), next_ids)
-        token_logprob = logits.gather(1, next_ids[:, None]).squeeze(1) - torch.logsumexp(logits, dim=-1)  # (N,)
-        logprob += torch.where(finished, torch.zeros_like(token_logprob), token_logprob).double().cpu()
+        # The model's own log-probability of each unfinished row's token (a pass over the vocabulary
+        # for those rows only: the finished ones add nothing).
+        unfinished = (~finished).nonzero().squeeze(1)
+        rows_logits = logits if unfinished.numel() == n else logits[unfinished]
+        token_logprob = (rows_logits.gather(1, next_ids[unfinished, None]).squeeze(1)
+                         - torch.logsumexp(rows_logits, dim=-1))  # (unfinished,)
+        logprob.index_add_(0, unfinished.cpu(), token_logprob.double().cpu())
         input_ids = torch.cat([input_ids, next_ids[:, None]], dim=1)
         finished |= next_ids == tokenizer.eos_id
         if bool(finished.all()):
