@@ -115,14 +115,31 @@ def score(folder: str | Path, paths: list[str | Path]) -> list[dict]:
     return rows
 
 
+def versus(folder: str | Path, paths: list[str | Path], first: str, second: str) -> list[dict]:
+    """One row per judge: over the ideas both sources wrote for, how often ``first``'s prompt got
+    a higher keep than ``second``'s (higher: 1, equal: 1/2), as a count of pairs and a share."""
+    key = {it["id"]: it for it in json.loads((Path(folder) / "key.json").read_text())}
+    rows = []
+    for path in paths:
+        keep = collections.defaultdict(dict)
+        for i, s in read_scores(path).items():
+            keep[key[i]["source"]][key[i]["idea"]] = s[2]
+        pairs = [(keep[first][idea], keep[second][idea]) for idea in keep[first] if idea in keep[second]]
+        wins = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in pairs)
+        rows.append({"judge": Path(path).stem, "first": first, "second": second, "pairs": len(pairs),
+                     "first_higher": wins, "share": wins / len(pairs) if pairs else None})
+    return rows
+
+
 @benchmark("blind_judging", smoke=dict(write_model="default", num_ideas=3))
 def run(folder: str = str(HERE / "results" / "judged" / "r3"), judges: tuple[str, ...] = (), write_model: str = "",
-        ideas_file: str = str(IDEAS), num_ideas: int = 0) -> dict:
+        ideas_file: str = str(IDEAS), num_ideas: int = 0, compare: tuple[str, ...] = ()) -> dict:
     """Blind judging: per judge and source, relevance, coherence, keep and kept over the human prompt.
 
     ``folder``: holds ``key.json`` and the judges' CSVs (``judges``: their file names; () for
     every ``judge*.csv``); ``write_model``: also write one prompt for each of the first
-    ``num_ideas`` ideas (0: all) with this model, as step 1 does.
+    ``num_ideas`` ideas (0: all) with this model, as step 1 does; ``compare``: two sources
+    (``new,old``) whose prompts for the same idea are set side by side (:func:`versus`).
     """
     out: dict = {}
     if write_model:
@@ -138,6 +155,8 @@ def run(folder: str = str(HERE / "results" / "judged" / "r3"), judges: tuple[str
         out["details"] = {"written": written}
     paths = [Path(folder) / j for j in judges] or sorted(Path(folder).glob("judge*.csv"))
     out["scores"] = score(folder, paths)
+    if compare:
+        out["versus"] = versus(folder, paths, *compare)
     return out
 
 

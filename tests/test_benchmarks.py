@@ -87,3 +87,20 @@ def test_critic_samples_writes_what_the_critic_trains_on(prepared, tmp_path):
         samples = read_samples(tmp_path / f"{split}.jsonl")
         assert len(samples) == rows and all(s.keys() == {"idea", "human", "sample"} for s in samples)
     assert harness.Result.from_json((tmp_path / "critic_samples.json").read_text()).options["samples_dir"] == str(tmp_path)
+
+
+def test_blind_judging_sets_two_sources_side_by_side(tmp_path):
+    """versus() counts, per judge, the ideas where the first source's keep beat the second's
+    (ties a half), over the ideas both wrote for."""
+    from benchmarks.blind_judging import versus
+
+    key = [{"id": 1, "idea": "a", "source": "new"}, {"id": 2, "idea": "a", "source": "old"},
+           {"id": 3, "idea": "b", "source": "new"}, {"id": 4, "idea": "b", "source": "old"},
+           {"id": 5, "idea": "c", "source": "new"}, {"id": 6, "idea": "c", "source": "old"},
+           {"id": 7, "idea": "d", "source": "new"}]
+    (tmp_path / "key.json").write_text(json.dumps(key))
+    (tmp_path / "judge1.csv").write_text("id,relevance,coherence,keep\n1,5,5,8\n2,5,5,6\n3,5,5,4\n4,5,5,7\n"
+                                         "5,5,5,6\n6,5,5,6\n7,5,5,9\n")
+    [row] = versus(tmp_path, [tmp_path / "judge1.csv"], "new", "old")
+    assert (row["judge"], row["pairs"], row["first_higher"]) == ("judge1", 3, 1.5)
+    assert row["share"] == 0.5
