@@ -11,6 +11,8 @@ registered benchmark)::
     python -m benchmarks.blind_judging assemble runs/judge default=runs/judge/default.json human=...
     # 3. judges (people, or helpers who see only blind.txt) write id,relevance,coherence,keep lines
     python -m benchmarks blind_judging --set folder=runs/judge [judges=judge1.csv,judge2.csv]
+    # 4. before the folder goes under benchmarks/results: the corpus's prompts out of it
+    python -m benchmarks.blind_judging redact runs/judge
 
 ``score`` (the ``blind_judging`` benchmark) gives, per judge and source, the mean relevance, coherence and keep (1-10), the share
 kept (keep >= 7), and how often a source's prompt was kept over the human prompt for the same
@@ -78,6 +80,33 @@ def assemble(folder: str, sources: list[str]) -> None:
     (out / "blind.txt").write_text("".join(f"[{it['id']}] idea: {it['idea']}\n    prompt: {it['prompt']}\n\n"
                                            for it in items))
     (out / "key.json").write_text(json.dumps(items, indent=1) + "\n")
+
+
+#: What a judged folder kept in the repository holds in place of a human prompt's text: the
+#: corpus stays in ``../shared`` (:func:`human` draws the same prompt again from it).
+REDACTED = ("(a human prompt from the corpus with every content word of the idea: not copied here; "
+            "python -m benchmarks.blind_judging human writes it)")
+
+
+def redact(folder: str) -> None:
+    """Replace the human prompts' text in ``folder``'s ``key.json`` and ``blind.txt`` by
+    :data:`REDACTED` (ids, ideas and sources kept, so the judges' scores still read), before the
+    folder goes under version control."""
+    out = Path(folder)
+    items = json.loads((out / "key.json").read_text())
+    humans = {it["id"] for it in items if it["source"] == "human"}
+    for it in items:
+        if it["id"] in humans:
+            it["prompt"] = REDACTED
+    (out / "key.json").write_text(json.dumps(items, indent=1) + "\n")
+    blind = out / "blind.txt"
+    if blind.is_file():
+        blocks = blind.read_text().split("\n\n")
+        for b, block in enumerate(blocks):
+            head = block.split("]", 1)[0].lstrip("[")
+            if head.isdigit() and int(head) in humans:
+                blocks[b] = block.split("\n    prompt: ", 1)[0] + "\n    prompt: " + REDACTED
+        blind.write_text("\n\n".join(blocks))
 
 
 def read_scores(path: str | Path) -> dict[int, tuple[float, float, float]]:
@@ -163,4 +192,4 @@ def run(folder: str = str(HERE / "results" / "judged" / "r3"), judges: tuple[str
 if __name__ == "__main__":
     command, *rest = sys.argv[1:]
     {"write": lambda: write(*rest), "human": lambda: human(*rest),
-     "assemble": lambda: assemble(rest[0], rest[1:])}[command]()
+     "assemble": lambda: assemble(rest[0], rest[1:]), "redact": lambda: redact(rest[0])}[command]()

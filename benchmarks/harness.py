@@ -39,7 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 #: The modules that register benchmarks (``benchmarks.<name>``), imported by :func:`registry`.
 MODULES = ("quality", "speed", "latency", "blind_judging", "load", "soak", "diffusion_speed", "critic_samples",
-           "generate_ideas", "train_speed", "latent_eval", "diffusion_eval", "pool", "new_clauses", "critic_speed")
+           "generate_ideas", "train_speed", "latent_eval", "diffusion_eval", "pool", "new_clauses", "critic_speed",
+           "judge_agreement")
 
 _REGISTRY: dict[str, Benchmark] = {}
 

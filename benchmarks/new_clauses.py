@@ -8,7 +8,8 @@ For every prompt that blind judges scored (``benchmarks/results/judged/ROUND``: 
 the judges' CSVs), counts its new clauses under ``model``'s known-clause list
 (:meth:`textopia.text.KnownWords.new_clauses`, the reranker's own check; the idea's words
 excepted) and reports the judges' mean coherence (1-10, averaged over a prompt's judges) by that
-count, for the models' prompts and for the human ones, with the correlation; and, where
+count, for the models' prompts and for the human ones (where a folder still holds their text:
+:func:`benchmarks.blind_judging.redact` takes it out), with the correlation; and, where
 ``test_prompts`` exists, how many held-out human prompts hold a new clause. The counts use the
 list as it is now, so prompts that rounds before the list existed chose are scored as the
 reranker would see them today.
@@ -21,7 +22,7 @@ import json
 import statistics
 from pathlib import Path
 
-from benchmarks.blind_judging import read_scores
+from benchmarks.blind_judging import REDACTED, read_scores
 from benchmarks.harness import benchmark
 
 HERE = Path(__file__).resolve().parent
@@ -63,7 +64,7 @@ def run(rounds: tuple[str, ...] = ("r1", "r2", "r3", "r4", "r5", "r6", "r7"), mo
         folder = JUDGED / name
         coherence = _coherence(folder)
         for entry in json.loads((folder / "key.json").read_text()):
-            if entry["id"] in coherence:
+            if entry["id"] in coherence and entry["prompt"] != REDACTED:  # a kept folder holds no corpus text
                 row = (len(known.new_clauses(entry["prompt"], entry["idea"])), coherence[entry["id"]])
                 (human_rows if entry["source"] == "human" else model_rows).append(row)
     out: dict = {"known_clauses": int(len(known.clauses)), "rounds": list(rounds),

@@ -104,3 +104,16 @@ def test_blind_judging_sets_two_sources_side_by_side(tmp_path):
     [row] = versus(tmp_path, [tmp_path / "judge1.csv"], "new", "old")
     assert (row["judge"], row["pairs"], row["first_higher"]) == ("judge1", 3, 1.5)
     assert row["share"] == 0.5
+
+
+def test_redact_takes_the_corpus_prompts_out_of_a_judged_folder(tmp_path):
+    from benchmarks.blind_judging import REDACTED, assemble, redact
+
+    (tmp_path / "model.json").write_text(json.dumps({"a fox": "a fox in snow, oil painting"}))
+    (tmp_path / "human.json").write_text(json.dumps({"a fox": "a corpus prompt about a fox"}))
+    assemble(str(tmp_path), [f"model={tmp_path / 'model.json'}", f"human={tmp_path / 'human.json'}"])
+    redact(str(tmp_path))
+    key = json.loads((tmp_path / "key.json").read_text())
+    assert {it["source"]: it["prompt"] for it in key} == {"model": "a fox in snow, oil painting", "human": REDACTED}
+    blind = (tmp_path / "blind.txt").read_text()
+    assert "corpus prompt about" not in blind and "a fox in snow, oil painting" in blind and blind.count("idea: a fox") == 2

@@ -376,23 +376,27 @@ def test_known_clauses_survive_a_save_and_load(tmp_path):
         KnownWords.load(tmp_path / "known_words.txt")
 
 
-def test_select_takes_the_critics_choice_within_a_tier():
-    def scored(prompt, critic):
-        return replace(score_sample("fox", prompt, -10, 10, None), critic=critic)
+def test_select_takes_the_most_fluent_concise_sample_within_a_tier(monkeypatch):
+    from textopia.generation import rerank
 
-    candidates = [(scored("a red fox in snow", -2.0), "a red fox in snow", "a"),
-                  (scored("a fox by a river at dawn", 3.0), "a fox by a river at dawn", "b"),
-                  (scored("a red car with a fox on it, dusk", 1.0), "a red car with a fox on it, dusk", "c"),
-                  (score_sample("fox", "a red car in snow", -10, 10, None).__class__(
-                      recall=0.0, invented=0, stutter=False, mean_logprob=-1.0, critic=9.0), "a red car", "d")]
-    assert select(candidates, 1) == ["b"]  # the most human-like of the best tier
-    assert select(candidates, 4)[-1] == "d"  # a critic never lifts a sample out of its tier
-    # Without critic logits (all 0) and with equal fluency, the choice falls back to sampling order.
-    flat = [(replace(s, critic=0.0), t, i) for s, t, i in candidates]
-    assert select(flat, 1) == ["a"]
-    # The model's fluency weighs with the critic: a much likelier sample wins over a slightly more human one.
-    fluent = [(replace(s, mean_logprob=-1.0 if i == "c" else -3.0), t, i) for s, t, i in candidates]
-    assert select(fluent, 1) == ["c"]
+    def scored(prompt, logprob, critic=0.0):
+        return replace(score_sample("fox", prompt, logprob, 10, None), critic=critic)
+
+    candidates = [(scored("a red fox in snow, oil painting, highly detailed, trending on artstation", -20), "long", "a"),
+                  (scored("a red fox in snow, oil painting", -20, critic=-3.0), "short", "b"),
+                  (scored("a fox by a river at dawn, watercolor, soft light", -20, critic=5.0), "middle", "c"),
+                  (score_sample("fox", "a red car in snow", -5, 10, None).__class__(
+                      recall=0.0, invented=0, stutter=False, mean_logprob=-0.5, critic=9.0), "a red car", "d")]
+    assert select(candidates, 1) == ["b"]  # equal fluency: the fewest words, whatever the critic says
+    assert select(candidates, 4)[-1] == "d"  # no score lifts a sample out of its tier
+    # A much likelier sample wins over a shorter one: a nat per token outweighs twelve words.
+    fluent = [(replace(s, mean_logprob=-1.0 if i == "a" else -2.0), t, i) for s, t, i in candidates]
+    assert select(fluent, 1) == ["a"]
+    # Without the length term and with equal fluency, sampling order decides; a weighted critic decides.
+    monkeypatch.setattr(rerank, "LENGTH_WEIGHT", 0.0)
+    assert select(candidates, 1) == ["a"]
+    monkeypatch.setattr(rerank, "CRITIC_WEIGHT", 1.0)
+    assert select(candidates, 1) == ["c"]
 
 
 def test_candidates_are_bounded_and_scale_with_n():
@@ -439,9 +443,16 @@ class _LengthCritic:
         return torch.tensor([1000.0 * len(p) for p in prompts])
 
 
-def test_generator_reranks_by_its_critic(tiny_checkpoint, monkeypatch):
-    from textopia.generation import decoder
+def test_generator_reranks_by_its_critic_where_it_is_weighted(tiny_checkpoint, monkeypatch):
+    """With the shipped CRITIC_WEIGHT of 0 the critic is not run; weighted, it scores every
+    candidate in one batch and decides within a tier."""
+    from textopia.generation import decoder, rerank
 
+    gen = textopia.load(str(tiny_checkpoint))
+    gen.critic = _LengthCritic()
+    gen.generate("old fisherman", n=1, seed=5, candidates=16, max_new_tokens=40)
+    assert rerank.CRITIC_WEIGHT == 0 and gen.critic.calls == 0
+    monkeypatch.setattr(rerank, "CRITIC_WEIGHT", 1.0)
     seen = []
 
     def recording_select(candidates, n):
@@ -449,8 +460,6 @@ def test_generator_reranks_by_its_critic(tiny_checkpoint, monkeypatch):
         return select(candidates, n)
 
     monkeypatch.setattr(decoder, "select", recording_select)
-    gen = textopia.load(str(tiny_checkpoint))
-    gen.critic = _LengthCritic()
     judged = gen.generate("old fisherman", n=1, seed=5, candidates=16, max_new_tokens=40)
     assert gen.critic.calls == 1  # every candidate scored in one batch
     candidates = seen[-1]

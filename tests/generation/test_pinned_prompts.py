@@ -80,9 +80,9 @@ DEFAULT = {
     "expand n=1": ["a castle on a hill, in the style of studio ghibli"],
     "expand n=3": ["a castle on a hill, in the style of makoto shinkai", "a castle on a hill, trending on artstation, studio ghibli", "a castle on a hill, by caspar david friedrich"],
     "continue n=1": ["a portrait of a character in a scenic environment by Dan Mumford"],
-    "continue n=3": ["a portrait of a female android by sarah ann loreth", "a portrait of a boy with blonde hair and blue eyes by wlop", "a portrait of a beautiful woman by Cecil Beaton"],
-    "nothing n=1": ["a portrait of the moon god, fantasy art by greg rutkowski"],
-    "nothing n=3": ["a portrait of a young girl with green eyes, anime, artstation", "a girl in the style of anime", "A portrait of a man who has a crown on his head"],
+    "continue n=3": ["a portrait of a character in a scenic environment by marco bucci and greg rutkowski", "a portrait of a samurai warrior, painting by Gaston Bussiere, Craig Mullins", "a portrait of a female android by sarah ann loreth"],
+    "nothing n=1": ["a painting of a cat eating a cheeseburger, highly detailed, 8k"],
+    "nothing n=3": ["a girl in the style of anime", "a painting of a tall building, by rene magritte, trending on artstation", "a portrait of a young girl with green eyes, anime, artstation"],
 }
 
 
@@ -114,10 +114,10 @@ def test_the_tiny_gpt_writes_the_pinned_prompts(fp32_gpt):
 
 VAE = {
     "expand n=1": ["castle on a hill"],
-    "expand n=3": ["castle on a hill", "castle on a hill aleam cat com background e syiling B hd", "castle on a hill, osgra photograph robot ske m spimy co"],
+    "expand n=3": ["castle on a hill", "castle on a hill ma thep restft", "castle on a hill, osgra photograph robot ske m spimy co"],
     "continue n=1": ["a portrait of ket redlavep bre ta"],
-    "continue n=3": ["a portrait of high 8 colorgeral Al0", "a portrait of Station smiling whitegth Hv wearing human photograph Emmao", "a portrait of heaven hyperrealistic Kib face engine chall jant"],
-    "nothing n=1": ["iece photorealisticperׯ extreme la raon mago"],
+    "continue n=3": ["a portrait of high 8 colorgeral Al0", "a portrait of Station smiling whitegth Hv wearing human photograph Emmao", "a portrait of holding backgrounditchdeme aslowing goer withins conceptta"],
+    "nothing n=1": ["kinggein holdWoldks"],
     "nothing n=3": ["octane", "roughitewn studioley goitch", "deestutiful photorealismentaq partsep lightmation! painting eyeso"],
     "variations": ["a, ao an a as an a, an ao, a,o a", "ao an a a, an aoo ao, a,o a, as an aon an a", "a,o an a as an ao aoo a, an a, ao, a"],
     "interpolate": ["ao an a aoo ao, an a, a,o a, as an a", "ao an a aoo ao, an a, a,o a, as an a", "ao an a aoo ao, an a, a,o a, as an a"],
@@ -135,14 +135,14 @@ def test_the_tiny_vae_writes_the_pinned_prompts(fp32_vae):
 DIFFUSION = {
     "expand n=1": ["castle on a hill she"],
     "expand n=3": ["castle on a hill elon", "castle on a hill she", "castle on a hill, Monster cherry doll"],
-    "continue n=1": ["a portrait of Ted with centered digital, and"],
-    "continue n=3": ["a portrait of Ted with centered digital, and", "a portrait of colored from To selfIe", "a portrait of voodoo highly"],
+    "continue n=1": ["a portrait of colored from To selfIe"],
+    "continue n=3": ["a portrait of colored from To selfIe", "a portrait of Ted with centered digital, and", "a portrait of voodoo highly"],
     "nothing n=1": ["no TeslA glowing"],
     "nothing n=3": ["no TeslA glowing", "with dog", "allIsoN art"],
-    "variations": ["a castle on a hill, horse high HDR goggles in digital Moon high of high cherry in Tall", "a castle on a hill epic and, desert selfie high Mm in symmeTRical", "a castle on a hill digital from Most a spongeBob clef"],
-    "interpolate": ["ao an a aoo ao, an a, a,o a, as an a", "a castle on a hill, in a TeslA a glowing allisoN Tesla approaching a sofT a high Torso", "ao an a aoo ao, an a, a,o a, as an a"],
+    "variations": ["a castle on a hill yellow golden high Torso", "a castle on a hill, horse high HDR goggles in digital Moon high of high cherry in Tall", "a castle on a hill digital from Most a spongeBob clef"],
+    "interpolate": ["ao an a aoo ao, an a, a,o a, as an a", "a castle on a hill, MohrbAcher glowing goggles", "ao an a aoo ao, an a, a,o a, as an a"],
     "fused": ["castle yoda", "castle sfw", "castle single"],
-    "fused, boosted": ["an art soft inside of castle", "Castle, and a sfw", "Castle skin"],
+    "fused, boosted": ["Castle, and a sfw", "an art soft inside of castle", "Castle skin"],
 }
 
 

@@ -258,8 +258,11 @@ class DecoderGenerator(Generator):
 
     def _judge(self, requests: list["_Request"]) -> None:
         """Give every reranked candidate its coherence critic's logit, all requests in one batch
-        (:mod:`textopia.generation.rerank`; nothing without a critic)."""
-        if self.critic is None:
+        (:mod:`textopia.generation.rerank`; nothing without a critic, or while its weight,
+        ``rerank.CRITIC_WEIGHT``, is 0)."""
+        from textopia.generation import rerank
+
+        if self.critic is None or rerank.CRITIC_WEIGHT == 0:
             return
         slots = [(r, i) for r in requests if r.reranking for i, c in enumerate(r.candidates) if c[0] is not None]
         if not slots:
