@@ -77,11 +77,11 @@ def _calls(gen, **extra) -> dict[str, list[str]]:
 
 
 DEFAULT = {
-    "expand n=1": ["a castle on a hill, in the style of studio ghibli"],
+    "expand n=1": ["a castle on a hill"],
     "expand n=3": ["a castle on a hill, in the style of makoto shinkai", "a castle on a hill, trending on artstation, studio ghibli", "a castle on a hill, by caspar david friedrich"],
-    "continue n=1": ["a portrait of a character in a scenic environment by Dan Mumford"],
+    "continue n=1": ["a portrait of a character in a scenic environment by edward hopper"],
     "continue n=3": ["a portrait of a character in a scenic environment by marco bucci and greg rutkowski", "a portrait of a samurai warrior, painting by Gaston Bussiere, Craig Mullins", "a portrait of a female android by sarah ann loreth"],
-    "nothing n=1": ["a painting of a cat eating a cheeseburger, highly detailed, 8k"],
+    "nothing n=1": ["a painting of a robot wearing a helmet, trending on artstation"],
     "nothing n=3": ["a girl in the style of anime", "a painting of a tall building, by rene magritte, trending on artstation", "a portrait of a young girl with green eyes, anime, artstation"],
 }
 
@@ -96,11 +96,11 @@ def test_the_shipped_default_model_writes_the_pinned_prompts():
 GPT = {
     "expand n=1": ["castle on a hill"],
     "expand n=3": ["castle on a hill", "castle on a hill, one in t ITbl f made are of 8", "castle on a hill, am M musigiWut most ma Golrtrait r"],
-    "continue n=1": ["a portrait of screenshot"],
+    "continue n=1": ["a portrait of on girl"],
     "continue n=3": ["a portrait of h", "a portrait", "a portrait of z d on fix com made sly"],
-    "nothing n=1": ["Peter intricate with"],
+    "nothing n=1": ["in girl"],
     "nothing n=3": ["winning of", "by concepton", "erkerb drawingus cinematic aphingarlet head"],
-    "batch": [["castle on a hill", "castle on a hill, still aniisinggsgrnjro"], ["it"]],
+    "batch": [["castle on a hill", "castle on a hill, still aniisinggsgrnjro"], ["photography"]],
 }
 
 
@@ -115,9 +115,9 @@ def test_the_tiny_gpt_writes_the_pinned_prompts(fp32_gpt):
 VAE = {
     "expand n=1": ["castle on a hill"],
     "expand n=3": ["castle on a hill", "castle on a hill ma thep restft", "castle on a hill, osgra photograph robot ske m spimy co"],
-    "continue n=1": ["a portrait of ket redlavep bre ta"],
+    "continue n=1": ["a portrait of White detail"],
     "continue n=3": ["a portrait of high 8 colorgeral Al0", "a portrait of Station smiling whitegth Hv wearing human photograph Emmao", "a portrait of holding backgrounditchdeme aslowing goer withins conceptta"],
-    "nothing n=1": ["kinggein holdWoldks"],
+    "nothing n=1": ["irl full"],
     "nothing n=3": ["octane", "roughitewn studioley goitch", "deestutiful photorealismentaq partsep lightmation! painting eyeso"],
     "variations": ["a, ao an a as an a, an ao, a,o a", "ao an a a, an aoo ao, a,o a, as an aon an a", "a,o an a as an ao aoo a, an a, ao, a"],
     "interpolate": ["ao an a aoo ao, an a, a,o a, as an a", "ao an a aoo ao, an a, a,o a, as an a", "ao an a aoo ao, an a, a,o a, as an a"],

@@ -149,18 +149,20 @@ def check_setting(name: str, value: Any, key: str | None = None) -> None:
         raise TextopiaError(f"{key or name} must be {bound.describe(kind)}, got {value}")
 
 
-#: With reranking, the fewest samples a call draws, as many as one prompt of the default's gets
-#: (``candidates``). Two blind judges of one prompt for 50 new ideas scored the default's choice
-#: among 8 samples no worse than among 16 (coherence 5.40 / 5.72 -> 5.64 / 6.00, keep 5.20 / 5.68
-#: -> 5.34 / 5.92; 8's keep higher in 28.5 and 28 of 50: benchmarks/results/judged/ab_s20_pool8),
-#: though the reranker's rules find a fault in more of its choices (0.962 -> 0.914 of 105 ideas
-#: fault-free: ``python -m benchmarks pool --set pools=8,16``, benchmarks/results/quality/pool_s20),
-#: and a one-prompt call takes 0.65 of the time (0.135 s against 0.208 s on one thread).
-MIN_POOL = 8
+#: With reranking, the fewest samples a call draws: one prompt is chosen among as many as two
+#: prompts of the default's ``candidates`` get. Chosen by the most fluent and concise sample
+#: (:func:`textopia.generation.rerank.joint`), three blind judges scored one prompt among 16
+#: above one among 8 on 110 new ideas (coherence 6.03 / 5.97 / 5.96 -> 6.28 / 6.30 / 6.26, keep
+#: 5.75 / 5.73 / 5.79 -> 5.88 / 5.93 / 6.05; 16's keep higher in 60 / 65 / 62.5 of 110:
+#: benchmarks/results/judged/ab_s22_pool16); the reranker finds no fault in more of its choices
+#: (0.943 -> 0.971 of 105 ideas: ``python -m benchmarks pool --set pools=8,16``), at 1.38x the
+#: time of a one-prompt call (0.152 s -> 0.210 s on one thread). In session 20, when the critic
+#: chose within a tier, 16 was judged no better than 8 (benchmarks/results/judged/ab_s20_pool8).
+MIN_POOL = 16
 #: :data:`MIN_POOL` for latent diffusion (:attr:`Generator.min_pool`), whose calls take 4 candidates
 #: a prompt: two blind judges scored its one prompt among 8 samples below its one among 16 (keep
 #: 5.82 / 5.66 -> 5.62 / 5.50, 8's keep higher in 23.5 and 24.5 of 50:
-#: benchmarks/results/judged/ab_s20_latent_pool8), so it keeps 16.
+#: benchmarks/results/judged/ab_s20_latent_pool8), so it keeps 16, as the language models now do.
 LATENT_MIN_POOL = 16
 
 
