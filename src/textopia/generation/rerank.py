@@ -69,7 +69,7 @@ FLUENCY_WEIGHT = 3.0
 FLUENCY_CAP: float | None = None
 #: What each word of a prompt costs in :func:`joint`: FLUENCY_WEIGHT / 12, one nat per token for
 #: twelve words. A Bradley-Terry fit of blind judges' choices between model prompts for one idea
-#: weighs 1.54 a nat per token against 0.09 a word (0.74 of the judged pairs predicted, each
+#: weighs 1.51 a nat per token against 0.09 a word (0.74 of the judged pairs predicted, each
 #: judging round held out in turn: ``python -m benchmarks judge_agreement``,
 #: benchmarks/results/judged/agreement_s22); an ad hoc fit on fewer rounds gave 0.13, the weight
 #: judged: on 40 new ideas where it chose otherwise, with CRITIC_WEIGHT 0, three judges' keep went
@@ -77,7 +77,7 @@ FLUENCY_CAP: float | None = None
 #: (benchmarks/results/judged/ab_s22_length).
 LENGTH_WEIGHT = 0.25
 #: Weight of the coherence critic's logit in :func:`joint`: 0. On the same judged pairs the
-#: prompt with the higher logit was kept higher in 0.43 of them (the fit gives it -0.06): a person wrote long, tag-heavy
+#: prompt with the higher logit was kept higher in 0.43 of them (the fit gives it -0.07): a person wrote long, tag-heavy
 #: prompts, and the judges keep concise ones. The critic stays the two-sample measure of
 #: ``benchmarks/quality.py``; with a weight of 0 the reranker does not run it.
 CRITIC_WEIGHT = 0.0
