@@ -354,7 +354,11 @@ CLASH_GROUPS: tuple[tuple[frozenset[str], ...], ...] = (
     (frozenset({"soft focus"}), frozenset({"sharp focus"})),
     (frozenset({"black and white", "monochrome", "sepia", "grayscale"}),
      frozenset({"colorful", "vibrant colors", "vivid colors", "full color", "technicolor"})),
-    (_HAND_MADE, frozenset({"octane render", "3d render", "unreal engine"})),
+    # A painting, by name, that is rendered ("painting by rembrandt, octane render": all three
+    # session-22 judges): 0.52% of human test prompts with the named phrases, against 1.1% for
+    # "painting" anywhere but "digital painting" (a "matte painting" is rendered often).
+    (_HAND_MADE | {"painting by", "painted by", "a painting", "painting of"},
+     frozenset({"octane render", "3d render", "unreal engine"})),
     # Paint on canvas that is digital art ("oil painting, digital art": all three session-21
     # judges): 0.48% of human test prompts.
     (_HAND_MADE, frozenset({"digital art", "digital painting", "digital illustration"})),
