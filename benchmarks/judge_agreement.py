@@ -79,7 +79,7 @@ def run(model: str = "default", folders: tuple[str, ...] = ()) -> dict:
 
     paths = [Path(f) for f in folders] or sorted(p.parent for p in JUDGED.glob("*/key.json")
                                                  if any(p.parent.glob("judge*.csv")))
-    generator = textopia.load(model)
+    generator = textopia.load(model, critic=True)
     tokenizer, engine = generator.tokenizer, generator.model
     features: dict[tuple[str, str], tuple[float, float, float]] = {}
 

@@ -564,18 +564,25 @@ def test_critic_task_needs_its_samples(prepared, tmp_path):
                                  f"train.out_dir={tmp_path / 'c'}"]), progress=False)
 
 
-def test_a_checkpoints_own_critic_is_loaded(tiny_checkpoint, tiny_critic, tmp_path):
+def test_a_checkpoints_own_critic_is_loaded_where_asked_or_weighed(tiny_checkpoint, tiny_critic, tmp_path,
+                                                                   monkeypatch):
+    """critic=True loads it, False never; by default only where the reranker weighs it (the
+    shipped weight is 0: no critic, and no transformers import, on a cold start)."""
     import shutil
 
+    from textopia.generation import rerank
     from textopia.generation.loader import critic_dir
 
     model = tmp_path / "model"
     shutil.copytree(tiny_checkpoint, model)
-    assert critic_dir(model) is None and textopia.load(str(model)).critic is None
+    assert critic_dir(model) is None and textopia.load(str(model), critic=True).critic is None
     shutil.copytree(tiny_critic[0], model / "critic")
     assert critic_dir(model) == model / "critic"
-    assert textopia.load(str(model)).critic is not None
+    assert textopia.load(str(model), critic=True).critic is not None
     assert textopia.load(str(model), critic=False).critic is None
+    assert rerank.CRITIC_WEIGHT == 0 and textopia.load(str(model)).critic is None
+    monkeypatch.setattr(rerank, "CRITIC_WEIGHT", 1.0)
+    assert textopia.load(str(model)).critic is not None
 
 
 def test_idea_prefix_is_the_likeliest_opening_made_of_the_idea(tiny_checkpoint):

@@ -112,7 +112,7 @@ def _load_with_engine(path: Path, engine: str, weight_dtype: str):
 
 
 def load(name_or_dir: str | Path | None = None, *, device: str | None = None, engine: str = "auto",
-         weight_dtype: str = "auto", critic: bool = True) -> Generator:
+         weight_dtype: str = "auto", critic: bool | None = None) -> Generator:
     """Load a model for writing prompts.
 
     Args:
@@ -127,8 +127,11 @@ def load(name_or_dir: str | Path | None = None, *, device: str | None = None, en
             ``"mixed"`` (float16 blocks, an int8 output layer), ``"float16"``, ``"bfloat16"``
             (oneDNN's kernels: fast on a CPU with AMX, slow on one without AVX-512 BF16),
             ``"float32"`` (transformers' logits exactly). Likelihoods are always scored in float32.
-        critic: let the reranker consult the model's coherence critic (:func:`critic_dir`), where
-            it has one.
+        critic: load the model's coherence critic (:func:`critic_dir`), where it has one: True
+            always (its logits are the quality benchmark's two-sample measure), False never,
+            None (the default) only where the reranker weighs it
+            (``textopia.generation.rerank.CRITIC_WEIGHT`` is not 0; it is 0, and loading the
+            critic imports transformers: seconds of a cold start).
 
     Returns:
         a :class:`Generator`.
@@ -157,6 +160,10 @@ def load(name_or_dir: str | Path | None = None, *, device: str | None = None, en
         generator.known_words = KnownWords.load(known)
     if hasattr(generator, "load_lm"):  # latent diffusion's shallow fusion loads its language model by name
         generator.load_lm = load_fusion_lm
+    if critic is None:
+        from textopia.generation import rerank
+
+        critic = rerank.CRITIC_WEIGHT != 0
     found = critic_dir(path) if critic and hasattr(generator, "critic") else None
     if found is not None:
         from textopia.models.checkpoint import load_coherence_critic
