@@ -350,6 +350,10 @@ CLASH_GROUPS: tuple[tuple[frozenset[str], ...], ...] = (
                                                         # anime's film makers ("photorealistic, ... by makoto
                                                         # shinkai", a session-21 judge's clash): 0.2% more
                                                         "makoto shinkai", "hayao miyazaki", "kyoto animation"})),
+    # Daylight at night ("..., sunny, night": all three session-22 judges of
+    # the shipped prompts): none of 20,000 human test prompts.
+    (frozenset({"sunny", "daylight", "broad daylight", "sunny day"}),
+     frozenset({"night", "nighttime", "night time", "moonlight", "moonlit", "starry night"})),
     # Soft focus and sharp focus at once: 0.05% of human test prompts.
     (frozenset({"soft focus"}), frozenset({"sharp focus"})),
     (frozenset({"black and white", "monochrome", "sepia", "grayscale"}),

@@ -198,6 +198,7 @@ def test_a_name_in_two_spellings_is_a_repeat_for_the_reranker():
     ("a train crossing a desert, anime, by makoto shinkai", None, False),
     ("a harbor, digital painting, octane render", None, False),
     ("a harbor, painting by rembrandt, octane render", None, True), ("a harbor, matte painting, octane render", None, False),
+    ("a seal on an ice floe, sunny, night", None, True), ("a harbor at night, moonlight", None, False),
     ("a photo of a sunrise, seen at sunset", "sunrise at sunset", False),  # the user's own words
     ("a quiet harbor at dawn, midnight, 4k", "a quiet harbor at dawn", True),  # the model's word clashes with the user's
     ("a photo of a harbor, oil painting", "photo of a harbor", True),
