@@ -394,6 +394,9 @@ def test_select_takes_the_most_fluent_concise_sample_within_a_tier(monkeypatch):
     # A much likelier sample wins over a shorter one: a nat per token outweighs twelve words.
     fluent = [(replace(s, mean_logprob=-1.0 if i == "a" else -2.0), t, i) for s, t, i in candidates]
     assert select(fluent, 1) == ["a"]
+    # Above FLUENCY_CAP fluency earns nothing more: a memorised template's ease does not decide.
+    easy = [(replace(s, mean_logprob=-0.5 if i == "c" else -1.5), t, i) for s, t, i in candidates]
+    assert rerank.FLUENCY_CAP == -1.5 and select(easy, 1) == ["b"]
     # Without the length term and with equal fluency, sampling order decides; a weighted critic decides.
     monkeypatch.setattr(rerank, "LENGTH_WEIGHT", 0.0)
     assert select(candidates, 1) == ["a"]

@@ -78,9 +78,9 @@ def _calls(gen, **extra) -> dict[str, list[str]]:
 
 DEFAULT = {
     "expand n=1": ["a castle on a hill"],
-    "expand n=3": ["a castle on a hill, in the style of makoto shinkai", "a castle on a hill, trending on artstation, studio ghibli", "a castle on a hill, by caspar david friedrich"],
+    "expand n=3": ["a castle on a hill, by caspar david friedrich", "a castle on a hill, in the style of makoto shinkai", "a castle on a hill, trending on artstation, studio ghibli"],
     "continue n=1": ["a portrait of a character in a scenic environment by edward hopper"],
-    "continue n=3": ["a portrait of a character in a scenic environment by marco bucci and greg rutkowski", "a portrait of a samurai warrior, painting by Gaston Bussiere, Craig Mullins", "a portrait of a female android by sarah ann loreth"],
+    "continue n=3": ["a portrait of a female android by sarah ann loreth", "a portrait of a samurai warrior, painting by Gaston Bussiere, Craig Mullins", "a portrait of a character in a scenic environment by marco bucci, highly detailed"],
     "nothing n=1": ["a painting of a robot wearing a helmet, trending on artstation"],
     "nothing n=3": ["a girl in the style of anime", "a painting of a tall building, by rene magritte, trending on artstation", "a portrait of a young girl with green eyes, anime, artstation"],
 }

@@ -61,12 +61,13 @@ VARIETY_WEIGHT = 10.0
 #: What one nat per token of the model's own log-probability is worth in :func:`joint`.
 FLUENCY_WEIGHT = 3.0
 #: The mean log-probability per token (nats) above which a sample earns no more fluency
-#: (:func:`joint`; None: no cap). Fluency guards against junk the critic likes; uncapped, it also
-#: favours the corpus's stock tail of tags and names, which the model finds easiest. A cap of -2.0
-#: brought the one-prompt outputs closer to human prompts by MAUVE (0.28 -> 0.38 on 345 ideas), but
-#: two blind judges scored its choices less coherent (6.64 / 5.94 -> 6.09 / 5.48 on the 33 ideas of
-#: 135 where it chose otherwise: benchmarks/results/judged/ab_s19_fluency_cap), so none ships.
-FLUENCY_CAP: float | None = None
+#: (:func:`joint`; None: no cap). Uncapped, fluency favours the corpus's memorised templates,
+#: whose tokens the model finds easiest ("..., j. c. leyendecker, greg rutkowski, artem": 168 corpus
+#: prompts end so). Three blind judges kept the choices under a cap of -1.5 over the uncapped ones
+#: on the 38 of 110 new ideas where they differ (keep 6.08 / 4.61 / 4.79 -> 6.58 / 5.39 / 5.37,
+#: higher in 22 / 22.5 / 21 of 38: benchmarks/results/judged/ab_s22_fluency_cap). In session 19 a
+#: cap of -2.0 was judged worse, when the critic chose within a tier (ab_s19_fluency_cap).
+FLUENCY_CAP: float | None = -1.5
 #: What each word of a prompt costs in :func:`joint`: FLUENCY_WEIGHT / 12, one nat per token for
 #: twelve words. A Bradley-Terry fit of blind judges' choices between model prompts for one idea
 #: weighs 1.51 a nat per token against 0.09 a word (0.74 of the judged pairs predicted, each
