@@ -28,15 +28,15 @@ A sample's tier is a tuple compared in order (lexicographic), best first:
    :data:`MIN_MEAN_LOGPROB` nats (a per-token perplexity of at most about 90).
 
 Within a tier, :func:`select` takes, one at a time, the sample of highest ``FLUENCY_WEIGHT ·
-mean_logprob - LENGTH_WEIGHT · words + CRITIC_WEIGHT · critic + VARIETY_WEIGHT · new``:
-``mean_logprob`` is the model's own log-probability per token, ``words`` the prompt's length,
+min(mean_logprob, FLUENCY_CAP) - LENGTH_WEIGHT · words + CRITIC_WEIGHT · critic + VARIETY_WEIGHT ·
+new``: ``mean_logprob`` is the model's own log-probability per token, ``words`` the prompt's length,
 ``critic`` the coherence critic's logit (log-odds that a person wrote it: residual energy-based
 reranking, Deng et al. 2020; weighted 0, see :data:`CRITIC_WEIGHT`), and ``new`` the share of its
 word bigrams not yet in the kept prompts; sampling order breaks ties, so that a seed gives the
 same prompts. The weights are what blind judges keep: over every judged pair of model prompts
 for one idea, a Bradley-Terry fit of the judges' choices on these signals weighs fluency and
 brevity and gives the critic nothing (``python -m benchmarks judge_agreement``). For one prompt
-that is the most fluent candidate, a word of length costing 1/12 nat per token.
+that is the most fluent candidate (up to the cap), a word of length costing 1/12 nat per token.
 """
 
 from __future__ import annotations
@@ -78,8 +78,8 @@ FLUENCY_CAP: float | None = -1.5
 #: (benchmarks/results/judged/ab_s22_length).
 LENGTH_WEIGHT = 0.25
 #: Weight of the coherence critic's logit in :func:`joint`: 0. On the same judged pairs the
-#: prompt with the higher logit was kept higher in 0.43 of them (the fit gives it -0.07): a person wrote long, tag-heavy
-#: prompts, and the judges keep concise ones. The critic stays the two-sample measure of
+#: prompt with the higher logit was kept higher in 0.43 of them (the fit gives it -0.07): people
+#: write long, tag-heavy prompts, and the judges keep concise ones. The critic stays the two-sample measure of
 #: ``benchmarks/quality.py``; with a weight of 0 the reranker does not run it.
 CRITIC_WEIGHT = 0.0
 
