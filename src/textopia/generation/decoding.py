@@ -245,6 +245,7 @@ def support_draw(scores: torch.Tensor, rngs: RowGenerators, top_p: float = 1.0,
     every row still takes its uniform, so that a row's draws do not depend on when the others end.
     Returns (N,) int64, or None where a row's support is too large (:func:`draw` then serves)."""
     n = scores.size(0)
+    rows = None if rows is None else rows.to(scores.device)  # the sampler's flags may live on the model's device
     active = None if rows is None or bool(rows.all()) else rows.nonzero().squeeze(1)
     support = nucleus_of_support(scores if active is None else scores[active], top_p)
     if support is None:
