@@ -399,14 +399,17 @@ def clashes(text: str, idea: str | None = None) -> bool:
 _ARTICLE_RE = re.compile(r"\b([Aa]n?) ([^\W\d_][\w'-]*)")
 #: Word openings after which "a"/"an" is left as written: the sound is not the spelling's ("an
 #: hour", "a unicorn", "a one-eyed cat", "a european city").
-_EITHER_ARTICLE = ("h", "u", "one", "once", "eu", "ew")
-#: Words whose "h" is silent: "an" whatever was written ("a hour" -> "an hour").
+_EITHER_ARTICLE = ("u", "one", "once", "eu", "ew")
+#: Words whose "h" is silent: "an" whatever was written ("a hour" -> "an hour"); any other "h" is
+#: sounded and takes "a" ("an haunted lighthouse" -> "a haunted lighthouse", as a reader expects
+#: today, "an hotel" being the old form).
 _SILENT_H = ("hour", "honest", "honor", "honour", "heir")
 
 
 def fix_articles(text: str) -> str:
     """``text`` with "a"/"an" agreeing with the next word's first letter: "an snowy forest" ->
-    "a snowy forest", "a old man" -> "an old man", "a hour" -> "an hour" (:data:`_SILENT_H`);
+    "a snowy forest", "a old man" -> "an old man", "a hour" -> "an hour" (:data:`_SILENT_H`),
+    "an haunted house" -> "a haunted house";
     other words whose sound the spelling does not tell (:data:`_EITHER_ARTICLE`) keep the article
     written."""
     def agree(m: re.Match[str]) -> str:

@@ -269,7 +269,8 @@ def test_plural_phrase(phrase, expected):
     ("fox in an snowy forest", "fox in a snowy forest"),
     ("A old man, an apple", "An old man, an apple"),
     ("an hour, a unicorn, an umbrella, a one-eyed cat, a 8k photo", "an hour, a unicorn, an umbrella, a one-eyed cat, a 8k photo"),
-    ("a hour before dawn, a honest man, a horse, an hotel", "an hour before dawn, an honest man, a horse, an hotel"),
+    ("a hour before dawn, a honest man, a horse, an hotel", "an hour before dawn, an honest man, a horse, a hotel"),
+    ("an haunted lighthouse", "a haunted lighthouse"),
 ])
 def test_articles_agree_with_the_next_word(text, expected):
     assert fix_articles(text) == expected
