@@ -129,8 +129,9 @@ def run(models: tuple[str, ...] = ("default",), data_dir: str = "data/sd", ideas
     """What a user gets from `textopia generate IDEA`: relevance, fluency, variety and form.
 
     ``models``: embedded names or checkpoint directories; ``user_ideas``: the first that many of
-    ``ideas_file`` (0: all); ``critic``: load the models' coherence critic (the two-sample measure; the reranker weighs it by ``rerank.CRITIC_WEIGHT``); ``fluency_weight``:
-    the reranker's FLUENCY_WEIGHT (None: the shipped one); ``fluency_cap``: its FLUENCY_CAP (None:
+    ``ideas_file`` (0: all); ``critic``: load the models' coherence critic (the two-sample
+    measure; the reranker weighs it by ``rerank.CRITIC_WEIGHT``); ``fluency_weight``: the
+    reranker's FLUENCY_WEIGHT (None: the shipped one); ``fluency_cap``: its FLUENCY_CAP (None:
     the shipped one); ``human``: held-out prompts for the human
     word-level rates; ``decoding``: ``KEY=VALUE`` settings other than the defaults; ``judges``:
     compute MAUVE and the critic's two-sample accuracy; ``max_new_tokens``: 0 for the default.

@@ -397,8 +397,8 @@ def clashes(text: str, idea: str | None = None) -> bool:
 
 
 _ARTICLE_RE = re.compile(r"\b([Aa]n?) ([^\W\d_][\w'-]*)")
-#: Word openings after which "a"/"an" is left as written: the sound is not the spelling's ("an
-#: hour", "a unicorn", "a one-eyed cat", "a european city").
+#: Word openings after which "a"/"an" is left as written: the sound is not the spelling's ("a
+#: unicorn", "an umbrella", "a one-eyed cat", "a european city").
 _EITHER_ARTICLE = ("u", "one", "once", "eu", "ew")
 #: Words whose "h" is silent: "an" whatever was written ("a hour" -> "an hour"); any other "h" is
 #: sounded and takes "a" ("an haunted lighthouse" -> "a haunted lighthouse", as a reader expects

@@ -12,6 +12,7 @@ import torch
 
 from textopia.clip_count import fit_clip
 from textopia.data.tokenizer import PromptTokenizer
+from textopia.generation import rerank
 from textopia.generation.base import Generation, Generator, TextopiaError
 from textopia.generation.config import GenerationConfig, check_rows, check_setting, from_nothing, rows_per_round
 from textopia.generation.decoding import SampleJob, Sampled, clean_prompt, dedup_key, sample_many
@@ -260,8 +261,6 @@ class DecoderGenerator(Generator):
         """Give every reranked candidate its coherence critic's logit, all requests in one batch
         (:mod:`textopia.generation.rerank`; nothing without a critic, or while its weight,
         ``rerank.CRITIC_WEIGHT``, is 0)."""
-        from textopia.generation import rerank
-
         if self.critic is None or rerank.CRITIC_WEIGHT == 0:
             return
         slots = [(r, i) for r in requests if r.reranking for i, c in enumerate(r.candidates) if c[0] is not None]

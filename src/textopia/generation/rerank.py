@@ -79,8 +79,8 @@ FLUENCY_CAP: float | None = -1.5
 LENGTH_WEIGHT = 0.25
 #: Weight of the coherence critic's logit in :func:`joint`: 0. On the same judged pairs the
 #: prompt with the higher logit was kept higher in 0.43 of them (the fit gives it -0.07): people
-#: write long, tag-heavy prompts, and the judges keep concise ones. The critic stays the two-sample measure of
-#: ``benchmarks/quality.py``; with a weight of 0 the reranker does not run it.
+#: write long, tag-heavy prompts, and the judges keep concise ones. The critic stays the
+#: two-sample measure of ``benchmarks/quality.py``; with a weight of 0 the reranker does not run it.
 CRITIC_WEIGHT = 0.0
 
 
@@ -116,9 +116,10 @@ class SampleScore:
     def faultless(self) -> bool:
         """:attr:`clean`, ended by the model, and none of the faults of the tiers after the idea's
         place (a phrase twice, a clash, a broken phrase, an unknown name, a new clause): the
-        reranker's first tier but for fluency, a prompt the judges found nothing to mark in."""
-        return (self.clean and self.finished and not (self.repeats_phrase or self.clash or self.broken
-                                                      or self.unknown_name) and self.new_clauses == 0)
+        reranker's first tier but for fluency, a prompt the judges found nothing to mark in. Read
+        off :meth:`tier`, so that a fault added there counts here too."""
+        recall, *faults, _ = self.tier()
+        return recall == -1.0 and not any(faults)
 
     def tier(self) -> tuple:
         """The quality tier (lower is better): recall, then invented words, stutter, an unfinished
