@@ -238,6 +238,8 @@ def test_clashes(prompt, idea, expected):
     ("a hockey player, portrait design by, mark brooks", True),  # a clause ending on "by"
     ("a mountain lake at dawn, award-winning photo, trending", True),  # "trending" on what?
     ("a cute astronaut penguin, helmet on, floating in space", False),  # "on" can end one
+    ("a frog wearing a top hat, 4k, photography, professional, trending on", True),  # "trending on" cannot
+    ("a castle made of ice, by greg rutkowski and, 4k", True),  # nor "and"
     ("a castle made of ice, by greg rutkowski and alphonse mucha", False),
 ])
 def test_broken_phrase(prompt, expected):
