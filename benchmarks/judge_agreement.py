@@ -51,75 +51,102 @@ def judged_pairs(folder: Path) -> list[tuple[str, str, str, float]]:
     return pairs
 
 
-def _fit(x, y):
-    """Bradley-Terry weights for differences ``x`` (P, F) and outcomes ``y`` (P,): logistic regression without intercept."""
-    import torch
+def _held_out(x, y, groups, names: list[str], l2: float = 0.0, free: int = 0, head=None):
+    """Accuracy of a Bradley-Terry fit on ``x`` (P, F) differences, each folder of ``groups``
+    (P,) left out of the fit in turn and predicted; with ``head`` (``(raw_a, raw_b, hidden size,
+    fluency cap)``), a keep head fitted on raw features instead. Returns the accuracy over all
+    folders and over the A/B folders (``ab_*``: two settings of one model, the reranker's kind of
+    choice) alone, and per folder."""
+    from textopia.models.keep_head import fit_bradley_terry, fit_keep_head
 
-    w = torch.zeros(x.size(1), requires_grad=True)
-    opt = torch.optim.LBFGS([w], max_iter=500, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(x @ w, y)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return w.detach()
-
-
-@benchmark("judge_agreement", smoke=dict(folders=(str(JUDGED / "ab_s21_temperature"),)))
-def run(model: str = "default", folders: tuple[str, ...] = ()) -> dict:
-    """How often the critic, fluency, length and the reranker's joint score pick the prompt judges kept."""
-    import torch
-
-    import textopia
-    from textopia.generation import rerank
-    from textopia.text import tokenize
-
-    paths = [Path(f) for f in folders] or sorted(p.parent for p in JUDGED.glob("*/key.json")
-                                                 if any(p.parent.glob("judge*.csv")))
-    generator = textopia.load(model, critic=True)
-    tokenizer, engine = generator.tokenizer, generator.model
-    features: dict[tuple[str, str], tuple[float, float, float]] = {}
-
-    def signals(idea: str, prompt: str) -> tuple[float, float, float]:
-        if (idea, prompt) not in features:
-            context, body = tokenizer.context_ids(idea), tokenizer.encode(prompt) + [tokenizer.eos_id]
-            with torch.no_grad(), engine.exact():
-                logits = engine(input_ids=torch.tensor([context + body])).logits[0, len(context) - 1:-1]
-            fluency = float(torch.log_softmax(logits.float(), dim=-1).gather(1, torch.tensor(body)[:, None]).mean())
-            critic = float(generator.critic.logits([prompt])[0]) if generator.critic is not None else 0.0
-            features[(idea, prompt)] = (critic, fluency, float(len(tokenize(prompt))))
-        return features[(idea, prompt)]
-
-    diffs, outcomes, folder_of, rows = [], [], [], []
-    for index, folder in enumerate(paths):
-        pairs = judged_pairs(folder)
-        for idea, a, b, a_won in pairs:
-            fa, fb = signals(idea, a), signals(idea, b)
-            joint_a, joint_b = (rerank.joint(rerank.SampleScore(recall=1.0, invented=0, stutter=False, mean_logprob=f[1],
-                                                                critic=f[0], words=int(f[2]))) for f in (fa, fb))
-            diffs.append([fa[0] - fb[0], fa[1] - fb[1], (fa[2] - fb[2]) / 10, joint_a - joint_b])
-            outcomes.append(a_won)
-            folder_of.append(index)
-        rows.append({"folder": folder.name, "pairs": len(pairs)})
-    x, y, groups = torch.tensor(diffs), torch.tensor(outcomes), torch.tensor(folder_of)
-    # Higher critic, higher fluency, fewer words, higher joint: the direction each signal prefers.
-    agree = {name: float((((x[:, col] * sign) > 0).float() == y)[x[:, col] != 0].float().mean())
-             for name, col, sign in (("critic", 0, 1), ("fluency", 1, 1), ("fewer words", 2, -1), ("joint", 3, 1))}
-    weights = _fit(x[:, :3], y)
-    held_out = right = 0
+    right = total = ab_right = ab_total = 0
+    per_folder = {}
     for g in groups.unique():
         train, test = groups != g, groups == g
         if not bool(train.any()):  # one folder: nothing to fit on without it
             continue
-        w = _fit(x[train][:, :3], y[train])
-        right += int((((x[test][:, :3] @ w) > 0).float() == y[test]).sum())
-        held_out += int(test.sum())
-    return {"model": model, "pairs": len(outcomes), "folders": rows,
-            "agreement": {name: round(v, 4) for name, v in agree.items()},
-            "bradley_terry": {"weights (critic logit, fluency nats/token, words/10)": [round(v, 4) for v in weights.tolist()],
-                              "held_out_accuracy": round(right / held_out, 4) if held_out else None},
-            "shipped_joint": {"critic_weight": rerank.CRITIC_WEIGHT, "fluency_weight": rerank.FLUENCY_WEIGHT,
-                              "length_weight": rerank.LENGTH_WEIGHT}}
+        if head is None:
+            w = fit_bradley_terry(x[train], y[train], l2=l2, free=free)
+            margin = x[test] @ w
+        else:
+            raw_a, raw_b, hidden, cap = head
+            fitted = fit_keep_head(raw_a[train], raw_b[train], y[train], hidden, cap, l2)
+            margin = fitted.utility(raw_a[test]) - fitted.utility(raw_b[test])
+        hits = int(((margin > 0).float() == y[test]).sum())
+        per_folder[names[int(g)]] = round(hits / int(test.sum()), 4)
+        right, total = right + hits, total + int(test.sum())
+        if names[int(g)].startswith("ab_"):
+            ab_right, ab_total = ab_right + hits, ab_total + int(test.sum())
+    return (round(right / total, 4) if total else None), (round(ab_right / ab_total, 4) if ab_total else None), per_folder
+
+
+@benchmark("judge_agreement", smoke=dict(folders=(str(JUDGED / "ab_s21_temperature"), str(JUDGED / "ab_s22_length"))))
+def run(model: str = "default", folders: tuple[str, ...] = (), critic: bool = True, l2: float = 0.3,
+        write_head: str = "") -> dict:
+    """How often the critic, fluency, length, the reranker's joint score and the keep head pick the prompt judges kept."""
+    import torch
+
+    import textopia
+    from textopia.generation import rerank
+    from textopia.models.keep_head import features as keep_features, fit_keep_head
+
+    paths = [Path(f) for f in folders] or sorted(p.parent for p in JUDGED.glob("*/key.json")
+                                                 if any(p.parent.glob("judge*.csv")))
+    generator = textopia.load(model, critic=critic)
+    pairs = [(index, *pair) for index, folder in enumerate(paths) for pair in judged_pairs(folder)]
+    items = sorted({(idea, p) for _, idea, a, b, _ in pairs for p in (a, b)})
+    at = {item: i for i, item in enumerate(items)}
+    raw = keep_features(generator.model, generator.tokenizer, [i for i, _ in items], [p for _, p in items])
+    critic_logits = (generator.critic.logits([p for _, p in items]) if generator.critic is not None
+                     else torch.zeros(len(items)))
+    a = torch.tensor([at[(idea, pa)] for _, idea, pa, _, _ in pairs])
+    b = torch.tensor([at[(idea, pb)] for _, idea, _, pb, _ in pairs])
+    y = torch.tensor([won for *_, won in pairs], dtype=torch.float32)
+    groups = torch.tensor([index for index, *_ in pairs])
+
+    def joint(i):
+        score = rerank.SampleScore(recall=1.0, invented=0, stutter=False, mean_logprob=float(raw[i, 0]),
+                                   critic=float(critic_logits[i]), words=round(float(raw[i, 1]) * 10))
+        return rerank.joint(score)
+
+    joints = torch.tensor([joint(i) for i in range(len(items))])
+    cap = rerank.FLUENCY_CAP
+    fluency = raw[:, 0] if cap is None else raw[:, 0].clamp_max(cap)
+    base = torch.stack([critic_logits, raw[:, 0], raw[:, 1]], dim=1)  # critic, fluency, words / 10
+    x = base[a] - base[b]
+    # Higher critic, higher fluency, fewer words, higher joint: the direction each signal prefers.
+    signals = {"critic": critic_logits, "fluency": raw[:, 0], "fewer words": -raw[:, 1], "joint": joints}
+    agree = {}
+    for name, values in signals.items():
+        d = values[a] - values[b]
+        agree[name] = round(float(((d > 0).float() == y)[d != 0].float().mean()), 4) if bool((d != 0).any()) else None
+    capped = torch.stack([fluency, raw[:, 1]], dim=1)
+    names = [p.name for p in paths]
+    heads = {"bradley_terry (critic, fluency, words/10)": _held_out(x, y, groups, names),
+             "bradley_terry (capped fluency, words/10)": _held_out(capped[a] - capped[b], y, groups, names),
+             f"keep head (l2 {l2})": _held_out(None, y, groups, names, l2=l2,
+                                               head=(raw[a], raw[b], generator.model.config.n_embd, cap))}
+    out = {"model": model, "pairs": len(pairs), "prompts": len(items),
+           "folders": [{"folder": p.name, "pairs": int((groups == i).sum()),
+                        **{("fluency and length" if k.startswith("bradley") else "keep head"): v[2].get(p.name) for k, v in list(heads.items())[1:]}}
+                       for i, p in enumerate(paths)],
+           "agreement": agree,
+           "held_out": [{"signals": k, "accuracy": v[0], "A/B folders": v[1]} for k, v in heads.items()],
+           "bradley_terry_weights (critic logit, fluency nats/token, words/10)":
+               [round(v, 4) for v in _fit(x, y).tolist()],
+           "shipped_joint": {"critic_weight": rerank.CRITIC_WEIGHT, "fluency_weight": rerank.FLUENCY_WEIGHT,
+                             "length_weight": rerank.LENGTH_WEIGHT, "fluency_cap": cap}}
+    if write_head:
+        head = fit_keep_head(raw[a], raw[b], y, generator.model.config.n_embd, cap, l2,
+                             held_out_accuracy=heads[f"keep head (l2 {l2})"][0],
+                             command=f"python -m benchmarks judge_agreement --set l2={l2} --set write_head=DIR",
+                             notes={"folders": names})
+        head.save(write_head)
+        out["written"] = {"head": write_head, "weights (capped fluency, words/10)": [round(v, 4) for v in head.weight[:2].tolist()]}
+    return out
+
+
+def _fit(x, y):
+    from textopia.models.keep_head import fit_bradley_terry
+
+    return fit_bradley_terry(x, y)

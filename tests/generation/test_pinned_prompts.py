@@ -77,12 +77,12 @@ def _calls(gen, **extra) -> dict[str, list[str]]:
 
 
 DEFAULT = {
-    "expand n=1": ["a castle on a hill"],
-    "expand n=3": ["a castle on a hill, by caspar david friedrich", "a castle on a hill, in the style of makoto shinkai", "a castle on a hill, trending on artstation, studio ghibli"],
+    "expand n=1": ["a castle on a hill, art by donato giancola and greg rutkowski"],
+    "expand n=3": ["a castle on a hill, cinematic render, artstation", "a castle on a hill, trending on artstation, studio ghibli", "a castle on a hill, in the style of makoto shinkai"],
     "continue n=1": ["a portrait of a character in a scenic environment by edward hopper"],
-    "continue n=3": ["a portrait of a female android by sarah ann loreth", "a portrait of a samurai warrior, painting by Gaston Bussiere, Craig Mullins", "a portrait of a character in a scenic environment by marco bucci, highly detailed"],
-    "nothing n=1": ["a painting of a robot wearing a helmet, trending on artstation"],
-    "nothing n=3": ["a girl in the style of anime", "a painting of a tall building, by rene magritte, trending on artstation", "a portrait of a young girl with green eyes, anime, artstation"],
+    "continue n=3": ["a portrait of a character in a scenic environment by marco bucci, highly detailed", "a portrait of an anthropomorphic cat wearing a space suit with sunglasses, by tom bagshaw", "a portrait of a samurai warrior, painting by Gaston Bussiere, Craig Mullins"],
+    "nothing n=1": ["a painting of a mountain, by greg rutkowski and james gurney"],
+    "nothing n=3": ["a portrait of a young girl with green eyes, anime, artstation", "a girl in the style of anime", "a painting of a tall building, by rene magritte, trending on artstation"],
 }
 
 
@@ -136,7 +136,7 @@ DIFFUSION = {
     "expand n=1": ["castle on a hill she"],
     "expand n=3": ["castle on a hill elon", "castle on a hill she", "castle on a hill, Monster cherry doll"],
     "continue n=1": ["a portrait of colored from To selfIe"],
-    "continue n=3": ["a portrait of colored from To selfIe", "a portrait of Ted with centered digital, and", "a portrait of voodoo highly"],
+    "continue n=3": ["a portrait of john Tall", "a portrait of colored from To selfIe", "a portrait of voodoo highly"],
     "nothing n=1": ["no TeslA glowing"],
     "nothing n=3": ["no TeslA glowing", "with dog", "allIsoN art"],
     "variations": ["a castle on a hill yellow golden high Torso", "a castle on a hill, horse high HDR goggles in digital Moon high of high cherry in Tall", "a castle on a hill digital from Most a spongeBob clef"],

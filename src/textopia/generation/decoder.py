@@ -112,6 +112,9 @@ class DecoderGenerator(Generator):
         self.max_positions = max_positions(model)
         self.known_words: KnownWords | None = None  # set by the loader from the checkpoint's known_words.txt
         self.critic = None  # a CoherenceCritic the reranker consults (set by the loader); None: none
+        #: the writer's :class:`~textopia.models.keep_head.KeepHead`, which chooses within a tier
+        #: (set by the loader from the checkpoint's ``keep/``); None: rerank's fluency and length
+        self.keep_head = None
         self.sampler: TokenSampler = BatchedLMSampler(self) if sampler is None else sampler
 
     def info(self) -> dict[str, Any]:
@@ -257,10 +260,30 @@ class DecoderGenerator(Generator):
                 best, best_logprob = form, logprob
         return best
 
+    def keep_scorer(self):
+        """``(writer, keep head)``: the model whose hidden states the keep head reads, and the head;
+        None where there is no head (the reranker then weighs fluency and length)."""
+        return None if self.keep_head is None else (self.model, self.keep_head)
+
     def _judge(self, requests: list["_Request"]) -> None:
-        """Give every reranked candidate its coherence critic's logit, all requests in one batch
-        (:mod:`textopia.generation.rerank`; nothing without a critic, or while its weight,
-        ``rerank.CRITIC_WEIGHT``, is 0)."""
+        """Give the reranked candidates their within-tier scores, all requests in one batch: the
+        keep head's utility to those of the tiers the reranker chooses among
+        (:func:`~textopia.generation.rerank.contenders`), where the writer has a head; and the
+        coherence critic's logit to every one, where it has a critic of weight
+        (``rerank.CRITIC_WEIGHT``) above 0."""
+        scorer = self.keep_scorer() if any(r.reranking for r in requests) else None
+        if scorer is not None:
+            from textopia.models.keep_head import features
+
+            model, head = scorer
+            slots = [(r, i) for r in requests if r.reranking
+                     for i in rerank.contenders([c[0] for c in r.candidates], r.n)]
+            if slots:
+                ideas = [r.idea if r.settings.mode == "expand" else None for r, _ in slots]
+                raw = features(model, self.tokenizer, ideas, [r.candidates[i][1] for r, i in slots])
+                for (r, i), utility in zip(slots, head.utility(raw).tolist()):
+                    score, text, gen = r.candidates[i]
+                    r.candidates[i] = (replace(score, keep=utility), text, gen)
         if self.critic is None or rerank.CRITIC_WEIGHT == 0:
             return
         slots = [(r, i) for r in requests if r.reranking for i, c in enumerate(r.candidates) if c[0] is not None]

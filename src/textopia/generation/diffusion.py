@@ -122,6 +122,7 @@ class DiffusionGenerator(VAEGenerator):
         #: directory; None: a weight above 0 is an error when the model is first needed.
         self.load_lm = load_lm
         self._lm = None
+        self._lm_keep_head = None  # the fusion LM's keep head (loaded with it)
         self._lm_lock = threading.Lock()
 
     def settings(self, guidance: float | None = None, steps: int | None = None, lm_weight: float | None = None,
@@ -157,7 +158,22 @@ class DiffusionGenerator(VAEGenerator):
                     raise TextopiaError(f"fusion_lm {name!r} has another tokenizer than {self.name!r}: "
                                         f"shallow fusion needs the same tokens")
                 self._lm = lm.model
+                self._lm_keep_head = getattr(lm, "keep_head", None)
             return self._lm
+
+    def keep_scorer(self):
+        """The language model of shallow fusion and its keep head, where the model fuses with one
+        when writing from an idea (:attr:`generate_lm_weight` > 0) and it has a head: the head
+        reads that model's hidden states of each candidate, whatever wrote it (the same tokens).
+        On three judged A/Bs of the latent pair's settings the head, fitted without each in turn,
+        ranked 0.730 / 0.788 / 0.737 of the pairs as the judges did, against 0.689 / 0.742 / 0.618
+        for fluency and length fitted so (``python -m benchmarks judge_agreement``)."""
+        if self.keep_head is not None:
+            return super().keep_scorer()
+        if self.generate_lm_weight <= 0:
+            return None
+        lm = self.fusion_lm()
+        return None if self._lm_keep_head is None else (lm, self._lm_keep_head)
 
     def fusion_weight(self, latent: DiffusionSettings | None) -> float:
         """λ of a call's shallow fusion: ``latent.lm_weight``, or without settings (prompts from an

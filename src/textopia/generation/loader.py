@@ -160,6 +160,10 @@ def load(name_or_dir: str | Path | None = None, *, device: str | None = None, en
         generator.known_words = KnownWords.load(known)
     if hasattr(generator, "load_lm"):  # latent diffusion's shallow fusion loads its language model by name
         generator.load_lm = load_fusion_lm
+    from textopia.models.keep_head import KEEP_DIR
+
+    if (path / KEEP_DIR / "config.json").is_file() and hasattr(generator, "keep_head"):
+        generator.keep_head = load_keep_head(path / KEEP_DIR, generator.model)
     if critic is None:
         from textopia.generation import rerank
 
@@ -170,6 +174,25 @@ def load(name_or_dir: str | Path | None = None, *, device: str | None = None, en
 
         generator.critic = load_coherence_critic(found)
     return generator
+
+
+def load_keep_head(directory: Path, model):
+    """The keep head in ``directory`` for the writer ``model`` (:mod:`textopia.models.keep_head`);
+    None where the writer is not one whose hidden states it reads (the lean GPT-2 engine's:
+    ``engine="transformers"`` reranks without the head).
+
+    Raises:
+        TextopiaError: it is not a keep head, or it was fitted on another hidden size than the writer's.
+    """
+    from textopia.models.keep_head import KeepHead
+
+    head = KeepHead.load(directory)
+    if not hasattr(model, "output_logits"):
+        return None
+    if head.config.hidden_size != model.config.n_embd:
+        raise TextopiaError(f"{directory} is a keep head for a hidden size of {head.config.hidden_size}, "
+                            f"and the model's is {model.config.n_embd}")
+    return head
 
 
 def load_fusion_lm(name_or_dir: str, device: str) -> Generator:

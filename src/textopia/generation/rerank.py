@@ -82,6 +82,12 @@ LENGTH_WEIGHT = 0.25
 #: write long, tag-heavy prompts, and the judges keep concise ones. The critic stays the
 #: two-sample measure of ``benchmarks/quality.py``; with a weight of 0 the reranker does not run it.
 CRITIC_WEIGHT = 0.0
+#: What one logit of the keep head's utility is worth in :func:`joint`, where the writer has a
+#: head (:mod:`textopia.models.keep_head`, a Bradley-Terry model of blind judges' choices on the
+#: writer's hidden states, fluency and length). The head weighs about 2 a nat per token of
+#: fluency, so 1.5 keeps fluency's weight near :data:`FLUENCY_WEIGHT`'s and variety's
+#: (:data:`VARIETY_WEIGHT`) against it as it was.
+KEEP_WEIGHT = 1.5
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,7 @@ class SampleScore:
     unknown_name: bool = False  # a credited name the corpus never credits ("by Tatsuya Stubbs")
     new_clauses: int = 0  # clauses, without the idea's words, that the corpus does not know
     words: int = 0  # the prompt's words (:func:`textopia.text.tokenize`)
+    keep: float | None = None  # the keep head's utility (log-odds a judge keeps it; None: no head)
 
     @property
     def clean(self) -> bool:
@@ -170,10 +177,26 @@ def _bigrams(text: str) -> set[tuple[str, str]]:
 
 
 def joint(score: SampleScore) -> float:
-    """The within-tier score of a sample: ``FLUENCY_WEIGHT · min(mean_logprob, FLUENCY_CAP) -
-    LENGTH_WEIGHT · words + CRITIC_WEIGHT · critic``."""
+    """The within-tier score of a sample: ``KEEP_WEIGHT · keep`` where the writer has a keep head,
+    else ``FLUENCY_WEIGHT · min(mean_logprob, FLUENCY_CAP) - LENGTH_WEIGHT · words + CRITIC_WEIGHT
+    · critic``."""
+    if score.keep is not None:
+        return KEEP_WEIGHT * score.keep
     fluency = score.mean_logprob if FLUENCY_CAP is None else min(score.mean_logprob, FLUENCY_CAP)
     return CRITIC_WEIGHT * score.critic + FLUENCY_WEIGHT * fluency - LENGTH_WEIGHT * score.words
+
+
+def contenders(scores: list[SampleScore | None], n: int) -> list[int]:
+    """The indices of ``scores`` that :func:`select` may choose among for ``n`` prompts: every
+    sample of the best tiers, tier by tier, until they hold ``n`` (in ascending order). Only these
+    need a within-tier score such as the keep head's."""
+    tiers = sorted({s.tier() for s in scores if s is not None})
+    out: list[int] = []
+    for tier in tiers:
+        out += [i for i, s in enumerate(scores) if s is not None and s.tier() == tier]
+        if len(out) >= n:
+            break
+    return sorted(out)
 
 
 def select(candidates: list[tuple[SampleScore, str, T]], n: int) -> list[T]:

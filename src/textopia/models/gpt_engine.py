@@ -318,6 +318,13 @@ class GPT2Engine(nn.Module):
         """
         return self._trunk(input_ids)[0]
 
+    @torch.no_grad()
+    def output_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The output layer alone: logits (B, T, V) float32 of :meth:`hidden_states`' (B, T, E), so
+        that one pass gives a prompt's hidden states and its log-probabilities."""
+        b, t = hidden.shape[:2]
+        return self._layers()[1](hidden.reshape(b * t, -1)).view(b, t, -1).float()
+
     def _trunk(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None = None,
                past_key_values: StaticCache | None = None, use_cache: bool = False,
                position_ids: torch.Tensor | None = None,

@@ -1,0 +1,207 @@
+"""The keep head: a linear reward model of what blind judges keep, read off the writer's own
+hidden states.
+
+For a prompt written for an idea, the head's utility is
+
+    u = w_f · min(fluency, cap) + w_w · words / 10 + v · (pooled - mean) / std
+
+where ``fluency`` is the writer's mean log-probability per token of the prompt and its end given
+the idea (nats per token, float32), ``words`` the prompt's length in words, and ``pooled`` (2E,)
+the writer's final hidden states (after the last LayerNorm) averaged over the prompt's tokens and
+taken at its end token. The weights are a Bradley-Terry model (Bradley and Terry 1952; the linear
+reward model of preference learning, Christiano et al. 2017, eq. 1): the log-odds that a judge
+keeps prompt a over prompt b for the same idea is ``u(a) - u(b)``, fitted by L2-penalised logistic
+regression on the pairs of model prompts that blind judges kept differently
+(:func:`fit_bradley_terry`; ``python -m benchmarks judge_agreement``). The hidden states carry
+what fluency and length do not: which names, media and details go with which subjects, as the
+writer learned them from the corpus.
+
+A head belongs to the writer whose hidden states it was fitted on; it is saved in that writer's
+checkpoint folder as ``keep/`` (:data:`KEEP_DIR`): ``config.json`` (:class:`KeepHeadConfig`) and
+``model.safetensors`` (``weight`` (2 + 2E,), ``mean`` and ``std`` (2E,), float32).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from textopia.errors import TextopiaError
+from textopia.io import atomic_dir
+from textopia.text import tokenize
+
+#: The folder of a writer's checkpoint that holds its keep head.
+KEEP_DIR = "keep"
+#: Rows a :func:`features` forward pass takes at once.
+BATCH_ROWS = 64
+
+
+@dataclass
+class KeepHeadConfig:
+    """What a keep head reads and how it was fitted (saved as ``keep/config.json``).
+
+    Attributes:
+        hidden_size: E, the writer's hidden size (the head reads 2E pooled features).
+        fluency_cap: the mean log-probability per token (nats) above which fluency earns no more;
+            None: no cap.
+        l2: the penalty on the pooled features' weights (the fluency and length weights are not
+            penalised), per pair of the fit.
+        pairs: judged pairs it was fitted on.
+        held_out_accuracy: the share of judged pairs it ranks as the judge did, each judging
+            round left out of the fit in turn.
+        command: the command that fitted it.
+    """
+
+    hidden_size: int
+    fluency_cap: float | None = -1.5
+    l2: float = 0.3
+    pairs: int = 0
+    held_out_accuracy: float | None = None
+    command: str = ""
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 1 <= int(self.hidden_size) <= 65536:
+            raise TextopiaError(f"keep head hidden_size must be in 1..65536, got {self.hidden_size}")
+
+
+def features(engine, tokenizer, ideas: Sequence[str | None], prompts: Sequence[str],
+             batch_rows: int = BATCH_ROWS) -> torch.Tensor:
+    """The raw features of each prompt: ``[fluency, words / 10, pooled]``, (N, 2 + 2E) float32.
+
+    Args:
+        engine: the writer (:class:`~textopia.models.gpt_engine.GPT2Engine`); scored with float32
+            weights (``engine.exact()``).
+        tokenizer: its :class:`~textopia.data.tokenizer.PromptTokenizer`.
+        ideas: N ideas (None: unconditional), each prompt's context.
+        prompts: N prompts.
+
+    Raises:
+        ValueError: a context and prompt pass the writer's positions.
+    """
+    rows = []
+    for idea, prompt in zip(ideas, prompts):
+        context, body = tokenizer.context_ids(idea), tokenizer.encode(prompt) + [tokenizer.eos_id]
+        rows.append((context, body))
+    out = []
+    for start in range(0, len(rows), batch_rows):
+        chunk = rows[start:start + batch_rows]
+        width = max(len(c) + len(b) for c, b in chunk)
+        input_ids = torch.full((len(chunk), width), tokenizer.eos_id, dtype=torch.long)
+        for i, (c, b) in enumerate(chunk):
+            input_ids[i, : len(c) + len(b)] = torch.tensor(c + b)
+        with torch.no_grad(), engine.exact():
+            device = engine.params["transformer__wte__weight"].device
+            hidden = engine.hidden_states(input_ids.to(device))  # (B, W, E)
+            logprobs = torch.log_softmax(engine.output_logits(hidden).float(), dim=-1)  # (B, W, V)
+        for i, (c, b) in enumerate(chunk):
+            first, last = len(c), len(c) + len(b)  # the body's positions: [first, last)
+            targets = input_ids[i, first:last].to(logprobs.device)
+            fluency = logprobs[i, first - 1:last - 1].gather(1, targets[:, None]).mean()
+            h = hidden[i, first:last].float()  # (T, E)
+            out.append(torch.cat([torch.stack([fluency, torch.tensor(len(tokenize(prompts[start + i])) / 10,
+                                                                     device=h.device)]),
+                                  h.mean(0), h[-1]]).cpu())
+    return torch.stack(out) if out else torch.zeros(0, 2)  # (N, 2 + 2E)
+
+
+class KeepHead:
+    """A fitted head: :meth:`utility` of raw :func:`features`.
+
+    Args:
+        config: its :class:`KeepHeadConfig`.
+        weight: (2 + 2E,) float32, the Bradley-Terry weights of capped fluency, words / 10 and the
+            standardised pooled features.
+        mean, std: (2E,) float32, the pooled features' mean and standard deviation over the prompts
+            it was fitted on.
+    """
+
+    def __init__(self, config: KeepHeadConfig, weight: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> None:
+        e = 2 * config.hidden_size
+        if tuple(weight.shape) != (2 + e,) or tuple(mean.shape) != (e,) or tuple(std.shape) != (e,):
+            raise TextopiaError(f"keep head of hidden size {config.hidden_size} needs weight ({2 + e},) and mean, std "
+                                f"({e},); got {tuple(weight.shape)}, {tuple(mean.shape)}, {tuple(std.shape)}")
+        self.config = config
+        self.weight, self.mean, self.std = weight.float(), mean.float(), std.float().clamp_min(1e-6)
+
+    def inputs(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw :func:`features` (N, 2 + 2E) as the weights read them: fluency capped, the pooled
+        features standardised; (N, 2 + 2E) float32."""
+        fluency = raw[:, :1] if self.config.fluency_cap is None else raw[:, :1].clamp_max(self.config.fluency_cap)
+        return torch.cat([fluency, raw[:, 1:2], (raw[:, 2:] - self.mean) / self.std], dim=1)
+
+    def utility(self, raw: torch.Tensor) -> torch.Tensor:
+        """(N,) float32 utilities: differences are the log-odds that a judge keeps one prompt over another."""
+        return self.inputs(raw.float()) @ self.weight
+
+    def save(self, directory: str | Path) -> None:
+        """Write ``directory`` (config.json and model.safetensors) whole, or leave it as it was."""
+        from safetensors.torch import save_file
+
+        with atomic_dir(directory) as tmp:
+            save_file({"weight": self.weight.contiguous(), "mean": self.mean.contiguous(), "std": self.std.contiguous()},
+                      str(tmp / "model.safetensors"))
+            (tmp / "config.json").write_text(json.dumps(asdict(self.config), indent=1) + "\n")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "KeepHead":
+        """Read a head that :meth:`save` wrote.
+
+        Raises:
+            TextopiaError: a file is missing or is not a keep head's.
+        """
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        try:
+            raw = json.loads((directory / "config.json").read_text())
+            known = {f.name for f in fields(KeepHeadConfig)}
+            config = KeepHeadConfig(**{k: v for k, v in raw.items() if k in known})
+            tensors = load_file(str(directory / "model.safetensors"))
+            return cls(config, tensors["weight"], tensors["mean"], tensors["std"])
+        except TextopiaError:
+            raise
+        except Exception as e:  # safetensors raises its own error for a corrupt file
+            raise TextopiaError(f"{directory} is not a keep head: {e}") from None
+
+
+def fit_bradley_terry(diffs: torch.Tensor, outcomes: torch.Tensor, l2: float = 0.0, free: int = 0) -> torch.Tensor:
+    """Bradley-Terry weights: logistic regression without intercept of ``outcomes`` (P,) (1: the
+    first prompt of the pair was kept higher) on the feature differences ``diffs`` (P, F), with
+    an L2 penalty ``l2 · |w[free:]|²`` (the first ``free`` weights unpenalised); (F,) float32, by L-BFGS."""
+    x, y = diffs.float(), outcomes.float()
+    w = torch.zeros(x.size(1), requires_grad=True)
+    opt = torch.optim.LBFGS([w], max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(x @ w, y) + l2 * (w[free:] ** 2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    if not bool(torch.isfinite(w).all()):
+        raise TextopiaError("the Bradley-Terry fit diverged")
+    return w.detach()
+
+
+def fit_keep_head(raw_a: torch.Tensor, raw_b: torch.Tensor, outcomes: torch.Tensor, hidden_size: int,
+                  fluency_cap: float | None, l2: float, **config: Any) -> KeepHead:
+    """A :class:`KeepHead` fitted on judged pairs: raw :func:`features` of each pair's first and
+    second prompt, (P, 2 + 2E) each, and ``outcomes`` (P,) (1: the first was kept higher). The
+    pooled features are standardised over the pairs' prompts."""
+    pooled = torch.cat([raw_a[:, 2:], raw_b[:, 2:]])
+    mean, std = pooled.mean(0), pooled.std(0).clamp_min(1e-6)
+    e = 2 * hidden_size
+    head = KeepHead(KeepHeadConfig(hidden_size=hidden_size, fluency_cap=fluency_cap, l2=l2, pairs=len(outcomes),
+                                   **config), torch.zeros(2 + e), mean, std)
+    head.weight = fit_bradley_terry(head.inputs(raw_a) - head.inputs(raw_b), outcomes, l2=l2, free=2)
+    if not math.isfinite(float(head.weight.abs().sum())):
+        raise TextopiaError("the keep head's fit diverged")
+    return head

@@ -1,0 +1,170 @@
+"""The keep head: its features, its fit, its file, and the reranker's use of it."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+import textopia
+from textopia.errors import TextopiaError
+from textopia.generation import rerank
+from textopia.models.keep_head import (KEEP_DIR, KeepHead, KeepHeadConfig, features, fit_bradley_terry,
+                                       fit_keep_head)
+
+
+def _random_head(hidden: int, seed: int = 0) -> KeepHead:
+    g = torch.Generator().manual_seed(seed)
+    e = 2 * hidden
+    return KeepHead(KeepHeadConfig(hidden_size=hidden, fluency_cap=-1.5), torch.randn(2 + e, generator=g),
+                    torch.randn(e, generator=g), torch.rand(e, generator=g) + 0.5)
+
+
+def test_features_are_the_writers_own_and_do_not_depend_on_the_batch(tiny_checkpoint):
+    gen = textopia.load(str(tiny_checkpoint))
+    ideas = ["old fisherman", None, "a lighthouse in a storm"]
+    prompts = ["old fisherman, oil painting", "a castle on a hill at dawn, by greg rutkowski, highly detailed", "a lighthouse"]
+    together = features(gen.model, gen.tokenizer, ideas, prompts)
+    alone = torch.cat([features(gen.model, gen.tokenizer, [i], [p]) for i, p in zip(ideas, prompts)])
+    e = gen.model.config.n_embd
+    assert together.shape == (3, 2 + 2 * e) and together.dtype == torch.float32
+    assert torch.allclose(together, alone, atol=1e-4)
+    # Fluency: the mean log-probability per token of the prompt and its end, given the idea.
+    context, body = gen.tokenizer.context_ids(ideas[0]), gen.tokenizer.encode(prompts[0]) + [gen.tokenizer.eos_id]
+    with gen.model.exact():
+        logits = gen.model(input_ids=torch.tensor([context + body])).logits[0, len(context) - 1:-1]
+    expected = torch.log_softmax(logits, -1).gather(1, torch.tensor(body)[:, None]).mean()
+    assert float(together[0, 0]) == pytest.approx(float(expected), abs=1e-4)
+    assert float(together[0, 1]) == pytest.approx(0.4)  # four words, / 10
+
+
+def test_a_head_survives_a_save_and_load(tmp_path):
+    head = _random_head(8)
+    raw = torch.randn(5, 18)
+    head.save(tmp_path / KEEP_DIR)
+    loaded = KeepHead.load(tmp_path / KEEP_DIR)
+    assert loaded.config == head.config
+    assert torch.equal(loaded.utility(raw), head.utility(raw))
+    assert head.utility(raw).shape == (5,)
+
+
+def test_a_broken_head_is_a_clear_error(tmp_path):
+    with pytest.raises(TextopiaError, match="not a keep head"):
+        KeepHead.load(tmp_path)  # no files
+    _random_head(8).save(tmp_path / "h")
+    (tmp_path / "h" / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(TextopiaError, match="not a keep head"):
+        KeepHead.load(tmp_path / "h")
+    with pytest.raises(TextopiaError, match="needs weight"):
+        KeepHead(KeepHeadConfig(hidden_size=8), torch.zeros(10), torch.zeros(16), torch.ones(16))
+    with pytest.raises(TextopiaError, match="hidden_size"):
+        KeepHeadConfig(hidden_size=0)
+
+
+def test_fluency_above_the_cap_earns_nothing():
+    head = _random_head(2)
+    raw = torch.zeros(2, 6)
+    raw[0, 0], raw[1, 0] = -1.0, -0.2  # both above the cap of -1.5
+    utilities = head.utility(raw)
+    assert float(utilities[0]) == float(utilities[1])
+
+
+def test_the_fit_learns_what_the_judges_prefer():
+    """Judges who keep the prompt with the higher first pooled feature: the fitted head ranks
+    pairs it never saw as they would, and leaves an unrelated feature near 0."""
+    g = torch.Generator().manual_seed(0)
+    hidden, pairs = 4, 400
+    raw_a, raw_b = torch.randn(pairs, 2 + 2 * hidden, generator=g), torch.randn(pairs, 2 + 2 * hidden, generator=g)
+    raw_a[:, 0], raw_b[:, 0] = -3.0, -3.0  # fluency equal: it decides nothing
+    won = (raw_a[:, 2] > raw_b[:, 2]).float()
+    head = fit_keep_head(raw_a[:300], raw_b[:300], won[:300], hidden, -1.5, l2=0.001)
+    margin = head.utility(raw_a[300:]) - head.utility(raw_b[300:])
+    assert float(((margin > 0).float() == won[300:]).float().mean()) > 0.9
+    assert float(head.weight[2]) > 5 * float(head.weight[3:].abs().max())
+    assert head.config.pairs == 300
+
+
+def test_the_penalty_leaves_the_first_weights_free():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(300, 3, generator=g)
+    y = (x[:, 0] > 0).float()
+    w = fit_bradley_terry(x, y, l2=10.0, free=1)
+    assert float(w[0]) > 5.0 and float(w[1:].abs().max()) < 0.2
+
+
+def test_joint_is_the_heads_utility_where_there_is_one():
+    plain = rerank.SampleScore(recall=1.0, invented=0, stutter=False, mean_logprob=-2.0, words=10)
+    assert rerank.joint(plain) == pytest.approx(rerank.FLUENCY_WEIGHT * -2.0 - rerank.LENGTH_WEIGHT * 10)
+    from dataclasses import replace
+
+    assert rerank.joint(replace(plain, keep=2.0)) == pytest.approx(rerank.KEEP_WEIGHT * 2.0)
+
+
+def test_contenders_are_the_best_tiers_until_they_hold_n():
+    good = rerank.SampleScore(recall=1.0, invented=0, stutter=False, mean_logprob=-2.0)
+    worse = rerank.SampleScore(recall=1.0, invented=0, stutter=True, mean_logprob=-2.0)
+    worst = rerank.SampleScore(recall=0.5, invented=0, stutter=False, mean_logprob=-2.0)
+    scores = [worse, good, worst, None, good, worse]
+    assert rerank.contenders(scores, 1) == [1, 4]
+    assert rerank.contenders(scores, 2) == [1, 4]
+    assert rerank.contenders(scores, 3) == [0, 1, 4, 5]
+    assert rerank.contenders(scores, 9) == [0, 1, 2, 4, 5]
+
+
+class _WordyHead:
+    """A stand-in head that prefers the wordiest prompt, by far: its choice is easy to see."""
+
+    def __init__(self):
+        self.rows = []
+
+    def utility(self, raw):
+        self.rows.append(len(raw))
+        return 1000.0 * raw[:, 1]
+
+
+def test_the_generator_chooses_within_a_tier_by_its_keep_head(tiny_checkpoint, monkeypatch):
+    from textopia.generation import decoder
+    from textopia.generation.rerank import select
+    from textopia.text import tokenize
+
+    gen = textopia.load(str(tiny_checkpoint))
+    assert gen.keep_head is None  # the tiny checkpoint has none
+    gen.keep_head = _WordyHead()
+    seen = []
+
+    def recording_select(candidates, n):
+        seen.append(list(candidates))
+        return select(candidates, n)
+
+    monkeypatch.setattr(decoder, "select", recording_select)
+    chosen = gen.generate("old fisherman", n=1, seed=5, candidates=16, max_new_tokens=40)[0].prompt
+    candidates = seen[-1]
+    best = min(score.tier() for score, _, _ in candidates)
+    tier = [(score, text) for score, text, _ in candidates if score.tier() == best]
+    assert gen.keep_head.rows == [len(tier)]  # one batch, of the contenders alone
+    assert all(score.keep is not None for score, _ in tier)
+    assert all(score.keep is None for score, _, _ in candidates if score.tier() != best)
+    assert len(tokenize(chosen)) == max(len(tokenize(text)) for _, text in tier)
+    again = gen.generate("old fisherman", n=1, seed=5, candidates=16, max_new_tokens=40)[0].prompt
+    assert again == chosen  # a seed gives the same prompt
+
+
+def test_the_loader_reads_a_checkpoints_head_and_checks_its_size(tiny_checkpoint, tmp_path):
+    folder = tmp_path / "with-head"
+    shutil.copytree(tiny_checkpoint, folder)
+    hidden = textopia.load(str(folder)).model.config.n_embd
+    _random_head(hidden).save(folder / KEEP_DIR)
+    gen = textopia.load(str(folder))
+    assert isinstance(gen.keep_head, KeepHead)
+    assert gen.generate("old fisherman", n=1, seed=3, candidates=8, max_new_tokens=30)
+    _random_head(hidden + 1).save(folder / KEEP_DIR)
+    with pytest.raises(TextopiaError, match="hidden size"):
+        textopia.load(str(folder))
+
+
+def test_the_default_ships_a_head_fitted_on_judged_pairs():
+    gen = textopia.load("default")
+    assert isinstance(gen.keep_head, KeepHead)
+    assert gen.keep_head.config.pairs > 1000 and gen.keep_head.config.held_out_accuracy > 0.7
+    assert float(gen.keep_head.weight[0]) > 0 > float(gen.keep_head.weight[1])  # fluent and concise, as judged
