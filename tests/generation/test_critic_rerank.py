@@ -217,6 +217,8 @@ def test_a_name_in_two_spellings_is_a_repeat_for_the_reranker():
     ("a lighthouse on a cliff, photo, 35mm lens", None, False),
     ("a farmer with a tractor, photorealistic, pixar and dreamworks", None, True),  # a realistic animated film
     ("a farmer with a tractor, pixar style, 3d render", None, False),
+    ("a haunted forest at midnight, blue sky, digital art", "a haunted forest at midnight", True),
+    ("a haunted forest at midnight, full moon, digital art", "a haunted forest at midnight", False),
     ("a ballerina on a stage, soft focus portrait, sharp focus", None, True),
     ("a ballerina on a stage, soft focus portrait", None, False),
     ("a sailboat on a calm lake, realistic photo, golden hour, trending on artstation", None, True),
