@@ -99,15 +99,20 @@ def features(engine, tokenizer, ideas: Sequence[str | None], prompts: Sequence[s
         with torch.no_grad(), engine.exact():
             device = engine.params["transformer__wte__weight"].device
             hidden = engine.hidden_states(input_ids.to(device))  # (B, W, E)
-            logprobs = torch.log_softmax(engine.output_logits(hidden).float(), dim=-1)  # (B, W, V)
+            # The output layer over the positions that predict a body token alone, not the
+            # context's nor the padding's: (sum of T, E) -> (sum of T, V).
+            predicting = torch.cat([hidden[i, len(c) - 1:len(c) + len(b) - 1] for i, (c, b) in enumerate(chunk)])
+            logits = engine.output_logits(predicting[None])[0]  # (sum of T, V)
+            targets = torch.cat([input_ids[i, len(c):len(c) + len(b)] for i, (c, b) in enumerate(chunk)]).to(device)
+            token_logprobs = (logits.gather(1, targets[:, None])[:, 0] - torch.logsumexp(logits, dim=-1)).cpu()  # (sum of T,)
+        at = 0
         for i, (c, b) in enumerate(chunk):
             first, last = len(c), len(c) + len(b)  # the body's positions: [first, last)
-            targets = input_ids[i, first:last].to(logprobs.device)
-            fluency = logprobs[i, first - 1:last - 1].gather(1, targets[:, None]).mean()
-            h = hidden[i, first:last].float()  # (T, E)
-            out.append(torch.cat([torch.stack([fluency, torch.tensor(len(tokenize(prompts[start + i])) / 10,
-                                                                     device=h.device)]),
-                                  h.mean(0), h[-1]]).cpu())
+            fluency = token_logprobs[at:at + len(b)].mean()
+            at += len(b)
+            h = hidden[i, first:last].float().cpu()  # (T, E)
+            words = torch.tensor(len(tokenize(prompts[start + i])) / 10)
+            out.append(torch.cat([torch.stack([fluency, words]), h.mean(0), h[-1]]))
     return torch.stack(out) if out else torch.zeros(0, 2)  # (N, 2 + 2E)
 
 
