@@ -94,9 +94,13 @@ class StaticCache:
 
     def keep_rows(self, rows: torch.Tensor) -> None:
         """Keep only the batch rows ``rows`` (int64 indices, in the order given): a sampler drops
-        the rows that have finished, so that later steps compute the live ones only."""
-        self.k = self.k[:, rows]
-        self.v = self.v[:, rows]
+        the rows that have finished, so that later steps compute the live ones only. Only the
+        filled positions are copied; the rest of the new cache is left unwritten, as a new one is."""
+        for name in ("k", "v"):
+            old = getattr(self, name)
+            kept = old.new_empty((old.size(0), rows.numel(), *old.shape[2:]))  # (L, B', H, T_max, D)
+            kept[:, :, :, : self.length] = old[:, rows, :, : self.length]
+            setattr(self, name, kept)
         if self.key_valid is not None:
             self.key_valid = self.key_valid[rows]
 
