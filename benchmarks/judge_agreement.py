@@ -3,17 +3,24 @@ against every judged A/B on record.
 
 Usage (from the repository root)::
 
-    python -m benchmarks judge_agreement [--set folders=DIR,DIR] [--out benchmarks/results/judged]
+    python -m benchmarks judge_agreement [--set folders=DIR,DIR] [--set model=NAME_OR_DIR]
+        [--set l2=0.3] [--set write_head=DIR] [--out benchmarks/results/judged]
 
 The pairs: in each judged folder (``key.json`` and ``judge*.csv``, as ``blind_judging`` writes
 them), two model prompts for the same idea that one judge kept differently (keep 1-10; human
 prompts and ties left out). For each signal, the share of pairs where the prompt it ranks higher
 got the higher keep (0.5: it knows nothing of what judges keep): the coherence critic's logit,
 fluency (the model's mean log-probability per token of the prompt and its end, given the idea,
-float32), fewer words, and :func:`textopia.generation.rerank.joint` as shipped (on those three).
-Then a Bradley-Terry model (a logistic regression on the pairs' differences, Bradley and Terry
-1952) fits weights for the three, and its accuracy is measured leaving each folder out in turn.
-Pairs of one folder share judges and ideas: the folders, not the pairs, are the independent units.
+float32), fewer words, and :func:`textopia.generation.rerank.joint` without a keep head (on
+those three). Then Bradley-Terry models (a logistic regression on the pairs' differences,
+Bradley and Terry 1952) are fitted, and their accuracy measured leaving each folder out in turn:
+on the three signals, on capped fluency and length, and the keep head
+(:mod:`textopia.models.keep_head`: those two and the model's pooled hidden states, penalised by
+``l2``). Pairs of one folder share judges and ideas: the folders, not the pairs, are the
+independent units. With ``write_head`` the head fitted on every pair is written there (a
+checkpoint's ``keep/`` folder, which :func:`textopia.load` reads): the shipped default's was
+written by ``--set write_head=src/textopia/assets/default/keep`` with the 28 folders of
+session 22's end.
 """
 
 from __future__ import annotations
