@@ -680,3 +680,26 @@ def test_the_lstm_writes_without_the_repetition_penalty_by_default(tiny_lstm_che
     assert lstm.decoding().repetition_penalty == 1.0 and gpt.decoding().repetition_penalty == 1.1
     assert lstm.decoding(repetition_penalty=1.2).repetition_penalty == 1.2
     assert lstm.decoding().temperature == gpt.decoding().temperature  # only the penalty differs
+
+
+@pytest.mark.parametrize("prompt, count", [
+    ("a shepherd with his flock at dusk, by artgerm and greg rutkowski and alphonse mucha and "
+     "william-adolphe bouguereau and beeple, 4k", 5),
+    ("a castle, by greg rutkowski and alphonse mucha, in the style of wlop", 3),
+    ("a castle by the sea, trending on artstation", 0),  # "by the sea" credits nobody
+    ("a castle, painting by greg rutkowski & james gurney / craig mullins with thomas kinkade", 4),
+])
+def test_credit_count(prompt, count):
+    from textopia.text import credit_count, crowded_credits
+
+    assert credit_count(prompt) == count
+    assert crowded_credits(prompt) is (count > 3)
+
+
+def test_a_crowd_of_makers_ranks_with_a_clash():
+    crowded = score_sample("a shepherd", "a shepherd, by artgerm and greg rutkowski and alphonse mucha and beeple",
+                           -8.0, 10, None)
+    plain = score_sample("a shepherd", "a shepherd, by greg rutkowski and alphonse mucha", -30.0, 10, None)
+    clash = score_sample("a shepherd", "a shepherd at dawn, sunset", -8.0, 10, None)
+    assert crowded.crowded and not plain.crowded and not crowded.faultless
+    assert plain.tier() < crowded.tier() == clash.tier()

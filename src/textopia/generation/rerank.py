@@ -19,7 +19,8 @@ A sample's tier is a tuple compared in order (lexicographic), best first:
    photograph that is an oil painting), no article before another or before a preposition
    (:func:`textopia.text.broken_phrase`: "having a the camera"), no name credited that the
    corpus never credits (:meth:`textopia.text.KnownWords.unknown_names`: "by Tatsuya Stubbs",
-   two known words made into an artist): faults the blind judges marked in prompts that passed 1-3;
+   two known words made into an artist), no crowd of makers credited (:func:`textopia.text.crowded_credits`:
+   more than three): faults the blind judges marked in prompts that passed 1-3;
 5. fewer new clauses: clauses no prompt of the corpus holds often enough to be known
    (:meth:`textopia.text.KnownWords.new_clauses`; the idea's own words excepted), where a writer's
    nonsense lives ("elephant crossing the savanna, riding a pigs"): blind judges scored model
@@ -46,7 +47,7 @@ from dataclasses import dataclass
 
 from typing import TypeVar
 
-from textopia.text import (KnownWords, broken_phrase, clashes, idea_in_subject, idea_kept_together, idea_reworded,
+from textopia.text import (KnownWords, broken_phrase, clashes, crowded_credits, idea_in_subject, idea_kept_together, idea_reworded,
                            relevance_recall, repeats_idea_word, repeats_in_clause, repeats_phrase, repeats_variant,
                            restates_tag, stutters, tokenize)
 
@@ -108,6 +109,7 @@ class SampleScore:
     clash: bool = False  # two times of day or two media that cannot be one picture
     broken: bool = False  # an article before another article or a preposition ("a the camera")
     unknown_name: bool = False  # a credited name the corpus never credits ("by Tatsuya Stubbs")
+    crowded: bool = False  # more makers credited than text.MAX_CREDITS
     new_clauses: int = 0  # clauses, without the idea's words, that the corpus does not know
     words: int = 0  # the prompt's words (:func:`textopia.text.tokenize`)
     keep: float | None = None  # the keep head's utility (log-odds a judge keeps it; None: no head)
@@ -130,10 +132,11 @@ class SampleScore:
 
     def tier(self) -> tuple:
         """The quality tier (lower is better): recall, then invented words, stutter, an unfinished
-        prompt, the idea's place, a repeated phrase, a clash, a broken phrase or an unknown name, new
-        clauses, and fluency."""
+        prompt, the idea's place, a repeated phrase, a clash, a broken phrase, an unknown name or a
+        crowd of makers, new clauses, and fluency."""
         return (-self.recall, self.invented > 0, self.stutter, not self.finished,
-                self.repeats_idea or self.idea_late or self.idea_scattered or self.idea_reworded, self.repeats_phrase or self.clash or self.broken or self.unknown_name,
+                self.repeats_idea or self.idea_late or self.idea_scattered or self.idea_reworded,
+                self.repeats_phrase or self.clash or self.broken or self.unknown_name or self.crowded,
                 self.new_clauses, self.mean_logprob < MIN_MEAN_LOGPROB)
 
 
@@ -166,6 +169,7 @@ def score_sample(idea: str | None, prompt: str, logprob: float, num_tokens: int,
         clash=clashes(prompt, idea),
         broken=broken_phrase(prompt, idea),
         unknown_name=known_words is not None and bool(known_words.unknown_names(prompt, idea)),
+        crowded=crowded_credits(prompt),
         new_clauses=len(known_words.new_clauses(prompt, idea)) if known_words is not None else 0,
         words=len(tokenize(prompt)),
     )
