@@ -25,8 +25,6 @@ session 22's end.
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 
 from benchmarks.harness import benchmark
@@ -35,56 +33,25 @@ JUDGED = Path(__file__).resolve().parent / "results" / "judged"
 SIGNALS = ("critic", "fluency", "words")
 
 
-def judged_pairs(folder: Path) -> list[tuple[str, str, str, float]]:
-    """``(idea, prompt a, prompt b, 1.0 if a was kept higher else 0.0)`` for each pair of model
-    prompts for one idea that one judge of ``folder`` kept differently."""
-    key = {item["id"]: item for item in json.loads((folder / "key.json").read_text())}
-    pairs = []
-    for path in sorted(folder.glob("judge*.csv")):
-        by_idea: dict[str, list[tuple[str, float]]] = {}
-        with open(path, newline="") as f:
-            for row in csv.reader(f):
-                try:
-                    item, keep = key[int(row[0])], float(row[3])
-                except (ValueError, IndexError, KeyError):
-                    continue
-                if item["source"] != "human":
-                    by_idea.setdefault(item["idea"], []).append((item["prompt"], keep))
-        for idea, rows in by_idea.items():
-            for i, (a, keep_a) in enumerate(rows):
-                for b, keep_b in rows[i + 1:]:
-                    if a != b and keep_a != keep_b:
-                        pairs.append((idea, a, b, 1.0 if keep_a > keep_b else 0.0))
-    return pairs
-
-
-def _held_out(x, y, groups, names: list[str], l2: float = 0.0, free: int = 0, head=None):
+def _held_out(x, y, groups, names: list[str]):
     """Accuracy of a Bradley-Terry fit on ``x`` (P, F) differences, each folder of ``groups``
-    (P,) left out of the fit in turn and predicted; with ``head`` (``(raw_a, raw_b, hidden size,
-    fluency cap)``), a keep head fitted on raw features instead. Returns the accuracy over all
-    folders and over the A/B folders (``ab_*``: two settings of one model, the reranker's kind of
-    choice) alone, and per folder."""
-    from textopia.models.keep_head import fit_bradley_terry, fit_keep_head
+    (P,) left out of the fit in turn and predicted: per folder ``(right, pairs)``."""
+    from textopia.models.keep_head import fit_bradley_terry
 
-    right = total = ab_right = ab_total = 0
-    per_folder = {}
+    out = {}
     for g in groups.unique():
         train, test = groups != g, groups == g
         if not bool(train.any()):  # one folder: nothing to fit on without it
             continue
-        if head is None:
-            w = fit_bradley_terry(x[train], y[train], l2=l2, free=free)
-            margin = x[test] @ w
-        else:
-            raw_a, raw_b, hidden, cap = head
-            fitted = fit_keep_head(raw_a[train], raw_b[train], y[train], hidden, cap, l2)
-            margin = fitted.utility(raw_a[test]) - fitted.utility(raw_b[test])
-        hits = int(((margin > 0).float() == y[test]).sum())
-        per_folder[names[int(g)]] = round(hits / int(test.sum()), 4)
-        right, total = right + hits, total + int(test.sum())
-        if names[int(g)].startswith("ab_"):
-            ab_right, ab_total = ab_right + hits, ab_total + int(test.sum())
-    return (round(right / total, 4) if total else None), (round(ab_right / ab_total, 4) if ab_total else None), per_folder
+        w = fit_bradley_terry(x[train], y[train])
+        out[names[int(g)]] = (int((((x[test] @ w) > 0).float() == y[test]).sum()), int(test.sum()))
+    return out
+
+
+def _accuracy(hits: dict[str, tuple[int, int]], prefix: str = "") -> float | None:
+    """The share right over the folders of ``hits`` whose names start with ``prefix``."""
+    right, total = (sum(v[i] for k, v in hits.items() if k.startswith(prefix)) for i in (0, 1))
+    return round(right / total, 4) if total else None
 
 
 @benchmark("judge_agreement", smoke=dict(folders=(str(JUDGED / "ab_s21_temperature"), str(JUDGED / "ab_s22_length"))))
@@ -95,21 +62,15 @@ def run(model: str = "default", folders: tuple[str, ...] = (), critic: bool = Tr
 
     import textopia
     from textopia.generation import rerank
-    from textopia.models.keep_head import features as keep_features, fit_keep_head
+    from textopia.evaluation.judged import fit_on_judged, held_out_hits, judged_features
 
     paths = [Path(f) for f in folders] or sorted(p.parent for p in JUDGED.glob("*/key.json")
                                                  if any(p.parent.glob("judge*.csv")))
     generator = textopia.load(model, critic=critic)
-    pairs = [(index, *pair) for index, folder in enumerate(paths) for pair in judged_pairs(folder)]
-    items = sorted({(idea, p) for _, idea, a, b, _ in pairs for p in (a, b)})
-    at = {item: i for i, item in enumerate(items)}
-    raw = keep_features(generator.model, generator.tokenizer, [i for i, _ in items], [p for _, p in items])
+    judged = judged_features(generator, paths)
+    items, raw, a, b, y, groups = judged.items, judged.raw, judged.a, judged.b, judged.won, judged.folder
     critic_logits = (generator.critic.logits([p for _, p in items]) if generator.critic is not None
                      else torch.zeros(len(items)))
-    a = torch.tensor([at[(idea, pa)] for _, idea, pa, _, _ in pairs])
-    b = torch.tensor([at[(idea, pb)] for _, idea, _, pb, _ in pairs])
-    y = torch.tensor([won for *_, won in pairs], dtype=torch.float32)
-    groups = torch.tensor([index for index, *_ in pairs])
 
     def joint(i):
         score = rerank.SampleScore(recall=1.0, invented=0, stutter=False, mean_logprob=float(raw[i, 0]),
@@ -129,11 +90,14 @@ def run(model: str = "default", folders: tuple[str, ...] = (), critic: bool = Tr
         agree[name] = round(float(((d > 0).float() == y)[d != 0].float().mean()), 4) if bool((d != 0).any()) else None
     capped = torch.stack([fluency, raw[:, 1]], dim=1)
     names = [p.name for p in paths]
-    heads = {"bradley_terry (critic, fluency, words/10)": _held_out(x, y, groups, names),
-             "bradley_terry (capped fluency, words/10)": _held_out(capped[a] - capped[b], y, groups, names),
-             f"keep head (l2 {l2})": _held_out(None, y, groups, names, l2=l2,
-                                               head=(raw[a], raw[b], generator.model.config.n_embd, cap))}
-    out = {"model": model, "pairs": len(pairs), "prompts": len(items),
+    hits = {"bradley_terry (critic, fluency, words/10)": _held_out(x, y, groups, names),
+            "bradley_terry (capped fluency, words/10)": _held_out(capped[a] - capped[b], y, groups, names),
+            f"keep head (l2 {l2})": held_out_hits(judged, l2, cap, generator.model.config.n_embd)}
+    # Per signal: all folders, the A/B folders (``ab_*``: two settings of one model, the reranker's
+    # kind of choice) alone, and per folder.
+    heads = {k: (_accuracy(v), _accuracy(v, "ab_"), {f: round(r / t, 4) for f, (r, t) in v.items()})
+             for k, v in hits.items()}
+    out = {"model": model, "pairs": len(y), "prompts": len(items),
            "folders": [{"folder": p.name, "pairs": int((groups == i).sum()),
                         **{("fluency and length" if k.startswith("bradley") else "keep head"): v[2].get(p.name) for k, v in list(heads.items())[1:]}}
                        for i, p in enumerate(paths)],
@@ -144,8 +108,7 @@ def run(model: str = "default", folders: tuple[str, ...] = (), critic: bool = Tr
            "shipped_joint": {"critic_weight": rerank.CRITIC_WEIGHT, "fluency_weight": rerank.FLUENCY_WEIGHT,
                              "length_weight": rerank.LENGTH_WEIGHT, "fluency_cap": cap}}
     if write_head:
-        head = fit_keep_head(raw[a], raw[b], y, generator.model.config.n_embd, cap, l2,
-                             held_out_accuracy=heads[f"keep head (l2 {l2})"][0],
+        head = fit_on_judged(generator, judged, l2, cap, held_out_accuracy=heads[f"keep head (l2 {l2})"][0],
                              command=f"python -m benchmarks judge_agreement --set l2={l2} --set write_head=DIR",
                              notes={"folders": names})
         head.save(write_head)

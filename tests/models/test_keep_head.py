@@ -168,3 +168,53 @@ def test_the_default_ships_a_head_fitted_on_judged_pairs():
     assert isinstance(gen.keep_head, KeepHead)
     assert gen.keep_head.config.pairs > 1000 and gen.keep_head.config.held_out_accuracy > 0.7
     assert float(gen.keep_head.weight[0]) > 0 > float(gen.keep_head.weight[1])  # fluent and concise, as judged
+
+
+def _judged_folder(path, rows):
+    """A judged folder as blind_judging writes it: ``rows`` of (idea, prompt, keep by judge 1, keep
+    by judge 2)."""
+    import json
+
+    path.mkdir()
+    key = [{"id": i, "idea": idea, "prompt": prompt, "source": "m"} for i, (idea, prompt, _, _) in enumerate(rows, 1)]
+    (path / "key.json").write_text(json.dumps(key))
+    for j in (0, 1):
+        lines = ["id,relevance,coherence,keep"] + [f"{i},5,5,{row[2 + j]}" for i, row in enumerate(rows, 1)]
+        (path / f"judge{j + 1}.csv").write_text("\n".join(lines) + "\n")
+    return path
+
+
+_ROWS = [("old fisherman", "old fisherman, oil painting", 8, 7), ("old fisherman", "old fisherman, 8k, 8k, 8k, 8k", 2, 3),
+         ("old fisherman", "old fisherman by the sea, detailed", 6, 6),
+         ("a castle", "a castle on a hill, by greg rutkowski", 9, 8), ("a castle", "a castle castle castle hill", 1, 2)]
+
+
+def test_judged_pairs_are_a_judges_differing_keeps(tmp_path):
+    from textopia.evaluation.judged import judged_pairs
+
+    pairs = judged_pairs(_judged_folder(tmp_path / "j", _ROWS))
+    assert len(pairs) == 8  # per judge: 3 pairs for the fisherman, 1 for the castle
+    assert ("a castle", "a castle on a hill, by greg rutkowski", "a castle castle castle hill", 1.0) in pairs
+    with pytest.raises(TextopiaError, match="not a judged folder"):
+        judged_pairs(tmp_path)
+
+
+def test_fit_keep_writes_a_head_the_loader_reads(tiny_checkpoint, tmp_path, capsys):
+    from textopia.cli import main
+
+    folder = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, folder)
+    a = _judged_folder(tmp_path / "round-a", _ROWS)
+    b = _judged_folder(tmp_path / "round-b", [(i, p, 10 - k1, 10 - k2) for i, p, k1, k2 in _ROWS])
+    assert main(["fit-keep", str(a), str(b), "--model", str(folder)]) == 0
+    out = capsys.readouterr()
+    assert out.out.strip() == str(folder / KEEP_DIR) and "16 judged pairs; held-out accuracy" in out.err
+    head = KeepHead.load(folder / KEEP_DIR)
+    assert head.config.pairs == 16 and head.config.command.startswith("textopia fit-keep")
+    assert isinstance(textopia.load(str(folder)).keep_head, KeepHead)
+    assert main(["export", str(folder), str(tmp_path / "shipped")]) == 0  # the head travels with its writer
+    assert torch.equal(KeepHead.load(tmp_path / "shipped" / KEEP_DIR).weight, head.weight)
+    assert main(["fit-keep", str(tmp_path / "nowhere"), "--model", str(folder)]) == 2
+    assert "not a judged folder" in capsys.readouterr().err
+    assert main(["fit-keep", str(a), "--model", "default"]) == 2  # the installed package is not written to
+    assert main(["fit-keep", str(a), "--model", str(folder), "--l2", "-1"]) == 2

@@ -37,12 +37,12 @@ COMMANDS = {
     "prepare": build.cmd_prepare, "train": build.cmd_train, "eval": measure.cmd_eval,
     "compare": measure.cmd_compare, "generate": write.cmd_generate, "reconstruct": write.cmd_reconstruct,
     "interpolate": write.cmd_interpolate, "variations": write.cmd_variations, "export": build.cmd_export,
-    "serve": serve.cmd_serve,
+    "serve": serve.cmd_serve, "fit-keep": build.cmd_fit_keep,
 }
 
 # The order of ``textopia --help``'s list of commands.
 _ADD_PARSERS = (build.add_prepare, build.add_train, measure.add_eval, measure.add_compare, write.add_generate,
-                write.add_latent, build.add_export, serve.add_serve)
+                write.add_latent, build.add_export, build.add_fit_keep, serve.add_serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

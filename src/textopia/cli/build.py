@@ -1,4 +1,5 @@
-"""The commands that make a model: ``prepare`` (a corpus and its tokenizer), ``train`` and ``export``."""
+"""The commands that make a model: ``prepare`` (a corpus and its tokenizer), ``train``, ``export``
+and ``fit-keep`` (the reranker's keep head, from blind judges' scores)."""
 
 from __future__ import annotations
 
@@ -69,6 +70,49 @@ def add_export(sub) -> None:
                    help="upload OUT to this Hub model repository (made when missing; the token is the Hub "
                         "client's: HF_TOKEN or `hf auth login`)")
     c.add_argument("--private", action="store_true", help="with --push-to-hub: make the repository private")
+
+
+def add_fit_keep(sub) -> None:
+    """Add the ``fit-keep`` sub-parser to ``sub``."""
+    p = sub.add_parser("fit-keep", help="fit a writer's keep head on blind judges' scores (the reranker's choice within a tier)")
+    p.add_argument("folders", nargs="+", help="judged folders: key.json and judge*.csv, as benchmarks/blind_judging writes them")
+    p.add_argument("--model", default="default", help="the writer: an embedded model's name or a checkpoint directory")
+    p.add_argument("--out", help="where to write the head (default: the checkpoint's keep/ folder, read by textopia.load)")
+    p.add_argument("--l2", type=float, default=0.3, help="the penalty on the hidden states' weights (0-100)")
+
+
+def cmd_fit_keep(args) -> None:
+    """``textopia fit-keep``: fit a :class:`~textopia.models.keep_head.KeepHead` on judged pairs and
+    write it; prints where, with its pairs and held-out accuracy (each folder left out in turn)."""
+    import textopia
+    from textopia.bounds import check_out_path
+    from textopia.evaluation.judged import fit_on_judged, held_out_hits, judged_features
+    from textopia.generation.loader import resolve_model
+    from textopia.generation.rerank import FLUENCY_CAP
+    from textopia.models.keep_head import KEEP_DIR
+
+    if not 0 <= args.l2 <= 100:
+        raise TextopiaError(f"--l2 must be in [0, 100], got {args.l2}")
+    for folder in args.folders:
+        if not (Path(folder) / "key.json").is_file():
+            raise TextopiaError(f"{folder} is not a judged folder: it has no key.json")
+    if args.out is None:
+        if args.model in textopia.embedded_models():
+            raise TextopiaError("give --out: an embedded model's folder is the installed package's")
+        args.out = str(resolve_model(args.model) / KEEP_DIR)
+    check_out_path(args.out, "--out")
+    generator = textopia.load(args.model, critic=False)
+    judged = judged_features(generator, args.folders)
+    hits = held_out_hits(judged, args.l2, FLUENCY_CAP, generator.model.config.n_embd)
+    right, total = sum(r for r, _ in hits.values()), sum(t for _, t in hits.values())
+    accuracy = round(right / total, 4) if total else None
+    head = fit_on_judged(generator, judged, args.l2, FLUENCY_CAP, held_out_accuracy=accuracy,
+                         command=" ".join(["textopia fit-keep", *args.folders, "--model", args.model, "--l2", str(args.l2)]),
+                         notes={"folders": judged.folders})
+    head.save(args.out)
+    print(args.out)
+    print(f"{len(judged.won)} judged pairs; held-out accuracy {accuracy if accuracy is not None else 'not measured (one folder)'}",
+          file=sys.stderr)
 
 
 def cmd_prepare(args) -> None:

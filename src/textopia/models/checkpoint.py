@@ -349,7 +349,7 @@ def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32
                       defaults: dict[str, float] | None = None, overwrite: bool = False,
                       write_extra: Callable[[Path], None] | None = None) -> Path:
     """Copy a checkpoint without its trainer state (for shipping): config, weights, tokenizer, known
-    words, and its coherence critic (``critic/``) where it has one.
+    words, and its coherence critic (``critic/``) and keep head (``keep/``) where it has them.
 
     Args:
         dtype: the weights' storage type: "float32", or "float16" / "bfloat16" to halve the
@@ -384,6 +384,7 @@ def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32
 
     def extras(tmp: Path) -> None:
         from textopia.models.critic import CRITIC_DIR
+        from textopia.models.keep_head import KEEP_DIR
 
         carried(tmp)
         if dtype != "float32" and (tmp / "config.json").is_file():
@@ -396,6 +397,8 @@ def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32
                 (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         if (src / CRITIC_DIR / "config.json").is_file():  # the reranker's coherence critic
             shutil.copytree(src / CRITIC_DIR, tmp / CRITIC_DIR)
+        if (src / KEEP_DIR / "config.json").is_file():  # the reranker's keep head
+            shutil.copytree(src / KEEP_DIR, tmp / KEEP_DIR)
         if write_extra is not None:
             write_extra(tmp)  # last: a model card reads the config and the training log copied above
 
