@@ -218,3 +218,20 @@ def test_fit_keep_writes_a_head_the_loader_reads(tiny_checkpoint, tmp_path, caps
     assert "not a judged folder" in capsys.readouterr().err
     assert main(["fit-keep", str(a), "--model", "default"]) == 2  # the installed package is not written to
     assert main(["fit-keep", str(a), "--model", str(folder), "--l2", "-1"]) == 2
+
+
+def test_features_are_exact_and_leave_the_shared_engines_weights_alone(tiny_checkpoint, monkeypatch):
+    """Scored in float32 whatever the engine decodes with, and without switching the engine's
+    weights, which a service's other batcher threads may be decoding with."""
+    gen = textopia.load(str(tiny_checkpoint))
+    args = (["old fisherman"], ["old fisherman, oil painting, by greg rutkowski"])
+    gen.model.set_weight_dtype("float32")
+    exact = features(gen.model, gen.tokenizer, *args)
+    gen.model.set_weight_dtype("mixed")
+
+    def no_switch(dtype):
+        raise AssertionError("the engine's weights were switched")
+
+    monkeypatch.setattr(gen.model, "set_weight_dtype", no_switch)
+    assert torch.equal(features(gen.model, gen.tokenizer, *args), exact)
+    assert gen.model.weight_dtype == "mixed"

@@ -258,11 +258,12 @@ class GPT2Engine(nn.Module):
     def _w(self, name: str) -> torch.Tensor:
         return self.params[name.replace(".", "__")]
 
-    def _layers(self) -> tuple[list[tuple], _Linear]:
+    def _layers(self, weight_dtype: str | None = None) -> tuple[list[tuple], _Linear]:
         """Each block's LayerNorm tensors and projections in the order forward uses them, and the
-        output layer, in the current weight dtype (packed once per dtype and device, not per call)."""
+        output layer, in ``weight_dtype`` (None: the current one; packed once per dtype and device,
+        not per call)."""
         on_cpu = self._w("transformer.wte.weight").device.type == "cpu"
-        key = self.weight_dtype if on_cpu else "float32"
+        key = (weight_dtype or self.weight_dtype) if on_cpu else "float32"
         if key not in self._packed:
             dt, head_dt = ("float16", "int8") if key == "mixed" else (key, key)
             blocks = []
@@ -310,29 +311,33 @@ class GPT2Engine(nn.Module):
         return EngineOutput(logits=logits.float(), past_key_values=cache if use_cache else None)
 
     @torch.no_grad()
-    def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
+    def hidden_states(self, input_ids: torch.Tensor, weight_dtype: str | None = None) -> torch.Tensor:
         """The last block's output after the final LayerNorm, (B, T, E) float32, for a
         right-padded batch ``input_ids`` (B, T) int64 (a real token never sees the padding after
         it): what transformers' ``GPT2Model`` returns as ``last_hidden_state``, which a
         sequence-classification head reads (the coherence critic,
-        :class:`textopia.models.critic.CoherenceCritic`).
+        :class:`textopia.models.critic.CoherenceCritic`). ``weight_dtype``: this call's weights
+        (None: the engine's; "float32" scores exactly without :meth:`exact`'s switch of the
+        shared engine, which another thread may be decoding with).
 
         Raises:
             ValueError: the sequence is longer than ``n_positions``.
         """
-        return self._trunk(input_ids)[0]
+        return self._trunk(input_ids, weight_dtype=weight_dtype)[0]
 
     @torch.no_grad()
-    def output_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+    def output_logits(self, hidden: torch.Tensor, weight_dtype: str | None = None) -> torch.Tensor:
         """The output layer alone: logits (B, T, V) float32 of :meth:`hidden_states`' (B, T, E), so
-        that one pass gives a prompt's hidden states and its log-probabilities."""
+        that one pass gives a prompt's hidden states and its log-probabilities; ``weight_dtype`` as
+        there."""
         b, t = hidden.shape[:2]
-        return self._layers()[1](hidden.reshape(b * t, -1)).view(b, t, -1).float()
+        return self._layers(weight_dtype)[1](hidden.reshape(b * t, -1)).view(b, t, -1).float()
 
     def _trunk(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None = None,
                past_key_values: StaticCache | None = None, use_cache: bool = False,
                position_ids: torch.Tensor | None = None,
-               inputs_embeds: torch.Tensor | None = None) -> tuple[torch.Tensor, StaticCache | None]:
+               inputs_embeds: torch.Tensor | None = None,
+               weight_dtype: str | None = None) -> tuple[torch.Tensor, StaticCache | None]:
         """:meth:`forward` up to the output layer: the final LayerNorm's output (B, T, E) float32
         and the cache (written and advanced; None without one)."""
         if (input_ids is None) == (inputs_embeds is None):
@@ -371,7 +376,7 @@ class GPT2Engine(nn.Module):
             mask[:, torch.arange(t), torch.arange(start, start + t)] = True  # a padding query sees itself
             mask = mask[:, None]  # (B, 1, T, S)
         e, eps = (cfg.n_embd,), cfg.layer_norm_epsilon
-        blocks, _ = self._layers()
+        blocks, _ = self._layers(weight_dtype)
         for i, (ln1_w, ln1_b, attn, proj, ln2_w, ln2_b, fc, out) in enumerate(blocks):
             a = F.layer_norm(x, e, ln1_w, ln1_b, eps)
             qkv = attn(a.reshape(b * t, -1))

@@ -77,7 +77,8 @@ def features(engine, tokenizer, ideas: Sequence[str | None], prompts: Sequence[s
 
     Args:
         engine: the writer (:class:`~textopia.models.gpt_engine.GPT2Engine`); scored with float32
-            weights (``engine.exact()``).
+            weights, whatever the engine decodes with, and without switching its weights (another
+            thread may be decoding with it).
         tokenizer: its :class:`~textopia.data.tokenizer.PromptTokenizer`.
         ideas: N ideas (None: unconditional), each prompt's context.
         prompts: N prompts.
@@ -96,13 +97,13 @@ def features(engine, tokenizer, ideas: Sequence[str | None], prompts: Sequence[s
         input_ids = torch.full((len(chunk), width), tokenizer.eos_id, dtype=torch.long)
         for i, (c, b) in enumerate(chunk):
             input_ids[i, : len(c) + len(b)] = torch.tensor(c + b)
-        with torch.no_grad(), engine.exact():
+        with torch.no_grad():
             device = engine.params["transformer__wte__weight"].device
-            hidden = engine.hidden_states(input_ids.to(device))  # (B, W, E)
+            hidden = engine.hidden_states(input_ids.to(device), weight_dtype="float32")  # (B, W, E)
             # The output layer over the positions that predict a body token alone, not the
             # context's nor the padding's: (sum of T, E) -> (sum of T, V).
             predicting = torch.cat([hidden[i, len(c) - 1:len(c) + len(b) - 1] for i, (c, b) in enumerate(chunk)])
-            logits = engine.output_logits(predicting[None])[0]  # (sum of T, V)
+            logits = engine.output_logits(predicting[None], weight_dtype="float32")[0]  # (sum of T, V)
             targets = torch.cat([input_ids[i, len(c):len(c) + len(b)] for i, (c, b) in enumerate(chunk)]).to(device)
             token_logprobs = (logits.gather(1, targets[:, None])[:, 0] - torch.logsumexp(logits, dim=-1)).cpu()  # (sum of T,)
         at = 0
