@@ -345,13 +345,34 @@ def sample_many(
     live = torch.arange(n, device=device)  # the batch row that each row of the model's cache holds
     bounded_support = settings.min_p > 0 or settings.top_k > 0  # a step's support is a few dozen tokens
     step_input, step_pos = input_ids, positions
+    # Rows of one context (a call's candidates) share its prefill: the model reads each distinct
+    # context once and its cache rows are copied out to every row that holds it. Only where rows
+    # differ by nothing but their context (the engine alone, not a decoder conditioned on a
+    # latent per row).
+    shared = None
+    if getattr(model, "shares_prefill", False) and past is not None and budget > 0:
+        unique, inverse = torch.unique(input_ids, dim=0, return_inverse=True)  # (U, T0), (N,)
+        if unique.size(0) < n:
+            first = torch.full((unique.size(0),), n, dtype=torch.long, device=device).scatter_reduce_(
+                0, inverse, torch.arange(n, device=device), reduce="amin")  # each distinct context's first row
+            shared = (first, inverse)
+            past = model.new_cache(unique.size(0), width + budget)
     for _ in range(max(0, budget)):
         kwargs = {}
         if padded:
             kwargs = {"attention_mask": attention_mask[live], "position_ids": step_pos[live]}
-        out = model(input_ids=step_input, past_key_values=past, use_cache=True, **kwargs)
-        past = output_cache(out)
-        logits = out.logits[:, -1, :].float()  # (rows in the cache, V)
+        if shared is not None:  # the prefill, once per distinct context
+            first, inverse = shared
+            kwargs = {k: v[first] for k, v in kwargs.items()}
+            out = model(input_ids=step_input[first], past_key_values=past, use_cache=True, **kwargs)
+            past = output_cache(out)
+            past.keep_rows(inverse)
+            logits = out.logits[inverse, -1, :].float()  # (N, V)
+            shared = None
+        else:
+            out = model(input_ids=step_input, past_key_values=past, use_cache=True, **kwargs)
+            past = output_cache(out)
+            logits = out.logits[:, -1, :].float()  # (rows in the cache, V)
         if live.numel() < n:  # finished rows were dropped: they get EOS below whatever they score
             logits = logits.new_zeros(n, logits.size(1)).index_copy_(0, live, logits)
         scores = procs(input_ids, logits.clone()).cpu()  # the rules write in place; logits stay the model's

@@ -193,6 +193,9 @@ class GPT2Engine(nn.Module):
     """
 
     supports_left_padding = True
+    #: rows of one context may share its prefill (:func:`textopia.generation.decoding.sample_many`):
+    #: a row's logits depend on its tokens alone
+    shares_prefill = True
 
     def __init__(self, config: EngineConfig, weights: dict[str, torch.Tensor]) -> None:
         super().__init__()
