@@ -609,7 +609,7 @@ def credited_names(text: str) -> list[str]:
 
 #: How many makers a prompt may credit before it reads as a crowd: blind judges kept model prompts
 #: crediting 4 or more 4.78 and 4.46 (407 scores), against 5.42-5.55 for 1-3 (5,053), on every
-#: judged folder of sessions 17-22; 4.1% of the test split's human prompts credit so many.
+#: judged folder on record at session 22's end; 4.1% of the test split's human prompts credit so many.
 MAX_CREDITS = 3
 
 

@@ -167,9 +167,8 @@ class DiffusionGenerator(VAEGenerator):
         reads that model's hidden states of each candidate, whatever wrote it (the same tokens).
         On three judged A/Bs of the latent pair's settings the head, fitted without each in turn,
         ranked 0.730 / 0.788 / 0.737 of the pairs as the judges did, against 0.689 / 0.742 / 0.618
-        for fluency and length fitted so (``python -m benchmarks judge_agreement``)."""
-        if self.keep_head is not None:
-            return super().keep_scorer()
+        for fluency and length fitted so (``python -m benchmarks judge_agreement``). (A head of the
+        latent model's own would read its decoder's hidden states, which no head is fitted on.)"""
         if self.generate_lm_weight <= 0:
             return None
         lm = self.fusion_lm()

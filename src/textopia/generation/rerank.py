@@ -28,12 +28,18 @@ A sample's tier is a tuple compared in order (lexicographic), best first:
 6. fluent: a mean log-probability per token under the model itself of at least
    :data:`MIN_MEAN_LOGPROB` nats (a per-token perplexity of at most about 90).
 
-Within a tier, :func:`select` takes, one at a time, the sample of highest ``FLUENCY_WEIGHT ·
-min(mean_logprob, FLUENCY_CAP) - LENGTH_WEIGHT · words + CRITIC_WEIGHT · critic + VARIETY_WEIGHT ·
-new``: ``mean_logprob`` is the model's own log-probability per token, ``words`` the prompt's length,
+Within a tier, :func:`select` takes, one at a time, the sample of highest :func:`joint` +
+``VARIETY_WEIGHT · new``, ``new`` being the share of its word bigrams not yet in the kept
+prompts. Where the writer has a keep head (:mod:`textopia.models.keep_head`: the embedded
+default, and the latent pair through its fusion LM), :func:`joint` is ``KEEP_WEIGHT`` times its
+utility, a Bradley-Terry model of blind judges' choices on the writer's hidden states, fluency
+and length, which ranks 0.768 of the 5,629 judged pairs on record as the judges did, each judging
+round held out in turn, against 0.720 for fluency and length alone (``python -m benchmarks
+judge_agreement``; judged A/B: benchmarks/results/judged/ab_s23_keep_head). Without a head it is
+``FLUENCY_WEIGHT · min(mean_logprob, FLUENCY_CAP) - LENGTH_WEIGHT · words + CRITIC_WEIGHT ·
+critic``: ``mean_logprob`` is the model's own log-probability per token, ``words`` the prompt's length,
 ``critic`` the coherence critic's logit (log-odds that a person wrote it: residual energy-based
-reranking, Deng et al. 2020; weighted 0, see :data:`CRITIC_WEIGHT`), and ``new`` the share of its
-word bigrams not yet in the kept prompts; sampling order breaks ties, so that a seed gives the
+reranking, Deng et al. 2020; weighted 0, see :data:`CRITIC_WEIGHT`); sampling order breaks ties, so that a seed gives the
 same prompts. The weights are what blind judges keep: over every judged pair of model prompts
 for one idea, a Bradley-Terry fit of the judges' choices on these signals weighs fluency and
 brevity and gives the critic nothing (``python -m benchmarks judge_agreement``). For one prompt
@@ -47,9 +53,9 @@ from dataclasses import dataclass
 
 from typing import TypeVar
 
-from textopia.text import (KnownWords, broken_phrase, clashes, crowded_credits, idea_in_subject, idea_kept_together, idea_reworded,
-                           relevance_recall, repeats_idea_word, repeats_in_clause, repeats_phrase, repeats_variant,
-                           restates_tag, stutters, tokenize)
+from textopia.text import (KnownWords, broken_phrase, clashes, crowded_credits, idea_in_subject, idea_kept_together,
+                           idea_reworded, relevance_recall, repeats_idea_word, repeats_in_clause, repeats_phrase,
+                           repeats_variant, restates_tag, stutters, tokenize)
 
 T = TypeVar("T")
 
