@@ -242,6 +242,8 @@ def test_clashes(prompt, idea, expected):
     ("a cute astronaut penguin, helmet on, floating in space", False),  # "on" can end one
     ("a frog wearing a top hat, 4k, photography, professional, trending on", True),  # "trending on" cannot
     ("a castle made of ice, by greg rutkowski and, 4k", True),  # nor "and"
+    ("a castle made of ice, 8k, highly", True),  # nor an intensifier without its word
+    ("a castle made of ice, highly detailed, sharp", False),  # "sharp" is a tag people write
     ("a castle made of ice, by greg rutkowski and alphonse mucha", False),
 ])
 def test_broken_phrase(prompt, expected):

@@ -136,7 +136,7 @@ DIFFUSION = {
     "expand n=1": ["castle on a hill she"],
     "expand n=3": ["castle on a hill elon", "castle on a hill she", "castle on a hill, Monster cherry doll"],
     "continue n=1": ["a portrait of colored from To selfIe"],
-    "continue n=3": ["a portrait of john Tall", "a portrait of colored from To selfIe", "a portrait of voodoo highly"],
+    "continue n=3": ["a portrait of john Tall", "a portrait of colored from To selfIe", "a portrait of digital of in as with art a"],
     "nothing n=1": ["no TeslA glowing"],
     "nothing n=3": ["no TeslA glowing", "with dog", "allIsoN art"],
     "variations": ["a castle on a hill yellow golden high Torso", "a castle on a hill, horse high HDR goggles in digital Moon high of high cherry in Tall", "a castle on a hill digital from Most a spongeBob clef"],
