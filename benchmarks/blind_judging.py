@@ -24,7 +24,6 @@ times them. By default it scores the latest recorded judging, round 3 (``benchma
 from __future__ import annotations
 
 import collections
-import csv
 import json
 import random
 import statistics
@@ -33,6 +32,7 @@ import time
 from pathlib import Path
 
 from benchmarks.harness import benchmark
+from textopia.evaluation.judged import read_scores  # noqa: F401  (new_clauses reads judges' CSVs through here too)
 
 HERE = Path(__file__).resolve().parent
 IDEAS = HERE / "ideas" / "judge_ideas.txt"
@@ -107,19 +107,6 @@ def redact(folder: str) -> None:
             if head.isdigit() and int(head) in humans:
                 blocks[b] = block.split("\n    prompt: ", 1)[0] + "\n    prompt: " + REDACTED
         blind.write_text("\n\n".join(blocks))
-
-
-def read_scores(path: str | Path) -> dict[int, tuple[float, float, float]]:
-    """A judge's CSV (``id,relevance,coherence,keep``): each prompt id's three scores; the header and
-    malformed lines skipped."""
-    scores = {}
-    with open(path, newline="") as f:
-        for row in csv.reader(f):
-            try:
-                scores[int(row[0])] = tuple(float(x) for x in row[1:4])
-            except (ValueError, IndexError):
-                continue
-    return scores
 
 
 def score(folder: str | Path, paths: list[str | Path]) -> list[dict]:

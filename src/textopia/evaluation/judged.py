@@ -20,6 +20,20 @@ import torch
 from textopia.errors import TextopiaError
 
 
+def read_scores(path: str | Path) -> dict[int, tuple[float, float, float]]:
+    """A judge's CSV (``id,relevance,coherence,keep``): each prompt id's three scores; the header and
+    malformed lines (a field that is not a number, fewer than four fields) skipped."""
+    scores = {}
+    with open(path, newline="") as f:
+        for row in csv.reader(f):
+            try:
+                relevance, coherence, keep = (float(x) for x in row[1:4])
+                scores[int(row[0])] = (relevance, coherence, keep)
+            except ValueError:
+                continue
+    return scores
+
+
 def judged_pairs(folder: str | Path) -> list[tuple[str, str, str, float]]:
     """``(idea, prompt a, prompt b, 1.0 if a was kept higher else 0.0)`` for each pair of model
     prompts for one idea that one judge of ``folder`` kept differently (ties and human prompts
@@ -36,14 +50,10 @@ def judged_pairs(folder: str | Path) -> list[tuple[str, str, str, float]]:
     pairs = []
     for path in sorted(folder.glob("judge*.csv")):
         by_idea: dict[str, list[tuple[str, float]]] = {}
-        with open(path, newline="") as f:
-            for row in csv.reader(f):
-                try:
-                    item, keep = key[int(row[0])], float(row[3])
-                except (ValueError, IndexError, KeyError):
-                    continue
-                if item["source"] != "human":
-                    by_idea.setdefault(item["idea"], []).append((item["prompt"], keep))
+        for i, (_, _, keep) in read_scores(path).items():
+            item = key.get(i)
+            if item is not None and item["source"] != "human":
+                by_idea.setdefault(item["idea"], []).append((item["prompt"], keep))
         for idea, rows in by_idea.items():
             for i, (a, keep_a) in enumerate(rows):
                 for b, keep_b in rows[i + 1:]:
