@@ -200,10 +200,10 @@ def contenders(scores: list[SampleScore | None], n: int) -> list[int]:
     """The indices of ``scores`` that :func:`select` may choose among for ``n`` prompts: every
     sample of the best tiers, tier by tier, until they hold ``n`` (in ascending order). Only these
     need a within-tier score such as the keep head's."""
-    tiers = sorted({s.tier() for s in scores if s is not None})
+    tiers = {i: s.tier() for i, s in enumerate(scores) if s is not None}
     out: list[int] = []
-    for tier in tiers:
-        out += [i for i, s in enumerate(scores) if s is not None and s.tier() == tier]
+    for tier in sorted(set(tiers.values())):
+        out += [i for i, t in tiers.items() if t == tier]
         if len(out) >= n:
             break
     return sorted(out)
