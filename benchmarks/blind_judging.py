@@ -68,11 +68,48 @@ def human(data_dir: str, out: str, ideas_file: str | Path = IDEAS) -> None:
     Path(out).write_text(json.dumps({idea: got[0] for idea, got in found.items() if got}, indent=1) + "\n")
 
 
+def pool(model: str, out_dir: str, ideas_file: str | Path = IDEAS, k: str = "5") -> None:
+    """The prompts the reranker chose among for one prompt per idea (idea i: seed 1000 + i), as
+    :func:`write` asks for them: ``chosen.json`` (``{idea: the prompt it returned}``) and
+    ``pool.json`` (``{idea: [up to k - 1 other prompts of the best tier, in sampling order]}``).
+    Judged together they show whether the within-tier choice (the keep head) picks what judges
+    keep, and their pairs are the keep head's own kind of choice to fit it on."""
+    from unittest import mock
+
+    import textopia
+    from textopia.generation import decoder
+
+    generator = textopia.load(model)
+    seen: list = []
+    select = decoder.select
+
+    def spy(candidates, n):
+        seen.append(candidates)
+        return select(candidates, n)
+
+    chosen, others = {}, {}
+    with mock.patch.object(decoder, "select", spy):
+        for i, idea in enumerate(read_ideas(ideas_file)):
+            seen.clear()
+            got = generator.generate(idea, n=1, seed=1000 + i)
+            if not got or len(seen) != 1:
+                continue
+            best = min(c[0].tier() for c in seen[0])
+            tier = list(dict.fromkeys(c[1] for c in seen[0] if c[0].tier() == best and c[1] != got[0].prompt))
+            chosen[idea], others[idea] = got[0].prompt, tier[: int(k) - 1]
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    (Path(out_dir) / "chosen.json").write_text(json.dumps(chosen, indent=1) + "\n")
+    (Path(out_dir) / "pool.json").write_text(json.dumps(others, indent=1) + "\n")
+
+
 def assemble(folder: str, sources: list[str]) -> None:
+    """Shuffle every source's prompts (``NAME=PATH``, a JSON ``{idea: prompt}`` or ``{idea: [prompts]}``)
+    into ``folder/blind.txt``, the sources kept apart in ``folder/key.json``."""
     data = {name: json.loads(Path(path).read_text()) for name, path in (s.split("=", 1) for s in sources)}
     ideas = list(next(iter(data.values())))
-    items = [{"idea": idea, "prompt": rows[idea], "source": name}
-             for idea in ideas for name, rows in data.items() if rows.get(idea)]
+    items = [{"idea": idea, "prompt": prompt, "source": name}
+             for idea in ideas for name, rows in data.items()
+             for prompt in ([rows[idea]] if isinstance(rows.get(idea), str) else rows.get(idea) or []) if prompt]
     random.Random(20261203).shuffle(items)
     for i, item in enumerate(items, 1):
         item["id"] = i
@@ -178,5 +215,5 @@ def run(folder: str = str(HERE / "results" / "judged" / "r3"), judges: tuple[str
 
 if __name__ == "__main__":
     command, *rest = sys.argv[1:]
-    {"write": lambda: write(*rest), "human": lambda: human(*rest),
+    {"write": lambda: write(*rest), "human": lambda: human(*rest), "pool": lambda: pool(*rest),
      "assemble": lambda: assemble(rest[0], rest[1:]), "redact": lambda: redact(rest[0])}[command]()

@@ -698,6 +698,31 @@ def test_credit_count(prompt, count):
     assert crowded_credits(prompt) is (count > 3)
 
 
+def test_a_list_of_known_names_after_a_credit_counts_with_it():
+    from textopia.text import credit_count, crowded_credits
+
+    names = {"joseph leyendecker", "ivan aivazovsky", "ruan jia", "marc simonetti"}
+    prompt = "old man portrait, art by joseph leyendecker, ivan aivazovsky, ruan jia, and marc simonetti, 8k"
+    assert credit_count(prompt) == 1  # the comma ends the credit clause
+    assert credit_count(prompt, names) == 4 and crowded_credits(prompt, names)
+    # The list ends at the first part that is not a known name: "8k", "highly detailed", an unknown pair.
+    assert credit_count("a ship, by ruan jia, highly detailed, ivan aivazovsky, marc simonetti", names) == 1
+    assert credit_count("a ship, by ruan jia, john doe, ivan aivazovsky", names) == 1
+    assert credit_count("a ship by the sea, ivan aivazovsky, ruan jia", names) == 0  # "by the sea" credits nobody
+    assert credit_count("a ship (by ruan jia), ivan aivazovsky", names) == 1  # the clause ended at a bracket
+
+
+def test_the_reranker_counts_known_names_listed_after_a_credit():
+    from textopia.generation.rerank import score_sample
+    from textopia.text import KnownWords
+
+    prompt = "old man portrait, art by joseph leyendecker, ivan aivazovsky, ruan jia, marc simonetti"
+    words = set(prompt.replace(",", " ").split())
+    listed = KnownWords(words, names={"joseph leyendecker", "ivan aivazovsky", "ruan jia", "marc simonetti"})
+    assert score_sample("old man portrait", prompt, -10.0, 10, listed).crowded
+    assert not score_sample("old man portrait", prompt, -10.0, 10, KnownWords(words)).crowded
+
+
 def test_a_crowd_of_makers_ranks_with_a_clash():
     crowded = score_sample("a shepherd", "a shepherd, by artgerm and greg rutkowski and alphonse mucha and beeple",
                            -8.0, 10, None)

@@ -175,7 +175,7 @@ def score_sample(idea: str | None, prompt: str, logprob: float, num_tokens: int,
         clash=clashes(prompt, idea),
         broken=broken_phrase(prompt, idea),
         unknown_name=known_words is not None and bool(known_words.unknown_names(prompt, idea)),
-        crowded=crowded_credits(prompt),
+        crowded=crowded_credits(prompt, known_words.names if known_words is not None else ()),
         new_clauses=len(known_words.new_clauses(prompt, idea)) if known_words is not None else 0,
         words=len(tokenize(prompt)),
     )
