@@ -83,9 +83,9 @@ def pool(model: str, out_dir: str, ideas_file: str | Path = IDEAS, k: str = "5")
     seen: list = []
     select = decoder.select
 
-    def spy(candidates, n):
+    def spy(candidates, n, groups=None):
         seen.append(candidates)
-        return select(candidates, n)
+        return select(candidates, n, groups)
 
     chosen, others = {}, {}
     with mock.patch.object(decoder, "select", spy):

@@ -15,7 +15,7 @@ from textopia.generation.config import GenerationConfig, rows_per_round
 from textopia.generation.rerank import score_sample, select
 from textopia.text import (KNOWN_CLAUSES_FILE, MIN_CLAUSE_COUNT, KnownWords, broken_phrase, clashes, clause_parts,
                            count_clauses, credited_names, fix_articles, idea_in_subject, idea_kept_together, idea_reworded,
-                           close_spaced_compounds, plural_phrase, repeats_idea_word, repeats_in_clause, repeats_phrase,
+                           clause_openings, close_spaced_compounds, plural_phrase, repeats_idea_word, repeats_in_clause, repeats_phrase,
                            repeats_variant, restates_tag)
 
 
@@ -144,6 +144,19 @@ def test_a_restated_tag_ranks_below_a_clean_prompt():
 ])
 def test_close_spaced_compounds(text, expected):
     assert close_spaced_compounds(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("a fox in the snow, oil painting, by ivan shishkin, 8k",
+     ["a fox in the snow, oil painting", "a fox in the snow, oil painting, by ivan shishkin"]),
+    ("a fox. art by j. c. leyendecker; 4k, hd.",  # initials are not clause ends
+     ["a fox. art by j. c. leyendecker", "a fox. art by j. c. leyendecker; 4k"]),
+    ("a fox, 8k", []),  # one clause after the subject: nothing shorter of two clauses
+    ("a fox,, 8k, hd", ["a fox,, 8k"]),
+])
+def test_clause_openings_end_where_a_clause_ends(text, expected):
+    assert clause_openings(text) == expected
+    assert clause_openings(text, min_clauses=1)[1:] == expected  # and the subject's clause alone first
 
 
 def test_a_scattered_idea_ranks_with_a_late_one():
@@ -467,9 +480,9 @@ def test_generator_reranks_by_its_critic_where_it_is_weighted(tiny_checkpoint, m
     monkeypatch.setattr(rerank, "CRITIC_WEIGHT", 1.0)
     seen = []
 
-    def recording_select(candidates, n):
+    def recording_select(candidates, n, groups=None):
         seen.append(list(candidates))
-        return select(candidates, n)
+        return select(candidates, n, groups)
 
     monkeypatch.setattr(decoder, "select", recording_select)
     judged = gen.generate("old fisherman", n=1, seed=5, candidates=16, max_new_tokens=40)
@@ -612,9 +625,9 @@ def test_half_the_candidates_open_with_the_idea(tiny_checkpoint, monkeypatch):
 
     seen = []
 
-    def recording_select(candidates, n):
+    def recording_select(candidates, n, groups=None):
         seen.append([text for _, text, _ in candidates])
-        return select(candidates, n)
+        return select(candidates, n, groups)
 
     monkeypatch.setattr(decoder, "select", recording_select)
     gen = textopia.load(str(tiny_checkpoint))

@@ -148,6 +148,9 @@ def test_generate_cuts_prompts_to_clips_77_tokens(monkeypatch):
         return text
 
     monkeypatch.setattr(gen.tokenizer, "decode", long_decode)
+    from textopia.generation import rerank
+
+    monkeypatch.setattr(rerank, "CUT_CLAUSES", False)  # the whole samples, not the shorter openings beside them
     outs = gen.generate("castle on a hill", n=4, seed=0, max_new_tokens=20)
     assert len(outs) == 4 and written
     assert max(count_clip_tokens(written)) > CLIP_MAX_PROMPT_TOKENS  # the model's text did overrun
@@ -203,6 +206,7 @@ def test_a_hard_idea_draws_more_rounds_until_a_sample_is_faultless(tiny_checkpoi
     request.rounds = 1
     clash = SampleScore(recall=1.0, invented=0, stutter=False, mean_logprob=-1.0, clash=True)
     request.candidates = [(clash, f"prompt {i}", None) for i in range(request.per_round)]
+    request.groups = list(range(request.per_round))
     assert clash.clean and not clash.faultless and not request.enough()
     request.candidates[3] = (replace(clash, clash=False, new_clauses=1), "new clause", None)
     assert not request.enough()
@@ -210,4 +214,13 @@ def test_a_hard_idea_draws_more_rounds_until_a_sample_is_faultless(tiny_checkpoi
     assert request.candidates[3][0].faultless and request.enough()
     request.candidates[3] = (clash, "prompt 3", None)
     request.rounds = CLEAN_ROUNDS
+    assert request.enough()
+    # Two faultless forms of one sample (a prompt and its opening) are one sample, not two.
+    request = gen._request("castle", 2, gen.decoding(seed=0))
+    request.rounds = 1
+    faultless = replace(clash, clash=False)
+    request.candidates = [(clash, f"prompt {i}", None) for i in range(request.per_round)] + [(faultless, "a", None)] * 2
+    request.groups = list(range(request.per_round)) + [0, 0]
+    assert not request.enough()
+    request.groups[-1] = 1
     assert request.enough()

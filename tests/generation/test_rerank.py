@@ -71,6 +71,17 @@ def test_select_prefers_tier_then_new_bigrams_then_order():
     assert select(candidates, 4)[-1] == "bad"
 
 
+def test_select_keeps_one_candidate_of_a_group():
+    good = score_sample("fox", "a red fox in snow", -10, 10, None)
+    candidates = [(good, "a red fox in snow, oil painting", "whole"), (good, "a red fox in snow", "opening"),
+                  (good, "painting of a fox by a river", "other")]
+    assert select(candidates, 3) == ["whole", "other", "opening"]  # each its own group by default
+    assert select(candidates, 3, [0, 0, 1]) == ["whole", "other"]  # one form of sample 0
+    assert select(candidates, 1, [0, 0, 1]) == ["whole"]
+    with pytest.raises(ValueError, match="2 groups for 3 candidates"):
+        select(candidates, 1, [0, 0])
+
+
 def _vocab_tokenizer(prepared):
     from textopia.data.tokenizer import PromptTokenizer
 

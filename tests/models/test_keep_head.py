@@ -93,6 +93,26 @@ def test_the_penalty_leaves_the_first_weights_free():
     assert float(w[0]) > 5.0 and float(w[1:].abs().max()) < 0.2
 
 
+def test_an_openings_features_read_off_its_wholes_pass_are_its_own(tiny_checkpoint):
+    """One pass over a whole prompt gives each of its openings the features a pass of their own
+    gives: its tokens' states, and its end token's, attended over its own tokens only."""
+    from textopia.text import clause_openings
+
+    gen = textopia.load(str(tiny_checkpoint), weight_dtype="float32")
+    ideas, prompts, wholes = [], [], []
+    for idea, whole in [("old fisherman", "an old fisherman, his boat, oil painting, by ivan shishkin, 8k"),
+                        ("castle", "a castle on a hill, greg rutkowski, artstation"), (None, "portrait, 4k, hd, sharp")]:
+        for prompt in [whole, *clause_openings(whole)]:
+            ideas.append(idea), prompts.append(prompt), wholes.append(whole)
+    assert len(prompts) == 9
+    alone = features(gen.model, gen.tokenizer, ideas, prompts)
+    shared = features(gen.model, gen.tokenizer, ideas, prompts, wholes=wholes, batch_rows=2)
+    assert torch.allclose(shared, alone, atol=1e-4)
+    assert not torch.allclose(alone[1], alone[0], atol=1e-2)  # an opening is not its whole
+    with pytest.raises(ValueError, match="wholes"):
+        features(gen.model, gen.tokenizer, ideas, prompts, wholes=wholes[:-1])
+
+
 def test_joint_is_the_heads_utility_where_there_is_one():
     plain = rerank.SampleScore(recall=1.0, invented=0, stutter=False, mean_logprob=-2.0, words=10)
     assert rerank.joint(plain) == pytest.approx(rerank.FLUENCY_WEIGHT * -2.0 - rerank.LENGTH_WEIGHT * 10)
@@ -133,9 +153,9 @@ def test_the_generator_chooses_within_a_tier_by_its_keep_head(tiny_checkpoint, m
     gen.keep_head = _WordyHead()
     seen = []
 
-    def recording_select(candidates, n):
+    def recording_select(candidates, n, groups=None):
         seen.append(list(candidates))
-        return select(candidates, n)
+        return select(candidates, n, groups)
 
     monkeypatch.setattr(decoder, "select", recording_select)
     chosen = gen.generate("old fisherman", n=1, seed=5, candidates=16, max_new_tokens=40)[0].prompt
@@ -148,6 +168,50 @@ def test_the_generator_chooses_within_a_tier_by_its_keep_head(tiny_checkpoint, m
     assert len(tokenize(chosen)) == max(len(tokenize(text)) for _, text in tier)
     again = gen.generate("old fisherman", n=1, seed=5, candidates=16, max_new_tokens=40)[0].prompt
     assert again == chosen  # a seed gives the same prompt
+
+
+class _ShortHead(_WordyHead):
+    """A stand-in head that prefers the shortest prompt, by far."""
+
+    def utility(self, raw):
+        self.rows.append(len(raw))
+        return -1000.0 * raw[:, 1]
+
+
+def test_with_a_head_a_samples_clause_openings_are_candidates_and_one_form_of_it_is_kept(tiny_checkpoint,
+                                                                                      monkeypatch):
+    from textopia.generation import decoder, rerank
+    from textopia.generation.rerank import select
+    from textopia.text import clause_openings
+
+    gen = textopia.load(str(tiny_checkpoint))
+    seen = []
+
+    def recording_select(candidates, n, groups=None):
+        seen.append((list(candidates), list(groups)))
+        return select(candidates, n, groups)
+
+    monkeypatch.setattr(decoder, "select", recording_select)
+    monkeypatch.setattr(rerank, "CUT_CLAUSES", True)
+    settings = dict(n=4, seed=5, candidates=16, max_new_tokens=40)
+    gen.generate("old fisherman", **settings)
+    plain, _ = seen[-1]  # no head: the samples alone (the fluency without a head is the whole sample's)
+    assert not any(b in clause_openings(a) for _, a, _ in plain for _, b, _ in plain)
+
+    gen.keep_head = _ShortHead()
+    got = [g.prompt for g in gen.generate("old fisherman", **settings)]
+    candidates, groups = seen[-1]
+    texts = [text for _, text, _ in candidates]
+    cut = [i for i, t in enumerate(texts) if any(t in clause_openings(u) for u in texts)]
+    assert cut and len(candidates) > len(plain)  # openings were added beside the samples
+    for i in cut:  # each opening belongs to the sample it was cut from
+        assert any(texts[i] in clause_openings(texts[j]) for j, g in enumerate(groups) if g == groups[i] and j != i)
+    assert len({groups[texts.index(p)] for p in got}) == len(got)  # never a prompt and its own opening
+    assert not any(a in clause_openings(b) for a in got for b in got)
+
+    monkeypatch.setattr(rerank, "CUT_CLAUSES", False)
+    gen.generate("old fisherman", **settings)
+    assert [t for _, t, _ in seen[-1][0]] == [t for _, t, _ in plain]  # the same samples, no openings
 
 
 def test_the_loader_reads_a_checkpoints_head_and_checks_its_size(tiny_checkpoint, tmp_path):

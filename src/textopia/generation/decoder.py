@@ -16,8 +16,8 @@ from textopia.generation import rerank
 from textopia.generation.base import Generation, Generator, TextopiaError
 from textopia.generation.config import GenerationConfig, check_rows, check_setting, from_nothing, rows_per_round
 from textopia.generation.decoding import SampleJob, Sampled, clean_prompt, dedup_key, sample_many
-from textopia.generation.rerank import SampleScore, score_sample, select
-from textopia.text import KnownWords, close_spaced_compounds
+from textopia.generation.rerank import SampleScore, score_opening, score_sample, select
+from textopia.text import KnownWords, clause_openings, close_spaced_compounds
 
 logger = logging.getLogger(__name__)
 
@@ -280,7 +280,8 @@ class DecoderGenerator(Generator):
                      for i in rerank.contenders([c[0] for c in r.candidates], r.n)]
             if slots:
                 ideas = [r.idea if r.settings.mode == "expand" else None for r, _ in slots]
-                raw = features(model, self.tokenizer, ideas, [r.candidates[i][1] for r, i in slots])
+                raw = features(model, self.tokenizer, ideas, [r.candidates[i][1] for r, i in slots],
+                               wholes=[r.wholes[i] for r, i in slots])
                 for (r, i), utility in zip(slots, head.utility(raw).tolist()):
                     score, text, gen = r.candidates[i]
                     r.candidates[i] = (replace(score, keep=utility), text, gen)
@@ -309,6 +310,12 @@ class _Request:
         self.generator = torch.Generator().manual_seed(settings.seed)
         self.seen: set[str] = set()
         self.candidates: list[tuple[SampleScore | None, str, Generation]] = []
+        self.groups: list[int] = []  # the sample each candidate was cut from (rerank.select's groups)
+        self.wholes: list[str] = []  # and that sample's text (the keep head reads both in one pass)
+        self.samples = 0  # samples taken so far, duplicates and banned ones included
+        # A sample's openings are candidates too (rerank.CUT_CLAUSES) where a keep head scores them:
+        # the fluency that ranks without a head is the sample's own and cannot tell them apart.
+        self.cutting = self.reranking and rerank.CUT_CLAUSES and owner.keep_scorer() is not None
         self.rounds = 0
         # ``(text, rows, context)`` of each opening made of the idea's own words that rows of each
         # round continue (GenerationConfig.idea_prefix): set by DecoderGenerator._request.
@@ -335,33 +342,39 @@ class _Request:
         # Stable Diffusion's text encoder reads 77 CLIP tokens: a longer prompt loses its last tags
         # there anyway, so they are dropped here, where the reranker can still see what is left.
         for s, text in zip(samples, fit_clip(texts)):
-            key = dedup_key(text)
-            if not key or key in self.seen or any(p.search(text) for p in self.banned):
-                continue
-            self.seen.add(key)
-            gen = Generation(prompt=text, idea=idea, num_tokens=s.num_tokens, finished=s.finished,
-                             model=owner.name, settings=asdict(self.settings))
-            score = (score_sample(scored_idea, text, s.logprob, s.num_tokens, owner.known_words, s.finished)
+            group, self.samples = self.samples, self.samples + 1
+            whole = (score_sample(scored_idea, text, s.logprob, s.num_tokens, owner.known_words, s.finished)
                      if self.reranking else None)
-            self.candidates.append((score, text, gen))
+            for form in [text, *(clause_openings(text) if self.cutting else [])]:
+                key = dedup_key(form)
+                if not key or key in self.seen or any(p.search(form) for p in self.banned):
+                    continue
+                self.seen.add(key)
+                gen = Generation(prompt=form, idea=idea, num_tokens=s.num_tokens, finished=s.finished,
+                                 model=owner.name, settings=asdict(self.settings))
+                score = whole if form is text or whole is None else score_opening(scored_idea, form, whole,
+                                                                                   owner.known_words)
+                self.candidates.append((score, form, gen))
+                self.groups.append(group)
+                self.wholes.append(text)
 
     def enough(self) -> bool:
         if self.rounds == 0:
             return False
         if not self.reranking:
             return len(self.candidates) >= self.n
-        if len(self.candidates) < self.per_round:
+        if len(set(self.groups)) < self.per_round:  # duplicates dropped: another round
             return False
         # A hard idea (fewer than n samples without a fault the reranker ranks down: the whole idea
         # as the subject, known words, no stutter, no clash or repeated phrase, no new clause) gets
         # more rounds of samples, so that the reranker has enough good ones to choose from.
-        faultless = sum(1 for score, _, _ in self.candidates if score is not None and score.faultless)
-        return faultless >= self.n or self.rounds >= CLEAN_ROUNDS
+        faultless = {g for (score, _, _), g in zip(self.candidates, self.groups) if score is not None and score.faultless}
+        return len(faultless) >= self.n or self.rounds >= CLEAN_ROUNDS
 
     def result(self) -> list[Generation]:
         # See textopia.generation.rerank: relevance, then known words and no stutter, then fluency,
         # then variety; without reranking, sampling order.
-        out = select(self.candidates, self.n) if self.reranking else [c[2] for c in self.candidates[: self.n]]
+        out = select(self.candidates, self.n, self.groups) if self.reranking else [c[2] for c in self.candidates[: self.n]]
         if len(out) < self.n:
             logger.warning("only %d distinct prompts out of %d asked for", len(out), self.n)
         return out

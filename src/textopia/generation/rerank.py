@@ -28,6 +28,11 @@ A sample's tier is a tuple compared in order (lexicographic), best first:
 6. fluent: a mean log-probability per token under the model itself of at least
    :data:`MIN_MEAN_LOGPROB` nats (a per-token perplexity of at most about 90).
 
+Where the writer has a keep head, each sample's openings that end where a clause ends are
+candidates beside it (:data:`CUT_CLAUSES`, :func:`textopia.text.clause_openings`), scored by
+:func:`score_opening`, so that the head may choose a shorter prompt than the writer ended; at
+most one form of a sample is kept.
+
 Within a tier, :func:`select` takes, one at a time, the sample of highest :func:`joint` +
 ``VARIETY_WEIGHT · new``, ``new`` being the share of its word bigrams not yet in the kept
 prompts. Where the writer has a keep head (:mod:`textopia.models.keep_head`: the embedded
@@ -49,7 +54,7 @@ that is the most fluent candidate (up to the cap), a word of length costing 1/12
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from typing import TypeVar
 
@@ -95,6 +100,12 @@ CRITIC_WEIGHT = 0.0
 #: fluency, so 1.5 keeps fluency's weight near :data:`FLUENCY_WEIGHT`'s and variety's
 #: (:data:`VARIETY_WEIGHT`) against it as it was.
 KEEP_WEIGHT = 1.5
+#: Whether, where the writer has a keep head, each sample's openings that end where a clause ends
+#: (:func:`textopia.text.clause_openings`, two clauses at least) are candidates beside it, so that
+#: the head may choose a shorter prompt than the writer happened to end: within an idea, blind
+#: judges score model prompts of 8-15 words 0.15 standard deviations of coherence above the
+#: idea's mean and those of 28 or more 0.27-0.59 below. At most one of a sample's forms is kept.
+CUT_CLAUSES = False
 
 
 @dataclass(frozen=True)
@@ -181,6 +192,36 @@ def score_sample(idea: str | None, prompt: str, logprob: float, num_tokens: int,
     )
 
 
+def score_opening(idea: str | None, opening: str, whole: SampleScore,
+                  known_words: KnownWords | None) -> SampleScore:
+    """:func:`score_sample` of an opening of a scored sample (:func:`textopia.text.clause_openings`),
+    equal to it, for less work: the opening's words, phrases, clauses and credits are the whole's,
+    so a fault that the checks look for within clauses (an invented word, a stutter, a repeated or
+    clashing phrase, a broken phrase, an unknown name, a crowd of makers, a new clause) and that
+    the whole does not have, the opening has not either; only the faults the whole has are looked
+    for again, and the idea's recall and place, which a cut can change. Fluency and the end are
+    the whole sample's (the keep head scores the opening's own)."""
+    recall = relevance_recall(idea, opening) if idea else math.nan
+    return replace(
+        whole,
+        recall=1.0 if math.isnan(recall) else recall,
+        invented=whole.invented and (len(known_words.invented(opening, idea)) if known_words is not None else 0),
+        stutter=whole.stutter and stutters(opening),
+        repeats_idea=whole.repeats_idea and repeats_idea_word(idea, opening),
+        idea_late=bool(idea) and not idea_in_subject(idea, opening),
+        idea_scattered=bool(idea) and not idea_kept_together(idea, opening),
+        idea_reworded=whole.idea_reworded and idea_reworded(idea, opening),
+        repeats_phrase=whole.repeats_phrase and (repeats_phrase(opening) or restates_tag(opening)
+                                                 or repeats_in_clause(opening, idea) or repeats_variant(opening)),
+        clash=whole.clash and clashes(opening, idea),
+        broken=whole.broken and broken_phrase(opening, idea),
+        unknown_name=whole.unknown_name and bool(known_words.unknown_names(opening, idea)),
+        crowded=whole.crowded and crowded_credits(opening, known_words.names if known_words is not None else ()),
+        new_clauses=whole.new_clauses and len(known_words.new_clauses(opening, idea)),
+        words=len(tokenize(opening)),
+    )
+
+
 def _bigrams(text: str) -> set[tuple[str, str]]:
     words = tokenize(text)
     return set(zip(words, words[1:]))
@@ -209,12 +250,22 @@ def contenders(scores: list[SampleScore | None], n: int) -> list[int]:
     return sorted(out)
 
 
-def select(candidates: list[tuple[SampleScore, str, T]], n: int) -> list[T]:
+def select(candidates: list[tuple[SampleScore, str, T]], n: int, groups: list[int] | None = None) -> list[T]:
     """The ``n`` best of ``(score, prompt text, item)`` in sampling order: best tier first, and
     within a tier the highest ``joint + VARIETY_WEIGHT · (share of word bigrams new to those
-    kept)`` first (greedy), ties in sampling order."""
+    kept)`` first (greedy), ties in sampling order.
+
+    Args:
+        groups: one id per candidate (None: each its own): at most one candidate of a group is
+            kept, so that a prompt and its own opening (:func:`textopia.text.clause_openings`) are
+            never both returned.
+    """
+    group = groups if groups is not None else list(range(len(candidates)))
+    if len(group) != len(candidates):
+        raise ValueError(f"{len(group)} groups for {len(candidates)} candidates")
     order = sorted(range(len(candidates)), key=lambda i: (candidates[i][0].tier(), i))
     kept: list[T] = []
+    used: set[int] = set()
     seen: set[tuple[str, str]] = set()
     start = 0
     while start < len(order) and len(kept) < n:
@@ -222,11 +273,13 @@ def select(candidates: list[tuple[SampleScore, str, T]], n: int) -> list[T]:
         end = start
         while end < len(order) and candidates[order[end]][0].tier() == tier:
             end += 1
-        pool = {i: _bigrams(candidates[i][1]) for i in order[start:end]}
+        pool = {i: _bigrams(candidates[i][1]) for i in order[start:end] if group[i] not in used}
         while pool and len(kept) < n:
             best = max(pool, key=lambda i: (joint(candidates[i][0])
                                             + VARIETY_WEIGHT * len(pool[i] - seen) / max(1, len(pool[i])), -i))
             seen |= pool.pop(best)
+            used.add(group[best])
+            pool = {i: b for i, b in pool.items() if group[i] != group[best]}
             kept.append(candidates[best][2])
         start = end
     return kept

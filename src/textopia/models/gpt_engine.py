@@ -314,19 +314,23 @@ class GPT2Engine(nn.Module):
         return EngineOutput(logits=logits.float(), past_key_values=cache if use_cache else None)
 
     @torch.no_grad()
-    def hidden_states(self, input_ids: torch.Tensor, weight_dtype: str | None = None) -> torch.Tensor:
+    def hidden_states(self, input_ids: torch.Tensor, weight_dtype: str | None = None,
+                      cache: StaticCache | None = None, attention_mask: torch.Tensor | None = None,
+                      position_ids: torch.Tensor | None = None) -> torch.Tensor:
         """The last block's output after the final LayerNorm, (B, T, E) float32, for a
         right-padded batch ``input_ids`` (B, T) int64 (a real token never sees the padding after
         it): what transformers' ``GPT2Model`` returns as ``last_hidden_state``, which a
         sequence-classification head reads (the coherence critic,
         :class:`textopia.models.critic.CoherenceCritic`). ``weight_dtype``: this call's weights
         (None: the engine's; "float32" scores exactly without :meth:`exact`'s switch of the
-        shared engine, which another thread may be decoding with).
+        shared engine, which another thread may be decoding with). ``cache``, ``attention_mask``
+        and ``position_ids`` as :meth:`forward`'s ``past_key_values`` (written and advanced),
+        ``attention_mask`` and ``position_ids``.
 
         Raises:
             ValueError: the sequence is longer than ``n_positions``.
         """
-        return self._trunk(input_ids, weight_dtype=weight_dtype)[0]
+        return self._trunk(input_ids, attention_mask, cache, False, position_ids, weight_dtype=weight_dtype)[0]
 
     @torch.no_grad()
     def output_logits(self, hidden: torch.Tensor, weight_dtype: str | None = None) -> torch.Tensor:
@@ -365,7 +369,10 @@ class GPT2Engine(nn.Module):
             if cache is not None:
                 if cache.key_valid is None:
                     cache.key_valid = torch.ones(b, cache.max_length, dtype=torch.bool, device=x.device)
-                cache.key_valid[:, start : start + t] = key_valid
+                if attention_mask.size(1) == start + t:  # the cached positions' mask too: it rules
+                    cache.key_valid[:, : start + t] = attention_mask.bool()
+                else:
+                    cache.key_valid[:, start : start + t] = key_valid
         elif cache is not None and cache.key_valid is not None:
             cache.key_valid[:, start : start + t] = True
         if cache is not None and cache.key_valid is not None:

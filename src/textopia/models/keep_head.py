@@ -71,7 +71,7 @@ class KeepHeadConfig:
 
 
 def features(engine, tokenizer, ideas: Sequence[str | None], prompts: Sequence[str],
-             batch_rows: int = BATCH_ROWS) -> torch.Tensor:
+             batch_rows: int = BATCH_ROWS, wholes: Sequence[str] | None = None) -> torch.Tensor:
     """The raw features of each prompt: ``[fluency, words / 10, pooled]``, (N, 2 + 2E) float32.
 
     Args:
@@ -81,38 +81,79 @@ def features(engine, tokenizer, ideas: Sequence[str | None], prompts: Sequence[s
         tokenizer: its :class:`~textopia.data.tokenizer.PromptTokenizer`.
         ideas: N ideas (None: unconditional), each prompt's context.
         prompts: N prompts.
+        wholes: N prompts or None (each prompt its own): the prompt that each one opens
+            (:func:`textopia.text.clause_openings`), or itself. One pass over each whole gives its
+            openings' features too: causal attention, so an opening's states are its whole's
+            over its tokens (where its tokens begin the whole's; another is read whole), and its
+            end token is one step more over the whole's cache.
 
     Raises:
         ValueError: a context and prompt pass the writer's positions.
     """
-    rows = []
-    for idea, prompt in zip(ideas, prompts):
-        context, body = tokenizer.context_ids(idea), tokenizer.encode(prompt) + [tokenizer.eos_id]
-        rows.append((context, body))
-    out = []
-    for start in range(0, len(rows), batch_rows):
-        chunk = rows[start:start + batch_rows]
-        width = max(len(c) + len(b) for c, b in chunk)
-        input_ids = torch.full((len(chunk), width), tokenizer.eos_id, dtype=torch.long)
+    wholes = list(prompts) if wholes is None else list(wholes)
+    if len(wholes) != len(prompts) or len(ideas) != len(prompts):
+        raise ValueError(f"{len(ideas)} ideas, {len(prompts)} prompts and {len(wholes)} wholes")
+    eos = tokenizer.eos_id
+    rows: dict[tuple[str | None, str], int] = {}  # (idea, whole) -> row of the pass
+    bodies: list[tuple[list[int], list[int]]] = []  # each row's (context, body without its end token)
+    where: list[tuple[int, int | None]] = []  # each prompt's row, and its body's length where it is an opening
+
+    def row(idea: str | None, text: str) -> int:
+        if (idea, text) not in rows:
+            rows[idea, text] = len(bodies)
+            bodies.append((tokenizer.context_ids(idea), tokenizer.encode(text)))
+        return rows[idea, text]
+
+    for idea, prompt, whole in zip(ideas, prompts, wholes):
+        r = row(idea, whole)
+        body = bodies[r][1] if prompt == whole else tokenizer.encode(prompt)
+        if prompt != whole and len(body) < len(bodies[r][1]) and bodies[r][1][: len(body)] == body:
+            where.append((r, len(body)))
+        else:
+            where.append((row(idea, prompt), None))
+    out: list[torch.Tensor | None] = [None] * len(prompts)
+    device = engine.params["transformer__wte__weight"].device
+    for start in range(0, len(bodies), batch_rows):
+        chunk = bodies[start:start + batch_rows]
+        width = max(len(c) + len(b) + 1 for c, b in chunk)
+        input_ids = torch.full((len(chunk), width), eos, dtype=torch.long)
         for i, (c, b) in enumerate(chunk):
-            input_ids[i, : len(c) + len(b)] = torch.tensor(c + b)
+            input_ids[i, : len(c) + len(b) + 1] = torch.tensor(c + b + [eos])
+        members = [(p, r - start, cut) for p, (r, cut) in enumerate(where) if start <= r < start + len(chunk)]
+        cuts = [(p, i, cut) for p, i, cut in members if cut is not None]
         with torch.no_grad():
-            device = engine.params["transformer__wte__weight"].device
-            hidden = engine.hidden_states(input_ids.to(device), weight_dtype="float32")  # (B, W, E)
-            # The output layer over the positions that predict a body token alone, not the
-            # context's nor the padding's: (sum of T, E) -> (sum of T, V).
-            predicting = torch.cat([hidden[i, len(c) - 1:len(c) + len(b) - 1] for i, (c, b) in enumerate(chunk)])
-            logits = engine.output_logits(predicting[None], weight_dtype="float32")[0]  # (sum of T, V)
-            targets = torch.cat([input_ids[i, len(c):len(c) + len(b)] for i, (c, b) in enumerate(chunk)]).to(device)
-            token_logprobs = (logits.gather(1, targets[:, None])[:, 0] - torch.logsumexp(logits, dim=-1)).cpu()  # (sum of T,)
-        at = 0
-        for i, (c, b) in enumerate(chunk):
-            first, last = len(c), len(c) + len(b)  # the body's positions: [first, last)
-            fluency = token_logprobs[at:at + len(b)].mean()
-            at += len(b)
-            h = hidden[i, first:last].float().cpu()  # (T, E)
-            words = torch.tensor(len(tokenize(prompts[start + i])) / 10)
-            out.append(torch.cat([torch.stack([fluency, words]), h.mean(0), h[-1]]))
+            cache = engine.new_cache(len(chunk), width + 1) if cuts else None
+            hidden = engine.hidden_states(input_ids.to(device), weight_dtype="float32", cache=cache)  # (B, W, E)
+            # The output layer over the positions that predict a body token or its end alone, not the
+            # context's nor the padding's: (sum of T + 1, E) -> (sum of T + 1, V).
+            predicting = torch.cat([hidden[i, len(c) - 1:len(c) + len(b)] for i, (c, b) in enumerate(chunk)])
+            logits = engine.output_logits(predicting[None], weight_dtype="float32")[0].cpu()
+            norm = torch.logsumexp(logits, dim=-1)  # (sum of T + 1,)
+            offsets = [0]
+            for _, b in chunk:
+                offsets.append(offsets[-1] + len(b) + 1)
+            if cuts:  # each opening's end token, after its own tokens only, at its own position
+                cache.keep_rows(torch.tensor([i for _, i, _ in cuts], device=device))
+                mask = torch.zeros(len(cuts), width + 1, dtype=torch.bool)
+                for j, (_, i, cut) in enumerate(cuts):
+                    mask[j, : len(chunk[i][0]) + cut] = True
+                mask[:, width] = True
+                position_ids = torch.tensor([[len(chunk[i][0]) + cut] for _, i, cut in cuts])
+                ends = engine.hidden_states(torch.full((len(cuts), 1), eos, dtype=torch.long, device=device),
+                                            weight_dtype="float32", cache=cache, attention_mask=mask.to(device),
+                                            position_ids=position_ids.to(device))[:, 0].float().cpu()  # (C, E)
+        hidden = hidden.float().cpu()
+        end_of = {p: ends[j] for j, (p, _, _) in enumerate(cuts)}
+        for p, i, cut in members:
+            c, b = chunk[i]
+            length = len(b) if cut is None else cut
+            targets = torch.tensor(b[:length] + [eos])  # the body's tokens and its end, each predicted
+            at = slice(offsets[i], offsets[i] + length + 1)
+            predicted = logits[at].gather(1, targets[:, None])[:, 0] - norm[at]  # (T + 1,) nats
+            h = hidden[i, len(c):len(c) + length + 1] if cut is None else torch.cat([hidden[i, len(c):len(c) + cut],
+                                                                                    end_of[p][None]])  # (T, E)
+            words = torch.tensor(len(tokenize(prompts[p])) / 10)
+            out[p] = torch.cat([torch.stack([predicted.mean(), words]), h.mean(0), h[-1]])
     return torch.stack(out) if out else torch.zeros(0, 2)  # (N, 2 + 2E)
 
 
