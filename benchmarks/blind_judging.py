@@ -184,6 +184,48 @@ def versus(folder: str | Path, paths: list[str | Path], first: str, second: str)
     return rows
 
 
+def lengths(root: str = str(HERE / "results" / "judged"), width: str = "4") -> list[dict]:
+    """How judged coherence and keep go with a model prompt's length within an idea, over every
+    judged folder under ``root``: each judge's scores standardised (mean 0, standard deviation 1
+    over the judge's file), averaged over the judges per prompt, then centred on the mean of the
+    model prompts judged for the same idea in the same folder (ideas with one prompt left out);
+    one row per bin of ``width`` words (the last bin: 36 words or more), printed and returned."""
+    import statistics
+
+    from textopia.evaluation.judged import read_scores
+
+    rows = []
+    for key_path in sorted(Path(root).glob("*/key.json")):
+        key = {it["id"]: it for it in json.loads(key_path.read_text()) if it["source"] != "human"}
+        per: dict[int, list[tuple[float, float]]] = {}
+        for csv_path in sorted(key_path.parent.glob("judge*.csv")):
+            scores = read_scores(csv_path)
+            if len(scores) < 5:
+                continue
+            columns = list(zip(*scores.values()))
+            (mc, sc), (mk, sk) = [(statistics.mean(c), statistics.pstdev(c) or 1.0) for c in columns[1:3]]
+            for i, (_, coherence, keep) in scores.items():
+                if i in key:
+                    per.setdefault(i, []).append(((coherence - mc) / sc, (keep - mk) / sk))
+        by_idea: dict[str, list[tuple[int, float, float]]] = {}
+        for i, judged in per.items():
+            it = key[i]
+            by_idea.setdefault(it["idea"], []).append((len(it["prompt"].split()),
+                                                       statistics.mean(c for c, _ in judged),
+                                                       statistics.mean(k for _, k in judged)))
+        for prompts in by_idea.values():
+            if len(prompts) > 1:
+                mc, mk = statistics.mean(p[1] for p in prompts), statistics.mean(p[2] for p in prompts)
+                rows += [(words, c - mc, k - mk) for words, c, k in prompts]
+    step, out = int(width), []
+    for low in sorted({min(w // step * step, 36) for w, _, _ in rows}):
+        got = [r for r in rows if min(r[0] // step * step, 36) == low]
+        out.append({"words": f"{low}-{low + step - 1}" if low < 36 else "36+", "prompts": len(got),
+                    "coherence": statistics.mean(r[1] for r in got), "keep": statistics.mean(r[2] for r in got)})
+        print(f"{out[-1]['words']:>6} {len(got):5d}  coherence {out[-1]['coherence']:+.2f}  keep {out[-1]['keep']:+.2f}")
+    return out
+
+
 @benchmark("blind_judging", smoke=dict(write_model="default", num_ideas=3))
 def run(folder: str = str(HERE / "results" / "judged" / "r3"), judges: tuple[str, ...] = (), write_model: str = "",
         ideas_file: str = str(IDEAS), num_ideas: int = 0, compare: tuple[str, ...] = ()) -> dict:
@@ -216,4 +258,5 @@ def run(folder: str = str(HERE / "results" / "judged" / "r3"), judges: tuple[str
 if __name__ == "__main__":
     command, *rest = sys.argv[1:]
     {"write": lambda: write(*rest), "human": lambda: human(*rest), "pool": lambda: pool(*rest),
-     "assemble": lambda: assemble(rest[0], rest[1:]), "redact": lambda: redact(rest[0])}[command]()
+     "assemble": lambda: assemble(rest[0], rest[1:]), "redact": lambda: redact(rest[0]),
+     "lengths": lambda: lengths(*rest)}[command]()

@@ -117,3 +117,26 @@ def test_redact_takes_the_corpus_prompts_out_of_a_judged_folder(tmp_path):
     assert {it["source"]: it["prompt"] for it in key} == {"model": "a fox in snow, oil painting", "human": REDACTED}
     blind = (tmp_path / "blind.txt").read_text()
     assert "corpus prompt about" not in blind and "a fox in snow, oil painting" in blind and blind.count("idea: a fox") == 2
+
+
+def test_lengths_centres_each_judges_standardised_scores_on_the_ideas_mean(tmp_path):
+    """Per idea, the longer prompt scored lower sits below the idea's mean; human prompts and
+    ideas with one model prompt are left out."""
+    from benchmarks.blind_judging import lengths
+
+    folder = tmp_path / "round"
+    folder.mkdir()
+    key = [{"id": 1, "idea": "a", "prompt": "one two three four five six seven eight nine", "source": "x"},
+           {"id": 2, "idea": "a", "prompt": " ".join(["w"] * 30), "source": "y"},
+           {"id": 3, "idea": "a", "prompt": " ".join(["h"] * 30), "source": "human"},
+           {"id": 4, "idea": "b", "prompt": "one two three", "source": "x"},
+           {"id": 5, "idea": "c", "prompt": "one two three four five six seven eight nine", "source": "x"},
+           {"id": 6, "idea": "c", "prompt": " ".join(["w"] * 30), "source": "y"}]
+    (folder / "key.json").write_text(json.dumps(key))
+    (folder / "judge1.csv").write_text("id,relevance,coherence,keep\n1,9,8,7\n2,9,4,5\n3,9,9,9\n4,9,1,1\n"
+                                       "5,9,7,8\n6,9,5,4\n")
+    rows = {r["words"]: r for r in lengths(str(tmp_path), "4")}
+    assert set(rows) == {"8-11", "28-31"} and rows["8-11"]["prompts"] == rows["28-31"]["prompts"] == 2
+    assert rows["8-11"]["coherence"] > 0 > rows["28-31"]["coherence"]
+    assert rows["8-11"]["coherence"] == -rows["28-31"]["coherence"]  # centred on each idea's mean
+    assert rows["8-11"]["keep"] > 0 > rows["28-31"]["keep"]

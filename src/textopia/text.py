@@ -538,8 +538,8 @@ def clause_openings(text: str, min_clauses: int = 2) -> list[str]:
     painting, by ivan shishkin, 8k" -> ["a fox in the snow, oil painting", "a fox in the snow, oil
     painting, by ivan shishkin"]. A prompt is a list of clauses, and each opening is a prompt a
     person might have stopped at: the reranker weighs them beside the whole (blind judges score a
-    model prompt's coherence lower the longer it is, for the same idea: 28 words or more 0.27-0.59
-    standard deviations below the idea's mean, 8-15 words 0.15 above; benchmarks/results/judged/judged.md)."""
+    model prompt's coherence lower the longer it is, for the same idea: 28 words or more 0.26-0.60
+    standard deviations below the idea's mean, 8-15 words 0.15-0.16 above; benchmarks/results/judged/judged.md)."""
     ends = [m.start() for m in _CLAUSE_END.finditer(text)]
     out = []
     for k, end in enumerate(ends, start=1):

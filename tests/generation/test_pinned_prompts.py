@@ -77,7 +77,7 @@ def _calls(gen, **extra) -> dict[str, list[str]]:
 
 
 DEFAULT = {
-    "expand n=1": ["a castle on a hill, art by donato giancola and greg rutkowski"],
+    "expand n=1": ["a castle on a hill, cinematic lighting, epic"],
     "expand n=3": ["a castle on a hill, cinematic render, artstation", "a castle on a hill, trending on artstation, studio ghibli", "a castle on a hill, in the style of makoto shinkai"],
     "continue n=1": ["a portrait of a character in a scenic environment by edward hopper"],
     "continue n=3": ["a portrait of a character in a scenic environment by marco bucci, highly detailed", "a portrait of an anthropomorphic cat wearing a space suit with sunglasses, by tom bagshaw", "a portrait of a samurai warrior, painting by Gaston Bussiere, Craig Mullins"],
