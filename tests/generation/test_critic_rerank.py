@@ -290,6 +290,9 @@ def test_plural_phrase(phrase, expected):
     ("an hour, a unicorn, an umbrella, a one-eyed cat, a 8k photo", "an hour, a unicorn, an umbrella, a one-eyed cat, a 8k photo"),
     ("a hour before dawn, a honest man, a horse, an hotel", "an hour before dawn, an honest man, a horse, a hotel"),
     ("an haunted lighthouse", "a haunted lighthouse"),
+    ("a underwater temple, a ugly duck, a ultra detailed, a umbrella, a upside-down house, a urban street",
+     "an underwater temple, an ugly duck, an ultra detailed, an umbrella, an upside-down house, an urban street"),
+    ("an unicorn, a universe, a user, a utopia, an unknown", "an unicorn, a universe, a user, a utopia, an unknown"),
 ])
 def test_articles_agree_with_the_next_word(text, expected):
     assert fix_articles(text) == expected
