@@ -623,6 +623,14 @@ _CREDIT_RE = re.compile(r"\b(?:by|style of)\s+([^,;()\[\]|]+)", re.IGNORECASE)
 _CREDIT_SPLIT_RE = re.compile(r"\band\b|&|/|\bwith\b", re.IGNORECASE)
 
 
+def _name_key(words: list[str]) -> str | None:
+    """The key a name is known by: its first two words, lower-cased (``["greg", "rutkowski"]`` ->
+    "greg rutkowski"); None for one word or where either is a stop word ("by the sea")."""
+    if len(words) < 2 or words[0] in STOP_WORDS or words[1] in STOP_WORDS:
+        return None
+    return f"{words[0]} {words[1]}"
+
+
 def credited_names(text: str) -> list[str]:
     """The names a prompt credits, each by its first two words, lower-cased: in ``"a ship by
     Greg Rutkowski and Alphonse Mucha, in the style of the old masters"`` ``["greg rutkowski",
@@ -632,9 +640,8 @@ def credited_names(text: str) -> list[str]:
     names = []
     for clause in _CREDIT_RE.findall(text):
         for part in _CREDIT_SPLIT_RE.split(clause):
-            words = tokenize(part)
-            if len(words) >= 2 and words[0] not in STOP_WORDS and words[1] not in STOP_WORDS:
-                names.append(f"{words[0]} {words[1]}")
+            if (key := _name_key(tokenize(part))) is not None:
+                names.append(key)
     return names
 
 
@@ -663,7 +670,7 @@ def credit_count(text: str, names: Collection[str] = ()) -> int:
             for part in text[match.end():].split(",")[1:]:
                 words = tokenize(part)
                 words = words[1:] if words[:1] == ["and"] else words
-                if not 2 <= len(words) <= 3 or f"{words[0]} {words[1]}" not in names:
+                if len(words) > 3 or _name_key(words) not in names:
                     break
                 count += 1
     return count
