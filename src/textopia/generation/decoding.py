@@ -356,7 +356,7 @@ def sample_many(
             first = torch.full((unique.size(0),), n, dtype=torch.long, device=device).scatter_reduce_(
                 0, inverse, torch.arange(n, device=device), reduce="amin")  # each distinct context's first row
             shared = (first, inverse)
-            past = model.new_cache(unique.size(0), width + budget)
+            past.keep_rows(torch.arange(unique.size(0), device=device))  # nothing filled yet: no copy
     for _ in range(max(0, budget)):
         kwargs = {}
         if padded:

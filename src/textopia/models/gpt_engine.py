@@ -88,6 +88,7 @@ class StaticCache:
         shape = (config.n_layer, batch, config.n_head, max_length, d)
         self.k = torch.empty(shape, dtype=dtype, device=device)
         self.v = torch.empty(shape, dtype=dtype, device=device)
+        self._buffers = {"k": self.k, "v": self.v}  # the whole allocation, of which k and v are the first rows
         self.length = 0
         self.max_length = max_length
         self.key_valid: torch.Tensor | None = None  # (B, T_max) bool, once a padded batch came in
@@ -95,16 +96,17 @@ class StaticCache:
     def keep_rows(self, rows: torch.Tensor) -> None:
         """Keep only the batch rows ``rows`` (int64 indices, in the order given): a sampler drops
         the rows that have finished, so that later steps compute the live ones only, and copies a
-        shared prefill out to the rows that hold it. Only the filled positions are copied. Fewer
-        rows than held are gathered into the front of the same buffers (a fresh (L, B', H, T_max, D)
-        buffer per compaction costs its page faults: 3x the time at a sampler's sizes); more get new ones."""
+        shared prefill out to the rows that hold it. Only the filled positions are copied. As many
+        rows as were allocated, or fewer, are gathered into the front of the same allocation (a
+        fresh (L, B', H, T_max, D) buffer costs its page faults: 3x the time at a sampler's sizes;
+        a sampler that shares a prefill allocates for all its rows and prefills the first few);
+        more get a new one."""
         for name in ("k", "v"):
-            old = getattr(self, name)
+            old, buffer = getattr(self, name), self._buffers[name]
             gathered = old[:, rows, :, : self.length]  # (L, B', H, length, D), a copy
-            if rows.numel() <= old.size(1):
-                kept = old[:, : rows.numel()]  # a view of the same buffer
-            else:
-                kept = old.new_empty((old.size(0), rows.numel(), *old.shape[2:]))  # (L, B', H, T_max, D)
+            if rows.numel() > buffer.size(1):
+                buffer = self._buffers[name] = old.new_empty((old.size(0), rows.numel(), *old.shape[2:]))
+            kept = buffer[:, : rows.numel()]  # (L, B', H, T_max, D), a view of the allocation
             kept[:, :, :, : self.length] = gathered
             setattr(self, name, kept)
         if self.key_valid is not None:
@@ -322,7 +324,7 @@ class GPT2Engine(nn.Module):
     @torch.no_grad()
     def hidden_states(self, input_ids: torch.Tensor, weight_dtype: str | None = None,
                       cache: StaticCache | None = None, attention_mask: torch.Tensor | None = None,
-                      position_ids: torch.Tensor | None = None) -> torch.Tensor:
+                      position_ids: torch.Tensor | None = None, key_mask: torch.Tensor | None = None) -> torch.Tensor:
         """The last block's output after the final LayerNorm, (B, T, E) float32, for a
         right-padded batch ``input_ids`` (B, T) int64 (a real token never sees the padding after
         it): what transformers' ``GPT2Model`` returns as ``last_hidden_state``, which a
@@ -331,12 +333,16 @@ class GPT2Engine(nn.Module):
         (None: the engine's; "float32" scores exactly without :meth:`exact`'s switch of the
         shared engine, which another thread may be decoding with). ``cache``, ``attention_mask``
         and ``position_ids`` as :meth:`forward`'s ``past_key_values`` (written and advanced),
-        ``attention_mask`` and ``position_ids``.
+        ``attention_mask`` and ``position_ids``. ``key_mask``: (B, T, cached + T) bool, the keys
+        each new token attends to, in place of the causal mask and ``attention_mask`` (several
+        tokens that each go on from another point of a row's cache: a prompt's openings' end
+        tokens, none seeing another); each token should see itself.
 
         Raises:
             ValueError: the sequence is longer than ``n_positions``.
         """
-        return self._trunk(input_ids, attention_mask, cache, False, position_ids, weight_dtype=weight_dtype)[0]
+        return self._trunk(input_ids, attention_mask, cache, False, position_ids, weight_dtype=weight_dtype,
+                           key_mask=key_mask)[0]
 
     @torch.no_grad()
     def output_logits(self, hidden: torch.Tensor, weight_dtype: str | None = None) -> torch.Tensor:
@@ -350,7 +356,8 @@ class GPT2Engine(nn.Module):
                past_key_values: StaticCache | None = None, use_cache: bool = False,
                position_ids: torch.Tensor | None = None,
                inputs_embeds: torch.Tensor | None = None,
-               weight_dtype: str | None = None) -> tuple[torch.Tensor, StaticCache | None]:
+               weight_dtype: str | None = None,
+               key_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, StaticCache | None]:
         """:meth:`forward` up to the output layer: the final LayerNorm's output (B, T, E) float32
         and the cache (written and advanced; None without one)."""
         if (input_ids is None) == (inputs_embeds is None):
@@ -391,6 +398,8 @@ class GPT2Engine(nn.Module):
             mask = causal[None] & key_valid[:, None, :]
             mask[:, torch.arange(t), torch.arange(start, start + t)] = True  # a padding query sees itself
             mask = mask[:, None]  # (B, 1, T, S)
+        if key_mask is not None:
+            mask = key_mask.bool()[:, None]  # (B, 1, T, S)
         e, eps = (cfg.n_embd,), cfg.layer_norm_epsilon
         blocks, _ = self._layers(weight_dtype)
         for i, (ln1_w, ln1_b, attn, proj, ln2_w, ln2_b, fc, out) in enumerate(blocks):

@@ -113,16 +113,24 @@ def features(engine, tokenizer, ideas: Sequence[str | None], prompts: Sequence[s
             where.append((row(idea, prompt), None))
     out: list[torch.Tensor | None] = [None] * len(prompts)
     device = engine.params["transformer__wte__weight"].device
+    # Rows of like length pass together: a pass is as wide as its longest row.
+    order = sorted(range(len(bodies)), key=lambda r: len(bodies[r][0]) + len(bodies[r][1]))
     for start in range(0, len(bodies), batch_rows):
-        chunk = bodies[start:start + batch_rows]
+        index = {r: i for i, r in enumerate(order[start:start + batch_rows])}  # row -> its place in the pass
+        chunk = [bodies[r] for r in index]
         width = max(len(c) + len(b) + 1 for c, b in chunk)
         input_ids = torch.full((len(chunk), width), eos, dtype=torch.long)
         for i, (c, b) in enumerate(chunk):
             input_ids[i, : len(c) + len(b) + 1] = torch.tensor(c + b + [eos])
-        members = [(p, r - start, cut) for p, (r, cut) in enumerate(where) if start <= r < start + len(chunk)]
+        members = [(p, index[r], cut) for p, (r, cut) in enumerate(where) if r in index]
         cuts = [(p, i, cut) for p, i, cut in members if cut is not None]
+        slot: dict[int, tuple[int, int]] = {}  # an opening's (row, query) in the end tokens' pass
+        per_row = [0] * len(chunk)
+        for p, i, _ in cuts:
+            slot[p], per_row[i] = (i, per_row[i]), per_row[i] + 1
+        queries = max(per_row, default=0)
         with torch.no_grad():
-            cache = engine.new_cache(len(chunk), width + 1) if cuts else None
+            cache = engine.new_cache(len(chunk), width + queries) if cuts else None
             hidden = engine.hidden_states(input_ids.to(device), weight_dtype="float32", cache=cache)  # (B, W, E)
             # The output layer over the positions that predict a body token or its end alone, not the
             # context's nor the padding's: (sum of T + 1, E) -> (sum of T + 1, V).
@@ -132,18 +140,22 @@ def features(engine, tokenizer, ideas: Sequence[str | None], prompts: Sequence[s
             offsets = [0]
             for _, b in chunk:
                 offsets.append(offsets[-1] + len(b) + 1)
-            if cuts:  # each opening's end token, after its own tokens only, at its own position
-                cache.keep_rows(torch.tensor([i for _, i, _ in cuts], device=device))
-                mask = torch.zeros(len(cuts), width + 1, dtype=torch.bool)
-                for j, (_, i, cut) in enumerate(cuts):
-                    mask[j, : len(chunk[i][0]) + cut] = True
-                mask[:, width] = True
-                position_ids = torch.tensor([[len(chunk[i][0]) + cut] for _, i, cut in cuts])
-                ends = engine.hidden_states(torch.full((len(cuts), 1), eos, dtype=torch.long, device=device),
-                                            weight_dtype="float32", cache=cache, attention_mask=mask.to(device),
-                                            position_ids=position_ids.to(device))[:, 0].float().cpu()  # (C, E)
+            if cuts:
+                # Each opening's end token goes on from its whole's cache after the opening's own
+                # tokens, at its own position: a row's openings are that row's queries of one pass,
+                # each seeing the opening's keys and itself only (no cache copied per opening).
+                key_mask = torch.zeros(len(chunk), queries, width + queries, dtype=torch.bool)
+                key_mask[:, torch.arange(queries), width + torch.arange(queries)] = True
+                position_ids = torch.zeros(len(chunk), queries, dtype=torch.long)
+                for p, i, cut in cuts:
+                    j = slot[p][1]
+                    key_mask[i, j, : len(chunk[i][0]) + cut] = True
+                    position_ids[i, j] = len(chunk[i][0]) + cut
+                ends = engine.hidden_states(torch.full((len(chunk), queries), eos, dtype=torch.long, device=device),
+                                            weight_dtype="float32", cache=cache, key_mask=key_mask.to(device),
+                                            position_ids=position_ids.to(device)).float().cpu()  # (B, Q, E)
         hidden = hidden.float().cpu()
-        end_of = {p: ends[j] for j, (p, _, _) in enumerate(cuts)}
+        end_of = {p: ends[slot[p]] for p, _, _ in cuts}
         for p, i, cut in members:
             c, b = chunk[i]
             length = len(b) if cut is None else cut
