@@ -120,7 +120,8 @@ def _free_port() -> int:
 
 
 class MemorySampler:
-    """Samples a process's resident set size (RSS) every ``interval_s`` seconds, on a thread."""
+    """Samples the resident set size (RSS) of a process and its children (the service's decoding
+    processes) every ``interval_s`` seconds, on a thread."""
 
     def __init__(self, pid: int, interval_s: float = 0.1) -> None:
         import psutil
@@ -132,8 +133,14 @@ class MemorySampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def rss(self) -> int:
-        """RSS now, in bytes."""
-        return int(self.process.memory_info().rss)
+        """RSS now, in bytes, the children's included."""
+        total = int(self.process.memory_info().rss)
+        for child in self.process.children(recursive=True):
+            try:
+                total += int(child.memory_info().rss)
+            except Exception:  # noqa: BLE001 - a child that has just exited
+                pass
+        return total
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -111,7 +111,8 @@ def create_app(
                 "ready in %.1f s: models %s (default %s)",
                 time.perf_counter() - started, state.store.names(), state.store.default,
             )
-        batchers = attach_batchers(state.store, settings) if state.store is not None else []
+        # Its decoding processes load their models: seconds, off the event loop.
+        batchers = await anyio.to_thread.run_sync(attach_batchers, state.store, settings) if state.store is not None else []
         if batchers and settings.batch_requests > settings.max_concurrency:
             # The limiter's threads now mostly wait on a batcher, which decodes them together.
             state.limiter.shutdown()

@@ -56,13 +56,17 @@ class MicroBatcher:
             every thread (the service's figures: ``benchmarks/results/load.md``).
         torch_threads: torch's intra-op threads, set by each worker thread when it starts (torch
             then also takes the count as the process default); None leaves torch's default.
+        backends: one object with ``generate_batch`` and ``close`` per worker, which decodes that
+            worker's batches instead of ``generator`` (a
+            :class:`~textopia.serving.decode_worker.ProcessDecoder` each: the workers then decode
+            in processes of their own, not on threads that share the GIL); closed by :meth:`close`.
 
     Raises:
-        ValueError: a bad window, row bound or number of workers.
+        ValueError: a bad window, row bound or number of workers, or not one backend per worker.
     """
 
     def __init__(self, generator, *, window_s: float = 0.01, max_rows: int = 96, workers: int = 1,
-                 torch_threads: int | None = None) -> None:
+                 torch_threads: int | None = None, backends: list | None = None) -> None:
         if not 0 <= window_s <= 1:
             raise ValueError(f"window_s must be in [0, 1] seconds, got {window_s}")
         if max_rows < 1:
@@ -71,13 +75,17 @@ class MicroBatcher:
             raise ValueError(f"workers must be in [1, 64], got {workers}")
         if torch_threads is not None and torch_threads < 1:
             raise ValueError(f"torch_threads must be >= 1, got {torch_threads}")
+        if backends is not None and len(backends) != workers:
+            raise ValueError(f"{workers} workers need as many backends, got {len(backends)}")
         self.torch_threads = torch_threads
         self.generator = generator
+        self.backends = backends
         self.window_s = window_s
         self.max_rows = max_rows
         self._queue: queue.Queue[_Item | None] = queue.Queue()
-        self._threads = [threading.Thread(target=self._run, name=f"textopia-batcher-{i}", daemon=True)
-                         for i in range(workers)]
+        decoders = [None] * workers if backends is None else [b.generate_batch for b in backends]
+        self._threads = [threading.Thread(target=self._run, args=(d,), name=f"textopia-batcher-{i}", daemon=True)
+                         for i, d in enumerate(decoders)]
         for thread in self._threads:
             thread.start()
         self._count = threading.Lock()
@@ -106,12 +114,14 @@ class MicroBatcher:
             self._queue.put(None)
         for thread in self._threads:
             thread.join(timeout=5)
+        for backend in self.backends or []:
+            backend.close()
 
     def _rows(self, item: _Item) -> int:
         return rows_per_round(item.n, item.settings, getattr(self.generator, "min_pool", MIN_POOL))
 
-    def _run(self) -> None:
-        if self.torch_threads is not None:
+    def _run(self, generate_batch) -> None:
+        if self.torch_threads is not None and self.backends is None:
             import torch
 
             torch.set_num_threads(self.torch_threads)
@@ -132,11 +142,11 @@ class MicroBatcher:
                     break
                 batch.append(item)
                 rows += self._rows(item)
-            self._decode(batch)
+            self._decode(batch, generate_batch)
             if stop:
                 return
 
-    def _decode(self, batch: list[_Item]) -> None:
+    def _decode(self, batch: list[_Item], generate_batch) -> None:
         now = time.monotonic()
         expired = [b for b in batch if b.expired(now)]
         for b in expired:
@@ -150,7 +160,7 @@ class MicroBatcher:
                 return
         started, cpu = time.perf_counter(), time.thread_time()
         try:
-            results = self.generator.generate_batch([(b.idea, b.n, b.settings) for b in batch])
+            results = (generate_batch or self.generator.generate_batch)([(b.idea, b.n, b.settings) for b in batch])
         except Exception as exc:  # noqa: BLE001 - every caller gets the failure, the worker lives on
             logger.exception("batch of %d requests failed", len(batch))
             for b in batch:

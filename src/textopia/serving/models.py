@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ class LoadedModel:
     generator: Generator
     info: dict[str, Any] = field(default_factory=dict)
     batcher: Any = None  # a MicroBatcher when requests to this model are decoded together
+    spec: str | None = None  # what textopia.load loaded it by (None: given, or loaded otherwise)
 
     @property
     def kind(self) -> str:
@@ -197,29 +199,69 @@ def load_store(
         default = keys[default_name]
     else:  # no embedded default: the first model that was named, rather than the latent views' model
         default = next((key for spec, key in keys.items() if spec != latent_name), None)
-    return ModelStore(generators, default=default)
+    store = ModelStore(generators, default=default)
+    if load is getattr(sys.modules.get("textopia"), "load", None):  # another process can load it again
+        for spec, key in keys.items():
+            store.models[key].spec = spec
+    return store
 
 
 def attach_batchers(store: "ModelStore", settings: ServingSettings) -> list:
     """Give every model that can decode requests together a :class:`MicroBatcher` (when the
-    settings' ``batch_window_ms`` is above 0); returns them, to close at shutdown."""
+    settings' ``batch_window_ms`` is above 0); returns them, to close at shutdown. The default
+    model's batch workers decode in child processes (``batch_processes``, on a CPU, where the
+    store knows what it was loaded by), each started here and ready when this returns.
+
+    Raises:
+        WorkerDied: a child process did not start (the service then does not start either).
+    """
     from textopia.serving.batcher import MicroBatcher
 
     batchers = []
     if settings.batch_window_ms <= 0:
         return batchers
-    workers, threads = settings.batch_workers, None
-    if workers > 1:
-        import torch
+    import torch
 
-        if not torch.cuda.is_available():  # the batches share the cores instead of each taking them all
-            cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-            threads = max(1, cpus // workers)  # sched_getaffinity: Linux's usable cores; macOS has only cpu_count
-            logger.info("decoding %d batches at a time, %d torch thread(s) each", workers, threads)
+    workers, threads, cpu = settings.batch_workers, None, not torch.cuda.is_available()
+    if workers > 1 and cpu:  # the batches share the cores instead of each taking them all
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = max(1, cpus // workers)  # sched_getaffinity: Linux's usable cores; macOS has only cpu_count
+        logger.info("decoding %d batches at a time, %d torch thread(s) each", workers, threads)
     for name in store.names():
         model = store.get(name)
-        if callable(getattr(model.generator, "generate_batch", None)):
-            model.batcher = MicroBatcher(model.generator, window_s=settings.batch_window_ms / 1000,
-                                         max_rows=settings.max_batch_rows, workers=workers, torch_threads=threads)
-            batchers.append(model.batcher)
+        if not callable(getattr(model.generator, "generate_batch", None)):
+            continue
+        backends = None
+        if settings.batch_processes and cpu and name == store.default and model.spec is not None:
+            from textopia.serving.decode_worker import ProcessDecoder
+
+            backends = [ProcessDecoder(model.spec, torch_threads=threads, start=False) for _ in range(workers)]
+            try:
+                start_all(backends)
+            except Exception:
+                for backend in backends:
+                    backend.close()
+                for batcher in batchers:
+                    batcher.close()
+                raise
+            logger.info("decoding %s's batches in %d processes (%s)", name, workers,
+                        ", ".join(str(b.pid) for b in backends))
+        model.batcher = MicroBatcher(model.generator, window_s=settings.batch_window_ms / 1000,
+                                     max_rows=settings.max_batch_rows, workers=workers, torch_threads=threads,
+                                     backends=backends)
+        batchers.append(model.batcher)
     return batchers
+
+
+def start_all(backends: list) -> None:
+    """Start every :class:`~textopia.serving.decode_worker.ProcessDecoder`'s child at once (each
+    loads its model: seconds) and wait for them all.
+
+    Raises:
+        WorkerDied: one did not start.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(backends)) as pool:
+        for done in [pool.submit(b.start) for b in backends]:
+            done.result()

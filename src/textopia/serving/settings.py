@@ -39,6 +39,10 @@ class ServingSettings(BaseSettings):
         max_batch_rows: sampled rows per batch at most (n prompts with reranking are n · candidates rows).
         batch_workers: batches decoded at the same time on the CPU, each on its own thread with
             ``cpus // batch_workers`` torch threads (see :class:`~textopia.serving.batcher.MicroBatcher`).
+        batch_processes: on a CPU, decode the default model's batches in child processes, one per
+            batch worker (:class:`~textopia.serving.decode_worker.ProcessDecoder`: each loads the
+            model again, about 0.4 GiB of memory each), not on threads of the service's process
+            that wait on each other for Python's lock; applies to a model loaded by name or path.
         request_timeout_s: the longest a request may wait and run, in seconds; then 504. A JSON-lines
             call has one such deadline for all its lines; lines not answered by then are answered 504.
         max_request_rows: sampled rows (n × candidates, summed over the lines) one JSON-lines call may
@@ -74,6 +78,7 @@ class ServingSettings(BaseSettings):
     batch_requests: int = Field(default=32, ge=1, le=256)
     max_batch_rows: int = Field(default=36, ge=1, le=1024)
     batch_workers: int = Field(default=2, ge=1, le=16)
+    batch_processes: bool = True
     request_timeout_s: float = Field(default=60.0, gt=0)
     max_request_rows: int = Field(default=1024, ge=1)
     max_request_tokens: int = Field(default=131_072, ge=1)
