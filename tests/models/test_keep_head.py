@@ -109,6 +109,12 @@ def test_an_openings_features_read_off_its_wholes_pass_are_its_own(tiny_checkpoi
     shared = features(gen.model, gen.tokenizer, ideas, prompts, wholes=wholes, batch_rows=2)
     assert torch.allclose(shared, alone, atol=1e-4)
     assert not torch.allclose(alone[1], alone[0], atol=1e-2)  # an opening is not its whole
+    # Without their wholes among the prompts, the wholes are read only as far as their longest
+    # opening, which then ends the pass with its own end token.
+    cut = [i for i, (p, w) in enumerate(zip(prompts, wholes)) if p != w]
+    tail_unread = features(gen.model, gen.tokenizer, [ideas[i] for i in cut], [prompts[i] for i in cut],
+                           wholes=[wholes[i] for i in cut], batch_rows=3)
+    assert torch.allclose(tail_unread, alone[cut], atol=1e-4)
     with pytest.raises(ValueError, match="wholes"):
         features(gen.model, gen.tokenizer, ideas, prompts, wholes=wholes[:-1])
 

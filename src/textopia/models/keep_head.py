@@ -85,7 +85,8 @@ def features(engine, tokenizer, ideas: Sequence[str | None], prompts: Sequence[s
             (:func:`textopia.text.clause_openings`), or itself. One pass over each whole gives its
             openings' features too: causal attention, so an opening's states are its whole's
             over its tokens (where its tokens begin the whole's; another is read whole), and its
-            end token is one step more over the whole's cache.
+            end token is one step more over the whole's cache; a whole is read only as far as
+            its longest prompt.
 
     Raises:
         ValueError: a context and prompt pass the writer's positions.
@@ -94,23 +95,36 @@ def features(engine, tokenizer, ideas: Sequence[str | None], prompts: Sequence[s
     if len(wholes) != len(prompts) or len(ideas) != len(prompts):
         raise ValueError(f"{len(ideas)} ideas, {len(prompts)} prompts and {len(wholes)} wholes")
     eos = tokenizer.eos_id
-    rows: dict[tuple[str | None, str], int] = {}  # (idea, whole) -> row of the pass
+    # Each prompt's tokens, and how far each whole is read: to its longest prompt (an opening's
+    # tokens are its whole's first ones; the whole's tail after every prompt it holds is not read).
+    encoded: dict[str, list[int]] = {}
+
+    def encode(text: str) -> list[int]:
+        if text not in encoded:
+            encoded[text] = tokenizer.encode(text)
+        return encoded[text]
+
+    needed: dict[tuple[str | None, str], int] = {}
+    for idea, prompt, whole in zip(ideas, prompts, wholes):
+        body, full = encode(prompt), encode(whole)
+        if prompt == whole or (len(body) < len(full) and full[: len(body)] == body):
+            needed[idea, whole] = max(needed.get((idea, whole), 0), len(body))
+    rows: dict[tuple[str | None, tuple[int, ...]], int] = {}  # (idea, tokens read) -> row of the pass
     bodies: list[tuple[list[int], list[int]]] = []  # each row's (context, body without its end token)
     where: list[tuple[int, int | None]] = []  # each prompt's row, and its body's length where it is an opening
 
-    def row(idea: str | None, text: str) -> int:
-        if (idea, text) not in rows:
-            rows[idea, text] = len(bodies)
-            bodies.append((tokenizer.context_ids(idea), tokenizer.encode(text)))
-        return rows[idea, text]
+    def row(idea: str | None, body: list[int]) -> int:
+        if (idea, tuple(body)) not in rows:
+            rows[idea, tuple(body)] = len(bodies)
+            bodies.append((tokenizer.context_ids(idea), body))
+        return rows[idea, tuple(body)]
 
     for idea, prompt, whole in zip(ideas, prompts, wholes):
-        r = row(idea, whole)
-        body = bodies[r][1] if prompt == whole else tokenizer.encode(prompt)
-        if prompt != whole and len(body) < len(bodies[r][1]) and bodies[r][1][: len(body)] == body:
-            where.append((r, len(body)))
+        body = encode(prompt)
+        if (idea, whole) not in needed or needed[idea, whole] == len(body):
+            where.append((row(idea, body), None))  # read to its end: its own end token is in the pass
         else:
-            where.append((row(idea, prompt), None))
+            where.append((row(idea, encode(whole)[: needed[idea, whole]]), len(body)))
     out: list[torch.Tensor | None] = [None] * len(prompts)
     device = engine.params["transformer__wte__weight"].device
     # Rows of like length pass together: a pass is as wide as its longest row.
