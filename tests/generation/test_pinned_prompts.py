@@ -77,12 +77,12 @@ def _calls(gen, **extra) -> dict[str, list[str]]:
 
 
 DEFAULT = {
-    "expand n=1": ["a castle on a hill, cinematic lighting, epic"],
+    "expand n=1": ["a castle on a hill, cinematic lighting"],
     "expand n=3": ["a castle on a hill, cinematic render, artstation", "a castle on a hill, trending on artstation, studio ghibli", "a castle on a hill, in the style of makoto shinkai"],
-    "continue n=1": ["a portrait of a character in a scenic environment by edward hopper"],
-    "continue n=3": ["a portrait of a character in a scenic environment by marco bucci, highly detailed", "a portrait of an anthropomorphic cat wearing a space suit with sunglasses, by tom bagshaw", "a portrait of a samurai warrior, painting by Gaston Bussiere, Craig Mullins"],
+    "continue n=1": ["a portrait of a character in the style of gta san andreas, trending on artstation"],
+    "continue n=3": ["a portrait of a character in a scenic environment by marco bucci, highly detailed", "a portrait of a samurai warrior, painting by Gaston Bussiere, Craig Mullins", "a portrait of the moon goddess of the night sky in the style of greg rutkowski"],
     "nothing n=1": ["a painting of a mountain, by greg rutkowski and james gurney"],
-    "nothing n=3": ["a portrait of a young girl with green eyes, anime, artstation", "a girl in the style of anime", "a painting of a tall building, by rene magritte, trending on artstation"],
+    "nothing n=3": ["a painting of a tall building, by rene magritte, trending on artstation", "a girl in the style of anime", "a portrait of a young girl with green eyes, anime, artstation"],
 }
 
 
