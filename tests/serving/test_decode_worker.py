@@ -122,3 +122,19 @@ def test_service_decodes_its_default_in_processes(tiny_checkpoint: Path, monkeyp
     with TestClient(create_app(settings.model_copy(update={"batch_processes": False}))) as c:
         assert [p["prompt"] for p in c.post("/v1/generate", json=body).json()["prompts"]] == got
     assert len(started) == 2  # none without batch_processes
+
+
+def test_service_decodes_on_threads_where_a_process_does_not_start(tiny_checkpoint: Path, monkeypatch, caplog):
+    settings = ServingSettings(load_default=False, load_latent=False, models=[str(tiny_checkpoint)],
+                               sagemaker_model_dir=Path("/nonexistent"), clip_tokens=False, batch_workers=2)
+
+    def fail(self):
+        raise WorkerDied("the decoding process for x did not start")
+
+    monkeypatch.setattr(ProcessDecoder, "_start", fail)
+    with TestClient(create_app(settings)) as c:
+        r = c.post("/v1/generate", json={"idea": "red fox", "n": 1, "seed": 5, "max_new_tokens": 16})
+        assert r.status_code == 200, r.text
+        batcher = c.app.state.textopia.store.get(None).batcher
+        assert batcher is not None and batcher.backends is None
+    assert "on threads instead" in caplog.text

@@ -210,11 +210,8 @@ def attach_batchers(store: "ModelStore", settings: ServingSettings) -> list:
     """Give every model that can decode requests together a :class:`MicroBatcher` (when the
     settings' ``batch_window_ms`` is above 0); returns them, to close at shutdown. The default
     model's batch workers decode in child processes (``batch_processes``, on a CPU, where the
-    store knows what it was loaded by), each started here and ready when this returns.
-
-    Raises:
-        WorkerDied: a child process did not start (the service then does not start either).
-    """
+    store knows what it was loaded by), each started here and ready when this returns; where one
+    does not start, that model's batches decode on threads, as without ``batch_processes``."""
     from textopia.serving.batcher import MicroBatcher
 
     batchers = []
@@ -235,17 +232,18 @@ def attach_batchers(store: "ModelStore", settings: ServingSettings) -> list:
         if settings.batch_processes and cpu and name == store.default and model.spec is not None:
             from textopia.serving.decode_worker import ProcessDecoder
 
+            from textopia.serving.decode_worker import WorkerDied
+
             backends = [ProcessDecoder(model.spec, torch_threads=threads, start=False) for _ in range(workers)]
             try:
                 start_all(backends)
-            except Exception:
+                logger.info("decoding %s's batches in %d processes (%s)", name, workers,
+                            ", ".join(str(b.pid) for b in backends))
+            except WorkerDied as exc:  # the service still serves, on threads of its own process
                 for backend in backends:
                     backend.close()
-                for batcher in batchers:
-                    batcher.close()
-                raise
-            logger.info("decoding %s's batches in %d processes (%s)", name, workers,
-                        ", ".join(str(b.pid) for b in backends))
+                backends = None
+                logger.warning("%s; decoding %s's batches on threads instead", exc, name)
         model.batcher = MicroBatcher(model.generator, window_s=settings.batch_window_ms / 1000,
                                      max_rows=settings.max_batch_rows, workers=workers, torch_threads=threads,
                                      backends=backends)
