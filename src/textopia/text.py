@@ -288,6 +288,9 @@ _CANNOT_FOLLOW = {**{a: _NOT_AFTER_ARTICLE for a in _ARTICLES}, **{p: _NOT_AFTER
 _LONE_LETTER = re.compile(r"(?:^|[,;|])\s*[^\W\d_]\s*\.?\s*(?:[,;|]|$)")
 
 
+_RESOLUTION = re.compile(r"\d+k")  # "4k", "8k": a tag, never a noun an article goes with
+
+
 def broken_phrase(text: str, idea: str | None = None) -> bool:
     """True if an article stands right before another article, a preposition or a conjunction
     ("a the camera", "in a in the", "painting by a, 4"), or a preposition right before another or a
@@ -297,13 +300,17 @@ def broken_phrase(text: str, idea: str | None = None) -> bool:
     (0.16% of 8,000 test-split human prompts end so, most of them cut by the corpus); if a clause is a
     lone letter ("by artgerm, a. | featured on pixiv"); or if "a"/"an" stands before the idea
     whose head noun is plural ("a floating islands above the clouds": :func:`plural_phrase`).
-    Within a clause: "plan a, by ..." across a comma is left alone."""
+    Within a clause: "plan a, by ..." across a comma is left alone. A clause that is an article
+    and a resolution alone ("a neon city, an 8k, unreal engine 5": 8 of 811,096 training prompts
+    hold ", an 8k") is broken too; "a 4k photo" is not."""
     for words in _clause_words(text):
         if any(b in _CANNOT_FOLLOW.get(a, ()) for a, b in zip(words, words[1:])):
             return True  # "a the camera", "in the style of and unreal engine"
         if words and words[-1] in _CLAUSE_NEEDS_MORE:  # "a painting by a,", "portrait design by, mark brooks"
             return True
         if tuple(words[-2:]) in _CLAUSE_ENDS_OPEN:  # "professional, trending on"
+            return True
+        if len(words) == 2 and words[0] in ("a", "an") and _RESOLUTION.fullmatch(words[1]):  # "city, an 8k,"
             return True
     if _LONE_LETTER.search(text.lower()):
         return True

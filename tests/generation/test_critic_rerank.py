@@ -258,6 +258,8 @@ def test_clashes(prompt, idea, expected):
     ("a castle made of ice, 8k, highly", True),  # nor an intensifier without its word
     ("a castle made of ice, highly detailed, sharp", False),  # "sharp" is a tag people write
     ("a castle made of ice, by greg rutkowski and alphonse mucha", False),
+    ("a rainy night in a neon city, an 8k, unreal engine 5", True),  # an article before a resolution alone
+    ("a rainy night in a neon city, a 4k photo, unreal engine 5", False),
 ])
 def test_broken_phrase(prompt, expected):
     assert broken_phrase(prompt) is expected
