@@ -39,14 +39,9 @@ logger = logging.getLogger(__name__)
 READY_TIMEOUT_S = 300.0
 
 
-def config_to_json(config: GenerationConfig) -> dict[str, Any]:
-    """``config``'s fields as JSON values (tuples as lists)."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
-
-
 def config_from_json(fields: dict[str, Any]) -> GenerationConfig:
-    """The :class:`GenerationConfig` that :func:`config_to_json` wrote (lists back to tuples, so
-    that it hashes as the original does)."""
+    """The :class:`GenerationConfig` whose ``dataclasses.asdict`` went through JSON (which writes
+    tuples as lists): lists back to tuples, so that it hashes as the original does."""
     return GenerationConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
 
 
@@ -64,8 +59,9 @@ class ProcessDecoder:
         start: start the child now and wait until it is ready (else at the first batch).
 
     Raises:
-        WorkerDied: the child did not become ready within :data:`READY_TIMEOUT_S`, or exited first
-            (its error is in the service's log: the child writes its stderr there).
+        WorkerDied: the child could not be started, did not become ready within
+            :data:`READY_TIMEOUT_S`, or exited first (its error is in the service's log: the child
+            writes its stderr there).
     """
 
     def __init__(self, model: str, *, torch_threads: int | None = None, start: bool = True) -> None:
@@ -97,9 +93,12 @@ class ProcessDecoder:
         env = dict(os.environ)
         if self.torch_threads is not None:
             env["OMP_NUM_THREADS"] = str(self.torch_threads)
-        self._proc = subprocess.Popen([sys.executable, "-m", "textopia.serving.decode_worker", spec],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True,
-                                      encoding="utf-8", bufsize=1)
+        try:
+            self._proc = subprocess.Popen([sys.executable, "-m", "textopia.serving.decode_worker", spec],
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True,
+                                          encoding="utf-8", bufsize=1)
+        except OSError as exc:  # no process to start (out of memory or process slots)
+            raise WorkerDied(f"the decoding process for {self.model} did not start: {exc}") from None
         self.starts += 1
         deadline = time.monotonic() + READY_TIMEOUT_S
         timer = threading.Timer(READY_TIMEOUT_S, self._proc.kill)  # readline cannot time out itself
@@ -121,7 +120,7 @@ class ProcessDecoder:
             WorkerDied: the child exited or answered out of protocol (it is replaced at the next batch).
             RuntimeError: the batch failed in the child as a whole (its message).
         """
-        message = json.dumps({"calls": [[idea, n, config_to_json(s)] for idea, n, s in calls]})
+        message = json.dumps({"calls": [[idea, n, dataclasses.asdict(s)] for idea, n, s in calls]})
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
                 self._stop()

@@ -230,9 +230,7 @@ def attach_batchers(store: "ModelStore", settings: ServingSettings) -> list:
             continue
         backends = None
         if settings.batch_processes and cpu and name == store.default and model.spec is not None:
-            from textopia.serving.decode_worker import ProcessDecoder
-
-            from textopia.serving.decode_worker import WorkerDied
+            from textopia.serving.decode_worker import ProcessDecoder, WorkerDied
 
             backends = [ProcessDecoder(model.spec, torch_threads=threads, start=False) for _ in range(workers)]
             try:
