@@ -40,7 +40,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 #: The modules that register benchmarks (``benchmarks.<name>``), imported by :func:`registry`.
 MODULES = ("quality", "speed", "latency", "blind_judging", "load", "soak", "diffusion_speed", "critic_samples",
            "generate_ideas", "train_speed", "latent_eval", "diffusion_eval", "pool", "new_clauses", "critic_speed",
-           "judge_agreement")
+           "judge_agreement", "request_cost")
 
 _REGISTRY: dict[str, Benchmark] = {}
 

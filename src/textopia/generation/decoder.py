@@ -304,6 +304,7 @@ class _Request:
         self.owner, self.idea, self.n, self.settings, self.context = owner, idea, n, settings, context
         self.latent = latent  # a latent model's own settings for this call (None: its defaults)
         self.reranking = settings.rerank
+        self.settings_dict = asdict(settings)  # each candidate's Generation holds a copy of it
         self.per_round = rows_per_round(n, settings, owner.min_pool)
         self.banned = [re.compile(rf"(?<!\w){re.escape(w.strip())}(?!\w)", re.IGNORECASE)
                        for w in settings.banned_words if w.strip()]
@@ -351,7 +352,7 @@ class _Request:
                     continue
                 self.seen.add(key)
                 gen = Generation(prompt=form, idea=idea, num_tokens=s.num_tokens, finished=s.finished,
-                                 model=owner.name, settings=asdict(self.settings))
+                                 model=owner.name, settings=dict(self.settings_dict))
                 score = whole if form is text or whole is None else score_opening(scored_idea, form, whole,
                                                                                    owner.known_words)
                 self.candidates.append((score, form, gen))
