@@ -119,6 +119,22 @@ def test_an_openings_features_read_off_its_wholes_pass_are_its_own(tiny_checkpoi
         features(gen.model, gen.tokenizer, ideas, prompts, wholes=wholes[:-1])
 
 
+def test_a_prompt_whose_tokens_do_not_begin_its_wholes_is_read_on_its_own(tiny_checkpoint):
+    """An opening whose tokens are not the first of its whole's (byte-level BPE can merge "!!!" and
+    "!!!," otherwise) is read in a pass of its own, beside openings of the same whole that are
+    read off the whole's pass, longer or shorter than them (a longer one once failed the batch)."""
+    gen = textopia.load(str(tiny_checkpoint), weight_dtype="float32")
+    whole = "a castle on a hill, greg rutkowski, artstation"
+    prompts = ["a castle on a hill, greg rutkowski",  # a true opening: read off the whole's pass
+               "a castle at night, dramatic lighting, trending on artstation, 8k, sharp focus",  # longer, not one
+               "a tower, 4k"]  # shorter, not one
+    ideas = ["castle"] * 3
+    assert gen.tokenizer.encode(whole)[: len(gen.tokenizer.encode(prompts[0]))] == gen.tokenizer.encode(prompts[0])
+    shared = features(gen.model, gen.tokenizer, ideas, prompts, wholes=[whole] * 3)
+    alone = features(gen.model, gen.tokenizer, ideas, prompts)
+    assert torch.allclose(shared, alone, atol=1e-4)
+
+
 def test_joint_is_the_heads_utility_where_there_is_one():
     plain = rerank.SampleScore(recall=1.0, invented=0, stutter=False, mean_logprob=-2.0, words=10)
     assert rerank.joint(plain) == pytest.approx(rerank.FLUENCY_WEIGHT * -2.0 - rerank.LENGTH_WEIGHT * 10)

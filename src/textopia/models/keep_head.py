@@ -104,11 +104,14 @@ def features(engine, tokenizer, ideas: Sequence[str | None], prompts: Sequence[s
             encoded[text] = tokenizer.encode(text)
         return encoded[text]
 
+    def opens(prompt: str, whole: str) -> bool:  # its tokens begin the whole's (BPE may merge otherwise at a cut)
+        body, full = encode(prompt), encode(whole)
+        return prompt == whole or (len(body) < len(full) and full[: len(body)] == body)
+
     needed: dict[tuple[str | None, str], int] = {}
     for idea, prompt, whole in zip(ideas, prompts, wholes):
-        body, full = encode(prompt), encode(whole)
-        if prompt == whole or (len(body) < len(full) and full[: len(body)] == body):
-            needed[idea, whole] = max(needed.get((idea, whole), 0), len(body))
+        if opens(prompt, whole):
+            needed[idea, whole] = max(needed.get((idea, whole), 0), len(encode(prompt)))
     rows: dict[tuple[str | None, tuple[int, ...]], int] = {}  # (idea, tokens read) -> row of the pass
     bodies: list[tuple[list[int], list[int]]] = []  # each row's (context, body without its end token)
     where: list[tuple[int, int | None]] = []  # each prompt's row, and its body's length where it is an opening
@@ -121,7 +124,7 @@ def features(engine, tokenizer, ideas: Sequence[str | None], prompts: Sequence[s
 
     for idea, prompt, whole in zip(ideas, prompts, wholes):
         body = encode(prompt)
-        if (idea, whole) not in needed or needed[idea, whole] == len(body):
+        if not opens(prompt, whole) or needed[idea, whole] == len(body):
             where.append((row(idea, body), None))  # read to its end: its own end token is in the pass
         else:
             where.append((row(idea, encode(whole)[: needed[idea, whole]]), len(body)))
