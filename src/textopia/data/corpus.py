@@ -22,7 +22,7 @@ import fsspec
 
 from textopia.errors import TextopiaError
 from textopia.io import atomic_dir, check_output_dir
-from textopia.text import KNOWN_WORDS_FILE, KnownWords, count_clauses, count_names, count_words, dedup_key
+from textopia.text import KNOWN_WORDS_FILE, KnownWords, count_clauses, count_names, count_subjects, count_words, dedup_key
 
 logger = logging.getLogger(__name__)
 
@@ -371,7 +371,8 @@ def prepare(
         # reranker and the evaluation call known (not invented).
         train = buckets["train"]
         KnownWords.from_counts(count_words(train), name_counts=count_names(train),
-                               clause_counts=count_clauses(train)).save(tmp / KNOWN_WORDS_FILE)
+                               clause_counts=count_clauses(train),
+                               subject_counts=count_subjects(train)).save(tmp / KNOWN_WORDS_FILE)
         if finish is not None:
             finish(tmp, buckets)
     logger.info("prepared %s: %s", out_dir, summary.splits)

@@ -133,6 +133,7 @@ class SampleScore:
     new_clauses: int = 0  # clauses, without the idea's words, that the corpus does not know
     words: int = 0  # the prompt's words (:func:`textopia.text.tokenize`)
     keep: float | None = None  # the keep head's utility (log-odds a judge keeps it; None: no head)
+    human_subject: bool = False  # opens with a subject clause people wrote around the idea
 
     @property
     def clean(self) -> bool:
@@ -158,6 +159,16 @@ class SampleScore:
                 self.repeats_idea or self.idea_late or self.idea_scattered or self.idea_reworded,
                 self.repeats_phrase or self.clash or self.broken or self.unknown_name or self.crowded,
                 self.new_clauses, self.mean_logprob < MIN_MEAN_LOGPROB)
+
+
+    def rank(self) -> tuple:
+        """What :func:`select` orders by: :meth:`tier`, and within each tier but for fluency a
+        prompt that opens with a subject people wrote around the idea (a detail that fits it:
+        "an ice dragon breathing blue flames", :meth:`textopia.text.KnownWords.subjects_for`)
+        before one that does not ("ice dragon, highly detailed"). Not a fault: :attr:`faultless`
+        reads :meth:`tier` alone."""
+        *tier, disfluent = self.tier()
+        return (*tier, not self.human_subject, disfluent)
 
 
 def score_sample(idea: str | None, prompt: str, logprob: float, num_tokens: int,
@@ -244,7 +255,7 @@ def contenders(scores: list[SampleScore | None], n: int) -> list[int]:
     """The indices of ``scores`` that :func:`select` may choose among for ``n`` prompts: every
     sample of the best tiers, tier by tier, until they hold ``n`` (in ascending order). Only these
     need a within-tier score such as the keep head's."""
-    tiers = {i: s.tier() for i, s in enumerate(scores) if s is not None}
+    tiers = {i: s.rank() for i, s in enumerate(scores) if s is not None}
     out: list[int] = []
     for tier in sorted(set(tiers.values())):
         out += [i for i, t in tiers.items() if t == tier]
@@ -266,15 +277,15 @@ def select(candidates: list[tuple[SampleScore, str, T]], n: int, groups: list[in
     group = groups if groups is not None else list(range(len(candidates)))
     if len(group) != len(candidates):
         raise ValueError(f"{len(group)} groups for {len(candidates)} candidates")
-    order = sorted(range(len(candidates)), key=lambda i: (candidates[i][0].tier(), i))
+    order = sorted(range(len(candidates)), key=lambda i: (candidates[i][0].rank(), i))
     kept: list[T] = []
     used: set[int] = set()
     seen: set[tuple[str, str]] = set()
     start = 0
     while start < len(order) and len(kept) < n:
-        tier = candidates[order[start]][0].tier()
+        tier = candidates[order[start]][0].rank()
         end = start
-        while end < len(order) and candidates[order[end]][0].tier() == tier:
+        while end < len(order) and candidates[order[end]][0].rank() == tier:
             end += 1
         pool = {i: _bigrams(candidates[i][1]) for i in order[start:end] if group[i] not in used}
         while pool and len(kept) < n:
