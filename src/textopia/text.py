@@ -816,6 +816,19 @@ def idea_heads(idea: str, clause: str) -> bool:
     return not after or after[0] in STOP_WORDS or after[0].endswith(("ing", "ed"))
 
 
+def _bound_pairs(subjects: Iterable[str]) -> set[tuple[str, str]]:
+    """Word pairs of ``subjects`` where the first word is followed by the second in at least 2 and
+    in at least half of the clauses that hold it: a name or fixed phrase ("megan fox", "harry
+    potter", "emma watson"), not a modifier ("black cat": 11 of 365 clauses with "black")."""
+    words: Counter[str] = Counter()
+    pairs: Counter[tuple[str, str]] = Counter()
+    for clause in subjects:
+        split = clause.split(" ")
+        words.update(set(split))
+        pairs.update(set(zip(split, split[1:])))
+    return {(a, b) for (a, b), n in pairs.items() if n >= 2 and n >= 0.5 * words[a] and a not in STOP_WORDS}
+
+
 class KnownWords:
     """The words a corpus uses: those seen at least :data:`MIN_KNOWN_COUNT` times in its train
     split; the names its prompts credit, at least :data:`MIN_NAME_COUNT` times; and its clauses,
@@ -841,6 +854,7 @@ class KnownWords:
         #: subject clauses (:func:`subject_clause`) and how many prompts open with each
         self.subjects: dict[str, int] = dict(subjects or {})
         self._by_count: list[str] | None = None  # the subjects, most-written first (built on first use)
+        self._bound: set[tuple[str, str]] = set()  # their names and fixed phrases (_bound_pairs, with _by_count)
         self._subjects_found: dict[tuple[str, int], tuple[tuple[str, int], ...]] = {}  # subjects_for's answers
 
     @classmethod
@@ -905,7 +919,9 @@ class KnownWords:
         prompts open with, most first; none where the list has no subjects. Clauses are looked
         at most-written first and first narrowed to those with a word that begins with the letters
         each content word of the idea shares with its stem (plain substring and regular-expression
-        tests), so a common idea ("portrait": 2,316 clauses) stops early."""
+        tests), so a common idea ("portrait": 2,316 clauses) stops early. A clause where the idea's
+        first word ends a name or fixed phrase of the list ("portrait of megan fox" for "a fox")
+        is not one (:func:`_bound_pairs`)."""
         words = content_words(idea.lower()) if self.subjects else []
         if not words:
             return []
@@ -916,12 +932,14 @@ class KnownWords:
         starts = [re.compile(r"(?<!\w)" + re.escape(k)) for k in keys]
         if self._by_count is None:
             self._by_count = sorted(self.subjects, key=lambda c: (-self.subjects[c], c))
+            self._bound = _bound_pairs(self.subjects)
+        first = stem(words[0])
         pool = self._by_count
         for key in sorted(keys, key=len, reverse=True):  # the rarest letters first narrow the most
             pool = [c for c in pool if key in c]
         found: list[tuple[str, int]] = []
         for c in pool:
-            if all(p.search(c) for p in starts) and idea_heads(idea, c):
+            if all(p.search(c) for p in starts) and idea_heads(idea, c) and not self._named(c, first):
                 found.append((c, self.subjects[c]))
                 if len(found) >= limit:
                     break
@@ -929,6 +947,14 @@ class KnownWords:
             self._subjects_found.clear()
         self._subjects_found[idea, limit] = tuple(found)
         return found
+
+    def _named(self, clause: str, first: str) -> bool:
+        """Whether the word before the idea's first word (by stem ``first``) in ``clause`` makes a
+        name or fixed phrase with it (:func:`_bound_pairs`: "megan fox", "harry potter"), where the
+        idea's word is not the user's meaning."""
+        words = clause.split(" ")
+        at = next((i for i, w in enumerate(words) if stem(w) == first), 0)
+        return at > 0 and (words[at - 1], words[at]) in self._bound
 
     def new_clauses(self, text: str, idea: str | None = None) -> list[str]:
         """The clauses of ``text`` (:func:`clause_parts`) that no prompt of the corpus holds often

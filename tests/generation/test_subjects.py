@@ -60,6 +60,12 @@ def test_subjects_travel_with_the_known_words_and_are_found_most_written_first(t
     assert back.subjects_for("a witch", limit=1) == [("beautiful ancient frost witch", 11)]
     assert back.subjects_for("a wizard") == [] and back.subjects_for("the") == []
     assert KnownWords(["witch"]).subjects_for("a witch") == []  # a list without subjects
+    # A name that ends with the idea's word is not the idea as a subject: "megan" is followed by
+    # "fox" in every clause that holds it; "black" by many words.
+    names = KnownWords([], subjects={"portrait of megan fox as a queen": 9, "megan fox in a red dress": 5,
+                                     "a black fox in the snow": 4, "a black cat on a roof": 6,
+                                     "a black dog at night": 3})
+    assert names.subjects_for("a fox") == [("a black fox in the snow", 4)]
     (tmp_path / KNOWN_SUBJECTS_FILE).write_text("a witch casting a spell\tmany\n")
     with pytest.raises(ValueError, match="line 1 is not 'clause<TAB>count'"):
         KnownWords.load(tmp_path / KNOWN_WORDS_FILE)
