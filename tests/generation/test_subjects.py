@@ -142,3 +142,11 @@ def test_without_subjects_or_reranking_no_candidate_opens_with_one(tiny_checkpoi
     gen = _with_subjects(tiny_checkpoint, {"an old fisherman mending his nets": 40})
     out = gen.generate("old fisherman", n=2, seed=5, candidates=8, max_new_tokens=30, rerank=False)
     assert not any(g.prompt.startswith("an old fisherman mending") for g in out)
+
+
+@pytest.mark.parametrize("name", ["default", "lstm", "latent"])
+def test_the_shipped_writers_carry_the_corpus_subjects(name):
+    gen = textopia.load(name)
+    assert len(gen.known_words.subjects) > 10_000
+    found = gen.known_words.subjects_for("ice dragon")
+    assert found and all(idea_heads("ice dragon", clause) for clause, _ in found)
