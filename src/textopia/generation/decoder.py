@@ -6,6 +6,7 @@ import functools
 import logging
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
@@ -23,8 +24,10 @@ from textopia.text import KnownWords, clause_openings, close_spaced_compounds
 
 logger = logging.getLogger(__name__)
 
+
 @functools.cache
 def _nsfw() -> re.Pattern:
+    """Safe mode's words as one pattern (:func:`textopia.safety.banned_pattern`), compiled once."""
     return banned_pattern(NSFW_WORDS)
 
 
@@ -248,7 +251,7 @@ class DecoderGenerator(Generator):
                 for r in members:
                     r.rounds += 1
 
-    def subject_clauses(self, idea: str, seed: int, k: int, banned: list[re.Pattern] = ()) -> list[str]:
+    def subject_clauses(self, idea: str, seed: int, k: int, banned: Sequence[re.Pattern] = ()) -> list[str]:
         """Up to ``k`` different subject clauses people wrote around ``idea`` (the known words'
         :meth:`~textopia.text.KnownWords.subjects_for`; none without them), drawn without
         replacement in proportion to how many prompts open with each, by an RNG of ``seed``. A
