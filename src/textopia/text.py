@@ -303,7 +303,10 @@ def broken_phrase(text: str, idea: str | None = None) -> bool:
     whose head noun is plural ("a floating islands above the clouds": :func:`plural_phrase`).
     Within a clause: "plan a, by ..." across a comma is left alone. A clause that is an article
     and a resolution alone ("a neon city, an 8k, unreal engine 5": 8 of 811,096 training prompts
-    hold ", an 8k") is broken too; "a 4k photo" is not."""
+    hold ", an 8k") is broken too; "a 4k photo" is not. So is an article right after the idea's
+    last word in its clause, where a noun phrase starts with nothing to join it ("a gargoyle the
+    north star", "a soldier writing a letter a pc": six such model prompts in the judged folders
+    on record, mean coherence 3.5 of 10, against 6.3 for the 5,568 others)."""
     for words in _clause_words(text):
         if any(b in _CANNOT_FOLLOW.get(a, ()) for a, b in zip(words, words[1:])):
             return True  # "a the camera", "in the style of and unreal engine"
@@ -315,10 +318,25 @@ def broken_phrase(text: str, idea: str | None = None) -> bool:
             return True
     if _LONE_LETTER.search(text.lower()):
         return True
+    if idea and _article_after_idea(text, idea):
+        return True
     if idea and plural_phrase(idea):
         lead = " ".join(tokenize(idea)[:2])
         if re.search(rf"(?<!\w)an? {re.escape(lead)}(?!\w)", " ".join(tokenize(text.lower()))):
             return True
+    return False
+
+
+def _article_after_idea(text: str, idea: str) -> bool:
+    """Whether, in the clause of ``text`` that holds the idea's last content word (by stem), an
+    article follows that word directly ("a gargoyle the north star")."""
+    wanted = [stem(w) for w in content_words(idea)]
+    if not wanted:
+        return False
+    for words in _clause_words(text):
+        for i, w in enumerate(words[:-1]):
+            if stem(w) == wanted[-1] and words[i + 1] in _ARTICLES:
+                return True
     return False
 
 

@@ -277,6 +277,17 @@ def test_an_article_before_a_plural_idea_is_broken(idea, prompt, expected):
     assert broken_phrase(prompt, idea) is expected
 
 
+@pytest.mark.parametrize("idea, prompt, expected", [
+    ("a gargoyle", "a gargoyle the north star, highly detailed", True),
+    ("a girl reading under a tree", "a girl reading under a tree an anime world with her life", True),
+    ("a gargoyle", "a gargoyle on the north tower, highly detailed", False),
+    ("a gargoyle", "a gargoyle, the north star, highly detailed", False),  # another clause
+    ("lighthouse in a storm", "a lighthouse in a storm at night, a painting", False),
+])
+def test_an_article_right_after_the_idea_in_its_clause_is_broken(idea, prompt, expected):
+    assert broken_phrase(prompt, idea) is expected
+
+
 @pytest.mark.parametrize("phrase, expected", [
     ("floating islands above the clouds", True), ("children flying kites", True), ("wolves", True),
     ("glowing mushrooms in a cave", True), ("octopus playing the piano", False), ("cyborg geisha", False),
