@@ -51,6 +51,8 @@ class _Clock:
 def run(model: str = "default", batch: int = 8, batches: int = 20, threads: int = 1, ideas_file: str = str(IDEAS),
         max_new_tokens: int = 0) -> dict:
     """Seconds of CPU per one-prompt request in a micro-batch, split into sampling, judging and the rest."""
+    from dataclasses import replace
+
     import torch
 
     import textopia
@@ -61,8 +63,6 @@ def run(model: str = "default", batch: int = 8, batches: int = 20, threads: int 
     generator = textopia.load(model)
     base = generator.default_decoding
     if max_new_tokens:
-        from dataclasses import replace
-
         base = replace(base, max_new_tokens=max_new_tokens)
     clock = _Clock()
     generator.sampler.draw = clock.wrap("sampling", generator.sampler.draw)
@@ -71,8 +71,6 @@ def run(model: str = "default", batch: int = 8, batches: int = 20, threads: int 
     generator.model.forward = clock.wrap("forward", generator.model.forward)
     per_batch: list[dict[str, float]] = []
     for b in range(batches + 1):  # batch 0 warms up
-        from dataclasses import replace
-
         calls = [(ideas[(b * batch + i) % len(ideas)], 1, replace(base, seed=b * batch + i)) for i in range(batch)]
         clock.spent = {}
         start = time.perf_counter()

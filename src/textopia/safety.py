@@ -8,6 +8,7 @@ so that every front end (``textopia.serving``, ``textopia.integrations``) shares
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -68,6 +69,12 @@ def banned_pattern(words: Iterable[str]) -> re.Pattern[str] | None:
     # that start or end in punctuation, where \b would not.
     parts.sort(key=len, reverse=True)
     return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?:e?s)?(?!\w)", re.IGNORECASE)
+
+
+@functools.cache
+def nsfw_pattern() -> re.Pattern[str]:
+    """:func:`banned_pattern` of :data:`NSFW_WORDS`, compiled once for every caller."""
+    return banned_pattern(NSFW_WORDS)
 
 
 def contains_banned(text: str, pattern: re.Pattern[str] | None) -> bool:

@@ -766,13 +766,17 @@ def count_clauses(texts: Iterable[str]) -> Counter[int]:
 
 #: The file beside ``known_words.txt`` that holds a corpus's subject clauses (:class:`KnownWords`).
 KNOWN_SUBJECTS_FILE = "known_subjects.txt"
+#: The files a corpus's known words, clauses and subjects are kept in, side by side, which a
+#: checkpoint carries from its corpus (:meth:`KnownWords.save` writes those it has).
+KNOWN_FILES = (KNOWN_WORDS_FILE, KNOWN_CLAUSES_FILE, KNOWN_SUBJECTS_FILE)
 #: Words a subject clause (:func:`subject_clause`) has at least and at most.
 SUBJECT_CLAUSE_WORDS = (3, 10)
 _SUBJECT_END = re.compile(r"[,.;:|()\[\]{}!?\"]")
 #: Words before an idea that make it an object or a part, not the subject ("a golden coin *with*
 #: owl symbol", "phone *wearing* a cowboy hat"), beyond the stop words.
 _NOT_BEFORE_SUBJECT = re.compile(r"\w{2,}ing$")
-_PICTURE_WORDS = frozenset({"painting", "drawing", "king", "string", "ring", "wing", "building", "thing"})
+#: Words in -ing that are nouns, not verbs (:data:`_NOT_BEFORE_SUBJECT` lets them stand before a subject).
+_ING_NOUNS = frozenset({"painting", "drawing", "king", "string", "ring", "wing", "building", "thing"})
 #: Ideas whose subject clauses :meth:`KnownWords.subjects_for` remembers (an idea asked again, as a
 #: user asking for more, is answered at once); the memory is emptied when full.
 SUBJECT_CACHE = 4096
@@ -828,7 +832,7 @@ def idea_heads(idea: str, clause: str) -> bool:
             continue
         if w in _ARTICLES and j and before[j - 1] == "of":
             continue
-        if w in STOP_WORDS or (_NOT_BEFORE_SUBJECT.search(w) and w not in _PICTURE_WORDS):
+        if w in STOP_WORDS or (_NOT_BEFORE_SUBJECT.search(w) and w not in _ING_NOUNS):
             return False
     after = words[last + 1:last + 2]
     return not after or after[0] in STOP_WORDS or after[0].endswith(("ing", "ed"))
@@ -1038,6 +1042,7 @@ class KnownWords:
 
 __all__ = [
     "KNOWN_CLAUSES_FILE",
+    "KNOWN_FILES",
     "KNOWN_SUBJECTS_FILE",
     "KNOWN_WORDS_FILE",
     "MIN_CLAUSE_COUNT",

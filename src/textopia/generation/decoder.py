@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 import re
@@ -19,16 +18,10 @@ from textopia.generation.base import Generation, Generator, TextopiaError
 from textopia.generation.config import GenerationConfig, check_rows, check_setting, from_nothing, rows_per_round
 from textopia.generation.decoding import SampleJob, Sampled, clean_prompt, dedup_key, sample_many
 from textopia.generation.rerank import SampleScore, score_opening, score_sample, select
-from textopia.safety import NSFW_WORDS, banned_pattern, contains_banned
+from textopia.safety import contains_banned, nsfw_pattern
 from textopia.text import KnownWords, clause_openings, close_spaced_compounds
 
 logger = logging.getLogger(__name__)
-
-
-@functools.cache
-def _nsfw() -> re.Pattern:
-    """Safe mode's words as one pattern (:func:`textopia.safety.banned_pattern`), compiled once."""
-    return banned_pattern(NSFW_WORDS)
 
 
 MAX_ROUNDS = 4  # sampling rounds before returning fewer than n distinct prompts
@@ -258,7 +251,7 @@ class DecoderGenerator(Generator):
         clause with a word of ``banned`` or of safe mode's list (:data:`textopia.safety.NSFW_WORDS`,
         whether safe mode is on or not: a subject the user did not ask for) is never drawn."""
         found = self.known_words.subjects_for(idea) if self.known_words is not None and k > 0 else []
-        found = [(c, n) for c, n in found if not contains_banned(c, _nsfw()) and not any(p.search(c) for p in banned)]
+        found = [(c, n) for c, n in found if not contains_banned(c, nsfw_pattern()) and not any(p.search(c) for p in banned)]
         if not found:
             return []
         weights = torch.tensor([float(count) for _, count in found])

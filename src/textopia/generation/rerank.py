@@ -160,7 +160,6 @@ class SampleScore:
                 self.repeats_phrase or self.clash or self.broken or self.unknown_name or self.crowded,
                 self.new_clauses, self.mean_logprob < MIN_MEAN_LOGPROB)
 
-
     def rank(self) -> tuple:
         """What :func:`select` orders by: :meth:`tier`, and within each tier but for fluency a
         prompt that opens with a subject people wrote around the idea (a detail that fits it:

@@ -30,7 +30,7 @@ from textopia.data.tokenizer import PromptTokenizer
 from textopia.errors import TextopiaError
 from textopia.io import atomic_dir, check_output_dir
 from textopia.models.registry import check_sizes, get_spec, make_config
-from textopia.text import KNOWN_CLAUSES_FILE, KNOWN_SUBJECTS_FILE, KNOWN_WORDS_FILE
+from textopia.text import KNOWN_FILES
 
 logger = logging.getLogger(__name__)
 
@@ -380,7 +380,7 @@ def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32
         model.to(getattr(torch, dtype))
         meta = {**meta, "stored_dtype": dtype}
 
-    carried = carry_files(src, (METRICS_FILE, KNOWN_WORDS_FILE, KNOWN_CLAUSES_FILE, KNOWN_SUBJECTS_FILE))  # the training log; the reranker's known words
+    carried = carry_files(src, (METRICS_FILE, *KNOWN_FILES))  # the training log; the reranker's known words
 
     def extras(tmp: Path) -> None:
         from textopia.models.critic import CRITIC_DIR

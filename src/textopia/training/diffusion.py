@@ -56,7 +56,7 @@ from textopia.models.latent_diffusion import (
 )
 from textopia.models.registry import LatentAutoencoder, get_spec, make_config
 from textopia.models.text_vae import TextVAE
-from textopia.text import KNOWN_CLAUSES_FILE, KNOWN_SUBJECTS_FILE, KNOWN_WORDS_FILE
+from textopia.text import KNOWN_FILES
 from textopia.training.config import ExperimentConfig
 from textopia.training.tasks import Task
 
@@ -391,5 +391,5 @@ def swap_decoder(diffusion_dir: str | Path, autoencoder_dir: str | Path, out_dir
     model.vae.load_state_dict(new)
     meta = {**meta, "model": {**meta["model"], "vae_checkpoint": str(autoencoder_dir)}}
     # the corpus's known words travel with the model, as the trainer's do
-    save_checkpoint(out_dir, model, tokenizer, meta, write_extra=carry_files(diffusion_dir, (KNOWN_WORDS_FILE, KNOWN_CLAUSES_FILE, KNOWN_SUBJECTS_FILE)))
+    save_checkpoint(out_dir, model, tokenizer, meta, write_extra=carry_files(diffusion_dir, KNOWN_FILES))
     return Path(out_dir)

@@ -46,7 +46,7 @@ from textopia.training.state import (
     write_state,
 )
 from textopia.training.tasks import Task, TokenTask
-from textopia.text import KNOWN_CLAUSES_FILE, KNOWN_SUBJECTS_FILE, KNOWN_WORDS_FILE
+from textopia.text import KNOWN_FILES
 
 logger = logging.getLogger(__name__)
 
@@ -325,7 +325,7 @@ def train(config: ExperimentConfig, *, resume: bool = False, overwrite: bool = F
             def write_extra(tmp: Path) -> None:
                 write_state(tmp, state, opt, streams)
                 metrics.write(tmp)
-                carry_files(data_dir, (KNOWN_WORDS_FILE, KNOWN_CLAUSES_FILE, KNOWN_SUBJECTS_FILE))(tmp)  # the reranker's known words travel with the model
+                carry_files(data_dir, KNOWN_FILES)(tmp)  # the reranker's known words travel with the model
                 task.write_extra(tmp)
 
             save_checkpoint(out_dir, accelerator.unwrap_model(model), tokenizer, meta, write_extra=write_extra)

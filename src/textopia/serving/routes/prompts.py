@@ -24,7 +24,7 @@ from textopia.serving.endpoint_client import ENDPOINT_MODEL, EndpointError
 from textopia.serving.errors import ERRORS, InferenceFailed, SettingNotForModel, SettingsConflict, validation_details
 from textopia.serving.limiter import InferenceTimeout, ServerBusy, Timed
 from textopia.serving.models import LoadedModel
-from textopia.serving.safety import NSFW_WORDS, banned_pattern, clean_words, contains_banned, mask_banned
+from textopia.serving.safety import NSFW_WORDS, banned_pattern, clean_words, contains_banned, mask_banned, nsfw_pattern
 from textopia.serving.schemas import (
     MAX_SEED,
     GenerateRequest,
@@ -211,7 +211,7 @@ async def _latent_view(state: ServiceState, name: str | None, safe_mode: bool,
     result = await _infer(state, lambda: [str(p) for p in work(generator)])
     timing = Timing(queue_s=round(result.queue_s, 6), generate_s=round(result.run_s, 6),
                     total_s=round(time.perf_counter() - arrived, 6))
-    return model.name, result.value, banned_pattern(NSFW_WORDS) if safe_mode else None, timing
+    return model.name, result.value, nsfw_pattern() if safe_mode else None, timing
 
 
 @router.post("/reconstruct", response_model=LatentResponse, responses=ERRORS)
