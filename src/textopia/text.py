@@ -798,6 +798,29 @@ def subject_clause(text: str) -> str | None:
     return first
 
 
+#: A rare word (fewer than :data:`MISSPELLING_MAX_COUNT` uses) written at least this many times less
+#: often than a word one edit away is a misspelling of it ("psychdelic": 34 uses in the train split,
+#: "psychedelic": 6,142); a common one is a word of its own ("concert", 1,053, beside "concept").
+MISSPELLING_RATIO = 50
+MISSPELLING_MAX_COUNT = 50
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def misspelled(word: str, counts: Counter[str]) -> bool:
+    """Whether ``word`` (of five letters or more, used fewer than :data:`MISSPELLING_MAX_COUNT`
+    times) is a misspelling by ``counts`` (a corpus's word counts): a word one deletion,
+    transposition, substitution or insertion away, other than its singular or plural in "s", is
+    written :data:`MISSPELLING_RATIO` times as often or more."""
+    if len(word) < 5 or not word.isalpha() or counts.get(word, 0) >= MISSPELLING_MAX_COUNT:
+        return False
+    floor = MISSPELLING_RATIO * max(counts.get(word, 0), 1)
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    variants = ({a + b[1:] for a, b in splits if b} | {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+                | {a + c + b[1:] for a, b in splits if b for c in _LETTERS} | {a + c + b for a, b in splits for c in _LETTERS})
+    variants -= {word, word + "s", word[:-1] if word.endswith("s") else word}
+    return any(counts.get(v, 0) >= floor for v in variants)
+
+
 def count_subjects(texts: Iterable[str]) -> Counter[str]:
     """Prompts of ``texts`` that open with each :func:`subject_clause`."""
     return Counter(c for c in map(subject_clause, texts) if c)
@@ -887,7 +910,8 @@ class KnownWords:
         return cls((w for w, c in counts.items() if c >= min_count),
                    (n for n, c in (name_counts or Counter()).items() if c >= MIN_NAME_COUNT),
                    (k for k, c in (clause_counts or Counter()).items() if c >= MIN_CLAUSE_COUNT),
-                   {s: c for s, c in (subject_counts or Counter()).items() if c >= MIN_CLAUSE_COUNT})
+                   {s: c for s, c in (subject_counts or Counter()).items()
+                    if c >= MIN_CLAUSE_COUNT and not any(misspelled(w, counts) for w in tokenize(s))})
 
     @classmethod
     def load(cls, path: str | Path) -> "KnownWords":
@@ -1057,6 +1081,7 @@ __all__ = [
     "count_names",
     "count_subjects",
     "idea_heads",
+    "misspelled",
     "subject_clause",
     "credited_names",
     "content_words",

@@ -138,7 +138,9 @@ def test_prepare_writes_the_known_words_of_the_train_split(prepared):
     clauses = count_clauses(lines)
     assert set(known.clauses.tolist()) == {k for k, c in clauses.items() if c >= MIN_CLAUSE_COUNT}
     assert len(known.clauses) and clause_key("highly detailed") in set(known.clauses.tolist())
-    from textopia.text import count_subjects
+    from textopia.text import count_subjects, misspelled
 
     subjects = count_subjects(lines)  # the subjects its prompts open with, for the writer's openings
-    assert known.subjects == {s: c for s, c in subjects.items() if c >= MIN_CLAUSE_COUNT} and known.subjects
+    assert known.subjects == {s: c for s, c in subjects.items()
+                              if c >= MIN_CLAUSE_COUNT and not any(misspelled(w, counts) for w in tokenize(s))}
+    assert known.subjects

@@ -8,7 +8,7 @@ import pytest
 import textopia
 from textopia.generation.rerank import SampleScore
 from textopia.text import (KNOWN_SUBJECTS_FILE, KNOWN_WORDS_FILE, KnownWords, count_subjects, idea_heads,
-                           subject_clause)
+                           misspelled, subject_clause)
 
 
 def test_a_subject_clause_is_a_prompts_first_clause_of_three_to_ten_words_without_number_or_credit():
@@ -45,6 +45,20 @@ def test_the_idea_as_the_subject_with_a_detail(idea, clause):
 ])
 def test_not_the_idea_as_the_subject(idea, clause, why):
     assert not idea_heads(idea, clause), why
+
+
+def test_a_subject_with_a_misspelled_word_is_not_kept():
+    """"psychdelic city dreamworld in the clouds" (34 uses of the word against 6,142 of
+    "psychedelic" in the train split) was written for "city in the clouds"."""
+    counts = Counter({"psychedelic": 6142, "psychdelic": 34, "concept": 60000, "concert": 1053, "dragon": 900,
+                      "dragons": 10, "city": 5000, "clouds": 4000, "dreamworld": 9})
+    assert misspelled("psychdelic", counts)
+    assert not misspelled("psychedelic", counts)
+    assert not misspelled("concert", counts)  # a common word of its own, though one edit from a commoner one
+    assert not misspelled("dragons", counts)  # a plural
+    known = KnownWords.from_counts(counts, subject_counts=Counter({"psychdelic city dreamworld in the clouds": 4,
+                                                                   "psychedelic city dreamworld in the clouds": 3}))
+    assert list(known.subjects) == ["psychedelic city dreamworld in the clouds"]
 
 
 def test_subjects_travel_with_the_known_words_and_are_found_most_written_first(tmp_path):
