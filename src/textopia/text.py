@@ -826,6 +826,18 @@ def count_subjects(texts: Iterable[str]) -> Counter[str]:
     return Counter(c for c in map(subject_clause, texts) if c)
 
 
+def inflects(word: str, other: str) -> bool:
+    """Whether ``word`` is ``other`` or its plural or singular in English's regular forms ("cat" /
+    "cats", "fox" / "foxes", "fly" / "flies", "wolf" / "wolves"); lower-case words. Stricter than
+    a shared stem: Porter2 gives "mechanic" and "mechanism" one stem, and "gardener" and "garden"."""
+    if word == other:
+        return True
+    short, long = sorted((word, other), key=len)
+    return long in (short + "s", short + "es") or (
+        short[-1:] == "y" and long == short[:-1] + "ies") or (short[-1:] == "f" and long == short[:-1] + "ves") or (
+        short[-2:] == "fe" and long == short[:-2] + "ves")
+
+
 def idea_heads(idea: str, clause: str) -> bool:
     """True if ``clause`` is a subject made of the idea with detail a person added: every content
     word of the idea, kept together, in the idea's own small words, each once; before the idea
@@ -834,10 +846,13 @@ def idea_heads(idea: str, clause: str) -> bool:
     of the ice flower garden"); after it a small word, a participle or
     nothing ("an ice dragon *breathing* blue flames", "a witch *with* a crystal ball"), not
     another noun that makes the idea its modifier ("owl symbol", "cowboy hat"); and at least one
-    content word beyond the idea's. By stem."""
+    content word beyond the idea's. By stem, each idea word written as the user wrote it or in its
+    other number (:func:`inflects`: not "mechanism" for "mechanic")."""
     wanted = [stem(w) for w in content_words(idea)]
     words = tokenize(clause)
     stems = [stem(w) for w in words]
+    if not all(any(inflects(w, c) for c in words) for w in content_words(idea.lower())):
+        return False
     if (not wanted or not has_all_idea_words(idea, clause) or not idea_kept_together(idea, clause)
             or idea_reworded(idea, clause) or repeats_idea_word(idea, clause)):
         return False
@@ -977,7 +992,8 @@ class KnownWords:
         keys = [os.path.commonprefix([w, stem(w)]) for w in words]
         starts = [re.compile(r"(?<!\w)" + re.escape(k)) for k in keys]
         if self._by_count is None:
-            self._by_count = sorted(self.subjects, key=lambda c: (-self.subjects[c], c))
+            # ties in an order that is fixed but not alphabetical (not every "a ..." before "an ...")
+            self._by_count = sorted(self.subjects, key=lambda c: (-self.subjects[c], zlib.crc32(c.encode())))
             self._bound = _bound_pairs(self.subjects)
         first = stem(words[0])
         pool = self._by_count
@@ -1081,6 +1097,7 @@ __all__ = [
     "count_names",
     "count_subjects",
     "idea_heads",
+    "inflects",
     "misspelled",
     "subject_clause",
     "credited_names",

@@ -7,7 +7,7 @@ import pytest
 
 import textopia
 from textopia.generation.rerank import SampleScore
-from textopia.text import (KNOWN_SUBJECTS_FILE, KNOWN_WORDS_FILE, KnownWords, count_subjects, idea_heads,
+from textopia.text import (KNOWN_SUBJECTS_FILE, KNOWN_WORDS_FILE, KnownWords, count_subjects, idea_heads, inflects,
                            misspelled, subject_clause)
 
 
@@ -42,9 +42,18 @@ def test_the_idea_as_the_subject_with_a_detail(idea, clause):
     ("cat on a windowsill", "cat sleeping in the windowsill", "the idea reworded"),
     ("a dragon", "a dragon skull portrait", "the idea a modifier of another noun"),
     ("a garden", "princess of the ice flower garden", "'of' after a subject of its own"),
+    ("a mechanic", "modular steampunk bikini mechanism", "another word of one stem"),
+    ("robot gardener", "fantasy illustration of a robot in a garden", "another word of one stem"),
 ])
 def test_not_the_idea_as_the_subject(idea, clause, why):
     assert not idea_heads(idea, clause), why
+
+
+def test_an_idea_word_is_written_as_the_user_wrote_it_or_in_its_other_number():
+    assert all(inflects(a, b) for a, b in [("cat", "cat"), ("cats", "cat"), ("fox", "foxes"), ("fly", "flies"),
+                                           ("wolf", "wolves"), ("knife", "knives")])
+    assert not any(inflects(a, b) for a, b in [("mechanic", "mechanism"), ("garden", "gardener"), ("paint", "painting")])
+    assert idea_heads("a bumblebee", "bumblebees on flowers")
 
 
 def test_a_subject_with_a_misspelled_word_is_not_kept():
