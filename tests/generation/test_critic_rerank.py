@@ -253,6 +253,10 @@ def test_clashes(prompt, idea, expected):
     ("a hockey player, portrait design by, mark brooks", True),  # a clause ending on "by"
     ("a mountain lake at dawn, award-winning photo, trending", True),  # "trending" on what?
     ("a cute astronaut penguin, helmet on, floating in space", False),  # "on" can end one
+    ("a cup of coffee on a table, on, film photograph", True),  # but not be one alone
+    ("a medieval market square in, painting by greg rutkowski", True),  # "in" cannot end one
+    ("a mermaid under a sea, under, dramatic lighting", True),
+    ("a village, seen from above, oil painting", False),  # "above" can
     ("a frog wearing a top hat, 4k, photography, professional, trending on", True),  # "trending on" cannot
     ("a castle made of ice, by greg rutkowski and, 4k", True),  # nor "and"
     ("a castle made of ice, 8k, highly", True),  # nor an intensifier without its word
