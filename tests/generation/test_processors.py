@@ -132,3 +132,20 @@ def test_support_draw_searches_the_unfinished_rows_only():
     some = support_draw(scores, RowGenerators([(some_gen, 0, 6)]), top_p=0.9, rows=rows)
     assert torch.equal(some[rows], every[rows]) and not bool(some[~rows].any())
     assert torch.equal(torch.rand(2, generator=every_gen), torch.rand(2, generator=some_gen))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+def test_min_p_keeps_exactly_the_tokens_at_or_above_its_floor(dtype):
+    g = torch.Generator().manual_seed(3)
+    scores = (torch.randn(16, 500, generator=g) * 4).to(dtype)
+    scores[0, :5] = scores[0].max()  # ties at the top: min_p = 1 keeps every one of them
+    scores[1, 7] = -math.inf  # a banned token stays banned
+    scores[2] = -math.inf  # a row with nothing left stays so
+    for min_p in (1.0, 0.3, 0.01):
+        floor = scores.amax(dim=-1, keepdim=True) + math.log(min_p)
+        expected = scores.masked_fill(scores < floor, -math.inf)
+        got = ours.MinP(min_p)(None, scores.clone())
+        assert torch.equal(torch.isinf(got), torch.isinf(expected))
+        torch.testing.assert_close(got, expected)
+    ties = int((scores[0] == scores[0].max()).sum())
+    assert ties >= 5 and int(torch.isfinite(ours.MinP(1.0)(None, scores.clone())[0]).sum()) == ties
