@@ -257,6 +257,8 @@ def test_clashes(prompt, idea, expected):
     ("a medieval market square in, painting by greg rutkowski", True),  # "in" cannot end one
     ("a mermaid under a sea, under, dramatic lighting", True),
     ("a village, seen from above, oil painting", False),  # "above" can
+    ("a meerkat in the style, fantasy art by greg rutkowski", True),  # the style of what?
+    ("a meerkat, anime style, fantasy art", False),
     ("a frog wearing a top hat, 4k, photography, professional, trending on", True),  # "trending on" cannot
     ("a castle made of ice, by greg rutkowski and, 4k", True),  # nor "and"
     ("a castle made of ice, 8k, highly", True),  # nor an intensifier without its word
