@@ -274,7 +274,7 @@ _PREPOSITIONS = frozenset({"of", "in", "on", "with", "by", "at", "from", "into",
 _NOT_AFTER_PREPOSITION = _PREPOSITIONS | {"and", "or"}
 #: Words a clause cannot end on: an article ("a painting by a,"), a preposition that needs a noun
 #: ("a painting by,"), a tag's opening ("award-winning photo, trending" for "trending on
-#: artstation"); "on" and "in" can ("helmet on").
+#: artstation"); "on" can ("helmet on"), and "above", "around", "inside", "below", "behind" ("seen from above").
 _CLAUSE_NEEDS_MORE = _ARTICLES | {"of", "by", "with", "from", "into", "trending", "featured", "and",
                                    # an intensifier without its word ("8k, highly"): 1 of 16,500 human prompts
                                    "highly", "very", "extremely", "incredibly",
@@ -858,7 +858,7 @@ def idea_heads(idea: str, clause: str) -> bool:
     wanted = [stem(w) for w in content_words(idea)]
     words = tokenize(clause)
     stems = [stem(w) for w in words]
-    if not all(any(inflects(w, c) for c in words) for w in content_words(idea.lower())):
+    if not all(any(inflects(w, c) for c in words) for w in content_words(idea)):
         return False
     if (not wanted or not has_all_idea_words(idea, clause) or not idea_kept_together(idea, clause)
             or idea_reworded(idea, clause) or repeats_idea_word(idea, clause)):
