@@ -555,6 +555,25 @@ def test_compare_checks_every_model_before_the_first_ones_work(tmp_path, user_fi
     assert not out.exists() and time.monotonic() - started < 60
 
 
+def test_compare_does_not_replace_a_users_file_in_its_out_directory(tmp_path, user_file, capsys):
+    from textopia.evaluation.report import check_results_dir
+
+    out = tmp_path / "notes"
+    out.mkdir()
+    (out / "results.md").write_text("my own notes\n")
+    started = time.monotonic()
+    assert main(["compare", "default", "--data", str(user_file), "--out", str(out)]) == 2
+    assert "holds results.md, which is not a comparison's: not replaced (--overwrite replaces it)" in _one_error_line(capsys)
+    assert (out / "results.md").read_text() == "my own notes\n" and time.monotonic() - started < 60
+    check_results_dir(out, overwrite=True)  # the user's say-so
+    (out / "results.json").write_text(json.dumps({"settings": {}, "ideas": [], "rows": []}))
+    check_results_dir(out)  # an earlier comparison: a rerun replaces it
+    check_results_dir(tmp_path / "absent")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "data.csv").write_text("x\n")
+    check_results_dir(tmp_path / "other")  # files of other names are left alone
+
+
 def test_eval_derives_ideas_from_the_data_file_without_the_training_data(tmp_path, user_file, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the default model's data directory (data/sd) does not exist here
     assert main(["eval", "default", "--data", str(user_file), "--samples", "1", "--num-ideas", "2",

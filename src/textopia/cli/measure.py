@@ -61,6 +61,8 @@ def add_compare(sub) -> None:
     p = sub.add_parser("compare", help="evaluate several models on the same ideas and seeds; write tables and plots")
     p.add_argument("models", nargs="+", metavar="MODEL", help="embedded models' names or checkpoint directories")
     p.add_argument("--out", required=True, help="output directory (results.json, results.md, *.png)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace results.json, results.md or the plots in --out where they are not an earlier comparison's")
     p.add_argument("--data-dir", help="prepared data directory (default: the one the first model was trained on)")
     p.add_argument("--data", help="any corpus file that `prepare` reads: its prompts replace the split "
                                   "(likelihood, derived ideas, the human row); no data directory needed")
@@ -284,6 +286,7 @@ def cmd_compare(args) -> None:
         batch_size=args.batch_size, training_index=None if args.no_novelty else "auto",
         embedder=None if args.no_embedder else "auto", clip_tokens=not args.no_clip,
         decoding=_decoding_args(args), progress=True, data_file=args.data, column=args.column,
+        overwrite=args.overwrite,
     )
     print(markdown_report(results))
     print(f"written to {args.out}: results.json, results.md, perplexity.png, diversity_relevance.png, lengths.png")

@@ -39,7 +39,7 @@ from textopia.evaluation.ideas import (
 from textopia.evaluation.metrics import SentenceEmbedder, TrainingIndex, text_metrics
 from textopia.evaluation.metrics.novelty import training_index_for
 from textopia.evaluation.metrics.relevance import default_embedder
-from textopia.evaluation.report import HUMAN, write_results
+from textopia.evaluation.report import HUMAN, check_results_dir, write_results
 from textopia.generation.base import Generator, TextopiaError
 from textopia.text import tokenize
 
@@ -281,6 +281,7 @@ def compare(
     progress: bool = False,
     data_file: str | Path | None = None,
     column: str | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Evaluate each model on the same ideas and seeds and write the comparison to ``out_dir``.
 
@@ -301,22 +302,24 @@ def compare(
             column): its prompts replace ``split`` of ``data_dir`` for the likelihood, the
             derived ideas and the human row; no data directory is needed (novelty figures then
             need an explicit ``data_dir`` or ``training_index``).
+        overwrite: replace files of those names in ``out_dir`` that are not an earlier
+            comparison's (:func:`~textopia.evaluation.report.check_results_dir`).
         Others: as :func:`evaluate_model`.
 
     Returns:
         the results (what ``results.json`` holds).
 
     Raises:
-        TextopiaError: no models, an unknown model, missing data, or a missing optional package
-            (sacrebleu, matplotlib) or CLIP tokenizer; all checked before the first model's work.
+        TextopiaError: no models, an unknown model, missing data, a missing optional package
+            (sacrebleu, matplotlib) or CLIP tokenizer, or an ``out_dir`` whose files it would
+            replace; all checked before the first model's work.
     """
     from textopia.generation.loader import resolve_model
     from textopia.models.checkpoint import check_checkpoint, read_meta
 
     if not models:
         raise TextopiaError("compare needs at least one model")
-    if Path(out_dir).exists() and not Path(out_dir).is_dir():
-        raise TextopiaError(f"--out must be a directory for the results, and {str(out_dir)!r} is a file")
+    check_results_dir(out_dir, overwrite)
     check_compare_needs(clip_tokens=clip_tokens, plots=True)
     for model in models:
         check_checkpoint(resolve_model(model))  # an unknown or broken model fails now, not after the first one's work

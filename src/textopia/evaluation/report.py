@@ -8,10 +8,37 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from textopia.errors import TextopiaError
 from textopia.io import atomic_write_text, json_safe
 
 HUMAN = "human"
 PLOTS = ("perplexity.png", "diversity_relevance.png", "lengths.png")
+#: The files a comparison writes into its ``--out`` directory (:func:`write_results`).
+RESULT_FILES = ("results.json", "results.md", *PLOTS)
+
+
+def check_results_dir(out_dir: str | Path, overwrite: bool = False) -> None:
+    """Refuse to write a comparison into ``out_dir`` where it would replace a file the user made:
+    one of :data:`RESULT_FILES` is there and the directory does not hold an earlier comparison
+    (a ``results.json`` object with ``settings``, ``ideas`` and ``rows``). Other files are left
+    alone either way. Checked before any work.
+
+    Raises:
+        TextopiaError: ``out_dir`` is a file, or would lose a file (one line; ``overwrite`` allows it).
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise TextopiaError(f"--out must be a directory for the results, and {str(out_dir)!r} is a file")
+    clashing = [name for name in RESULT_FILES if (out / name).exists()]
+    if not clashing or overwrite:
+        return
+    try:
+        earlier = json.loads((out / "results.json").read_text(encoding="utf-8"))
+        if isinstance(earlier, dict) and {"settings", "ideas", "rows"} <= earlier.keys():
+            return  # an earlier comparison: a rerun replaces it
+    except (OSError, ValueError):
+        pass
+    raise TextopiaError(f"{out} holds {clashing[0]}, which is not a comparison's: not replaced (--overwrite replaces it)")
 
 
 # --------------------------------------------------------------------------------------------
