@@ -11,7 +11,7 @@ import textopia
 from textopia.errors import TextopiaError
 from textopia.generation import rerank
 from textopia.models.keep_head import (KEEP_DIR, KeepHead, KeepHeadConfig, features, fit_bradley_terry,
-                                       fit_keep_head)
+                                       fit_keep_head, is_keep_dir)
 
 
 def _random_head(hidden: int, seed: int = 0) -> KeepHead:
@@ -304,6 +304,18 @@ def test_fit_keep_writes_a_head_the_loader_reads(tiny_checkpoint, tmp_path, caps
     assert "not a judged folder" in capsys.readouterr().err
     assert main(["fit-keep", str(a), "--model", "default"]) == 2  # the installed package is not written to
     assert main(["fit-keep", str(a), "--model", str(folder), "--l2", "-1"]) == 2
+    capsys.readouterr()
+    # A head is written as a whole folder: one holding the user's files is not replaced, before any work.
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("draft")
+    assert main(["fit-keep", str(a), "--model", str(folder), "--out", str(mine)]) == 2
+    assert "mine holds files that are not a keep head: not replaced" in capsys.readouterr().err
+    assert (mine / "thesis.txt").read_text() == "draft"
+    assert main(["fit-keep", str(a), "--model", str(folder), "--out", str(a)]) == 2  # nor the judged folder itself
+    assert main(["fit-keep", str(a), str(b), "--model", str(folder), "--out", str(folder / KEEP_DIR)]) == 0  # a head
+    assert main(["fit-keep", str(a), "--model", str(folder), "--out", str(mine), "--overwrite"]) == 0
+    assert is_keep_dir(mine) and not (mine / "thesis.txt").exists()
 
 
 def test_features_are_exact_and_leave_the_shared_engines_weights_alone(tiny_checkpoint, monkeypatch):

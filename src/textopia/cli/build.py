@@ -79,6 +79,7 @@ def add_fit_keep(sub) -> None:
     p.add_argument("--model", default="default", help="the writer: an embedded model's name or a checkpoint directory")
     p.add_argument("--out", help="where to write the head (default: the checkpoint's keep/ folder, read by textopia.load)")
     p.add_argument("--l2", type=float, default=0.3, help="the penalty on the hidden states' weights (0-100)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out where it holds other files than a keep head")
 
 
 def cmd_fit_keep(args) -> None:
@@ -89,7 +90,8 @@ def cmd_fit_keep(args) -> None:
     from textopia.evaluation.judged import fit_on_judged, held_out_hits, judged_features
     from textopia.generation.loader import resolve_model
     from textopia.generation.rerank import FLUENCY_CAP
-    from textopia.models.keep_head import KEEP_DIR
+    from textopia.io import check_output_dir
+    from textopia.models.keep_head import KEEP_DIR, is_keep_dir
 
     if not 0 <= args.l2 <= 100:
         raise TextopiaError(f"--l2 must be in [0, 100], got {args.l2}")
@@ -101,6 +103,8 @@ def cmd_fit_keep(args) -> None:
             raise TextopiaError("give --out: an embedded model's folder is the installed package's")
         args.out = str(resolve_model(args.model) / KEEP_DIR)
     check_out_path(args.out, "--out")
+    # The head is written as a whole folder: one that holds the user's files is not replaced.
+    check_output_dir(args.out, "keep head", is_keep_dir, overwrite=args.overwrite, inputs=args.folders)
     generator = textopia.load(args.model, critic=False)
     judged = judged_features(generator, args.folders)
     hits = held_out_hits(judged, args.l2, FLUENCY_CAP, generator.model.config.n_embd)

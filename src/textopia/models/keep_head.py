@@ -186,6 +186,18 @@ def features(engine, tokenizer, ideas: Sequence[str | None], prompts: Sequence[s
     return torch.stack(out) if out else torch.zeros(0, 2)  # (N, 2 + 2E)
 
 
+def is_keep_dir(directory: str | Path) -> bool:
+    """Whether ``directory`` holds a keep head and nothing else (what :meth:`KeepHead.save` writes),
+    so that writing a head there loses nothing of the user's."""
+    directory = Path(directory)
+    try:
+        names = {p.name for p in directory.iterdir()}
+        config = json.loads((directory / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return names == {"config.json", "model.safetensors"} and isinstance(config, dict) and "hidden_size" in config
+
+
 class KeepHead:
     """A fitted head: :meth:`utility` of raw :func:`features`.
 
