@@ -92,6 +92,13 @@ def serve_tiny_checkpoint(request: pytest.FixtureRequest) -> None:
 @real_schema.parametrize()
 @settings(max_examples=40, **_common)
 def test_api_fuzz_real_model(case: schemathesis.Case, serve_tiny_checkpoint: None) -> None:
-    """The generate operations against a real (tiny) GPT: decoding never answers 5xx."""
+    """The generate operations against a real (tiny) GPT: decoding never answers 5xx. An idea the
+    schema allows can still be longer than the model reads (128 positions; a character outside
+    the BMP is four byte tokens): its documented one-line 422 is the right answer, not a valid
+    request rejected."""
+    from schemathesis.checks import positive_data_acceptance
+
     _counts["real"][case.operation.label] += 1
-    case.call_and_validate(timeout=REAL_TIMEOUT_S)
+    response = case.call(timeout=REAL_TIMEOUT_S)
+    too_long = response.status_code == 422 and "the text is too long" in response.text
+    case.validate_response(response, excluded_checks=[positive_data_acceptance] if too_long else None)
