@@ -855,10 +855,11 @@ def idea_heads(idea: str, clause: str) -> bool:
     another noun that makes the idea its modifier ("owl symbol", "cowboy hat"); and at least one
     content word beyond the idea's. By stem, each idea word written as the user wrote it or in its
     other number (:func:`inflects`: not "mechanism" for "mechanic")."""
-    wanted = [stem(w) for w in content_words(idea)]
+    idea_words = content_words(idea)
+    wanted = [stem(w) for w in idea_words]
     words = tokenize(clause)
     stems = [stem(w) for w in words]
-    if not all(any(inflects(w, c) for c in words) for w in content_words(idea)):
+    if not all(any(inflects(w, c) for c in words) for w in idea_words):
         return False
     if (not wanted or not has_all_idea_words(idea, clause) or not idea_kept_together(idea, clause)
             or idea_reworded(idea, clause) or repeats_idea_word(idea, clause)):
@@ -990,7 +991,7 @@ class KnownWords:
         tests), so a common idea ("portrait": 2,316 clauses) stops early. A clause where the idea's
         first word ends a name or fixed phrase of the list ("portrait of megan fox" for "a fox")
         is not one (:func:`_bound_pairs`)."""
-        words = content_words(idea.lower()) if self.subjects else []
+        words = content_words(idea) if self.subjects else []
         if not words:
             return []
         cached = self._subjects_found.get((idea, limit))
@@ -1062,11 +1063,9 @@ class KnownWords:
 
     def _known(self, part: str) -> bool:
         """Whether the :func:`clause_parts` part ``part`` is a known clause."""
-        import numpy as np
-
         key = clause_key(part)
         # the key as the array's own dtype: a Python int makes NumPy cast all the keys first (30 us, not 0.6)
-        at = int(self.clauses.searchsorted(np.uint32(key)))
+        at = int(self.clauses.searchsorted(self.clauses.dtype.type(key)))
         return at < len(self.clauses) and int(self.clauses[at]) == key
 
     def unknown_names(self, text: str, idea: str | None = None) -> list[str]:

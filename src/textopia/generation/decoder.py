@@ -23,7 +23,6 @@ from textopia.text import KnownWords, clause_openings, close_spaced_compounds
 
 logger = logging.getLogger(__name__)
 
-
 MAX_ROUNDS = 4  # sampling rounds before returning fewer than n distinct prompts
 CLEAN_ROUNDS = 3  # with rerank: rounds drawn at most while fewer than n samples are faultless
 
