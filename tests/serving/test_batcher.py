@@ -138,3 +138,71 @@ def test_a_request_past_its_deadline_is_dropped_unsampled():
     assert isinstance(results["late"], InferenceTimeout)
     assert results["first"] == ["first"] and results["timely"] == ["timely"]
     assert gen.decoded == ["first", "timely"] and batcher.dropped == 1
+
+
+class _Recorder(_Gate):
+    """A gated generator that records each batch's calls and the candidate pool it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[tuple[list[str], int | None]] = []
+
+    def generate_batch(self, calls, min_pool=None):
+        self.release.wait(10)
+        self.batches.append(([idea for idea, _, _ in calls], min_pool))
+        return [[idea] for idea, _, _ in calls]
+
+
+@pytest.mark.parametrize("brownout_pool", [8, None])
+def test_a_full_batch_browns_out_while_requests_wait(brownout_pool):
+    """With one worker busy and requests waiting, the next full batch draws brownout_pool
+    candidates a call and takes a waiting request into the rows that frees; the last request, with
+    nobody behind it, gets the whole pool. Without a brownout pool every batch keeps it."""
+    import time
+
+    gen = _Recorder()
+    # 16 rows a batch: one one-prompt request at the pool of 16, two at 8
+    batcher = MicroBatcher(gen, window_s=0.0, max_rows=16, workers=1, brownout_pool=brownout_pool)
+    results: dict[str, object] = {}
+    calls = [threading.Thread(target=lambda i=i: results.__setitem__(i, batcher.generate(f"idea{i}", 1, GenerationConfig())))
+             for i in range(4)]
+    calls[0].start()
+    time.sleep(0.2)  # idea0 holds the worker
+    for t in calls[1:]:
+        t.start()
+        time.sleep(0.05)  # queued in order
+    gen.release.set()
+    for t in calls:
+        t.join(20)
+    batcher.close()
+    assert results == {i: [f"idea{i}"] for i in range(4)}
+    if brownout_pool:
+        assert gen.batches == [(["idea0"], None), (["idea1", "idea2"], 8), (["idea3"], None)]
+        assert batcher.browned_out == 1
+    else:
+        assert gen.batches == [([f"idea{i}"], None) for i in range(4)] and batcher.browned_out == 0
+
+
+def test_brownout_pool_bounds():
+    with pytest.raises(ValueError, match="brownout_pool"):
+        MicroBatcher(object(), brownout_pool=0)
+
+
+def test_a_smaller_pool_draws_fewer_rows(tiny_checkpoint):
+    """``generate_batch``'s ``min_pool`` is the rows a one-prompt call samples a round."""
+    gen = textopia.load(str(tiny_checkpoint))
+    drawn: list[int] = []
+    draw = gen.sampler.draw
+
+    def counting(jobs, settings):
+        drawn.append(sum(job.rows for job in jobs))
+        return draw(jobs, settings)
+
+    gen.sampler.draw = counting
+    settings = GenerationConfig(max_new_tokens=8, seed=3)
+    for pool in (None, 8):
+        drawn.clear()
+        out = gen.generate_batch([("red fox", 1, settings)], min_pool=pool)
+        assert len(out[0]) == 1 and drawn[0] == (gen.min_pool if pool is None else pool)
+    with pytest.raises(ValueError, match="min_pool"):
+        gen.generate_batch([("red fox", 1, settings)], min_pool=0)

@@ -49,6 +49,20 @@ def test_child_writes_what_the_process_writes(tiny_checkpoint: Path):
     assert len(got[0]) == 2 and got[2][0].settings["banned_words"] == ("boat",)
 
 
+def test_the_child_draws_the_pool_it_is_given(tiny_checkpoint: Path):
+    """A browned-out batch's ``min_pool`` crosses to the child: it writes what the process writes
+    with that pool, and a pool the generator refuses fails the batch there."""
+    calls = [("red fox", 1, GenerationConfig(seed=s, max_new_tokens=16)) for s in range(4)]
+    decoder = ProcessDecoder(str(tiny_checkpoint), torch_threads=1)
+    try:
+        got = decoder.generate_batch(calls, min_pool=4)
+        with pytest.raises(RuntimeError, match="min_pool must be"):
+            decoder.generate_batch(calls, min_pool=0)
+    finally:
+        decoder.close()
+    assert got == textopia.load(str(tiny_checkpoint)).generate_batch(calls, min_pool=4)
+
+
 def test_a_dead_child_is_replaced(tiny_checkpoint: Path):
     decoder = ProcessDecoder(str(tiny_checkpoint), torch_threads=1)
     try:

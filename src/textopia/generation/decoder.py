@@ -15,7 +15,8 @@ from textopia.clip_count import fit_clip
 from textopia.data.tokenizer import PromptTokenizer
 from textopia.generation import rerank
 from textopia.generation.base import Generation, Generator, TextopiaError
-from textopia.generation.config import GenerationConfig, check_rows, check_setting, from_nothing, rows_per_round
+from textopia.generation.config import (MAX_ROWS, GenerationConfig, check_rows, check_setting, from_nothing,
+                                       rows_per_round)
 from textopia.generation.decoding import SampleJob, Sampled, clean_prompt, dedup_key, sample_many
 from textopia.generation.rerank import SampleScore, score_opening, score_sample, select
 from textopia.safety import contains_banned, nsfw_pattern
@@ -152,23 +153,30 @@ class DecoderGenerator(Generator):
         self._complete([request])
         return request.result()
 
-    def generate_batch(self, calls: list[tuple[str | None, int, GenerationConfig]]) -> list[list[Generation] | TextopiaError]:
+    def generate_batch(self, calls: list[tuple[str | None, int, GenerationConfig]],
+                       min_pool: int | None = None) -> list[list[Generation] | TextopiaError]:
         """Several :meth:`generate` calls decoded together (the service's micro-batches).
 
         Args:
             calls: ``(idea, n, settings)`` each; calls whose settings differ only in ``seed`` share
                 each sampling round in one batch (:func:`sample_many`).
+            min_pool: with reranking, the fewest samples each call draws
+                (:func:`~textopia.generation.config.rows_per_round`); None: the generator's
+                :attr:`min_pool`. The service lowers it while requests wait
+                (:class:`~textopia.serving.batcher.MicroBatcher`'s ``brownout_pool``).
 
         Returns:
             per call, its prompts, or the :class:`TextopiaError` that its input raised. A call
             batched with others may get other prompts than alone for the same seed, where float
             rounding differs in a larger batch.
         """
+        if min_pool is not None and not 1 <= min_pool <= MAX_ROWS:
+            raise ValueError(f"min_pool must be in [1, {MAX_ROWS}], got {min_pool}")
         out: list[list[Generation] | TextopiaError | None] = [None] * len(calls)
         requests: dict[int, _Request] = {}
         for i, (idea, n, settings) in enumerate(calls):
             try:
-                requests[i] = self._request(idea, n, settings)
+                requests[i] = self._request(idea, n, settings, min_pool=min_pool)
             except TextopiaError as e:
                 out[i] = e
         self._complete(list(requests.values()))
@@ -176,8 +184,10 @@ class DecoderGenerator(Generator):
             out[i] = r.result()
         return out  # type: ignore[return-value]
 
-    def _request(self, idea: str | None, n: int, settings: GenerationConfig, latent: Any = None) -> "_Request":
-        """Check one call's input and set it up (no sampling yet). Raises TextopiaError."""
+    def _request(self, idea: str | None, n: int, settings: GenerationConfig, latent: Any = None,
+                 min_pool: int | None = None) -> "_Request":
+        """Check one call's input and set it up (no sampling yet); ``min_pool`` None: the
+        generator's. Raises TextopiaError."""
         check_setting("n", n)
         idea, settings = from_nothing(idea, settings)
         if settings.known_words_only and self.known_words is None:
@@ -186,7 +196,8 @@ class DecoderGenerator(Generator):
         if settings.seed is None:
             settings = replace(settings, seed=random.SystemRandom().randrange(2**31))
         settings.validate()
-        check_rows(n, settings, min_pool=self.min_pool)
+        pool = self.min_pool if min_pool is None else min_pool
+        check_rows(n, settings, min_pool=pool)
         if settings.mode == "expand":
             from textopia.generation.boost import banned_idea_words
 
@@ -200,7 +211,7 @@ class DecoderGenerator(Generator):
             raise TextopiaError(
                 f"the text is too long: {len(context)} tokens, the model reads at most {self.max_positions}"
             )
-        request = _Request(self, idea, n, settings, context, latent)
+        request = _Request(self, idea, n, settings, context, latent, pool)
         rows = int(request.per_round * settings.idea_prefix)
         if settings.rerank and settings.mode == "expand" and idea and rows:
             # The opening as a clause of its own ("a lighthouse in a storm,": style and detail follow)
@@ -329,12 +340,12 @@ class _Request:
     """One generate call in progress: its settings, its RNG, and the candidates sampled so far."""
 
     def __init__(self, owner: DecoderGenerator, idea: str | None, n: int, settings: GenerationConfig,
-                 context: list[int], latent: Any = None) -> None:
+                 context: list[int], latent: Any = None, min_pool: int | None = None) -> None:
         self.owner, self.idea, self.n, self.settings, self.context = owner, idea, n, settings, context
         self.latent = latent  # a latent model's own settings for this call (None: its defaults)
         self.reranking = settings.rerank
         self.settings_dict = asdict(settings)  # each candidate's Generation holds a copy of it
-        self.per_round = rows_per_round(n, settings, owner.min_pool)
+        self.per_round = rows_per_round(n, settings, owner.min_pool if min_pool is None else min_pool)
         self.banned = [re.compile(rf"(?<!\w){re.escape(w.strip())}(?!\w)", re.IGNORECASE)
                        for w in settings.banned_words if w.strip()]
         self.generator = torch.Generator().manual_seed(settings.seed)

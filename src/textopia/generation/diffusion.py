@@ -285,10 +285,10 @@ class DiffusionGenerator(VAEGenerator):
         decoding = self.decoding(seed=seed, temperature=VARIATION_TEMPERATURE)
         return [g.prompt for g in self.generate_with(about, n, decoding, self.settings(init=mu, strength=strength))]
 
-    def _request(self, idea, n, settings, latent=None):
+    def _request(self, idea, n, settings, latent=None, min_pool=None):
         if not self.idea_in_decoder:  # the latent alone conditions: no reranking by the idea's words
             settings = replace(settings, rerank=False)
-        return super()._request(idea, n, settings, latent)
+        return super()._request(idea, n, settings, latent, min_pool)
 
     def generate(self, idea: str | None, n: int = 4, *, guidance: float | None = None, steps: int | None = None,
                  lm_weight: float | None = None, **settings) -> list[Generation]:

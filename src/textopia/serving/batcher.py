@@ -13,6 +13,14 @@ The queue in front is the service's :class:`~textopia.serving.limiter.InferenceL
 with its timeout); a caller blocks on its own Future only. A request carries its deadline: one
 still waiting here when it passes is dropped unsampled (its client has already had a 504), so that
 an overloaded service does not spend its CPU on answers nobody reads.
+
+Under load the batcher browns out (Klein et al. 2014, "Brownout: building more robust cloud
+applications", ICSE): when requests are still waiting once a batch is full and every other
+worker is decoding one, that batch's calls
+draw ``brownout_pool`` candidates at least instead of the generator's
+:attr:`~textopia.generation.base.Generator.min_pool`, and the rows freed take waiting requests
+into the same batch. A request that would wait for the next batch is answered sooner, from a
+smaller pool of candidates; a lone request, or a few together, keep the whole pool.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from textopia.generation.base import Generation, TextopiaError
-from textopia.generation.config import MIN_POOL, GenerationConfig, rows_per_round
+from textopia.generation.config import MAX_ROWS, MIN_POOL, GenerationConfig, rows_per_round
 from textopia.serving.limiter import InferenceTimeout
 
 logger = logging.getLogger(__name__)
@@ -54,6 +62,8 @@ class MicroBatcher:
             Python (the decoding rules, sampling) that one thread runs on one core, so on a small
             CPU two batches at once with one torch thread each use it better than one batch on
             every thread (the service's figures: ``benchmarks/results/load.md``).
+        brownout_pool: the fewest candidates a call of a full batch draws while other requests
+            wait (None: never fewer than the generator's ``min_pool``); see the module's docstring.
         torch_threads: torch's intra-op threads, set by each worker thread when it starts (torch
             then also takes the count as the process default); None leaves torch's default.
         backends: one object with ``generate_batch`` and ``close`` per worker, which decodes that
@@ -66,7 +76,8 @@ class MicroBatcher:
     """
 
     def __init__(self, generator, *, window_s: float = 0.01, max_rows: int = 96, workers: int = 1,
-                 torch_threads: int | None = None, backends: list | None = None) -> None:
+                 torch_threads: int | None = None, backends: list | None = None,
+                 brownout_pool: int | None = None) -> None:
         if not 0 <= window_s <= 1:
             raise ValueError(f"window_s must be in [0, 1] seconds, got {window_s}")
         if max_rows < 1:
@@ -77,6 +88,9 @@ class MicroBatcher:
             raise ValueError(f"torch_threads must be >= 1, got {torch_threads}")
         if backends is not None and len(backends) != workers:
             raise ValueError(f"{workers} workers need as many backends, got {len(backends)}")
+        if brownout_pool is not None and not 1 <= brownout_pool <= MAX_ROWS:
+            raise ValueError(f"brownout_pool must be in [1, {MAX_ROWS}], got {brownout_pool}")
+        self.brownout_pool = brownout_pool
         self.torch_threads = torch_threads
         self.generator = generator
         self.backends = backends
@@ -86,11 +100,13 @@ class MicroBatcher:
         decoders = [None] * workers if backends is None else [b.generate_batch for b in backends]
         self._threads = [threading.Thread(target=self._run, args=(d,), name=f"textopia-batcher-{i}", daemon=True)
                          for i, d in enumerate(decoders)]
-        for thread in self._threads:
-            thread.start()
         self._count = threading.Lock()
         self.batches = 0  # batches decoded so far (for logs and tests)
         self.dropped = 0  # requests dropped unsampled, past their deadline
+        self.browned_out = 0  # batches decoded with brownout_pool
+        self._busy = 0  # workers decoding a batch now
+        for thread in self._threads:
+            thread.start()
 
     def generate(self, idea: str | None, n: int, settings: GenerationConfig,
                  deadline: float | None = None) -> list[Generation]:
@@ -117,8 +133,8 @@ class MicroBatcher:
         for backend in self.backends or []:
             backend.close()
 
-    def _rows(self, item: _Item) -> int:
-        return rows_per_round(item.n, item.settings, getattr(self.generator, "min_pool", MIN_POOL))
+    def _rows(self, item: _Item, pool: int | None = None) -> int:
+        return rows_per_round(item.n, item.settings, getattr(self.generator, "min_pool", MIN_POOL) if pool is None else pool)
 
     def _run(self, generate_batch) -> None:
         if self.torch_threads is not None and self.backends is None:
@@ -142,11 +158,29 @@ class MicroBatcher:
                     break
                 batch.append(item)
                 rows += self._rows(item)
-            self._decode(batch, generate_batch)
+            pool = None
+            with self._count:
+                others_busy = self._busy >= len(self._threads) - 1
+            if self.brownout_pool is not None and not stop and others_busy and not self._queue.empty():
+                # Full, others wait behind it, and no worker is free for them: a smaller pool each,
+                # and the rows freed for them.
+                pool = self.brownout_pool
+                rows = sum(self._rows(b, pool) for b in batch)
+                while rows < self.max_rows:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        stop = True
+                        break
+                    batch.append(item)
+                    rows += self._rows(item, pool)
+            self._decode(batch, generate_batch, pool)
             if stop:
                 return
 
-    def _decode(self, batch: list[_Item], generate_batch) -> None:
+    def _decode(self, batch: list[_Item], generate_batch, pool: int | None = None) -> None:
         now = time.monotonic()
         expired = [b for b in batch if b.expired(now)]
         for b in expired:
@@ -159,17 +193,25 @@ class MicroBatcher:
             if not batch:
                 return
         started, cpu = time.perf_counter(), time.thread_time()
+        with self._count:
+            self._busy += 1
         try:
-            results = (generate_batch or self.generator.generate_batch)([(b.idea, b.n, b.settings) for b in batch])
+            calls = [(b.idea, b.n, b.settings) for b in batch]
+            decode = generate_batch or self.generator.generate_batch
+            results = decode(calls) if pool is None else decode(calls, min_pool=pool)
         except Exception as exc:  # noqa: BLE001 - every caller gets the failure, the worker lives on
             logger.exception("batch of %d requests failed", len(batch))
             for b in batch:
                 b.future.set_exception(exc)
             return
+        finally:
+            with self._count:
+                self._busy -= 1
         with self._count:
             self.batches += 1
+            self.browned_out += pool is not None
         logger.debug("decoded %d requests (%d rows) in %.3f s (%.3f s of this thread's CPU)", len(batch),
-                     sum(map(self._rows, batch)), time.perf_counter() - started, time.thread_time() - cpu)
+                     sum(self._rows(b, pool) for b in batch), time.perf_counter() - started, time.thread_time() - cpu)
         for b, result in zip(batch, results):
             if isinstance(result, TextopiaError):
                 b.future.set_exception(result)

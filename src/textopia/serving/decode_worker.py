@@ -7,7 +7,7 @@ our 2-core CPU two threads decoded 5.87 one-prompt requests a second where two p
 :class:`ProcessDecoder` is one batch worker's model in a child process of its own, which the
 parent drives over the child's stdin and stdout, one JSON line each way per batch (no pickle)::
 
-    parent: {"calls": [[idea, n, {GenerationConfig's fields}], ...]}
+    parent: {"calls": [[idea, n, {GenerationConfig's fields}], ...], "min_pool": null | int}
     child:  {"results": [{"prompts": [Generation as a dict, ...]} | {"error": message}, ...]}
             | {"failed": message}            (the batch failed as a whole)
 
@@ -113,14 +113,15 @@ class ProcessDecoder:
             late = " in time" if time.monotonic() >= deadline else ""
             raise WorkerDied(f"the decoding process for {self.model} did not start{late} (see the log above)")
 
-    def generate_batch(self, calls: list[tuple[str | None, int, GenerationConfig]]) -> list[list[Generation] | TextopiaError]:
-        """:meth:`DecoderGenerator.generate_batch`, in the child.
+    def generate_batch(self, calls: list[tuple[str | None, int, GenerationConfig]],
+                       min_pool: int | None = None) -> list[list[Generation] | TextopiaError]:
+        """:meth:`DecoderGenerator.generate_batch`, in the child (``min_pool`` as there).
 
         Raises:
             WorkerDied: the child exited or answered out of protocol (it is replaced at the next batch).
             RuntimeError: the batch failed in the child as a whole (its message).
         """
-        message = json.dumps({"calls": [[idea, n, dataclasses.asdict(s)] for idea, n, s in calls]})
+        message = json.dumps({"calls": [[idea, n, dataclasses.asdict(s)] for idea, n, s in calls], "min_pool": min_pool})
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
                 self._stop()
@@ -180,8 +181,10 @@ def serve(spec: dict[str, Any], stdin, stdout) -> None:
     stdout.flush()
     for line in stdin:
         try:
-            calls = [(idea, int(n), config_from_json(fields)) for idea, n, fields in json.loads(line)["calls"]]
-            results = generator.generate_batch(calls)
+            batch = json.loads(line)
+            calls = [(idea, int(n), config_from_json(fields)) for idea, n, fields in batch["calls"]]
+            pool = batch.get("min_pool")
+            results = generator.generate_batch(calls, min_pool=None if pool is None else int(pool))
             answer = {"results": [{"error": str(r)} if isinstance(r, TextopiaError) else
                                   {"prompts": [g.to_dict() for g in r]} for r in results]}
         except Exception as exc:  # noqa: BLE001 - the parent fails this batch; the child serves the next

@@ -244,7 +244,7 @@ def attach_batchers(store: "ModelStore", settings: ServingSettings) -> list:
                 logger.warning("%s; decoding %s's batches on threads instead", exc, name)
         model.batcher = MicroBatcher(model.generator, window_s=settings.batch_window_ms / 1000,
                                      max_rows=settings.max_batch_rows, workers=workers, torch_threads=threads,
-                                     backends=backends)
+                                     backends=backends, brownout_pool=settings.brownout_pool or None)
         batchers.append(model.batcher)
     return batchers
 

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from textopia.generation.config import MAX_ROWS
+
 
 class ServingSettings(BaseSettings):
     """How the service runs: what it loads, where it listens, and the limits that keep it up.
@@ -43,6 +45,10 @@ class ServingSettings(BaseSettings):
             batch worker (:class:`~textopia.serving.decode_worker.ProcessDecoder`: each loads the
             model again, about 0.4 GiB of memory each), not on threads of the service's process
             that wait on each other for Python's lock; applies to a model loaded by name or path.
+        brownout_pool: the fewest candidates a one-prompt request draws while the batch workers
+            are all decoding and requests still wait (:class:`~textopia.serving.batcher.MicroBatcher`'s
+            brownout): more requests share a batch and each waits less; 0 keeps every model's
+            ``min_pool`` (16) under any load.
         request_timeout_s: the longest a request may wait and run, in seconds; then 504. A JSON-lines
             call has one such deadline for all its lines; lines not answered by then are answered 504.
         max_request_rows: sampled rows (n × candidates, summed over the lines) one JSON-lines call may
@@ -79,6 +85,7 @@ class ServingSettings(BaseSettings):
     max_batch_rows: int = Field(default=36, ge=1, le=1024)
     batch_workers: int = Field(default=2, ge=1, le=16)
     batch_processes: bool = True
+    brownout_pool: int = Field(default=8, ge=0, le=MAX_ROWS)
     request_timeout_s: float = Field(default=60.0, gt=0)
     max_request_rows: int = Field(default=1024, ge=1)
     max_request_tokens: int = Field(default=131_072, ge=1)
