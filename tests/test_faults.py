@@ -385,6 +385,69 @@ def test_prepare_replaces_its_own_output_and_an_empty_folder(tmp_path, user_file
     assert _hidden(tmp_path) == []
 
 
+def test_prepare_again_keeps_a_users_file_beside_its_output(tmp_path, user_file, capsys):
+    """A rerun onto an earlier corpus replaces it, caches and all, but not with a file of the user's
+    (or a checkpoint trained into it) beside it: that needs --overwrite."""
+    out = tmp_path / "data"
+    assert main(["prepare", str(user_file), "--out", str(out), "--no-tokenizer"]) == 0
+    (out / "train.500.ids.safetensors").write_bytes(b"cache")  # what training caches there
+    assert main(["prepare", str(user_file), "--out", str(out), "--no-tokenizer"]) == 0
+    mine = _precious(out)
+    (out / "run").mkdir()
+    assert main(["prepare", str(user_file), "--out", str(out), "--no-tokenizer"]) == 2
+    assert "'important.txt' and 1 more" in _one_error_line(capsys)
+    assert mine.read_text() == "precious" and (out / "run").is_dir()
+    assert main(["prepare", str(user_file), "--out", str(out), "--no-tokenizer", "--overwrite"]) == 0
+    assert not mine.exists() and _hidden(tmp_path) == []
+
+
+def test_a_checkpoint_is_not_replaced_with_a_users_file_beside_it(tmp_path, capsys):
+    dst = tmp_path / "e"
+    assert main(["export", str(DEFAULT), str(dst)]) == 0
+    mine = dst / "notes.txt"
+    mine.write_text("what I changed")
+    assert main(["export", str(DEFAULT), str(dst)]) == 2
+    assert "'notes.txt'" in _one_error_line(capsys)
+    assert mine.read_text() == "what I changed"
+
+
+def test_export_never_replaces_a_training_run_unless_told(prepared, tmp_path, capsys):
+    """Export's arguments the wrong way round: the run's trainer state (what --resume reads) is
+    not replaced by a checkpoint without it."""
+    run = tmp_path / "run"
+    args = [a for kv in tiny_overrides(prepared, run, **{"train.max_steps": 1, "train.eval_every": 0,
+                                                          "data.train_limit": 16}) for a in ("--set", kv)]
+    assert main(["train", "--no-progress", *args]) == 0
+    state = (run / "trainer_state.json").read_text()
+    assert main(["export", str(DEFAULT), str(run)]) == 2
+    assert "--resume" in _one_error_line(capsys) and (run / "trainer_state.json").read_text() == state
+    assert main(["export", str(DEFAULT), str(run), "--overwrite"]) == 0
+    assert not (run / "trainer_state.json").exists()
+
+
+def test_a_fresh_run_keeps_the_old_checkpoints_log_until_it_saves(prepared, tmp_path, monkeypatch):
+    """A new run (no --resume) in a folder holding a checkpoint, stopped before its first save:
+    the old checkpoint is still whole, its training log included."""
+    from textopia.training import trainer
+
+    out = tmp_path / "r"
+    args = [a for kv in tiny_overrides(prepared, out, **{"train.max_steps": 2, "train.eval_every": 0,
+                                                          "data.train_limit": 16}) for a in ("--set", kv)]
+    assert main(["train", "--no-progress", *args]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert before["metrics.jsonl"]
+
+    def killed(*_, **__):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "save_checkpoint", killed)
+    assert main(["train", "--no-progress", *args]) == 130
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    monkeypatch.undo()
+    assert main(["train", "--no-progress", *args]) == 0  # saved: its own log from there on
+    assert (out / "metrics.jsonl").read_text() != before["metrics.jsonl"].decode()
+
+
 @pytest.mark.parametrize("where", [".", ".."])
 def test_prepare_never_writes_over_its_corpus(tmp_path, capsys, where):
     corpus = tmp_path / "c" / "mine.txt"
@@ -815,3 +878,19 @@ def test_out_must_name_what_the_command_writes(tmp_path, user_file, capsys, monk
     assert message.format(**names) in _one_error_line(capsys)
     assert (mine / "keep.txt").read_text() == "precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ideas.txt", "mine"]
+
+
+def test_every_file_a_checkpoint_writer_writes_is_a_checkpoint_entry(tiny_checkpoint):
+    """The names a checkpoint may be replaced with (checkpoint_entry) cover what every writer puts
+    there: the trainer's state, the critic and keep head, and each shipped model's files."""
+    from textopia.generation.loader import assets_dir
+    from textopia.models.checkpoint import checkpoint_entry
+    from textopia.models.critic import CRITIC_DIR
+    from textopia.models.keep_head import KEEP_DIR
+    from textopia.training.state import OPTIMIZER_FILE, RNG_FILE, STATE_FILE
+
+    names = {STATE_FILE, OPTIMIZER_FILE, RNG_FILE, CRITIC_DIR, KEEP_DIR, *(p.name for p in tiny_checkpoint.iterdir())}
+    for model in ("default", "latent", "lstm", "vae", "diffusion"):
+        names |= {p.name for p in (assets_dir() / model).iterdir()}
+    assert all(checkpoint_entry(name) for name in names), sorted(n for n in names if not checkpoint_entry(n))
+    assert not checkpoint_entry("notes.txt") and not checkpoint_entry("my.toml")

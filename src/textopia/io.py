@@ -83,17 +83,20 @@ def _remove(path: Path) -> None:
 
 
 def check_output_dir(path: str | Path, kind: str, is_kind: Callable[[Path], bool], *, overwrite: bool = False,
-                     inputs: Iterable[str | Path] = ()) -> None:
+                     inputs: Iterable[str | Path] = (), own: Callable[[str], bool] | None = None) -> None:
     """Refuse to write the output directory ``path`` where replacing it would destroy what the
     user did not make.
 
     ``path`` may be replaced when nothing is there, it is an empty directory, or it holds an
-    output of this ``kind`` (``is_kind(path)``); anything else (other files, a file) only with
-    ``overwrite``. Never when it is, or holds, one of ``inputs`` (local paths; URLs are skipped).
+    output of this ``kind`` (``is_kind(path)``) and nothing else (each entry's name ``own``);
+    anything else (other files beside an output, a file) only with ``overwrite``. Never when it
+    is, or holds, one of ``inputs`` (local paths; URLs are skipped).
 
     Args:
         kind: what the output is, for the message ("prepared corpus", "checkpoint").
         is_kind: tells an existing directory that holds an output of this kind.
+        own: tells the name of an entry that such an output (or its writer's caches) may hold;
+            None: any.
 
     Raises:
         TextopiaError: ``path`` may not be replaced (one line, saying why and what would).
@@ -112,6 +115,10 @@ def check_output_dir(path: str | Path, kind: str, is_kind: Callable[[Path], bool
         raise TextopiaError(f"{path} is a file, not a {kind}: not replaced (--overwrite replaces it)")
     if next(path.iterdir(), None) is not None and not is_kind(path):
         raise TextopiaError(f"{path} holds files that are not a {kind}: not replaced (--overwrite replaces it)")
+    foreign = sorted(entry.name for entry in path.iterdir() if own is not None and not own(entry.name))
+    if foreign:
+        raise TextopiaError(f"{path} holds {foreign[0]!r}{f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''}, "
+                            f"which a {kind} does not: not replaced (--overwrite replaces it)")
 
 
 def _pid_alive(pid: int) -> bool:

@@ -22,7 +22,7 @@ import fsspec
 
 from textopia.errors import TextopiaError
 from textopia.io import atomic_dir, check_output_dir
-from textopia.text import KNOWN_WORDS_FILE, KnownWords, count_clauses, count_names, count_subjects, count_words, dedup_key
+from textopia.text import KNOWN_FILES, KNOWN_WORDS_FILE, KnownWords, count_clauses, count_names, count_subjects, count_words, dedup_key
 
 logger = logging.getLogger(__name__)
 
@@ -285,6 +285,21 @@ def filter_reason(raw: str, text: str, config: PrepareConfig) -> str | None:
     return None
 
 
+#: The names of the files a prepared corpus holds: its splits, summary, known words and tokenizer,
+#: and the caches that training and evaluation write beside them (a split's token ids, its n-gram
+#: index, and their temporary files), so that preparing it again never takes a file of the
+#: user's with it.
+PREPARED_ENTRIES = frozenset({*(f"{split}.txt" for split in SPLITS), "summary.json", *KNOWN_FILES, "tokenizer.json",
+                              "tokenizer_config.json", "special_tokens_map.json"})
+_SPLIT_CACHE = re.compile(r"\.?(?:train|valid|test)\..+\.(?:safetensors|npz)")
+
+
+def prepared_entry(name: str) -> bool:
+    """Whether :func:`prepare` or a cache of a split may have put an entry of this name in a
+    prepared corpus (:data:`PREPARED_ENTRIES`)."""
+    return name in PREPARED_ENTRIES or _SPLIT_CACHE.fullmatch(name) is not None
+
+
 def is_prepared_dir(path: Path) -> bool:
     """Whether the directory ``path`` holds what :func:`prepare` writes: a ``summary.json``
     with the sources read and the splits' sizes."""
@@ -328,7 +343,8 @@ def prepare(
         raise TextopiaError("no corpus given")
     for source in sources:
         check_source(str(source))
-    check_output_dir(out_dir, "prepared corpus", is_prepared_dir, overwrite=overwrite, inputs=sources)
+    check_output_dir(out_dir, "prepared corpus", is_prepared_dir, overwrite=overwrite, inputs=sources,
+                     own=prepared_entry)
     summary = PrepareSummary(sources=[str(s) for s in sources], config=asdict(config))
     dropped: Counter[str] = Counter()
     seen: set[bytes] = set()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +41,25 @@ METRICS_FILE = "metrics.jsonl"  # the training log
 LATENTS_FILE = "latents.safetensors"  # latent diffusion's cache of its training prompts' latents
 #: What a training run writes in its folder before its first save.
 RUN_FILES = (METRICS_FILE, LATENTS_FILE)
+#: The names of the entries a Textopia checkpoint may hold: what its writers put there (weights and
+#: configs, tokenizer files as tokenizers and transformers save them, the model card, the training
+#: log, the trainer state that ``--resume`` reads (``textopia.training.state``), the reranker's
+#: known words, coherence critic and keep head), so that replacing a checkpoint never takes a file
+#: of the user's with it (:func:`check_checkpoint_dir`).
+CHECKPOINT_ENTRIES = frozenset({
+    CONFIG, WEIGHTS, METRICS_FILE, LATENTS_FILE, *KNOWN_FILES, "README.md", "generation_config.json",
+    "scheduler_config.json", "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json",
+    "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt", "tokenizer.model",
+    "chat_template.jinja", "trainer_state.json", "optimizer.safetensors", "rng_state.safetensors", "critic", "keep",
+})
+_WEIGHT_SHARD = re.compile(r"model-\d{5}-of-\d{5}\.safetensors")  # transformers' sharded weights
+
+
+def checkpoint_entry(name: str) -> bool:
+    """Whether a checkpoint's writers may have put an entry of this name there (:data:`CHECKPOINT_ENTRIES`)."""
+    return name in CHECKPOINT_ENTRIES or _WEIGHT_SHARD.fullmatch(name) is not None
+
+
 #: The largest ``config.json`` read, in bytes (ours are a few kB; a bigger one is not a config).
 MAX_CONFIG_BYTES = 256 * 1024
 #: Environment variable: the most memory a checkpoint's model may take, in bytes (default: half
@@ -91,13 +111,14 @@ def is_checkpoint_dir(path: Path) -> bool:
 
 def check_checkpoint_dir(directory: str | Path, *, overwrite: bool = False, inputs: tuple[str | Path, ...] = ()) -> None:
     """Refuse to write a checkpoint to ``directory`` where it would destroy what the user did not
-    make: other files than a checkpoint (unless ``overwrite``), or one of ``inputs``
-    (:func:`textopia.io.check_output_dir`).
+    make: other files than a checkpoint, or beside one (:func:`checkpoint_entry`), unless
+    ``overwrite``; one of ``inputs``, never (:func:`textopia.io.check_output_dir`).
 
     Raises:
         TextopiaError: ``directory`` may not be replaced.
     """
-    check_output_dir(directory, "checkpoint", is_checkpoint_dir, overwrite=overwrite, inputs=inputs)
+    check_output_dir(directory, "checkpoint", is_checkpoint_dir, overwrite=overwrite, inputs=inputs,
+                     own=checkpoint_entry)
 
 
 def save_checkpoint(
@@ -362,7 +383,8 @@ def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32
             (:func:`textopia.models.hub.card_writer`).
 
     Raises:
-        TextopiaError: an unknown dtype; ``dst`` may not be replaced (:func:`check_checkpoint_dir`);
+        TextopiaError: an unknown dtype; ``dst`` may not be replaced (:func:`check_checkpoint_dir`,
+            or it is a training run that ``--resume`` continues, without ``overwrite``);
             or as :func:`load_checkpoint`.
     """
     import torch
@@ -373,6 +395,9 @@ def export_checkpoint(src: str | Path, dst: str | Path, *, dtype: str = "float32
     if unknown:
         raise TextopiaError(f"unknown generator defaults: {', '.join(unknown)} (known: {', '.join(EXPORT_DEFAULTS)})")
     check_checkpoint_dir(dst, overwrite=overwrite, inputs=(src,))
+    if not overwrite and (Path(dst) / "trainer_state.json").is_file():
+        raise TextopiaError(f"{dst} is a training run that --resume continues (it holds trainer_state.json), and an "
+                            f"export has no trainer state: not replaced (--overwrite replaces it)")
     model, tokenizer, meta = load_checkpoint(src)
     meta = {**meta, **(defaults or {})}
     src = Path(src)

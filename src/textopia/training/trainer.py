@@ -24,6 +24,7 @@ from textopia.bounds import check_out_path
 from textopia.errors import TextopiaError
 from textopia.io import json_safe, recover_dir
 from textopia.models.checkpoint import (
+    CONFIG,
     METRICS_FILE,
     carry_files,
     check_checkpoint_dir,
@@ -103,11 +104,14 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
 
 
 class _Metrics:
-    """The metrics log: kept in memory (for checkpoints) and appended to ``out_dir/metrics.jsonl``."""
+    """The metrics log: kept in memory (for checkpoints) and appended to ``out_dir/metrics.jsonl``,
+    except while ``held`` (a fresh run in a folder whose checkpoint it has not yet replaced: that
+    checkpoint's own log stays whole until the first save)."""
 
     def __init__(self, out_dir: Path, enabled: bool, upto_step: int | None) -> None:
         self.path = out_dir / METRICS_FILE
         self.enabled = enabled
+        self.held = False
         self.lines: list[str] = []
         if enabled:
             out_dir.mkdir(parents=True, exist_ok=True)  # so the log can be followed before the first save
@@ -125,6 +129,8 @@ class _Metrics:
             return
         line = json.dumps(json_safe(record))
         self.lines.append(line)
+        if self.held:
+            return
         with self.path.open("a") as f:
             f.write(line + "\n")
 
@@ -305,7 +311,10 @@ def train(config: ExperimentConfig, *, resume: bool = False, overwrite: bool = F
     }
     metrics = _Metrics(out_dir, accelerator.is_main_process, upto_step=state.step if resumed else None)
     if accelerator.is_main_process and not resumed and (out_dir / METRICS_FILE).is_file():
-        (out_dir / METRICS_FILE).unlink()  # a fresh run in an old directory starts a fresh log
+        if (out_dir / CONFIG).is_file():
+            metrics.held = True  # the old checkpoint keeps its log until the first save replaces it
+        else:
+            (out_dir / METRICS_FILE).unlink()  # a run stopped before its first save: a fresh log
     elapsed_before = state.elapsed_s
     start = time.monotonic()
     saved_step = state.step if resumed else None  # the checkpoint in out_dir, if any
@@ -329,6 +338,7 @@ def train(config: ExperimentConfig, *, resume: bool = False, overwrite: bool = F
                 task.write_extra(tmp)
 
             save_checkpoint(out_dir, accelerator.unwrap_model(model), tokenizer, meta, write_extra=write_extra)
+            metrics.held = False  # the checkpoint holds this run's log now: go on appending to it
         saved_step = state.step
         accelerator.wait_for_everyone()
 
