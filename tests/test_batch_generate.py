@@ -123,3 +123,24 @@ def test_cli_end_to_end(ideas_file: Path, tmp_path: Path, tiny_checkpoint: Path,
     assert main(["generate", "x", "--ideas-file", str(ideas_file), "--out", str(out)]) == 2
     assert main(["generate", "--ideas-file", str(tmp_path / "nope.txt"), "--out", str(out)]) == 2
     assert capsys.readouterr().err.strip().endswith("ideas file not found: " + str(tmp_path / "nope.txt"))
+
+
+class _TooLong(FakeGenerator):
+    """Refuses one idea as a model too short for it does (the text is too long)."""
+
+    def generate_with(self, idea, n, settings, latent=None):
+        if idea == "old fisherman":
+            raise TextopiaError("the text is too long: 802 tokens, the model reads at most 128")
+        return super().generate_with(idea, n, settings, latent)
+
+
+def test_an_idea_the_model_refuses_is_named_by_its_line_and_the_ones_before_it_are_kept(ideas_file: Path,
+                                                                                          tmp_path: Path) -> None:
+    out = tmp_path / "o.jsonl"
+    with pytest.raises(TextopiaError, match=r"ideas.txt, line 6: the text is too long.*the 4 ideas before it"):
+        generate_file(_TooLong(), ideas_file, out, n=1, seed=0, batch_size=16, progress=False)
+    assert [r["line"] for r in _records(partial_path(out))] == [1, 3, 4, 5]
+    ideas_file.write_text(ideas_file.read_text().replace("old fisherman", "old sailor"), encoding="utf-8")
+    fake = FakeGenerator()
+    report = generate_file(fake, ideas_file, out, n=1, seed=0, batch_size=16, progress=False)
+    assert report.skipped == 4 and [c["idea"] for c in fake.calls] == ["old sailor", "jazz musician"]

@@ -861,8 +861,14 @@ def test_compare_with_a_data_file_names_it_in_the_report(tmp_path, user_file, ca
         (["export", str(DEFAULT), "{mine}"], "{mine} holds files that are not a checkpoint: not replaced"),
         (["compare", "default", "--data", "{file}", "--out", "{ideas}"], "--out must be a directory for the results"),
         (["train", "--config", str(TINY), "--set", "train.out_dir={mine}"], "{mine} holds files that are not a checkpoint"),
+        (["generate", "--ideas-file", "{ideas}", "--out", "{ideas}/o.jsonl"], "{ideas} is a file, not a folder"),
+        (["prepare", "{file}", "--out", "{ideas}/sub"], "{ideas} is a file, not a folder"),
+        (["export", str(DEFAULT), "{ideas}/sub"], "{ideas} is a file, not a folder"),
+        (["compare", "default", "--data", "{file}", "--out", "{ideas}/sub"], "{ideas} is a file, not a folder"),
+        (["train", "--config", str(TINY), "--set", "train.out_dir={ideas}/sub"], "{ideas} is a file, not a folder"),
     ],
-    ids=["generate-dot", "generate-dir", "prepare-dot", "prepare-other", "export-other", "compare-file", "train-other"],
+    ids=["generate-dot", "generate-dir", "prepare-dot", "prepare-other", "export-other", "compare-file", "train-other",
+         "generate-under-file", "prepare-under-file", "export-under-file", "compare-under-file", "train-under-file"],
 )
 def test_out_must_name_what_the_command_writes(tmp_path, user_file, capsys, monkeypatch, argv, message):
     """``--out`` of generate is a JSON-lines file; of prepare, export and training a directory
@@ -894,3 +900,19 @@ def test_every_file_a_checkpoint_writer_writes_is_a_checkpoint_entry(tiny_checkp
         names |= {p.name for p in (assets_dir() / model).iterdir()}
     assert all(checkpoint_entry(name) for name in names), sorted(n for n in names if not checkpoint_entry(n))
     assert not checkpoint_entry("notes.txt") and not checkpoint_entry("my.toml")
+
+
+def test_a_path_the_system_cannot_write_is_one_line(tmp_path, monkeypatch, capsys):
+    """An OSError about a path (here: a folder without write permission, as a disk or a
+    permission would refuse it) is the one-line error of a user's mistake, not a traceback."""
+    from textopia.cli import COMMANDS
+
+    ideas = tmp_path / "ideas.txt"
+    ideas.write_text("red car\n")
+
+    def refused(*_, **__):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "o.jsonl.partial"))
+
+    monkeypatch.setitem(COMMANDS, "generate", refused)
+    assert main(["generate", "--ideas-file", str(ideas), "--out", str(tmp_path / "o.jsonl")]) == 2
+    assert _one_error_line(capsys).endswith("o.jsonl.partial: Permission denied")

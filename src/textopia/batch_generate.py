@@ -227,7 +227,8 @@ def generate_file(
     Raises:
         TextopiaError: before any generation: an unreadable ideas file, an ``out`` that cannot
             be the output (:func:`check_out`), bad settings, ``n`` < 1, or a partial output written
-            from other ideas or settings.
+            from other ideas or settings; during it, an idea the model refuses (too long for it),
+            named by its line, with the ideas before it written to the partial output.
     """
     from tqdm.auto import tqdm
 
@@ -259,8 +260,14 @@ def generate_file(
     with open(partial, "ab") as f:
         for start in range(done, len(ideas), batch_size):
             lines = []
+            failed = None
             for index in range(start, min(start + batch_size, len(ideas))):
-                record = idea_record(generator, ideas[index], idea_seed(seed, index), n, settings, settings_kept)
+                try:
+                    record = idea_record(generator, ideas[index], idea_seed(seed, index), n, settings, settings_kept)
+                except TextopiaError as e:  # this idea's own fault: the ideas before it are kept
+                    failed = TextopiaError(f"{ideas_file}, line {ideas[index].line}: {e} (the {done + written + len(lines)} "
+                                           f"ideas before it are written to {partial}; a rerun goes on from there)")
+                    break
                 lines.append(json.dumps(record, ensure_ascii=False) + "\n")
                 prompts += len(record["prompts"])
                 bar.update(1)
@@ -268,6 +275,9 @@ def generate_file(
             f.flush()
             os.fsync(f.fileno())
             written += len(lines)
+            if failed is not None:
+                bar.close()
+                raise failed
             seconds = time.perf_counter() - started
             bar.set_postfix(prompts_per_s=f"{prompts / seconds:.2f}" if seconds else "-")
     bar.close()

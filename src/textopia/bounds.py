@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 import types
 import typing
 from collections.abc import Collection
@@ -175,10 +176,18 @@ def check_out_path(path: str | Path, key: str, what: str = "directory") -> Path:
     Args:
         key: the option or setting that gave it ("--out", "train.out_dir"), for the message.
         what: "directory" or "file", for the message.
+
+    Raises:
+        TextopiaError: it names no ``what`` of its own, or a folder above it is a file.
     """
     p = Path(path)
     if not str(path).strip() or p.name in ("", ".", ".."):
         raise TextopiaError(f"{key} must name a {what} of its own (it is written as a whole), got {str(path)!r}")
+    for parent in p.absolute().parents:  # the nearest that exists is where it is written: a folder
+        if os.path.lexists(parent):
+            if not parent.is_dir():
+                raise TextopiaError(f"{key}: {parent} is a file, not a folder, so {path} cannot be written")
+            break
     return p
 
 

@@ -316,6 +316,13 @@ def test_fit_keep_writes_a_head_the_loader_reads(tiny_checkpoint, tmp_path, caps
     assert main(["fit-keep", str(a), str(b), "--model", str(folder), "--out", str(folder / KEEP_DIR)]) == 0  # a head
     assert main(["fit-keep", str(a), "--model", str(folder), "--out", str(mine), "--overwrite"]) == 0
     assert is_keep_dir(mine) and not (mine / "thesis.txt").exists()
+    # A judged prompt longer than the writer reads: one line naming its idea, no head written.
+    capsys.readouterr()
+    long = _judged_folder(tmp_path / "round-long", [*_ROWS, ("a castle", "a castle, " + "gold, " * 200, 3, 4)])
+    assert main(["fit-keep", str(long), "--model", str(folder), "--out", str(tmp_path / "long-head")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "a judged prompt for 'a castle' is" in err and "reads at most" in err
+    assert not (tmp_path / "long-head").exists()
 
 
 def test_features_are_exact_and_leave_the_shared_engines_weights_alone(tiny_checkpoint, monkeypatch):

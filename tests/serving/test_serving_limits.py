@@ -244,17 +244,47 @@ def test_run_server_passes_settings_to_uvicorn(monkeypatch: pytest.MonkeyPatch) 
     from textopia.serving.app import run_server
 
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+
+    class Server:  # uvicorn's, serving on the socket run_server bound
+        def __init__(self, config) -> None:
+            seen.update(app=config.app, **{k: getattr(config, k) for k in (
+                "host", "port", "limit_concurrency", "http", "timeout_keep_alive", "h11_max_incomplete_event_size",
+                "timeout_graceful_shutdown")})
+            self.started = True
+
+        def run(self, sockets) -> None:
+            seen["bound"] = [s.getsockname() for s in sockets]
+            for s in sockets:
+                s.close()
+
+    monkeypatch.setattr(uvicorn, "Server", Server)
     monkeypatch.setenv("TEXTOPIA_MODELS", "a")
-    monkeypatch.setenv("TEXTOPIA_PORT", "9000")
+    monkeypatch.setenv("TEXTOPIA_PORT", "0")  # any free port
     run_server("127.0.0.1", None, ["b"])
-    assert seen["host"] == "127.0.0.1" and seen["port"] == 9000
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 0 and seen["bound"][0][0] == "127.0.0.1"
     assert seen["app"].state.textopia.settings.models == ["a", "b"]
     assert seen["limit_concurrency"] == 1024
     assert seen["http"].func is HeaderTimeoutProtocol and seen["http"].keywords == {"header_timeout_s": 10.0}
     assert seen["timeout_keep_alive"] == 5 and seen["h11_max_incomplete_event_size"] == 16_384
     assert seen["timeout_graceful_shutdown"] == 5  # SIGTERM: in-flight work gets 5 s, then is cancelled
 
+
+
+@pytest.mark.parametrize("taken", [True, False])
+def test_a_port_that_cannot_be_listened_on_fails_before_any_model_loads(monkeypatch, capsys, taken) -> None:
+    """A taken port (another server on it) or one out of range: one line, status 2, no model loaded."""
+    from textopia.cli import main
+    from textopia.serving import app as service
+
+    monkeypatch.setattr(service, "create_app", lambda *a, **k: pytest.fail("the models loaded first"))
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1] if taken else 70000
+        assert main(["serve", "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.endswith(f"127.0.0.1:{port}: in use") if taken else "must be in 0..65535" in err
 
 
 def test_load_benchmarks_server_is_configured_as_the_service(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,8 +1,8 @@
 """The ``textopia`` command: prepare | train | eval | compare | generate | reconstruct | interpolate |
 variations | export | serve.
 
-User errors (bad input, missing files, unknown models) print one line, ``textopia: error: ...``,
-and exit with status 2; no traceback.
+User errors (bad input, missing files, unknown models, a path the system cannot write) print one
+line, ``textopia: error: ...``, and exit with status 2; no traceback.
 
 The parser, the logging setup and the error handling are here; each command group has its module,
 which adds its sub-parsers and holds its command functions: ``build`` (prepare, train, export),
@@ -86,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("textopia: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:
+        if e.filename is None:  # not about a path the user gave: a fault of ours, with its traceback
+            raise
+        print(f"textopia: error: {_one_line(f'{e.filename}: {e.strerror or e}')}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         return 0
     return 0

@@ -277,9 +277,11 @@ def _text_eval(args, path: Path, plan: dict) -> dict:
 def cmd_compare(args) -> None:
     """``textopia compare``: several models on the same ideas and seeds; prints the Markdown table and
     writes results.json, results.md and the plots to ``--out``."""
+    from textopia.bounds import check_out_path
     from textopia.evaluation.compare import compare
     from textopia.evaluation.report import markdown_report
 
+    check_out_path(args.out, "--out")  # before any model runs: an evaluation's work is not lost at the end
     results = compare(
         args.models, args.out, ideas_file=args.ideas_file, num_ideas=args.num_ideas, n_per_idea=args.samples,
         seed=args.seed, data_dir=args.data_dir, split=args.split, likelihood_limit=args.likelihood_limit,

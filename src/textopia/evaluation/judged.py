@@ -89,8 +89,8 @@ def judged_features(generator, folders: Sequence[str | Path]) -> JudgedFeatures:
     writer (a :class:`~textopia.generation.decoder.DecoderGenerator` on the lean GPT-2 engine).
 
     Raises:
-        TextopiaError: a folder is not a judged folder, no folder holds a pair, or the writer is
-            not one whose hidden states a head reads.
+        TextopiaError: a folder is not a judged folder, no folder holds a pair, the writer is not
+            one whose hidden states a head reads, or a judged prompt is longer than it reads.
     """
     from textopia.models.keep_head import features
 
@@ -100,6 +100,12 @@ def judged_features(generator, folders: Sequence[str | Path]) -> JudgedFeatures:
     if not pairs:
         raise TextopiaError("no judged pairs: the folders hold no two model prompts for one idea kept differently")
     items = sorted({(idea, p) for _, idea, pa, pb, _ in pairs for p in (pa, pb)})
+    limit, tokenizer = generator.model.config.n_positions, generator.tokenizer
+    for idea, prompt in items:  # before any pass: one too long for the writer fails here, named
+        length = len(tokenizer.context_ids(idea)) + len(tokenizer.encode(prompt)) + 1
+        if length > limit:
+            raise TextopiaError(f"a judged prompt for {idea!r} is {length} tokens with its idea and end, and "
+                                f"{generator.name} reads at most {limit}: fit the head on a writer with more positions")
     at = {item: i for i, item in enumerate(items)}
     raw = features(generator.model, generator.tokenizer, [i for i, _ in items], [p for _, p in items])
     return JudgedFeatures(items=items, raw=raw,

@@ -8,7 +8,9 @@ leading ``serve`` is accepted and ignored; host and port default to ``TEXTOPIA_H
 from __future__ import annotations
 
 import argparse
+import sys
 
+from textopia.errors import TextopiaError
 from textopia.serving.app import run_server
 
 
@@ -20,7 +22,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", nargs="*", default=[], metavar="DIR",
                         help="checkpoint dirs or model names to load besides the default")
     args = parser.parse_args(argv)
-    run_server(args.host, args.port, args.models)
+    try:
+        run_server(args.host, args.port, args.models)
+    except TextopiaError as e:  # a taken port, a model that does not load: one line, as `textopia serve`
+        sys.exit(f"textopia: error: {e}")
 
 
 if __name__ == "__main__":

@@ -29,8 +29,10 @@ This module is the factory and the runner; the routes are in :mod:`textopia.serv
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -40,6 +42,7 @@ from typing import Any
 import anyio
 from fastapi import FastAPI
 
+from textopia.errors import TextopiaError
 from textopia.generation.base import Generator
 from textopia.serving.clip import ClipCounter
 from textopia.serving.deps import ServiceState
@@ -198,8 +201,34 @@ def run_server(
     if port is not None:
         update["port"] = port
     settings = settings.model_copy(update=update)
+    sock = listening_socket(settings.host, settings.port)  # before the models load: a taken port fails now
     _configure_logging(settings.log_level)
     app = create_app(settings, endpoint=endpoint)
-    logger.info("serving on http://%s:%d%s", settings.host, settings.port,
+    logger.info("serving on http://%s:%d%s", settings.host, sock.getsockname()[1],
                 f", generating through {endpoint.invocations_url}" if endpoint else "")
-    uvicorn.run(app, **uvicorn_options(settings))
+    server = uvicorn.Server(uvicorn.Config(app, **uvicorn_options(settings)))
+    server.run(sockets=[sock])
+    if not server.started:
+        raise TextopiaError("the service did not start (its log above says why)")
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` as uvicorn binds its own (IPv6 where the host has a
+    colon, ``SO_REUSEADDR``), for the server to listen on.
+
+    Raises:
+        TextopiaError: the port is out of range, in use, or the host is not an address of this
+            machine (one line, before any model loads).
+    """
+    if not 0 <= port <= 65535:
+        raise TextopiaError(f"the port must be in 0..65535, got {port}")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family=family, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        reason = "in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e)).lower()
+        raise TextopiaError(f"cannot listen on {host}:{port}: {reason}") from None
+    return sock
