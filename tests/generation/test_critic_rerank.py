@@ -447,12 +447,13 @@ def test_select_takes_the_most_fluent_concise_sample_within_a_tier(monkeypatch):
 
 
 def test_candidates_are_bounded_and_scale_with_n():
-    assert rows_per_round(1, GenerationConfig(candidates=16)) == 16
-    assert rows_per_round(1, GenerationConfig(candidates=4)) == 16  # one prompt: never fewer than MIN_POOL
-    assert rows_per_round(1, GenerationConfig()) == 16  # the default: as many as two prompts of eight get
-    assert rows_per_round(3, GenerationConfig(candidates=2)) == 16
+    assert rows_per_round(1, GenerationConfig(candidates=16)) == 32
+    assert rows_per_round(1, GenerationConfig(candidates=4)) == 32  # one prompt: never fewer than MIN_POOL
+    assert rows_per_round(1, GenerationConfig()) == 32  # the default: as many as four prompts of eight get
+    assert rows_per_round(3, GenerationConfig(candidates=2)) == 32
     assert rows_per_round(1, GenerationConfig(candidates=4), min_pool=16) == 16  # latent diffusion's floor
-    assert rows_per_round(5, GenerationConfig(candidates=4)) == 20
+    assert rows_per_round(5, GenerationConfig(candidates=4), min_pool=16) == 20
+    assert rows_per_round(5, GenerationConfig(candidates=8)) == 40
     assert rows_per_round(4, GenerationConfig(candidates=16)) == 64
     assert rows_per_round(1, GenerationConfig(candidates=16, rerank=False)) == 1
     assert rows_per_round(4, GenerationConfig(candidates=16, rerank=False)) == 4
@@ -475,7 +476,7 @@ def test_one_prompt_is_chosen_among_the_candidate_budget(tiny_checkpoint, monkey
     monkeypatch.setattr(decoder, "sample_many", spy)
     out = gen.generate("old fisherman", n=1, seed=3, candidates=6, max_new_tokens=30)
     assert len(out) == 1
-    assert drawn and drawn[0] == 16  # one batch of the whole pool (MIN_POOL), for n = 1
+    assert drawn and drawn[0] == 32  # one batch of the whole pool (MIN_POOL), for n = 1
 
 
 class _LengthCritic:

@@ -189,8 +189,8 @@ def test_a_generator_draws_each_round_through_the_sampler_it_is_given(tiny_check
     kw = dict(seed=3, max_new_tokens=12, min_new_tokens=0)
     assert [g.prompt for g in gen.generate("castle", 2, **kw)] == [g.prompt for g in loaded.generate("castle", 2, **kw)]
     opening = gen.idea_prefix("castle")
-    # 2 prompts x 8 candidates: half free, half opening with the idea as a clause of its own
-    assert rounds[0] == [(8, "castle", None), (8, "castle", f"{opening},")]
+    # 2 prompts x 8 candidates, at least MIN_POOL (32): half free, half opening with the idea as a clause of its own
+    assert rounds[0] == [(16, "castle", None), (16, "castle", f"{opening},")]
 
 
 def test_a_hard_idea_draws_more_rounds_until_a_sample_is_faultless(tiny_checkpoint):

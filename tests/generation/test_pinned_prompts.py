@@ -77,12 +77,12 @@ def _calls(gen, **extra) -> dict[str, list[str]]:
 
 
 DEFAULT = {
-    "expand n=1": ["a castle on a hill, cinematic lighting"],
-    "expand n=3": ["a castle on a hill, cinematic render, artstation", "a castle on a hill, trending on artstation, studio ghibli", "a castle on a hill, in the style of makoto shinkai"],
-    "continue n=1": ["a portrait of a character in the style of gta san andreas, trending on artstation"],
-    "continue n=3": ["a portrait of a character in a scenic environment by marco bucci, highly detailed", "a portrait of a samurai warrior, painting by Gaston Bussiere, Craig Mullins", "a portrait of the moon goddess of the night sky in the style of greg rutkowski"],
-    "nothing n=1": ["a painting of a mountain, by greg rutkowski and james gurney"],
-    "nothing n=3": ["a painting of a tall building, by rene magritte, trending on artstation", "a girl in the style of anime", "a portrait of a young girl with green eyes, anime, artstation"],
+    "expand n=1": ["a castle on a hill, digital art, cinematic, highly detailed"],
+    "expand n=3": ["a castle on a hill, digital art, cinematic, highly detailed", "castle on the hill, by ilya kuvshinov", "a castle on a hill, cinematic, volumetric lighting, beautiful, stunning, by makoto shinkai"],
+    "continue n=1": ["a portrait of a medieval peasant woman, highly detailed, cinematic lighting"],
+    "continue n=3": ["a portrait of a medieval peasant woman, highly detailed, cinematic lighting", "a portrait of the greek god of thunder, art by greg rutkowski and artgerm", "a portrait of an alien, elegant, fantasy, intricate, by stanley artgerm lau"],
+    "nothing n=1": ["a portrait of a robot by rembrandt, featured on artstation"],
+    "nothing n=3": ["a portrait of a robot by rembrandt, featured on artstation", "a cat by joel robison, highly detailed", "a young boy with a mohawk, portrait"],
 }
 
 
@@ -95,12 +95,12 @@ def test_the_shipped_default_model_writes_the_pinned_prompts():
 
 GPT = {
     "expand n=1": ["castle on a hill"],
-    "expand n=3": ["castle on a hill", "castle on a hill, one in t ITbl f made are of 8", "castle on a hill, am M musigiWut most ma Golrtrait r"],
-    "continue n=1": ["a portrait of on girl"],
-    "continue n=3": ["a portrait of h", "a portrait", "a portrait of z d on fix com made sly"],
-    "nothing n=1": ["in girl"],
-    "nothing n=3": ["winning of", "by concepton", "erkerb drawingus cinematic aphingarlet head"],
-    "batch": [["castle on a hill", "castle on a hill, still aniisinggsgrnjro"], ["photography"]],
+    "expand n=3": ["castle on a hill", "castle on a hill, realistic made inok", "castle on a hill, inenderoc sta clouo L key R M"],
+    "continue n=1": ["a portrait of rant maam"],
+    "continue n=3": ["a portrait of rant maam", "a portrait of blu El beautiful S ofhiop", "a portrait of rrastoc staar intricate 8 R bre"],
+    "nothing n=1": ["on girll"],
+    "nothing n=3": ["on girll", "ack2 thez con", "pa al artighessn sker"],
+    "batch": [["castle on a hill, I( solarpunk", "castle on a hill"], ["smiling"]],
 }
 
 
@@ -114,11 +114,11 @@ def test_the_tiny_gpt_writes_the_pinned_prompts(fp32_gpt):
 
 VAE = {
     "expand n=1": ["castle on a hill"],
-    "expand n=3": ["castle on a hill", "castle on a hill ma thep restft", "castle on a hill, osgra photograph robot ske m spimy co"],
-    "continue n=1": ["a portrait of White detail"],
-    "continue n=3": ["a portrait of high 8 colorgeral Al0", "a portrait of Station smiling whitegth Hv wearing human photograph Emmao", "a portrait of holding backgrounditchdeme aslowing goer withins conceptta"],
-    "nothing n=1": ["irl full"],
-    "nothing n=3": ["octane", "roughitewn studioley goitch", "deestutiful photorealismentaq partsep lightmation! painting eyeso"],
+    "expand n=3": ["castle on a hill", "castle on a hill, sy Fer oil H higho expin", "castle on a hill, hea kap high athtra"],
+    "continue n=1": ["a portrait of smiling eautiful com digitalper+omit"],
+    "continue n=3": ["a portrait of smiling eautiful com digitalper+omit", "a portrait of photorealistic smoothlowing Tre eanta of spo", "a portrait of fro black Mcevieam skythR face"],
+    "nothing n=1": ["veki bealyingidou still intricateie"],
+    "nothing n=3": ["veki bealyingidou still intricateie", "ibeld Vigoc roboticft as", "arm ex An ArtStation her studioolar the"],
     "variations": ["a, ao an a as an a, an ao, a,o a", "ao an a a, an aoo ao, a,o a, as an aon an a", "a,o an a as an ao aoo a, an a, ao, a"],
     "interpolate": ["ao an a aoo ao, an a, a,o a, as an a", "ao an a aoo ao, an a, a,o a, as an a", "ao an a aoo ao, an a, a,o a, as an a"],
 }

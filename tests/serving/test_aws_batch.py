@@ -106,11 +106,11 @@ def test_a_call_is_refused_413_when_its_lines_together_ask_too_much(app_factory)
         too_many = "{}\n" * (MAX_JSONLINES + 1)
         r = c.post("/invocations", content=too_many, headers=JSONLINES)
         assert r.status_code == 413 and f"at most {MAX_JSONLINES}" in r.json()["error"]
-    with TestClient(app_factory({"fake": fake}, max_request_tokens=1000)) as c:
-        light = json.dumps({"idea": "x", "n": 2, "candidates": 4, "max_new_tokens": 50})  # 16 rows (the floor): 800 tokens
+    with TestClient(app_factory({"fake": fake}, max_request_tokens=2000)) as c:
+        light = json.dumps({"idea": "x", "n": 2, "candidates": 4, "max_new_tokens": 50})  # 32 rows (the floor): 1600 tokens
         r = c.post("/invocations", content=light + "\n" + light + "\n", headers=JSONLINES)
         assert r.status_code == 413
-        assert "1600 tokens" in r.json()["error"] and "max_request_tokens" in r.json()["error"]
+        assert "3200 tokens" in r.json()["error"] and "max_request_tokens" in r.json()["error"]
         assert c.post("/invocations", content=light + "\n{not json\n", headers=JSONLINES).status_code == 200
         assert len(fake.calls) == calls + 1  # invalid lines count for nothing
 

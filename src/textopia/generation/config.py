@@ -149,20 +149,23 @@ def check_setting(name: str, value: Any, key: str | None = None) -> None:
         raise TextopiaError(f"{key or name} must be {bound.describe(kind)}, got {value}")
 
 
-#: With reranking, the fewest samples a call draws: one prompt is chosen among as many as two
-#: prompts of the default's ``candidates`` get. Chosen by the most fluent and concise sample
-#: (:func:`textopia.generation.rerank.joint`), three blind judges scored one prompt among 16
-#: above one among 8 on 110 new ideas (coherence 6.03 / 5.97 / 5.96 -> 6.28 / 6.30 / 6.26, keep
-#: 5.75 / 5.73 / 5.79 -> 5.88 / 5.93 / 6.05; 16's keep higher in 60 / 65 / 62.5 of 110:
-#: benchmarks/results/judged/ab_s22_pool16); the reranker finds no fault in more of its choices
-#: (0.943 -> 0.971 of 105 ideas: ``python -m benchmarks pool --set pools=8,16``), at 1.38x the
-#: time of a one-prompt call (0.152 s -> 0.210 s on one thread). In session 20, when the critic
-#: chose within a tier, 16 was judged no better than 8 (benchmarks/results/judged/ab_s20_pool8).
-MIN_POOL = 16
+#: With reranking, the fewest samples a call draws: one prompt is chosen among as many as four
+#: prompts of the default's ``candidates`` get. Chosen by the keep head within the reranker's
+#: tiers, three rounds of new ideas, each with three new blind judges, scored one prompt among 32
+#: against one among 16 (134 ideas; benchmarks/results/judged/ab_s29_pool32, ab_s29_pool32b,
+#: ab_s29_pool32c): keep +0.32 / +0.38 / +0.32, -0.02 / -0.02 / -0.02 and +0.15 / 0.00 / -0.05,
+#: coherence +0.18 to +0.30, -0.07 to +0.02 and +0.05 to +0.29, kept over the human prompt 2 to 9
+#: points more often in each of the nine; 32 higher in 53% of 402 judged pairs. A one-prompt call
+#: takes 1.6x the time (p50 0.157 -> 0.251 s, 2 threads, interleaved); the service draws 8 while
+#: requests wait (``TEXTOPIA_BROWNOUT_POOL``). In session 22, 16 was judged above 8 (keep 5.75 /
+#: 5.73 / 5.79 -> 5.88 / 5.93 / 6.05 on 110 ideas: benchmarks/results/judged/ab_s22_pool16), and
+#: in session 28 again, by a little (ab_s28_pool8).
+MIN_POOL = 32
 #: :data:`MIN_POOL` for latent diffusion (:attr:`Generator.min_pool`), whose calls take 4 candidates
 #: a prompt: two blind judges scored its one prompt among 8 samples below its one among 16 (keep
 #: 5.82 / 5.66 -> 5.62 / 5.50, 8's keep higher in 23.5 and 24.5 of 50:
-#: benchmarks/results/judged/ab_s20_latent_pool8), so it keeps 16, as the language models now do.
+#: benchmarks/results/judged/ab_s20_latent_pool8), so it keeps 16; 32 was judged no better (keep
+#: -0.06 / -0.10 / 0.00 on 50 new ideas: benchmarks/results/judged/ab_s29_pool32).
 LATENT_MIN_POOL = 16
 
 
