@@ -916,3 +916,40 @@ def test_a_path_the_system_cannot_write_is_one_line(tmp_path, monkeypatch, capsy
     monkeypatch.setitem(COMMANDS, "generate", refused)
     assert main(["generate", "--ideas-file", str(ideas), "--out", str(tmp_path / "o.jsonl")]) == 2
     assert _one_error_line(capsys).endswith("o.jsonl.partial: Permission denied")
+
+
+def test_sigterm_unwinds_a_command_as_ctrl_c_does(tmp_path, monkeypatch, capsys):
+    """``kill`` (SIGTERM) in the middle of an atomic write: the command stops with status 143, the
+    half-built folder is removed (not left hidden beside its target), the old output is kept, and
+    the process's own SIGTERM handler is back afterwards."""
+    import signal
+
+    from textopia.cli import COMMANDS
+    from textopia.io import atomic_dir
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.json").write_text("old")
+
+    def killed_while_writing(args):
+        with atomic_dir(out) as tmp:
+            (tmp / "summary.json").write_text("new, half written")
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler runs before this ends
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setitem(COMMANDS, "prepare", killed_while_writing)
+    assert main(["prepare", "x.txt", "--out", str(out)]) == 143
+    assert capsys.readouterr().err.strip() == "textopia: terminated"
+    assert (out / "summary.json").read_text() == "old" and _hidden(tmp_path) == []
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_the_folder_a_command_runs_in_is_never_replaced(tmp_path, user_file, monkeypatch, capsys):
+    work = tmp_path / "w"
+    mine = _precious(work)
+    monkeypatch.chdir(work)
+    for out in (str(work), str(tmp_path)):  # "." and ".." by their absolute names, even with --overwrite
+        assert main(["prepare", str(user_file), "--out", out, "--no-tokenizer", "--overwrite"]) == 2
+        assert "the folder this command runs in" in _one_error_line(capsys)
+    assert mine.read_text() == "precious"

@@ -90,7 +90,7 @@ def check_output_dir(path: str | Path, kind: str, is_kind: Callable[[Path], bool
     ``path`` may be replaced when nothing is there, it is an empty directory, or it holds an
     output of this ``kind`` (``is_kind(path)``) and nothing else (each entry's name ``own``);
     anything else (other files beside an output, a file) only with ``overwrite``. Never when it
-    is, or holds, one of ``inputs`` (local paths; URLs are skipped).
+    is, or holds, one of ``inputs`` (local paths; URLs are skipped), or the current directory.
 
     Args:
         kind: what the output is, for the message ("prepared corpus", "checkpoint").
@@ -109,6 +109,9 @@ def check_output_dir(path: str | Path, kind: str, is_kind: Callable[[Path], bool
         source_path = Path(source).resolve()
         if source_path == target or source_path.is_relative_to(target):
             raise TextopiaError(f"{path} holds the input {source}: writing the {kind} there would delete it")
+    here = Path.cwd().resolve()
+    if here == target or here.is_relative_to(target):
+        raise TextopiaError(f"{path} is the folder this command runs in, or holds it: it is never replaced")
     if overwrite or not os.path.lexists(path):
         return
     if not path.is_dir():

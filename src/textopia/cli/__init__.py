@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 
 from textopia.cli import build, measure, serve, write
 from textopia.errors import TextopiaError
@@ -78,8 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     # clutter one-line-per-prompt output.
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    previous = _unwind_on_sigterm()
     try:
         COMMANDS[args.command](args)
+    except _Terminated:
+        print("textopia: terminated", file=sys.stderr)
+        return 143
     except TextopiaError as e:
         print(f"textopia: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
@@ -93,7 +99,27 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised where the command is, so that what it was writing is removed as on Ctrl-C."""
+
+
+def _terminate(signum, frame) -> None:
+    raise _Terminated
+
+
+def _unwind_on_sigterm():
+    """Make SIGTERM (``kill``, a scheduler's stop) unwind the command as Ctrl-C does: a folder or
+    file being written atomically is removed, not left hidden beside its target. Returns the
+    handler it replaced (None where it cannot be set: not the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _terminate)
 
 
 def entry() -> None:

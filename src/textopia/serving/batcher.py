@@ -15,8 +15,8 @@ still waiting here when it passes is dropped unsampled (its client has already h
 an overloaded service does not spend its CPU on answers nobody reads.
 
 Under load the batcher browns out (Klein et al. 2014, "Brownout: building more robust cloud
-applications", ICSE): when requests are still waiting once a batch is full and every other
-worker is decoding one, that batch's calls
+applications", ICSE): when requests are still waiting once a batch is full (no other worker was
+free to take them), that batch's calls
 draw ``brownout_pool`` candidates at least instead of the generator's
 :attr:`~textopia.generation.base.Generator.min_pool`, and the rows freed take waiting requests
 into the same batch. A request that would wait for the next batch is answered sooner, from a
@@ -104,7 +104,6 @@ class MicroBatcher:
         self.batches = 0  # batches decoded so far (for logs and tests)
         self.dropped = 0  # requests dropped unsampled, past their deadline
         self.browned_out = 0  # batches decoded with brownout_pool
-        self._busy = 0  # workers decoding a batch now
         for thread in self._threads:
             thread.start()
 
@@ -159,11 +158,9 @@ class MicroBatcher:
                 batch.append(item)
                 rows += self._rows(item)
             pool = None
-            with self._count:
-                others_busy = self._busy >= len(self._threads) - 1
-            if self.brownout_pool is not None and not stop and others_busy and not self._queue.empty():
-                # Full, others wait behind it, and no worker is free for them: a smaller pool each,
-                # and the rows freed for them.
+            if self.brownout_pool is not None and not stop and not self._queue.empty():
+                # Full, and others wait behind it (an idle worker would have taken them already): a
+                # smaller pool each, and the rows freed for them.
                 pool = self.brownout_pool
                 rows = sum(self._rows(b, pool) for b in batch)
                 while rows < self.max_rows:
@@ -193,8 +190,6 @@ class MicroBatcher:
             if not batch:
                 return
         started, cpu = time.perf_counter(), time.thread_time()
-        with self._count:
-            self._busy += 1
         try:
             calls = [(b.idea, b.n, b.settings) for b in batch]
             decode = generate_batch or self.generator.generate_batch
@@ -204,9 +199,6 @@ class MicroBatcher:
             for b in batch:
                 b.future.set_exception(exc)
             return
-        finally:
-            with self._count:
-                self._busy -= 1
         with self._count:
             self.batches += 1
             self.browned_out += pool is not None

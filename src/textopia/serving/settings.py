@@ -45,10 +45,10 @@ class ServingSettings(BaseSettings):
             batch worker (:class:`~textopia.serving.decode_worker.ProcessDecoder`: each loads the
             model again, about 0.4 GiB of memory each), not on threads of the service's process
             that wait on each other for Python's lock; applies to a model loaded by name or path.
-        brownout_pool: the fewest candidates a one-prompt request draws while the batch workers
-            are all decoding and requests still wait (:class:`~textopia.serving.batcher.MicroBatcher`'s
+        brownout_pool: the fewest candidates a one-prompt request draws while requests wait for
+            a batch worker (:class:`~textopia.serving.batcher.MicroBatcher`'s
             brownout): more requests share a batch and each waits less; 0 keeps every model's
-            ``min_pool`` (16) under any load.
+            ``min_pool`` (32 for the language models, 16 for latent diffusion) under any load.
         request_timeout_s: the longest a request may wait and run, in seconds; then 504. A JSON-lines
             call has one such deadline for all its lines; lines not answered by then are answered 504.
         max_request_rows: sampled rows (n × candidates, summed over the lines) one JSON-lines call may
