@@ -144,38 +144,34 @@ class MicroBatcher:
             first = self._queue.get()
             if first is None:
                 return
-            batch, rows = [first], self._rows(first)
-            deadline = time.monotonic() + self.window_s
-            stop = False
-            while rows < self.max_rows:
-                try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-                rows += self._rows(item)
+            batch = [first]
+            stop = self._fill(batch, None, time.monotonic() + self.window_s)
             pool = None
             if self.brownout_pool is not None and not stop and not self._queue.empty():
                 # Full, and others wait behind it (an idle worker would have taken them already): a
                 # smaller pool each, and the rows freed for them.
                 pool = self.brownout_pool
-                rows = sum(self._rows(b, pool) for b in batch)
-                while rows < self.max_rows:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is None:
-                        stop = True
-                        break
-                    batch.append(item)
-                    rows += self._rows(item, pool)
+                stop = self._fill(batch, pool, None)
             self._decode(batch, generate_batch, pool)
             if stop:
                 return
+
+    def _fill(self, batch: list[_Item], pool: int | None, deadline: float | None) -> bool:
+        """Take queued requests into ``batch`` until its rows (at ``pool``) reach ``max_rows``,
+        each waited for until ``deadline`` (``time.monotonic()``; None: only those queued now).
+        Returns whether :meth:`close` asked the worker to stop."""
+        rows = sum(self._rows(b, pool) for b in batch)
+        while rows < self.max_rows:
+            try:
+                item = (self._queue.get_nowait() if deadline is None
+                        else self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                return False
+            if item is None:
+                return True
+            batch.append(item)
+            rows += self._rows(item, pool)
+        return False
 
     def _decode(self, batch: list[_Item], generate_batch, pool: int | None = None) -> None:
         now = time.monotonic()
