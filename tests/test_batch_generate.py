@@ -83,6 +83,11 @@ def test_a_partial_from_other_ideas_or_settings_is_refused(ideas_file: Path, tmp
     partial_path(out).write_text("garbage\n" + first_two)
     with pytest.raises(TextopiaError, match="line 1 is not a JSON record"):
         generate_file(fake, ideas_file, out, n=1, seed=0, progress=False)
+    partial_path(out).unlink()
+    out.write_text('{"text": "a prompt of my own"}\n')  # a JSON-lines file the user wrote: not ours
+    with pytest.raises(TextopiaError, match="is not the output of `textopia generate --ideas-file`.*left alone"):
+        generate_file(fake, ideas_file, out, n=1, seed=0, progress=False)
+    assert out.read_text() == '{"text": "a prompt of my own"}\n' and not fake.calls
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

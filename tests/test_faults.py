@@ -953,3 +953,15 @@ def test_the_folder_a_command_runs_in_is_never_replaced(tmp_path, user_file, mon
         assert main(["prepare", str(user_file), "--out", out, "--no-tokenizer", "--overwrite"]) == 2
         assert "the folder this command runs in" in _one_error_line(capsys)
     assert mine.read_text() == "precious"
+
+
+def test_an_output_behind_a_link_is_written_where_the_link_points(tmp_path, user_file):
+    """``--out`` a symbolic link to an earlier output: the folder it names is replaced, the link kept."""
+    real = tmp_path / "real"
+    assert main(["prepare", str(user_file), "--out", str(real), "--no-tokenizer"]) == 0
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    (real / "train.txt").write_text("stale\n")
+    assert main(["prepare", str(user_file), "--out", str(link), "--no-tokenizer"]) == 0
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert (real / "train.txt").read_text() != "stale\n" and _hidden(tmp_path) == []

@@ -141,6 +141,9 @@ def check_records(data: bytes, path: str | Path, ideas: list[Idea], model: str,
             record = None
         if not isinstance(record, dict):
             raise TextopiaError(f"{path}: line {number} is not a JSON record; delete the file to start over")
+        if not {"line", "idea", "model", "prompts"} <= record.keys():
+            raise TextopiaError(f"{path} is not the output of `textopia generate --ideas-file` (line {number} is not "
+                                f"its record): it is left alone; give another --out")
         if done >= len(ideas) or record.get("line") != ideas[done].line or record.get("idea") != ideas[done].text:
             raise TextopiaError(f"{path} was written from other ideas (record {done + 1}: "
                                 f"{record.get('idea')!r}); use another --out or delete it")

@@ -214,10 +214,12 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     If the process dies between those two renames, the next :func:`atomic_dir` or
     :func:`recover_dir` of ``path`` restores the old one.
 
+    A symbolic link at ``path`` is followed: the folder it names is replaced, and the link kept.
+
     Yields:
         the temporary directory to fill.
     """
-    path = Path(path)
+    path = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     recover_dir(path)
     writer = _writer()
