@@ -4,7 +4,8 @@ Pinned only where the arithmetic is the same on every CPU we run on. The models 
 float32 (``train.precision=fp32``): the shared tiny fixtures train at ``precision=auto``, which is
 bf16 autocast on a CPU with AVX512-BF16 and float32 on one with AVX2 only, so their weights, and
 the prompts, differ between the two machines. They decode in float32 too (``weight_dtype="float32"``):
-the lean engine's default float16 and int8 weights run fbgemm's kernels, chosen by the CPU.
+the lean engine's default float16 and int8 weights run fbgemm's kernels, chosen by the CPU. And
+they train on one thread, whatever the environment sets (:func:`_train`).
 
 With ``TEXTOPIA_PIN_DUMP=1`` each test prints what it observed, to pin anew after a deliberate change.
 """
@@ -23,6 +24,7 @@ import textopia
 from tests.conftest import tiny_overrides, tiny_vae_overrides
 
 FP32 = {"train.precision": "fp32"}
+
 SHORT = {"max_new_tokens": 16, "min_new_tokens": 0}
 
 
@@ -32,7 +34,9 @@ def _train(overrides: list[str]) -> None:
     argv = [sys.executable, "-m", "textopia.cli", "train", "--no-progress"]
     for override in overrides:
         argv += ["--set", override]
-    subprocess.run(argv, check=True, capture_output=True, timeout=300)
+    # On one thread, whatever the environment sets: the tiny VAE trained on two (CI's default)
+    # came out other weights, and wrote other prompts.
+    subprocess.run(argv, check=True, capture_output=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 @pytest.fixture(scope="module")
