@@ -965,3 +965,16 @@ def test_an_output_behind_a_link_is_written_where_the_link_points(tmp_path, user
     assert main(["prepare", str(user_file), "--out", str(link), "--no-tokenizer"]) == 0
     assert link.is_symlink() and link.resolve() == real.resolve()
     assert (real / "train.txt").read_text() != "stale\n" and _hidden(tmp_path) == []
+
+
+def test_a_reader_that_has_gone_ends_the_command_quietly(monkeypatch, capsys):
+    """stdout's reader closed (``textopia generate ... | head -1``): status 0, nothing on stderr,
+    though a BrokenPipeError is an OSError as a path's errors are."""
+    from textopia.cli import COMMANDS
+
+    def gone(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setitem(COMMANDS, "generate", gone)
+    assert main(["generate", "a red fox"]) == 0
+    assert capsys.readouterr().err == ""

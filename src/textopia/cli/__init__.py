@@ -92,13 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("textopia: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout has gone (`| head`): nothing more to say
+        return 0
     except OSError as e:
         if e.filename is None:  # not about a path the user gave: a fault of ours, with its traceback
             raise
         print(f"textopia: error: {_one_line(f'{e.filename}: {e.strerror or e}')}", file=sys.stderr)
         return 2
-    except BrokenPipeError:
-        return 0
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
