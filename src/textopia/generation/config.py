@@ -155,7 +155,8 @@ def check_setting(name: str, value: Any, key: str | None = None) -> None:
 #: against one among 16 (134 ideas; benchmarks/results/judged/ab_s29_pool32, ab_s29_pool32b,
 #: ab_s29_pool32c): keep +0.32 / +0.38 / +0.32, -0.02 / -0.02 / -0.02 and +0.15 / 0.00 / -0.05,
 #: coherence +0.18 to +0.30, -0.07 to +0.02 and +0.05 to +0.29, kept over the human prompt 2 to 9
-#: points more often in each of the nine; 32 higher in 53% of 402 judged pairs. A one-prompt call
+#: points more often in each of the nine; 32 higher in 53% of 402 judged pairs (the LSTM's, 30
+#: more ideas: keep +0.17 to +0.30, coherence +0.40 to +0.43, ab_s29_pool32_lstm). A one-prompt call
 #: takes 1.6x the time (p50 0.157 -> 0.251 s, 2 threads, interleaved); the service draws 8 while
 #: requests wait (``TEXTOPIA_BROWNOUT_POOL``). In session 22, 16 was judged above 8 (keep 5.75 /
 #: 5.73 / 5.79 -> 5.88 / 5.93 / 6.05 on 110 ideas: benchmarks/results/judged/ab_s22_pool16), and
