@@ -206,3 +206,19 @@ def test_a_smaller_pool_draws_fewer_rows(tiny_checkpoint):
         assert len(out[0]) == 1 and drawn[0] == (gen.min_pool if pool is None else pool)
     with pytest.raises(ValueError, match="min_pool"):
         gen.generate_batch([("red fox", 1, settings)], min_pool=0)
+
+
+def test_a_backlog_is_what_the_other_workers_cannot_hold():
+    """The brownout's signal: requests queued now, or more requests in flight beside a gathered
+    batch than the other workers hold in batches of its size (one arriving just after the batch
+    window closed waits as surely as a queued one)."""
+    batcher = MicroBatcher(object(), workers=2, brownout_pool=8)
+    try:
+        batcher._in_flight = 2  # this batch of one and one in the other worker: nobody waits
+        assert not batcher._backlog(1)
+        batcher._in_flight = 3  # one more than the other worker's batch of one holds
+        assert batcher._backlog(1)
+        assert not batcher._backlog(2)  # batches of two: the other worker holds the one left
+    finally:
+        batcher._in_flight = 0
+        batcher.close()

@@ -15,8 +15,8 @@ still waiting here when it passes is dropped unsampled (its client has already h
 an overloaded service does not spend its CPU on answers nobody reads.
 
 Under load the batcher browns out (Klein et al. 2014, "Brownout: building more robust cloud
-applications", ICSE): when requests are still waiting once a batch is full (no other worker was
-free to take them), that batch's calls
+applications", ICSE): when requests wait beyond a batch once it is gathered (queued, or more in
+flight than the other workers' batches hold), that batch's calls
 draw ``brownout_pool`` candidates at least instead of the generator's
 :attr:`~textopia.generation.base.Generator.min_pool`, and the rows freed take waiting requests
 into the same batch. A request that would wait for the next batch is answered sooner, from a
@@ -104,6 +104,7 @@ class MicroBatcher:
         self.batches = 0  # batches decoded so far (for logs and tests)
         self.dropped = 0  # requests dropped unsampled, past their deadline
         self.browned_out = 0  # batches decoded with brownout_pool
+        self._in_flight = 0  # requests given to generate() and not yet answered (_decode counts them off)
         for thread in self._threads:
             thread.start()
 
@@ -120,6 +121,8 @@ class MicroBatcher:
             InferenceTimeout: the deadline passed before the request's batch began.
         """
         item = _Item(idea, n, settings, deadline)
+        with self._count:
+            self._in_flight += 1
         self._queue.put(item)
         return item.future.result()
 
@@ -147,14 +150,25 @@ class MicroBatcher:
             batch = [first]
             stop = self._fill(batch, None, time.monotonic() + self.window_s)
             pool = None
-            if self.brownout_pool is not None and not stop and not self._queue.empty():
-                # Full, and others wait behind it (an idle worker would have taken them already): a
-                # smaller pool each, and the rows freed for them.
+            if self.brownout_pool is not None and not stop and self._backlog(len(batch)):
+                # Others wait behind this batch: a smaller pool each, and the rows freed for them.
                 pool = self.brownout_pool
                 stop = self._fill(batch, pool, None)
-            self._decode(batch, generate_batch, pool)
+            try:
+                self._decode(batch, generate_batch, pool)
+            finally:
+                with self._count:
+                    self._in_flight -= len(batch)  # each is answered (or dropped) by now
             if stop:
                 return
+
+    def _backlog(self, size: int) -> bool:
+        """Whether requests wait beyond a batch of ``size`` requests just gathered: some are queued
+        now (an idle worker would have taken them), or more are in flight than the other workers'
+        batches of the same size hold (one arriving just after the batch window closed)."""
+        with self._count:
+            others = self._in_flight - size
+        return not self._queue.empty() or others > (len(self._threads) - 1) * size
 
     def _fill(self, batch: list[_Item], pool: int | None, deadline: float | None) -> bool:
         """Take queued requests into ``batch`` until its rows (at ``pool``) reach ``max_rows``,
