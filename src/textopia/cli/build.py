@@ -91,7 +91,7 @@ def cmd_fit_keep(args) -> None:
     from textopia.generation.loader import resolve_model
     from textopia.generation.rerank import FLUENCY_CAP
     from textopia.io import check_output_dir
-    from textopia.models.keep_head import KEEP_DIR, is_keep_dir
+    from textopia.models.keep_head import KEEP_DIR, KEEP_FILES, is_keep_dir
 
     if not 0 <= args.l2 <= 100:
         raise TextopiaError(f"--l2 must be in [0, 100], got {args.l2}")
@@ -104,7 +104,8 @@ def cmd_fit_keep(args) -> None:
         args.out = str(resolve_model(args.model) / KEEP_DIR)
     check_out_path(args.out, "--out")
     # The head is written as a whole folder: one that holds the user's files is not replaced.
-    check_output_dir(args.out, "keep head", is_keep_dir, overwrite=args.overwrite, inputs=args.folders)
+    check_output_dir(args.out, "keep head", is_keep_dir, overwrite=args.overwrite, inputs=args.folders,
+                     own=KEEP_FILES.__contains__)
     generator = textopia.load(args.model, critic=False)
     judged = judged_features(generator, args.folders)
     hits = held_out_hits(judged, args.l2, FLUENCY_CAP, generator.model.config.n_embd)

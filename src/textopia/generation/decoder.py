@@ -340,12 +340,12 @@ class _Request:
     """One generate call in progress: its settings, its RNG, and the candidates sampled so far."""
 
     def __init__(self, owner: DecoderGenerator, idea: str | None, n: int, settings: GenerationConfig,
-                 context: list[int], latent: Any = None, min_pool: int | None = None) -> None:
+                 context: list[int], latent: Any, min_pool: int) -> None:
         self.owner, self.idea, self.n, self.settings, self.context = owner, idea, n, settings, context
         self.latent = latent  # a latent model's own settings for this call (None: its defaults)
         self.reranking = settings.rerank
         self.settings_dict = asdict(settings)  # each candidate's Generation holds a copy of it
-        self.per_round = rows_per_round(n, settings, owner.min_pool if min_pool is None else min_pool)
+        self.per_round = rows_per_round(n, settings, min_pool)  # the call's pool, resolved by _request
         self.banned = [re.compile(rf"(?<!\w){re.escape(w.strip())}(?!\w)", re.IGNORECASE)
                        for w in settings.banned_words if w.strip()]
         self.generator = torch.Generator().manual_seed(settings.seed)

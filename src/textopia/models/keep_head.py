@@ -186,16 +186,21 @@ def features(engine, tokenizer, ideas: Sequence[str | None], prompts: Sequence[s
     return torch.stack(out) if out else torch.zeros(0, 2)  # (N, 2 + 2E)
 
 
+#: What :meth:`KeepHead.save` writes into a head's folder, and all it writes.
+KEEP_CONFIG, KEEP_WEIGHTS = "config.json", "model.safetensors"
+KEEP_FILES = (KEEP_CONFIG, KEEP_WEIGHTS)
+
+
 def is_keep_dir(directory: str | Path) -> bool:
-    """Whether ``directory`` holds a keep head and nothing else (what :meth:`KeepHead.save` writes),
-    so that writing a head there loses nothing of the user's."""
+    """Whether ``directory`` holds a keep head: :data:`KEEP_FILES`, the config a head's. Whether it
+    holds anything else beside it, writing a head there would lose: ``fit-keep`` passes
+    :data:`KEEP_FILES` to :func:`textopia.io.check_output_dir` as what a head's folder may hold."""
     directory = Path(directory)
     try:
-        names = {p.name for p in directory.iterdir()}
-        config = json.loads((directory / "config.json").read_text())
+        config = json.loads((directory / KEEP_CONFIG).read_text())
     except (OSError, ValueError):
         return False
-    return names == {"config.json", "model.safetensors"} and isinstance(config, dict) and "hidden_size" in config
+    return (directory / KEEP_WEIGHTS).is_file() and isinstance(config, dict) and "hidden_size" in config
 
 
 class KeepHead:
@@ -233,8 +238,8 @@ class KeepHead:
 
         with atomic_dir(directory) as tmp:
             save_file({"weight": self.weight.contiguous(), "mean": self.mean.contiguous(), "std": self.std.contiguous()},
-                      str(tmp / "model.safetensors"))
-            (tmp / "config.json").write_text(json.dumps(asdict(self.config), indent=1) + "\n")
+                      str(tmp / KEEP_WEIGHTS))
+            (tmp / KEEP_CONFIG).write_text(json.dumps(asdict(self.config), indent=1) + "\n")
 
     @classmethod
     def load(cls, directory: str | Path) -> "KeepHead":
@@ -247,10 +252,10 @@ class KeepHead:
 
         directory = Path(directory)
         try:
-            raw = json.loads((directory / "config.json").read_text())
+            raw = json.loads((directory / KEEP_CONFIG).read_text())
             known = {f.name for f in fields(KeepHeadConfig)}
             config = KeepHeadConfig(**{k: v for k, v in raw.items() if k in known})
-            tensors = load_file(str(directory / "model.safetensors"))
+            tensors = load_file(str(directory / KEEP_WEIGHTS))
             return cls(config, tensors["weight"], tensors["mean"], tensors["std"])
         except TextopiaError:
             raise
