@@ -12,11 +12,12 @@ import torch
 import textopia
 from textopia.generation.base import TextopiaError
 from textopia.generation.config import GenerationConfig, rows_per_round
-from textopia.generation.rerank import score_sample, select
+from textopia.generation.rerank import score_opening, score_sample, select
 from textopia.text import (KNOWN_CLAUSES_FILE, MIN_CLAUSE_COUNT, KnownWords, broken_phrase, clashes, clause_parts,
                            count_clauses, credited_names, fix_articles, idea_in_subject, idea_kept_together, idea_reworded,
                            clause_openings, close_spaced_compounds, plural_phrase, repeats_idea_word, repeats_in_clause, repeats_phrase,
                            repeats_variant, restates_tag)
+from textopia.text import drops_idea_article, restates_quality
 
 
 @pytest.mark.parametrize("idea, prompt, expected", [
@@ -93,6 +94,55 @@ def test_a_reworded_idea_ranks_with_a_scattered_one():
     swapped = score_sample("astronaut riding a horse", "a horse riding an astronaut, oil painting", -20, 10, None)
     assert kept.clean and reworded.idea_reworded and not reworded.clean
     assert kept.tier() < reworded.tier() == swapped.tier()
+
+
+@pytest.mark.parametrize("idea, prompt, expected", [
+    ("a little mouse in a teacup", "little mouse in a teacup, highly detailed", True),  # at the start
+    ("a caravan in the desert", "caravan in desert, digital art", True),  # both articles dropped
+    ("a caravan in the desert", "a caravan in desert, digital art", True),  # the second one
+    ("portrait of a jazz singer", "portrait of jazz singer, highly detailed", True),  # after a small word
+    ("the eiffel tower", "eiffel tower at night", True),
+    ("a caravan in the desert", "a caravan in the desert, digital art", False),
+    ("a caravan in the desert", "the caravan in a desert, digital art", False),  # another article will do
+    ("portrait of a cowboy", "portrait of an old cowboy, oil painting", False),  # an adjective before it
+    ("a magician", "young magician casting a spell", False),
+    ("a tiger", "two tigers in the grass", False),  # a number
+    ("lighthouse storm", "lighthouse in storm, 4k", False),  # no article asked for
+    ("a tiger", "a jungle, 4k", False),  # the word not written
+])
+def test_drops_idea_article(idea, prompt, expected):
+    assert drops_idea_article(idea, prompt) is expected
+
+
+def test_a_dropped_article_ranks_with_a_reworded_idea():
+    kept = score_sample("a caravan in the desert", "a caravan in the desert, 4k", -20, 10, None)
+    bare = score_sample("a caravan in the desert", "caravan in desert, 4k", -20, 10, None)
+    reworded = score_sample("a caravan in the desert", "a caravan of the desert, 4k", -20, 10, None)
+    assert kept.clean and bare.drops_article and not bare.clean
+    assert kept.tier() < bare.tier() == reworded.tier()
+    whole = score_sample("a caravan in the desert", "caravan in desert, 4k, oil painting", -20, 10, None)
+    assert score_opening("a caravan in the desert", "caravan in desert, 4k", whole, None).drops_article
+
+
+@pytest.mark.parametrize("prompt, expected", [
+    ("a fox, highly detailed, 8k, intricate details", True),
+    ("a fox, hyper detailed, concept art, high detail", True),
+    ("a fox, 8k resolution, full hd", True),
+    ("a fox, 4k, hd, trending on artstation", True),
+    ("a fox, highly detailed, 8k", False),  # one of each
+    ("a fox, detailed face, highly detailed", False),  # "detailed face" says what is detailed
+    ("a fox, 8k photorealistic, hd", False),
+    ("a fox, 8k uhd, very, high", False),  # one tag, and intensifiers alone
+])
+def test_restates_quality(prompt, expected):
+    assert restates_quality(prompt) is expected
+
+
+def test_a_quality_tag_said_twice_ranks_with_a_repeated_phrase():
+    once = score_sample("a fox", "a fox, 8k resolution, oil painting", -20, 10, None)
+    twice = score_sample("a fox", "a fox, 8k resolution, full hd, oil painting", -20, 10, None)
+    assert twice.repeats_phrase and not once.repeats_phrase and once.tier() < twice.tier()
+    assert not score_opening("a fox", "a fox, 8k resolution", twice, None).repeats_phrase
 
 
 @pytest.mark.parametrize("prompt, expected", [

@@ -10,10 +10,12 @@ A sample's tier is a tuple compared in order (lexicographic), best first:
    in the prompt's opening (:func:`textopia.text.idea_in_subject`), and as a phrase in the
    idea's order, not scattered (:func:`textopia.text.idea_kept_together`), joined by the idea's
    own small words (:func:`textopia.text.idea_reworded`: not "cat sleeping in the windowsill" for
-   "cat sleeping on a windowsill");
+   "cat sleeping on a windowsill"), its articles kept (:func:`textopia.text.drops_idea_article`:
+   not "caravan in desert" for "a caravan in the desert");
 4. read as one picture: no tag or name written twice (:func:`textopia.text.repeats_phrase`), nor in
    two spellings (:func:`textopia.text.repeats_variant`: "thomas kincade, thomas kinkade"), no
-   tag said again inside another (:func:`textopia.text.restates_tag`: "anime style, anime"), no
+   tag said again inside another (:func:`textopia.text.restates_tag`: "anime style, anime") or
+   in another of its kind (:func:`textopia.text.restates_quality`: "8k resolution, full hd"), no
    word twice in a short clause (:func:`textopia.text.repeats_in_clause`: "stars and stars"), no
    clashing times of day or media (:func:`textopia.text.clashes`: "sunrise at sunset", a
    photograph that is an oil painting), no article before another or before a preposition
@@ -58,9 +60,9 @@ from dataclasses import dataclass, replace
 
 from typing import TypeVar
 
-from textopia.text import (KnownWords, broken_phrase, clashes, crowded_credits, idea_in_subject, idea_kept_together,
-                           idea_reworded, relevance_recall, repeats_idea_word, repeats_in_clause, repeats_phrase,
-                           repeats_variant, restates_tag, stutters, tokenize)
+from textopia.text import (KnownWords, broken_phrase, clashes, crowded_credits, drops_idea_article, idea_in_subject,
+                           idea_kept_together, idea_reworded, relevance_recall, repeats_idea_word, repeats_in_clause,
+                           repeats_phrase, repeats_variant, restates_quality, restates_tag, stutters, tokenize)
 
 T = TypeVar("T")
 
@@ -124,6 +126,7 @@ class SampleScore:
     idea_late: bool = False  # an idea word first written after the prompt's subject
     idea_scattered: bool = False  # the idea's words out of its order or far apart
     idea_reworded: bool = False  # two idea words joined by other small words than the idea's
+    drops_article: bool = False  # an idea word written bare where the idea has an article before it
     critic: float = 0.0  # the coherence critic's logit (log-odds human; 0 without a critic)
     repeats_phrase: bool = False  # a phrase written twice ("greg rutkowski"), or a tag inside another
     clash: bool = False  # two times of day or two media that cannot be one picture
@@ -140,7 +143,8 @@ class SampleScore:
         """The whole idea as the subject, written once, no invented word, no stutter: what a user
         would keep."""
         return (self.recall == 1.0 and self.invented == 0 and not self.stutter and not self.repeats_idea
-                and not self.idea_late and not self.idea_scattered and not self.idea_reworded)
+                and not self.idea_late and not self.idea_scattered and not self.idea_reworded
+                and not self.drops_article)
 
     @property
     def faultless(self) -> bool:
@@ -156,7 +160,7 @@ class SampleScore:
         prompt, the idea's place, a repeated phrase, a clash, a broken phrase, an unknown name or a
         crowd of makers, new clauses, and fluency."""
         return (-self.recall, self.invented > 0, self.stutter, not self.finished,
-                self.repeats_idea or self.idea_late or self.idea_scattered or self.idea_reworded,
+                self.repeats_idea or self.idea_late or self.idea_scattered or self.idea_reworded or self.drops_article,
                 self.repeats_phrase or self.clash or self.broken or self.unknown_name or self.crowded,
                 self.new_clauses, self.mean_logprob < MIN_MEAN_LOGPROB)
 
@@ -194,8 +198,9 @@ def score_sample(idea: str | None, prompt: str, logprob: float, num_tokens: int,
         idea_late=bool(idea) and not idea_in_subject(idea, prompt),
         idea_scattered=bool(idea) and not idea_kept_together(idea, prompt),
         idea_reworded=bool(idea) and idea_reworded(idea, prompt),
+        drops_article=bool(idea) and drops_idea_article(idea, prompt),
         repeats_phrase=(repeats_phrase(prompt) or restates_tag(prompt) or repeats_in_clause(prompt, idea)
-                        or repeats_variant(prompt)),
+                        or repeats_variant(prompt) or restates_quality(prompt)),
         clash=clashes(prompt, idea),
         broken=broken_phrase(prompt, idea),
         unknown_name=known_words is not None and bool(known_words.unknown_names(prompt, idea)),
@@ -224,8 +229,10 @@ def score_opening(idea: str | None, opening: str, whole: SampleScore,
         idea_late=bool(idea) and not idea_in_subject(idea, opening),
         idea_scattered=bool(idea) and not idea_kept_together(idea, opening),
         idea_reworded=whole.idea_reworded and idea_reworded(idea, opening),
+        drops_article=whole.drops_article and drops_idea_article(idea, opening),
         repeats_phrase=whole.repeats_phrase and (repeats_phrase(opening) or restates_tag(opening)
-                                                 or repeats_in_clause(opening, idea) or repeats_variant(opening)),
+                                                 or repeats_in_clause(opening, idea) or repeats_variant(opening)
+                                                 or restates_quality(opening)),
         clash=whole.clash and clashes(opening, idea),
         broken=whole.broken and broken_phrase(opening, idea),
         unknown_name=whole.unknown_name and bool(known_words.unknown_names(opening, idea)),
