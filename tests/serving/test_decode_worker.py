@@ -8,6 +8,7 @@ import io
 import json
 import os
 import signal
+import subprocess
 import threading
 from pathlib import Path
 
@@ -82,6 +83,21 @@ def test_a_dead_child_is_replaced(tiny_checkpoint: Path):
     finally:
         decoder.close()
     assert decoder.pid is None
+
+
+def test_ctrl_c_leaves_the_child_to_its_parent(tiny_checkpoint: Path):
+    """Ctrl-C in a terminal signals the service's whole process group: the child lives on (no
+    KeyboardInterrupt traceback in the service's log) and ends when the service closes it."""
+    decoder = ProcessDecoder(str(tiny_checkpoint), torch_threads=1)
+    try:
+        proc = decoder._proc
+        os.kill(decoder.pid, signal.SIGINT)
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=1)
+        assert len(decoder.generate_batch(CALLS[:1])[0]) == 2 and decoder.starts == 1
+    finally:
+        decoder.close()
+    assert proc.wait(timeout=10) == 0
 
 
 def test_a_model_that_does_not_load_fails_to_start(tmp_path: Path):

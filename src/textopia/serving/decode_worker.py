@@ -24,6 +24,7 @@ import dataclasses
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -195,6 +196,9 @@ def serve(spec: dict[str, Any], stdin, stdout) -> None:
 
 
 def main(argv: list[str]) -> None:
+    # Ctrl-C in a terminal reaches the whole process group: the service shuts down and closes
+    # this child's stdin, which ends it; it must not die of the signal first, with a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s[decode %(process)d]: %(message)s")
     # The protocol owns the real stdout; anything else a library prints goes to stderr.
     channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
