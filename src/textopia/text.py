@@ -160,7 +160,6 @@ def idea_in_subject(idea: str, output: str) -> bool:
     return all(stems.index(w) < opening for w in wanted if w in stems)
 
 
-
 #: Words that may stand right before the idea's noun phrase where the idea has an article there:
 #: an article, a determiner or a number word (any word not a stop word, an adjective such as
 #: "young", also may).
@@ -193,10 +192,9 @@ def drops_idea_article(idea: str, output: str) -> bool:
 #: "full hd"), for :func:`restates_quality`.
 _QUALITY_FAMILIES = (
     frozenset("detail detailed details highly high ultra hyper very extremely insanely intricate intricately "
-              "fine super incredibly ultra-detailed hyper-detailed highly-detailed".split()),
+              "fine super incredibly".split()),
     frozenset("4k 8k 16k 32k hd uhd fhd full high ultra resolution definition res".split()),
 )
-
 
 #: Intensifiers alone ("very", "high") are no tag of their own.
 _QUALITY_MODIFIERS = frozenset("highly high ultra hyper very extremely insanely intricate intricately fine super "
@@ -213,7 +211,6 @@ def restates_quality(text: str) -> bool:
     clauses = [set(words) for words in _clause_words(text) if words]
     return any(sum(1 for c in clauses if c <= family and not c <= _QUALITY_MODIFIERS) >= 2
                for family in _QUALITY_FAMILIES)
-
 
 
 def repeats_phrase(text: str) -> bool:

@@ -142,9 +142,14 @@ class SampleScore:
     def clean(self) -> bool:
         """The whole idea as the subject, written once, no invented word, no stutter: what a user
         would keep."""
-        return (self.recall == 1.0 and self.invented == 0 and not self.stutter and not self.repeats_idea
-                and not self.idea_late and not self.idea_scattered and not self.idea_reworded
-                and not self.drops_article)
+        return self.recall == 1.0 and self.invented == 0 and not self.stutter and not self.idea_misplaced
+
+    @property
+    def idea_misplaced(self) -> bool:
+        """The idea not written as the subject: a word of it twice, after the subject, scattered,
+        joined by other small words, or without its article (:meth:`tier`'s third rank)."""
+        return (self.repeats_idea or self.idea_late or self.idea_scattered or self.idea_reworded
+                or self.drops_article)
 
     @property
     def faultless(self) -> bool:
@@ -160,7 +165,7 @@ class SampleScore:
         prompt, the idea's place, a repeated phrase, a clash, a broken phrase, an unknown name or a
         crowd of makers, new clauses, and fluency."""
         return (-self.recall, self.invented > 0, self.stutter, not self.finished,
-                self.repeats_idea or self.idea_late or self.idea_scattered or self.idea_reworded or self.drops_article,
+                self.idea_misplaced,
                 self.repeats_phrase or self.clash or self.broken or self.unknown_name or self.crowded,
                 self.new_clauses, self.mean_logprob < MIN_MEAN_LOGPROB)
 
