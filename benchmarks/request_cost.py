@@ -7,7 +7,8 @@ Usage (from the repository root)::
 Loads the model once and, for ``batches`` micro-batches, calls ``generate_batch`` with ``batch``
 one-prompt requests (n=1, every default on, seed = the request's index), the ideas drawn in turn
 from ``benchmarks/ideas/derived_1000.txt`` (the load benchmark's realistic mix: 1-6 words derived
-from test prompts). ``torch.set_num_threads(threads)``: one thread is what each of the service's
+from test prompts). ``min_pool``: the fewest samples a call draws (0: the generator's own; 8 is the
+service's brownout pool, what a call draws under load). ``torch.set_num_threads(threads)``: one thread is what each of the service's
 two batch processes has on a 2-core machine.
 
 Each call's wall time is split by timing the generator's own steps from outside (instance
@@ -49,7 +50,7 @@ class _Clock:
 
 @benchmark("request_cost", smoke=dict(batch=2, batches=1, max_new_tokens=8))
 def run(model: str = "default", batch: int = 8, batches: int = 20, threads: int = 1, ideas_file: str = str(IDEAS),
-        max_new_tokens: int = 0) -> dict:
+        max_new_tokens: int = 0, min_pool: int = 0) -> dict:
     """Seconds of CPU per one-prompt request in a micro-batch, split into sampling, judging and the rest."""
     from dataclasses import replace
 
@@ -74,7 +75,7 @@ def run(model: str = "default", batch: int = 8, batches: int = 20, threads: int 
         calls = [(ideas[(b * batch + i) % len(ideas)], 1, replace(base, seed=b * batch + i)) for i in range(batch)]
         clock.spent = {}
         start = time.perf_counter()
-        out = generator.generate_batch(calls)
+        out = generator.generate_batch(calls, min_pool=min_pool or None)
         wall = time.perf_counter() - start
         assert all(isinstance(o, list) for o in out), out
         if b:
@@ -88,5 +89,5 @@ def run(model: str = "default", batch: int = 8, batches: int = 20, threads: int 
                      "p50_s_per_request": statistics.median(values)})
     rest = [(p["wall"] - p["opening"] - p["sampling"] - p["judging"]) / batch for p in per_batch]
     rows.append({"section": "rest", "s_per_request": statistics.fmean(rest), "p50_s_per_request": statistics.median(rest)})
-    return {"model": model, "batch": batch, "batches": batches, "threads": threads,
+    return {"model": model, "batch": batch, "batches": batches, "threads": threads, "min_pool": min_pool or None,
             "settings": "the model's default decoding, n=1", "rows": rows}
