@@ -8,8 +8,8 @@ Loads the model once and, for ``batches`` micro-batches, calls ``generate_batch`
 one-prompt requests (n=1, every default on, seed = the request's index), the ideas drawn in turn
 from ``benchmarks/ideas/derived_1000.txt`` (the load benchmark's realistic mix: 1-6 words derived
 from test prompts). ``min_pool``: the fewest samples a call draws (0: the generator's own; 8 is the
-service's brownout pool, what a call draws under load). ``torch.set_num_threads(threads)``: one thread is what each of the service's
-two batch processes has on a 2-core machine.
+service's brownout pool, what a call draws under load). ``torch.set_num_threads(threads)``: one
+thread is what each of the service's two batch processes has on a 2-core machine.
 
 Each call's wall time is split by timing the generator's own steps from outside (instance
 attributes wrap them; the library is not changed): ``opening`` (choosing the opening made of the
