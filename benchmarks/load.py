@@ -169,6 +169,28 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
 
 
+def _batch_counts(base_url: str) -> dict[str, float] | None:
+    """The service's batches and browned-out batches so far, over its models (``GET /metrics``);
+    None where it has no such route."""
+    import httpx
+
+    try:
+        r = httpx.get(base_url + "/metrics", timeout=5)
+    except httpx.HTTPError:
+        return None
+    if r.status_code != 200:
+        return None
+    from prometheus_client.parser import text_string_to_metric_families
+
+    counts = {"decoded": 0.0, "browned_out": 0.0}
+    names = {"textopia_batches_total": "decoded", "textopia_batches_browned_out_total": "browned_out"}
+    for family in text_string_to_metric_families(r.text):
+        for sample in family.samples:
+            if sample.name in names:
+                counts[names[sample.name]] += sample.value
+    return counts
+
+
 async def run_level(
     base_url: str, concurrency: int, body: dict[str, Any], duration_s: float, max_requests: int,
     timeout_s: float, ideas: list[str] | None = None,
@@ -265,6 +287,8 @@ def run(model: str = "default", fake: bool = False, fake_delay_s: float = 0.01, 
     digits or rare names); ``max_concurrency``:
     server inference threads; ``batch_window_ms``: the server's micro-batching window (0: one
     request at a time); each level runs at most ``duration_s`` seconds and ``max_requests`` requests.
+    Where the server has ``GET /metrics``, each level also records the micro-batches it decoded
+    and how many of them were browned out (``batches.decoded``, ``batches.browned_out``).
     """
     load_before = os.getloadavg()  # 1, 5 and 15 minute load: other work on the machine skews figures
     port = _free_port()
@@ -291,10 +315,14 @@ def run(model: str = "default", fake: bool = False, fake_delay_s: float = 0.01, 
         idle_mib = round(MemorySampler(proc.pid).rss() / 2**20, 1)
         levels = []
         for c in concurrency:
+            counts = _batch_counts(base_url)
             with MemorySampler(proc.pid) as sampler:
                 level = asyncio.run(run_level(base_url, c, body, duration_s, max_requests,
                                               timeout_s=request_timeout_s + 30, ideas=mix))
             level["peak_rss_mib"] = round(sampler.peak / 2**20, 1)
+            after = _batch_counts(base_url)
+            if counts is not None and after is not None:  # a server with /metrics (not an old release)
+                level["batches"] = {k: after[k] - counts[k] for k in after}
             logger.info(
                 "%2d clients: %d requests, %d errors, %.2f req/s, p50 %.3f s, p99 %.3f s, peak %s MiB",
                 c, level["requests"], level["errors"], level["requests_per_s"],

@@ -9,6 +9,7 @@
     POST /v1/interpolate   VAE models only            GET  /healthz       alive
     POST /v1/variations    VAE models only            GET  /readyz        models loaded
     GET  /docs             OpenAPI docs               GET  /openapi.json
+                                                      GET  /metrics       Prometheus text format
 
 ``POST /invocations`` also takes ``application/jsonlines`` (SageMaker batch transform with
 ``SplitType=Line``): one request object a line, answered by one JSON line each, in order.
@@ -52,7 +53,7 @@ from textopia.serving.libraries import import_libraries
 from textopia.serving.limiter import InferenceLimiter
 from textopia.serving.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from textopia.serving.models import ModelStore, attach_batchers, load_store
-from textopia.serving.routes import page, prompts, sagemaker
+from textopia.serving.routes import metrics, page, prompts, sagemaker
 from textopia.serving.settings import ServingSettings
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ def create_app(
         raise ValueError("a front (endpoint) serves no generators of its own")
     if generators is not None:
         state.store = ModelStore(generators, default=settings.default_model)
+    state.metrics = metrics.registry_for(state)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -146,6 +148,7 @@ def create_app(
     install_error_handlers(app, settings)
     app.include_router(prompts.router)
     app.include_router(sagemaker.health_router)
+    app.include_router(metrics.router)
     app.include_router(sagemaker.router)
     app.include_router(page.page_router())
     page.install_docs(app)

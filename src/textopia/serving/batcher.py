@@ -108,6 +108,11 @@ class MicroBatcher:
         for thread in self._threads:
             thread.start()
 
+    @property
+    def in_flight(self) -> int:
+        """Requests given to :meth:`generate` and not yet answered (waiting, or in a batch)."""
+        return self._in_flight
+
     def generate(self, idea: str | None, n: int, settings: GenerationConfig,
                  deadline: float | None = None) -> list[Generation]:
         """Blocking: the prompts for one request, decoded with whatever arrived with it.

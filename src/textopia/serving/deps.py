@@ -7,7 +7,7 @@ A handler takes ``state: StateDep``; the state is made once by ``create_app`` an
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -28,6 +28,7 @@ class ServiceState:
     clip: ClipCounter
     store: ModelStore | None = None  # None while the models load, and on a front
     endpoint: EndpointClient | None = None  # set on a front: generations go to this endpoint
+    metrics: Any = None  # the app's Prometheus CollectorRegistry (routes.metrics), made by create_app
 
     def require_store(self) -> ModelStore:
         """The loaded models; raises NotThroughEndpoint on a front, ModelsNotReady while loading."""
