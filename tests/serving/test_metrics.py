@@ -35,3 +35,25 @@ def test_metrics_count_the_batches_and_read_the_limiter(app_factory):
     assert after[("textopia_requests_dropped_total", "fake")] == 0
     assert after[("textopia_limiter_running", None)] == after[("textopia_limiter_waiting", None)] == 0
     assert "/metrics" not in client.app.openapi()["paths"]  # for scrapers, not in the API document
+
+
+
+def test_metrics_count_and_time_requests_by_route_template_and_status(app_factory):
+    """Each request is counted and timed under its method, its route's template (a path no route
+    matches is ``unmatched``: a client cannot grow the label set) and its status."""
+    app = app_factory({"fake": FakeBatchGenerator()})
+    with TestClient(app) as client:
+        assert client.post("/v1/generate", json={"idea": "red fox", "n": 1}).status_code == 200
+        assert client.post("/v1/generate", json={"idea": "red fox", "n": 0}).status_code == 422
+        assert client.get("/no/such/page/42").status_code == 404
+        text = client.get("/metrics").text
+    counted, timed = {}, {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            key = (s.labels.get("method"), s.labels.get("route"), s.labels.get("status"))
+            if s.name == "textopia_http_requests_total":
+                counted[key] = s.value
+            elif s.name == "textopia_http_request_duration_seconds_count":
+                timed[key] = s.value
+    want = {("POST", "/v1/generate", "200"): 1, ("POST", "/v1/generate", "422"): 1, ("GET", "unmatched", "404"): 1}
+    assert counted == want and timed == want  # the scrape itself is counted once its answer starts

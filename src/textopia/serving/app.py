@@ -51,6 +51,7 @@ from textopia.serving.endpoint_client import EndpointClient
 from textopia.serving.errors import install_error_handlers
 from textopia.serving.libraries import import_libraries
 from textopia.serving.limiter import InferenceLimiter
+from textopia.serving.metrics_middleware import RequestMetricsMiddleware
 from textopia.serving.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from textopia.serving.models import ModelStore, attach_batchers, load_store
 from textopia.serving.routes import metrics, page, prompts, sagemaker
@@ -144,6 +145,7 @@ def create_app(
     )
     app.state.textopia = state
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
+    app.add_middleware(RequestMetricsMiddleware, registry=state.metrics)  # outside the body limit: its 413s count
     app.add_middleware(SecurityHeadersMiddleware)  # outermost: errors and refusals carry the headers too
     install_error_handlers(app, settings)
     app.include_router(prompts.router)

@@ -4,8 +4,10 @@ Read at scrape time from the objects that keep it (no second count to drift): th
 calls running and waiting and its capacity; per model decoded in micro-batches, its batcher's
 batches, the browned-out ones (decoded at the brownout pool while requests waited), the requests
 dropped past their deadline before their batch began, and the requests given to it and not yet
-answered; the models loaded; and the service process's own CPU seconds and memory
-(``prometheus_client``'s process collector, where the platform has ``/proc``). The route is not in
+answered; the models loaded; the HTTP requests answered and their latency, by method, route and
+status (:class:`~textopia.serving.metrics_middleware.RequestMetricsMiddleware`); and the service
+process's own CPU seconds and memory (``prometheus_client``'s process collector, where the
+platform has ``/proc``). The route is not in
 the OpenAPI document: it is for scrapers, not API clients.
 """
 
