@@ -7,8 +7,8 @@ dropped past their deadline before their batch began, and the requests given to 
 answered; the models loaded; the HTTP requests answered and their latency, by method, route and
 status (:class:`~textopia.serving.metrics_middleware.RequestMetricsMiddleware`); and the service
 process's own CPU seconds and memory (``prometheus_client``'s process collector, where the
-platform has ``/proc``). The route is not in
-the OpenAPI document: it is for scrapers, not API clients.
+platform has ``/proc``). The route is not in the OpenAPI document: it is for scrapers, not API
+clients.
 """
 
 from __future__ import annotations
