@@ -37,7 +37,6 @@ def test_metrics_count_the_batches_and_read_the_limiter(app_factory):
     assert "/metrics" not in client.app.openapi()["paths"]  # for scrapers, not in the API document
 
 
-
 def test_metrics_count_and_time_requests_by_route_template_and_status(app_factory):
     """Each request is counted and timed under its method, its route's template (a path no route
     matches is ``unmatched``: a client cannot grow the label set) and its status."""
