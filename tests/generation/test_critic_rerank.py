@@ -286,6 +286,20 @@ def test_a_name_in_two_spellings_is_a_repeat_for_the_reranker():
     ("a ballerina on a stage, soft focus portrait", None, False),
     ("a sailboat on a calm lake, realistic photo, golden hour, trending on artstation", None, True),
     ("a sailboat on a calm lake, oil painting, trending on artstation", None, False),
+    # A medium the user names is what the picture is: the model adds no medium that contradicts it.
+    ("a linocut of a rooster, concept art, trending on artstation", "a linocut of a rooster", True),
+    ("a linocut of a rooster, bold lines, trending on artstation", "a linocut of a rooster", False),
+    ("a linocut of a rooster, photorealistic", "a linocut of a rooster", True),  # a print is not photorealistic
+    ("a charcoal portrait of a soldier, 8k, octane render", "a charcoal portrait of a soldier", True),
+    ("a charcoal portrait of a soldier, photorealistic", "a charcoal portrait of a soldier", False),  # a genre
+    ("a pencil sketch of an old man, dslr photo", "a pencil sketch of an old man", True),
+    ("a stained glass window of a saint, digital painting", "a stained glass window of a saint", True),
+    ("a stained glass window of a saint, octane render", "a stained glass window of a saint", False),
+    ("a comic panel of a detective, ultra realistic", "a comic panel of a detective", True),
+    ("a comic panel of a detective, ink, bold colors", "a comic panel of a detective", False),
+    # Only the user's medium is held to: the model's own mix of them is the corpus's.
+    ("a rooster, linocut, concept art", "a rooster", False),
+    ("a linocut of a rooster, concept art", None, False),
 ])
 def test_clashes(prompt, idea, expected):
     assert clashes(prompt, idea) is expected
@@ -816,3 +830,11 @@ def test_a_crowd_of_makers_ranks_with_a_clash():
     clash = score_sample("a shepherd", "a shepherd at dawn, sunset", -8.0, 10, None)
     assert crowded.crowded and not plain.crowded and not crowded.faultless
     assert plain.tier() < crowded.tier() == clash.tier()
+
+
+def test_a_medium_against_the_users_ranks_with_a_clash():
+    idea = "a linocut of a rooster"
+    held = score_sample(idea, "a linocut of a rooster, bold lines, 4k", -20, 10, None)
+    against = score_sample(idea, "a linocut of a rooster, concept art, 4k", -20, 10, None)
+    assert against.clash and not held.clash and held.tier() < against.tier()
+    assert not score_opening(idea, "a linocut of a rooster", against, None).clash

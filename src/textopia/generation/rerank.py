@@ -18,7 +18,8 @@ A sample's tier is a tuple compared in order (lexicographic), best first:
    in another of its kind (:func:`textopia.text.restates_quality`: "8k resolution, full hd"), no
    word twice in a short clause (:func:`textopia.text.repeats_in_clause`: "stars and stars"), no
    clashing times of day or media (:func:`textopia.text.clashes`: "sunrise at sunset", a
-   photograph that is an oil painting), no article before another or before a preposition
+   photograph that is an oil painting), nor a medium added that contradicts the one the idea
+   names ("a linocut of a rooster, concept art"), no article before another or before a preposition
    (:func:`textopia.text.broken_phrase`: "having a the camera"), no name credited that the
    corpus never credits (:meth:`textopia.text.KnownWords.unknown_names`: "by Tatsuya Stubbs",
    two known words made into an artist), no crowd of makers credited (:func:`textopia.text.crowded_credits`:
