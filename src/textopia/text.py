@@ -474,14 +474,17 @@ CLASH_GROUPS: tuple[tuple[frozenset[str], ...], ...] = (
 #: painting, drawing or print by hand ("a linocut of a rooster", "a charcoal portrait") is not
 #: digital art, a render or a photograph ("..., concept art", "..., octane render"); a work in
 #: glass, tiles, thread or paper is not digital painting; a comic, a cartoon or pixel art is not
-#: photographic. Each pair is (the user's, the writer's); :func:`clashes` reads them only where the
+#: photographic; a photograph is not painted, drawn or digital art; a poster's or vector art's
+#: flat design is not rendered or photographic; a minimalist picture is not intricate. Each pair is (the user's, the writer's); :func:`clashes` reads them only where the
 #: user named the first: the corpus's people mix such media freely (an oil painting with digital
 #: art, concept art, a matte painting or octane in 23% of the test prompts naming one), but a
 #: medium the user chose is what the picture is.
 _BY_HAND = frozenset({"oil painting", "oil on canvas", "watercolor", "watercolour", "watercolors", "gouache",
                       "acrylic painting", "pastel drawing", "pastel painting", "pastel sketch", "oil pastel",
                       "charcoal", "ink drawing", "ink painting", "ink illustration", "pencil drawing", "pencil sketch",
-                      "sketch", "chalk drawing", "crayon drawing", "fresco", "impressionist", "impressionism"})
+                      "sketch", "chalk drawing", "crayon drawing", "fresco", "impressionist", "impressionism",
+                      "renaissance painting", "renaissance portrait", "baroque painting", "rococo painting",
+                      "old master", "old masters", "pre raphaelite", "illuminated manuscript", "cubist", "cubism"})
 _PRINTED = frozenset({"linocut", "woodcut", "woodblock", "block print", "etching", "engraving", "lithograph",
                       "screen print", "screenprint", "ukiyo e"})
 _CRAFTED = frozenset({"stained glass", "mosaic", "embroidery", "embroidered", "tapestry", "quilt", "needlepoint",
@@ -492,7 +495,17 @@ _DIGITAL = frozenset({"digital art", "digital painting", "digital illustration",
                       "matte painting", "mattepainting"})
 _RENDERED = frozenset({"octane render", "octane", "3d render", "unreal engine", "cgi", "blender", "cinema4d",
                        "cinema 4d", "vray", "redshift", "zbrush"})
-_PHOTOGRAPHED = frozenset({"photo", "photograph", "photography", "dslr", "polaroid"})
+_PHOTOGRAPHED = frozenset({"photo", "photograph", "photography", "dslr", "polaroid", "35mm", "selfie", "snapshot",
+                           "macro shot", "drone shot", "film still", "movie still", "long exposure", "tilt shift",
+                           "daguerreotype", "security camera", "cctv", "bodycam", "webcam"})
+#: Flat graphic design: a poster of a kind, vector art.
+_GRAPHIC = frozenset({"art deco poster", "vintage poster", "travel poster", "propaganda poster", "minimalist poster",
+                      "vector art", "vector illustration", "flat vector", "flat illustration", "flat design",
+                      "risograph"})
+_MINIMAL = frozenset({"minimalist", "minimalistic", "minimalism", "minimal"})
+_DETAILED = frozenset({"intricate", "intricate details", "intricate detail", "highly detailed", "hyper detailed",
+                       "hyperdetailed", "extremely detailed", "ultra detailed", "insanely detailed",
+                       "detailed background", "ornate", "elaborate", "maximalist", "maximalism"})
 _PHOTOREAL = frozenset({"photorealistic", "photorealism", "photo realistic", "hyperrealistic", "hyper realistic",
                         "ultra realistic"})
 USER_MEDIUM_CLASHES: tuple[tuple[frozenset[str], frozenset[str]], ...] = (
@@ -503,6 +516,13 @@ USER_MEDIUM_CLASHES: tuple[tuple[frozenset[str], frozenset[str]], ...] = (
     # A photograph or a render of a stained glass window is one, a digital painting of it another.
     (_CRAFTED, _DIGITAL),
     (_DRAWN_FLAT, _PHOTOGRAPHED | _PHOTOREAL),
+    # A photograph the user asked for ("a drone shot of ...", "a selfie of ...") is not painted,
+    # drawn, digital art or rendered.
+    (_PHOTOGRAPHED, _DIGITAL | _RENDERED | _BY_HAND | _DRAWN_FLAT | {"painting", "painted", "drawing", "illustration",
+                                                                    "anime", "manga"}),
+    (_GRAPHIC, _RENDERED | _PHOTOGRAPHED | _PHOTOREAL),
+    # Nor is a minimal picture intricate.
+    (_MINIMAL, _DETAILED),
 )
 
 
