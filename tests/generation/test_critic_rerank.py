@@ -307,6 +307,8 @@ def test_a_name_in_two_spellings_is_a_repeat_for_the_reranker():
     ("a minimalist poster of a mountain, detailed background", "a minimalist poster of a mountain", True),
     ("a minimal line drawing of a cat, intricate", "a minimal line drawing of a cat", True),
     ("a minimal line drawing of a cat, white background", "a minimal line drawing of a cat", False),
+    ("an abstract painting of emotions, highly detailed, hyper realistic", "an abstract painting of emotions", True),
+    ("an abstract sculpture of a wave, studio photo", "an abstract sculpture of a wave", False),
     # Only the user's medium is held to: the model's own mix of them is the corpus's.
     ("a rooster, linocut, concept art", "a rooster", False),
     ("a linocut of a rooster, concept art", None, False),
