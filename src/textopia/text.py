@@ -831,6 +831,21 @@ def crowded_credits(text: str, names: Collection[str] = ()) -> bool:
     return credit_count(text, names) > MAX_CREDITS
 
 
+def overrides_maker(idea: str | None, text: str, names: Collection[str] = ()) -> bool:
+    """True if the idea credits a maker ("a harbor at night in the style of van gogh", "a desert
+    city by moebius") and the text overrides that choice: it credits more makers than the idea
+    does (:func:`credit_count`, with ``names`` the known names: "..., in the style of hokusai, art
+    by greg rutkowski"), or adds a medium of its own that the maker's name does not say: a
+    photograph, a render, photorealism or digital art ("a cowboy in the style of frederic
+    remington, 8k, professional photography", "a field of poppies in the style of claude monet,
+    octane render"). The user chose the style by naming whose it is. Blind judges kept the choices
+    this made over those it replaced (benchmarks/results/judged/ab_s32_maker)."""
+    if not idea or not (asked := credit_count(idea, names)):
+        return False
+    return bool((_phrases(text) - _phrases(idea)) & (_PHOTOGRAPHED | _RENDERED | _PHOTOREAL | _DIGITAL)) \
+        or credit_count(text, names) > asked
+
+
 def count_names(texts: Iterable[str]) -> Counter[str]:
     """Prompts of ``texts`` crediting each :func:`credited_names` name (once per prompt)."""
     counts: Counter[str] = Counter()

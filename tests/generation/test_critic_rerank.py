@@ -17,7 +17,7 @@ from textopia.text import (KNOWN_CLAUSES_FILE, MIN_CLAUSE_COUNT, KnownWords, bro
                            count_clauses, credited_names, fix_articles, idea_in_subject, idea_kept_together, idea_reworded,
                            clause_openings, close_spaced_compounds, plural_phrase, repeats_idea_word, repeats_in_clause, repeats_phrase,
                            repeats_variant, restates_tag)
-from textopia.text import drops_idea_article, restates_quality
+from textopia.text import drops_idea_article, overrides_maker, restates_quality
 
 
 @pytest.mark.parametrize("idea, prompt, expected", [
@@ -850,3 +850,28 @@ def test_a_medium_against_the_users_ranks_with_a_clash():
     against = score_sample(idea, "a linocut of a rooster, concept art, 4k", -20, 10, None)
     assert against.clash and not held.clash and held.tier() < against.tier()
     assert not score_opening(idea, "a linocut of a rooster", against, None).clash
+
+
+@pytest.mark.parametrize("idea, prompt, expected", [
+    ("a snowy mountain in the style of hokusai", "a snowy mountain in the style of hokusai, art by greg rutkowski", True),
+    ("a desert city by moebius", "a desert city by moebius, by greg rutkowski and artgerm", True),
+    ("a cowboy in the style of frederic remington", "a cowboy in the style of frederic remington, 8k, professional "
+     "photography", True),
+    ("a field of poppies in the style of claude monet", "a field of poppies in the style of claude monet, octane render",
+     True),
+    ("a bridge over a pond by monet", "a bridge over a pond by monet, digital painting, artstation", True),
+    ("a bridge over a pond by monet", "a bridge over a pond by monet, beautiful painting, soft light", False),
+    ("a snowy mountain in the style of hokusai", "a snowy mountain in the style of hokusai, cinematic", False),
+    ("a snowy mountain", "a snowy mountain, art by greg rutkowski, octane render", False),  # no maker asked for
+    (None, "a snowy mountain, art by greg rutkowski", False),
+])
+def test_overrides_maker(idea, prompt, expected):
+    assert overrides_maker(idea, prompt) is expected
+
+
+def test_a_maker_overridden_ranks_with_a_clash():
+    idea = "a snowy mountain in the style of hokusai"
+    held = score_sample(idea, f"{idea}, cinematic, 4k", -20, 10, None)
+    other = score_sample(idea, f"{idea}, cinematic, art by greg rutkowski", -20, 10, None)
+    assert other.clash and not held.clash and held.tier() < other.tier()
+    assert not score_opening(idea, f"{idea}, cinematic", other, None).clash

@@ -19,7 +19,9 @@ A sample's tier is a tuple compared in order (lexicographic), best first:
    word twice in a short clause (:func:`textopia.text.repeats_in_clause`: "stars and stars"), no
    clashing times of day or media (:func:`textopia.text.clashes`: "sunrise at sunset", a
    photograph that is an oil painting), nor a medium added that contradicts the one the idea
-   names ("a linocut of a rooster, concept art"), no article before another or before a preposition
+   names ("a linocut of a rooster, concept art"), nor another maker or a medium of its own where
+   the idea names whose style it is (:func:`textopia.text.overrides_maker`: "a snowy mountain in
+   the style of hokusai, art by greg rutkowski"), no article before another or before a preposition
    (:func:`textopia.text.broken_phrase`: "having a the camera"), no name credited that the
    corpus never credits (:meth:`textopia.text.KnownWords.unknown_names`: "by Tatsuya Stubbs",
    two known words made into an artist), no crowd of makers credited (:func:`textopia.text.crowded_credits`:
@@ -62,8 +64,9 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from textopia.text import (KnownWords, broken_phrase, clashes, crowded_credits, drops_idea_article, idea_in_subject,
-                           idea_kept_together, idea_reworded, relevance_recall, repeats_idea_word, repeats_in_clause,
-                           repeats_phrase, repeats_variant, restates_quality, restates_tag, stutters, tokenize)
+                           idea_kept_together, idea_reworded, overrides_maker, relevance_recall, repeats_idea_word,
+                           repeats_in_clause, repeats_phrase, repeats_variant, restates_quality, restates_tag, stutters,
+                           tokenize)
 
 T = TypeVar("T")
 
@@ -194,6 +197,7 @@ def score_sample(idea: str | None, prompt: str, logprob: float, num_tokens: int,
         finished: whether the model ended the prompt (EOS) rather than hitting the token limit.
     """
     recall = relevance_recall(idea, prompt) if idea else math.nan
+    names = known_words.names if known_words is not None else ()
     return SampleScore(
         recall=1.0 if math.isnan(recall) else recall,
         invented=len(known_words.invented(prompt, idea)) if known_words is not None else 0,
@@ -207,10 +211,10 @@ def score_sample(idea: str | None, prompt: str, logprob: float, num_tokens: int,
         drops_article=bool(idea) and drops_idea_article(idea, prompt),
         repeats_phrase=(repeats_phrase(prompt) or restates_tag(prompt) or repeats_in_clause(prompt, idea)
                         or repeats_variant(prompt) or restates_quality(prompt)),
-        clash=clashes(prompt, idea),
+        clash=clashes(prompt, idea) or overrides_maker(idea, prompt, names),
         broken=broken_phrase(prompt, idea),
         unknown_name=known_words is not None and bool(known_words.unknown_names(prompt, idea)),
-        crowded=crowded_credits(prompt, known_words.names if known_words is not None else ()),
+        crowded=crowded_credits(prompt, names),
         new_clauses=len(known_words.new_clauses(prompt, idea)) if known_words is not None else 0,
         words=len(tokenize(prompt)),
     )
@@ -226,6 +230,7 @@ def score_opening(idea: str | None, opening: str, whole: SampleScore,
     for again, and the idea's recall and place, which a cut can change. Fluency and the end are
     the whole sample's (the keep head scores the opening's own)."""
     recall = relevance_recall(idea, opening) if idea else math.nan
+    names = known_words.names if known_words is not None else ()
     return replace(
         whole,
         recall=1.0 if math.isnan(recall) else recall,
@@ -239,10 +244,10 @@ def score_opening(idea: str | None, opening: str, whole: SampleScore,
         repeats_phrase=whole.repeats_phrase and (repeats_phrase(opening) or restates_tag(opening)
                                                  or repeats_in_clause(opening, idea) or repeats_variant(opening)
                                                  or restates_quality(opening)),
-        clash=whole.clash and clashes(opening, idea),
+        clash=whole.clash and (clashes(opening, idea) or overrides_maker(idea, opening, names)),
         broken=whole.broken and broken_phrase(opening, idea),
         unknown_name=whole.unknown_name and bool(known_words.unknown_names(opening, idea)),
-        crowded=whole.crowded and crowded_credits(opening, known_words.names if known_words is not None else ()),
+        crowded=whole.crowded and crowded_credits(opening, names),
         new_clauses=whole.new_clauses and len(known_words.new_clauses(opening, idea)),
         words=len(tokenize(opening)),
     )
