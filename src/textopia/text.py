@@ -496,8 +496,8 @@ _DRAWN_FLAT = frozenset({"comic", "comic book", "comic panel", "cartoon", "pixel
                          "childrens book", "storybook", "picture book"})
 _DIGITAL = frozenset({"digital art", "digital painting", "digital illustration", "digital artwork", "concept art",
                       "matte painting", "mattepainting"})
-_RENDERED = frozenset({"octane render", "octane", "3d render", "unreal engine", "cgi", "blender", "cinema4d",
-                       "cinema 4d", "vray", "redshift", "zbrush"})
+_RENDERED = frozenset({"render", "rendered", "rendering", "octane render", "octane", "3d render", "unreal engine",
+                       "cgi", "blender", "cinema4d", "cinema 4d", "vray", "redshift", "zbrush"})
 _PHOTOGRAPHED = frozenset({"photo", "photograph", "photography", "dslr", "polaroid", "35mm", "selfie", "snapshot",
                            "macro shot", "drone shot", "film still", "movie still", "long exposure", "tilt shift",
                            "daguerreotype", "security camera", "cctv", "bodycam", "webcam"})

@@ -290,6 +290,7 @@ def test_a_name_in_two_spellings_is_a_repeat_for_the_reranker():
     ("a linocut of a rooster, concept art, trending on artstation", "a linocut of a rooster", True),
     ("a linocut of a rooster, bold lines, trending on artstation", "a linocut of a rooster", False),
     ("a linocut of a rooster, photorealistic", "a linocut of a rooster", True),  # a print is not photorealistic
+    ("a linocut of a rooster, ultra detailed, 8k render", "a linocut of a rooster", True),
     ("a charcoal portrait of a soldier, 8k, octane render", "a charcoal portrait of a soldier", True),
     ("a charcoal portrait of a soldier, photorealistic", "a charcoal portrait of a soldier", False),  # a genre
     ("a pencil sketch of an old man, dslr photo", "a pencil sketch of an old man", True),
