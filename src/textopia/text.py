@@ -938,6 +938,11 @@ def subject_clause(text: str) -> str | None:
 #: A rare word (fewer than :data:`MISSPELLING_MAX_COUNT` uses) written at least this many times less
 #: often than a word one edit away is a misspelling of it ("psychdelic": 34 uses in the train split,
 #: "psychedelic": 6,142); a common one is a word of its own ("concert", 1,053, beside "concept").
+#: Words that disparage a subject ("ugly", "hideous", "degenerate"): a subject clause people
+#: wrote with one of them is not offered for an idea without it (:meth:`KnownWords.subjects_for`).
+_DISPARAGING = frozenset("ugly uglier ugliest hideous disgusting gross degenerate grotesque deformed disfigured "
+                         "obese fat stupid dumb idiotic repulsive revolting".split())
+
 MISSPELLING_RATIO = 50
 MISSPELLING_MAX_COUNT = 50
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -1120,7 +1125,9 @@ class KnownWords:
         each content word of the idea shares with its stem (plain substring and regular-expression
         tests), so a common idea ("portrait": 2,316 clauses) stops early. A clause where the idea's
         first word ends a name or fixed phrase of the list ("portrait of megan fox" for "a fox")
-        is not one (:func:`_bound_pairs`)."""
+        is not one (:func:`_bound_pairs`), nor one that disparages the subject in words the idea
+        does not have (:data:`_DISPARAGING`: "ugly adult woman character portrait" for "woman
+        portrait")."""
         words = content_words(idea) if self.subjects else []
         if not words:
             return []
@@ -1138,8 +1145,10 @@ class KnownWords:
         for key in sorted(keys, key=len, reverse=True):  # the rarest letters first narrow the most
             pool = [c for c in pool if key in c]
         found: list[tuple[str, int]] = []
+        unasked = _DISPARAGING - set(tokenize(idea))
         for c in pool:
-            if all(p.search(c) for p in starts) and idea_heads(idea, c) and not self._named(c, first):
+            if (all(p.search(c) for p in starts) and idea_heads(idea, c) and not self._named(c, first)
+                    and not unasked.intersection(tokenize(c))):
                 found.append((c, self.subjects[c]))
                 if len(found) >= limit:
                     break

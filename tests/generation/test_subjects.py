@@ -89,6 +89,10 @@ def test_subjects_travel_with_the_known_words_and_are_found_most_written_first(t
                                      "a black fox in the snow": 4, "a black cat on a roof": 6,
                                      "a black dog at night": 3})
     assert names.subjects_for("a fox") == [("a black fox in the snow", 4)]
+    # Nor one that disparages the subject where the idea does not.
+    plain = KnownWords([], subjects={"an ugly old witch in a swamp": 6, "a witch casting a spell": 4})
+    assert plain.subjects_for("a witch") == [("a witch casting a spell", 4)]
+    assert plain.subjects_for("an ugly witch") == [("an ugly old witch in a swamp", 6)]
     (tmp_path / KNOWN_SUBJECTS_FILE).write_text("a witch casting a spell\tmany\n")
     with pytest.raises(ValueError, match="line 1 is not 'clause<TAB>count'"):
         KnownWords.load(tmp_path / KNOWN_WORDS_FILE)
