@@ -152,6 +152,25 @@ def test_candidates_open_with_subjects_people_wrote_and_one_is_chosen(tiny_check
     assert opened and not any("pipe" in c or "nets" in c for c in opened)
 
 
+def test_a_subject_is_written_with_its_compounds_closed(tiny_checkpoint, monkeypatch):
+    """The corpus's clauses are spaced as the model reads them ("red - haired"); a reader sees
+    "red-haired"."""
+    from textopia.generation import decoder
+    from textopia.generation.rerank import select
+
+    seen = []
+
+    def recording_select(candidates, n, groups=None):
+        seen.append(list(candidates))
+        return select(candidates, n, groups)
+
+    monkeypatch.setattr(decoder, "select", recording_select)
+    gen = _with_subjects(tiny_checkpoint, {"a red - haired old fisherman on a boat": 40})
+    gen.generate("old fisherman", n=1, seed=5, candidates=16, max_new_tokens=30)
+    opened = {text.split(",")[0] for score, text, _ in seen[-1] if score.human_subject}
+    assert opened == {"a red-haired old fisherman on a boat"}
+
+
 def test_without_subjects_or_reranking_no_candidate_opens_with_one(tiny_checkpoint, monkeypatch):
     from textopia.generation import decoder
     from textopia.generation.rerank import select

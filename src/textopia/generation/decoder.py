@@ -375,6 +375,8 @@ class _Request:
         owner, mode, idea = self.owner, self.settings.mode, self.idea
         scored_idea = idea if mode == "expand" else None
         opening = idea if mode == "continue" else prefix
+        if prefix in self.subject_openings:  # the corpus's words, spaced as the model reads them ("red - haired")
+            opening = close_spaced_compounds(prefix)
         texts = []
         for s in samples:
             text = close_spaced_compounds(owner.tokenizer.decode(s.ids))  # the model's words, not the user's
