@@ -511,11 +511,16 @@ _DETAILED = frozenset({"intricate", "intricate details", "intricate detail", "hi
                        "detailed background", "ornate", "elaborate", "maximalist", "maximalism"})
 _PHOTOREAL = frozenset({"photorealistic", "photorealism", "photo realistic", "hyperrealistic", "hyper realistic",
                         "ultra realistic"})
+#: The look of a digital picture: how sharp, smooth, fine or rendered it is ("sharp focus",
+#: "smooth", "8k", "cinematic lighting", "cgsociety"): not a paint's, a print's or a named
+#: painter's (benchmarks/results/judged/ab_s32_look).
+_DIGITAL_LOOK = frozenset({"sharp focus", "smooth", "cinematic lighting", "volumetric lighting", "ray tracing",
+                           "cgsociety", "hd", "uhd", "hdr", "4k", "8k", "16k", "unreal"})
 USER_MEDIUM_CLASHES: tuple[tuple[frozenset[str], frozenset[str]], ...] = (
     # A photorealistic pencil drawing is a genre; a pencil drawing that is a photograph is not,
     # nor is a photorealistic linocut.
-    (_BY_HAND, _DIGITAL | _RENDERED | _PHOTOGRAPHED),
-    (_PRINTED, _DIGITAL | _RENDERED | _PHOTOGRAPHED | _PHOTOREAL),
+    (_BY_HAND, _DIGITAL | _RENDERED | _PHOTOGRAPHED | _DIGITAL_LOOK),
+    (_PRINTED, _DIGITAL | _RENDERED | _PHOTOGRAPHED | _PHOTOREAL | _DIGITAL_LOOK),
     # A photograph or a render of a stained glass window is one, a digital painting of it another.
     (_CRAFTED, _DIGITAL),
     (_DRAWN_FLAT, _PHOTOGRAPHED | _PHOTOREAL),
@@ -836,13 +841,14 @@ def overrides_maker(idea: str | None, text: str, names: Collection[str] = ()) ->
     city by moebius") and the text overrides that choice: it credits more makers than the idea
     does (:func:`credit_count`, with ``names`` the known names: "..., in the style of hokusai, art
     by greg rutkowski"), or adds a medium of its own that the maker's name does not say: a
-    photograph, a render, photorealism or digital art ("a cowboy in the style of frederic
+    photograph, a render, photorealism, digital art or a digital picture's look (sharp focus,
+    8k: :data:`_DIGITAL_LOOK`) ("a cowboy in the style of frederic
     remington, 8k, professional photography", "a field of poppies in the style of claude monet,
     octane render"). The user chose the style by naming whose it is. Blind judges kept the choices
     this made over those it replaced (benchmarks/results/judged/ab_s32_maker)."""
     if not idea or not (asked := credit_count(idea, names)):
         return False
-    return bool((_phrases(text) - _phrases(idea)) & (_PHOTOGRAPHED | _RENDERED | _PHOTOREAL | _DIGITAL)) \
+    return bool((_phrases(text) - _phrases(idea)) & (_PHOTOGRAPHED | _RENDERED | _PHOTOREAL | _DIGITAL | _DIGITAL_LOOK)) \
         or credit_count(text, names) > asked
 
 

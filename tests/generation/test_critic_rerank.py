@@ -291,6 +291,9 @@ def test_a_name_in_two_spellings_is_a_repeat_for_the_reranker():
     ("a linocut of a rooster, bold lines, trending on artstation", "a linocut of a rooster", False),
     ("a linocut of a rooster, photorealistic", "a linocut of a rooster", True),  # a print is not photorealistic
     ("a linocut of a rooster, ultra detailed, 8k render", "a linocut of a rooster", True),
+    # Nor has a paint, a print or an old painter's picture the look of a digital one.
+    ("a pencil drawing of a lion, trending on artstation, 8k, sharp focus", "a pencil drawing of a lion", True),
+    ("a pencil drawing of a lion, highly detailed, trending on artstation", "a pencil drawing of a lion", False),
     ("a charcoal portrait of a soldier, 8k, octane render", "a charcoal portrait of a soldier", True),
     ("a charcoal portrait of a soldier, photorealistic", "a charcoal portrait of a soldier", False),  # a genre
     ("a pencil sketch of an old man, dslr photo", "a pencil sketch of an old man", True),
@@ -847,8 +850,8 @@ def test_a_crowd_of_makers_ranks_with_a_clash():
 
 def test_a_medium_against_the_users_ranks_with_a_clash():
     idea = "a linocut of a rooster"
-    held = score_sample(idea, "a linocut of a rooster, bold lines, 4k", -20, 10, None)
-    against = score_sample(idea, "a linocut of a rooster, concept art, 4k", -20, 10, None)
+    held = score_sample(idea, "a linocut of a rooster, bold lines, black and white", -20, 10, None)
+    against = score_sample(idea, "a linocut of a rooster, concept art, black and white", -20, 10, None)
     assert against.clash and not held.clash and held.tier() < against.tier()
     assert not score_opening(idea, "a linocut of a rooster", against, None).clash
 
@@ -862,6 +865,8 @@ def test_a_medium_against_the_users_ranks_with_a_clash():
      True),
     ("a bridge over a pond by monet", "a bridge over a pond by monet, digital painting, artstation", True),
     ("a bridge over a pond by monet", "a bridge over a pond by monet, beautiful painting, soft light", False),
+    ("a sunset over water in the style of turner", "a sunset over water in the style of turner, realistic lighting, hd",
+     True),  # a digital picture's look
     ("a snowy mountain in the style of hokusai", "a snowy mountain in the style of hokusai, cinematic", False),
     ("a snowy mountain", "a snowy mountain, art by greg rutkowski, octane render", False),  # no maker asked for
     (None, "a snowy mountain, art by greg rutkowski", False),
@@ -872,7 +877,7 @@ def test_overrides_maker(idea, prompt, expected):
 
 def test_a_maker_overridden_ranks_with_a_clash():
     idea = "a snowy mountain in the style of hokusai"
-    held = score_sample(idea, f"{idea}, cinematic, 4k", -20, 10, None)
+    held = score_sample(idea, f"{idea}, cinematic, dramatic sky", -20, 10, None)
     other = score_sample(idea, f"{idea}, cinematic, art by greg rutkowski", -20, 10, None)
     assert other.clash and not held.clash and held.tier() < other.tier()
     assert not score_opening(idea, f"{idea}, cinematic", other, None).clash
