@@ -836,20 +836,23 @@ def crowded_credits(text: str, names: Collection[str] = ()) -> bool:
     return credit_count(text, names) > MAX_CREDITS
 
 
+#: What a prompt for an idea that names a maker does not add (:func:`overrides_maker`).
+_NOT_THE_MAKERS = _PHOTOGRAPHED | _RENDERED | _PHOTOREAL | _DIGITAL | _DIGITAL_LOOK
+
+
 def overrides_maker(idea: str | None, text: str, names: Collection[str] = ()) -> bool:
     """True if the idea credits a maker ("a harbor at night in the style of van gogh", "a desert
     city by moebius") and the text overrides that choice: it credits more makers than the idea
     does (:func:`credit_count`, with ``names`` the known names: "..., in the style of hokusai, art
-    by greg rutkowski"), or adds a medium of its own that the maker's name does not say: a
-    photograph, a render, photorealism, digital art or a digital picture's look (sharp focus,
-    8k: :data:`_DIGITAL_LOOK`) ("a cowboy in the style of frederic
-    remington, 8k, professional photography", "a field of poppies in the style of claude monet,
-    octane render"). The user chose the style by naming whose it is. Blind judges kept the choices
-    this made over those it replaced (benchmarks/results/judged/ab_s32_maker)."""
+    by greg rutkowski"), or adds what the maker's name does not say (:data:`_NOT_THE_MAKERS`: a
+    photograph, a render, photorealism, digital art or a digital picture's look): "a cowboy in
+    the style of frederic remington, 8k, professional photography", "a field of poppies in the
+    style of claude monet, octane render". The user chose the style by naming whose it is. Blind
+    judges kept the choices this made over those it replaced (benchmarks/results/judged/ab_s32_maker,
+    ab_s32_look)."""
     if not idea or not (asked := credit_count(idea, names)):
         return False
-    return bool((_phrases(text) - _phrases(idea)) & (_PHOTOGRAPHED | _RENDERED | _PHOTOREAL | _DIGITAL | _DIGITAL_LOOK)) \
-        or credit_count(text, names) > asked
+    return bool((_phrases(text) - _phrases(idea)) & _NOT_THE_MAKERS) or credit_count(text, names) > asked
 
 
 def count_names(texts: Iterable[str]) -> Counter[str]:
@@ -941,14 +944,14 @@ def subject_clause(text: str) -> str | None:
     return first
 
 
-#: A rare word (fewer than :data:`MISSPELLING_MAX_COUNT` uses) written at least this many times less
-#: often than a word one edit away is a misspelling of it ("psychdelic": 34 uses in the train split,
-#: "psychedelic": 6,142); a common one is a word of its own ("concert", 1,053, beside "concept").
 #: Words that disparage a subject ("ugly", "hideous", "degenerate"): a subject clause people
 #: wrote with one of them is not offered for an idea without it (:meth:`KnownWords.subjects_for`).
 _DISPARAGING = frozenset("ugly uglier ugliest hideous disgusting gross degenerate grotesque deformed disfigured "
                          "obese fat stupid dumb idiotic repulsive revolting".split())
 
+#: A rare word (fewer than :data:`MISSPELLING_MAX_COUNT` uses) written at least this many times less
+#: often than a word one edit away is a misspelling of it ("psychdelic": 34 uses in the train split,
+#: "psychedelic": 6,142); a common one is a word of its own ("concert", 1,053, beside "concept").
 MISSPELLING_RATIO = 50
 MISSPELLING_MAX_COUNT = 50
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
