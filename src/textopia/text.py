@@ -487,11 +487,15 @@ _BY_HAND = frozenset({"oil painting", "oil on canvas", "watercolor", "watercolou
                       "charcoal", "ink drawing", "ink painting", "ink illustration", "pencil drawing", "pencil sketch",
                       "sketch", "chalk drawing", "crayon drawing", "fresco", "impressionist", "impressionism",
                       "renaissance painting", "renaissance portrait", "baroque painting", "rococo painting",
-                      "old master", "old masters", "pre raphaelite", "illuminated manuscript", "cubist", "cubism"})
+                      "old master", "old masters", "pre raphaelite", "illuminated manuscript", "cubist", "cubism",
+                      "tempera", "egg tempera", "encaustic", "ink wash", "sumi e", "pen and ink", "ballpoint pen",
+                      "marker drawing", "scratchboard", "graphite drawing", "colored pencil", "coloured pencil"})
 _PRINTED = frozenset({"linocut", "woodcut", "woodblock", "block print", "etching", "engraving", "lithograph",
-                      "screen print", "screenprint", "ukiyo e"})
+                      "screen print", "screenprint", "ukiyo e", "silkscreen", "monotype", "aquatint", "mezzotint",
+                      "drypoint", "letterpress"})
 _CRAFTED = frozenset({"stained glass", "mosaic", "embroidery", "embroidered", "tapestry", "quilt", "needlepoint",
-                      "cross stitch", "origami", "papercut", "paper cut"})
+                      "cross stitch", "origami", "papercut", "paper cut", "knitted", "crochet", "felted", "collage",
+                      "patchwork"})
 _DRAWN_FLAT = frozenset({"comic", "comic book", "comic panel", "cartoon", "pixel art", "children's book",
                          "childrens book", "storybook", "picture book"})
 _DIGITAL = frozenset({"digital art", "digital painting", "digital illustration", "digital artwork", "concept art",

@@ -294,6 +294,8 @@ def test_a_name_in_two_spellings_is_a_repeat_for_the_reranker():
     # Nor has a paint, a print or an old painter's picture the look of a digital one.
     ("a pencil drawing of a lion, trending on artstation, 8k, sharp focus", "a pencil drawing of a lion", True),
     ("a pencil drawing of a lion, highly detailed, trending on artstation", "a pencil drawing of a lion", False),
+    ("a pen and ink drawing of a crow, concept art", "a pen and ink drawing of a crow", True),
+    ("a knitted fox, digital painting", "a knitted fox", True),
     ("a charcoal portrait of a soldier, 8k, octane render", "a charcoal portrait of a soldier", True),
     ("a charcoal portrait of a soldier, photorealistic", "a charcoal portrait of a soldier", False),  # a genre
     ("a pencil sketch of an old man, dslr photo", "a pencil sketch of an old man", True),
@@ -881,3 +883,11 @@ def test_a_maker_overridden_ranks_with_a_clash():
     other = score_sample(idea, f"{idea}, cinematic, art by greg rutkowski", -20, 10, None)
     assert other.clash and not held.clash and held.tier() < other.tier()
     assert not score_opening(idea, f"{idea}, cinematic", other, None).clash
+
+
+def test_an_opening_is_checked_for_the_idea_reworded_whatever_its_whole():
+    """The whole writes the idea as the user did after a reworded form; its opening does not."""
+    idea = "a pen and ink drawing of a crow"
+    whole = score_sample(idea, "a pen ink drawing of a crow, trending on artstation, pen and ink", -20, 10, None)
+    assert not whole.idea_reworded
+    assert score_opening(idea, "a pen ink drawing of a crow, trending on artstation", whole, None).idea_reworded

@@ -227,7 +227,8 @@ def score_opening(idea: str | None, opening: str, whole: SampleScore,
     so a fault that the checks look for within clauses (an invented word, a stutter, a repeated or
     clashing phrase, a broken phrase, an unknown name, a crowd of makers, a new clause) and that
     the whole does not have, the opening has not either; only the faults the whole has are looked
-    for again, and the idea's recall and place, which a cut can change. Fluency and the end are
+    for again, and the idea's recall and place (its words late, scattered or reworded), which a
+    cut can change. Fluency and the end are
     the whole sample's (the keep head scores the opening's own)."""
     recall = relevance_recall(idea, opening) if idea else math.nan
     names = known_words.names if known_words is not None else ()
@@ -239,7 +240,9 @@ def score_opening(idea: str | None, opening: str, whole: SampleScore,
         repeats_idea=whole.repeats_idea and repeats_idea_word(idea, opening),
         idea_late=bool(idea) and not idea_in_subject(idea, opening),
         idea_scattered=bool(idea) and not idea_kept_together(idea, opening),
-        idea_reworded=whole.idea_reworded and idea_reworded(idea, opening),
+        # Not read off the whole: a whole that writes the idea as the user did after a reworded
+        # form ("a pen ink drawing, ..., pen and ink") passes, and its opening may not.
+        idea_reworded=bool(idea) and idea_reworded(idea, opening),
         drops_article=whole.drops_article and drops_idea_article(idea, opening),
         repeats_phrase=whole.repeats_phrase and (repeats_phrase(opening) or restates_tag(opening)
                                                  or repeats_in_clause(opening, idea) or repeats_variant(opening)
