@@ -476,8 +476,9 @@ CLASH_GROUPS: tuple[tuple[frozenset[str], ...], ...] = (
 #: "..., octane render"); a work in glass, tiles, thread or paper is not digital painting; a
 #: comic, a cartoon or pixel art is not photographic; a photograph, by how it is taken ("a drone
 #: shot of", "a selfie of"), is not painted, drawn, digital art or rendered; a poster's or vector
-#: art's flat design is not rendered or photographic; a minimal picture is not intricate, nor an
-#: abstract one realistic. Each pair is (the user's, the writer's); :func:`clashes` reads them
+#: art's flat design is not rendered or photographic; a design (a logo, an icon, a sticker, a
+#: coloring page) is not photographed, photorealistic, painted or lit; a minimal picture is not
+#: intricate, nor an abstract one realistic. Each pair is (the user's, the writer's); :func:`clashes` reads them
 #: only where the user named the first: the corpus's people mix such media freely (an oil
 #: painting with digital art, concept art, a matte painting or octane in 23% of the test prompts
 #: naming one), but what the user chose is what the picture is. Blind judges kept the choices the
@@ -509,6 +510,10 @@ _PHOTOGRAPHED = frozenset({"photo", "photograph", "photography", "dslr", "polaro
 _GRAPHIC = frozenset({"art deco poster", "vintage poster", "travel poster", "propaganda poster", "minimalist poster",
                       "vector art", "vector illustration", "flat vector", "flat illustration", "flat design",
                       "risograph"})
+#: Designs drawn to be printed or shown small: a logo, an icon, a sticker, a coloring page.
+_DESIGNED = frozenset({"logo", "icon", "app icon", "emoji", "sticker", "coloring page", "coloring book",
+                       "colouring page", "colouring book", "line art", "lineart", "tattoo design", "shirt design",
+                       "mascot", "clipart", "clip art", "emblem", "badge"})
 _MINIMAL = frozenset({"minimalist", "minimalistic", "minimalism", "minimal"})
 _DETAILED = frozenset({"intricate", "intricate details", "intricate detail", "highly detailed", "hyper detailed",
                        "hyperdetailed", "extremely detailed", "ultra detailed", "insanely detailed",
@@ -533,6 +538,10 @@ USER_MEDIUM_CLASHES: tuple[tuple[frozenset[str], frozenset[str]], ...] = (
     (_PHOTOGRAPHED, _DIGITAL | _RENDERED | _BY_HAND | _DRAWN_FLAT | {"painting", "painted", "drawing", "illustration",
                                                                     "anime", "manga"}),
     (_GRAPHIC, _RENDERED | _PHOTOGRAPHED | _PHOTOREAL),
+    # A design is drawn flat: not photographed, photorealistic, painted or lit.
+    (_DESIGNED, _PHOTOGRAPHED | _PHOTOREAL | {"realistic", "a painting", "detailed painting", "painting by",
+                                              "painted by", "oil painting", "oil on canvas", "watercolor",
+                                              "studio lighting", "cinematic lighting", "volumetric lighting"}),
     # Nor is a minimal picture intricate, or an abstract one realistic.
     (_MINIMAL, _DETAILED),
     (frozenset({"abstract", "abstraction", "abstract art", "abstract painting"}),
