@@ -478,11 +478,12 @@ CLASH_GROUPS: tuple[tuple[frozenset[str], ...], ...] = (
 #: shot of", "a selfie of"), is not painted, drawn, digital art or rendered; a poster's or vector
 #: art's flat design is not rendered or photographic; a design (a logo, an icon, a sticker, a
 #: coloring page) is not photographed, photorealistic, painted or lit; a minimal picture is not
-#: intricate, nor an abstract one realistic. Each pair is (the user's, the writer's); :func:`clashes` reads them
-#: only where the user named the first: the corpus's people mix such media freely (an oil
-#: painting with digital art, concept art, a matte painting or octane in 23% of the test prompts
-#: naming one), but what the user chose is what the picture is. Blind judges kept the choices the
-#: rule made over those it replaced (benchmarks/results/judged/ab_s32_medium, ab_s32_style).
+#: intricate, nor an abstract one realistic. Each pair is (the user's, the writer's);
+#: :func:`clashes` reads them only where the user named the first: the corpus's people mix such
+#: media freely (an oil painting with digital art, concept art, a matte painting or octane in 23%
+#: of the test prompts naming one), but what the user chose is what the picture is. Blind judges
+#: kept the choices the rule made over those it replaced (benchmarks/results/judged/ab_s32_medium,
+#: ab_s32_style, ab_s32_design).
 _BY_HAND = frozenset({"oil painting", "oil on canvas", "watercolor", "watercolour", "watercolors", "gouache",
                       "acrylic painting", "pastel drawing", "pastel painting", "pastel sketch", "oil pastel",
                       "charcoal", "ink drawing", "ink painting", "ink illustration", "pencil drawing", "pencil sketch",
@@ -554,13 +555,14 @@ def _phrases(text: str) -> set[str]:
     return set(words) | {" ".join(p) for n in (2, 3) for p in zip(*(words[i:] for i in range(n)))}
 
 
-def clashes(text: str, idea: str | None = None) -> bool:
+def clashes(text: str, idea: str | None = None, names: Collection[str] = ()) -> bool:
     """True if the text holds words of two alternatives of a :data:`CLASH_GROUPS` group ("sunrise
     at sunset", a photograph that is an oil painting) and at least one of them is not the user's:
     the words of ``idea`` never clash among themselves ("sunrise at sunset" asked for), but a word
     the model added clashes with them ("a harbor at dawn, midnight"); or if the idea names a
     medium of :data:`USER_MEDIUM_CLASHES` and the model added one that contradicts it ("a linocut
-    of a rooster, concept art")."""
+    of a rooster, concept art"); or if it names a maker whose choice the text overrides
+    (:func:`overrides_maker`, with ``names`` the known names)."""
     asked = _phrases(idea) if idea else set()
     added = _phrases(text) - asked
     for group in CLASH_GROUPS:
@@ -568,7 +570,8 @@ def clashes(text: str, idea: str | None = None) -> bool:
         by_model = {i for i, alt in enumerate(group) if alt & added}
         if len(by_user | by_model) > 1 and by_model - by_user:
             return True
-    return any(users & asked and writers & added for users, writers in USER_MEDIUM_CLASHES)
+    return (any(users & asked and writers & added for users, writers in USER_MEDIUM_CLASHES)
+            or overrides_maker(idea, text, names))
 
 
 _ARTICLE_RE = re.compile(r"\b([Aa]n?) ([^\W\d_][\w'-]*)")

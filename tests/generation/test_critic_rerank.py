@@ -314,10 +314,12 @@ def test_a_name_in_two_spellings_is_a_repeat_for_the_reranker():
     ("a minimal line drawing of a cat, intricate", "a minimal line drawing of a cat", True),
     ("a minimal line drawing of a cat, white background", "a minimal line drawing of a cat", False),
     ("an abstract painting of emotions, highly detailed, hyper realistic", "an abstract painting of emotions", True),
+    ("an abstract sculpture of a wave, studio photo", "an abstract sculpture of a wave", False),
     ("a logo of a fox, a detailed painting by picasso", "a logo of a fox", True),  # a design is drawn flat
     ("an emoji of a crying cat, studio lighting, professional photography", "an emoji of a crying cat", True),
     ("a sticker of a sleepy sloth, digital painting, trending on artstation", "a sticker of a sleepy sloth", False),
-    ("an abstract sculpture of a wave, studio photo", "an abstract sculpture of a wave", False),
+    ("a snowy mountain in the style of hokusai, art by greg rutkowski", "a snowy mountain in the style of hokusai",
+     True),  # a maker the user names (overrides_maker)
     # Only the user's medium is held to: the model's own mix of them is the corpus's.
     ("a rooster, linocut, concept art", "a rooster", False),
     ("a linocut of a rooster, concept art", None, False),

@@ -64,9 +64,8 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from textopia.text import (KnownWords, broken_phrase, clashes, crowded_credits, drops_idea_article, idea_in_subject,
-                           idea_kept_together, idea_reworded, overrides_maker, relevance_recall, repeats_idea_word,
-                           repeats_in_clause, repeats_phrase, repeats_variant, restates_quality, restates_tag, stutters,
-                           tokenize)
+                           idea_kept_together, idea_reworded, relevance_recall, repeats_idea_word, repeats_in_clause,
+                           repeats_phrase, repeats_variant, restates_quality, restates_tag, stutters, tokenize)
 
 T = TypeVar("T")
 
@@ -211,7 +210,7 @@ def score_sample(idea: str | None, prompt: str, logprob: float, num_tokens: int,
         drops_article=bool(idea) and drops_idea_article(idea, prompt),
         repeats_phrase=(repeats_phrase(prompt) or restates_tag(prompt) or repeats_in_clause(prompt, idea)
                         or repeats_variant(prompt) or restates_quality(prompt)),
-        clash=clashes(prompt, idea) or overrides_maker(idea, prompt, names),
+        clash=clashes(prompt, idea, names),
         broken=broken_phrase(prompt, idea),
         unknown_name=known_words is not None and bool(known_words.unknown_names(prompt, idea)),
         crowded=crowded_credits(prompt, names),
@@ -247,7 +246,7 @@ def score_opening(idea: str | None, opening: str, whole: SampleScore,
         repeats_phrase=whole.repeats_phrase and (repeats_phrase(opening) or restates_tag(opening)
                                                  or repeats_in_clause(opening, idea) or repeats_variant(opening)
                                                  or restates_quality(opening)),
-        clash=whole.clash and (clashes(opening, idea) or overrides_maker(idea, opening, names)),
+        clash=whole.clash and clashes(opening, idea, names),
         broken=whole.broken and broken_phrase(opening, idea),
         unknown_name=whole.unknown_name and bool(known_words.unknown_names(opening, idea)),
         crowded=whole.crowded and crowded_credits(opening, names),
