@@ -193,3 +193,20 @@ def test_logits_equal_transformers_on_the_shipped_default_model():
     ids = torch.randint(0, engine.config.vocab_size, (2, 48), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(engine(input_ids=ids).logits, hf(input_ids=ids).logits, atol=1e-4, rtol=0)
+
+
+def test_bfloat16_products_pad_their_rows_to_a_few_shapes_and_return_each_row_as_alone():
+    """oneDNN makes a bfloat16 kernel per shape: rows are padded to one of eight sizes an octave
+    (at most 1/8 more), and the padding changes no row's result."""
+    from textopia.models.gpt_engine import _bucket, _Linear
+
+    assert [_bucket(r) for r in (1, 16, 17, 33, 1000, 1025)] == [1, 16, 18, 36, 1024, 1152]
+    assert all(r <= _bucket(r) <= r * 9 / 8 for r in range(1, 5000))
+    assert len({_bucket(r) for r in range(1, 4097)}) <= 100
+    g = torch.Generator().manual_seed(0)
+    linear = _Linear(torch.randn(64, 48, generator=g), torch.randn(48, generator=g), "bfloat16")
+    x = torch.randn(37, 64, generator=g)
+    y = linear(x)
+    assert y.shape == (37, 48) and y.dtype == torch.float32
+    alone = torch.cat([linear(x[i:i + 1]) for i in range(37)])  # 1 row: never padded
+    assert torch.allclose(alone, y, rtol=1e-2, atol=1e-2)  # bfloat16 outputs: a unit of its last place

@@ -340,3 +340,37 @@ def test_features_are_exact_and_leave_the_shared_engines_weights_alone(tiny_chec
     monkeypatch.setattr(gen.model, "set_weight_dtype", no_switch)
     assert torch.equal(features(gen.model, gen.tokenizer, *args), exact)
     assert gen.model.weight_dtype == "mixed"
+
+
+@pytest.mark.parametrize("fast_bf16, weight_dtype, expected", [
+    (True, "mixed", "bfloat16"), (True, "float16", "bfloat16"), (True, "float32", "float32"),
+    (False, "mixed", "float32"), (False, "float32", "float32")])
+def test_candidates_are_judged_in_bfloat16_only_where_the_cpu_has_it_and_exact_numbers_are_not_asked(
+        tiny_checkpoint, monkeypatch, fast_bf16, weight_dtype, expected):
+    """The reranker's scoring pass runs in the engine's ``scoring_dtype``: bfloat16 on a CPU with
+    native bf16 (about twice float32's speed at its shapes), float32 where bf16 is emulated or the
+    engine decodes in float32; the features stay close to the exact ones."""
+    from textopia.generation.decoder import Generator
+    from textopia.models import gpt_engine, keep_head
+
+    monkeypatch.setattr(gpt_engine, "cpu_has_fast_bf16", lambda: fast_bf16)
+    gen = textopia.load(str(tiny_checkpoint))
+    gen.model.set_weight_dtype(weight_dtype)
+    assert gen.model.scoring_dtype == expected
+    args = (gen.model, gen.tokenizer, ["old fisherman"], ["old fisherman, oil painting, by greg rutkowski"])
+    if expected == "bfloat16":
+        close = features(*args, weight_dtype="bfloat16")
+        exact = features(*args)
+        assert not torch.equal(close, exact)  # another pass ...
+        assert torch.allclose(close, exact, atol=0.05, rtol=0.05)  # ... of about the same numbers
+    used = []
+
+    def spy(*a, weight_dtype="float32", **k):
+        used.append(weight_dtype)
+        return features(*a, weight_dtype=weight_dtype, **k)
+
+    monkeypatch.setattr(keep_head, "features", spy)
+    gen.keep_head = _random_head(gen.model.config.n_embd)
+    assert isinstance(gen, Generator)
+    gen.generate("old fisherman", n=1, seed=5, candidates=8, max_new_tokens=12)
+    assert used and set(used) == {expected}

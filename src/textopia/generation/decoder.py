@@ -321,7 +321,7 @@ class DecoderGenerator(Generator):
             if slots:
                 ideas = [r.idea if r.settings.mode == "expand" else None for r, _ in slots]
                 raw = features(model, self.tokenizer, ideas, [r.candidates[i][1] for r, i in slots],
-                               wholes=[r.wholes[i] for r, i in slots])
+                               wholes=[r.wholes[i] for r, i in slots], weight_dtype=model.scoring_dtype)
                 for (r, i), utility in zip(slots, head.utility(raw).tolist()):
                     score, text, gen = r.candidates[i]
                     r.candidates[i] = (replace(score, keep=utility), text, gen)

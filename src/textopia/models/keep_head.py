@@ -71,13 +71,16 @@ class KeepHeadConfig:
 
 
 def features(engine, tokenizer, ideas: Sequence[str | None], prompts: Sequence[str],
-             batch_rows: int = BATCH_ROWS, wholes: Sequence[str] | None = None) -> torch.Tensor:
+             batch_rows: int = BATCH_ROWS, wholes: Sequence[str] | None = None,
+             weight_dtype: str = "float32") -> torch.Tensor:
     """The raw features of each prompt: ``[fluency, words / 10, pooled]``, (N, 2 + 2E) float32.
 
     Args:
-        engine: the writer (:class:`~textopia.models.gpt_engine.GPT2Engine`); scored with float32
-            weights, whatever the engine decodes with, and without switching its weights (another
-            thread may be decoding with it).
+        engine: the writer (:class:`~textopia.models.gpt_engine.GPT2Engine`); scored with
+            ``weight_dtype`` weights, whatever the engine decodes with, and without switching its
+            weights (another thread may be decoding with it): float32, what heads are fitted on,
+            or the engine's :attr:`~textopia.models.gpt_engine.GPT2Engine.scoring_dtype` when
+            choosing among a request's candidates.
         tokenizer: its :class:`~textopia.data.tokenizer.PromptTokenizer`.
         ideas: N ideas (None: unconditional), each prompt's context.
         prompts: N prompts.
@@ -148,11 +151,11 @@ def features(engine, tokenizer, ideas: Sequence[str | None], prompts: Sequence[s
         queries = max(per_row, default=0)
         with torch.no_grad():
             cache = engine.new_cache(len(chunk), width + queries) if cuts else None
-            hidden = engine.hidden_states(input_ids.to(device), weight_dtype="float32", cache=cache)  # (B, W, E)
+            hidden = engine.hidden_states(input_ids.to(device), weight_dtype=weight_dtype, cache=cache)  # (B, W, E)
             # The output layer over the positions that predict a body token or its end alone, not the
             # context's nor the padding's: (sum of T + 1, E) -> (sum of T + 1, V).
             predicting = torch.cat([hidden[i, len(c) - 1:len(c) + len(b)] for i, (c, b) in enumerate(chunk)])
-            logits = engine.output_logits(predicting[None], weight_dtype="float32")[0].cpu()
+            logits = engine.output_logits(predicting[None], weight_dtype=weight_dtype)[0].cpu()
             norm = torch.logsumexp(logits, dim=-1)  # (sum of T + 1,)
             offsets = [0]
             for _, b in chunk:
@@ -169,7 +172,7 @@ def features(engine, tokenizer, ideas: Sequence[str | None], prompts: Sequence[s
                     key_mask[i, j, : len(chunk[i][0]) + cut] = True
                     position_ids[i, j] = len(chunk[i][0]) + cut
                 ends = engine.hidden_states(torch.full((len(chunk), queries), eos, dtype=torch.long, device=device),
-                                            weight_dtype="float32", cache=cache, key_mask=key_mask.to(device),
+                                            weight_dtype=weight_dtype, cache=cache, key_mask=key_mask.to(device),
                                             position_ids=position_ids.to(device)).float().cpu()  # (B, Q, E)
         hidden = hidden.float().cpu()
         end_of = {p: ends[slot[p]] for p, _, _ in cuts}
