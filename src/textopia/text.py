@@ -645,6 +645,18 @@ def idea_kept_together(idea: str, output: str) -> bool:
 _LINK_WORDS = 3
 
 
+def _following(words: list[str], start: int) -> list[str]:
+    """The words of ``words`` from ``start`` on, as far as :data:`_LINK_WORDS` of them that are not
+    articles and the word after them ("that looks like a robot": the robot is in reach)."""
+    taken = 0
+    for end in range(start, len(words)):
+        if words[end] not in _ARTICLES:
+            taken += 1
+            if taken > _LINK_WORDS + 1:
+                return words[start:end]
+    return words[start:]
+
+
 def idea_reworded(idea: str, output: str) -> bool:
     """True if the output joins two neighbouring content words of the idea by other small words
     than the idea does, articles aside: "cat sleeping in the windowsill" for "cat sleeping on a
@@ -668,7 +680,7 @@ def idea_reworded(idea: str, output: str) -> bool:
         for p, s in enumerate(stems):
             if s != first:
                 continue
-            gap = out[p + 1:p + 2 + _LINK_WORDS]
+            gap = _following(out, p + 1)
             q = next((k for k, w in enumerate(gap) if stem(w) == second), None)
             if q is None:
                 continue

@@ -83,6 +83,9 @@ def test_idea_kept_together(idea, prompt, expected):
     ("lighthouse storm", "a lighthouse in a storm", False),  # keywords: any small words will do
     ("woman portrait", "portrait of a woman", False),
     ("bowl of ramen", "a bowl of ramen, a bowl with chopsticks", False),  # written once as asked
+    ("a boy and his robot", "a boy that looks like a robot, digital art", True),  # three words and an article
+    ("a boy and his robot", "a boy and his giant robot", False),
+    ("a boy and his robot", "a boy in a field near a tall robot", False),  # further than three words: apart
 ])
 def test_idea_reworded(idea, prompt, expected):
     assert idea_reworded(idea, prompt) is expected
