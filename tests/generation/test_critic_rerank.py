@@ -899,3 +899,15 @@ def test_an_opening_is_checked_for_the_idea_reworded_whatever_its_whole():
     whole = score_sample(idea, "a pen ink drawing of a crow, trending on artstation, pen and ink", -20, 10, None)
     assert not whole.idea_reworded
     assert score_opening(idea, "a pen ink drawing of a crow, trending on artstation", whole, None).idea_reworded
+
+
+def test_an_opening_of_a_cut_sample_is_finished_and_the_cut_whole_is_not():
+    """A sample cut (at the token limit, or as one of a batch's longest rows) ranks below every
+    finished one; its clause openings end where the writer ended a clause and wrote on, and rank
+    as finished."""
+    idea = "a lighthouse in a storm"
+    cut = score_sample(idea, "a lighthouse in a storm, oil painting, dramatic", -20, 12, None, finished=False)
+    opening = score_opening(idea, "a lighthouse in a storm, oil painting", cut, None)
+    done = score_sample(idea, "a lighthouse in a storm, oil painting", -20, 8, None)
+    assert not cut.finished and opening.finished
+    assert opening.tier() == done.tier() < cut.tier()

@@ -224,3 +224,48 @@ def test_a_hard_idea_draws_more_rounds_until_a_sample_is_faultless(tiny_checkpoi
     assert not request.enough()
     request.groups[-1] = 1
     assert request.enough()
+
+
+def test_a_batch_of_candidates_stops_its_longest_rows(tiny_checkpoint):
+    """With ``tail_share``, sampling stops once at most that share of the rows are still running:
+    the rows that ended before are those of a batch run to the end, and the stopped rows are
+    unfinished beginnings of theirs."""
+    import torch
+
+    from textopia.generation import decoding
+    from textopia.generation.config import GenerationConfig
+
+    gen = textopia.load(str(tiny_checkpoint), weight_dtype="float32")
+    jobs = lambda: [decoding.SampleJob(gen.tokenizer.context_ids(idea), 8, torch.Generator().manual_seed(i), idea)  # noqa: E731
+                    for i, idea in enumerate(["castle", "a castle on a hill at night"])]
+    settings = GenerationConfig(max_new_tokens=60, min_new_tokens=2, temperature=0.7)
+    whole = [s for job in decoding.sample_many(gen.model, gen.tokenizer, jobs(), settings, gen.max_positions)
+             for s in job]
+    stopped = [s for job in decoding.sample_many(gen.model, gen.tokenizer, jobs(), settings, gen.max_positions,
+                                                 tail_share=0.9) for s in job]  # a tiny model's rows seldom end
+    cut = [i for i, (a, b) in enumerate(zip(stopped, whole)) if len(a.ids) < len(b.ids)]
+    assert 0 < len(cut) <= 0.9 * 16, "no row was stopped: the test checks nothing"
+    for a, b in zip(stopped, whole):
+        if a.finished:
+            assert (a.ids, a.finished) == (b.ids, b.finished)
+        else:
+            assert b.ids[: len(a.ids)] == a.ids and len(a.ids) >= settings.min_new_tokens
+
+
+@pytest.mark.parametrize("rerank, share", [(True, "TAIL_SHARE"), (False, 0.0)])
+def test_only_a_reranked_pool_stops_its_longest_rows(tiny_checkpoint, monkeypatch, rerank, share):
+    """Without reranking every sample is a prompt the user gets, and runs to its end."""
+    from textopia.generation import decoder, decoding
+
+    gen = textopia.load(str(tiny_checkpoint))
+    shares = []
+    original = decoder.sample_many
+
+    def spy(*args, tail_share=0.0, **kwargs):
+        shares.append(tail_share)
+        return original(*args, tail_share=tail_share, **kwargs)
+
+    monkeypatch.setattr(decoder, "sample_many", spy)
+    gen.generate("old fisherman", n=2, seed=3, rerank=rerank, max_new_tokens=20)
+    expected = decoding.TAIL_SHARE if share == "TAIL_SHARE" else share
+    assert shares and set(shares) == {expected} and decoding.TAIL_SHARE > 0

@@ -82,11 +82,11 @@ def _calls(gen, **extra) -> dict[str, list[str]]:
 
 DEFAULT = {
     "expand n=1": ["a castle on a hill, digital art, cinematic, highly detailed"],
-    "expand n=3": ["a castle on a hill, digital art, cinematic, highly detailed", "castle on the hill, by ilya kuvshinov", "a castle on a hill, cinematic, volumetric lighting, beautiful, stunning, by makoto shinkai"],
+    "expand n=3": ["a castle on a hill, digital art, cinematic, highly detailed", "a castle on a hill, a detailed matte painting by donato giancola, cgsociety, concept art", "castle on the hill, by ilya kuvshinov"],
     "continue n=1": ["a portrait of a medieval peasant woman, highly detailed, cinematic lighting"],
     "continue n=3": ["a portrait of a medieval peasant woman, highly detailed, cinematic lighting", "a portrait of the greek god of thunder, art by greg rutkowski and artgerm", "a portrait of an alien, elegant, fantasy, intricate, by stanley artgerm lau"],
     "nothing n=1": ["a portrait of a robot by rembrandt, featured on artstation"],
-    "nothing n=3": ["a portrait of a robot by rembrandt, featured on artstation", "a cat by joel robison, highly detailed", "a young boy with a mohawk, portrait"],
+    "nothing n=3": ["a portrait of a robot by rembrandt, featured on artstation", "a cat by joel robison, highly detailed", "A giant mech flying in a forest, digital art, artstation"],
 }
 
 

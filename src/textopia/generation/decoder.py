@@ -17,7 +17,7 @@ from textopia.generation import rerank
 from textopia.generation.base import Generation, Generator, TextopiaError
 from textopia.generation.config import (MAX_ROWS, GenerationConfig, check_rows, check_setting, from_nothing,
                                        rows_per_round)
-from textopia.generation.decoding import SampleJob, Sampled, clean_prompt, dedup_key, sample_many
+from textopia.generation.decoding import TAIL_SHARE, SampleJob, Sampled, clean_prompt, dedup_key, sample_many
 from textopia.generation.rerank import SampleScore, score_opening, score_sample, select
 from textopia.safety import contains_banned, nsfw_pattern
 from textopia.text import KnownWords, clause_openings, close_spaced_compounds
@@ -68,7 +68,8 @@ class BatchedLMSampler:
     def draw(self, jobs: list[Draw], settings: GenerationConfig) -> list[list[Sampled]]:
         g = self.generator
         batch = [SampleJob(j.context, j.rows, j.generator, j.idea if j.opening is None else None) for j in jobs]
-        return sample_many(g.model, g.tokenizer, batch, settings, g.max_positions, g.known_words)
+        return sample_many(g.model, g.tokenizer, batch, settings, g.max_positions, g.known_words,
+                           tail_share=TAIL_SHARE if settings.rerank else 0.0)
 
 
 #: Decoding defaults of a decoder-only family where they differ from :class:`GenerationConfig`'s:

@@ -124,7 +124,7 @@ class SampleScore:
     invented: int  # words not in the known-word list (0 without a list)
     stutter: bool
     mean_logprob: float  # nats per token, under the model
-    finished: bool = True  # ended with EOS, not cut at max_new_tokens
+    finished: bool = True  # ended with EOS, not cut (at max_new_tokens, or as one of a batch's longest rows)
     repeats_idea: bool = False  # an idea word written twice
     idea_late: bool = False  # an idea word first written after the prompt's subject
     idea_scattered: bool = False  # the idea's words out of its order or far apart
@@ -193,7 +193,8 @@ def score_sample(idea: str | None, prompt: str, logprob: float, num_tokens: int,
         num_tokens: how many tokens that sum covers.
         known_words: the corpus's known words, names and clauses, or None to skip the
             invented-word, unknown-name and new-clause checks.
-        finished: whether the model ended the prompt (EOS) rather than hitting the token limit.
+        finished: whether the model ended the prompt (EOS) rather than being cut (at the token
+            limit, or as one of a batch's longest rows: :data:`~textopia.generation.decoding.TAIL_SHARE`).
     """
     recall = relevance_recall(idea, prompt) if idea else math.nan
     names = known_words.names if known_words is not None else ()
@@ -227,8 +228,10 @@ def score_opening(idea: str | None, opening: str, whole: SampleScore,
     clashing phrase, a broken phrase, an unknown name, a crowd of makers, a new clause) and that
     the whole does not have, the opening has not either; only the faults the whole has are looked
     for again, and the idea's recall and place (its words late, scattered or reworded), which a
-    cut can change. Fluency and the end are
-    the whole sample's (the keep head scores the opening's own)."""
+    cut can change. Fluency is the whole sample's (the keep head scores the opening's own). An
+    opening is finished whether or not its whole was: the writer ended its last clause and wrote
+    on, and only the whole was cut (at ``max_new_tokens``, or as one of a batch's longest rows:
+    :data:`~textopia.generation.decoding.TAIL_SHARE`)."""
     recall = relevance_recall(idea, opening) if idea else math.nan
     names = known_words.names if known_words is not None else ()
     return replace(
@@ -252,6 +255,7 @@ def score_opening(idea: str | None, opening: str, whole: SampleScore,
         crowded=whole.crowded and crowded_credits(opening, names),
         new_clauses=whole.new_clauses and len(known_words.new_clauses(opening, idea)),
         words=len(tokenize(opening)),
+        finished=True,
     )
 
 
