@@ -169,7 +169,8 @@ class DecoderGenerator(Generator):
         Returns:
             per call, its prompts, or the :class:`TextopiaError` that its input raised. A call
             batched with others may get other prompts than alone for the same seed, where float
-            rounding differs in a larger batch.
+            rounding differs in a larger batch, or the batch's longest rows stop at another step
+            (:data:`~textopia.generation.decoding.TAIL_SHARE`).
         """
         if min_pool is not None and not 1 <= min_pool <= MAX_ROWS:
             raise ValueError(f"min_pool must be in [1, {MAX_ROWS}], got {min_pool}")

@@ -414,9 +414,10 @@ def sample_many(
             attention_mask = torch.cat([attention_mask, torch.ones(n, 1, dtype=torch.long, device=device)], dim=1)
             step_pos = step_pos[:, -1:] + 1
         running = ~finished[live]
-        if int(running.sum()) <= tail_share * n and input_ids.size(1) - width >= settings.min_new_tokens:
+        still = int(running.sum())
+        if still <= tail_share * n and input_ids.size(1) - width >= settings.min_new_tokens:
             break  # the tail: the longest rows, cut where their last clause ended
-        if hasattr(past, "keep_rows") and int(running.sum()) <= COMPACT_AT * live.numel():
+        if hasattr(past, "keep_rows") and still <= COMPACT_AT * live.numel():
             past.keep_rows(running.nonzero().squeeze(1))
             live = live[running]
         step_input = next_ids[live][:, None]
