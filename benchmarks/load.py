@@ -101,11 +101,16 @@ def serve(port: int, model: str, fake: bool, fake_delay_s: float, max_concurrenc
 
 
 def start_server(port: int, **options: Any) -> subprocess.Popen[bytes]:
-    """:func:`serve` in a child process (the repository root and its ``src`` on its path)."""
+    """:func:`serve` in a child process, on the ``textopia`` this process imported (first on the
+    child's path, then the repository root for ``benchmarks``): ``PYTHONPATH=OTHER/src`` measures
+    OTHER's service, not this checkout's beside a client of OTHER's."""
+    import textopia
+
+    src = Path(textopia.__file__).resolve().parents[1]
     cmd = [sys.executable, "-c", "import json, sys; from benchmarks.load import serve; serve(**json.loads(sys.argv[1]))",
            json.dumps({"port": port, **options})]
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), str(ROOT), env.get("PYTHONPATH")]))
     logger.info("starting the server on port %d: %s", port, options)
     return subprocess.Popen(cmd, env=env, cwd=ROOT)
 

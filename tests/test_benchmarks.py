@@ -140,3 +140,19 @@ def test_lengths_centres_each_judges_standardised_scores_on_the_ideas_mean(tmp_p
     assert rows["8-11"]["coherence"] > 0 > rows["28-31"]["coherence"]
     assert rows["8-11"]["coherence"] == -rows["28-31"]["coherence"]  # centred on each idea's mean
     assert rows["8-11"]["keep"] > 0 > rows["28-31"]["keep"]
+
+
+def test_the_load_benchmarks_server_runs_the_textopia_its_client_imported(monkeypatch, tmp_path):
+    """A run with ``PYTHONPATH=OTHER/src`` measures OTHER's service: the server's path starts with
+    the sources of the ``textopia`` the benchmark imported, not the checkout beside it."""
+    import types
+
+    from benchmarks import load
+
+    other = tmp_path / "other" / "src"
+    (other / "textopia").mkdir(parents=True)
+    monkeypatch.setitem(sys.modules, "textopia", types.SimpleNamespace(__file__=str(other / "textopia" / "__init__.py")))
+    seen = {}
+    monkeypatch.setattr(load.subprocess, "Popen", lambda cmd, env, cwd: seen.update(env=env, cwd=cwd))
+    load.start_server(8123, fake=True)
+    assert seen["env"]["PYTHONPATH"].split(os.pathsep)[:2] == [str(other.resolve()), str(load.ROOT)]
