@@ -78,17 +78,24 @@ def test_clean_prompt_drops_broken_utf8():
     assert clean_prompt("a caf\ufffd on the \ufffd street", finished=True) == "a caf on the street"
 
 
+def _seeded_jobs(gen, ideas, rows):
+    """Fresh sampling jobs, ``rows`` samples of each idea's context, job i seeded with i."""
+    import torch
+
+    from textopia.generation import decoding
+
+    return [decoding.SampleJob(gen.tokenizer.context_ids(idea), rows, torch.Generator().manual_seed(i), idea)
+            for i, idea in enumerate(ideas)]
+
+
 def test_dropping_finished_rows_changes_no_sample(tiny_checkpoint, monkeypatch):
     """sample_many drops finished rows from the engine's cache as it goes; the samples (tokens,
     ends, log-probabilities) are those of a batch that keeps every row, padded jobs included."""
-    import torch
-
     from textopia.generation import decoding
     from textopia.generation.config import GenerationConfig
 
     gen = textopia.load(str(tiny_checkpoint), weight_dtype="float32")
-    jobs = lambda: [decoding.SampleJob(gen.tokenizer.context_ids(idea), 6, torch.Generator().manual_seed(i), idea)  # noqa: E731
-                    for i, idea in enumerate(["castle", "a castle on a hill at night", None])]
+    jobs = lambda: _seeded_jobs(gen, ["castle", "a castle on a hill at night", None], 6)  # noqa: E731
     settings = GenerationConfig(max_new_tokens=60, temperature=1.5)
     monkeypatch.setattr(decoding, "COMPACT_AT", 0.99)  # drop rows as soon as one finishes
     calls = []
@@ -108,14 +115,11 @@ def test_dropping_finished_rows_changes_no_sample(tiny_checkpoint, monkeypatch):
 def test_rows_of_one_context_share_its_prefill_and_sample_the_same(tiny_checkpoint, monkeypatch):
     """The engine reads each distinct context once (left-padded contexts of three lengths, one of
     them in two jobs); the samples are those of a prefill of every row."""
-    import torch
-
     from textopia.generation import decoding
     from textopia.generation.config import GenerationConfig
 
     gen = textopia.load(str(tiny_checkpoint), weight_dtype="float32")
-    jobs = lambda: [decoding.SampleJob(gen.tokenizer.context_ids(idea), 5, torch.Generator().manual_seed(i), idea)  # noqa: E731
-                    for i, idea in enumerate(["castle", "a castle on a hill at night", None, "castle"])]
+    jobs = lambda: _seeded_jobs(gen, ["castle", "a castle on a hill at night", None, "castle"], 5)  # noqa: E731
     settings = GenerationConfig(max_new_tokens=40, temperature=1.5)
     widths = []
     real = type(gen.model).forward
@@ -230,14 +234,11 @@ def test_a_batch_of_candidates_stops_its_longest_rows(tiny_checkpoint):
     """With ``tail_share``, sampling stops once at most that share of the rows are still running:
     the rows that ended before are those of a batch run to the end, and the stopped rows are
     unfinished beginnings of theirs."""
-    import torch
-
     from textopia.generation import decoding
     from textopia.generation.config import GenerationConfig
 
     gen = textopia.load(str(tiny_checkpoint), weight_dtype="float32")
-    jobs = lambda: [decoding.SampleJob(gen.tokenizer.context_ids(idea), 8, torch.Generator().manual_seed(i), idea)  # noqa: E731
-                    for i, idea in enumerate(["castle", "a castle on a hill at night"])]
+    jobs = lambda: _seeded_jobs(gen, ["castle", "a castle on a hill at night"], 8)  # noqa: E731
     settings = GenerationConfig(max_new_tokens=60, min_new_tokens=2, temperature=0.7)
     whole = [s for job in decoding.sample_many(gen.model, gen.tokenizer, jobs(), settings, gen.max_positions)
              for s in job]
