@@ -20,7 +20,10 @@ number of tokens; top-p 0.95, temperature 0.9, no reranking):
   (bytes x 48 over the memory bandwidth measured here with a large copy);
 - ``floor (the forward's matmuls ...)``: the compute floor, the forward's matrix products timed
   with ``torch.mm`` at the model's shapes (:func:`matmul_floor_s`), with the GFLOP/s they reach;
-  each textopia row gets ``batchB_x_floor``, its time over that floor.
+  each textopia row gets ``batchB_x_floor``, its time over that floor;
+- ``floor (the same matmuls in the forward's order ...)``: those products timed as a forward runs
+  them, a weight of its own each (``matmul_floor_s(..., in_order=True)``): the floor with the
+  weights' trips through the caches that decoding makes; ``batchB_x_ordered_floor`` over it.
 
 Batch 1 and batch 32 (``batches``) seconds are medians over ``repeats`` seeds. The cold start is the whole
 ``textopia generate "woman portrait" -n 4`` CLI call from a new process, for this checkout and for
@@ -69,18 +72,34 @@ def memory_bandwidth_bytes_per_s() -> float:
     return 2 * x.numel() * 4 / best  # read + write
 
 
-def matmul_floor_s(config, batch: int, new_tokens: int, repeats: int = 20) -> tuple[float, float]:
+def matmul_floor_s(config, batch: int, new_tokens: int, repeats: int = 20, in_order: bool = False) -> tuple[float, float]:
     """The compute floor of decoding ``new_tokens`` tokens for ``batch`` rows with a GPT-2 of
     ``config`` (an :class:`~textopia.models.gpt_engine.EngineConfig`) on this CPU: ``(seconds,
     GFLOP/s)``. Each token's forward is, per layer, four float32 matrix products of ``batch`` rows
     (``d x 3d``, ``d x d``, ``d x 4d``, ``4d x d``) and the output layer's ``d x V``; their time is
     measured with ``torch.mm`` at those shapes (best of ``repeats``) and summed over the tokens.
     Attention over the cache, layer norms and sampling are left out: the floor is what the
-    arithmetic alone costs, the engine's time over it the overhead left."""
+    arithmetic alone costs, the engine's time over it the overhead left.
+
+    By default each shape is timed alone, its one weight read again and again (so from the core's
+    own cache). ``in_order``: one token's products are timed together, a weight of its own for
+    each, in the order a forward runs them, so that each weight comes from wherever the others
+    left it, as in decoding (the default's 21 MB of float32 weights pass through a 2 MB cache
+    per core every token): the floor of the same work with its memory traffic."""
     import torch
 
     d, layers, vocab = config.n_embd, config.n_layer, config.vocab_size
     shapes = [(d, 3 * d), (d, d), (d, 4 * d), (4 * d, d)] * layers + [(d, vocab)]
+    if in_order:
+        operands = [(torch.randn(batch, k), torch.randn(k, n), torch.empty(batch, n)) for k, n in shapes]
+        best = float("inf")
+        for _ in range(repeats + 1):  # the first pass warms the allocator and the kernels
+            t0 = time.perf_counter()
+            for x, w, out in operands:
+                torch.mm(x, w, out=out)
+            best = min(best, time.perf_counter() - t0)
+        flops = sum(2 * batch * k * n for k, n in shapes)
+        return new_tokens * best, flops / best / 1e9
     total, flops = 0.0, 0
     for k, n in dict.fromkeys(shapes):
         x, w = torch.randn(batch, k), torch.randn(k, n)
@@ -139,14 +158,19 @@ def bench_model(name: str, repeats: int, new_tokens: int, batches: tuple[int, ..
     config = getattr(fast.model, "config", None)
     if config is not None and hasattr(config, "n_embd"):  # the lean GPT engine: the floor of its arithmetic
         floor = {"model": name, "engine": "floor (the forward's matmuls, torch.mm at the model's shapes)", "backend": "-"}
+        ordered = {"model": name, "engine": "floor (the same matmuls in the forward's order, each weight once per token)",
+                   "backend": "-"}
         for batch in batches:
             seconds, gflops = matmul_floor_s(config, batch, new_tokens)
             floor[f"batch{batch}_s"], floor[f"batch{batch}_gflop_per_s"] = seconds, gflops
-        rows.append(floor)
+            seconds, gflops = matmul_floor_s(config, batch, new_tokens, in_order=True)
+            ordered[f"batch{batch}_s"], ordered[f"batch{batch}_gflop_per_s"] = seconds, gflops
+        rows += [floor, ordered]
         for r in rows:
             if r["engine"].startswith("textopia"):
                 for batch in batches:
                     r[f"batch{batch}_x_floor"] = r[f"batch{batch}_s"] / floor[f"batch{batch}_s"]
+                    r[f"batch{batch}_x_ordered_floor"] = r[f"batch{batch}_s"] / ordered[f"batch{batch}_s"]
     top = max(batches)
     for r in rows:
         if r.get(f"batch{top}_s"):

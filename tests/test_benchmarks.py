@@ -156,3 +156,17 @@ def test_the_load_benchmarks_server_runs_the_textopia_its_client_imported(monkey
     monkeypatch.setattr(load.subprocess, "Popen", lambda cmd, env, cwd: seen.update(env=env, cwd=cwd))
     load.start_server(8123, fake=True)
     assert seen["env"]["PYTHONPATH"].split(os.pathsep)[:2] == [str(other.resolve()), str(load.ROOT)]
+
+
+def test_the_ordered_floor_counts_the_same_products_as_the_shape_floor():
+    """Both floors of speed.py time the same forward's products (four a layer and the output
+    layer): seconds times GFLOP/s is the same work, whichever way the products are timed."""
+    from benchmarks.speed import matmul_floor_s
+    from textopia.models.gpt_engine import EngineConfig
+
+    config = EngineConfig(vocab_size=64, n_positions=16, n_embd=8, n_layer=2, n_head=2)
+    expected = 2 * 3 * (2 * (8 * 24 + 8 * 8 + 8 * 32 + 32 * 8) + 8 * 64) / 1e9  # 3 rows, per token
+    for in_order in (False, True):
+        seconds, gflops = matmul_floor_s(config, batch=3, new_tokens=5, repeats=2, in_order=in_order)
+        assert seconds > 0
+        assert seconds / 5 * gflops == pytest.approx(expected, rel=1e-6)
