@@ -104,6 +104,28 @@ def test_blind_judging_sets_two_sources_side_by_side(tmp_path):
     [row] = versus(tmp_path, [tmp_path / "judge1.csv"], "new", "old")
     assert (row["judge"], row["pairs"], row["first_higher"]) == ("judge1", 3, 1.5)
     assert row["share"] == 0.5
+    # differences 2, -3, 0: mean -1/3, standard deviation sqrt(19/3), interval over the three ideas
+    assert row["keep_diff"] == pytest.approx(-1 / 3)
+    half = 1.96 * (19 / 3) ** 0.5 / 3 ** 0.5
+    assert (row["keep_diff_low"], row["keep_diff_high"]) == (pytest.approx(-1 / 3 - half), pytest.approx(-1 / 3 + half))
+
+
+def test_versus_averages_a_pool_and_sets_the_judges_together(tmp_path):
+    """A source with several prompts for an idea counts with their mean keep; with two judges a
+    row of the judges together takes each idea's difference averaged over them."""
+    from benchmarks.blind_judging import versus
+
+    key = [{"id": 1, "idea": "a", "source": "chosen"}, {"id": 2, "idea": "a", "source": "pool"},
+           {"id": 3, "idea": "a", "source": "pool"}, {"id": 4, "idea": "b", "source": "chosen"},
+           {"id": 5, "idea": "b", "source": "pool"}]
+    (tmp_path / "key.json").write_text(json.dumps(key))
+    (tmp_path / "j1.csv").write_text("id,relevance,coherence,keep\n1,5,5,6\n2,5,5,4\n3,5,5,7\n4,5,5,5\n5,5,5,5\n")
+    (tmp_path / "j2.csv").write_text("id,relevance,coherence,keep\n1,5,5,8\n2,5,5,4\n3,5,5,4\n4,5,5,3\n5,5,5,6\n")
+    one, two, together = versus(tmp_path, [tmp_path / "j1.csv", tmp_path / "j2.csv"], "chosen", "pool")
+    assert (one["keep_diff"], one["first_higher"]) == (pytest.approx(0.25), 1.5)  # a: 6 - 5.5, b: 0 (a tie)
+    assert (two["keep_diff"], two["first_higher"]) == (pytest.approx(0.5), 1.0)  # a: 8 - 4, b: -3
+    assert together["judge"] == "judges together"
+    assert (together["pairs"], together["keep_diff"]) == (2, pytest.approx((2.25 - 1.5) / 2))
 
 
 def test_redact_takes_the_corpus_prompts_out_of_a_judged_folder(tmp_path):
