@@ -44,12 +44,12 @@ def read_ideas(path: str | Path = IDEAS) -> list[str]:
 
 def write(model: str, out: str, ideas_file: str | Path = IDEAS, *settings: str) -> None:
     """One prompt per idea; ``settings``: generate() keywords other than the defaults, KEY=VALUE
-    with a number for VALUE (``lm_weight=2.5``)."""
+    with a number for VALUE (``lm_weight=2.5``; an integer stays one: ``candidates=64``)."""
     import textopia
 
     ideas = read_ideas(ideas_file)
     generator = textopia.load(model)
-    extra = {k: float(v) for k, v in (s.split("=", 1) for s in settings)}
+    extra = {k: int(v) if v.lstrip("-").isdigit() else float(v) for k, v in (s.split("=", 1) for s in settings)}
     rows = {}
     for i, idea in enumerate(ideas):
         got = generator.generate(idea, n=1, seed=1000 + i, **extra)

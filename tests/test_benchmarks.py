@@ -192,3 +192,15 @@ def test_the_ordered_floor_counts_the_same_products_as_the_shape_floor():
         seconds, gflops = matmul_floor_s(config, batch=3, new_tokens=5, repeats=2, in_order=in_order)
         assert seconds > 0
         assert seconds / 5 * gflops == pytest.approx(expected, rel=1e-6)
+
+
+def test_write_passes_integer_settings_as_integers(tmp_path):
+    """``blind_judging write MODEL OUT IDEAS candidates=64``: an integer setting reaches generate()
+    as an int (the candidate budget refuses a float), a decimal one as a float."""
+    from benchmarks.blind_judging import write
+
+    (tmp_path / "ideas.txt").write_text("a red fox\n")
+    write("default", str(tmp_path / "out.json"), tmp_path / "ideas.txt", "candidates=9", "temperature=0.9",
+          "max_new_tokens=12")
+    prompts = json.loads((tmp_path / "out.json").read_text())
+    assert list(prompts) == ["a red fox"] and "fox" in prompts["a red fox"]
