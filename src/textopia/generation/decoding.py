@@ -189,7 +189,7 @@ def draw(probs: torch.Tensor, generator: torch.Generator | RowGenerators, top_p:
         p = probs if every else probs[pending]
         picked = p.gather(1, (ids if every else ids[pending])[:, None])  # (n, 1)
         # The mass likelier than the draw, as a product with the mask: the same float64 sum of the
-        # same terms as torch.where(p > picked, p, 0.0), at a third of its cost on (32, 8192).
+        # same terms as torch.where(p > picked, p, 0.0), at under half its cost on (32, 8192).
         above = (p * (p > picked)).sum(dim=-1, dtype=torch.float64)
         outside = above >= top_p * (total if every else total[pending])[:, 0]
         if not bool(outside.any()):
