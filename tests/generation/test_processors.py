@@ -84,6 +84,28 @@ def test_nucleus_draws_follow_the_renormalised_nucleus(monkeypatch, rounds):
         torch.testing.assert_close(counts, want / want.sum(), atol=0.015, rtol=0)
 
 
+@pytest.mark.parametrize("top_p", [1.0, 0.9])
+def test_the_two_level_inverse_transform_draws_what_the_whole_cumulative_sum_does(monkeypatch, top_p):
+    """From BLOCK_ROWS rows up, draw() searches block sums and then one block: the same tokens
+    as the one-level cumulative sum for the same uniforms, on a vocabulary that is no multiple of
+    the block (padded) and with zero-probability runs, at block ends among them; never a token of
+    probability 0."""
+    from textopia.generation import decoding
+
+    g = torch.Generator().manual_seed(5)
+    v = 3 * decoding.DRAW_BLOCK + 57
+    scores = torch.randn(4000, v, generator=g) * torch.rand(4000, 1, generator=g).mul(6).add(0.5)
+    scores[:, decoding.DRAW_BLOCK - 40: decoding.DRAW_BLOCK] = -math.inf  # a block ending in zeros
+    scores[:, ::5] = -math.inf
+    probs = torch.softmax(scores, dim=-1)
+    blocked = decoding.draw(probs, torch.Generator().manual_seed(2), top_p=top_p)
+    monkeypatch.setattr(decoding, "BLOCK_ROWS", probs.size(0) + 1)
+    whole = decoding.draw(probs, torch.Generator().manual_seed(2), top_p=top_p)
+    assert torch.equal(blocked, whole)
+    assert bool((probs.gather(1, blocked[:, None]) > 0).all())
+    assert blocked.unique().numel() > v // 2  # the draws spread over the blocks
+
+
 @pytest.mark.parametrize("top_p", [1.0, 0.8])
 def test_the_support_holds_the_same_distribution_as_the_whole_vocabulary(top_p):
     """After min-p, nucleus_of_support's tokens and probabilities are softmax(TopP(scores)) over the
