@@ -95,7 +95,9 @@ def supports(config: dict[str, Any]) -> bool:
 
 
 class StaticCache:
-    """Keys and values of every layer, preallocated: ``k``, ``v`` (L, B, H, T_max, D) float.
+    """Keys and values of every layer, preallocated: ``kv`` (L, 2, B, H, T_max, D) float, keys at
+    ``kv[:, 0]`` (:attr:`k`) and values at ``kv[:, 1]`` (:attr:`v`), so that a forward writes a
+    layer's new keys and values with one copy.
 
     ``length`` is how many positions are filled; a forward writes its tokens at
     ``[length, length + T)`` and advances it.
@@ -103,30 +105,37 @@ class StaticCache:
 
     def __init__(self, config: EngineConfig, batch: int, max_length: int, dtype: torch.dtype, device) -> None:
         d = config.n_embd // config.n_head
-        shape = (config.n_layer, batch, config.n_head, max_length, d)
-        self.k = torch.empty(shape, dtype=dtype, device=device)
-        self.v = torch.empty(shape, dtype=dtype, device=device)
-        self._buffers = {"k": self.k, "v": self.v}  # the whole allocation, of which k and v are the first rows
+        self.kv = torch.empty((config.n_layer, 2, batch, config.n_head, max_length, d), dtype=dtype, device=device)
+        self._buffer = self.kv  # the whole allocation, of which kv is the first rows
         self.length = 0
         self.max_length = max_length
         self.key_valid: torch.Tensor | None = None  # (B, T_max) bool, once a padded batch came in
+
+    @property
+    def k(self) -> torch.Tensor:
+        """The keys, (L, B, H, T_max, D): a view of :attr:`kv`."""
+        return self.kv[:, 0]
+
+    @property
+    def v(self) -> torch.Tensor:
+        """The values, (L, B, H, T_max, D): a view of :attr:`kv`."""
+        return self.kv[:, 1]
 
     def keep_rows(self, rows: torch.Tensor) -> None:
         """Keep only the batch rows ``rows`` (int64 indices, in the order given): a sampler drops
         the rows that have finished, so that later steps compute the live ones only, and copies a
         shared prefill out to the rows that hold it. Only the filled positions are copied. As many
         rows as were allocated, or fewer, are gathered into the front of the same allocation (a
-        fresh (L, B', H, T_max, D) buffer costs its page faults: 3x the time at a sampler's sizes;
-        a sampler that shares a prefill allocates for all its rows and prefills the first few);
-        more get a new one."""
-        for name in ("k", "v"):
-            old, buffer = getattr(self, name), self._buffers[name]
-            gathered = old[:, rows, :, : self.length]  # (L, B', H, length, D), a copy
-            if rows.numel() > buffer.size(1):
-                buffer = self._buffers[name] = old.new_empty((old.size(0), rows.numel(), *old.shape[2:]))
-            kept = buffer[:, : rows.numel()]  # (L, B', H, T_max, D), a view of the allocation
-            kept[:, :, :, : self.length] = gathered
-            setattr(self, name, kept)
+        fresh (L, 2, B', H, T_max, D) buffer costs its page faults: 3x the time at a sampler's
+        sizes; a sampler that shares a prefill allocates for all its rows and prefills the first
+        few); more get a new one."""
+        old, buffer = self.kv, self._buffer
+        gathered = old[:, :, rows, :, : self.length]  # (L, 2, B', H, length, D), a copy
+        if rows.numel() > buffer.size(2):
+            buffer = self._buffer = old.new_empty((old.size(0), 2, rows.numel(), *old.shape[3:]))
+        kept = buffer[:, :, : rows.numel()]  # (L, 2, B', H, T_max, D), a view of the allocation
+        kept[:, :, :, :, : self.length] = gathered
+        self.kv = kept
         if self.key_valid is not None:
             self.key_valid = self.key_valid[rows]
 
@@ -451,12 +460,12 @@ class GPT2Engine(nn.Module):
         for i, (ln1_w, ln1_b, attn, proj, ln2_w, ln2_b, fc, out) in enumerate(blocks):
             a = F.layer_norm(x, e, ln1_w, ln1_b, eps)
             qkv = attn(a.reshape(b * t, -1))
-            q, k, v = qkv.view(b, t, 3, h, d).permute(2, 0, 3, 1, 4)  # each (B, H, T, D)
+            qkv = qkv.view(b, t, 3, h, d).permute(2, 0, 3, 1, 4)  # (3, B, H, T, D)
+            q, k, v = qkv
             if cache is not None:
-                cache.k[i, :, :, start : start + t] = k
-                cache.v[i, :, :, start : start + t] = v
-                k = cache.k[i, :, :, : start + t]
-                v = cache.v[i, :, :, : start + t]
+                kv = cache.kv[i]  # (2, B, H, T_max, D)
+                kv[:, :, :, start : start + t] = qkv[1:]  # keys and values in one copy
+                k, v = kv[0, :, :, : start + t], kv[1, :, :, : start + t]
             if mask is not None:
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
             elif t == 1:
