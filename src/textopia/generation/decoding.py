@@ -158,8 +158,10 @@ class RowGenerators:
 #: their cumulative sum, then a cumulative sum within the one block its draw falls in, instead of
 #: a float64 cumulative sum over the whole vocabulary. From :data:`BLOCK_ROWS` rows up, and where
 #: the vocabulary holds more than two blocks; fewer rows take the one-level sum, whose fewer
-#: calls cost less there (a draw with top-p 0.95 on 8,192 tokens, 2-core Xeon: 8 rows 125 us
-#: one-level against 153 in blocks; 16 rows 251 against 245; 32 rows 442 against 388).
+#: calls cost less there (a draw with top-p 0.95 on 8,192 tokens, 2-core Xeon, one process with
+#: BLOCK_ROWS set either way: 8 rows 125 us one-level against 153 in blocks; 16 rows 251 against
+#: 245; 32 rows 442 against 388). Against the one-level draw of before:
+#: benchmarks/results/speed_floor/draw_s35.txt.
 DRAW_BLOCK = 128
 BLOCK_ROWS = 16
 
