@@ -80,6 +80,10 @@ def add_fit_keep(sub) -> None:
     p.add_argument("--out", help="where to write the head (default: the checkpoint's keep/ folder, read by textopia.load)")
     p.add_argument("--l2", type=float, default=0.3, help="the penalty on the hidden states' weights (0-100)")
     p.add_argument("--overwrite", action="store_true", help="replace --out where it holds other files than a keep head")
+    p.add_argument("--encoder-epochs", type=int, default=0,
+                   help="fine-tune an encoder of the writer's blocks with the head on the pairs, this many passes "
+                        "(0: the linear head on the writer's hidden states alone)")
+    p.add_argument("--encoder-lr", type=float, default=5e-5, help="the encoder's peak learning rate, in (0, 1]")
 
 
 def cmd_fit_keep(args) -> None:
@@ -87,14 +91,19 @@ def cmd_fit_keep(args) -> None:
     write it; prints where, with its pairs and held-out accuracy (each folder left out in turn)."""
     import textopia
     from textopia.bounds import check_out_path
-    from textopia.evaluation.judged import fit_on_judged, held_out_hits, judged_features
+    from textopia.evaluation.judged import (fine_tuned_on_judged, fit_on_judged, held_out_fold_hits, held_out_hits,
+                                            judged_features)
     from textopia.generation.loader import resolve_model
     from textopia.generation.rerank import FLUENCY_CAP
     from textopia.io import check_output_dir
-    from textopia.models.keep_head import KEEP_DIR, KEEP_FILES, is_keep_dir
+    from textopia.models.keep_head import KEEP_DIR, KEEP_FILES, MAX_ENCODER_EPOCHS, is_keep_dir
 
     if not 0 <= args.l2 <= 100:
         raise TextopiaError(f"--l2 must be in [0, 100], got {args.l2}")
+    if not 0 <= args.encoder_epochs <= MAX_ENCODER_EPOCHS:
+        raise TextopiaError(f"--encoder-epochs must be in [0, {MAX_ENCODER_EPOCHS}], got {args.encoder_epochs}")
+    if not 0 < args.encoder_lr <= 1:
+        raise TextopiaError(f"--encoder-lr must be in (0, 1], got {args.encoder_lr}")
     for folder in args.folders:
         if not (Path(folder) / "key.json").is_file():
             raise TextopiaError(f"{folder} is not a judged folder: it has no key.json")
@@ -108,15 +117,28 @@ def cmd_fit_keep(args) -> None:
                      own=KEEP_FILES.__contains__)
     generator = textopia.load(args.model, critic=False)
     judged = judged_features(generator, args.folders)
-    hits = held_out_hits(judged, args.l2, FLUENCY_CAP, generator.model.config.n_embd)
-    right, total = sum(r for r, _ in hits.values()), sum(t for _, t in hits.values())
+    command = ["textopia fit-keep", *args.folders, "--model", args.model, "--l2", str(args.l2)]
+    notes: dict = {"folders": judged.folders}
+    if args.encoder_epochs:
+        # Each held-out fold is a whole fine-tuning: folders in HELD_OUT_FOLDS groups, not one by one.
+        folds = held_out_fold_hits(generator, judged, args.l2, FLUENCY_CAP, args.encoder_epochs, args.encoder_lr)
+        right, total = sum(t for _, t, _ in folds.values()), sum(n for *_, n in folds.values())
+        linear_right = sum(r for r, _, _ in folds.values())
+        notes["held_out"] = f"{len(folds)} groups of folders left out in turn"
+        notes["held_out_linear_accuracy"] = round(linear_right / total, 4) if total else None
+        command += ["--encoder-epochs", str(args.encoder_epochs), "--encoder-lr", str(args.encoder_lr)]
+    else:
+        hits = held_out_hits(judged, args.l2, FLUENCY_CAP, generator.model.config.n_embd)
+        right, total = sum(r for r, _ in hits.values()), sum(t for _, t in hits.values())
     accuracy = round(right / total, 4) if total else None
-    head = fit_on_judged(generator, judged, args.l2, FLUENCY_CAP, held_out_accuracy=accuracy,
-                         command=" ".join(["textopia fit-keep", *args.folders, "--model", args.model, "--l2", str(args.l2)]),
-                         notes={"folders": judged.folders})
+    head = fit_on_judged(generator, judged, args.l2, FLUENCY_CAP, held_out_accuracy=accuracy, command=" ".join(command),
+                         notes=notes)
+    if args.encoder_epochs:
+        head = fine_tuned_on_judged(generator, judged, head, args.encoder_epochs, args.encoder_lr)
     head.save(args.out)
     print(args.out)
-    print(f"{len(judged.won)} judged pairs; held-out accuracy {accuracy if accuracy is not None else 'not measured (one folder)'}",
+    print(f"{len(judged.won)} judged pairs; held-out accuracy {accuracy if accuracy is not None else 'not measured (one folder)'}"
+          + (f" (the linear head alone: {notes['held_out_linear_accuracy']})" if args.encoder_epochs and total else ""),
           file=sys.stderr)
 
 

@@ -143,3 +143,47 @@ def held_out_hits(judged: JudgedFeatures, l2: float, fluency_cap: float | None,
         margin = head.utility(judged.raw[judged.a[test]]) - head.utility(judged.raw[judged.b[test]])
         out[judged.folders[g]] = (int(((margin > 0).float() == judged.won[test]).sum()), int(test.sum()))
     return out
+
+
+def fine_tuned_on_judged(generator, judged: JudgedFeatures, head, epochs: int, lr: float, pairs: torch.Tensor | None = None):
+    """``head`` (a linear head fitted on the same pairs) with an encoder fine-tuned on
+    ``judged``'s pairs (:func:`textopia.models.keep_head.fine_tune_encoder`); ``pairs``: a
+    boolean (P,) mask of the pairs to train on (None: all)."""
+    from textopia.models.keep_head import fine_tune_encoder
+
+    keep = torch.ones_like(judged.won, dtype=torch.bool) if pairs is None else pairs
+    return fine_tune_encoder(generator.model, generator.tokenizer, judged.items, judged.a[keep], judged.b[keep],
+                             judged.won[keep], judged.raw, head, epochs, lr)
+
+
+#: Groups of folders :func:`held_out_fold_hits` leaves out in turn.
+HELD_OUT_FOLDS = 5
+
+
+def held_out_fold_hits(generator, judged: JudgedFeatures, l2: float, fluency_cap: float | None, epochs: int,
+                       lr: float, folds: int = HELD_OUT_FOLDS) -> dict[int, tuple[int, int, int]]:
+    """Grouped cross-validation of a fine-tuned head (each fold a full fine-tuning, so fewer
+    folds than :func:`held_out_hits`' one per folder): the folders dealt round-robin into
+    ``folds`` groups; for each group, a linear head and then its fine-tuned encoder fitted on the
+    other groups' pairs, and how many of this group's pairs each ranks as the judge did:
+    ``{group: (linear right, fine-tuned right, pairs)}`` (groups without pairs left out)."""
+    from textopia.models.keep_head import fit_keep_head
+
+    group = judged.folder % folds
+    out = {}
+    for g in range(folds):
+        train, test = group != g, group == g
+        if not bool(test.any()) or not bool(train.any()):
+            continue
+        linear = fit_keep_head(judged.raw[judged.a[train]], judged.raw[judged.b[train]], judged.won[train],
+                               generator.model.config.n_embd, fluency_cap, l2)
+        tuned = fine_tuned_on_judged(generator, judged, linear, epochs, lr, pairs=train)
+        items = sorted(set(judged.a[test].tolist()) | set(judged.b[test].tolist()))
+        raw = tuned.features(generator.model, generator.tokenizer, [judged.items[i][0] for i in items],
+                             [judged.items[i][1] for i in items])
+        utilities = (linear.utility(judged.raw), torch.zeros(len(judged.items)).index_copy_(
+            0, torch.tensor(items), tuned.utility(raw)))
+        rights = [int((((u[judged.a[test]] - u[judged.b[test]]) > 0).float() == judged.won[test]).sum())
+                  for u in utilities]
+        out[g] = (rights[0], rights[1], int(test.sum()))
+    return out

@@ -315,15 +315,13 @@ class DecoderGenerator(Generator):
         (``rerank.CRITIC_WEIGHT``) above 0."""
         scorer = self.keep_scorer() if any(r.reranking for r in requests) else None
         if scorer is not None:
-            from textopia.models.keep_head import features
-
             model, head = scorer
             slots = [(r, i) for r in requests if r.reranking
                      for i in rerank.contenders([c[0] for c in r.candidates], r.n)]
             if slots:
                 ideas = [r.idea if r.settings.mode == "expand" else None for r, _ in slots]
-                raw = features(model, self.tokenizer, ideas, [r.candidates[i][1] for r, i in slots],
-                               wholes=[r.wholes[i] for r, i in slots], weight_dtype=model.scoring_dtype)
+                raw = head.features(model, self.tokenizer, ideas, [r.candidates[i][1] for r, i in slots],
+                                    wholes=[r.wholes[i] for r, i in slots], weight_dtype=model.scoring_dtype)
                 for (r, i), utility in zip(slots, head.utility(raw).tolist()):
                     score, text, gen = r.candidates[i]
                     r.candidates[i] = (replace(score, keep=utility), text, gen)

@@ -37,6 +37,8 @@ from textopia.text import tokenize
 
 #: The folder of a writer's checkpoint that holds its keep head.
 KEEP_DIR = "keep"
+#: The most passes over the judged pairs :func:`fine_tune_encoder` makes.
+MAX_ENCODER_EPOCHS = 20
 #: Rows a :func:`features` forward pass takes at once.
 BATCH_ROWS = 64
 
@@ -55,6 +57,9 @@ class KeepHeadConfig:
         held_out_accuracy: the share of judged pairs it ranks as the judge did, each judging
             round left out of the fit in turn.
         command: the command that fitted it.
+        encoder_epochs: passes over the pairs that fine-tuned the head's encoder with its weights
+            (:func:`fine_tune_encoder`); 0: no encoder, the writer's own hidden states.
+        encoder_lr: the encoder's peak learning rate.
     """
 
     hidden_size: int
@@ -64,10 +69,16 @@ class KeepHeadConfig:
     held_out_accuracy: float | None = None
     command: str = ""
     notes: dict[str, Any] = field(default_factory=dict)
+    encoder_epochs: int = 0
+    encoder_lr: float = 0.0
 
     def __post_init__(self) -> None:
         if not 1 <= int(self.hidden_size) <= 65536:
             raise TextopiaError(f"keep head hidden_size must be in 1..65536, got {self.hidden_size}")
+        if not 0 <= int(self.encoder_epochs) <= MAX_ENCODER_EPOCHS:
+            raise TextopiaError(f"keep head encoder_epochs must be in 0..{MAX_ENCODER_EPOCHS}, got {self.encoder_epochs}")
+        if not 0 <= float(self.encoder_lr) <= 1:
+            raise TextopiaError(f"keep head encoder_lr must be in [0, 1], got {self.encoder_lr}")
 
 
 def features(engine, tokenizer, ideas: Sequence[str | None], prompts: Sequence[str],
@@ -189,9 +200,10 @@ def features(engine, tokenizer, ideas: Sequence[str | None], prompts: Sequence[s
     return torch.stack(out) if out else torch.zeros(0, 2)  # (N, 2 + 2E)
 
 
-#: What :meth:`KeepHead.save` writes into a head's folder, and all it writes.
-KEEP_CONFIG, KEEP_WEIGHTS = "config.json", "model.safetensors"
-KEEP_FILES = (KEEP_CONFIG, KEEP_WEIGHTS)
+#: What :meth:`KeepHead.save` writes into a head's folder, and all it writes (the encoder where
+#: the head has one).
+KEEP_CONFIG, KEEP_WEIGHTS, KEEP_ENCODER = "config.json", "model.safetensors", "encoder.safetensors"
+KEEP_FILES = (KEEP_CONFIG, KEEP_WEIGHTS, KEEP_ENCODER)
 
 
 def is_keep_dir(directory: str | Path) -> bool:
@@ -207,7 +219,7 @@ def is_keep_dir(directory: str | Path) -> bool:
 
 
 class KeepHead:
-    """A fitted head: :meth:`utility` of raw :func:`features`.
+    """A fitted head: :meth:`utility` of raw :func:`features` (:meth:`features`).
 
     Args:
         config: its :class:`KeepHeadConfig`.
@@ -215,15 +227,24 @@ class KeepHead:
             standardised pooled features.
         mean, std: (2E,) float32, the pooled features' mean and standard deviation over the prompts
             it was fitted on.
+        encoder: None (the pooled features are the writer's hidden states), or the fine-tuned
+            blocks and final LayerNorm that read them instead (:func:`fine_tune_encoder`), by
+            transformers' GPT-2 names (``transformer.h.0.attn.c_attn.weight``, ...,
+            ``transformer.ln_f.bias``): over the writer's own embeddings, a second pass of its size.
     """
 
-    def __init__(self, config: KeepHeadConfig, weight: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> None:
+    def __init__(self, config: KeepHeadConfig, weight: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
+                 encoder: dict[str, torch.Tensor] | None = None) -> None:
         e = 2 * config.hidden_size
         if tuple(weight.shape) != (2 + e,) or tuple(mean.shape) != (e,) or tuple(std.shape) != (e,):
             raise TextopiaError(f"keep head of hidden size {config.hidden_size} needs weight ({2 + e},) and mean, std "
                                 f"({e},); got {tuple(weight.shape)}, {tuple(mean.shape)}, {tuple(std.shape)}")
+        if encoder is not None and not any(name.startswith("transformer.h.") for name in encoder):
+            raise TextopiaError("keep head encoder holds no block weights (transformer.h.*)")
         self.config = config
         self.weight, self.mean, self.std = weight.float(), mean.float(), std.float().clamp_min(1e-6)
+        self.encoder = None if encoder is None else {name: t.float() for name, t in encoder.items()}
+        self._engine: tuple[Any, Any] | None = None  # (writer, the encoder's engine over its embeddings)
 
     def inputs(self, raw: torch.Tensor) -> torch.Tensor:
         """Raw :func:`features` (N, 2 + 2E) as the weights read them: fluency capped, the pooled
@@ -235,13 +256,52 @@ class KeepHead:
         """(N,) float32 utilities: differences are the log-odds that a judge keeps one prompt over another."""
         return self.inputs(raw.float()) @ self.weight
 
+    def encoder_engine(self, writer):
+        """The engine whose hidden states the head's pooled features are: ``writer`` itself, or
+        where the head has an encoder, an engine of the writer's embeddings and the encoder's
+        blocks and final LayerNorm, with the writer's weight dtype (built once per writer).
+
+        Raises:
+            TextopiaError: the encoder does not fit the writer (a name or a shape).
+        """
+        if self.encoder is None:
+            return writer
+        if self._engine is None or self._engine[0] is not writer:
+            from textopia.models.gpt_engine import GPT2Engine
+
+            weights = {name.replace("__", "."): p.detach() for name, p in writer.params.items()}
+            for name, tensor in self.encoder.items():
+                if name not in weights or weights[name].shape != tensor.shape:
+                    raise TextopiaError(f"keep head encoder weight {name} {tuple(tensor.shape)} does not fit the writer")
+            device = weights["transformer.wte.weight"].device
+            weights.update({name: t.to(device) for name, t in self.encoder.items()})
+            engine = GPT2Engine(writer.config, weights).set_weight_dtype(writer.weight_dtype)
+            self._engine = (writer, engine)
+        return self._engine[1]
+
+    def features(self, writer, tokenizer, ideas: Sequence[str | None], prompts: Sequence[str],
+                 wholes: Sequence[str] | None = None, weight_dtype: str = "float32") -> torch.Tensor:
+        """The raw features this head reads, (N, 2 + 2E) float32: :func:`features` of ``writer``
+        (fluency and length are always the writer's), its pooled part read by the encoder's engine
+        where the head has an encoder (:meth:`encoder_engine`; a second pass). Arguments and
+        errors as :func:`features`'."""
+        raw = features(writer, tokenizer, ideas, prompts, wholes=wholes, weight_dtype=weight_dtype)
+        if self.encoder is None:
+            return raw
+        pooled = features(self.encoder_engine(writer), tokenizer, ideas, prompts, wholes=wholes,
+                          weight_dtype=weight_dtype)
+        return torch.cat([raw[:, :2], pooled[:, 2:]], dim=1)
+
     def save(self, directory: str | Path) -> None:
-        """Write ``directory`` (config.json and model.safetensors) whole, or leave it as it was."""
+        """Write ``directory`` (config.json, model.safetensors and, where the head has an encoder,
+        encoder.safetensors in float16) whole, or leave it as it was."""
         from safetensors.torch import save_file
 
         with atomic_dir(directory) as tmp:
             save_file({"weight": self.weight.contiguous(), "mean": self.mean.contiguous(), "std": self.std.contiguous()},
                       str(tmp / KEEP_WEIGHTS))
+            if self.encoder is not None:
+                save_file({name: t.half().contiguous() for name, t in self.encoder.items()}, str(tmp / KEEP_ENCODER))
             (tmp / KEEP_CONFIG).write_text(json.dumps(asdict(self.config), indent=1) + "\n")
 
     @classmethod
@@ -259,7 +319,10 @@ class KeepHead:
             known = {f.name for f in fields(KeepHeadConfig)}
             config = KeepHeadConfig(**{k: v for k, v in raw.items() if k in known})
             tensors = load_file(str(directory / KEEP_WEIGHTS))
-            return cls(config, tensors["weight"], tensors["mean"], tensors["std"])
+            encoder = None
+            if config.encoder_epochs > 0:
+                encoder = load_file(str(directory / KEEP_ENCODER))
+            return cls(config, tensors["weight"], tensors["mean"], tensors["std"], encoder)
         except TextopiaError:
             raise
         except Exception as e:  # safetensors raises its own error for a corrupt file
@@ -298,3 +361,105 @@ def fit_keep_head(raw_a: torch.Tensor, raw_b: torch.Tensor, outcomes: torch.Tens
                                    **config), torch.zeros(2 + e), mean, std)
     head.weight = fit_bradley_terry(head.inputs(raw_a) - head.inputs(raw_b), outcomes, l2=l2, free=2)
     return head
+
+
+def fine_tune_encoder(writer, tokenizer, items: Sequence[tuple[str | None, str]], a: torch.Tensor, b: torch.Tensor,
+                      won: torch.Tensor, raw: torch.Tensor, head: KeepHead, epochs: int, lr: float,
+                      batch_pairs: int = 32, seed: int = 0) -> KeepHead:
+    """A head whose pooled features are read by an encoder fine-tuned on the judged pairs: the
+    writer's blocks and final LayerNorm trained with the head's weights on the Bradley-Terry loss
+    of the pairs (the reward model of Ziegler et al. 2019 and Ouyang et al. 2022, eq. 1: a
+    language model with a scalar head, trained on pairwise preferences), from the writer's
+    weights and ``head``'s (a linear head fitted on the same pairs, whose standardisation it
+    keeps); the embeddings stay the writer's. AdamW, ``lr`` for the blocks and 1e-3 for the head's
+    weights, each on a cosine from its peak to 0 over ``epochs`` passes of ``batch_pairs`` pairs
+    in an order drawn from ``seed``; gradients clipped at norm 1. Trained in float32 on
+    transformers' ``GPT2Model``, whose hidden states the engine reproduces.
+
+    Args:
+        writer: the writer's :class:`~textopia.models.gpt_engine.GPT2Engine`.
+        tokenizer: its tokenizer.
+        items: N ``(idea, prompt)``; ``raw`` (N, 2 + 2E): their :func:`features` by the writer
+            (fluency and length are read from it, fixed).
+        a, b: (P,) int64, each pair's first and second item; ``won`` (P,) 1 where the first was
+            kept higher.
+        head: the linear head to start from.
+        epochs: 1 to :data:`MAX_ENCODER_EPOCHS` passes over the pairs.
+        lr: the blocks' peak learning rate, in (0, 1].
+
+    Returns:
+        the new :class:`KeepHead`, with ``encoder`` and the config's ``encoder_epochs`` and
+        ``encoder_lr``.
+
+    Raises:
+        TextopiaError: ``epochs`` or ``lr`` out of bounds, or no pairs.
+    """
+    import math
+    import random
+    from dataclasses import replace
+
+    from transformers import GPT2Config, GPT2Model
+
+    if not 1 <= epochs <= MAX_ENCODER_EPOCHS:
+        raise TextopiaError(f"encoder epochs must be in 1..{MAX_ENCODER_EPOCHS}, got {epochs}")
+    if not 0 < lr <= 1:
+        raise TextopiaError(f"encoder lr must be in (0, 1], got {lr}")
+    if len(won) == 0:
+        raise TextopiaError("no judged pairs to fine-tune the encoder on")
+    cfg = writer.config
+    model = GPT2Model(GPT2Config(vocab_size=cfg.vocab_size, n_positions=cfg.n_positions, n_embd=cfg.n_embd,
+                                 n_layer=cfg.n_layer, n_head=cfg.n_head, layer_norm_epsilon=cfg.layer_norm_epsilon,
+                                 activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                                 bos_token_id=tokenizer.eos_id, eos_token_id=tokenizer.eos_id))
+    weights = {name.replace("__", "."): p.detach().float().cpu() for name, p in writer.params.items()}
+    model.load_state_dict({name.removeprefix("transformer."): t for name, t in weights.items()})
+    model.wte.weight.requires_grad_(False)
+    model.wpe.weight.requires_grad_(False)
+    model.train()
+    seqs = [tokenizer.context_ids(idea) + tokenizer.encode(prompt) + [tokenizer.eos_id] for idea, prompt in items]
+    starts = [len(tokenizer.context_ids(idea)) for idea, _ in items]
+    fixed = raw[:, :2].float().clone()
+    if head.config.fluency_cap is not None:
+        fixed[:, 0] = fixed[:, 0].clamp_max(head.config.fluency_cap)
+    mean, std = head.mean, head.std
+
+    def pooled(rows: list[int]) -> torch.Tensor:  # (R, 2E): as features() pools, over the body and its end
+        width = max(len(seqs[r]) for r in rows)
+        input_ids = torch.full((len(rows), width), tokenizer.eos_id, dtype=torch.long)
+        mask = torch.zeros(len(rows), width)
+        body = torch.zeros(len(rows), width)
+        for i, r in enumerate(rows):
+            input_ids[i, :len(seqs[r])] = torch.tensor(seqs[r])
+            mask[i, :len(seqs[r])] = 1
+            body[i, starts[r]:len(seqs[r])] = 1
+        hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state  # (R, W, E)
+        ends = hidden[torch.arange(len(rows)), torch.tensor([len(seqs[r]) - 1 for r in rows])]
+        return torch.cat([(hidden * body[..., None]).sum(1) / body.sum(1, keepdim=True), ends], dim=1)
+
+    weight = torch.nn.Parameter(head.weight.clone())
+    blocks = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW([{"params": blocks, "lr": lr}, {"params": [weight], "lr": 1e-3}], weight_decay=0.0)
+    peaks = [lr, 1e-3]
+    order = list(range(len(won)))
+    rng = random.Random(seed)
+    steps = epochs * math.ceil(len(order) / batch_pairs)
+    step = 0
+    for _ in range(epochs):
+        rng.shuffle(order)
+        for start in range(0, len(order), batch_pairs):
+            batch = order[start:start + batch_pairs]
+            rows = a[batch].tolist() + b[batch].tolist()
+            x = torch.cat([fixed[rows], (pooled(rows) - mean) / std], dim=1)
+            u = x @ weight
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(u[:len(batch)] - u[len(batch):], won[batch])
+            for group, peak in zip(opt.param_groups, peaks):
+                group["lr"] = peak * 0.5 * (1 + math.cos(math.pi * step / steps))
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(blocks + [weight], 1.0)
+            opt.step()
+            step += 1
+    encoder = {f"transformer.{name}": t.detach().clone() for name, t in model.state_dict().items()
+               if name.startswith(("h.", "ln_f."))}
+    config = replace(head.config, encoder_epochs=epochs, encoder_lr=lr)
+    return KeepHead(config, weight.detach().clone(), mean, std, encoder)
