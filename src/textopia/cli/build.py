@@ -88,7 +88,8 @@ def add_fit_keep(sub) -> None:
 
 def cmd_fit_keep(args) -> None:
     """``textopia fit-keep``: fit a :class:`~textopia.models.keep_head.KeepHead` on judged pairs and
-    write it; prints where, with its pairs and held-out accuracy (each folder left out in turn)."""
+    write it; prints where, with its pairs and held-out accuracy (each folder left out in turn; with
+    ``--encoder-epochs``, each of five groups of folders, and the linear head's beside it)."""
     import textopia
     from textopia.bounds import check_out_path
     from textopia.evaluation.judged import (fine_tuned_on_judged, fit_on_judged, held_out_fold_hits, held_out_hits,

@@ -55,7 +55,8 @@ class KeepHeadConfig:
             penalised), per pair of the fit.
         pairs: judged pairs it was fitted on.
         held_out_accuracy: the share of judged pairs it ranks as the judge did, each judging
-            round left out of the fit in turn.
+            round left out of the fit in turn (with an encoder, each of five groups of rounds:
+            :func:`textopia.evaluation.judged.held_out_fold_hits`).
         command: the command that fitted it.
         encoder_epochs: passes over the pairs that fine-tuned the head's encoder with its weights
             (:func:`fine_tune_encoder`); 0: no encoder, the writer's own hidden states.
