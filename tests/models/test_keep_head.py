@@ -406,6 +406,10 @@ def test_a_fine_tuned_encoder_learns_the_pairs_and_is_read_as_it_was_trained(tin
     raw = tuned.features(gen.model, gen.tokenizer, ["old fisherman"], ["old fisherman, oil painting"])
     own = features(gen.model, gen.tokenizer, ["old fisherman"], ["old fisherman, oil painting"])
     assert torch.equal(raw[:, :2], own[:, :2]) and not torch.allclose(raw[:, 2:], own[:, 2:])
+    # The encoder's pass reads hidden states alone: no output layer, its fluency column NaN.
+    states = features(tuned.encoder_engine(gen.model), gen.tokenizer, ["old fisherman"],
+                      ["old fisherman, oil painting"], fluency=False)
+    assert torch.isnan(states[0, 0]) and torch.equal(states[:, 1:], raw[:, 1:])
     tuned.save(tmp_path / KEEP_DIR)
     assert is_keep_dir(tmp_path / KEEP_DIR) and (tmp_path / KEEP_DIR / "encoder.safetensors").is_file()
     loaded = KeepHead.load(tmp_path / KEEP_DIR)

@@ -24,6 +24,7 @@ checkpoint folder as ``keep/`` (:data:`KEEP_DIR`): ``config.json`` (:class:`Keep
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -84,7 +85,7 @@ class KeepHeadConfig:
 
 def features(engine, tokenizer, ideas: Sequence[str | None], prompts: Sequence[str],
              batch_rows: int = BATCH_ROWS, wholes: Sequence[str] | None = None,
-             weight_dtype: str = "float32") -> torch.Tensor:
+             weight_dtype: str = "float32", fluency: bool = True) -> torch.Tensor:
     """The raw features of each prompt: ``[fluency, words / 10, pooled]``, (N, 2 + 2E) float32.
 
     Args:
@@ -102,6 +103,8 @@ def features(engine, tokenizer, ideas: Sequence[str | None], prompts: Sequence[s
             over its tokens (where its tokens begin the whole's; another is read whole), and its
             end token is one step more over the whole's cache; a whole is read only as far as
             its longest prompt.
+        fluency: False: the output layer is not run and the fluency column is NaN (a pass that
+            reads the hidden states alone: :meth:`KeepHead.features`' encoder pass).
 
     Raises:
         ValueError: a context and prompt pass the writer's positions.
@@ -166,9 +169,10 @@ def features(engine, tokenizer, ideas: Sequence[str | None], prompts: Sequence[s
             hidden = engine.hidden_states(input_ids.to(device), weight_dtype=weight_dtype, cache=cache)  # (B, W, E)
             # The output layer over the positions that predict a body token or its end alone, not the
             # context's nor the padding's: (sum of T + 1, E) -> (sum of T + 1, V).
-            predicting = torch.cat([hidden[i, len(c) - 1:len(c) + len(b)] for i, (c, b) in enumerate(chunk)])
-            logits = engine.output_logits(predicting[None], weight_dtype=weight_dtype)[0].cpu()
-            norm = torch.logsumexp(logits, dim=-1)  # (sum of T + 1,)
+            if fluency:
+                predicting = torch.cat([hidden[i, len(c) - 1:len(c) + len(b)] for i, (c, b) in enumerate(chunk)])
+                logits = engine.output_logits(predicting[None], weight_dtype=weight_dtype)[0].cpu()
+                norm = torch.logsumexp(logits, dim=-1)  # (sum of T + 1,)
             offsets = [0]
             for _, b in chunk:
                 offsets.append(offsets[-1] + len(b) + 1)
@@ -191,13 +195,15 @@ def features(engine, tokenizer, ideas: Sequence[str | None], prompts: Sequence[s
         for p, i, cut in members:
             c, b = chunk[i]
             length = len(b) if cut is None else cut
-            targets = torch.tensor(b[:length] + [eos])  # the body's tokens and its end, each predicted
-            at = slice(offsets[i], offsets[i] + length + 1)
-            predicted = logits[at].gather(1, targets[:, None])[:, 0] - norm[at]  # (T + 1,) nats
+            mean_logprob = torch.tensor(math.nan)
+            if fluency:
+                targets = torch.tensor(b[:length] + [eos])  # the body's tokens and its end, each predicted
+                at = slice(offsets[i], offsets[i] + length + 1)
+                mean_logprob = (logits[at].gather(1, targets[:, None])[:, 0] - norm[at]).mean()  # nats
             h = hidden[i, len(c):len(c) + length + 1] if cut is None else torch.cat([hidden[i, len(c):len(c) + cut],
                                                                                     end_of[p][None]])  # (T, E)
             words = torch.tensor(len(tokenize(prompts[p])) / 10)
-            out[p] = torch.cat([torch.stack([predicted.mean(), words]), h.mean(0), h[-1]])
+            out[p] = torch.cat([torch.stack([mean_logprob, words]), h.mean(0), h[-1]])
     return torch.stack(out) if out else torch.zeros(0, 2)  # (N, 2 + 2E)
 
 
@@ -290,7 +296,7 @@ class KeepHead:
         if self.encoder is None:
             return raw
         pooled = features(self.encoder_engine(writer), tokenizer, ideas, prompts, wholes=wholes,
-                          weight_dtype=weight_dtype)
+                          weight_dtype=weight_dtype, fluency=False)
         return torch.cat([raw[:, :2], pooled[:, 2:]], dim=1)
 
     def save(self, directory: str | Path) -> None:
@@ -395,7 +401,6 @@ def fine_tune_encoder(writer, tokenizer, items: Sequence[tuple[str | None, str]]
     Raises:
         TextopiaError: ``epochs`` or ``lr`` out of bounds, or no pairs.
     """
-    import math
     import random
     from dataclasses import replace
 
@@ -417,8 +422,9 @@ def fine_tune_encoder(writer, tokenizer, items: Sequence[tuple[str | None, str]]
     model.wte.weight.requires_grad_(False)
     model.wpe.weight.requires_grad_(False)
     model.train()
-    seqs = [tokenizer.context_ids(idea) + tokenizer.encode(prompt) + [tokenizer.eos_id] for idea, prompt in items]
-    starts = [len(tokenizer.context_ids(idea)) for idea, _ in items]
+    contexts = [tokenizer.context_ids(idea) for idea, _ in items]
+    seqs = [c + tokenizer.encode(prompt) + [tokenizer.eos_id] for c, (_, prompt) in zip(contexts, items)]
+    starts = [len(c) for c in contexts]
     fixed = raw[:, :2].float().clone()
     if head.config.fluency_cap is not None:
         fixed[:, 0] = fixed[:, 0].clamp_max(head.config.fluency_cap)
