@@ -326,6 +326,19 @@ def test_a_name_in_two_spellings_is_a_repeat_for_the_reranker():
     # Only the user's medium is held to: the model's own mix of them is the corpus's.
     ("a rooster, linocut, concept art", "a rooster", False),
     ("a linocut of a rooster, concept art", None, False),
+    # Two seasons, one of them the model's; the user's own pair stands.
+    ("montreal winter street, summer morning", "montreal winter street", True),
+    ("a winter street, snow, cold morning", "a winter street", False),
+    ("from summer to winter", "from summer to winter", False),
+    # A date against the idea's, or two bare dates that disagree; a date within the idea's stands.
+    ("1910s suffragette march, 1903, highly detailed", "1910s suffragette march", True),
+    ("a 1970s living room, 1960 s", "a 1970s living room", True),
+    ("a 1970s living room, 1975, polaroid", "a 1970s living room", False),
+    ("the moon landing 1969, realistic photo", "moon landing 1969", False),
+    ("a spanish galleon, 1927, 1898", "a spanish galleon", True),
+    ("a spanish galleon, 1898, oil painting", "a spanish galleon", False),
+    ("a movie made in 2019, set in 1860, a family", "a family", False),  # a film and its setting
+    ("a street in the 1900s, 1923", "a street in the 1900s", False),  # a century takes its years
 ])
 def test_clashes(prompt, idea, expected):
     assert clashes(prompt, idea) is expected
