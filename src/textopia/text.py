@@ -504,8 +504,8 @@ def _period_clash(text: str, idea: str | None) -> bool:
     asked = periods(idea) if idea else []
     if asked:
         return any(p not in asked and all(p[1] < a[0] or a[1] < p[0] for a in asked) for p in periods(text))
-    alone = [found[0] for clause in _CLAUSE_SPLIT.split(text)
-             if len(found := periods(clause)) == 1 and len(tokenize(clause)) <= 2]
+    alone = [found[0] for words in _clause_words(text)
+             if len(words) <= 2 and len(found := periods(" ".join(words))) == 1]
     return any(a[1] < b[0] or b[1] < a[0] for i, a in enumerate(alone) for b in alone[i + 1:])
 
 
