@@ -496,16 +496,27 @@ def periods(text: str) -> list[tuple[int, int]]:
 def _period_clash(text: str, idea: str | None) -> bool:
     """Whether the model dates the picture against the idea's own date ("1910s suffragette march,
     1903"; "a 1970s living room, 1960 s"): a year or decade in ``text`` that the idea does not name
-    and that falls outside every one it does, or, where the idea names none, two clauses that are
-    each a date alone and disagree ("a spanish galleon, 1927, 1898"). Four such model prompts in
-    the judged folders on record, coherence 2.0-4.0 of 10. A human prompt may date a film and its
-    setting apart ("a movie made in 2019, set in 1860", 26 of 8,275 test-split prompts name two
-    disjoint dates), which neither test marks."""
+    and that falls outside every one it does. Where the idea names none: a clause that is a year
+    alone ("portrait of a jazz singer, 1880"; "a potter at the wheel, an 1849"), or two clauses
+    that are each a date alone and disagree ("a spanish galleon, 1920s, 1890s").
+
+    The writer picks such a year at random; a person writes one for a reason (a photograph's
+    year, an event's). In the judged folders on record to session 36 the 9 model prompts with a
+    year alone that the idea did not ask for scored coherence 3.8 and keep 3.3 of 10, the others
+    6.6 and 5.6 (benchmarks/results/rules_s37); 44 of 8,275 test-split human prompts (0.5%) hold
+    one. A decade alone ("black and white street photo,
+    1980's") names a look and stands, as does a year within a clause ("a movie made in 2019, set
+    in 1860": 26 of the 8,275 name two disjoint dates so)."""
     asked = periods(idea) if idea else []
     if asked:
         return any(p not in asked and all(p[1] < a[0] or a[1] < p[0] for a in asked) for p in periods(text))
-    alone = [found[0] for words in _clause_words(text)
-             if len(words) <= 2 and len(found := periods(" ".join(words))) == 1]
+    alone = []
+    for words in _clause_words(text):
+        if len(words) > 2 or len(found := periods(" ".join(words))) != 1:
+            continue
+        if found[0][0] == found[0][1] and sum(w not in STOP_WORDS for w in words) == 1:
+            return True  # a year alone
+        alone.append(found[0])
     return any(a[1] < b[0] or b[1] < a[0] for i, a in enumerate(alone) for b in alone[i + 1:])
 
 
@@ -601,8 +612,9 @@ def clashes(text: str, idea: str | None = None, names: Collection[str] = ()) -> 
     the model added clashes with them ("a harbor at dawn, midnight"); or if the idea names a
     medium of :data:`USER_MEDIUM_CLASHES` and the model added one that contradicts it ("a linocut
     of a rooster, concept art"); or if it names a maker whose choice the text overrides
-    (:func:`overrides_maker`, with ``names`` the known names); or if it dates the picture against
-    the idea's date, or with two bare dates that disagree (:func:`_period_clash`)."""
+    (:func:`overrides_maker`, with ``names`` the known names), or a design whose maker the text
+    credits (:func:`credits_a_design`); or if it dates the picture against the idea's date, or
+    with a year alone the idea did not ask for (:func:`_period_clash`)."""
     asked = _phrases(idea) if idea else set()
     added = _phrases(text) - asked
     for group in CLASH_GROUPS:
@@ -611,7 +623,8 @@ def clashes(text: str, idea: str | None = None, names: Collection[str] = ()) -> 
         if len(by_user | by_model) > 1 and by_model - by_user:
             return True
     return (any(users & asked and writers & added for users, writers in USER_MEDIUM_CLASHES)
-            or overrides_maker(idea, text, names) or _period_clash(text, idea))
+            or overrides_maker(idea, text, names) or credits_a_design(idea, text, names)
+            or _period_clash(text, idea))
 
 
 _ARTICLE_RE = re.compile(r"\b([Aa]n?) ([^\W\d_][\w'-]*)")
@@ -921,6 +934,29 @@ def overrides_maker(idea: str | None, text: str, names: Collection[str] = ()) ->
     if not idea or not (asked := credit_count(idea, names)):
         return False
     return bool((_phrases(text) - _phrases(idea)) & _NOT_THE_MAKERS) or credit_count(text, names) > asked
+
+
+#: Designs an idea may ask for that no painter's hand is credited on: :data:`_DESIGNED` (a logo,
+#: an icon, a sticker, a coloring page), a pattern, pixel or ASCII art, a blueprint, a cross stitch,
+#: a diagram, lettering (:func:`credits_a_design`).
+_FLAT_DESIGNS = _DESIGNED | frozenset({
+    "logos", "icons", "emojis", "stickers", "pattern", "patterns", "seamless pattern", "ascii art", "pixel art",
+    "sprite", "sprite sheet", "blueprint", "blueprints", "cross stitch", "infographic", "diagram", "pictogram",
+    "typography", "lettering", "font"})
+
+
+def credits_a_design(idea: str | None, text: str, names: Collection[str] = ()) -> bool:
+    """True if the idea asks for a design (:data:`_FLAT_DESIGNS`: "a flat icon of a house", "logo
+    for a gym", "henna pattern", "ascii art") and the text credits more makers than the idea does
+    (:func:`credit_count`, with ``names`` the known names): "a flat icon of a house, a detailed
+    painting by daniel gerhartz", "logo for a gym, by greg rutkowski and craig mullins". The writer
+    credits the painters of its corpus, whose hand a design does not show. In the judged folders on
+    record the 24 model prompts for such ideas that credit a maker scored coherence 4.31 and keep
+    3.46 of 10, the 35 that credit none 5.79 and 4.77; 19 of the 116 test-split human prompts that
+    open with such a design credit one (16%)."""
+    if not idea or not _phrases(idea) & _FLAT_DESIGNS:
+        return False
+    return credit_count(text, names) > credit_count(idea, names)
 
 
 def count_names(texts: Iterable[str]) -> Counter[str]:
