@@ -576,6 +576,19 @@ _PHOTOREAL = frozenset({"photorealistic", "photorealism", "photo realistic", "hy
 #: painter's (benchmarks/results/judged/ab_s32_look).
 _DIGITAL_LOOK = frozenset({"sharp focus", "smooth", "cinematic lighting", "volumetric lighting", "ray tracing",
                            "cgsociety", "hd", "uhd", "hdr", "4k", "8k", "16k", "unreal"})
+#: Designs drawn flat beside :data:`_DESIGNED`: pixel or ASCII art, a blueprint or a technical
+#: drawing, a diagram, lettering, a label, an enamel pin.
+_DRAWN_DESIGNS = frozenset({"logos", "icons", "emojis", "stickers", "pixel art", "ascii art", "sprite", "sprite sheet",
+                            "blueprint", "blueprints", "technical drawing", "infographic", "diagram", "pictogram",
+                            "typography", "lettering", "font", "label", "enamel pin", "decal"})
+#: A pattern may be painted ("a watercolor pattern of lemons"), not photographed or lit.
+_PATTERNS = frozenset({"pattern", "patterns", "seamless pattern"})
+#: Designs an idea may ask for that no painter's hand is credited on (:func:`credits_a_design`):
+#: the above, and a cross stitch (made by hand, and photographed as it is).
+_FLAT_DESIGNS = _DESIGNED | _DRAWN_DESIGNS | _PATTERNS | {"cross stitch"}
+#: Light set up for a photograph or a render.
+_LIT = frozenset({"studio lighting", "cinematic lighting", "volumetric lighting", "professional lighting",
+                  "dramatic lighting"})
 USER_MEDIUM_CLASHES: tuple[tuple[frozenset[str], frozenset[str]], ...] = (
     # A photorealistic pencil drawing is a genre; a pencil drawing that is a photograph is not,
     # nor is a photorealistic linocut.
@@ -589,10 +602,15 @@ USER_MEDIUM_CLASHES: tuple[tuple[frozenset[str], frozenset[str]], ...] = (
     (_PHOTOGRAPHED, _DIGITAL | _RENDERED | _BY_HAND | _DRAWN_FLAT | {"painting", "painted", "drawing", "illustration",
                                                                     "anime", "manga"}),
     (_GRAPHIC, _RENDERED | _PHOTOGRAPHED | _PHOTOREAL),
-    # A design is drawn flat: not photographed, photorealistic, painted or lit.
-    (_DESIGNED, _PHOTOGRAPHED | _PHOTOREAL | {"realistic", "a painting", "detailed painting", "painting by",
-                                              "painted by", "oil painting", "oil on canvas", "watercolor",
-                                              "studio lighting", "cinematic lighting", "volumetric lighting"}),
+    # A design is drawn flat: not photographed, photorealistic, painted or lit; a pattern may be
+    # painted.
+    (_DESIGNED | _DRAWN_DESIGNS, _PHOTOGRAPHED | _PHOTOREAL | _LIT | {
+        "realistic", "a painting", "detailed painting", "painting by", "painted by", "oil painting", "oil on canvas",
+        "watercolor", "watercolor painting"}),
+    (_PATTERNS, _PHOTOGRAPHED | _PHOTOREAL | _LIT | {"realistic"}),
+    # A drawing of lines and cells is not rendered either (a logo may be, in 3D).
+    (frozenset({"pixel art", "ascii art", "sprite", "sprite sheet", "blueprint", "blueprints", "technical drawing",
+                "infographic", "diagram", "pictogram"}), _RENDERED | {"3d"}),
     # Nor is a minimal picture intricate, or an abstract one realistic.
     (_MINIMAL, _DETAILED),
     (frozenset({"abstract", "abstraction", "abstract art", "abstract painting"}),
@@ -934,15 +952,6 @@ def overrides_maker(idea: str | None, text: str, names: Collection[str] = ()) ->
     if not idea or not (asked := credit_count(idea, names)):
         return False
     return bool((_phrases(text) - _phrases(idea)) & _NOT_THE_MAKERS) or credit_count(text, names) > asked
-
-
-#: Designs an idea may ask for that no painter's hand is credited on: :data:`_DESIGNED` (a logo,
-#: an icon, a sticker, a coloring page), a pattern, pixel or ASCII art, a blueprint, a cross stitch,
-#: a diagram, lettering (:func:`credits_a_design`).
-_FLAT_DESIGNS = _DESIGNED | frozenset({
-    "logos", "icons", "emojis", "stickers", "pattern", "patterns", "seamless pattern", "ascii art", "pixel art",
-    "sprite", "sprite sheet", "blueprint", "blueprints", "cross stitch", "infographic", "diagram", "pictogram",
-    "typography", "lettering", "font"})
 
 
 def credits_a_design(idea: str | None, text: str, names: Collection[str] = ()) -> bool:

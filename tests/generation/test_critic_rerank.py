@@ -330,6 +330,14 @@ def test_a_name_in_two_spellings_is_a_repeat_for_the_reranker():
     ("henna pattern, intricate, black ink on white", "henna pattern", False),
     ("a logo in the style of paul rand, minimal", "a logo in the style of paul rand", False),
     ("an astronaut planting a flag, by anton fadeev", "an astronaut planting a flag", False),
+    ("label for a honey jar, a digital painting by greg rutkowski", "label for a honey jar", True),
+    # A pattern is not photographed or lit, though it may be painted; lines and cells are not rendered.
+    ("seamless pattern of strawberries, 8k photography", "seamless pattern of strawberries", True),
+    ("seamless pattern of lemons, watercolor", "seamless pattern of lemons", False),
+    ("pixel art fishing village, landscape, watercolor painting", "pixel art fishing village", True),
+    ("coloring page of a fairy house, professional lighting", "coloring page of a fairy house", True),
+    ("blueprint of a space station, octane render, 3d", "blueprint of a space station", True),
+    ("a 3d logo of a fox, octane render", "a 3d logo of a fox", False),
     # Only the user's medium is held to: the model's own mix of them is the corpus's.
     ("a rooster, linocut, concept art", "a rooster", False),
     ("a linocut of a rooster, concept art", None, False),
