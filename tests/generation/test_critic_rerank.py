@@ -331,6 +331,13 @@ def test_a_name_in_two_spellings_is_a_repeat_for_the_reranker():
     ("a logo in the style of paul rand, minimal", "a logo in the style of paul rand", False),
     ("an astronaut planting a flag, by anton fadeev", "an astronaut planting a flag", False),
     ("label for a honey jar, a digital painting by greg rutkowski", "label for a honey jar", True),
+    # Nor on a print or a craft.
+    ("a linocut of crows on a wire, art by james jean and greg rutkowski", "a linocut of crows on a wire", True),
+    ("an embroidered cottage, by makoto shinkai", "an embroidered cottage", True),
+    ("a claymation farmyard, by greg rutkowski", "a claymation farmyard", True),
+    ("a claymation farmyard, digital art", "a claymation farmyard", True),
+    ("a woodcut of a wave in the style of hokusai", "a woodcut of a wave in the style of hokusai", False),
+    ("a mosaic of a peacock, studio photo, 8k", "a mosaic of a peacock", False),
     # A pattern is not photographed or lit, though it may be painted; lines and cells are not rendered.
     ("seamless pattern of strawberries, 8k photography", "seamless pattern of strawberries", True),
     ("seamless pattern of lemons, watercolor", "seamless pattern of lemons", False),
