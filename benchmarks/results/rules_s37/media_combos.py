@@ -1,5 +1,7 @@
-import collections, json, glob, csv, sys, statistics as st
-sys.path.insert(0, 'src')  # run from the checkout's root
+"""For each family of media an idea may name and each kind of addition, the judged model prompts
+with and without it (those the rules already rank down left out)."""
+import collections, json, statistics as st
+from record import judged_prompts
 import textopia.text as T
 from textopia.text import _phrases, credit_count, clashes, KnownWords
 names = KnownWords.load('src/textopia/assets/default/known_words.txt').names
@@ -11,27 +13,16 @@ IDEA = {'by_hand': T._BY_HAND | {"painting", "dot painting", "miniature", "acryl
 ADD = {'credit': None, 'render': T._RENDERED, 'photo': T._PHOTOGRAPHED, 'digital': T._DIGITAL, 'photoreal': T._PHOTOREAL | {"realistic", "hyperrealistic", "ultra realistic"},
        'lit': T._LIT | {"volumetric lighting", "cinematic lighting"}, 'digital_look': T._DIGITAL_LOOK, 'artstation': {"artstation", "trending on artstation"}}
 res = collections.defaultdict(list); ex = collections.defaultdict(list)
-for kf in glob.glob('benchmarks/results/judged/*/key.json'):
-    if '_s37' in kf: continue
-    d = kf.rsplit('/', 1)[0]
-    key = {k['id']: k for k in json.load(open(kf))}
-    sc = collections.defaultdict(list)
-    for jf in glob.glob(d + '/judge*.csv'):
-        for r in csv.DictReader(open(jf)):
-            try: sc[int(r['id'])].append((float(r['coherence']), float(r['keep'])))
-            except Exception: pass
-    for i, k in key.items():
-        if i not in sc or k.get('source') == 'human' or 'prompt' not in k: continue
-        idea, p = k['idea'], k['prompt']
-        if clashes(p, idea, names): continue
-        ip = _phrases(idea); added = _phrases(p) - ip
-        m = (st.mean(x[0] for x in sc[i]), st.mean(x[1] for x in sc[i]))
-        for fam, words in IDEA.items():
-            if not ip & words: continue
-            for a, aw in ADD.items():
-                has = credit_count(p, names) > credit_count(idea, names) if a == 'credit' else bool(added & aw)
-                res[(fam, a, has)].append(m)
-                if has: ex[(fam, a)].append((m[1], idea, p[:100]))
+for source, idea, p, (_, coh, keep) in judged_prompts():
+    if source == 'human' or clashes(p, idea, names): continue
+    ip = _phrases(idea); added = _phrases(p) - ip
+    m = (coh, keep)
+    for fam, words in IDEA.items():
+        if not ip & words: continue
+        for a, aw in ADD.items():
+            has = credit_count(p, names) > credit_count(idea, names) if a == 'credit' else bool(added & aw)
+            res[(fam, a, has)].append(m)
+            if has: ex[(fam, a)].append((m[1], idea, p[:100]))
 for fam in IDEA:
     for a in ADD:
         y, n = res[(fam, a, True)], res[(fam, a, False)]
