@@ -81,12 +81,12 @@ def _calls(gen, **extra) -> dict[str, list[str]]:
 
 
 DEFAULT = {
-    "expand n=1": ["a castle on a hill, a detailed matte painting by donato giancola, cgsociety, concept art"],
-    "expand n=3": ["a castle on a hill, a detailed matte painting by donato giancola, cgsociety, concept art", "a castle on a hill, cinematic, volumetric lighting, beautiful, stunning, by makoto shinkai", "a castle on a hill, trending on artstation, by kawacy"],
+    "expand n=1": ["a castle on a hill, cinematic, volumetric lighting, beautiful, stunning"],
+    "expand n=3": ["a castle on a hill, cinematic, volumetric lighting, beautiful, stunning", "a castle on a hill, a detailed matte painting by donato giancola, cgsociety", "a castle on a hill, trending on artstation, by kawacy"],
     "continue n=1": ["a portrait of a beautiful woman in an elegant dress, by mark arian"],
     "continue n=3": ["a portrait of a beautiful woman in an elegant dress, by mark arian", "a portrait of the devil, by richard corben and jeff easley and dan mumford", "a portrait of a medieval peasant woman, highly detailed, cinematic lighting"],
     "nothing n=1": ["a futuristic city in a lush jungle, waterfalls, overgrown"],
-    "nothing n=3": ["a futuristic city in a lush jungle, waterfalls, overgrown", "a photograph of a medieval hobbit city. highly detailed", "A psychedelic portrait of a girl with pink eyes, artstation"],
+    "nothing n=3": ["a futuristic city in a lush jungle, waterfalls, overgrown", "a photograph of the moon in the sky, cinematic, detailed", "A psychedelic portrait of a girl with pink eyes, artstation"],
 }
 
 

@@ -44,10 +44,10 @@ prompts. Where the writer has a keep head (:mod:`textopia.models.keep_head`: the
 default, and the latent pair through its fusion LM), :func:`joint` is ``KEEP_WEIGHT`` times its
 utility, a Bradley-Terry model of blind judges' choices on the candidate's hidden states (read
 by an encoder fine-tuned with the head on the judged pairs), fluency and length, fitted on the
-17,620 judged pairs on record in session 36, which it ranks at 0.759 as the judges did, five
+19,871 judged pairs on record in session 37, which it ranks at 0.757 as the judges did, five
 groups of folders held out in turn (``textopia fit-keep --encoder-epochs``; judged A/Bs:
 benchmarks/results/judged/ab_s23_keep_head, ab_s26_refit, ab_s34_refit, ab_s35_encoder,
-ab_s35_encoder_b, ab_s36_refit). Without a head it is
+ab_s35_encoder_b, ab_s36_refit, ab_s37_refit). Without a head it is
 ``FLUENCY_WEIGHT · min(mean_logprob, FLUENCY_CAP) - LENGTH_WEIGHT · words + CRITIC_WEIGHT ·
 critic``: ``mean_logprob`` is the model's own log-probability per token, ``words`` the prompt's length,
 ``critic`` the coherence critic's logit (log-odds that a person wrote it: residual energy-based
