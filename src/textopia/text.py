@@ -576,15 +576,16 @@ _PHOTOREAL = frozenset({"photorealistic", "photorealism", "photo realistic", "hy
 #: painter's (benchmarks/results/judged/ab_s32_look).
 _DIGITAL_LOOK = frozenset({"sharp focus", "smooth", "cinematic lighting", "volumetric lighting", "ray tracing",
                            "cgsociety", "hd", "uhd", "hdr", "4k", "8k", "16k", "unreal"})
-#: Designs drawn flat beside :data:`_DESIGNED`: pixel or ASCII art, a blueprint or a technical
-#: drawing, a diagram, lettering, a label, an enamel pin.
-_DRAWN_DESIGNS = frozenset({"logos", "icons", "emojis", "stickers", "pixel art", "ascii art", "sprite", "sprite sheet",
-                            "blueprint", "blueprints", "technical drawing", "infographic", "diagram", "pictogram",
-                            "typography", "lettering", "font", "label", "enamel pin", "decal"})
+#: Drawings of lines and cells: pixel or ASCII art, a blueprint or a technical drawing, a diagram.
+_LINES_AND_CELLS = frozenset({"pixel art", "ascii art", "sprite", "sprite sheet", "blueprint", "blueprints",
+                              "technical drawing", "infographic", "diagram", "pictogram"})
+#: Designs drawn flat beside :data:`_DESIGNED`: those, lettering, a label, an enamel pin.
+_DRAWN_DESIGNS = _LINES_AND_CELLS | {"logos", "icons", "emojis", "stickers", "typography", "lettering", "font", "label",
+                                     "enamel pin", "decal"}
 #: A pattern may be painted ("a watercolor pattern of lemons"), not photographed or lit.
 _PATTERNS = frozenset({"pattern", "patterns", "seamless pattern"})
-#: Designs an idea may ask for that no painter's hand is credited on (:func:`credits_a_design`):
-#: the above, and a cross stitch (made by hand, and photographed as it is).
+#: The designs an idea may ask for (credited on by no painter: :data:`_UNCREDITED_MEDIA`), with a
+#: cross stitch, a craft of :data:`_CRAFTED` too, among them as the design A/B judged it.
 _FLAT_DESIGNS = _DESIGNED | _DRAWN_DESIGNS | _PATTERNS | {"cross stitch"}
 #: Light set up for a photograph or a render.
 _LIT = frozenset({"studio lighting", "cinematic lighting", "volumetric lighting", "professional lighting",
@@ -610,8 +611,7 @@ USER_MEDIUM_CLASHES: tuple[tuple[frozenset[str], frozenset[str]], ...] = (
         "watercolor", "watercolor painting"}),
     (_PATTERNS, _PHOTOGRAPHED | _PHOTOREAL | _LIT | {"realistic"}),
     # A drawing of lines and cells is not rendered either (a logo may be, in 3D).
-    (frozenset({"pixel art", "ascii art", "sprite", "sprite sheet", "blueprint", "blueprints", "technical drawing",
-                "infographic", "diagram", "pictogram"}), _RENDERED | {"3d"}),
+    (_LINES_AND_CELLS, _RENDERED | {"3d"}),
     # Nor is a minimal picture intricate, or an abstract one realistic.
     (_MINIMAL, _DETAILED),
     (frozenset({"abstract", "abstraction", "abstract art", "abstract painting"}),
